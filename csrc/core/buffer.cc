@@ -1,0 +1,55 @@
+#include "buffer.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "intinfer/model.h"
+
+namespace intinfer {
+
+MappedFile::MappedFile(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw ModelError("cannot open model file '" + path + "': " + std::strerror(errno));
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw ModelError("model file '" + path + "' is not a regular file");
+  }
+  size_ = static_cast<size_t>(st.st_size);
+  if (size_ > 0) {
+    void* p = ::mmap(nullptr, size_, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (p == MAP_FAILED) {
+      const int err = errno;
+      ::close(fd);
+      throw ModelError("cannot map model file '" + path + "': " + std::strerror(err));
+    }
+    data_ = static_cast<const uint8_t*>(p);
+  }
+  ::close(fd);
+}
+
+MappedFile::~MappedFile() {
+  if (data_ != nullptr) ::munmap(const_cast<uint8_t*>(data_), size_);
+}
+
+AlignedBuffer::~AlignedBuffer() { std::free(data_); }
+
+void AlignedBuffer::resize(size_t size) {
+  if (size <= size_) return;
+  std::free(data_);
+  data_ = nullptr;
+  size_ = 0;
+  const size_t rounded = (size + kAlignment - 1) / kAlignment * kAlignment;
+  data_ = static_cast<uint8_t*>(std::aligned_alloc(kAlignment, rounded));
+  if (data_ == nullptr) throw std::bad_alloc();
+  size_ = size;
+}
+
+}  // namespace intinfer

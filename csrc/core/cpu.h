@@ -1,0 +1,13 @@
+// Instruction-set paths, reference first (as ruy's Path), and the one place that picks one.
+#pragma once
+
+namespace intinfer {
+
+enum class Isa { kRef };
+
+// The best path this CPU and build support, or the one forced by INTINFER_ISA
+// (ref); an unknown or unavailable name throws std::runtime_error.
+Isa select_isa();
+const char* isa_name(Isa isa);
+
+}  // namespace intinfer

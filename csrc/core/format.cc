@@ -1,0 +1,289 @@
+#include "format.h"
+
+#include <cmath>
+#include <cstring>
+#include <set>
+#include <sstream>
+
+namespace intinfer {
+namespace {
+
+constexpr char kMagic[4] = {'I', 'I', 'N', 'F'};
+constexpr size_t kHeaderSize = 48;
+constexpr size_t kMaxRank = 8;
+constexpr size_t kMaxString = 1 << 16;
+
+template <typename... Args>
+[[noreturn]] void fail(const Args&... args) {
+  std::ostringstream os;
+  os << "invalid model file: ";
+  (os << ... << args);
+  throw ModelError(os.str());
+}
+
+// Bounds-checked little-endian cursor over the descriptor.
+class Reader {
+ public:
+  Reader(const uint8_t* p, size_t n) : p_(p), n_(n) {}
+
+  size_t remaining() const { return n_ - pos_; }
+
+  template <typename T>
+  T get(const char* what) {
+    if (remaining() < sizeof(T)) fail("truncated while reading ", what, " at descriptor byte ", pos_);
+    T v;
+    std::memcpy(&v, p_ + pos_, sizeof(T));
+    pos_ += sizeof(T);
+    return v;
+  }
+
+  std::string str(const char* what) {
+    uint32_t len = get<uint32_t>(what);
+    if (len > kMaxString || len > remaining()) fail(what, " has length ", len, " past the descriptor's end");
+    std::string s(reinterpret_cast<const char*>(p_ + pos_), len);
+    pos_ += len;
+    return s;
+  }
+
+  // A count of items that each take at least `min_item_bytes` bytes: bounded by what is left,
+  // so a hostile count cannot make us allocate gigabytes.
+  uint32_t count(const char* what, size_t min_item_bytes) {
+    uint32_t c = get<uint32_t>(what);
+    if (static_cast<uint64_t>(c) * min_item_bytes > remaining())
+      fail(what, " is ", c, ", more than the descriptor can hold");
+    return c;
+  }
+
+ private:
+  const uint8_t* p_;
+  size_t n_;
+  size_t pos_ = 0;
+};
+
+bool valid_dtype(uint8_t d) { return d >= 1 && d <= 4; }
+
+void zero_point_range(DType t, int64_t* lo, int64_t* hi) {
+  switch (t) {
+    case DType::kUInt8: *lo = 0; *hi = 255; return;
+    case DType::kInt8: *lo = -128; *hi = 127; return;
+    default: *lo = 0; *hi = 0; return;
+  }
+}
+
+TensorDesc read_tensor(Reader& r, size_t index, const uint8_t* data_section, uint64_t data_size) {
+  TensorDesc t;
+  t.name = r.str("tensor name");
+  auto where = [&] { return "tensor " + std::to_string(index) + " ('" + t.name + "')"; };
+  uint8_t dtype = r.get<uint8_t>("tensor dtype");
+  if (!valid_dtype(dtype)) fail(where(), " has unknown dtype code ", int(dtype));
+  t.dtype = static_cast<DType>(dtype);
+  uint8_t kind = r.get<uint8_t>("tensor kind");
+  if (kind > 2) fail(where(), " has unknown kind ", int(kind));
+  t.kind = static_cast<TensorKind>(kind);
+  uint8_t rank = r.get<uint8_t>("tensor rank");
+  if (rank > kMaxRank) fail(where(), " has rank ", int(rank), " (at most ", kMaxRank, ")");
+  if (r.get<uint8_t>("tensor reserved byte") != 0) fail(where(), " has a non-zero reserved byte");
+  if (t.kind == TensorKind::kActivation && rank != 0) fail(where(), ": activations carry no shape");
+  if (t.kind != TensorKind::kActivation && rank == 0) fail(where(), " has no shape");
+  for (uint8_t i = 0; i < rank; ++i) {
+    int32_t d = r.get<int32_t>("tensor dims");
+    bool dynamic_ok = t.kind == TensorKind::kInput && d == -1;
+    if (d < 1 && !dynamic_ok) fail(where(), " has dimension ", int(i), " = ", d);
+    t.shape.push_back(d);
+  }
+  uint32_t qcount = r.count("quantization parameter count", 8);
+  t.axis = r.get<int32_t>("quantization axis");
+  for (uint32_t i = 0; i < qcount; ++i) t.scales.push_back(r.get<float>("scale"));
+  for (uint32_t i = 0; i < qcount; ++i) t.zero_points.push_back(r.get<int32_t>("zero point"));
+  if (qcount > 1) {
+    if (t.kind != TensorKind::kConstant) fail(where(), ": only constants may have per-channel parameters");
+    if (t.axis < 0 || t.axis >= rank) fail(where(), " has quantization axis ", t.axis, " for rank ", int(rank));
+    if (t.shape[t.axis] != qcount)
+      fail(where(), " has ", qcount, " scales for ", t.shape[t.axis], " channels on axis ", t.axis);
+  }
+  int64_t zlo, zhi;
+  zero_point_range(t.dtype, &zlo, &zhi);
+  for (uint32_t i = 0; i < qcount; ++i) {
+    if (!(std::isfinite(t.scales[i]) && t.scales[i] > 0)) fail(where(), " has scale ", t.scales[i]);
+    if (t.zero_points[i] < zlo || t.zero_points[i] > zhi)
+      fail(where(), " has zero point ", t.zero_points[i], " outside [", zlo, ", ", zhi, "] for ", dtype_name(t.dtype));
+  }
+  if (t.dtype == DType::kFloat32 && qcount != 0) fail(where(), ": float32 tensors carry no quantization");
+  if (t.dtype == DType::kUInt8 && t.kind != TensorKind::kConstant && qcount != 1)
+    fail(where(), ": uint8 activations need one scale and zero point");
+
+  uint64_t off = r.get<uint64_t>("data offset");
+  uint64_t bytes = r.get<uint64_t>("data size");
+  if (t.kind == TensorKind::kConstant) {
+    int64_t n = t.numel();
+    if (n < 0) fail(where(), " has too many elements");
+    if (off % kDataAlignment != 0) fail(where(), " data offset ", off, " is not ", kDataAlignment, "-byte aligned");
+    if (bytes != static_cast<uint64_t>(n) * dtype_size(t.dtype))
+      fail(where(), " holds ", bytes, " bytes, its shape ", shape_str(t.shape), " needs ",
+           static_cast<uint64_t>(n) * dtype_size(t.dtype));
+    if (off > data_size || bytes > data_size - off)
+      fail(where(), " data [", off, ", ", off + bytes, ") is outside the data section (", data_size, " bytes)");
+    t.data = data_section + off;
+    t.data_bytes = bytes;
+  } else if (off != 0 || bytes != 0) {
+    fail(where(), " is not a constant but has data");
+  }
+  return t;
+}
+
+Attr read_attr(Reader& r, const std::string& where) {
+  Attr a;
+  uint8_t type = r.get<uint8_t>("attribute type");
+  switch (type) {
+    case Attr::kInt: a.ints.push_back(r.get<int64_t>("int attribute")); break;
+    case Attr::kFloat: a.floats.push_back(r.get<float>("float attribute")); break;
+    case Attr::kInts: {
+      uint32_t n = r.count("attribute length", 8);
+      for (uint32_t i = 0; i < n; ++i) a.ints.push_back(r.get<int64_t>("ints attribute"));
+      break;
+    }
+    case Attr::kFloats: {
+      uint32_t n = r.count("attribute length", 4);
+      for (uint32_t i = 0; i < n; ++i) a.floats.push_back(r.get<float>("floats attribute"));
+      break;
+    }
+    default: fail(where, " has an attribute of unknown type ", int(type));
+  }
+  a.type = static_cast<Attr::Type>(type);
+  return a;
+}
+
+std::vector<uint32_t> read_indices(Reader& r, const char* what, size_t num_tensors) {
+  uint32_t n = r.count(what, 4);
+  std::vector<uint32_t> v(n);
+  for (auto& i : v) {
+    i = r.get<uint32_t>(what);
+    if (i >= num_tensors) fail(what, " refers to tensor ", i, " of ", num_tensors);
+  }
+  return v;
+}
+
+}  // namespace
+
+int64_t TensorDesc::numel() const {
+  int64_t n = 1;
+  for (int64_t d : shape) {
+    if (d <= 0 || n > (int64_t{1} << 40) / d) return -1;
+    n *= d;
+  }
+  return n;
+}
+
+const char* op_type_name(OpType t) {
+  switch (t) {
+    case OpType::kQuantize: return "QUANTIZE";
+    case OpType::kDequantize: return "DEQUANTIZE";
+    case OpType::kConv2D: return "CONV2D";
+    case OpType::kFullyConnected: return "FULLY_CONNECTED";
+    case OpType::kAdd: return "ADD";
+    case OpType::kConcat: return "CONCAT";
+    case OpType::kAvgPool: return "AVG_POOL";
+    case OpType::kMaxPool: return "MAX_POOL";
+    case OpType::kGlobalAvgPool: return "GLOBAL_AVG_POOL";
+    case OpType::kReshape: return "RESHAPE";
+    case OpType::kLut: return "LUT";
+    case OpType::kClamp: return "CLAMP";
+  }
+  return "?";
+}
+
+ModelDesc parse_model(const uint8_t* data, size_t size) {
+  if (size < kHeaderSize) fail("file is ", size, " bytes, shorter than the ", kHeaderSize, "-byte header");
+  if (std::memcmp(data, kMagic, 4) != 0) fail("bad magic (not an .iif file)");
+  Reader h(data + 4, kHeaderSize - 4);
+  uint16_t major = h.get<uint16_t>("version"), minor = h.get<uint16_t>("version");
+  if (major != kFormatMajor || minor > kFormatMinor) {
+    std::ostringstream os;
+    os << "model file format version " << major << "." << minor << " is not supported by this reader (version "
+       << kFormatMajor << "." << kFormatMinor << ")" << (major > kFormatMajor || minor > kFormatMinor
+                                                            ? ": the file is newer, upgrade intinfer" : "");
+    throw ModelError(os.str());
+  }
+  uint32_t header_size = h.get<uint32_t>("header size"), flags = h.get<uint32_t>("flags");
+  uint64_t desc_off = h.get<uint64_t>("descriptor offset"), desc_size = h.get<uint64_t>("descriptor size");
+  uint64_t data_off = h.get<uint64_t>("data offset"), data_size = h.get<uint64_t>("data size");
+  if (header_size != kHeaderSize) fail("header size ", header_size, " (expected ", kHeaderSize, ")");
+  if (flags != 0) fail("unknown flags ", flags);
+  if (desc_off != kHeaderSize) fail("descriptor offset ", desc_off, " (expected ", kHeaderSize, ")");
+  if (desc_size > size - desc_off || data_off < desc_off + desc_size)
+    fail("descriptor [", desc_off, ", +", desc_size, ") overlaps the data or runs past the file (", size, " bytes)");
+  if (data_off % kDataAlignment != 0) fail("data offset ", data_off, " is not ", kDataAlignment, "-byte aligned");
+  if (data_off > size || data_size != size - data_off)
+    fail("data section [", data_off, ", +", data_size, ") does not end at the end of the file (", size,
+         " bytes): truncated or padded");
+
+  ModelDesc m;
+  Reader r(data + desc_off, desc_size);
+  uint32_t n_meta = r.count("metadata count", 8);
+  for (uint32_t i = 0; i < n_meta; ++i) {
+    std::string k = r.str("metadata key");
+    m.metadata.emplace_back(k, r.str("metadata value"));
+  }
+
+  uint32_t n_tensors = r.count("tensor count", 32);
+  std::set<std::string> names;
+  for (uint32_t i = 0; i < n_tensors; ++i) {
+    m.tensors.push_back(read_tensor(r, i, data + data_off, data_size));
+    if (!names.insert(m.tensors.back().name).second) fail("tensor name '", m.tensors.back().name, "' is used twice");
+  }
+
+  m.inputs = read_indices(r, "graph input", n_tensors);
+  m.outputs = read_indices(r, "graph output", n_tensors);
+
+  // Where each tensor becomes available: constants and inputs from the start, activations
+  // when their producer has run; this also checks that the op list is topologically ordered.
+  std::vector<char> defined(n_tensors, 0);
+  for (uint32_t i = 0; i < n_tensors; ++i) defined[i] = m.tensors[i].kind == TensorKind::kConstant;
+  for (uint32_t idx : m.inputs) {
+    if (m.tensors[idx].kind != TensorKind::kInput) fail("graph input ", idx, " ('", m.tensors[idx].name, "') is not an input tensor");
+    if (defined[idx]) fail("graph input '", m.tensors[idx].name, "' is listed twice");
+    defined[idx] = 1;
+  }
+  for (uint32_t i = 0; i < n_tensors; ++i)
+    if (m.tensors[i].kind == TensorKind::kInput && !defined[i]) fail("input tensor '", m.tensors[i].name, "' is not a graph input");
+
+  uint32_t n_ops = r.count("op count", 20);
+  for (uint32_t i = 0; i < n_ops; ++i) {
+    OpDesc op;
+    uint16_t type = r.get<uint16_t>("op type");
+    if (type == 0 || type > kMaxOpType) fail("op ", i, " has unknown type ", type, " (this reader knows 1..", kMaxOpType, ")");
+    op.type = static_cast<OpType>(type);
+    if (r.get<uint16_t>("op reserved") != 0) fail("op ", i, " has non-zero reserved bits");
+    op.name = r.str("op name");
+    std::string where = std::string("op ") + std::to_string(i) + " ('" + op.name + "', " + op_type_name(op.type) + ")";
+    op.inputs = read_indices(r, "op input", n_tensors);
+    op.outputs = read_indices(r, "op output", n_tensors);
+    for (uint32_t idx : op.inputs)
+      if (!defined[idx]) fail(where, " reads tensor '", m.tensors[idx].name, "' before any op writes it");
+    for (uint32_t idx : op.outputs) {
+      if (m.tensors[idx].kind != TensorKind::kActivation) fail(where, " writes '", m.tensors[idx].name, "', which is not an activation");
+      if (defined[idx]) fail(where, " writes '", m.tensors[idx].name, "', which another op already wrote");
+      defined[idx] = 1;
+    }
+    uint32_t n_attrs = r.count("attribute count", 5);
+    for (uint32_t a = 0; a < n_attrs; ++a) {
+      std::string key = r.str("attribute name");
+      Attr attr = read_attr(r, where);
+      if (!op.attrs.emplace(key, std::move(attr)).second) fail(where, " has attribute '", key, "' twice");
+    }
+    m.ops.push_back(std::move(op));
+  }
+  if (r.remaining() != 0) fail(r.remaining(), " unread bytes at the end of the descriptor");
+
+  for (uint32_t i = 0; i < n_tensors; ++i)
+    if (!defined[i]) fail("tensor '", m.tensors[i].name, "' is never written by any op");
+  std::set<uint32_t> seen;
+  for (uint32_t idx : m.outputs) {
+    if (m.tensors[idx].kind == TensorKind::kConstant) fail("graph output '", m.tensors[idx].name, "' is a constant");
+    if (!seen.insert(idx).second) fail("graph output '", m.tensors[idx].name, "' is listed twice");
+  }
+  if (m.outputs.empty()) fail("the graph has no outputs");
+  return m;
+}
+
+}  // namespace intinfer

@@ -1,0 +1,288 @@
+#include <cstring>
+#include <map>
+#include <mutex>
+
+#include "../ops/op.h"
+#include "buffer.h"
+#include "cpu.h"
+#include "format.h"
+#include "planner.h"
+#include "thread_pool.h"
+
+namespace intinfer {
+
+size_t dtype_size(DType t) {
+  switch (t) {
+    case DType::kFloat32: return 4;
+    case DType::kUInt8: return 1;
+    case DType::kInt8: return 1;
+    case DType::kInt32: return 4;
+  }
+  return 0;
+}
+
+const char* dtype_name(DType t) {
+  switch (t) {
+    case DType::kFloat32: return "float32";
+    case DType::kUInt8: return "uint8";
+    case DType::kInt8: return "int8";
+    case DType::kInt32: return "int32";
+  }
+  return "?";
+}
+
+std::string shape_str(const Shape& s) {
+  std::string out = "[";
+  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + (s[i] < 0 ? std::string("?") : std::to_string(s[i]));
+  return out + "]";
+}
+
+namespace {
+
+// Shapes and arena offsets of every tensor for one set of input shapes.
+struct Plan {
+  std::vector<Shape> shapes;
+  std::vector<size_t> offsets;  // non-constant tensors only
+  std::vector<size_t> bytes;
+  size_t arena_bytes = 0;
+  size_t naive_bytes = 0;
+};
+
+constexpr int64_t kMaxDim = (int64_t{1} << 31) - 1;
+constexpr uint64_t kMaxTensorBytes = uint64_t{1} << 40;
+
+uint64_t checked_bytes(const Shape& s, DType t, const std::string& name) {
+  uint64_t n = dtype_size(t);
+  for (int64_t d : s) {
+    if (d < 1 || d > kMaxDim || n > kMaxTensorBytes / static_cast<uint64_t>(d))
+      throw InputError("tensor '" + name + "' would have shape " + shape_str(s) + ", which is empty or too large");
+    n *= static_cast<uint64_t>(d);
+  }
+  return n;
+}
+
+TensorInfo info_of(const TensorDesc& t) { return {t.name, t.dtype, t.shape, t.scales, t.zero_points}; }
+
+}  // namespace
+
+struct Model::Impl {
+  std::unique_ptr<Bytes> storage;
+  ModelDesc desc;
+  Isa isa;
+  std::vector<std::unique_ptr<Op>> ops;
+  std::vector<TensorInfo> inputs, outputs;
+  std::unique_ptr<ThreadPool> pool;
+
+  mutable std::mutex cache_mutex;
+  mutable std::map<std::vector<Shape>, std::shared_ptr<const Plan>> plans;
+
+  std::shared_ptr<const Plan> plan(const std::vector<Shape>& input_shapes) const;
+  std::shared_ptr<const Plan> build_plan(const std::vector<Shape>& input_shapes) const;
+};
+
+std::shared_ptr<const Plan> Model::Impl::plan(const std::vector<Shape>& input_shapes) const {
+  {
+    std::lock_guard<std::mutex> lock(cache_mutex);
+    auto it = plans.find(input_shapes);
+    if (it != plans.end()) return it->second;
+  }
+  auto p = build_plan(input_shapes);
+  std::lock_guard<std::mutex> lock(cache_mutex);
+  return plans.emplace(input_shapes, std::move(p)).first->second;
+}
+
+std::shared_ptr<const Plan> Model::Impl::build_plan(const std::vector<Shape>& input_shapes) const {
+  auto plan = std::make_shared<Plan>();
+  const size_t n = desc.tensors.size();
+  plan->shapes.resize(n);
+  for (size_t i = 0; i < n; ++i)
+    if (desc.tensors[i].kind == TensorKind::kConstant) plan->shapes[i] = desc.tensors[i].shape;
+  for (size_t i = 0; i < desc.inputs.size(); ++i) plan->shapes[desc.inputs[i]] = input_shapes[i];
+
+  // Lifetimes in op steps: inputs are written before step 0, outputs read after the last.
+  const int end = static_cast<int>(desc.ops.size());
+  std::vector<int> first(n, -1), last(n, -1);
+  for (int s = 0; s < end; ++s) {
+    const OpDesc& od = desc.ops[s];
+    std::vector<Shape> in;
+    for (uint32_t t : od.inputs) {
+      in.push_back(plan->shapes[t]);
+      last[t] = s;
+    }
+    std::vector<Shape> out = ops[s]->infer(in);
+    for (size_t k = 0; k < od.outputs.size(); ++k) {
+      plan->shapes[od.outputs[k]] = out[k];
+      first[od.outputs[k]] = s;
+    }
+  }
+  for (uint32_t t : desc.outputs) last[t] = end;
+
+  std::vector<Lifetime> lifetimes;
+  std::vector<size_t> which;
+  plan->bytes.assign(n, 0);
+  for (size_t i = 0; i < n; ++i) {
+    if (desc.tensors[i].kind == TensorKind::kConstant) continue;
+    plan->bytes[i] = checked_bytes(plan->shapes[i], desc.tensors[i].dtype, desc.tensors[i].name);
+    lifetimes.push_back({plan->bytes[i], first[i], std::max(last[i], first[i])});
+    which.push_back(i);
+  }
+  ArenaPlan arena = plan_arena(lifetimes);
+  plan->offsets.assign(n, 0);
+  for (size_t k = 0; k < which.size(); ++k) plan->offsets[which[k]] = arena.offsets[k];
+  plan->arena_bytes = arena.arena_bytes;
+  plan->naive_bytes = arena.naive_bytes;
+  return plan;
+}
+
+Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Model::~Model() = default;
+
+namespace {
+
+void init_model(std::unique_ptr<Bytes> storage, const Options& options, Model::Impl* impl) {
+  impl->desc = parse_model(storage->data(), storage->size());
+  impl->storage = std::move(storage);
+  try {
+    impl->isa = select_isa();
+  } catch (const std::runtime_error& e) {
+    throw ModelError(e.what());
+  }
+  for (const OpDesc& od : impl->desc.ops) impl->ops.push_back(create_op(OpContext(impl->desc, od, impl->isa)));
+  for (uint32_t t : impl->desc.inputs) impl->inputs.push_back(info_of(impl->desc.tensors[t]));
+  for (uint32_t t : impl->desc.outputs) impl->outputs.push_back(info_of(impl->desc.tensors[t]));
+  const int threads = options.num_threads > 0 ? options.num_threads : default_num_threads();
+  impl->pool = std::make_unique<ThreadPool>(threads);
+}
+
+}  // namespace
+
+std::shared_ptr<Model> Model::load_file(const std::string& path, const Options& options) {
+  auto impl = std::make_unique<Impl>();
+  init_model(std::make_unique<MappedFile>(path), options, impl.get());
+  return std::shared_ptr<Model>(new Model(std::move(impl)));
+}
+
+std::shared_ptr<Model> Model::load_buffer(const void* data, size_t size, const Options& options) {
+  // Copied so that weights are 64-byte aligned and outlive the caller's buffer.
+  auto copy = std::make_unique<AlignedBuffer>(size);
+  if (size) std::memcpy(copy->mutable_data(), data, size);
+  auto impl = std::make_unique<Impl>();
+  init_model(std::move(copy), options, impl.get());
+  return std::shared_ptr<Model>(new Model(std::move(impl)));
+}
+
+const std::vector<TensorInfo>& Model::inputs() const { return impl_->inputs; }
+const std::vector<TensorInfo>& Model::outputs() const { return impl_->outputs; }
+int Model::num_threads() const { return impl_->pool->num_threads(); }
+const char* Model::isa() const { return isa_name(impl_->isa); }
+
+std::vector<std::pair<std::string, std::string>> Model::metadata() const { return impl_->desc.metadata; }
+
+std::vector<OpInfo> Model::ops() const {
+  std::vector<OpInfo> out;
+  for (size_t i = 0; i < impl_->ops.size(); ++i)
+    out.push_back({op_type_name(impl_->desc.ops[i].type), impl_->desc.ops[i].name, impl_->ops[i]->weight_bytes()});
+  return out;
+}
+
+namespace {
+
+void check_input_shape(const TensorInfo& info, const Shape& shape) {
+  bool ok = shape.size() == info.shape.size();
+  for (size_t d = 0; ok && d < shape.size(); ++d)
+    ok = shape[d] >= 1 && (info.shape[d] == -1 || shape[d] == info.shape[d]);
+  if (!ok)
+    throw InputError("input '" + info.name + "': expected shape " + shape_str(info.shape) + " (? = any size), got " +
+                     shape_str(shape));
+}
+
+}  // namespace
+
+namespace {
+
+std::shared_ptr<const Plan> plan_for(const Model::Impl& m, const std::vector<Shape>& input_shapes) {
+  std::vector<Shape> shapes = input_shapes;
+  if (shapes.empty())
+    for (const TensorInfo& t : m.inputs) {
+      Shape s = t.shape;
+      for (int64_t& d : s) d = d < 0 ? 1 : d;
+      shapes.push_back(s);
+    }
+  if (shapes.size() != m.inputs.size())
+    throw InputError("expected " + std::to_string(m.inputs.size()) + " input shapes, got " + std::to_string(shapes.size()));
+  for (size_t i = 0; i < shapes.size(); ++i) check_input_shape(m.inputs[i], shapes[i]);
+  return m.plan(shapes);
+}
+
+}  // namespace
+
+MemoryInfo Model::memory(const std::vector<Shape>& input_shapes) const {
+  auto plan = plan_for(*impl_, input_shapes);
+  return {plan->arena_bytes, plan->naive_bytes};
+}
+
+std::vector<Shape> Model::output_shapes(const std::vector<Shape>& input_shapes) const {
+  auto plan = plan_for(*impl_, input_shapes);
+  std::vector<Shape> out;
+  for (uint32_t t : impl_->desc.outputs) out.push_back(plan->shapes[t]);
+  return out;
+}
+
+Session::Session(std::shared_ptr<const Model> model) : model_(std::move(model)) {}
+
+std::vector<HostTensor> Session::run(const std::vector<HostTensor>& inputs) {
+  const Model::Impl& m = model_->impl();
+  if (inputs.size() != m.inputs.size())
+    throw InputError("the model takes " + std::to_string(m.inputs.size()) + " inputs, got " + std::to_string(inputs.size()));
+  std::vector<Shape> shapes;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const TensorInfo& info = m.inputs[i];
+    if (inputs[i].dtype != info.dtype)
+      throw InputError("input '" + info.name + "': expected dtype " + dtype_name(info.dtype) + ", got " +
+                       dtype_name(inputs[i].dtype));
+    check_input_shape(info, inputs[i].shape);
+    shapes.push_back(inputs[i].shape);
+  }
+  auto plan = m.plan(shapes);
+
+  if (!arena_) arena_ = std::make_shared<AlignedBuffer>();
+  arena_->resize(plan->arena_bytes);
+  uint8_t* base = arena_->mutable_data();
+  auto address = [&](uint32_t t) -> uint8_t* {
+    const TensorDesc& d = m.desc.tensors[t];
+    return d.kind == TensorKind::kConstant ? const_cast<uint8_t*>(d.data) : base + plan->offsets[t];
+  };
+  for (size_t i = 0; i < inputs.size(); ++i)
+    std::memcpy(address(m.desc.inputs[i]), inputs[i].data, plan->bytes[m.desc.inputs[i]]);
+
+  ExecContext ctx;
+  ctx.pool = m.pool.get();
+  for (size_t s = 0; s < m.ops.size(); ++s) {
+    const OpDesc& od = m.desc.ops[s];
+    ctx.inputs.clear();
+    ctx.input_shapes.clear();
+    ctx.outputs.clear();
+    ctx.output_shapes.clear();
+    for (uint32_t t : od.inputs) {
+      ctx.inputs.push_back(address(t));
+      ctx.input_shapes.push_back(&plan->shapes[t]);
+    }
+    for (uint32_t t : od.outputs) {
+      ctx.outputs.push_back(address(t));
+      ctx.output_shapes.push_back(&plan->shapes[t]);
+    }
+    m.ops[s]->run(ctx);
+  }
+
+  std::vector<HostTensor> outputs;
+  for (uint32_t t : m.desc.outputs) {
+    HostTensor out;
+    out.dtype = m.desc.tensors[t].dtype;
+    out.shape = plan->shapes[t];
+    out.bytes.assign(address(t), address(t) + plan->bytes[t]);
+    outputs.push_back(std::move(out));
+  }
+  return outputs;
+}
+
+}  // namespace intinfer

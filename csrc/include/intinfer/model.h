@@ -1,0 +1,105 @@
+// intinfer public C++ API: load a .iif model, inspect it, run it.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace intinfer {
+
+enum class DType : uint8_t { kFloat32 = 1, kUInt8 = 2, kInt8 = 3, kInt32 = 4 };
+
+size_t dtype_size(DType t);
+const char* dtype_name(DType t);
+
+using Shape = std::vector<int64_t>;
+std::string shape_str(const Shape& s);
+
+// A model file that is truncated, corrupt, hostile, inconsistent or from a newer version.
+class ModelError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// A call with inputs of the wrong count, rank, shape or dtype.
+class InputError : public std::invalid_argument {
+ public:
+  using std::invalid_argument::invalid_argument;
+};
+
+struct TensorInfo {
+  std::string name;
+  DType dtype;
+  Shape shape;  // -1 marks a dimension that may vary between calls
+  std::vector<float> scales;
+  std::vector<int32_t> zero_points;
+};
+
+struct OpInfo {
+  std::string type;
+  std::string name;
+  size_t weight_bytes;
+};
+
+struct MemoryInfo {
+  size_t arena_bytes;  // activation memory of the static plan
+  size_t naive_bytes;  // the sum of all activation tensors, as without reuse
+};
+
+struct Options {
+  int num_threads = 0;  // 0: one per physical core
+};
+
+// An input or output tensor on the caller's side. For inputs `data` is read, for outputs the
+// runtime fills `bytes`.
+struct HostTensor {
+  DType dtype;
+  Shape shape;
+  const void* data = nullptr;
+  std::vector<uint8_t> bytes;
+};
+
+class Model;
+class AlignedBuffer;
+
+// Runs a model. Not thread-safe: give each calling thread its own Session (they share the
+// Model, its weights and its plan cache).
+class Session {
+ public:
+  explicit Session(std::shared_ptr<const Model> model);
+  std::vector<HostTensor> run(const std::vector<HostTensor>& inputs);
+
+ private:
+  std::shared_ptr<const Model> model_;
+  std::shared_ptr<AlignedBuffer> arena_;
+};
+
+class Model : public std::enable_shared_from_this<Model> {
+ public:
+  static std::shared_ptr<Model> load_file(const std::string& path, const Options& options = {});
+  static std::shared_ptr<Model> load_buffer(const void* data, size_t size, const Options& options = {});
+  ~Model();
+
+  const std::vector<TensorInfo>& inputs() const;
+  const std::vector<TensorInfo>& outputs() const;
+  std::vector<OpInfo> ops() const;
+  std::vector<std::pair<std::string, std::string>> metadata() const;
+  // Memory plan for these input shapes (empty: dynamic dimensions taken as 1).
+  MemoryInfo memory(const std::vector<Shape>& input_shapes = {}) const;
+  // The shapes the outputs take for these input shapes (empty: dynamic dimensions taken as 1).
+  std::vector<Shape> output_shapes(const std::vector<Shape>& input_shapes = {}) const;
+  int num_threads() const;
+  const char* isa() const;
+
+  struct Impl;
+  const Impl& impl() const { return *impl_; }
+
+ private:
+  explicit Model(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace intinfer

@@ -1,0 +1,38 @@
+// Portable scalar kernels: the executable specification of docs/quantization.md.
+// Each processes a slice of its output (rows [begin, end)) so the caller can split work
+// between threads without changing any result.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "../params.h"
+
+namespace intinfer {
+
+// Output rows are (batch, out_y) pairs: row r = b * out_h + oy.
+void conv2d_u8s8__ref(const ConvParams& p, const uint8_t* x, const int8_t* w, const int32_t* bias, uint8_t* y,
+                      size_t row_begin, size_t row_end);
+
+// Rows of x [m, k]; w is [n, k].
+void gemm_u8s8__ref(const GemmParams& p, const uint8_t* x, const int8_t* w, const int32_t* bias, uint8_t* y,
+                    size_t row_begin, size_t row_end);
+
+// n elements; a or b advances by its step (0 broadcasts one value).
+void add_u8__ref(const AddParams& p, const uint8_t* a, size_t a_step, const uint8_t* b, size_t b_step, uint8_t* y,
+                 size_t n);
+
+void avg_pool_u8__ref(const PoolParams& p, const uint8_t* x, uint8_t* y, size_t row_begin, size_t row_end);
+void max_pool_u8__ref(const PoolParams& p, const uint8_t* x, uint8_t* y, size_t row_begin, size_t row_end);
+
+// y = clamp(requant(x - in_zero_point, m) + out.zero_point)
+void requantize_u8__ref(const uint8_t* x, size_t n, int32_t in_zero_point, QuantizedMultiplier m,
+                        const OutputStage& out, uint8_t* y);
+
+void lut_u8__ref(const uint8_t* table, const uint8_t* x, uint8_t* y, size_t n);
+void clamp_u8__ref(const uint8_t* x, uint8_t* y, size_t n, uint8_t lo, uint8_t hi);
+
+void quantize_f32_u8__ref(const float* x, uint8_t* y, size_t n, float scale, int32_t zero_point);
+void dequantize_u8_f32__ref(const uint8_t* x, float* y, size_t n, float scale, int32_t zero_point);
+
+}  // namespace intinfer

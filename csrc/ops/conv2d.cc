@@ -1,0 +1,93 @@
+#include "../kernels/ref/kernels.h"
+#include "op.h"
+#include "ops.h"
+#include "pack.h"
+
+namespace intinfer {
+namespace {
+
+class Conv2D : public Op {
+ public:
+  explicit Conv2D(const OpContext& ctx) : name_(ctx.desc().name) {
+    ctx.expect_io(3, 3, 1);
+    const TensorDesc& w = ctx.input(1);
+    if (w.shape.size() != 4) ctx.fail("weights '", w.name, "' must be OHWI (rank 4), got ", shape_str(w.shape));
+    packed_ = pack_weights(ctx, ctx.input(0), w, ctx.input(2));
+    const auto strides = ctx.attr_ints("strides", 2, {1, 1}, 1, 1 << 16);
+    const auto pads = ctx.attr_ints("pads", 4, {0, 0, 0, 0}, 0, 1 << 16);
+    const auto dilations = ctx.attr_ints("dilations", 2, {1, 1}, 1, 1 << 16);
+    const int64_t groups = ctx.attr_int("groups", 1);
+    if (groups < 1 || w.shape[0] % groups != 0)
+      ctx.fail("groups = ", groups, " does not divide the ", w.shape[0], " output channels");
+    p_ = ConvParams{};
+    p_.out_c = static_cast<int>(w.shape[0]);
+    p_.kernel_h = static_cast<int>(w.shape[1]);
+    p_.kernel_w = static_cast<int>(w.shape[2]);
+    cin_per_group_ = w.shape[3];
+    p_.stride_h = static_cast<int>(strides[0]);
+    p_.stride_w = static_cast<int>(strides[1]);
+    p_.pad_top = static_cast<int>(pads[0]);
+    p_.pad_left = static_cast<int>(pads[1]);
+    pad_bottom_ = pads[2];
+    pad_right_ = pads[3];
+    p_.dilation_h = static_cast<int>(dilations[0]);
+    p_.dilation_w = static_cast<int>(dilations[1]);
+    p_.groups = static_cast<int>(groups);
+    p_.input_zero_point = ctx.input(0).zero_points[0];
+    p_.out = ctx.output_stage();
+    p_.multipliers = packed_.multipliers.data();
+  }
+
+  std::vector<Shape> infer(const std::vector<Shape>& in) const override {
+    const Shape& x = in[0];
+    if (x.size() != 4) shape_error(name_, "input must be NHWC (rank 4), got " + shape_str(x));
+    if (x[3] != cin_per_group_ * p_.groups)
+      shape_error(name_, "input has " + std::to_string(x[3]) + " channels, the weights expect " +
+                             std::to_string(cin_per_group_ * p_.groups));
+    const int64_t oh = out_size(x[1], p_.kernel_h, p_.dilation_h, p_.stride_h, p_.pad_top + pad_bottom_);
+    const int64_t ow = out_size(x[2], p_.kernel_w, p_.dilation_w, p_.stride_w, p_.pad_left + pad_right_);
+    return {{x[0], oh, ow, p_.out_c}};
+  }
+
+  void run(const ExecContext& ctx) const override {
+    const Shape& x = *ctx.input_shapes[0];
+    const Shape& y = *ctx.output_shapes[0];
+    ConvParams p = p_;
+    p.batch = static_cast<int>(x[0]);
+    p.in_h = static_cast<int>(x[1]);
+    p.in_w = static_cast<int>(x[2]);
+    p.in_c = static_cast<int>(x[3]);
+    p.out_h = static_cast<int>(y[1]);
+    p.out_w = static_cast<int>(y[2]);
+    const uint8_t* in = ctx.in<uint8_t>(0);
+    uint8_t* out = ctx.out<uint8_t>(0);
+    ctx.pool->parallel_for(static_cast<size_t>(p.batch) * p.out_h, [&](size_t b, size_t e) {
+      conv2d_u8s8__ref(p, in, packed_.weights, packed_.bias.data(), out, b, e);
+    });
+  }
+
+  size_t weight_bytes() const override {
+    return packed_.channels * packed_.depth + packed_.bias.size() * sizeof(int32_t);
+  }
+
+ private:
+  int64_t out_size(int64_t in, int64_t k, int64_t dilation, int64_t stride, int64_t pads) const {
+    const int64_t span = dilation * (k - 1) + 1;
+    if (in + pads < span)
+      shape_error(name_, "input size " + std::to_string(in) + " (padded " + std::to_string(in + pads) +
+                             ") is smaller than the kernel's span " + std::to_string(span));
+    return (in + pads - span) / stride + 1;
+  }
+
+  std::string name_;
+  PackedWeights packed_;
+  ConvParams p_;
+  int64_t cin_per_group_;
+  int64_t pad_bottom_, pad_right_;
+};
+
+}  // namespace
+
+std::unique_ptr<Op> make_conv2d(const OpContext& ctx) { return std::make_unique<Conv2D>(ctx); }
+
+}  // namespace intinfer

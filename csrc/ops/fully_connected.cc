@@ -1,0 +1,52 @@
+#include "../kernels/ref/kernels.h"
+#include "ops.h"
+#include "pack.h"
+
+namespace intinfer {
+namespace {
+
+class FullyConnected : public Op {
+ public:
+  explicit FullyConnected(const OpContext& ctx) : name_(ctx.desc().name) {
+    ctx.expect_io(3, 3, 1);
+    const TensorDesc& w = ctx.input(1);
+    if (w.shape.size() != 2) ctx.fail("weights '", w.name, "' must be [N, K], got ", shape_str(w.shape));
+    packed_ = pack_weights(ctx, ctx.input(0), w, ctx.input(2));
+    out_ = ctx.output_stage();
+  }
+
+  std::vector<Shape> infer(const std::vector<Shape>& in) const override {
+    Shape y = in[0];
+    if (y.empty() || static_cast<size_t>(y.back()) != packed_.depth)
+      shape_error(name_, "input " + shape_str(y) + " must end in K = " + std::to_string(packed_.depth));
+    y.back() = static_cast<int64_t>(packed_.channels);
+    return {y};
+  }
+
+  void run(const ExecContext& ctx) const override {
+    GemmParams p{0, packed_.channels, packed_.depth, out_, packed_.multipliers.data()};
+    int64_t rows = 1;
+    for (size_t i = 0; i + 1 < ctx.input_shapes[0]->size(); ++i) rows *= (*ctx.input_shapes[0])[i];
+    p.m = static_cast<size_t>(rows);
+    const uint8_t* x = ctx.in<uint8_t>(0);
+    uint8_t* y = ctx.out<uint8_t>(0);
+    ctx.pool->parallel_for(p.m, [&](size_t b, size_t e) {
+      gemm_u8s8__ref(p, x, packed_.weights, packed_.bias.data(), y, b, e);
+    });
+  }
+
+  size_t weight_bytes() const override {
+    return packed_.channels * packed_.depth + packed_.bias.size() * sizeof(int32_t);
+  }
+
+ private:
+  std::string name_;
+  PackedWeights packed_;
+  OutputStage out_;
+};
+
+}  // namespace
+
+std::unique_ptr<Op> make_fully_connected(const OpContext& ctx) { return std::make_unique<FullyConnected>(ctx); }
+
+}  // namespace intinfer

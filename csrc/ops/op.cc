@@ -1,0 +1,78 @@
+#include "op.h"
+
+#include <limits>
+
+namespace intinfer {
+
+std::string OpContext::where() const {
+  return std::string("op '") + op_.name + "' (" + op_type_name(op_.type) + ")";
+}
+
+void OpContext::expect_io(size_t min_inputs, size_t max_inputs, size_t outputs) const {
+  if (op_.inputs.size() < min_inputs || op_.inputs.size() > max_inputs) {
+    if (min_inputs == max_inputs) fail("takes ", min_inputs, " inputs, has ", op_.inputs.size());
+    fail("takes ", min_inputs, " to ", max_inputs, " inputs, has ", op_.inputs.size());
+  }
+  if (op_.outputs.size() != outputs) fail("has ", op_.outputs.size(), " outputs, expected ", outputs);
+}
+
+void OpContext::expect_dtype(const TensorDesc& t, DType dtype, const char* role) const {
+  if (t.dtype != dtype) fail(role, " '", t.name, "' is ", dtype_name(t.dtype), ", expected ", dtype_name(dtype));
+}
+
+void OpContext::expect_quantized_u8(const TensorDesc& t, const char* role) const {
+  expect_dtype(t, DType::kUInt8, role);
+  if (t.scales.size() != 1) fail(role, " '", t.name, "' needs one scale and zero point, has ", t.scales.size());
+}
+
+void OpContext::expect_constant(const TensorDesc& t, const char* role) const {
+  if (t.kind != TensorKind::kConstant) fail(role, " '", t.name, "' must be a constant");
+}
+
+void OpContext::expect_same_quantization(const TensorDesc& a, const TensorDesc& b) const {
+  if (a.scales != b.scales || a.zero_points != b.zero_points)
+    fail("output '", b.name, "' must keep the quantization of input '", a.name, "'");
+}
+
+int64_t OpContext::attr_int(const std::string& key, int64_t fallback) const {
+  auto it = op_.attrs.find(key);
+  if (it == op_.attrs.end()) return fallback;
+  if (it->second.type != Attr::kInt) fail("attribute '", key, "' must be an int");
+  return it->second.ints[0];
+}
+
+std::vector<int64_t> OpContext::attr_ints(const std::string& key, size_t n, const std::vector<int64_t>& fallback,
+                                          int64_t lo, int64_t hi) const {
+  auto it = op_.attrs.find(key);
+  const std::vector<int64_t>* v = &fallback;
+  if (it != op_.attrs.end()) {
+    if (it->second.type != Attr::kInts) fail("attribute '", key, "' must be a list of ints");
+    v = &it->second.ints;
+  }
+  if (v->size() != n) fail("attribute '", key, "' needs ", n, " values, has ", v->size());
+  for (int64_t x : *v)
+    if (x < lo || x > hi) fail("attribute '", key, "' has value ", x, " outside [", lo, ", ", hi, "]");
+  return *v;
+}
+
+OutputStage OpContext::output_stage() const {
+  OutputStage s;
+  s.act_min = static_cast<int32_t>(attr_int("act_min", 0));
+  s.act_max = static_cast<int32_t>(attr_int("act_max", 255));
+  if (attr_int("act_min", 0) < 0 || attr_int("act_max", 255) > 255 || s.act_min > s.act_max)
+    fail("activation range [", attr_int("act_min", 0), ", ", attr_int("act_max", 255), "] is not within [0, 255]");
+  s.zero_point = output(0).zero_points.empty() ? 0 : output(0).zero_points[0];
+  return s;
+}
+
+QuantizedMultiplier OpContext::multiplier(double real, const char* what) const {
+  QuantizedMultiplier m;
+  if (!quantize_multiplier(real, &m)) fail(what, " multiplier ", real, " is out of range (must be below 2^30)");
+  return m;
+}
+
+void shape_error(const std::string& op_name, const std::string& message) {
+  throw InputError("op '" + op_name + "': " + message);
+}
+
+}  // namespace intinfer

@@ -1,0 +1,87 @@
+// The operator interface: each op validates its tensors and attributes once at load
+// (raising ModelError), prepacks what it can, infers output shapes for the actual input
+// shapes (raising InputError), and runs by dispatching to kernels.
+#pragma once
+
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "../core/cpu.h"
+#include "../core/format.h"
+#include "../core/thread_pool.h"
+#include "../kernels/ref/requant.h"
+#include "intinfer/model.h"
+
+namespace intinfer {
+
+struct ExecContext {
+  std::vector<const void*> inputs;
+  std::vector<const Shape*> input_shapes;
+  std::vector<void*> outputs;
+  std::vector<const Shape*> output_shapes;
+  ThreadPool* pool;
+
+  template <typename T>
+  const T* in(size_t i) const { return static_cast<const T*>(inputs[i]); }
+  template <typename T>
+  T* out(size_t i) const { return static_cast<T*>(outputs[i]); }
+};
+
+class Op {
+ public:
+  virtual ~Op() = default;
+  virtual std::vector<Shape> infer(const std::vector<Shape>& inputs) const = 0;
+  virtual void run(const ExecContext& ctx) const = 0;
+  virtual size_t weight_bytes() const { return 0; }
+};
+
+// What an op factory sees: the op's descriptor, its tensors, and checks that fail with a
+// ModelError naming the op.
+class OpContext {
+ public:
+  OpContext(const ModelDesc& model, const OpDesc& op, Isa isa) : model_(model), op_(op), isa_(isa) {}
+
+  const OpDesc& desc() const { return op_; }
+  Isa isa() const { return isa_; }
+  const TensorDesc& input(size_t i) const { return model_.tensors[op_.inputs.at(i)]; }
+  const TensorDesc& output(size_t i) const { return model_.tensors[op_.outputs.at(i)]; }
+  std::string where() const;
+
+  template <typename... Args>
+  [[noreturn]] void fail(const Args&... args) const {
+    std::ostringstream os;
+    os << "invalid model file: " << where() << ": ";
+    (os << ... << args);
+    throw ModelError(os.str());
+  }
+
+  void expect_io(size_t min_inputs, size_t max_inputs, size_t outputs) const;
+  // A uint8 tensor with one scale and zero point (an activation, input or constant).
+  void expect_quantized_u8(const TensorDesc& t, const char* role) const;
+  void expect_dtype(const TensorDesc& t, DType dtype, const char* role) const;
+  void expect_constant(const TensorDesc& t, const char* role) const;
+  void expect_same_quantization(const TensorDesc& a, const TensorDesc& b) const;
+
+  int64_t attr_int(const std::string& key, int64_t fallback) const;
+  // Exactly n ints, each in [lo, hi]; `fallback` when absent.
+  std::vector<int64_t> attr_ints(const std::string& key, size_t n, const std::vector<int64_t>& fallback, int64_t lo,
+                                 int64_t hi) const;
+  // act_min/act_max attributes as an OutputStage for the op's output.
+  OutputStage output_stage() const;
+  QuantizedMultiplier multiplier(double real, const char* what) const;
+
+ private:
+  const ModelDesc& model_;
+  const OpDesc& op_;
+  Isa isa_;
+};
+
+// Builds the op for ctx.desc().type, validating everything it reads.
+std::unique_ptr<Op> create_op(const OpContext& ctx);
+
+// Shape-error helper for infer(): an InputError that names the op.
+[[noreturn]] void shape_error(const std::string& op_name, const std::string& message);
+
+}  // namespace intinfer

@@ -1,0 +1,23 @@
+// One factory per operator file; create_op (registry.cc) dispatches on the op type.
+#pragma once
+
+#include <memory>
+
+#include "op.h"
+
+namespace intinfer {
+
+std::unique_ptr<Op> make_quantize(const OpContext& ctx);
+std::unique_ptr<Op> make_dequantize(const OpContext& ctx);
+std::unique_ptr<Op> make_conv2d(const OpContext& ctx);
+std::unique_ptr<Op> make_fully_connected(const OpContext& ctx);
+std::unique_ptr<Op> make_add(const OpContext& ctx);
+std::unique_ptr<Op> make_concat(const OpContext& ctx);
+std::unique_ptr<Op> make_avg_pool(const OpContext& ctx);
+std::unique_ptr<Op> make_max_pool(const OpContext& ctx);
+std::unique_ptr<Op> make_global_avg_pool(const OpContext& ctx);
+std::unique_ptr<Op> make_reshape(const OpContext& ctx);
+std::unique_ptr<Op> make_lut(const OpContext& ctx);
+std::unique_ptr<Op> make_clamp(const OpContext& ctx);
+
+}  // namespace intinfer

@@ -1,0 +1,119 @@
+#include "../kernels/ref/kernels.h"
+#include "ops.h"
+
+namespace intinfer {
+namespace {
+
+enum class PoolKind { kAverage, kMax, kGlobalAverage };
+
+class Pool : public Op {
+ public:
+  Pool(const OpContext& ctx, PoolKind kind) : name_(ctx.desc().name), kind_(kind) {
+    ctx.expect_io(1, 1, 1);
+    const TensorDesc &x = ctx.input(0), &y = ctx.output(0);
+    ctx.expect_quantized_u8(x, "input");
+    ctx.expect_quantized_u8(y, "output");
+    p_ = PoolParams{};
+    p_.input_zero_point = x.zero_points[0];
+    p_.out = ctx.output_stage();
+    s_in_ = x.scales[0];
+    s_out_ = y.scales[0];
+    if (kind == PoolKind::kGlobalAverage) {
+      // Checked once here: the per-call multiplier s_in / (s_out * H * W) is only smaller.
+      ctx.multiplier(s_in_ / s_out_, "average");
+      return;
+    }
+    const auto kernel = ctx.attr_ints("kernel", 2, {}, 1, 1 << 12);
+    const auto strides = ctx.attr_ints("strides", 2, kernel, 1, 1 << 16);
+    const auto pads = ctx.attr_ints("pads", 4, {0, 0, 0, 0}, 0, 1 << 12);
+    // A pad as large as the kernel would leave windows with nothing inside the input.
+    if (pads[0] >= kernel[0] || pads[2] >= kernel[0] || pads[1] >= kernel[1] || pads[3] >= kernel[1])
+      ctx.fail("padding must be smaller than the kernel");
+    p_.kernel_h = static_cast<int>(kernel[0]);
+    p_.kernel_w = static_cast<int>(kernel[1]);
+    p_.stride_h = static_cast<int>(strides[0]);
+    p_.stride_w = static_cast<int>(strides[1]);
+    p_.pad_top = static_cast<int>(pads[0]);
+    p_.pad_left = static_cast<int>(pads[1]);
+    pad_bottom_ = pads[2];
+    pad_right_ = pads[3];
+    if (kind == PoolKind::kMax) {
+      ctx.expect_same_quantization(x, y);
+    } else {
+      p_.count_include_pad = ctx.attr_int("count_include_pad", 1) != 0;
+      multipliers_ = window_multipliers(p_.kernel_h * p_.kernel_w, [&](double real) {
+        return ctx.multiplier(real, "average");
+      });
+    }
+  }
+
+  std::vector<Shape> infer(const std::vector<Shape>& in) const override {
+    const Shape& x = in[0];
+    if (x.size() != 4) shape_error(name_, "input must be NHWC (rank 4), got " + shape_str(x));
+    if (kind_ == PoolKind::kGlobalAverage) return {{x[0], 1, 1, x[3]}};
+    if (x[1] + p_.pad_top + pad_bottom_ < p_.kernel_h || x[2] + p_.pad_left + pad_right_ < p_.kernel_w)
+      shape_error(name_, "input " + shape_str(x) + " is smaller than the pooling window");
+    return {{x[0], (x[1] + p_.pad_top + pad_bottom_ - p_.kernel_h) / p_.stride_h + 1,
+             (x[2] + p_.pad_left + pad_right_ - p_.kernel_w) / p_.stride_w + 1, x[3]}};
+  }
+
+  void run(const ExecContext& ctx) const override {
+    const Shape &x = *ctx.input_shapes[0], &y = *ctx.output_shapes[0];
+    PoolParams p = p_;
+    p.batch = static_cast<int>(x[0]);
+    p.in_h = static_cast<int>(x[1]);
+    p.in_w = static_cast<int>(x[2]);
+    p.channels = static_cast<int>(x[3]);
+    p.out_h = static_cast<int>(y[1]);
+    p.out_w = static_cast<int>(y[2]);
+    std::vector<QuantizedMultiplier> global;
+    if (kind_ == PoolKind::kGlobalAverage) {
+      p.kernel_h = p.in_h;
+      p.kernel_w = p.in_w;
+      p.stride_h = p.stride_w = 1;
+      p.count_include_pad = true;
+      // The window is the whole input, whose size is known only now; the kernel reads the
+      // multiplier of a full window only.
+      const int n = p.in_h * p.in_w;
+      global.resize(n);
+      quantize_multiplier(s_in_ / (s_out_ * n), &global[n - 1]);
+      p.multipliers = global.data();
+    } else {
+      p.multipliers = multipliers_.data();
+    }
+    const uint8_t* in = ctx.in<uint8_t>(0);
+    uint8_t* out = ctx.out<uint8_t>(0);
+    ctx.pool->parallel_for(static_cast<size_t>(p.batch) * p.out_h, [&](size_t b, size_t e) {
+      if (kind_ == PoolKind::kMax)
+        max_pool_u8__ref(p, in, out, b, e);
+      else
+        avg_pool_u8__ref(p, in, out, b, e);
+    });
+  }
+
+ private:
+  // Entry n - 1 requantizes the sum of a window of n values: s_in / (s_out * n).
+  template <typename Encode>
+  std::vector<QuantizedMultiplier> window_multipliers(int max_n, Encode&& encode) const {
+    std::vector<QuantizedMultiplier> m(max_n);
+    for (int n = 1; n <= max_n; ++n) m[n - 1] = encode(s_in_ / (s_out_ * n));
+    return m;
+  }
+
+  std::string name_;
+  PoolKind kind_;
+  PoolParams p_;
+  int64_t pad_bottom_ = 0, pad_right_ = 0;
+  double s_in_, s_out_;
+  std::vector<QuantizedMultiplier> multipliers_;
+};
+
+}  // namespace
+
+std::unique_ptr<Op> make_avg_pool(const OpContext& ctx) { return std::make_unique<Pool>(ctx, PoolKind::kAverage); }
+std::unique_ptr<Op> make_max_pool(const OpContext& ctx) { return std::make_unique<Pool>(ctx, PoolKind::kMax); }
+std::unique_ptr<Op> make_global_avg_pool(const OpContext& ctx) {
+  return std::make_unique<Pool>(ctx, PoolKind::kGlobalAverage);
+}
+
+}  // namespace intinfer

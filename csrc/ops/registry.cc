@@ -1,0 +1,23 @@
+#include "ops.h"
+
+namespace intinfer {
+
+std::unique_ptr<Op> create_op(const OpContext& ctx) {
+  switch (ctx.desc().type) {
+    case OpType::kQuantize: return make_quantize(ctx);
+    case OpType::kDequantize: return make_dequantize(ctx);
+    case OpType::kConv2D: return make_conv2d(ctx);
+    case OpType::kFullyConnected: return make_fully_connected(ctx);
+    case OpType::kAdd: return make_add(ctx);
+    case OpType::kConcat: return make_concat(ctx);
+    case OpType::kAvgPool: return make_avg_pool(ctx);
+    case OpType::kMaxPool: return make_max_pool(ctx);
+    case OpType::kGlobalAvgPool: return make_global_avg_pool(ctx);
+    case OpType::kReshape: return make_reshape(ctx);
+    case OpType::kLut: return make_lut(ctx);
+    case OpType::kClamp: return make_clamp(ctx);
+  }
+  ctx.fail("has no implementation");
+}
+
+}  // namespace intinfer

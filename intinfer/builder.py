@@ -1,0 +1,329 @@
+"""Build `.iif` model files from Python: the writer behind the exporter and the tests.
+
+The binary layout is specified in docs/format.md; the reader lives in csrc/core/format.cc.
+A `GraphBuilder` holds tensors and ops in the order they are added, which must be a
+topological order (every op reads tensors defined before it).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+import numpy as np
+
+MAGIC = b"IINF"
+VERSION_MAJOR = 1
+VERSION_MINOR = 0
+HEADER_SIZE = 48
+DATA_ALIGNMENT = 64
+
+DTYPES = {"float32": 1, "uint8": 2, "int8": 3, "int32": 4}
+NUMPY_DTYPES = {"float32": np.float32, "uint8": np.uint8, "int8": np.int8, "int32": np.int32}
+
+KIND_ACTIVATION, KIND_CONSTANT, KIND_INPUT = 0, 1, 2
+
+OP_TYPES = {
+    "QUANTIZE": 1,
+    "DEQUANTIZE": 2,
+    "CONV2D": 3,
+    "FULLY_CONNECTED": 4,
+    "ADD": 5,
+    "CONCAT": 6,
+    "AVG_POOL": 7,
+    "MAX_POOL": 8,
+    "GLOBAL_AVG_POOL": 9,
+    "RESHAPE": 10,
+    "LUT": 11,
+    "CLAMP": 12,
+}
+
+ATTR_INT, ATTR_FLOAT, ATTR_INTS, ATTR_FLOATS = 1, 2, 3, 4
+
+
+@dataclass
+class Tensor:
+    """A handle on a tensor of the graph being built."""
+
+    name: str
+    dtype: str
+    kind: int
+    shape: tuple = ()
+    scales: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    zero_points: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
+    axis: int = 0
+    data: np.ndarray | None = None
+
+    @property
+    def scale(self) -> float:
+        return float(self.scales[0])
+
+    @property
+    def zero_point(self) -> int:
+        return int(self.zero_points[0])
+
+
+@dataclass
+class _Op:
+    type: str
+    name: str
+    inputs: list
+    outputs: list
+    attrs: dict
+
+
+def _pair(v, what: str) -> list:
+    if isinstance(v, (int, np.integer)):
+        return [int(v), int(v)]
+    v = [int(x) for x in v]
+    if len(v) != 2:
+        raise ValueError(f"{what} must be an int or a pair, got {v}")
+    return v
+
+
+def _pads(p) -> list:
+    """Padding as [top, left, bottom, right]; an int or a (h, w) pair pads symmetrically."""
+    if isinstance(p, (int, np.integer)):
+        return [int(p)] * 4
+    p = [int(x) for x in p]
+    if len(p) == 2:
+        return [p[0], p[1], p[0], p[1]]
+    if len(p) != 4:
+        raise ValueError(f"padding must be an int, (h, w) or (top, left, bottom, right), got {p}")
+    return p
+
+
+class GraphBuilder:
+    def __init__(self, metadata: dict | None = None):
+        self.metadata = dict(metadata or {})
+        self.tensors: list[Tensor] = []
+        self._by_name: dict[str, Tensor] = {}
+        self.inputs: list[Tensor] = []
+        self.outputs: list[Tensor] = []
+        self.ops: list[_Op] = []
+
+    # -- tensors -------------------------------------------------------------------------
+
+    def _add(self, t: Tensor) -> Tensor:
+        if t.name in self._by_name:
+            raise ValueError(f"tensor name '{t.name}' is used twice")
+        self._by_name[t.name] = t
+        self.tensors.append(t)
+        return t
+
+    def _fresh(self, base: str) -> str:
+        name, i = base, 1
+        while name in self._by_name:
+            name = f"{base}_{i}"
+            i += 1
+        return name
+
+    @staticmethod
+    def _qparams(scale, zero_point):
+        if scale is None:
+            return np.zeros(0, np.float32), np.zeros(0, np.int32)
+        scales = np.atleast_1d(np.asarray(scale, np.float32))
+        if zero_point is None:
+            zero_point = 0
+        zps = np.atleast_1d(np.asarray(zero_point, np.int64)).astype(np.int32)
+        if zps.size == 1 and scales.size > 1:
+            zps = np.full(scales.size, zps[0], np.int32)
+        return scales, zps
+
+    def input(self, name: str, shape: Sequence, dtype: str = "uint8", scale=None, zero_point=None) -> Tensor:
+        """A graph input; `None` or -1 in `shape` marks a dimension that may vary (e.g. batch)."""
+        dims = tuple(-1 if d is None else int(d) for d in shape)
+        scales, zps = self._qparams(scale, zero_point)
+        t = self._add(Tensor(name, dtype, KIND_INPUT, dims, scales, zps))
+        self.inputs.append(t)
+        return t
+
+    def constant(self, name: str, data: np.ndarray, dtype: str | None = None, scale=None, zero_point=None,
+                 axis: int = 0) -> Tensor:
+        arr = np.ascontiguousarray(data if dtype is None else np.asarray(data).astype(NUMPY_DTYPES[dtype]))
+        dtype = {np.dtype(v): k for k, v in NUMPY_DTYPES.items()}.get(arr.dtype)
+        if dtype is None:
+            raise ValueError(f"constant '{name}': unsupported dtype {arr.dtype}")
+        scales, zps = self._qparams(scale, zero_point)
+        return self._add(Tensor(self._fresh(name), dtype, KIND_CONSTANT, arr.shape, scales, zps, axis, arr))
+
+    def activation(self, name: str, dtype: str = "uint8", scale=None, zero_point=None) -> Tensor:
+        scales, zps = self._qparams(scale, zero_point)
+        return self._add(Tensor(self._fresh(name), dtype, KIND_ACTIVATION, (), scales, zps))
+
+    def output(self, *tensors: Tensor) -> None:
+        self.outputs.extend(tensors)
+
+    # -- ops -----------------------------------------------------------------------------
+
+    def op(self, type: str, inputs: Iterable[Tensor], outputs: Iterable[Tensor], name: str | None = None,
+           **attrs) -> None:
+        if type not in OP_TYPES:
+            raise ValueError(f"unknown op type '{type}'")
+        name = name or f"{type.lower()}_{len(self.ops)}"
+        self.ops.append(_Op(type, name, list(inputs), list(outputs), attrs))
+
+    def _unary(self, type: str, x: Tensor, scale, zero_point, name, dtype="uint8", **attrs) -> Tensor:
+        y = self.activation(name or f"{type.lower()}_{len(self.ops)}", dtype, scale, zero_point)
+        self.op(type, [x], [y], name, **attrs)
+        return y
+
+    def _same_q(self, type, x, name, **attrs) -> Tensor:
+        return self._unary(type, x, x.scales, x.zero_points, name, **attrs)
+
+    def quantize(self, x: Tensor, scale: float, zero_point: int, name=None) -> Tensor:
+        return self._unary("QUANTIZE", x, scale, zero_point, name)
+
+    def dequantize(self, x: Tensor, name=None) -> Tensor:
+        return self._unary("DEQUANTIZE", x, None, None, name, dtype="float32")
+
+    def conv2d(self, x: Tensor, w: Tensor, b: Tensor, scale: float, zero_point: int, stride=1, padding=0,
+               dilation=1, groups: int = 1, act_min: int = 0, act_max: int = 255, name=None) -> Tensor:
+        """NHWC input, OHWI int8 weights (per output channel scales), int32 bias."""
+        y = self.activation(name or f"conv_{len(self.ops)}", "uint8", scale, zero_point)
+        self.op("CONV2D", [x, w, b], [y], name, strides=_pair(stride, "stride"), pads=_pads(padding),
+                dilations=_pair(dilation, "dilation"), groups=int(groups), act_min=act_min, act_max=act_max)
+        return y
+
+    def fully_connected(self, x: Tensor, w: Tensor, b: Tensor, scale: float, zero_point: int, act_min: int = 0,
+                        act_max: int = 255, name=None) -> Tensor:
+        y = self.activation(name or f"fc_{len(self.ops)}", "uint8", scale, zero_point)
+        self.op("FULLY_CONNECTED", [x, w, b], [y], name, act_min=act_min, act_max=act_max)
+        return y
+
+    def add(self, a: Tensor, b: Tensor, scale: float, zero_point: int, act_min: int = 0, act_max: int = 255,
+            name=None) -> Tensor:
+        y = self.activation(name or f"add_{len(self.ops)}", "uint8", scale, zero_point)
+        self.op("ADD", [a, b], [y], name, act_min=act_min, act_max=act_max)
+        return y
+
+    def concat(self, xs: Sequence[Tensor], axis: int, scale: float, zero_point: int, name=None) -> Tensor:
+        y = self.activation(name or f"concat_{len(self.ops)}", "uint8", scale, zero_point)
+        self.op("CONCAT", list(xs), [y], name, axis=int(axis))
+        return y
+
+    def avg_pool(self, x: Tensor, kernel, scale: float, zero_point: int, stride=None, padding=0,
+                 count_include_pad: bool = True, act_min: int = 0, act_max: int = 255, name=None) -> Tensor:
+        return self._unary("AVG_POOL", x, scale, zero_point, name, kernel=_pair(kernel, "kernel"),
+                           strides=_pair(kernel if stride is None else stride, "stride"), pads=_pads(padding),
+                           count_include_pad=int(bool(count_include_pad)), act_min=act_min, act_max=act_max)
+
+    def max_pool(self, x: Tensor, kernel, stride=None, padding=0, act_min: int = 0, act_max: int = 255,
+                 name=None) -> Tensor:
+        return self._same_q("MAX_POOL", x, name, kernel=_pair(kernel, "kernel"),
+                            strides=_pair(kernel if stride is None else stride, "stride"), pads=_pads(padding),
+                            act_min=act_min, act_max=act_max)
+
+    def global_avg_pool(self, x: Tensor, scale: float, zero_point: int, act_min: int = 0, act_max: int = 255,
+                        name=None) -> Tensor:
+        return self._unary("GLOBAL_AVG_POOL", x, scale, zero_point, name, act_min=act_min, act_max=act_max)
+
+    def reshape(self, x: Tensor, shape: Sequence[int], name=None) -> Tensor:
+        """`shape` may hold one -1 (inferred) and 0s (copy the input's dimension at that index)."""
+        return self._same_q("RESHAPE", x, name, shape=[int(d) for d in shape])
+
+    def lut(self, x: Tensor, table: np.ndarray, scale: float, zero_point: int, name=None) -> Tensor:
+        t = self.constant(f"{name or 'lut'}_table", np.asarray(table, np.uint8))
+        y = self.activation(name or f"lut_{len(self.ops)}", "uint8", scale, zero_point)
+        self.op("LUT", [x, t], [y], name)
+        return y
+
+    def clamp(self, x: Tensor, act_min: int, act_max: int, name=None) -> Tensor:
+        return self._same_q("CLAMP", x, name, act_min=act_min, act_max=act_max)
+
+    # -- serialisation -------------------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        index = {id(t): i for i, t in enumerate(self.tensors)}
+
+        def idx(t: Tensor) -> int:
+            if id(t) not in index:
+                raise ValueError(f"tensor '{t.name}' does not belong to this graph")
+            return index[id(t)]
+
+        desc = bytearray()
+
+        def u8(v): desc.extend(struct.pack("<B", v))
+        def u16(v): desc.extend(struct.pack("<H", v))
+        def u32(v): desc.extend(struct.pack("<I", v))
+        def i32(v): desc.extend(struct.pack("<i", v))
+        def u64(v): desc.extend(struct.pack("<Q", v))
+
+        def string(s: str):
+            b = s.encode("utf-8")
+            u32(len(b))
+            desc.extend(b)
+
+        u32(len(self.metadata))
+        for k, v in self.metadata.items():
+            string(str(k))
+            string(str(v))
+
+        blobs, data_size = [], 0
+        u32(len(self.tensors))
+        for t in self.tensors:
+            string(t.name)
+            u8(DTYPES[t.dtype])
+            u8(t.kind)
+            u8(len(t.shape))
+            u8(0)
+            for d in t.shape:
+                i32(d)
+            u32(t.scales.size)
+            i32(t.axis)
+            desc.extend(np.asarray(t.scales, "<f4").tobytes())
+            desc.extend(np.asarray(t.zero_points, "<i4").tobytes())
+            if t.data is not None:
+                raw = t.data.astype(t.data.dtype.newbyteorder("<"), copy=False).tobytes()
+                u64(data_size)
+                u64(len(raw))
+                blobs.append((data_size, raw))
+                data_size += -(-len(raw) // DATA_ALIGNMENT) * DATA_ALIGNMENT
+            else:
+                u64(0)
+                u64(0)
+
+        for group in (self.inputs, self.outputs):
+            u32(len(group))
+            for t in group:
+                u32(idx(t))
+
+        u32(len(self.ops))
+        for op in self.ops:
+            u16(OP_TYPES[op.type])
+            u16(0)
+            string(op.name)
+            for group in (op.inputs, op.outputs):
+                u32(len(group))
+                for t in group:
+                    u32(idx(t))
+            u32(len(op.attrs))
+            for key, value in op.attrs.items():
+                string(key)
+                if isinstance(value, (bool, int, np.integer)):
+                    u8(ATTR_INT)
+                    desc.extend(struct.pack("<q", int(value)))
+                elif isinstance(value, (float, np.floating)):
+                    u8(ATTR_FLOAT)
+                    desc.extend(struct.pack("<f", float(value)))
+                else:
+                    vals = list(value)
+                    is_float = any(isinstance(v, (float, np.floating)) for v in vals)
+                    u8(ATTR_FLOATS if is_float else ATTR_INTS)
+                    u32(len(vals))
+                    desc.extend(struct.pack(f"<{len(vals)}{'f' if is_float else 'q'}", *vals))
+
+        data_offset = -(-(HEADER_SIZE + len(desc)) // DATA_ALIGNMENT) * DATA_ALIGNMENT
+        header = struct.pack("<4sHHIIQQQQ", MAGIC, VERSION_MAJOR, VERSION_MINOR, HEADER_SIZE, 0,
+                             HEADER_SIZE, len(desc), data_offset, data_size)
+        out = bytearray(data_offset + data_size)
+        out[:HEADER_SIZE] = header
+        out[HEADER_SIZE:HEADER_SIZE + len(desc)] = desc
+        for off, raw in blobs:
+            out[data_offset + off:data_offset + off + len(raw)] = raw
+        return bytes(out)
+
+    def save(self, path) -> None:
+        with open(path, "wb") as f:
+            f.write(self.to_bytes())

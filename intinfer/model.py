@@ -1,0 +1,173 @@
+"""The Python face of a loaded model: numpy in, numpy out."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from . import _core
+
+_NUMPY = {"float32": np.float32, "uint8": np.uint8, "int8": np.int8, "int32": np.int32}
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    shape: tuple | None  # None marks a dimension that may vary between calls; None for the whole
+    # shape of an output that no input size could be planned for
+    dtype: str
+    scale: float | None
+    zero_point: int | None
+
+    @classmethod
+    def _from_core(cls, d: dict) -> "TensorInfo":
+        quantized = len(d["scales"]) == 1
+        return cls(d["name"], tuple(None if s < 0 else s for s in d["shape"]), d["dtype"],
+                   float(d["scales"][0]) if quantized else None, int(d["zero_points"][0]) if quantized else None)
+
+    def _shape_str(self) -> str:
+        if self.shape is None:
+            return "[unknown]"
+        return "[" + ", ".join("?" if d is None else str(d) for d in self.shape) + "]"
+
+
+def load(model: str | os.PathLike | bytes, num_threads: int | None = None) -> "Model":
+    """Load a .iif model from a path or from the bytes of a file.
+
+    num_threads: intra-op threads; None means one per physical core. Raises ModelError when
+    the file is missing, truncated, corrupt or from a newer format version.
+    """
+    threads = 0 if num_threads is None else int(num_threads)
+    if threads < 0:
+        raise ValueError(f"num_threads must be positive, got {num_threads}")
+    if isinstance(model, (bytes, bytearray, memoryview)):
+        core = _core.Model.load_buffer(bytes(model), threads)
+    else:
+        core = _core.Model.load_file(os.fspath(model), threads)
+    return Model(core)
+
+
+class Model:
+    """A loaded model. `run` is thread-safe: each calling thread gets its own session."""
+
+    def __init__(self, core: "_core.Model"):
+        self._core = core
+        self.inputs = [TensorInfo._from_core(d) for d in core.inputs]
+        self.outputs = [TensorInfo._from_core(d) for d in core.outputs]
+        self.outputs = [dataclasses.replace(o, shape=s) for o, s in zip(self.outputs, self._output_shapes())]
+        self._local = threading.local()
+
+    @property
+    def num_threads(self) -> int:
+        return self._core.num_threads
+
+    @property
+    def isa(self) -> str:
+        return self._core.isa
+
+    @property
+    def metadata(self) -> dict:
+        return dict(self._core.metadata())
+
+    def _output_shapes(self) -> list:
+        """Output shapes with None where they follow a dynamic input dimension: the plans for
+        dynamic sizes 1 and 2 tell which dimensions move."""
+        def at(size):
+            return self._core.output_shapes([[size if d is None else d for d in i.shape] for i in self.inputs])
+        try:
+            one, two = at(1), at(2)
+        except ValueError:
+            return [None] * len(self.outputs)
+        return [tuple(a if a == b else None for a, b in zip(s1, s2)) for s1, s2 in zip(one, two)]
+
+    def _session(self) -> "_core.Session":
+        s = getattr(self._local, "session", None)
+        if s is None:
+            s = self._local.session = _core.Session(self._core)
+        return s
+
+    def _prepare(self, info: TensorInfo, x) -> np.ndarray:
+        x = np.asarray(x)
+        if info.dtype == "uint8" and info.scale is not None and x.dtype.kind == "f":
+            return _core.quantize(np.ascontiguousarray(x, np.float32), info.scale, info.zero_point)
+        if info.dtype == "float32" and x.dtype == np.float64:
+            x = x.astype(np.float32)
+        if x.dtype != _NUMPY[info.dtype]:
+            accepted = "float32 (quantized on the way in) or uint8 (raw)" if info.dtype == "uint8" else info.dtype
+            raise ValueError(f"input '{info.name}': expected dtype {accepted}, got {x.dtype} "
+                             f"(expected shape {info._shape_str()})")
+        return np.ascontiguousarray(x)
+
+    def _bind(self, x) -> list:
+        if isinstance(x, Mapping):
+            names = [i.name for i in self.inputs]
+            unknown = sorted(set(x) - set(names))
+            if unknown:
+                raise ValueError(f"unknown input(s) {unknown}; the model's inputs are {names}")
+            missing = [n for n in names if n not in x]
+            if missing:
+                info = self.inputs[names.index(missing[0])]
+                raise ValueError(f"missing input '{info.name}' (expected shape {info._shape_str()}, {info.dtype})")
+            values = [x[n] for n in names]
+        elif isinstance(x, Sequence) and not isinstance(x, np.ndarray):
+            values = list(x)
+        else:
+            values = [x]
+        if len(values) != len(self.inputs):
+            expected = ", ".join(f"'{i.name}' {i._shape_str()}" for i in self.inputs)
+            raise ValueError(f"the model takes {len(self.inputs)} input(s) ({expected}), got {len(values)}")
+        return [self._prepare(info, v) for info, v in zip(self.inputs, values)]
+
+    def run(self, x, raw: bool = False):
+        """Run the model.
+
+        x: one array (single-input models), a list in input order, or a dict name -> array.
+        Float arrays feeding uint8 inputs are quantized with the input's scale and zero point;
+        uint8 arrays are taken as already quantized. Quantized outputs are dequantized to
+        float32 unless raw=True, which returns their uint8 values (parameters in
+        `self.outputs`). Returns an array for single-output models, else a list.
+        """
+        results = self._session().run(self._bind(x))
+        if not raw:
+            results = [_core.dequantize(r, info.scale, info.zero_point) if r.dtype == np.uint8 and info.scale is not None
+                       else r for r, info in zip(results, self.outputs)]
+        return results[0] if len(results) == 1 else results
+
+    def memory(self, shapes: Mapping[str, Sequence[int]] | None = None) -> dict:
+        """Activation memory of the static plan for these input shapes (dynamic dims = 1 when
+        not given), against the naive sum of all activation tensors."""
+        shapes = dict(shapes or {})
+        full = [list(shapes.get(i.name, [1 if d is None else d for d in i.shape])) for i in self.inputs]
+        arena, naive = self._core.memory(full)
+        return {"arena_bytes": arena, "naive_bytes": naive}
+
+    def summary(self) -> str:
+        """A table of the ops with their weight bytes, and the memory plan at batch 1."""
+        ops = self._core.ops()
+        width = max([len(name) for _, name, _ in ops] + [4])
+        lines = [f"{'#':>4}  {'op':<16} {'name':<{width}} {'weight bytes':>12}"]
+        for i, (type_, name, wbytes) in enumerate(ops):
+            lines.append(f"{i:>4}  {type_:<16} {name:<{width}} {wbytes:>12,}")
+        mem = self.memory()
+        total = sum(w for _, _, w in ops)
+        io = lambda ts: ", ".join(f"{t.name} {t._shape_str()} {t.dtype}" +
+                                  (f" (scale {t.scale:.6g}, zero point {t.zero_point})" if t.scale is not None else "")
+                                  for t in ts)
+        lines += [
+            f"inputs:  {io(self.inputs)}",
+            f"outputs: {io(self.outputs)}",
+            f"ops: {len(ops)}, weights: {total:,} bytes",
+            f"activation arena: {mem['arena_bytes']:,} bytes (naive sum {mem['naive_bytes']:,} bytes) at "
+            + ", ".join(f"{i.name} {list(s)}" for i, s in zip(self.inputs, [[1 if d is None else d for d in i.shape]
+                                                                             for i in self.inputs])),
+            f"threads: {self.num_threads}, kernels: {self.isa}",
+        ]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"<intinfer.Model inputs={[i.name for i in self.inputs]} outputs={[o.name for o in self.outputs]}>"

@@ -1,0 +1,68 @@
+"""Quantization parameter helpers shared by the exporter and the tests (docs/quantization.md)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+
+def choose_qparams(lo: float, hi: float) -> tuple[float, int]:
+    """Asymmetric uint8 (scale, zero_point) covering [lo, hi]; the range always includes 0 so that
+    zero padding is exact."""
+    lo, hi = min(float(lo), 0.0), max(float(hi), 0.0)
+    if hi - lo < 1e-8:
+        hi = lo + 1e-8
+    scale = np.float32((hi - lo) / 255.0)
+    zero_point = int(np.clip(np.rint(-lo / float(scale)), 0, 255))
+    return float(scale), zero_point
+
+
+def quantize_weights(w: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric per-channel int8 in [-127, 127]; returns (int8 weights, float32 scales)."""
+    w = np.asarray(w, np.float32)
+    moved = np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1)
+    amax = np.abs(moved).max(axis=1)
+    scales = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
+    shape = [1] * w.ndim
+    shape[axis] = -1
+    q = np.clip(np.rint(w / scales.reshape(shape)), -127, 127).astype(np.int8)
+    return q, scales
+
+
+def quantize_bias(b: np.ndarray, in_scale: float, w_scales: np.ndarray) -> np.ndarray:
+    """int32 bias in units of s_in * s_w[c]."""
+    s = np.float64(in_scale) * np.asarray(w_scales, np.float64)
+    return np.clip(np.rint(np.asarray(b, np.float64) / s), -2**31, 2**31 - 1).astype(np.int32)
+
+
+def activation_range(act: str | None, scale: float, zero_point: int) -> tuple[int, int]:
+    """[act_min, act_max] of a fused activation in the quantized domain."""
+    if act in (None, "none"):
+        return 0, 255
+    if act == "relu":
+        return zero_point, 255
+    if act == "relu6":
+        return zero_point, int(min(255, zero_point + np.rint(6.0 / scale)))
+    raise ValueError(f"unknown fused activation '{act}' (expected none, relu or relu6)")
+
+
+def make_lut(fn: Callable[[np.ndarray], np.ndarray], in_scale: float, in_zero_point: int, out_scale: float,
+             out_zero_point: int) -> np.ndarray:
+    """The 256-entry table of `fn` from the input's quantized domain to the output's."""
+    real = np.float64(in_scale) * (np.arange(256, dtype=np.float64) - in_zero_point)
+    y = np.asarray(fn(real), np.float64)
+    return np.clip(np.rint(y / out_scale) + out_zero_point, 0, 255).astype(np.uint8)
+
+
+def _gelu(x):
+    from math import erf, sqrt
+    return x * 0.5 * (1.0 + np.vectorize(erf)(x / sqrt(2.0)))
+
+
+LUT_FUNCTIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "sigmoid": lambda x: 1.0 / (1.0 + np.exp(-x)),
+    "tanh": np.tanh,
+    "hardswish": lambda x: x * np.clip(x + 3.0, 0.0, 6.0) / 6.0,
+    "gelu": _gelu,
+}
