@@ -21,6 +21,27 @@ template <typename... Args>
   throw ModelError(os.str());
 }
 
+// Names end up in Python strings and error messages, so they must decode.
+bool valid_utf8(const std::string& s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    const size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+    if (n == 0 || i + n > s.size()) return false;
+    uint32_t cp = n == 1 ? c : c & (0x7F >> n);
+    for (size_t k = 1; k < n; ++k) {
+      const auto cc = static_cast<unsigned char>(s[i + k]);
+      if ((cc >> 6) != 0x2) return false;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    // Overlong forms, surrogates and values past U+10FFFF do not decode in Python either.
+    static const uint32_t kMin[5] = {0, 0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[n] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += n;
+  }
+  return true;
+}
+
 // Bounds-checked little-endian cursor over the descriptor.
 class Reader {
  public:
@@ -41,6 +62,7 @@ class Reader {
     uint32_t len = get<uint32_t>(what);
     if (len > kMaxString || len > remaining()) fail(what, " has length ", len, " past the descriptor's end");
     std::string s(reinterpret_cast<const char*>(p_ + pos_), len);
+    if (!valid_utf8(s)) fail(what, " at descriptor byte ", pos_, " is not valid UTF-8");
     pos_ += len;
     return s;
   }

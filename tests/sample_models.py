@@ -1,0 +1,45 @@
+"""Small valid models that exercise every op type: seeds for the fuzzers and subjects for the
+error-path tests."""
+
+import numpy as np
+
+from intinfer.builder import GraphBuilder
+from intinfer.quant import LUT_FUNCTIONS, make_lut, quantize_bias, quantize_weights
+
+
+def every_op_model(seed: int = 0) -> GraphBuilder:
+    """Float input [?, 6, 6, 3] -> every op type once -> float output [?, 5]."""
+    rng = np.random.default_rng(seed)
+    g = GraphBuilder({"producer": "tests/sample_models.py"})
+    x = g.input("image", (None, 6, 6, 3), "float32")
+    q = g.quantize(x, 0.02, 120)
+
+    def conv(x, cout, k, **kw):
+        cin = x_channels[id(x)] // kw.get("groups", 1)
+        wq, ws = quantize_weights(rng.normal(size=(cout, k, k, cin)))
+        w = g.constant("w", wq, scale=ws)
+        b = g.constant("b", quantize_bias(rng.normal(size=cout), x.scale, ws))
+        y = g.conv2d(x, w, b, 0.05, 110, **kw)
+        x_channels[id(y)] = cout
+        return y
+
+    x_channels = {id(q): 3}
+    c1 = conv(q, 4, 3, stride=2, padding=(0, 0, 1, 1), act_min=110, act_max=230)
+    c2 = conv(c1, 4, 3, padding=1, groups=4)
+    s = g.add(c1, c2, 0.06, 100)
+    h = g.lut(s, make_lut(LUT_FUNCTIONS["hardswish"], s.scale, s.zero_point, 0.05, 20), 0.05, 20)
+    m = g.max_pool(h, 2, stride=1, padding=(1, 1, 0, 0))
+    a = g.avg_pool(h, 2, 0.05, 20, stride=1, padding=(0, 0, 1, 1), count_include_pad=False)
+    c = g.concat([m, a], -1, 0.05, 20)
+    c = g.clamp(c, 25, 240)
+    p = g.global_avg_pool(c, 0.04, 15)
+    f = g.reshape(p, [0, -1])
+    wq, ws = quantize_weights(rng.normal(size=(5, 8)))
+    y = g.fully_connected(f, g.constant("fc_w", wq, scale=ws), g.constant("fc_b", quantize_bias(rng.normal(size=5), f.scale, ws)),
+                          0.1, 128)
+    g.output(g.dequantize(y, name="logits"))
+    return g
+
+
+def sample_input(batch: int = 2, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(-2.4, 2.6, size=(batch, 6, 6, 3)).astype(np.float32)
