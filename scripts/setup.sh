@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what intinfer's build, tests and examples need on a fresh Debian machine, then
+# builds and installs intinfer itself. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO="sudo"
+# clang + its runtime: the libFuzzer/ASan build of the model reader (tests/test_fuzz.py).
+APT_PACKAGES="clang libclang-rt-14-dev"
+missing=""
+for p in $APT_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+if [ -n "$missing" ]; then
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
+fi
+
+PIP="python3 -m pip"
+# torch is pinned: an unpinned torch pulls a multi-GB CUDA build.
+$PIP install -q "torch==2.13.0" numpy pytest pytest-benchmark scikit-build-core pybind11 cmake ninja
+$PIP install -q --no-build-isolation .
