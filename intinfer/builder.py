@@ -37,6 +37,8 @@ OP_TYPES = {
     "RESHAPE": 10,
     "LUT": 11,
     "CLAMP": 12,
+    "MUL": 13,
+    "TRANSPOSE": 14,
 }
 
 ATTR_INT, ATTR_FLOAT, ATTR_INTS, ATTR_FLOATS = 1, 2, 3, 4
@@ -192,11 +194,23 @@ class GraphBuilder:
         self.op("FULLY_CONNECTED", [x, w, b], [y], name, act_min=act_min, act_max=act_max)
         return y
 
+    def _binary(self, type: str, a: Tensor, b: Tensor, scale, zero_point, act_min, act_max, name) -> Tensor:
+        y = self.activation(name or f"{type.lower()}_{len(self.ops)}", "uint8", scale, zero_point)
+        self.op(type, [a, b], [y], name, act_min=act_min, act_max=act_max)
+        return y
+
     def add(self, a: Tensor, b: Tensor, scale: float, zero_point: int, act_min: int = 0, act_max: int = 255,
             name=None) -> Tensor:
-        y = self.activation(name or f"add_{len(self.ops)}", "uint8", scale, zero_point)
-        self.op("ADD", [a, b], [y], name, act_min=act_min, act_max=act_max)
-        return y
+        return self._binary("ADD", a, b, scale, zero_point, act_min, act_max, name)
+
+    def mul(self, a: Tensor, b: Tensor, scale: float, zero_point: int, act_min: int = 0, act_max: int = 255,
+            name=None) -> Tensor:
+        return self._binary("MUL", a, b, scale, zero_point, act_min, act_max, name)
+
+    def transpose(self, x: Tensor, perm: Sequence[int], name=None) -> Tensor:
+        """y's dimension i is x's dimension perm[i]."""
+        return self._unary("TRANSPOSE", x, x.scales if x.scales.size else None,
+                           x.zero_points if x.scales.size else None, name, dtype=x.dtype, perm=[int(p) for p in perm])
 
     def concat(self, xs: Sequence[Tensor], axis: int, scale: float, zero_point: int, name=None) -> Tensor:
         y = self.activation(name or f"concat_{len(self.ops)}", "uint8", scale, zero_point)

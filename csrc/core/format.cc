@@ -210,6 +210,8 @@ const char* op_type_name(OpType t) {
     case OpType::kReshape: return "RESHAPE";
     case OpType::kLut: return "LUT";
     case OpType::kClamp: return "CLAMP";
+    case OpType::kMul: return "MUL";
+    case OpType::kTranspose: return "TRANSPOSE";
   }
   return "?";
 }

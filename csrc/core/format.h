@@ -31,8 +31,10 @@ enum class OpType : uint16_t {
   kReshape = 10,
   kLut = 11,
   kClamp = 12,
+  kMul = 13,
+  kTranspose = 14,
 };
-constexpr uint16_t kMaxOpType = 12;
+constexpr uint16_t kMaxOpType = 14;
 const char* op_type_name(OpType t);
 
 struct TensorDesc {

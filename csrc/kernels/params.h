@@ -38,6 +38,13 @@ struct AddParams {
   OutputStage out;
 };
 
+// y = requant((a - z_a) * (b - z_b), s_a * s_b / s_out)
+struct MulParams {
+  int32_t a_zero_point, b_zero_point;
+  QuantizedMultiplier multiplier;
+  OutputStage out;
+};
+
 struct PoolParams {
   int batch, in_h, in_w, channels;
   int out_h, out_w;

@@ -55,6 +55,12 @@ std::vector<int64_t> OpContext::attr_ints(const std::string& key, size_t n, cons
   return *v;
 }
 
+std::vector<int64_t> OpContext::attr_int_list(const std::string& key) const {
+  auto it = op_.attrs.find(key);
+  if (it == op_.attrs.end() || it->second.type != Attr::kInts) fail("needs a '", key, "' list of ints");
+  return it->second.ints;
+}
+
 OutputStage OpContext::output_stage() const {
   OutputStage s;
   s.act_min = static_cast<int32_t>(attr_int("act_min", 0));

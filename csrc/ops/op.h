@@ -68,6 +68,8 @@ class OpContext {
   // Exactly n ints, each in [lo, hi]; `fallback` when absent.
   std::vector<int64_t> attr_ints(const std::string& key, size_t n, const std::vector<int64_t>& fallback, int64_t lo,
                                  int64_t hi) const;
+  // A required list of ints of any length.
+  std::vector<int64_t> attr_int_list(const std::string& key) const;
   // act_min/act_max attributes as an OutputStage for the op's output.
   OutputStage output_stage() const;
   QuantizedMultiplier multiplier(double real, const char* what) const;

@@ -19,5 +19,7 @@ std::unique_ptr<Op> make_global_avg_pool(const OpContext& ctx);
 std::unique_ptr<Op> make_reshape(const OpContext& ctx);
 std::unique_ptr<Op> make_lut(const OpContext& ctx);
 std::unique_ptr<Op> make_clamp(const OpContext& ctx);
+std::unique_ptr<Op> make_mul(const OpContext& ctx);
+std::unique_ptr<Op> make_transpose(const OpContext& ctx);
 
 }  // namespace intinfer

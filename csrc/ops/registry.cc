@@ -16,6 +16,8 @@ std::unique_ptr<Op> create_op(const OpContext& ctx) {
     case OpType::kReshape: return make_reshape(ctx);
     case OpType::kLut: return make_lut(ctx);
     case OpType::kClamp: return make_clamp(ctx);
+    case OpType::kMul: return make_mul(ctx);
+    case OpType::kTranspose: return make_transpose(ctx);
   }
   ctx.fail("has no implementation");
 }

@@ -12,9 +12,7 @@ class Reshape : public Op {
     const TensorDesc &x = ctx.input(0), &y = ctx.output(0);
     if (x.dtype != y.dtype) ctx.fail("output dtype ", dtype_name(y.dtype), " differs from input dtype ", dtype_name(x.dtype));
     ctx.expect_same_quantization(x, y);
-    auto it = ctx.desc().attrs.find("shape");
-    if (it == ctx.desc().attrs.end() || it->second.type != Attr::kInts) ctx.fail("needs a 'shape' list of ints");
-    shape_ = it->second.ints;
+    shape_ = ctx.attr_int_list("shape");
     if (shape_.size() > 8) ctx.fail("target rank ", shape_.size(), " is above 8");
     int inferred = 0;
     for (int64_t d : shape_) {

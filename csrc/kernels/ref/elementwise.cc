@@ -14,6 +14,15 @@ void add_u8__ref(const AddParams& p, const uint8_t* a, size_t a_step, const uint
   }
 }
 
+void mul_u8__ref(const MulParams& p, const uint8_t* a, size_t a_step, const uint8_t* b, size_t b_step, uint8_t* y,
+                 size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    const int32_t prod = (static_cast<int32_t>(a[i * a_step]) - p.a_zero_point) *
+                         (static_cast<int32_t>(b[i * b_step]) - p.b_zero_point);
+    y[i] = p.out.apply(prod, p.multiplier);
+  }
+}
+
 void requantize_u8__ref(const uint8_t* x, size_t n, int32_t in_zero_point, QuantizedMultiplier m,
                         const OutputStage& out, uint8_t* y) {
   for (size_t i = 0; i < n; ++i) y[i] = out.apply(static_cast<int32_t>(x[i]) - in_zero_point, m);

@@ -22,6 +22,13 @@ void gemm_u8s8__ref(const GemmParams& p, const uint8_t* x, const int8_t* w, cons
 void add_u8__ref(const AddParams& p, const uint8_t* a, size_t a_step, const uint8_t* b, size_t b_step, uint8_t* y,
                  size_t n);
 
+void mul_u8__ref(const MulParams& p, const uint8_t* a, size_t a_step, const uint8_t* b, size_t b_step, uint8_t* y,
+                 size_t n);
+
+// Permutes a row-major tensor of `rank` dims (`shape` of x) so that y's dim i is x's dim perm[i].
+void transpose__ref(const uint8_t* x, uint8_t* y, size_t elem_size, int rank, const int64_t* shape,
+                    const int64_t* perm);
+
 void avg_pool_u8__ref(const PoolParams& p, const uint8_t* x, uint8_t* y, size_t row_begin, size_t row_end);
 void max_pool_u8__ref(const PoolParams& p, const uint8_t* x, uint8_t* y, size_t row_begin, size_t row_end);
 

@@ -1,0 +1,69 @@
+// Binary elementwise ops on uint8 with numpy broadcasting: ADD and MUL.
+#include <algorithm>
+
+#include "../kernels/ref/kernels.h"
+#include "broadcast.h"
+#include "ops.h"
+
+namespace intinfer {
+namespace {
+
+template <typename Params, auto kernel>
+class Binary : public Op {
+ public:
+  Binary(const OpContext& ctx, const Params& p) : name_(ctx.desc().name), p_(p) {}
+
+  std::vector<Shape> infer(const std::vector<Shape>& in) const override {
+    return {broadcast_shapes(in[0], in[1], name_)};
+  }
+
+  void run(const ExecContext& ctx) const override {
+    const uint8_t *a = ctx.in<uint8_t>(0), *b = ctx.in<uint8_t>(1);
+    uint8_t* y = ctx.out<uint8_t>(0);
+    for_each_broadcast_row(*ctx.input_shapes[0], *ctx.input_shapes[1], *ctx.output_shapes[0],
+                           [&](size_t ao, size_t as, size_t bo, size_t bs, size_t yo, size_t n) {
+                             kernel(p_, a + ao, as, b + bo, bs, y + yo, n);
+                           });
+  }
+
+ private:
+  std::string name_;
+  Params p_;
+};
+
+void expect_binary(const OpContext& ctx) {
+  ctx.expect_io(2, 2, 1);
+  ctx.expect_quantized_u8(ctx.input(0), "input");
+  ctx.expect_quantized_u8(ctx.input(1), "input");
+  ctx.expect_quantized_u8(ctx.output(0), "output");
+}
+
+}  // namespace
+
+std::unique_ptr<Op> make_add(const OpContext& ctx) {
+  expect_binary(ctx);
+  const TensorDesc &a = ctx.input(0), &b = ctx.input(1), &y = ctx.output(0);
+  const double sa = a.scales[0], sb = b.scales[0], sy = y.scales[0];
+  const double twice_max = 2 * std::max(sa, sb);
+  AddParams p;
+  p.a_zero_point = a.zero_points[0];
+  p.b_zero_point = b.zero_points[0];
+  p.a_multiplier = ctx.multiplier(sa / twice_max, "input");
+  p.b_multiplier = ctx.multiplier(sb / twice_max, "input");
+  p.out_multiplier = ctx.multiplier(twice_max / ((1 << AddParams::kLeftShift) * sy), "output");
+  p.out = ctx.output_stage();
+  return std::make_unique<Binary<AddParams, add_u8__ref>>(ctx, p);
+}
+
+std::unique_ptr<Op> make_mul(const OpContext& ctx) {
+  expect_binary(ctx);
+  const TensorDesc &a = ctx.input(0), &b = ctx.input(1), &y = ctx.output(0);
+  MulParams p;
+  p.a_zero_point = a.zero_points[0];
+  p.b_zero_point = b.zero_points[0];
+  p.multiplier = ctx.multiplier(static_cast<double>(a.scales[0]) * b.scales[0] / y.scales[0], "output");
+  p.out = ctx.output_stage();
+  return std::make_unique<Binary<MulParams, mul_u8__ref>>(ctx, p);
+}
+
+}  // namespace intinfer
