@@ -7,5 +7,14 @@
 from ._core import ModelError
 from .model import Model, TensorInfo, load
 
-__all__ = ["Model", "ModelError", "TensorInfo", "load"]
+
+def quantize(model, example_inputs, calibration, observer: str = "minmax", **options):
+    """Post-training quantization of a torch model to a .iif graph; see intinfer.export.quantize.
+    (Imported lazily: torch is needed only to export, not to run.)"""
+    from .export import quantize as _quantize
+
+    return _quantize(model, example_inputs, calibration, observer=observer, **options)
+
+
+__all__ = ["Model", "ModelError", "TensorInfo", "load", "quantize"]
 __version__ = "0.1.0"

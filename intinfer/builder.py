@@ -248,7 +248,10 @@ class GraphBuilder:
 
     # -- serialisation -------------------------------------------------------------------
 
-    def to_bytes(self) -> bytes:
+    def to_bytes(self, outputs: Sequence[Tensor] | None = None) -> bytes:
+        """The file image; `outputs` replaces the graph outputs (e.g. to expose intermediate
+        tensors for debugging)."""
+        outputs = self.outputs if outputs is None else list(outputs)
         index = {id(t): i for i, t in enumerate(self.tensors)}
 
         def idx(t: Tensor) -> int:
@@ -298,7 +301,7 @@ class GraphBuilder:
                 u64(0)
                 u64(0)
 
-        for group in (self.inputs, self.outputs):
+        for group in (self.inputs, outputs):
             u32(len(group))
             for t in group:
                 u32(idx(t))

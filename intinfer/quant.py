@@ -36,6 +36,25 @@ def quantize_bias(b: np.ndarray, in_scale: float, w_scales: np.ndarray) -> np.nd
     return np.clip(np.rint(np.asarray(b, np.float64) / s), -2**31, 2**31 - 1).astype(np.int32)
 
 
+def quantize_layer(w: np.ndarray, b: np.ndarray, in_scale: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-channel int8 weights (output channels on axis 0) and their int32 bias.
+
+    The engine refuses a bias that could overflow the int32 accumulator
+    (|bias - z_in * sum(w)| + 255 * 127 * K must stay below 2^31, docs/runtime.md). A channel
+    with tiny weights but a large bias (common after batch-norm folding) would get there, so its
+    weight scale is raised until the bias fits, at the cost of that channel's weight precision.
+    """
+    w = np.asarray(w, np.float64)
+    k = w[0].size
+    limit = (2**31 - 1 - 2 * 255 * 127 * k) // 2  # leaves room for the zero-point term too
+    amax = np.abs(w.reshape(w.shape[0], -1)).max(axis=1)
+    needed = np.abs(np.asarray(b, np.float64)) / (float(in_scale) * limit)
+    scales = np.maximum(amax / 127.0, needed)
+    scales = np.where(scales > 0, scales, 1.0).astype(np.float32)
+    q = np.clip(np.rint(w / scales.reshape((-1,) + (1,) * (w.ndim - 1))), -127, 127).astype(np.int8)
+    return q, scales, quantize_bias(b, in_scale, scales)
+
+
 def activation_range(act: str | None, scale: float, zero_point: int) -> tuple[int, int]:
     """[act_min, act_max] of a fused activation in the quantized domain."""
     if act in (None, "none"):

@@ -1,0 +1,124 @@
+"""PyTorch -> .iif: capture with torch.export, calibrate, quantize, lower (docs/exporter.md)."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import numpy as np
+import torch
+
+from ..quant import choose_qparams
+from .graph import ExportError, FloatGraph, capture, expected_shapes_match
+from .lower import NHWC_TO_NCHW, Lowering, needs_observer
+from .observers import OBSERVERS, make_observer
+
+__all__ = ["ExportError", "QuantizedModel", "quantize", "OBSERVERS"]
+
+
+def _as_inputs(batch) -> tuple:
+    if isinstance(batch, (list, tuple)):
+        return tuple(torch.as_tensor(np.asarray(b)) if not isinstance(b, torch.Tensor) else b for b in batch)
+    return (batch if isinstance(batch, torch.Tensor) else torch.as_tensor(np.asarray(batch)),)
+
+
+def quantize(model: torch.nn.Module, example_inputs, calibration: Iterable, observer: str = "minmax",
+             report_batches: int = 4, **observer_options) -> "QuantizedModel":
+    """Post-training quantization of a float model.
+
+    example_inputs: a tensor or tuple of tensors, as for torch.export (the batch size may differ
+    at run time). calibration: an iterable of batches (tensors, or tuples of tensors), run
+    through the float model to set each activation's range with `observer` ("minmax", "ema",
+    "percentile" or "mse"; options such as percentile=99.9 pass through). The first
+    `report_batches` batches are kept for `QuantizedModel.report()`.
+    """
+    example = _as_inputs(example_inputs)
+    make_observer(observer, **observer_options)  # refuses an unknown name before the slow work
+    graph = capture(model, example)
+    observers = {n: make_observer(observer, **observer_options) for n in graph.nodes if needs_observer(n)}
+    kept = []
+    count = 0
+    for i, batch in enumerate(calibration):
+        xs = _as_inputs(batch)
+        if len(xs) != len(graph.inputs):
+            raise ValueError(f"calibration batch {i} has {len(xs)} inputs, the model takes {len(graph.inputs)}")
+        try:
+            expected_shapes_match(graph, xs)
+        except ValueError as e:
+            raise ValueError(f"calibration batch {i}: {e}") from None
+        values = graph.run(*xs)
+        for node, obs in observers.items():
+            obs.update(values[node])
+        if len(kept) < report_batches:
+            kept.append(xs)
+        count += 1
+    if count == 0:
+        raise ValueError("the calibration set is empty: give at least one batch of representative inputs")
+    qparams = {node: choose_qparams(*obs.range()) for node, obs in observers.items()}
+    lowering = Lowering(graph, qparams, {"producer": "intinfer.quantize", "observer": observer})
+    return QuantizedModel(lowering.run(), graph, lowering, kept)
+
+
+class QuantizedModel:
+    """The result of `quantize`: save it, load it, or ask where precision was lost."""
+
+    def __init__(self, builder, graph: FloatGraph, lowering: Lowering, report_inputs: list):
+        self.builder = builder
+        self.graph = graph
+        self._lowering = lowering
+        self._report_inputs = report_inputs
+
+    def to_bytes(self) -> bytes:
+        return self.builder.to_bytes()
+
+    def save(self, path) -> None:
+        self.builder.save(path)
+
+    def load(self, num_threads: int | None = None):
+        from .. import load
+        return load(self.to_bytes(), num_threads=num_threads)
+
+    def report(self) -> "Report":
+        """Per-layer output error of the int8 model against the float model on the kept
+        calibration batches: SQNR = 10 log10(sum f^2 / sum (f - q)^2) in dB, where q is the
+        engine's dequantized output of that layer with all earlier layers quantized too."""
+        from .. import load
+
+        nodes = [n for n in self.graph.nodes if n.op != "input"]
+        tensors = [self._lowering.tensor(n) for n in nodes]
+        m = load(self.builder.to_bytes(outputs=tensors), num_threads=1)
+        signal = np.zeros(len(nodes))
+        noise = np.zeros(len(nodes))
+        for xs in self._report_inputs:
+            ref = self.graph.run(*xs)
+            got = m.run([x.numpy() for x in xs])
+            got = got if isinstance(got, list) else [got]
+            for k, node in enumerate(nodes):
+                q = got[k]
+                if self._lowering.nhwc(node):
+                    q = q.transpose(NHWC_TO_NCHW)
+                f = ref[node].double().numpy()
+                signal[k] += np.sum(f * f)
+                noise[k] += np.sum((f - q) ** 2)
+        rows = []
+        for k, node in enumerate(nodes):
+            t = tensors[k]
+            sqnr = float("inf") if noise[k] == 0 else 10 * np.log10(max(signal[k], 1e-30) / noise[k])
+            rows.append({"name": node.name, "op": node.op, "shape": list(node.shape), "scale": t.scale,
+                         "zero_point": t.zero_point, "sqnr_db": sqnr, "source": node.source})
+        return Report(rows)
+
+
+class Report:
+    def __init__(self, rows: list):
+        self.rows = rows
+
+    def worst(self, n: int = 5) -> list:
+        return sorted(self.rows, key=lambda r: r["sqnr_db"])[:n]
+
+    def __str__(self) -> str:
+        w = max(len(r["name"]) for r in self.rows)
+        lines = [f"{'layer':<{w}}  {'op':<15} {'shape':<20} {'scale':>10} {'zp':>4} {'SQNR dB':>8}"]
+        for r in self.rows:
+            lines.append(f"{r['name']:<{w}}  {r['op']:<15} {str(r['shape']):<20} {r['scale']:>10.4g} "
+                         f"{r['zero_point']:>4} {r['sqnr_db']:>8.2f}")
+        return "\n".join(lines)

@@ -1,0 +1,182 @@
+"""Lower a calibrated float graph to an intinfer graph.
+
+Images are NCHW in PyTorch and NHWC in the engine: 4-D values are kept NHWC inside the graph,
+a TRANSPOSE converts at the graph's inputs and outputs and where a 4-D value must be seen in
+PyTorch's element order (flattening a map larger than 1x1, a fully connected layer on a 4-D
+value). Axis arguments (concat) are mapped accordingly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..builder import GraphBuilder, Tensor
+from ..quant import activation_range, choose_qparams, make_lut, quantize_layer
+from .graph import FloatGraph, Node
+
+NCHW_TO_NHWC = (0, 2, 3, 1)
+NHWC_TO_NCHW = (0, 3, 1, 2)
+NCHW_AXIS_IN_NHWC = (0, 3, 1, 2)  # logical NCHW axis d lives at physical axis [d]
+
+# Ops whose output keeps its input's quantization (they move or select values, or clamp them).
+SAME_QUANT = {"max_pool", "reshape", "relu"}
+
+
+def needs_observer(node: Node) -> bool:
+    return node.op not in SAME_QUANT
+
+
+class Lowering:
+    def __init__(self, graph: FloatGraph, qparams: dict, metadata: dict | None = None):
+        self.graph = graph
+        self.q = qparams  # node -> (scale, zero_point) for nodes with observers
+        self.b = GraphBuilder(metadata)
+        self.values: dict = {}  # node -> (Tensor, nhwc: bool)
+        self._plain: dict = {}  # node -> Tensor in PyTorch element order
+
+    def run(self) -> GraphBuilder:
+        for node in self.graph.nodes:
+            self.values[node] = getattr(self, "_" + node.op)(node)
+        for out in self.graph.outputs:
+            self.b.output(self.plain(out))
+        return self.b
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def tensor(self, node: Node) -> Tensor:
+        return self.values[node][0]
+
+    def nhwc(self, node: Node) -> bool:
+        return self.values[node][1]
+
+    def plain(self, node: Node) -> Tensor:
+        """The value in PyTorch's element order (transposed back from NHWC if needed)."""
+        t, nhwc = self.values[node]
+        if not nhwc:
+            return t
+        if node not in self._plain:
+            self._plain[node] = self.b.transpose(t, NHWC_TO_NCHW, name=f"{node.name}_nchw")
+        return self._plain[node]
+
+    def _act(self, node: Node) -> dict:
+        scale, zp = self.q[node]
+        lo, hi = activation_range(node.act, scale, zp)
+        return {"act_min": lo, "act_max": hi}
+
+    def _image(self, node: Node) -> Tensor:
+        if not self.nhwc(node):
+            raise ValueError(f"'{node.name}' expects an NCHW image input")
+        return self.tensor(node)
+
+    def _const_operand(self, value: torch.Tensor, like: Node, name: str) -> Tensor:
+        """A float constant operand of add/mul, quantized per tensor in the layout of `like`."""
+        c = value.detach().double().numpy()
+        if self.nhwc(like):
+            c = c.reshape((1,) * (4 - c.ndim) + c.shape).transpose(NCHW_TO_NHWC)
+        scale, zp = choose_qparams(c.min(), c.max())
+        q = np.clip(np.rint(c / scale) + zp, 0, 255).astype(np.uint8)
+        return self.b.constant(name, q, scale=scale, zero_point=zp)
+
+    # -- one method per float op ---------------------------------------------------------
+
+    def _input(self, node: Node):
+        shape = [None] + list(node.shape[1:])
+        x = self.b.input(node.name, shape, "float32")
+        scale, zp = self.q[node]
+        q = self.b.quantize(x, scale, zp, name=f"{node.name}_q")
+        if len(node.shape) == 4:
+            return self.b.transpose(q, NCHW_TO_NHWC, name=f"{node.name}_nhwc"), True
+        return q, False
+
+    def _conv(self, node: Node):
+        x = self._image(node.inputs[0])
+        w = node.attrs["weight"].detach().double().numpy().transpose(0, 2, 3, 1)  # OIHW -> OHWI
+        wq, ws, bias = quantize_layer(w, node.attrs["bias"].detach().double().numpy(), x.scale)
+        scale, zp = self.q[node]
+        y = self.b.conv2d(x, self.b.constant(f"{node.name}_w", wq, scale=ws),
+                          self.b.constant(f"{node.name}_b", bias), scale, zp, stride=node.attrs["stride"],
+                          padding=node.attrs["pads"], dilation=node.attrs["dilation"], groups=node.attrs["groups"],
+                          name=node.name, **self._act(node))
+        return y, True
+
+    def _linear(self, node: Node):
+        x = self.plain(node.inputs[0])
+        wq, ws, bias = quantize_layer(node.attrs["weight"].detach().double().numpy(),
+                                      node.attrs["bias"].detach().double().numpy(), x.scale)
+        scale, zp = self.q[node]
+        y = self.b.fully_connected(x, self.b.constant(f"{node.name}_w", wq, scale=ws),
+                                   self.b.constant(f"{node.name}_b", bias), scale, zp, name=node.name,
+                                   **self._act(node))
+        return y, False
+
+    def _binary(self, node: Node, method):
+        a_node, b_in = node.inputs
+        a = self.tensor(a_node)
+        layout = self.nhwc(a_node)
+        if isinstance(b_in, Node):
+            if self.nhwc(b_in) != layout:
+                a, b, layout = self.plain(a_node), self.plain(b_in), False
+            else:
+                b = self.tensor(b_in)
+        else:
+            b = self._const_operand(b_in, a_node, f"{node.name}_c")
+        scale, zp = self.q[node]
+        return method(a, b, scale, zp, name=node.name, **self._act(node)), layout
+
+    def _add(self, node: Node):
+        return self._binary(node, self.b.add)
+
+    def _mul(self, node: Node):
+        return self._binary(node, self.b.mul)
+
+    def _cat(self, node: Node):
+        layouts = {self.nhwc(i) for i in node.inputs}
+        nhwc = layouts == {True}
+        xs = [self.tensor(i) if nhwc else self.plain(i) for i in node.inputs]
+        axis = NCHW_AXIS_IN_NHWC[node.attrs["dim"]] if nhwc else node.attrs["dim"]
+        scale, zp = self.q[node]
+        return self.b.concat(xs, axis, scale, zp, name=node.name), nhwc
+
+    def _avg_pool(self, node: Node):
+        a = node.attrs
+        p = a["padding"]
+        scale, zp = self.q[node]
+        return self.b.avg_pool(self._image(node.inputs[0]), a["kernel"], scale, zp, stride=a["stride"],
+                               padding=(p[0], p[1]), count_include_pad=a["count_include_pad"], name=node.name), True
+
+    def _max_pool(self, node: Node):
+        a = node.attrs
+        p = a["padding"]
+        return self.b.max_pool(self._image(node.inputs[0]), a["kernel"], stride=a["stride"], padding=(p[0], p[1]),
+                               name=node.name), True
+
+    def _global_avg_pool(self, node: Node):
+        scale, zp = self.q[node]
+        return self.b.global_avg_pool(self._image(node.inputs[0]), scale, zp, name=node.name), True
+
+    def _reshape(self, node: Node):
+        src = node.inputs[0]
+        target = [0] + list(node.attrs["shape"][1:])  # the batch dimension may vary
+        if self.nhwc(src) and tuple(src.shape[2:]) == (1, 1) and len(target) == 2:
+            # [N, C, 1, 1] flattens to the same bytes in NCHW and NHWC.
+            return self.b.reshape(self.tensor(src), target, name=node.name), False
+        y = self.b.reshape(self.plain(src), target, name=node.name if len(target) != 4 else f"{node.name}_nchw")
+        if len(target) == 4:
+            return self.b.transpose(y, NCHW_TO_NHWC, name=node.name), True
+        return y, False
+
+    def _lut(self, node: Node):
+        x_node = node.inputs[0]
+        x = self.tensor(x_node)
+        fn = node.attrs["fn"]
+        scale, zp = self.q[node]
+        table = make_lut(lambda r: fn(torch.from_numpy(r)).numpy(), x.scale, x.zero_point, scale, zp)
+        return self.b.lut(x, table, scale, zp, name=node.name), self.nhwc(x_node)
+
+    def _relu(self, node: Node):
+        x_node = node.inputs[0]
+        x = self.tensor(x_node)
+        lo, hi = activation_range(node.act, x.scale, x.zero_point)
+        return self.b.clamp(x, lo, hi, name=node.name), self.nhwc(x_node)
+
