@@ -1,0 +1,404 @@
+"""An independent numpy model of docs/quantization.md, the oracle the engine is compared with.
+
+Integer arithmetic is done in int64 (wide enough for every intermediate the spec defines), so
+that nothing here depends on wrap-around or on float rounding where the spec says integers.
+Scales are taken as float32 (what the model file stores) and multipliers are formed from them
+in double precision, in the order the spec writes them.
+
+This module must not import intinfer: it has to stay usable, and independent, while the
+engine is missing or broken.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+
+INT32_MIN = -(2**31)
+INT32_MAX = 2**31 - 1
+
+_NUMPY_DTYPES = {"float32": np.float32, "uint8": np.uint8, "int8": np.int8, "int32": np.int32}
+
+
+def _f64(scale) -> float:
+    """A scale as the engine sees it: rounded to float32, then widened to double."""
+    return float(np.float32(scale))
+
+
+def _pair(v) -> tuple[int, int]:
+    if isinstance(v, (int, np.integer)):
+        return int(v), int(v)
+    a, b = v
+    return int(a), int(b)
+
+
+def _pads(p) -> tuple[int, int, int, int]:
+    """[top, left, bottom, right]; an int or (h, w) pads symmetrically, as GraphBuilder does."""
+    if isinstance(p, (int, np.integer)):
+        return (int(p),) * 4
+    p = [int(v) for v in p]
+    if len(p) == 2:
+        return p[0], p[1], p[0], p[1]
+    top, left, bottom, right = p
+    return top, left, bottom, right
+
+
+# -- fixed-point requantization -----------------------------------------------------------
+
+
+def quantize_multiplier(real: float) -> tuple[int, int]:
+    """(m, e) with real ~= m * 2^(e - 31); raises ValueError where the spec refuses the model."""
+    real = float(real)
+    if not (math.isfinite(real) and real > 0):
+        raise ValueError(f"multiplier {real} is not a positive finite number")
+    mant, e = math.frexp(real)
+    # Exact rational arithmetic, so that the half-away-from-zero rounding is not itself rounded.
+    m = math.floor(Fraction(mant) * 2**31 + Fraction(1, 2))
+    if m == 2**31:
+        m, e = 2**30, e + 1
+    if e < -31:
+        return 0, 0
+    if e > 30:
+        raise ValueError(f"multiplier {real} is too large (exponent {e} > 30)")
+    return m, e
+
+
+def quantize_multipliers(reals) -> tuple[np.ndarray, np.ndarray]:
+    """quantize_multiplier over an array of real multipliers: (m, e) int64 arrays of its shape."""
+    reals = np.asarray(reals, np.float64)
+    pairs = [quantize_multiplier(r) for r in reals.ravel()]
+    m = np.array([p[0] for p in pairs], np.int64).reshape(reals.shape)
+    e = np.array([p[1] for p in pairs], np.int64).reshape(reals.shape)
+    return m, e
+
+
+def _check_int32(x: np.ndarray, what: str) -> None:
+    if x.size and (x.min() < INT32_MIN or x.max() > INT32_MAX):
+        raise OverflowError(f"{what} leaves the int32 range the spec is defined on")
+
+
+def srdhm(a, b) -> np.ndarray:
+    """Saturating rounding doubling high multiply of int32 values, elementwise."""
+    a = np.asarray(a, np.int64)
+    b = np.asarray(b, np.int64)
+    ab = a * b  # |a * b| <= 2^62
+    v = ab + np.where(ab >= 0, 2**30, 1 - 2**30)
+    # numpy's // floors; the spec truncates toward zero.
+    q = np.where(v >= 0, v // 2**31, -((-v) // 2**31))
+    return np.where((a == INT32_MIN) & (b == INT32_MIN), INT32_MAX, q)
+
+
+def rdbpot(x, s) -> np.ndarray:
+    """Rounding divide by 2^s (ties away from zero), elementwise; >> on int64 is arithmetic."""
+    x = np.asarray(x, np.int64)
+    s = np.asarray(s, np.int64)
+    mask = (np.int64(1) << s) - 1
+    remainder = x & mask
+    threshold = (mask >> 1) + (x < 0)
+    return (x >> s) + (remainder > threshold)
+
+
+def requant(x, m, e) -> np.ndarray:
+    """gemmlowp's MultiplyByQuantizedMultiplier on int32 values; m and e broadcast against x
+    (per-channel arrays line up with the last axis)."""
+    x = np.asarray(x, np.int64)
+    _check_int32(x, "requant input")
+    m = np.asarray(m, np.int64)
+    e = np.asarray(e, np.int64)
+    left = np.maximum(e, 0)
+    right = np.maximum(-e, 0)
+    shifted = np.clip(x * (np.int64(1) << left), INT32_MIN, INT32_MAX)
+    return rdbpot(srdhm(shifted, m), right)
+
+
+def output_stage(acc, real_multiplier, zero_point: int, act_min: int = 0, act_max: int = 255) -> np.ndarray:
+    """clamp(requant(acc, M) + z_out, act_min, act_max) as uint8; M may be per channel."""
+    m, e = quantize_multipliers(real_multiplier)
+    return _clamp_u8(requant(acc, m, e) + int(zero_point), act_min, act_max)
+
+
+def _clamp_u8(x, lo: int, hi: int) -> np.ndarray:
+    return np.clip(np.asarray(x, np.int64), int(lo), int(hi)).astype(np.uint8)
+
+
+# -- ops --------------------------------------------------------------------------------
+
+
+def quantize(x, scale, zero_point: int) -> np.ndarray:
+    """QUANTIZE of float32 values: the division in float32, rint ties to even, NaN -> z."""
+    x = np.asarray(x, np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        r = np.rint(x / np.float32(scale))
+    # Clip in float first: the quotient may be huge or infinite.
+    q = np.clip(r.astype(np.float64) + int(zero_point), 0, 255)
+    return np.where(np.isnan(x), int(zero_point), q).astype(np.uint8)
+
+
+def dequantize(q, scale, zero_point: int) -> np.ndarray:
+    """DEQUANTIZE: float32(q - z) * s, the product in float32."""
+    d = (np.asarray(q, np.int64) - int(zero_point)).astype(np.float32)
+    return d * np.float32(scale)
+
+
+def _out_size(size: int, pad_before: int, pad_after: int, window: int, stride: int) -> int:
+    out = (size + pad_before + pad_after - window) // stride + 1
+    if out < 1:
+        raise ValueError(f"a window of {window} does not fit an input of {size} padded by {pad_before}+{pad_after}")
+    return out
+
+
+def _windows(padded: np.ndarray, kernel, strides, dilations, out_hw):
+    """Yields, for each kernel tap (ky, kx), the [N, OH, OW, C] slice of `padded` it reads."""
+    kh, kw = kernel
+    sh, sw = strides
+    dh, dw = dilations
+    oh, ow = out_hw
+    for ky in range(kh):
+        for kx in range(kw):
+            y0, x0 = ky * dh, kx * dw
+            yield ky, kx, padded[:, y0:y0 + (oh - 1) * sh + 1:sh, x0:x0 + (ow - 1) * sw + 1:sw, :]
+
+
+def conv2d_accumulate(x, zero_point: int, w, bias, strides=1, pads=0, dilations=1, groups: int = 1) -> np.ndarray:
+    """CONV2D's int32 accumulator `bias[c] + sum (x - z_in) * w` as int64 [N, OH, OW, Cout].
+
+    x: uint8 NHWC; w: int8 OHWI [Cout, KH, KW, Cin / groups]; bias: int32 [Cout].
+    """
+    x = np.asarray(x)
+    w = np.asarray(w, np.int64)
+    n, h, wd, cin = x.shape
+    cout, kh, kw, cin_g = w.shape
+    if cin != cin_g * groups or cout % groups:
+        raise ValueError(f"Cin {cin} / Cout {cout} do not split into {groups} groups of {cin_g} inputs")
+    sh, sw = _pair(strides)
+    dh, dw = _pair(dilations)
+    top, left, bottom, right = _pads(pads)
+    oh = _out_size(h, top, bottom, dh * (kh - 1) + 1, sh)
+    ow = _out_size(wd, left, right, dw * (kw - 1) + 1, sw)
+    # Padding with 0 after subtracting z_in is padding with z_in (real zero), as the spec says.
+    centred = np.pad(x.astype(np.int64) - int(zero_point), ((0, 0), (top, bottom), (left, right), (0, 0)))
+    cout_g = cout // groups
+    acc = np.zeros((n, oh, ow, cout), np.int64) + np.asarray(bias, np.int64)
+    for ky, kx, patch in _windows(centred, (kh, kw), (sh, sw), (dh, dw), (oh, ow)):
+        for g in range(groups):
+            xs = patch[..., g * cin_g:(g + 1) * cin_g]
+            ws = w[g * cout_g:(g + 1) * cout_g, ky, kx, :]
+            acc[..., g * cout_g:(g + 1) * cout_g] += xs @ ws.T
+    _check_int32(acc, "CONV2D accumulator")
+    return acc
+
+
+def conv2d(x, in_scale, in_zero_point: int, w, w_scales, bias, out_scale, out_zero_point: int, strides=1, pads=0,
+           dilations=1, groups: int = 1, act_min: int = 0, act_max: int = 255) -> np.ndarray:
+    acc = conv2d_accumulate(x, in_zero_point, w, bias, strides, pads, dilations, groups)
+    reals = [_f64(in_scale) * _f64(s) / _f64(out_scale) for s in np.asarray(w_scales).ravel()]
+    return output_stage(acc, reals, out_zero_point, act_min, act_max)
+
+
+def fully_connected_accumulate(x, zero_point: int, w, bias) -> np.ndarray:
+    """FULLY_CONNECTED's accumulator as int64 [..., N] for x [..., K], w int8 [N, K]."""
+    x = np.asarray(x)
+    w = np.asarray(w, np.int64)
+    if x.shape[-1] != w.shape[1]:
+        raise ValueError(f"input has K = {x.shape[-1]}, weights {w.shape}")
+    acc = (x.astype(np.int64) - int(zero_point)) @ w.T + np.asarray(bias, np.int64)
+    _check_int32(acc, "FULLY_CONNECTED accumulator")
+    return acc
+
+
+def fully_connected(x, in_scale, in_zero_point: int, w, w_scales, bias, out_scale, out_zero_point: int,
+                    act_min: int = 0, act_max: int = 255) -> np.ndarray:
+    acc = fully_connected_accumulate(x, in_zero_point, w, bias)
+    reals = [_f64(in_scale) * _f64(s) / _f64(out_scale) for s in np.asarray(w_scales).ravel()]
+    return output_stage(acc, reals, out_zero_point, act_min, act_max)
+
+
+ADD_LEFT_SHIFT = 20
+
+
+def add(a, a_scale, a_zero_point: int, b, b_scale, b_zero_point: int, out_scale, out_zero_point: int,
+        act_min: int = 0, act_max: int = 255) -> np.ndarray:
+    """ADD with TFLite's 20 bits of headroom; a and b broadcast as in numpy."""
+    t = 2.0 * max(_f64(a_scale), _f64(b_scale))
+    a_m, a_e = quantize_multiplier(_f64(a_scale) / t)
+    b_m, b_e = quantize_multiplier(_f64(b_scale) / t)
+    a1 = requant((np.asarray(a, np.int64) - int(a_zero_point)) * 2**ADD_LEFT_SHIFT, a_m, a_e)
+    b1 = requant((np.asarray(b, np.int64) - int(b_zero_point)) * 2**ADD_LEFT_SHIFT, b_m, b_e)
+    return output_stage(a1 + b1, t / (2**ADD_LEFT_SHIFT * _f64(out_scale)), out_zero_point, act_min, act_max)
+
+
+def concat(xs, scales, zero_points, axis: int, out_scale, out_zero_point: int) -> np.ndarray:
+    """CONCAT: every input requantized to the output's parameters (the spec applies the formula
+    even when the parameters are equal, where it is the identity)."""
+    parts = [output_stage(np.asarray(x, np.int64) - int(z), _f64(s) / _f64(out_scale), out_zero_point)
+             for x, s, z in zip(xs, scales, zero_points)]
+    return np.concatenate(parts, axis=axis)
+
+
+def avg_pool(x, in_scale, in_zero_point: int, kernel, out_scale, out_zero_point: int, strides=None, pads=0,
+             count_include_pad: bool = True, act_min: int = 0, act_max: int = 255) -> np.ndarray:
+    """AVG_POOL over NHWC uint8; `strides` defaults to the kernel, as in GraphBuilder."""
+    x = np.asarray(x)
+    kh, kw = _pair(kernel)
+    sh, sw = _pair(kernel if strides is None else strides)
+    top, left, bottom, right = _pads(pads)
+    _, h, w, _ = x.shape
+    oh = _out_size(h, top, bottom, kh, sh)
+    ow = _out_size(w, left, right, kw, sw)
+    spatial = ((0, 0), (top, bottom), (left, right), (0, 0))
+    centred = np.pad(x.astype(np.int64) - int(in_zero_point), spatial)
+    inside = np.pad(np.ones((1, h, w, 1), np.int64), spatial)
+    acc = sum(p for _, _, p in _windows(centred, (kh, kw), (sh, sw), (1, 1), (oh, ow)))
+    count = sum(p for _, _, p in _windows(inside, (kh, kw), (sh, sw), (1, 1), (oh, ow)))
+    if count_include_pad:
+        n = np.full(count.shape, kh * kw, np.int64)
+    else:
+        if count.min() == 0:
+            raise ValueError("a pooling window lies wholly in the padding: n = 0 is outside the spec")
+        n = count
+    # One multiplier per window size, each s_in / (s_out * n) as the spec writes it.
+    m_by_n, e_by_n = quantize_multipliers([_f64(in_scale) / (_f64(out_scale) * k) for k in range(1, kh * kw + 1)])
+    out = requant(acc, m_by_n[n - 1], e_by_n[n - 1]) + int(out_zero_point)
+    return _clamp_u8(out, act_min, act_max)
+
+
+def global_avg_pool(x, in_scale, in_zero_point: int, out_scale, out_zero_point: int, act_min: int = 0,
+                    act_max: int = 255) -> np.ndarray:
+    """GLOBAL_AVG_POOL: AVG_POOL over the whole H x W, output [N, 1, 1, C]."""
+    x = np.asarray(x)
+    n = x.shape[1] * x.shape[2]
+    acc = (x.astype(np.int64) - int(in_zero_point)).sum(axis=(1, 2), keepdims=True)
+    return output_stage(acc, _f64(in_scale) / (_f64(out_scale) * n), out_zero_point, act_min, act_max)
+
+
+def max_pool(x, kernel, strides=None, pads=0, act_min: int = 0, act_max: int = 255) -> np.ndarray:
+    """MAX_POOL over the window positions inside the input (padding never wins), then the clamp."""
+    x = np.asarray(x)
+    kh, kw = _pair(kernel)
+    sh, sw = _pair(kernel if strides is None else strides)
+    top, left, bottom, right = _pads(pads)
+    _, h, w, _ = x.shape
+    oh = _out_size(h, top, bottom, kh, sh)
+    ow = _out_size(w, left, right, kw, sw)
+    # -1 is below every uint8, so padded positions never win; one left over marks an empty window.
+    padded = np.pad(x.astype(np.int64), ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=-1)
+    best = np.max([p for _, _, p in _windows(padded, (kh, kw), (sh, sw), (1, 1), (oh, ow))], axis=0)
+    if best.min() < 0:
+        raise ValueError("a pooling window lies wholly in the padding: its max is outside the spec")
+    return _clamp_u8(best, act_min, act_max)
+
+
+def lut(x, table) -> np.ndarray:
+    table = np.asarray(table, np.uint8)
+    if table.shape != (256,):
+        raise ValueError(f"a LUT table has 256 entries, got shape {table.shape}")
+    return table[np.asarray(x, np.uint8)]
+
+
+def clamp(x, act_min: int, act_max: int) -> np.ndarray:
+    return _clamp_u8(x, act_min, act_max)
+
+
+def reshape_target(in_shape, shape) -> tuple:
+    """The output shape of RESHAPE: 0 copies the input's dimension at that index, one -1 is inferred."""
+    dims = [int(in_shape[i]) if d == 0 else int(d) for i, d in enumerate(shape)]
+    if dims.count(-1) > 1:
+        raise ValueError(f"at most one -1 in a reshape target, got {list(shape)}")
+    total = int(np.prod(in_shape))
+    if -1 in dims:
+        known = int(np.prod([d for d in dims if d != -1]))
+        if known == 0 or total % known:
+            raise ValueError(f"cannot infer -1 reshaping {tuple(in_shape)} to {list(shape)}")
+        dims[dims.index(-1)] = total // known
+    if int(np.prod(dims)) != total:
+        raise ValueError(f"cannot reshape {tuple(in_shape)} to {list(shape)}")
+    return tuple(dims)
+
+
+def reshape(x, shape) -> np.ndarray:
+    x = np.asarray(x)
+    return x.reshape(reshape_target(x.shape, shape))
+
+
+# -- whole graphs -----------------------------------------------------------------------
+
+
+def _qp(t) -> tuple[float, int]:
+    return t.scales[0], int(t.zero_points[0])
+
+
+def _run_op(op, args: list) -> np.ndarray:
+    """One op on its input values; absent attributes take GraphBuilder's defaults."""
+    a = op.attrs
+    act = dict(act_min=a.get("act_min", 0), act_max=a.get("act_max", 255))
+    x, t_in, t_out = args[0], op.inputs[0], op.outputs[0]
+    kind = op.type
+    if kind == "QUANTIZE":
+        return quantize(x, *_qp(t_out))
+    if kind == "DEQUANTIZE":
+        return dequantize(x, *_qp(t_in))
+    if kind in ("CONV2D", "FULLY_CONNECTED"):
+        w_t = op.inputs[1]
+        common = (x, *_qp(t_in), args[1], w_t.scales, args[2], *_qp(t_out))
+        if kind == "FULLY_CONNECTED":
+            return fully_connected(*common, **act)
+        return conv2d(*common, strides=a.get("strides", 1), pads=a.get("pads", 0), dilations=a.get("dilations", 1),
+                      groups=a.get("groups", 1), **act)
+    if kind == "ADD":
+        return add(x, *_qp(t_in), args[1], *_qp(op.inputs[1]), *_qp(t_out), **act)
+    if kind == "CONCAT":
+        return concat(args, [t.scales[0] for t in op.inputs], [t.zero_points[0] for t in op.inputs], a["axis"],
+                      *_qp(t_out))
+    if kind == "AVG_POOL":
+        return avg_pool(x, *_qp(t_in), a["kernel"], *_qp(t_out), strides=a.get("strides"), pads=a.get("pads", 0),
+                        count_include_pad=bool(a.get("count_include_pad", 1)), **act)
+    if kind == "GLOBAL_AVG_POOL":
+        return global_avg_pool(x, *_qp(t_in), *_qp(t_out), **act)
+    if kind == "MAX_POOL":
+        return max_pool(x, a["kernel"], strides=a.get("strides"), pads=a.get("pads", 0), **act)
+    if kind == "LUT":
+        return lut(x, args[1])
+    if kind == "CLAMP":
+        return clamp(x, **act)
+    if kind == "RESHAPE":
+        return reshape(x, a["shape"])
+    raise ValueError(f"the oracle has no op '{kind}'")
+
+
+def _feeds_by_input(graph_inputs, inputs) -> list:
+    if isinstance(inputs, dict):
+        missing = [t.name for t in graph_inputs if t.name not in inputs]
+        if missing:
+            raise ValueError(f"no data for graph inputs {missing}")
+        return [inputs[t.name] for t in graph_inputs]
+    if isinstance(inputs, (list, tuple)):
+        if len(inputs) != len(graph_inputs):
+            raise ValueError(f"{len(inputs)} arrays for {len(graph_inputs)} graph inputs")
+        return list(inputs)
+    if len(graph_inputs) != 1:
+        raise ValueError(f"one array for {len(graph_inputs)} graph inputs")
+    return [inputs]
+
+
+def run_graph(builder, inputs):
+    """Interprets a GraphBuilder's ops with the functions above.
+
+    `inputs` is an array (one graph input), a list in input order, or a dict by name, each
+    array already in the input's dtype (raw uint8 for quantized inputs: no implicit
+    quantization here). Returns the raw outputs, an array for one output, else a list.
+    """
+    values = {id(t): t.data for t in builder.tensors if t.data is not None}
+    for t, arr in zip(builder.inputs, _feeds_by_input(builder.inputs, inputs)):
+        arr = np.asarray(arr)
+        if arr.dtype != _NUMPY_DTYPES[t.dtype]:
+            raise TypeError(f"input '{t.name}' is {t.dtype}, got {arr.dtype} data")
+        if arr.ndim != len(t.shape) or any(d not in (-1, s) for d, s in zip(t.shape, arr.shape)):
+            raise ValueError(f"input '{t.name}' has shape {t.shape}, got {arr.shape}")
+        values[id(t)] = arr
+    for op in builder.ops:
+        out = _run_op(op, [values[id(t)] for t in op.inputs])
+        values[id(op.outputs[0])] = out
+    outs = [values[id(t)] for t in builder.outputs]
+    return outs[0] if len(outs) == 1 else outs
