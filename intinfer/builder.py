@@ -188,9 +188,11 @@ class GraphBuilder:
                 dilations=_pair(dilation, "dilation"), groups=int(groups), act_min=act_min, act_max=act_max)
         return y
 
-    def fully_connected(self, x: Tensor, w: Tensor, b: Tensor, scale: float, zero_point: int, act_min: int = 0,
-                        act_max: int = 255, name=None) -> Tensor:
-        y = self.activation(name or f"fc_{len(self.ops)}", "uint8", scale, zero_point)
+    def fully_connected(self, x: Tensor, w: Tensor, b: Tensor, scale: float | None, zero_point: int | None,
+                        act_min: int = 0, act_max: int = 255, name=None) -> Tensor:
+        """scale None: a float32 output, the accumulator times s_in * s_w[c] (no requantization)."""
+        dtype = "uint8" if scale is not None else "float32"
+        y = self.activation(name or f"fc_{len(self.ops)}", dtype, scale, zero_point)
         self.op("FULLY_CONNECTED", [x, w, b], [y], name, act_min=act_min, act_max=act_max)
         return y
 

@@ -229,6 +229,14 @@ def add(a, a_scale, a_zero_point: int, b, b_scale, b_zero_point: int, out_scale,
     return output_stage(a1 + b1, t / (2**ADD_LEFT_SHIFT * _f64(out_scale)), out_zero_point, act_min, act_max)
 
 
+def mul(a, a_scale, a_zero_point: int, b, b_scale, b_zero_point: int, out_scale, out_zero_point: int,
+        act_min: int = 0, act_max: int = 255) -> np.ndarray:
+    """MUL: the product of the centred inputs (|.| <= 255^2, well inside int32), requantized by
+    s_a * s_b / s_out; a and b broadcast as in numpy."""
+    prod = (np.asarray(a, np.int64) - int(a_zero_point)) * (np.asarray(b, np.int64) - int(b_zero_point))
+    return output_stage(prod, _f64(a_scale) * _f64(b_scale) / _f64(out_scale), out_zero_point, act_min, act_max)
+
+
 def concat(xs, scales, zero_points, axis: int, out_scale, out_zero_point: int) -> np.ndarray:
     """CONCAT: every input requantized to the output's parameters (the spec applies the formula
     even when the parameters are equal, where it is the identity)."""
@@ -301,6 +309,17 @@ def clamp(x, act_min: int, act_max: int) -> np.ndarray:
     return _clamp_u8(x, act_min, act_max)
 
 
+def transpose(x, perm) -> np.ndarray:
+    """TRANSPOSE: y.shape[i] = x.shape[perm[i]], values (any dtype, bytes included) unchanged."""
+    x = np.asarray(x)
+    perm = [int(p) for p in perm]
+    if sorted(perm) != list(range(len(perm))):
+        raise ValueError(f"'perm' {perm} is not a permutation")
+    if len(perm) != x.ndim:
+        raise ValueError(f"input {x.shape} has rank {x.ndim}, 'perm' has {len(perm)}")
+    return np.ascontiguousarray(np.transpose(x, perm))
+
+
 def reshape_target(in_shape, shape) -> tuple:
     """The output shape of RESHAPE: 0 copies the input's dimension at that index, one -1 is inferred."""
     dims = [int(in_shape[i]) if d == 0 else int(d) for i, d in enumerate(shape)]
@@ -348,6 +367,8 @@ def _run_op(op, args: list) -> np.ndarray:
                       groups=a.get("groups", 1), **act)
     if kind == "ADD":
         return add(x, *_qp(t_in), args[1], *_qp(op.inputs[1]), *_qp(t_out), **act)
+    if kind == "MUL":
+        return mul(x, *_qp(t_in), args[1], *_qp(op.inputs[1]), *_qp(t_out), **act)
     if kind == "CONCAT":
         return concat(args, [t.scales[0] for t in op.inputs], [t.zero_points[0] for t in op.inputs], a["axis"],
                       *_qp(t_out))
@@ -362,6 +383,8 @@ def _run_op(op, args: list) -> np.ndarray:
         return lut(x, args[1])
     if kind == "CLAMP":
         return clamp(x, **act)
+    if kind == "TRANSPOSE":
+        return transpose(x, a["perm"])
     if kind == "RESHAPE":
         return reshape(x, a["shape"])
     raise ValueError(f"the oracle has no op '{kind}'")

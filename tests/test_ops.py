@@ -218,6 +218,72 @@ def test_add_constant_operand(rng):
     check_graph(b, x)
 
 
+# -- MUL -------------------------------------------------------------------------------------
+
+
+MUL_CASES = {
+    "same_shape": dict(a=(2, 5, 5, 3), b=(2, 5, 5, 3)),
+    "same_shape_odd": dict(a=(3, 7, 9, 13), b=(3, 7, 9, 13)),
+    "broadcast_channels": dict(a=(3, 4, 5, 6), b=(1, 1, 1, 6)),
+    "broadcast_both_ways": dict(a=(3, 1, 5, 1), b=(1, 4, 1, 6)),
+    "squeeze_excite": dict(a=(2, 7, 7, 17), b=(2, 1, 1, 17)),
+    "broadcast_lower_rank": dict(a=(3, 4, 5, 6), b=(6,)),
+    "broadcast_a_smaller": dict(a=(1, 1, 1, 6), b=(3, 4, 5, 6)),
+    "scales_250x_apart": dict(a=(2, 4, 4, 7), b=(2, 4, 4, 7), s_a=0.002, s_b=0.5),
+    "scales_1e4_apart_broadcast": dict(a=(2, 3, 1, 5), b=(1, 3, 4, 5), s_a=1e-4, s_b=1.0),
+    # M = 0.5 * 0.25 / 0.003 ~ 41.7 > 1: most outputs saturate.
+    "multiplier_above_one": dict(a=(1, 6, 6, 5), b=(1, 6, 6, 5), s_a=0.5, s_b=0.25, out=(0.003, 128)),
+    # M ~ 3.7, on inputs within 8 steps of their zero points: products up to 64, few saturate.
+    "multiplier_above_one_small_inputs": dict(a=(2, 5, 5, 9), b=(1, 1, 5, 9), s_a=0.5, s_b=0.25, out=(0.0337, 128),
+                                              near_zero_point=8),
+    # M ~ 1e-6 * 1e-6 / 0.05 is below one LSB: every output is z_out.
+    "multiplier_below_one_lsb": dict(a=(1, 3, 3, 17), b=(1, 3, 3, 17), s_a=1e-6, s_b=1e-6, out=(0.05, 77)),
+    "relu6": dict(a=(2, 4, 4, 8), b=(2, 4, 4, 8), act="relu6"),
+    "act_50_200_broadcast": dict(a=(2, 7, 7, 17), b=(2, 1, 1, 17), act=(50, 200)),
+}
+
+
+@pytest.mark.parametrize("case", MUL_CASES.values(), ids=MUL_CASES.keys())
+def test_mul(case, rng):
+    (s_a, z_a), (s_b, z_b) = random_qparams(rng), random_qparams(rng)
+    s_a, s_b = case.get("s_a", s_a), case.get("s_b", s_b)
+    a, bv = u8(rng, case["a"]), u8(rng, case["b"])
+    if "near_zero_point" in case:
+        d = case["near_zero_point"]
+        a = np.clip(z_a + rng.integers(-d, d + 1, a.shape), 0, 255).astype(np.uint8)
+        bv = np.clip(z_b + rng.integers(-d, d + 1, bv.shape), 0, 255).astype(np.uint8)
+    real = s_a * (a.astype(np.float64) - z_a) * s_b * (bv.astype(np.float64) - z_b)
+    s_out, z_out = case.get("out") or out_qparams(real)
+    act_min, act_max = act_range(case.get("act"), s_out, z_out)
+
+    b = GraphBuilder()
+    at, bt = b.input("a", case["a"], "uint8", s_a, z_a), b.input("b", case["b"], "uint8", s_b, z_b)
+    b.output(b.mul(at, bt, s_out, z_out, act_min=act_min, act_max=act_max))
+    got = check_graph(b, [a, bv], threads=THREADS)
+    assert got.shape == np.broadcast_shapes(case["a"], case["b"])
+
+
+def test_mul_extreme_products():
+    # Every (a, b) pair, with both zero points at the ends of the range, so that the products
+    # reach +-255^2; M = 2^-8 keeps most of them inside the output range.
+    a = np.arange(256, dtype=np.uint8).reshape(1, 256, 1)
+    bv = np.arange(256, dtype=np.uint8).reshape(1, 1, 256)
+    for z_a, z_b, z_out in [(0, 0, 0), (255, 255, 0), (0, 255, 255), (128, 0, 128)]:
+        b = GraphBuilder()
+        at, bt = b.input("a", a.shape, "uint8", 1.0, z_a), b.input("b", bv.shape, "uint8", 1.0, z_b)
+        b.output(b.mul(at, bt, 256.0, z_out))
+        check_graph(b, [a, bv], threads=THREADS)
+
+
+def test_mul_constant_operand(rng):
+    x = u8(rng, (2, 3, 3, 6))
+    b = GraphBuilder()
+    xt = b.input("x", x.shape, "uint8", 0.02, 128)
+    c = b.constant("gate", u8(rng, (1, 1, 1, 6)), scale=1 / 255, zero_point=0)
+    b.output(b.mul(xt, c, 0.02, 128))
+    check_graph(b, x)
+
+
 # -- CONCAT ----------------------------------------------------------------------------------
 
 
@@ -378,6 +444,94 @@ def test_reshape(in_shape, target, out_shape, rng):
     b.output(b.reshape(xt, target))
     got = check_graph(b, x)
     assert got.shape == out_shape
+
+
+# -- TRANSPOSE -------------------------------------------------------------------------------
+
+
+TRANSPOSE_CASES = {
+    "rank2_swap": ((5, 7), (1, 0)),
+    "rank2_identity": ((5, 7), (0, 1)),
+    "rank3_201": ((3, 5, 7), (2, 0, 1)),
+    "rank3_120": ((3, 5, 7), (1, 2, 0)),
+    "rank3_021": ((3, 1, 7), (0, 2, 1)),
+    "rank3_identity": ((3, 5, 7), (0, 1, 2)),
+    "rank4_nchw_to_nhwc": ((2, 3, 5, 7), (0, 2, 3, 1)),
+    "rank4_nhwc_to_nchw": ((2, 5, 7, 3), (0, 3, 1, 2)),
+    "rank4_reverse": ((3, 5, 7, 9), (3, 2, 1, 0)),
+    "rank4_identity": ((2, 3, 5, 7), (0, 1, 2, 3)),
+    "rank4_nchw_to_nhwc_c17": ((1, 17, 9, 11), (0, 2, 3, 1)),
+    "rank4_unit_dims": ((1, 1, 13, 1), (3, 2, 0, 1)),
+    "rank5_40312": ((2, 3, 1, 5, 7), (4, 0, 3, 1, 2)),
+    "rank5_reverse": ((3, 5, 2, 7, 3), (4, 3, 2, 1, 0)),
+    "rank5_identity": ((2, 3, 5, 7, 3), (0, 1, 2, 3, 4)),
+}
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "float32"])
+@pytest.mark.parametrize("shape, perm", TRANSPOSE_CASES.values(), ids=TRANSPOSE_CASES.keys())
+def test_transpose(shape, perm, dtype, rng):
+    b = GraphBuilder()
+    if dtype == "uint8":
+        x = u8(rng, shape)
+        xt = b.input("x", shape, "uint8", *random_qparams(rng))
+    else:
+        x = rng.normal(0, 100, shape).astype(np.float32)
+        # Values whose bytes must survive: signed zero, NaN, infinities, a denormal.
+        specials = np.array([-0.0, np.nan, np.inf, -np.inf, 1e-45], np.float32)
+        x.ravel()[:specials.size] = specials[:x.size]
+        xt = b.input("x", shape, "float32")
+    y = b.transpose(xt, perm)
+    b.output(y)
+    got = check_graph(b, x, threads=THREADS)
+    assert got.shape == tuple(shape[p] for p in perm)
+    m = load_graph(b)
+    assert m.outputs[0].dtype == dtype
+    assert (m.outputs[0].scale, m.outputs[0].zero_point) == (m.inputs[0].scale, m.inputs[0].zero_point)
+
+
+def test_transpose_dynamic_batch(rng):
+    b = GraphBuilder()
+    xt = b.input("x", (None, 3, 5, 7), "uint8", 0.1, 9)
+    b.output(b.transpose(xt, (0, 2, 3, 1)))
+    m = load_graph(b, num_threads=2)
+    for n in (1, 3, 2):
+        x = u8(rng, (n, 3, 5, 7))
+        got = m.run(x, raw=True)
+        assert_same(got, oracle.run_graph(b, x))
+        assert got.shape == (n, 5, 7, 3)
+
+
+def test_transpose_between_ops(rng):
+    # NCHW float input -> QUANTIZE -> NHWC -> MAX_POOL -> back to NCHW -> DEQUANTIZE.
+    x = rng.normal(0, 2, (2, 3, 6, 5)).astype(np.float32)
+    b = GraphBuilder()
+    xt = b.input("x", x.shape, "float32")
+    nhwc = b.transpose(b.quantize(xt, 0.03, 120), (0, 2, 3, 1))
+    b.output(b.dequantize(b.transpose(b.max_pool(nhwc, 2, stride=1), (0, 3, 1, 2))))
+    got = check_graph(b, x, threads=THREADS)
+    assert got.shape == (2, 3, 5, 4)
+
+
+@pytest.mark.parametrize("perm", [(0, 0, 1), (0, 1, 5)])
+def test_transpose_refuses_a_bad_perm_at_load(perm):
+    import intinfer
+
+    b = GraphBuilder()
+    xt = b.input("x", (2, 3, 4), "uint8", 0.1, 3)
+    b.output(b.transpose(xt, perm))
+    with pytest.raises(intinfer.ModelError, match="is not a permutation"):
+        load_graph(b)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 4), (None, 3, 4)])
+def test_transpose_perm_of_the_wrong_rank_fails_at_run(shape, rng):
+    b = GraphBuilder()
+    xt = b.input("x", shape, "uint8", 0.1, 3)
+    b.output(b.transpose(xt, (1, 0)))
+    m = load_graph(b)
+    with pytest.raises(ValueError, match="has rank"):
+        m.run(u8(rng, (2, 3, 4)), raw=True)
 
 
 # -- QUANTIZE / DEQUANTIZE -----------------------------------------------------------------

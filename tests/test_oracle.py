@@ -303,6 +303,50 @@ def test_concat_requantizes_each_input():
     assert got.tolist() == [[0, 0, 5, 200, 255]]
 
 
+# -- MUL -----------------------------------------------------------------------------------
+
+
+def test_mul_rounds_halves_away_from_zero_and_clamps():
+    # Centred a = (3, -3, -1, 1, 5), b = 2: products (6, -6, -2, 2, 10). M = 1 * 1 / 4 = 0.25 is
+    # (2^30, -1): SRDHM halves (3, -3, -1, 1, 5), RDBPOT halves again with ties away from zero:
+    # (1.5, -1.5, -0.5, 0.5, 2.5) -> (2, -2, -1, 1, 3).
+    a = np.array([13, 7, 9, 11, 15], np.uint8)
+    b = np.array([12], np.uint8)
+    got = oracle.mul(a, 1.0, 10, b, 1.0, 10, 4.0, 100)
+    assert got.dtype == np.uint8
+    assert got.tolist() == [102, 98, 99, 101, 103]
+    assert oracle.mul(a, 1.0, 10, b, 1.0, 10, 4.0, 100, act_min=99, act_max=102).tolist() == [102, 99, 99, 101, 102]
+
+
+def test_mul_broadcasts_with_an_exact_multiplier():
+    # M = 0.5 * 0.25 / 0.125 = 1: the output is the integer product plus z_out.
+    a = np.array([[10, 20, 30]], np.uint8)  # centred (0, 10, 20)
+    b = np.array([[4], [6]], np.uint8)  # centred (2, 4)
+    got = oracle.mul(a, 0.5, 10, b, 0.25, 2, 0.125, 5)
+    assert got.tolist() == [[5, 25, 45], [5, 45, 85]]
+
+
+def test_mul_extreme_products():
+    # (0 - 255) * (0 - 255) = 65025, the largest product; M = 2^-8: 254.0039 -> 254.
+    zero = np.zeros(1, np.uint8)
+    assert oracle.mul(zero, 1.0, 255, zero, 1.0, 255, 256.0, 0).tolist() == [254]
+    # (0 - 255) * (255 - 0) = -65025 -> -254, plus z_out 255.
+    assert oracle.mul(zero, 1.0, 255, np.array([255], np.uint8), 1.0, 0, 256.0, 255).tolist() == [1]
+
+
+def test_mul_within_one_of_the_real_product():
+    # Every pair of uint8 values, against the real product rounded (before the clamp).
+    a = np.arange(256, dtype=np.uint8).reshape(256, 1)
+    b = np.arange(256, dtype=np.uint8).reshape(1, 256)
+    s_a, s_b, s_out, z_a, z_b, z_out = 0.1, 0.1, 0.01 * 255, 128, 37, 128
+    got = oracle.mul(a, s_a, z_a, b, s_b, z_b, s_out, z_out)
+    real = (a.astype(np.float64) - z_a) * (b.astype(np.float64) - z_b) * (
+        float(np.float32(s_a)) * float(np.float32(s_b)) / float(np.float32(s_out)))
+    want = np.clip(np.round(real) + z_out, 0, 255)
+    assert got.shape == (256, 256)
+    assert np.abs(got.astype(np.int64) - want).max() <= 1
+
+
 # -- pools ---------------------------------------------------------------------------------
 
 
@@ -389,6 +433,52 @@ def test_reshape_target(in_shape, target, expected):
 def test_reshape_refuses_impossible_targets(target):
     with pytest.raises(ValueError):
         oracle.reshape_target((2, 3, 4), target)
+
+
+# -- TRANSPOSE ---------------------------------------------------------------------------
+
+
+def test_transpose_known_values():
+    x = np.arange(6, dtype=np.uint8).reshape(2, 3)
+    assert oracle.transpose(x, [1, 0]).tolist() == [[0, 3], [1, 4], [2, 5]]
+    assert oracle.transpose(x, [0, 1]).tolist() == x.tolist()
+
+
+@pytest.mark.parametrize("shape, perm", [
+    ((3, 5), (1, 0)),
+    ((2, 3, 5), (2, 0, 1)),
+    ((2, 3, 5), (1, 2, 0)),
+    ((2, 3, 5, 7), (0, 2, 3, 1)),
+    ((2, 3, 5, 7), (0, 3, 1, 2)),
+    ((2, 3, 5, 7), (3, 2, 1, 0)),
+    ((2, 3, 1, 5, 7), (4, 0, 3, 1, 2)),
+])
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_transpose_matches_numpy(shape, perm, dtype):
+    rng = np.random.default_rng(11)
+    x = rng.integers(0, 256, shape).astype(dtype)
+    got = oracle.transpose(x, perm)
+    assert got.dtype == dtype and got.flags.c_contiguous
+    assert got.shape == tuple(shape[p] for p in perm)
+    np.testing.assert_array_equal(got, np.transpose(x, perm))
+    # Element by element, the definition: y[i_0, ..., i_k] = x[j] with j[perm[d]] = i_d.
+    for idx in np.ndindex(got.shape):
+        j = [0] * len(perm)
+        for d, p in enumerate(perm):
+            j[p] = idx[d]
+        assert got[idx] == x[tuple(j)]
+
+
+def test_transpose_keeps_float_bytes():
+    x = np.array([[-0.0, np.nan, np.inf], [-np.inf, 1e-45, -3.5]], np.float32)
+    got = oracle.transpose(x, [1, 0])
+    assert got.tobytes() == np.ascontiguousarray(x.T).tobytes()
+
+
+@pytest.mark.parametrize("perm", [(0, 0, 1), (0, 1, 5), (1, 0), (0, 1, 2, 3)])
+def test_transpose_refuses_bad_perms(perm):
+    with pytest.raises(ValueError):
+        oracle.transpose(np.zeros((2, 3, 4), np.uint8), perm)
 
 
 # -- run_graph -------------------------------------------------------------------------------

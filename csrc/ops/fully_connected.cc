@@ -11,8 +11,8 @@ class FullyConnected : public Op {
     ctx.expect_io(3, 3, 1);
     const TensorDesc& w = ctx.input(1);
     if (w.shape.size() != 2) ctx.fail("weights '", w.name, "' must be [N, K], got ", shape_str(w.shape));
-    packed_ = pack_weights(ctx, ctx.input(0), w, ctx.input(2));
-    out_ = ctx.output_stage();
+    packed_ = pack_weights(ctx, ctx.input(0), w, ctx.input(2), /*float_output_ok=*/true);
+    if (packed_.output_scales.empty()) out_ = ctx.output_stage();
   }
 
   std::vector<Shape> infer(const std::vector<Shape>& in) const override {
@@ -29,6 +29,13 @@ class FullyConnected : public Op {
     for (size_t i = 0; i + 1 < ctx.input_shapes[0]->size(); ++i) rows *= (*ctx.input_shapes[0])[i];
     p.m = static_cast<size_t>(rows);
     const uint8_t* x = ctx.in<uint8_t>(0);
+    if (!packed_.output_scales.empty()) {
+      float* y = ctx.out<float>(0);
+      ctx.pool->parallel_for(p.m, [&](size_t b, size_t e) {
+        gemm_u8s8_f32__ref(p, packed_.output_scales.data(), x, packed_.weights, packed_.bias.data(), y, b, e);
+      });
+      return;
+    }
     uint8_t* y = ctx.out<uint8_t>(0);
     ctx.pool->parallel_for(p.m, [&](size_t b, size_t e) {
       gemm_u8s8__ref(p, x, packed_.weights, packed_.bias.data(), y, b, e);

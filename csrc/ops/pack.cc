@@ -5,9 +5,11 @@
 
 namespace intinfer {
 
-PackedWeights pack_weights(const OpContext& ctx, const TensorDesc& x, const TensorDesc& w, const TensorDesc& b) {
+PackedWeights pack_weights(const OpContext& ctx, const TensorDesc& x, const TensorDesc& w, const TensorDesc& b,
+                           bool float_output_ok) {
   ctx.expect_quantized_u8(x, "input");
-  ctx.expect_quantized_u8(ctx.output(0), "output");
+  const bool float_output = float_output_ok && ctx.output(0).dtype == DType::kFloat32;
+  if (!float_output) ctx.expect_quantized_u8(ctx.output(0), "output");
   ctx.expect_dtype(w, DType::kInt8, "weights");
   ctx.expect_constant(w, "weights");
   ctx.expect_dtype(b, DType::kInt32, "bias");
@@ -32,9 +34,8 @@ PackedWeights pack_weights(const OpContext& ctx, const TensorDesc& x, const Tens
   std::vector<int32_t> bias(p.channels);
   std::memcpy(bias.data(), b.data, p.channels * sizeof(int32_t));
   const int32_t z_in = x.zero_points[0];
-  const double s_in = x.scales[0], s_out = ctx.output(0).scales[0];
+  const double s_in = x.scales[0];
   p.bias.resize(p.channels);
-  p.multipliers.resize(p.channels);
   for (size_t c = 0; c < p.channels; ++c) {
     int64_t sum = 0;
     for (size_t k = 0; k < p.depth; ++k) {
@@ -48,7 +49,10 @@ PackedWeights pack_weights(const OpContext& ctx, const TensorDesc& x, const Tens
       ctx.fail("bias of channel ", c, " (", bias[c], ") could overflow the int32 accumulator");
     p.bias[c] = static_cast<int32_t>(folded);
     const double s_w = w.scales.size() == 1 ? w.scales[0] : w.scales[c];
-    p.multipliers[c] = ctx.multiplier(s_in * s_w / s_out, "requantization");
+    if (float_output)
+      p.output_scales.push_back(static_cast<float>(s_in * s_w));
+    else
+      p.multipliers.push_back(ctx.multiplier(s_in * s_w / ctx.output(0).scales[0], "requantization"));
   }
   return p;
 }

@@ -103,8 +103,10 @@ class QuantizedModel:
         for k, node in enumerate(nodes):
             t = tensors[k]
             sqnr = float("inf") if noise[k] == 0 else 10 * np.log10(max(signal[k], 1e-30) / noise[k])
-            rows.append({"name": node.name, "op": node.op, "shape": list(node.shape), "scale": t.scale,
-                         "zero_point": t.zero_point, "sqnr_db": sqnr, "source": node.source})
+            quantized = t.scales.size > 0
+            rows.append({"name": node.name, "op": node.op, "shape": list(node.shape),
+                         "scale": t.scale if quantized else None, "zero_point": t.zero_point if quantized else None,
+                         "sqnr_db": sqnr, "source": node.source})
         return Report(rows)
 
 
@@ -119,6 +121,6 @@ class Report:
         w = max(len(r["name"]) for r in self.rows)
         lines = [f"{'layer':<{w}}  {'op':<15} {'shape':<20} {'scale':>10} {'zp':>4} {'SQNR dB':>8}"]
         for r in self.rows:
-            lines.append(f"{r['name']:<{w}}  {r['op']:<15} {str(r['shape']):<20} {r['scale']:>10.4g} "
-                         f"{r['zero_point']:>4} {r['sqnr_db']:>8.2f}")
+            q = f"{r['scale']:>10.4g} {r['zero_point']:>4}" if r["scale"] is not None else f"{'float32':>15}"
+            lines.append(f"{r['name']:<{w}}  {r['op']:<15} {str(r['shape']):<20} {q} {r['sqnr_db']:>8.2f}")
         return "\n".join(lines)

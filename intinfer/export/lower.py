@@ -60,6 +60,8 @@ class Lowering:
         return self._plain[node]
 
     def _act(self, node: Node) -> dict:
+        if node.act is None:
+            return {}
         scale, zp = self.q[node]
         lo, hi = activation_range(node.act, scale, zp)
         return {"act_min": lo, "act_max": hi}
@@ -104,7 +106,10 @@ class Lowering:
         x = self.plain(node.inputs[0])
         wq, ws, bias = quantize_layer(node.attrs["weight"].detach().double().numpy(),
                                       node.attrs["bias"].detach().double().numpy(), x.scale)
-        scale, zp = self.q[node]
+        # A final layer's output is given in float: requantizing logits would clip the ones
+        # beyond the calibrated range and round near-ties into ties.
+        final = node.act is None and self.graph.users(node) == [None]
+        scale, zp = (None, None) if final else self.q[node]
         y = self.b.fully_connected(x, self.b.constant(f"{node.name}_w", wq, scale=ws),
                                    self.b.constant(f"{node.name}_b", bias), scale, zp, name=node.name,
                                    **self._act(node))

@@ -18,6 +18,10 @@ void conv2d_u8s8__ref(const ConvParams& p, const uint8_t* x, const int8_t* w, co
 void gemm_u8s8__ref(const GemmParams& p, const uint8_t* x, const int8_t* w, const int32_t* bias, uint8_t* y,
                     size_t row_begin, size_t row_end);
 
+// As gemm_u8s8__ref, but the output is real: y[m, n] = float(acc) * scales[n].
+void gemm_u8s8_f32__ref(const GemmParams& p, const float* scales, const uint8_t* x, const int8_t* w,
+                        const int32_t* bias, float* y, size_t row_begin, size_t row_end);
+
 // n elements; a or b advances by its step (0 broadcasts one value).
 void add_u8__ref(const AddParams& p, const uint8_t* a, size_t a_step, const uint8_t* b, size_t b_step, uint8_t* y,
                  size_t n);
