@@ -36,8 +36,8 @@ def quantize_bias(b: np.ndarray, in_scale: float, w_scales: np.ndarray) -> np.nd
     return np.clip(np.rint(np.asarray(b, np.float64) / s), -2**31, 2**31 - 1).astype(np.int32)
 
 
-def quantize_layer(w: np.ndarray, b: np.ndarray, in_scale: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-channel int8 weights (output channels on axis 0) and their int32 bias.
+def layer_scales(w: np.ndarray, b: np.ndarray, in_scale: float) -> np.ndarray:
+    """Per-output-channel weight scales (axis 0) for int8 weights in [-127, 127].
 
     The engine refuses a bias that could overflow the int32 accumulator
     (|bias - z_in * sum(w)| + 255 * 127 * K must stay below 2^31, docs/runtime.md). A channel
@@ -50,9 +50,13 @@ def quantize_layer(w: np.ndarray, b: np.ndarray, in_scale: float) -> tuple[np.nd
     amax = np.abs(w.reshape(w.shape[0], -1)).max(axis=1)
     needed = np.abs(np.asarray(b, np.float64)) / (float(in_scale) * limit)
     scales = np.maximum(amax / 127.0, needed)
-    scales = np.where(scales > 0, scales, 1.0).astype(np.float32)
-    q = np.clip(np.rint(w / scales.reshape((-1,) + (1,) * (w.ndim - 1))), -127, 127).astype(np.int8)
-    return q, scales, quantize_bias(b, in_scale, scales)
+    return np.where(scales > 0, scales, 1.0).astype(np.float32)
+
+
+def round_weights(w: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """Round to nearest: int8 codes of w with per-channel (axis 0) scales."""
+    w = np.asarray(w, np.float64)
+    return np.clip(np.rint(w / scales.reshape((-1,) + (1,) * (w.ndim - 1))), -127, 127).astype(np.int8)
 
 
 def activation_range(act: str | None, scale: float, zero_point: int) -> tuple[int, int]:

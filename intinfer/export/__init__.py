@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from ..quant import choose_qparams
+from .gptq import InputStatistics
 from .graph import ExportError, FloatGraph, capture, expected_shapes_match
 from .lower import NHWC_TO_NCHW, Lowering, needs_observer
 from .observers import OBSERVERS, make_observer
@@ -22,19 +23,25 @@ def _as_inputs(batch) -> tuple:
 
 
 def quantize(model: torch.nn.Module, example_inputs, calibration: Iterable, observer: str = "minmax",
-             report_batches: int = 4, **observer_options) -> "QuantizedModel":
+             weight_rounding: str = "gptq", report_batches: int = 4, **observer_options) -> "QuantizedModel":
     """Post-training quantization of a float model.
 
     example_inputs: a tensor or tuple of tensors, as for torch.export (the batch size may differ
     at run time). calibration: an iterable of batches (tensors, or tuples of tensors), run
     through the float model to set each activation's range with `observer` ("minmax", "ema",
-    "percentile" or "mse"; options such as percentile=99.9 pass through). The first
-    `report_batches` batches are kept for `QuantizedModel.report()`.
+    "percentile" or "mse"; options such as percentile=99.9 pass through). weight_rounding:
+    "gptq" (round each layer's weights to minimise its output error on the calibration inputs,
+    see gptq.py) or "nearest". The first `report_batches` batches are kept for
+    `QuantizedModel.report()`.
     """
+    if weight_rounding not in ("gptq", "nearest"):
+        raise ValueError(f"unknown weight_rounding '{weight_rounding}'; choose 'gptq' or 'nearest'")
     example = _as_inputs(example_inputs)
     make_observer(observer, **observer_options)  # refuses an unknown name before the slow work
     graph = capture(model, example)
     observers = {n: make_observer(observer, **observer_options) for n in graph.nodes if needs_observer(n)}
+    stats = {n: InputStatistics(n) for n in graph.nodes if n.op in ("conv", "linear")} \
+        if weight_rounding == "gptq" else None
     kept = []
     count = 0
     for i, batch in enumerate(calibration):
@@ -48,13 +55,16 @@ def quantize(model: torch.nn.Module, example_inputs, calibration: Iterable, obse
         values = graph.run(*xs)
         for node, obs in observers.items():
             obs.update(values[node])
+        for node, st in (stats or {}).items():
+            st.update(values[node.inputs[0]])
         if len(kept) < report_batches:
             kept.append(xs)
         count += 1
     if count == 0:
         raise ValueError("the calibration set is empty: give at least one batch of representative inputs")
     qparams = {node: choose_qparams(*obs.range()) for node, obs in observers.items()}
-    lowering = Lowering(graph, qparams, {"producer": "intinfer.quantize", "observer": observer})
+    lowering = Lowering(graph, qparams, {"producer": "intinfer.quantize", "observer": observer,
+                                         "weight_rounding": weight_rounding}, stats)
     return QuantizedModel(lowering.run(), graph, lowering, kept)
 
 

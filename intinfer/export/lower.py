@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from ..builder import GraphBuilder, Tensor
-from ..quant import activation_range, choose_qparams, make_lut, quantize_layer
+from ..quant import activation_range, choose_qparams, layer_scales, make_lut, quantize_bias, round_weights
+from .gptq import gptq_layer
 from .graph import FloatGraph, Node
 
 NCHW_TO_NHWC = (0, 2, 3, 1)
@@ -28,9 +29,10 @@ def needs_observer(node: Node) -> bool:
 
 
 class Lowering:
-    def __init__(self, graph: FloatGraph, qparams: dict, metadata: dict | None = None):
+    def __init__(self, graph: FloatGraph, qparams: dict, metadata: dict | None = None, input_stats: dict | None = None):
         self.graph = graph
         self.q = qparams  # node -> (scale, zero_point) for nodes with observers
+        self.input_stats = input_stats  # conv/linear node -> gptq.InputStatistics; None: round to nearest
         self.b = GraphBuilder(metadata)
         self.values: dict = {}  # node -> (Tensor, nhwc: bool)
         self._plain: dict = {}  # node -> Tensor in PyTorch element order
@@ -71,6 +73,17 @@ class Lowering:
             raise ValueError(f"'{node.name}' expects an NCHW image input")
         return self.tensor(node)
 
+    def _weights(self, node: Node, in_scale: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """int8 codes (PyTorch layout), per-channel scales and int32 bias of a conv or linear."""
+        w = node.attrs["weight"].detach().double().numpy()
+        b = node.attrs["bias"].detach().double().numpy()
+        scales = layer_scales(w, b, in_scale)
+        if self.input_stats is not None:
+            codes = gptq_layer(w, scales, self.input_stats[node])
+        else:
+            codes = round_weights(w, scales)
+        return codes, scales, quantize_bias(b, in_scale, scales)
+
     def _const_operand(self, value: torch.Tensor, like: Node, name: str) -> Tensor:
         """A float constant operand of add/mul, quantized per tensor in the layout of `like`."""
         c = value.detach().double().numpy()
@@ -93,8 +106,8 @@ class Lowering:
 
     def _conv(self, node: Node):
         x = self._image(node.inputs[0])
-        w = node.attrs["weight"].detach().double().numpy().transpose(0, 2, 3, 1)  # OIHW -> OHWI
-        wq, ws, bias = quantize_layer(w, node.attrs["bias"].detach().double().numpy(), x.scale)
+        wq, ws, bias = self._weights(node, x.scale)
+        wq = np.ascontiguousarray(wq.transpose(0, 2, 3, 1))  # OIHW -> OHWI
         scale, zp = self.q[node]
         y = self.b.conv2d(x, self.b.constant(f"{node.name}_w", wq, scale=ws),
                           self.b.constant(f"{node.name}_b", bias), scale, zp, stride=node.attrs["stride"],
@@ -104,8 +117,7 @@ class Lowering:
 
     def _linear(self, node: Node):
         x = self.plain(node.inputs[0])
-        wq, ws, bias = quantize_layer(node.attrs["weight"].detach().double().numpy(),
-                                      node.attrs["bias"].detach().double().numpy(), x.scale)
+        wq, ws, bias = self._weights(node, x.scale)
         # A final layer's output is given in float: requantizing logits would clip the ones
         # beyond the calibrated range and round near-ties into ties.
         final = node.act is None and self.graph.users(node) == [None]
