@@ -218,6 +218,13 @@ def fully_connected(x, in_scale, in_zero_point: int, w, w_scales, bias, out_scal
 ADD_LEFT_SHIFT = 20
 
 
+def fully_connected_float(x, in_scale, in_zero_point: int, w, w_scales, bias) -> np.ndarray:
+    """FULLY_CONNECTED with a float32 output: float32(acc) * float32(s_in * s_w[c]), one rounding each."""
+    acc = fully_connected_accumulate(x, in_zero_point, w, bias)
+    scales = np.array([_f64(in_scale) * _f64(s) for s in np.asarray(w_scales).ravel()], np.float64)
+    return acc.astype(np.float32) * np.broadcast_to(scales.astype(np.float32), (acc.shape[-1],))
+
+
 def add(a, a_scale, a_zero_point: int, b, b_scale, b_zero_point: int, out_scale, out_zero_point: int,
         act_min: int = 0, act_max: int = 255) -> np.ndarray:
     """ADD with TFLite's 20 bits of headroom; a and b broadcast as in numpy."""
@@ -360,6 +367,8 @@ def _run_op(op, args: list) -> np.ndarray:
         return dequantize(x, *_qp(t_in))
     if kind in ("CONV2D", "FULLY_CONNECTED"):
         w_t = op.inputs[1]
+        if kind == "FULLY_CONNECTED" and t_out.dtype == "float32":
+            return fully_connected_float(x, *_qp(t_in), args[1], w_t.scales, args[2])
         common = (x, *_qp(t_in), args[1], w_t.scales, args[2], *_qp(t_out))
         if kind == "FULLY_CONNECTED":
             return fully_connected(*common, **act)

@@ -98,8 +98,8 @@ def test_conv2d(case, rng):
 # -- FULLY_CONNECTED -------------------------------------------------------------------------
 
 
-def fc_graph(rng, lead, k, n, act=None, dynamic_batch=False):
-    """A one-FC graph on input [*lead, k], and its input."""
+def fc_graph(rng, lead, k, n, act=None, dynamic_batch=False, float_output=False):
+    """A one-FC graph on input [*lead, k], and its input; float_output: real-valued output."""
     s_in, z_in = random_qparams(rng)
     x = u8(rng, (*lead, k))
     wq = rng.integers(-127, 128, (n, k)).astype(np.int8)
@@ -108,6 +108,8 @@ def fc_graph(rng, lead, k, n, act=None, dynamic_batch=False):
     acc = oracle.fully_connected_accumulate(x, z_in, wq, bias)
     s_out, z_out = out_qparams(acc * (s_in * s_w.astype(np.float64)))
     act_min, act_max = act_range(act, s_out, z_out)
+    if float_output:
+        s_out = z_out = None
 
     b = GraphBuilder()
     shape = ((None,) + tuple(lead[1:]) if dynamic_batch else tuple(lead)) + (k,)
@@ -126,6 +128,8 @@ FC_CASES = {
     "K100_N3_batch1_relu": dict(lead=(1,), k=100, n=3, act="relu"),
     "K64_N64": dict(lead=(8,), k=64, n=64),
     "K20_N9_act_30_220": dict(lead=(6,), k=20, n=9, act=(30, 220)),
+    "K33_N10_float_output": dict(lead=(5,), k=33, n=10, float_output=True),
+    "K7_N1000_rank3_float_output": dict(lead=(2, 3), k=7, n=1000, float_output=True),
 }
 
 

@@ -1,0 +1,236 @@
+"""The PyTorch exporter on a zoo of small networks (no pretrained weights needed): the engine
+runs the exported graph bit for bit as the numpy model of the integer arithmetic says
+(tests/oracle.py), and stays close to the float model."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+
+import intinfer  # noqa: E402
+import oracle  # noqa: E402
+from conftest import assert_same  # noqa: E402
+from intinfer.export import ExportError  # noqa: E402
+
+
+def conv_bn(cin, cout, k=3, stride=1, groups=1, act=nn.ReLU6):
+    layers = [nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False), nn.BatchNorm2d(cout)]
+    return nn.Sequential(*layers, *([act()] if act else []))
+
+
+class InvertedResidual(nn.Module):
+    """MobileNetV2: expand 1x1, depthwise 3x3, project 1x1 (linear), residual add."""
+
+    def __init__(self, c, expand=4, stride=1):
+        super().__init__()
+        self.use_res = stride == 1
+        self.block = nn.Sequential(conv_bn(c, c * expand, 1), conv_bn(c * expand, c * expand, 3, stride, c * expand),
+                                   conv_bn(c * expand, c, 1, act=None))
+
+    def forward(self, x):
+        y = self.block(x)
+        return x + y if self.use_res else y
+
+
+class MobileNetV2ish(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = conv_bn(3, 8, 3, 2)
+        self.blocks = nn.Sequential(InvertedResidual(8), InvertedResidual(8, stride=2), InvertedResidual(8))
+        self.head = nn.Linear(8, 10)
+
+    def forward(self, x):
+        x = self.blocks(self.stem(x))
+        return self.head(torch.flatten(nn.functional.adaptive_avg_pool2d(x, 1), 1))
+
+
+class BasicBlock(nn.Module):
+    """ResNet: conv-bn-relu-conv-bn, identity add, relu."""
+
+    def __init__(self, c):
+        super().__init__()
+        self.a = conv_bn(c, c, act=nn.ReLU)
+        self.b = conv_bn(c, c, act=None)
+
+    def forward(self, x):
+        return torch.relu(x + self.b(self.a(x)))
+
+
+class ResNetish(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = conv_bn(3, 12, 3, 1, act=nn.ReLU)
+        self.pool = nn.MaxPool2d(3, 2, 1)
+        self.blocks = nn.Sequential(BasicBlock(12), BasicBlock(12))
+        self.fc = nn.Linear(12 * 4 * 4, 7)
+
+    def forward(self, x):
+        x = self.blocks(self.pool(self.stem(x)))
+        return self.fc(torch.flatten(nn.functional.avg_pool2d(x, 2), 1))
+
+
+class SqueezeExcite(nn.Module):
+    def __init__(self, c, r=4):
+        super().__init__()
+        self.reduce = nn.Conv2d(c, c // r, 1)
+        self.expand = nn.Conv2d(c // r, c, 1)
+
+    def forward(self, x):
+        s = nn.functional.adaptive_avg_pool2d(x, 1)
+        s = nn.functional.hardsigmoid(self.expand(torch.relu(self.reduce(s))))
+        return x * s
+
+
+class MobileNetV3ish(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = conv_bn(3, 16, 3, 2, act=nn.Hardswish)
+        self.dw = conv_bn(16, 16, 3, 1, 16, act=nn.Hardswish)
+        self.se = SqueezeExcite(16)
+        self.project = conv_bn(16, 16, 1, act=None)
+        self.branch = conv_bn(16, 8, 1, act=nn.SiLU)
+        self.fc = nn.Linear(24, 5)
+
+    def forward(self, x):
+        x = self.stem(x)
+        y = self.project(self.se(self.dw(x))) + x
+        y = torch.cat([y, self.branch(y)], dim=1)
+        return self.fc(y.mean(dim=(2, 3)))
+
+
+class MLP(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Dropout(0.1), nn.Linear(64, 32), nn.GELU(),
+                                 nn.Linear(32, 32), nn.Tanh(), nn.Linear(32, 4))
+
+    def forward(self, x):
+        return self.net(x)
+
+
+ZOO = {
+    "mobilenet_v2_block": (MobileNetV2ish, (3, 32, 32), 0.995),
+    "resnet_basic_block": (ResNetish, (3, 16, 16), 0.995),
+    "mobilenet_v3_block_se_hardswish": (MobileNetV3ish, (3, 24, 24), 0.99),
+    "mlp": (MLP, (20,), 0.995),
+}
+
+
+def make(name, seed=0):
+    cls, shape, min_cosine = ZOO[name]
+    torch.manual_seed(seed)
+    model = cls().eval()
+    # Non-trivial batch-norm statistics, as after training.
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.2, 0.2)
+    calib = [torch.randn(8, *shape) for _ in range(4)]
+    return model, shape, calib, min_cosine
+
+
+@pytest.mark.parametrize("name", ZOO)
+@pytest.mark.parametrize("observer", ["minmax", "percentile"])
+def test_zoo_bit_exact_and_close_to_float(name, observer):
+    model, shape, calib, min_cosine = make(name)
+    q = intinfer.quantize(model, (calib[0][:1],), calib, observer=observer)
+    m = intinfer.load(q.to_bytes(), num_threads=2)
+    x = torch.randn(5, *shape)
+    got = m.run(x.numpy(), raw=True)
+    # Bit for bit against the independent numpy model of the exported integer graph.
+    assert_same(got, oracle.run_graph(q.builder, x.numpy()))
+    # And close to the float model (float32 logits, per sample cosine).
+    with torch.no_grad():
+        ref = model(x).numpy()
+    cos = np.sum(ref * got, 1) / (np.linalg.norm(ref, axis=1) * np.linalg.norm(got, axis=1))
+    print(f"\n{name} [{observer}]: logit cosine with fp32 min {cos.min():.4f}")
+    assert cos.min() >= min_cosine
+
+
+def test_batch_may_differ_from_the_example_and_thread_counts_agree():
+    model, shape, calib, _ = make("mobilenet_v2_block")
+    q = intinfer.quantize(model, (calib[0][:2],), calib)
+    x = torch.randn(3, *shape).numpy()
+    one = intinfer.load(q.to_bytes(), num_threads=1).run(x)
+    assert one.shape == (3, 10)
+    assert_same(intinfer.load(q.to_bytes(), num_threads=3).run(x), one)
+
+
+def test_float_graph_matches_the_model():
+    """Folding batch norm and pads and fusing activations keeps the float function."""
+    from intinfer.export.graph import capture
+
+    for name in ZOO:
+        model, shape, calib, _ = make(name)
+        g = capture(model, (calib[0][:1],))
+        x = calib[1]
+        with torch.no_grad():
+            np.testing.assert_allclose(g.run(x)[g.outputs[0]].numpy(), model(x).numpy(), rtol=1e-4, atol=1e-4)
+        assert not any(n.op == "batch_norm" for n in g.nodes)
+
+
+def test_report_names_each_layer_with_a_finite_sqnr():
+    model, shape, calib, _ = make("mobilenet_v3_block_se_hardswish")
+    report = intinfer.quantize(model, (calib[0][:1],), calib).report()
+    assert len(report.rows) > 10
+    assert all(np.isfinite(r["sqnr_db"]) and r["sqnr_db"] > 10 for r in report.rows)
+    assert "SQNR dB" in str(report) and report.worst(1)[0]["sqnr_db"] == min(r["sqnr_db"] for r in report.rows)
+
+
+def test_weight_rounding_options_both_export():
+    model, shape, calib, _ = make("resnet_basic_block")
+    x = torch.randn(2, *shape)
+    with torch.no_grad():
+        ref = model(x).numpy()
+    errs = {}
+    for rounding in ("nearest", "gptq"):
+        q = intinfer.quantize(model, (calib[0][:1],), calib, weight_rounding=rounding)
+        errs[rounding] = np.abs(q.load().run(x.numpy()) - ref).mean()
+    print(f"\nmean |logit error|: {errs}")
+    assert all(np.isfinite(e) for e in errs.values())
+
+
+# -- bad input -----------------------------------------------------------------------------
+
+
+class DataDependent(nn.Module):
+    def forward(self, x):
+        if x.sum() > 0:
+            return x * 2
+        return x
+
+
+class Unsupported(nn.Module):
+    def forward(self, x):
+        return torch.sort(x, dim=-1).values
+
+
+def test_data_dependent_control_flow_is_refused():
+    with pytest.raises(ExportError, match="torch.export could not capture the model"):
+        intinfer.quantize(DataDependent(), (torch.randn(1, 4),), [torch.randn(1, 4)])
+
+
+def test_unsupported_op_names_op_source_line_and_supported_list():
+    with pytest.raises(ExportError, match=r"unsupported op: 'aten.sort.\w+' at .*test_export.py:\d+.*Supported ops: "):
+        intinfer.quantize(Unsupported(), (torch.randn(1, 4),), [torch.randn(1, 4)])
+
+
+def test_empty_calibration_set_is_refused():
+    model, shape, calib, _ = make("mlp")
+    with pytest.raises(ValueError, match="calibration set is empty"):
+        intinfer.quantize(model, (calib[0][:1],), [])
+
+
+def test_calibration_batch_of_the_wrong_shape_is_refused():
+    model, shape, calib, _ = make("mlp")
+    with pytest.raises(ValueError, match=r"calibration batch 1: input 'x' has shape \[8, 21\].*\[1, 20\]"):
+        intinfer.quantize(model, (calib[0][:1],), [calib[0], torch.randn(8, 21)])
+
+
+def test_unknown_observer_is_refused():
+    model, shape, calib, _ = make("mlp")
+    with pytest.raises(ValueError, match="unknown observer 'best'"):
+        intinfer.quantize(model, (calib[0][:1],), calib, observer="best")
