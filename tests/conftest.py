@@ -1,5 +1,6 @@
 """Helpers shared by the engine tests: load a GraphBuilder graph, compare it with the oracle."""
 
+import os
 import zlib
 
 import numpy as np
@@ -8,11 +9,40 @@ import pytest
 import oracle
 
 
-def load_graph(builder, num_threads: int = 1):
+def load_graph(builder, num_threads: int = 1, isa: str | None = None):
+    """Loads the graph; `isa` forces a kernel path (INTINFER_ISA), None takes the default."""
     # Imported here, not at the top, so that test_oracle.py runs before the engine is built.
     import intinfer
 
-    return intinfer.load(builder.to_bytes(), num_threads=num_threads)
+    if isa is None:
+        return intinfer.load(builder.to_bytes(), num_threads=num_threads)
+    old = os.environ.get("INTINFER_ISA")
+    os.environ["INTINFER_ISA"] = isa
+    try:
+        return intinfer.load(builder.to_bytes(), num_threads=num_threads)
+    finally:
+        if old is None:
+            del os.environ["INTINFER_ISA"]
+        else:
+            os.environ["INTINFER_ISA"] = old
+
+
+def available_isas() -> list:
+    """Every kernel path this build can run on this CPU: each optimized path is tested bit for
+    bit like the reference."""
+    import intinfer
+    from intinfer.builder import GraphBuilder
+
+    g = GraphBuilder()
+    g.output(g.clamp(g.input("x", (1,), "uint8", 1.0, 0), 0, 255))
+    isas = []
+    for isa in ("ref", "avx2"):
+        try:
+            load_graph(g, isa=isa)
+            isas.append(isa)
+        except intinfer.ModelError:
+            pass
+    return isas
 
 
 def assert_same(got, want) -> None:
@@ -33,8 +63,9 @@ def check_graph(builder, inputs, threads=(1,)):
     """Runs the graph in the engine at each thread count and in the oracle, and asserts the raw
     outputs are identical. Returns the oracle's outputs."""
     want = oracle.run_graph(builder, inputs)
-    for n in threads:
-        assert_same(load_graph(builder, num_threads=n).run(inputs, raw=True), want)
+    for isa in ISAS:
+        for n in threads:
+            assert_same(load_graph(builder, num_threads=n, isa=isa).run(inputs, raw=True), want)
     return want
 
 
@@ -42,3 +73,13 @@ def check_graph(builder, inputs, threads=(1,)):
 def rng(request):
     """A generator seeded from the test's id: reproducible, and different for each parameter set."""
     return np.random.default_rng(zlib.crc32(request.node.nodeid.encode()))
+
+
+def _isas_or_empty() -> list:
+    try:
+        return available_isas()
+    except ImportError:  # the engine is not built: only the oracle's own tests can run
+        return []
+
+
+ISAS = _isas_or_empty()

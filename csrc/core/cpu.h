@@ -3,10 +3,10 @@
 
 namespace intinfer {
 
-enum class Isa { kRef };
+enum class Isa { kRef, kAvx2 };
 
 // The best path this CPU and build support, or the one forced by INTINFER_ISA
-// (ref); an unknown or unavailable name throws std::runtime_error.
+// (ref, avx2); an unknown or unavailable name throws std::runtime_error.
 Isa select_isa();
 const char* isa_name(Isa isa);
 

@@ -1,4 +1,8 @@
+#include <algorithm>
+#include <cstring>
+
 #include "../kernels/ref/kernels.h"
+#include "gemm.h"
 #include "op.h"
 #include "ops.h"
 #include "pack.h"
@@ -36,6 +40,13 @@ class Conv2D : public Op {
     p_.input_zero_point = ctx.input(0).zero_points[0];
     p_.out = ctx.output_stage();
     p_.multipliers = packed_.multipliers.data();
+    // Optimized paths: a GEMM over output pixels for ungrouped convs (1x1 stride-1 convs read
+    // the NHWC input as it is, others through an im2col block); the reference otherwise.
+    if (ctx.isa() != Isa::kRef && groups == 1) {
+      gemm_ = std::make_unique<Gemm>(packed_, p_.out, ctx.isa());
+      pointwise_ = p_.kernel_h == 1 && p_.kernel_w == 1 && p_.stride_h == 1 && p_.stride_w == 1 && p_.pad_top == 0 &&
+                   p_.pad_left == 0 && pad_bottom_ == 0 && pad_right_ == 0;
+    }
   }
 
   std::vector<Shape> infer(const std::vector<Shape>& in) const override {
@@ -61,9 +72,19 @@ class Conv2D : public Op {
     p.out_w = static_cast<int>(y[2]);
     const uint8_t* in = ctx.in<uint8_t>(0);
     uint8_t* out = ctx.out<uint8_t>(0);
-    ctx.pool->parallel_for(static_cast<size_t>(p.batch) * p.out_h, [&](size_t b, size_t e) {
-      conv2d_u8s8__ref(p, in, packed_.weights, packed_.bias.data(), out, b, e);
-    });
+    if (gemm_ && pointwise_) {
+      const size_t pixels = static_cast<size_t>(p.batch) * p.in_h * p.in_w;
+      ctx.pool->parallel_for(pixels, [&](size_t b, size_t e) {
+        gemm_->run(in + b * p.in_c, p.in_c, out + b * p.out_c, p.out_c, e - b);
+      });
+    } else if (gemm_) {
+      const size_t pixels = static_cast<size_t>(p.batch) * p.out_h * p.out_w;
+      ctx.pool->parallel_for(pixels, [&](size_t b, size_t e) { im2col_gemm(p, in, out, b, e); });
+    } else {
+      ctx.pool->parallel_for(static_cast<size_t>(p.batch) * p.out_h, [&](size_t b, size_t e) {
+        conv2d_u8s8__ref(p, in, packed_.weights, packed_.bias.data(), out, b, e);
+      });
+    }
   }
 
   size_t weight_bytes() const override {
@@ -79,8 +100,38 @@ class Conv2D : public Op {
     return (in + pads - span) / stride + 1;
   }
 
+  // Output pixels [begin, end), in blocks: gather each pixel's window (OHWI order, padding
+  // reads the input zero point, as the folded bias assumes) and multiply the block at once.
+  void im2col_gemm(const ConvParams& p, const uint8_t* in, uint8_t* out, size_t begin, size_t end) const {
+    constexpr size_t kBlock = 64;
+    const size_t k = packed_.depth;
+    std::vector<uint8_t> cols(kBlock * k);
+    for (size_t b0 = begin; b0 < end; b0 += kBlock) {
+      const size_t n = std::min(kBlock, end - b0);
+      for (size_t i = 0; i < n; ++i) {
+        const size_t pix = b0 + i;
+        const size_t batch = pix / (static_cast<size_t>(p.out_h) * p.out_w);
+        const int oy = static_cast<int>(pix / p.out_w % p.out_h), ox = static_cast<int>(pix % p.out_w);
+        uint8_t* row = cols.data() + i * k;
+        for (int ky = 0; ky < p.kernel_h; ++ky) {
+          const int iy = oy * p.stride_h - p.pad_top + ky * p.dilation_h;
+          for (int kx = 0; kx < p.kernel_w; ++kx, row += p.in_c) {
+            const int ix = ox * p.stride_w - p.pad_left + kx * p.dilation_w;
+            if (iy < 0 || iy >= p.in_h || ix < 0 || ix >= p.in_w)
+              std::memset(row, p.input_zero_point, p.in_c);
+            else
+              std::memcpy(row, in + ((batch * p.in_h + iy) * p.in_w + ix) * p.in_c, p.in_c);
+          }
+        }
+      }
+      gemm_->run(cols.data(), k, out + b0 * p.out_c, p.out_c, n);
+    }
+  }
+
   std::string name_;
   PackedWeights packed_;
+  std::unique_ptr<Gemm> gemm_;
+  bool pointwise_ = false;
   ConvParams p_;
   int64_t cin_per_group_;
   int64_t pad_bottom_, pad_right_;

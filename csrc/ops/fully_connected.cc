@@ -1,6 +1,5 @@
-#include "../kernels/ref/kernels.h"
+#include "gemm.h"
 #include "ops.h"
-#include "pack.h"
 
 namespace intinfer {
 namespace {
@@ -13,6 +12,7 @@ class FullyConnected : public Op {
     if (w.shape.size() != 2) ctx.fail("weights '", w.name, "' must be [N, K], got ", shape_str(w.shape));
     packed_ = pack_weights(ctx, ctx.input(0), w, ctx.input(2), /*float_output_ok=*/true);
     if (packed_.output_scales.empty()) out_ = ctx.output_stage();
+    gemm_ = std::make_unique<Gemm>(packed_, out_, ctx.isa());
   }
 
   std::vector<Shape> infer(const std::vector<Shape>& in) const override {
@@ -24,22 +24,13 @@ class FullyConnected : public Op {
   }
 
   void run(const ExecContext& ctx) const override {
-    GemmParams p{0, packed_.channels, packed_.depth, out_, packed_.multipliers.data()};
-    int64_t rows = 1;
-    for (size_t i = 0; i + 1 < ctx.input_shapes[0]->size(); ++i) rows *= (*ctx.input_shapes[0])[i];
-    p.m = static_cast<size_t>(rows);
+    size_t rows = 1;
+    for (size_t i = 0; i + 1 < ctx.input_shapes[0]->size(); ++i) rows *= static_cast<size_t>((*ctx.input_shapes[0])[i]);
+    const size_t k = packed_.depth, n = packed_.channels;
+    const size_t elem = gemm_->float_output() ? sizeof(float) : 1;
     const uint8_t* x = ctx.in<uint8_t>(0);
-    if (!packed_.output_scales.empty()) {
-      float* y = ctx.out<float>(0);
-      ctx.pool->parallel_for(p.m, [&](size_t b, size_t e) {
-        gemm_u8s8_f32__ref(p, packed_.output_scales.data(), x, packed_.weights, packed_.bias.data(), y, b, e);
-      });
-      return;
-    }
-    uint8_t* y = ctx.out<uint8_t>(0);
-    ctx.pool->parallel_for(p.m, [&](size_t b, size_t e) {
-      gemm_u8s8__ref(p, x, packed_.weights, packed_.bias.data(), y, b, e);
-    });
+    auto* y = static_cast<uint8_t*>(ctx.outputs[0]);
+    ctx.pool->parallel_for(rows, [&](size_t b, size_t e) { gemm_->run(x + b * k, k, y + b * n * elem, n, e - b); });
   }
 
   size_t weight_bytes() const override {
@@ -50,6 +41,7 @@ class FullyConnected : public Op {
   std::string name_;
   PackedWeights packed_;
   OutputStage out_;
+  std::unique_ptr<Gemm> gemm_;
 };
 
 }  // namespace

@@ -1,0 +1,157 @@
+#include "gemm_avx2.h"
+
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "requant_avx2.h"
+
+namespace intinfer {
+namespace {
+
+constexpr size_t kMR = 4;   // rows per micro-tile
+constexpr size_t kNR = 16;  // output channels per micro-tile (two ymm of int32)
+
+// Rows [0, mr) of x widened to int16, k padded to even with zeros: row r at scratch + r * 2 * k_pairs.
+void widen_rows(const uint8_t* x, size_t x_stride, size_t mr, size_t k, size_t k_pairs, int16_t* out) {
+  for (size_t r = 0; r < kMR; ++r) {
+    int16_t* o = out + r * 2 * k_pairs;
+    if (r >= mr) {
+      std::memset(o, 0, 2 * k_pairs * sizeof(int16_t));
+      continue;
+    }
+    const uint8_t* xr = x + r * x_stride;
+    size_t i = 0;
+    for (; i + 16 <= k; i += 16)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + i),
+                          _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xr + i))));
+    for (; i < k; ++i) o[i] = xr[i];
+    for (; i < 2 * k_pairs; ++i) o[i] = 0;
+  }
+}
+
+// acc[r][h] (h: channels 0-7, 8-15 of the tile) = sum over k of a[r][k] * w[tile][k].
+inline void micro_tile(const int16_t* a, size_t k_pairs, const int16_t* b, __m256i acc[kMR][2]) {
+  for (size_t r = 0; r < kMR; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
+  const int32_t* a0 = reinterpret_cast<const int32_t*>(a);
+  const int32_t* a1 = a0 + k_pairs;
+  const int32_t* a2 = a1 + k_pairs;
+  const int32_t* a3 = a2 + k_pairs;
+  for (size_t p = 0; p < k_pairs; ++p) {
+    const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + p * 32));
+    const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + p * 32 + 16));
+    __m256i x = _mm256_set1_epi32(a0[p]);
+    acc[0][0] = _mm256_add_epi32(acc[0][0], _mm256_madd_epi16(x, w0));
+    acc[0][1] = _mm256_add_epi32(acc[0][1], _mm256_madd_epi16(x, w1));
+    x = _mm256_set1_epi32(a1[p]);
+    acc[1][0] = _mm256_add_epi32(acc[1][0], _mm256_madd_epi16(x, w0));
+    acc[1][1] = _mm256_add_epi32(acc[1][1], _mm256_madd_epi16(x, w1));
+    x = _mm256_set1_epi32(a2[p]);
+    acc[2][0] = _mm256_add_epi32(acc[2][0], _mm256_madd_epi16(x, w0));
+    acc[2][1] = _mm256_add_epi32(acc[2][1], _mm256_madd_epi16(x, w1));
+    x = _mm256_set1_epi32(a3[p]);
+    acc[3][0] = _mm256_add_epi32(acc[3][0], _mm256_madd_epi16(x, w0));
+    acc[3][1] = _mm256_add_epi32(acc[3][1], _mm256_madd_epi16(x, w1));
+  }
+}
+
+// Drives the micro-kernel over row tiles and channel tiles; store(r, tile, acc0, acc1) writes
+// one row's 16 accumulators (bias not yet added).
+template <typename Store>
+void gemm_driver(const PackedGemmAvx2& w, const uint8_t* x, size_t x_stride, size_t rows, int16_t* scratch,
+                 Store&& store) {
+  __m256i acc[kMR][2];
+  for (size_t r0 = 0; r0 < rows; r0 += kMR) {
+    const size_t mr = rows - r0 < kMR ? rows - r0 : kMR;
+    widen_rows(x + r0 * x_stride, x_stride, mr, w.k, w.k_pairs, scratch);
+    for (size_t t = 0; t < w.n_tiles; ++t) {
+      micro_tile(scratch, w.k_pairs, w.weights.data() + t * w.k_pairs * 2 * kNR, acc);
+      for (size_t r = 0; r < mr; ++r) store(r0 + r, t, acc[r][0], acc[r][1]);
+    }
+  }
+}
+
+}  // namespace
+
+size_t gemm_avx2_scratch_elements(const PackedGemmAvx2& w) { return kMR * 2 * w.k_pairs; }
+
+PackedGemmAvx2 pack_gemm_avx2(const int8_t* weights, size_t n, size_t k, const int32_t* bias,
+                              const std::vector<QuantizedMultiplier>& multipliers,
+                              const std::vector<float>& output_scales) {
+  PackedGemmAvx2 p;
+  p.n = n;
+  p.k = k;
+  p.n_tiles = (n + kNR - 1) / kNR;
+  p.k_pairs = (k + 1) / 2;
+  const size_t n_pad = p.n_tiles * kNR;
+  p.weights.assign(p.n_tiles * p.k_pairs * 2 * kNR, 0);
+  for (size_t c = 0; c < n; ++c) {
+    const size_t t = c / kNR, col = c % kNR;
+    for (size_t i = 0; i < k; ++i)
+      p.weights[(t * p.k_pairs + i / 2) * 2 * kNR + col * 2 + i % 2] = weights[c * k + i];
+  }
+  p.bias.assign(n_pad, 0);
+  std::memcpy(p.bias.data(), bias, n * sizeof(int32_t));
+  if (!multipliers.empty()) {
+    p.multiplier.assign(n_pad, 1 << 30);
+    p.left_shift.assign(n_pad, 0);
+    p.right_shift.assign(n_pad, 0);
+    for (size_t c = 0; c < n; ++c) {
+      p.multiplier[c] = multipliers[c].multiplier;
+      p.left_shift[c] = multipliers[c].shift > 0 ? multipliers[c].shift : 0;
+      p.right_shift[c] = multipliers[c].shift > 0 ? 0 : -multipliers[c].shift;
+    }
+  } else {
+    p.output_scales.assign(n_pad, 0.0f);
+    std::memcpy(p.output_scales.data(), output_scales.data(), n * sizeof(float));
+  }
+  return p;
+}
+
+void gemm_u8s8_4x16c2__avx2(const PackedGemmAvx2& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
+                            uint8_t* y, size_t y_stride, size_t rows, int16_t* scratch) {
+  const __m256i zero_point = _mm256_set1_epi32(out.zero_point);
+  const __m256i lo = _mm256_set1_epi32(out.act_min), hi = _mm256_set1_epi32(out.act_max);
+  auto stage = [&](__m256i acc, size_t c) {
+    auto at = [&](const std::vector<int32_t>& v) {
+      return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v.data() + c));
+    };
+    acc = _mm256_add_epi32(acc, at(w.bias));
+    acc = _mm256_add_epi32(requantize_avx2(acc, at(w.multiplier), at(w.left_shift), at(w.right_shift)), zero_point);
+    return _mm256_min_epi32(_mm256_max_epi32(acc, lo), hi);
+  };
+  gemm_driver(w, x, x_stride, rows, scratch, [&](size_t r, size_t t, __m256i a0, __m256i a1) {
+    const size_t c = t * kNR;
+    // Values are within [0, 255] already, so the saturating packs only narrow.
+    __m256i v16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(stage(a0, c), stage(a1, c + 8)), 0xD8);
+    __m256i v8 = _mm256_permute4x64_epi64(_mm256_packus_epi16(v16, v16), 0x88);
+    uint8_t* dst = y + r * y_stride + c;
+    const size_t valid = w.n - c < kNR ? w.n - c : kNR;
+    if (valid == kNR) {
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), _mm256_castsi256_si128(v8));
+    } else {
+      alignas(16) uint8_t tmp[kNR];
+      _mm_store_si128(reinterpret_cast<__m128i*>(tmp), _mm256_castsi256_si128(v8));
+      std::memcpy(dst, tmp, valid);
+    }
+  });
+}
+
+void gemm_u8s8_f32_4x16c2__avx2(const PackedGemmAvx2& w, const uint8_t* x, size_t x_stride, float* y,
+                                size_t y_stride, size_t rows, int16_t* scratch) {
+  gemm_driver(w, x, x_stride, rows, scratch, [&](size_t r, size_t t, __m256i a0, __m256i a1) {
+    const size_t c = t * kNR;
+    alignas(32) float tmp[kNR];
+    const __m256i* bias = reinterpret_cast<const __m256i*>(w.bias.data() + c);
+    const float* s = w.output_scales.data() + c;
+    // One int32 -> float conversion and one multiply, as float(acc) * scale in the reference.
+    _mm256_store_ps(tmp, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(a0, _mm256_loadu_si256(bias))),
+                                       _mm256_loadu_ps(s)));
+    _mm256_store_ps(tmp + 8, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(a1, _mm256_loadu_si256(bias + 1))),
+                                           _mm256_loadu_ps(s + 8)));
+    const size_t valid = w.n - c < kNR ? w.n - c : kNR;
+    std::memcpy(y + r * y_stride + c, tmp, valid * sizeof(float));
+  });
+}
+
+}  // namespace intinfer

@@ -1,0 +1,41 @@
+// AVX2 GEMM for u8 activations x s8 weights, exact (no saturating vpmaddubsw): weights are
+// prepacked once as int16, activations widened to int16 once per 4-row tile, and the inner loop
+// is vpmaddwd + vpaddd only (docs/kernels.md).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "../params.h"
+
+namespace intinfer {
+
+// Weights for gemm_u8s8_4x16c2__avx2: tiles of 16 output channels; within a tile, for each pair
+// of k, 16 x (w[n][2p], w[n][2p+1]) as int16. N is padded to 16 and K to 2 with zeros, and the
+// per-channel output stage is stored padded alongside.
+struct PackedGemmAvx2 {
+  size_t n = 0, k = 0, n_tiles = 0, k_pairs = 0;
+  std::vector<int16_t> weights;
+  std::vector<int32_t> bias;            // folded, padded
+  std::vector<int32_t> multiplier;      // uint8 output: Q31 multipliers
+  std::vector<int32_t> left_shift, right_shift;
+  std::vector<float> output_scales;     // float output: s_in * s_w[c]
+};
+
+// `weights` [n][k] int8, `bias` [n] folded; exactly one of `multipliers` / `output_scales`
+// is non-empty.
+PackedGemmAvx2 pack_gemm_avx2(const int8_t* weights, size_t n, size_t k, const int32_t* bias,
+                              const std::vector<QuantizedMultiplier>& multipliers,
+                              const std::vector<float>& output_scales);
+
+// y[r, :] for rows [0, rows) of x (row stride x_stride bytes) into y (row stride y_stride
+// elements). `scratch` holds 4 * 2 * k_pairs int16.
+void gemm_u8s8_4x16c2__avx2(const PackedGemmAvx2& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
+                            uint8_t* y, size_t y_stride, size_t rows, int16_t* scratch);
+void gemm_u8s8_f32_4x16c2__avx2(const PackedGemmAvx2& w, const uint8_t* x, size_t x_stride, float* y,
+                                size_t y_stride, size_t rows, int16_t* scratch);
+
+size_t gemm_avx2_scratch_elements(const PackedGemmAvx2& w);
+
+}  // namespace intinfer

@@ -1,0 +1,28 @@
+// y = output_stage(x W^T + bias) over rows of x, on the kernels of the model's ISA. Used by
+// FULLY_CONNECTED and by CONV2D (directly for 1x1 convs, through im2col otherwise).
+#pragma once
+
+#include <memory>
+
+#include "pack.h"
+
+namespace intinfer {
+
+class Gemm {
+ public:
+  Gemm(const PackedWeights& weights, const OutputStage& out, Isa isa);
+  ~Gemm();
+
+  // Rows [0, rows) of x (row stride x_stride) into y (row stride y_stride elements); the
+  // output is float when the weights were packed for a float output.
+  void run(const uint8_t* x, size_t x_stride, void* y, size_t y_stride, size_t rows) const;
+  bool float_output() const { return !w_.output_scales.empty(); }
+
+ private:
+  const PackedWeights& w_;
+  OutputStage out_;
+  struct Avx2;
+  std::unique_ptr<Avx2> avx2_;  // set when the ISA is AVX2
+};
+
+}  // namespace intinfer
