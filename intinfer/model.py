@@ -132,11 +132,19 @@ class Model:
         float32 unless raw=True, which returns their uint8 values (parameters in
         `self.outputs`). Returns an array for single-output models, else a list.
         """
-        results = self._session().run(self._bind(x))
+        results, _ = self._session().run(self._bind(x))
         if not raw:
             results = [_core.dequantize(r, info.scale, info.zero_point) if r.dtype == np.uint8 and info.scale is not None
                        else r for r, info in zip(results, self.outputs)]
         return results[0] if len(results) == 1 else results
+
+    def profile(self, x, runs: int = 10) -> "Profile":
+        """Median wall time of each op over `runs` calls on input x (after one warm-up call)."""
+        inputs = self._bind(x)
+        session = self._session()
+        session.run(inputs)
+        times = np.array([session.run(inputs, True)[1] for _ in range(max(1, runs))])
+        return Profile([(t, n) for t, n, _ in self._core.ops()], np.median(times, axis=0))
 
     def memory(self, shapes: Mapping[str, Sequence[int]] | None = None) -> dict:
         """Activation memory of the static plan for these input shapes (dynamic dims = 1 when
@@ -171,3 +179,26 @@ class Model:
 
     def __repr__(self) -> str:
         return f"<intinfer.Model inputs={[i.name for i in self.inputs]} outputs={[o.name for o in self.outputs]}>"
+
+
+class Profile:
+    """Per-op timings; str() is a table sorted by time, the slowest op first."""
+
+    def __init__(self, ops: list, seconds: np.ndarray):
+        self.rows = [{"op": t, "name": n, "ms": 1e3 * float(s)} for (t, n), s in zip(ops, seconds)]
+        self.total_ms = float(sum(r["ms"] for r in self.rows))
+
+    def by_type(self) -> dict:
+        out: dict = {}
+        for r in self.rows:
+            out[r["op"]] = out.get(r["op"], 0.0) + r["ms"]
+        return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+    def __str__(self) -> str:
+        w = max(len(r["name"]) for r in self.rows)
+        lines = [f"{'op':<16} {'name':<{w}} {'ms':>9} {'share':>7}"]
+        for r in sorted(self.rows, key=lambda r: -r["ms"]):
+            lines.append(f"{r['op']:<16} {r['name']:<{w}} {r['ms']:>9.3f} {r['ms'] / self.total_ms:>7.1%}")
+        lines.append(f"total {self.total_ms:.3f} ms; by op type: " +
+                     ", ".join(f"{k} {v:.2f} ms" for k, v in self.by_type().items()))
+        return "\n".join(lines)

@@ -1,3 +1,4 @@
+#include <chrono>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -230,7 +231,7 @@ std::vector<Shape> Model::output_shapes(const std::vector<Shape>& input_shapes) 
 
 Session::Session(std::shared_ptr<const Model> model) : model_(std::move(model)) {}
 
-std::vector<HostTensor> Session::run(const std::vector<HostTensor>& inputs) {
+std::vector<HostTensor> Session::run(const std::vector<HostTensor>& inputs, std::vector<double>* op_seconds) {
   const Model::Impl& m = model_->impl();
   if (inputs.size() != m.inputs.size())
     throw InputError("the model takes " + std::to_string(m.inputs.size()) + " inputs, got " + std::to_string(inputs.size()));
@@ -271,7 +272,13 @@ std::vector<HostTensor> Session::run(const std::vector<HostTensor>& inputs) {
       ctx.outputs.push_back(address(t));
       ctx.output_shapes.push_back(&plan->shapes[t]);
     }
+    if (op_seconds == nullptr) {
+      m.ops[s]->run(ctx);
+      continue;
+    }
+    const auto start = std::chrono::steady_clock::now();
     m.ops[s]->run(ctx);
+    op_seconds->push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
 
   std::vector<HostTensor> outputs;

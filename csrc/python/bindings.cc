@@ -91,7 +91,7 @@ PYBIND11_MODULE(_core, m) {
 
   py::class_<Session>(m, "Session")
       .def(py::init<std::shared_ptr<const Model>>())
-      .def("run", [](Session& self, const std::vector<py::array>& arrays) {
+      .def("run", [](Session& self, const std::vector<py::array>& arrays, bool profile) {
         std::vector<HostTensor> inputs;
         for (const py::array& a : arrays) {
           if (!(a.flags() & py::array::c_style)) throw InputError("input arrays must be C-contiguous");
@@ -102,9 +102,10 @@ PYBIND11_MODULE(_core, m) {
           inputs.push_back(std::move(t));
         }
         std::vector<HostTensor> outputs;
+        std::vector<double> seconds;
         {
           py::gil_scoped_release release;
-          outputs = self.run(inputs);
+          outputs = self.run(inputs, profile ? &seconds : nullptr);
         }
         py::list result;
         for (const HostTensor& t : outputs) {
@@ -112,8 +113,8 @@ PYBIND11_MODULE(_core, m) {
           std::memcpy(a.mutable_data(), t.bytes.data(), t.bytes.size());
           result.append(a);
         }
-        return result;
-      });
+        return py::make_tuple(result, seconds);
+      }, py::arg("inputs"), py::arg("profile") = false);
 
   m.def("quantize", [](const ContiguousF32& x, float scale, int32_t zero_point) {
     ContiguousU8 y(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));

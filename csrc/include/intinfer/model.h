@@ -70,7 +70,8 @@ class AlignedBuffer;
 class Session {
  public:
   explicit Session(std::shared_ptr<const Model> model);
-  std::vector<HostTensor> run(const std::vector<HostTensor>& inputs);
+  // `op_seconds`, when given, receives the wall time of each op in model order.
+  std::vector<HostTensor> run(const std::vector<HostTensor>& inputs, std::vector<double>* op_seconds = nullptr);
 
  private:
   std::shared_ptr<const Model> model_;

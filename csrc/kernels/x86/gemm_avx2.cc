@@ -110,30 +110,11 @@ PackedGemmAvx2 pack_gemm_avx2(const int8_t* weights, size_t n, size_t k, const i
 
 void gemm_u8s8_4x16c2__avx2(const PackedGemmAvx2& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
                             uint8_t* y, size_t y_stride, size_t rows, int16_t* scratch) {
-  const __m256i zero_point = _mm256_set1_epi32(out.zero_point);
-  const __m256i lo = _mm256_set1_epi32(out.act_min), hi = _mm256_set1_epi32(out.act_max);
-  auto stage = [&](__m256i acc, size_t c) {
-    auto at = [&](const std::vector<int32_t>& v) {
-      return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v.data() + c));
-    };
-    acc = _mm256_add_epi32(acc, at(w.bias));
-    acc = _mm256_add_epi32(requantize_avx2(acc, at(w.multiplier), at(w.left_shift), at(w.right_shift)), zero_point);
-    return _mm256_min_epi32(_mm256_max_epi32(acc, lo), hi);
-  };
+  const OutputStageAvx2 stage(w.bias.data(), w.multiplier.data(), w.left_shift.data(), w.right_shift.data(),
+                              out.zero_point, out.act_min, out.act_max);
   gemm_driver(w, x, x_stride, rows, scratch, [&](size_t r, size_t t, __m256i a0, __m256i a1) {
     const size_t c = t * kNR;
-    // Values are within [0, 255] already, so the saturating packs only narrow.
-    __m256i v16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(stage(a0, c), stage(a1, c + 8)), 0xD8);
-    __m256i v8 = _mm256_permute4x64_epi64(_mm256_packus_epi16(v16, v16), 0x88);
-    uint8_t* dst = y + r * y_stride + c;
-    const size_t valid = w.n - c < kNR ? w.n - c : kNR;
-    if (valid == kNR) {
-      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), _mm256_castsi256_si128(v8));
-    } else {
-      alignas(16) uint8_t tmp[kNR];
-      _mm_store_si128(reinterpret_cast<__m128i*>(tmp), _mm256_castsi256_si128(v8));
-      std::memcpy(dst, tmp, valid);
-    }
+    store_u8x16(y + r * y_stride + c, stage.apply16(a0, a1, c), w.n - c < kNR ? w.n - c : kNR);
   });
 }
 

@@ -9,6 +9,7 @@
 
 #include <immintrin.h>
 
+#include <cstddef>
 #include <cstdint>
 
 namespace intinfer {
@@ -34,6 +35,45 @@ static inline __m256i requantize_avx2(__m256i x, __m256i multiplier, __m256i lef
   const __m256i threshold = _mm256_add_epi32(_mm256_srli_epi32(mask, 1), _mm256_srli_epi32(high, 31));
   // cmpgt gives -1 where the remainder rounds up: subtracting it adds 1.
   return _mm256_sub_epi32(_mm256_srav_epi32(high, right), _mm256_cmpgt_epi32(remainder, threshold));
+}
+
+// The per-channel output stage of 16 channels [c, c + 16): bias, requantization, zero point,
+// clamp, narrowed to 16 bytes in channel order.
+struct OutputStageAvx2 {
+  const int32_t* bias;
+  const int32_t* multiplier;
+  const int32_t* left_shift;
+  const int32_t* right_shift;
+  __m256i zero_point, lo, hi;
+
+  OutputStageAvx2(const int32_t* b, const int32_t* m, const int32_t* l, const int32_t* r, int32_t zp, int32_t act_min,
+                  int32_t act_max)
+      : bias(b), multiplier(m), left_shift(l), right_shift(r), zero_point(_mm256_set1_epi32(zp)),
+        lo(_mm256_set1_epi32(act_min)), hi(_mm256_set1_epi32(act_max)) {}
+
+  __m256i stage8(__m256i acc, size_t c) const {
+    auto at = [c](const int32_t* v) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + c)); };
+    acc = _mm256_add_epi32(acc, at(bias));
+    acc = _mm256_add_epi32(requantize_avx2(acc, at(multiplier), at(left_shift), at(right_shift)), zero_point);
+    return _mm256_min_epi32(_mm256_max_epi32(acc, lo), hi);
+  }
+
+  // Values are within [0, 255] after the clamp, so the saturating packs only narrow.
+  __m128i apply16(__m256i acc0, __m256i acc1, size_t c) const {
+    const __m256i v16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(stage8(acc0, c), stage8(acc1, c + 8)), 0xD8);
+    return _mm256_castsi256_si128(_mm256_permute4x64_epi64(_mm256_packus_epi16(v16, v16), 0x88));
+  }
+};
+
+// Stores the first `valid` (<= 16) bytes of v.
+static inline void store_u8x16(uint8_t* dst, __m128i v, size_t valid) {
+  if (valid == 16) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst), v);
+    return;
+  }
+  alignas(16) uint8_t tmp[16];
+  _mm_store_si128(reinterpret_cast<__m128i*>(tmp), v);
+  for (size_t i = 0; i < valid; ++i) dst[i] = tmp[i];
 }
 
 }  // namespace intinfer

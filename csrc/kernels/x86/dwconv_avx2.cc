@@ -1,0 +1,100 @@
+#include "dwconv_avx2.h"
+
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "requant_avx2.h"
+
+namespace intinfer {
+namespace {
+
+constexpr size_t kC = 16;
+
+// Loads 16 channels from p as int16; a partial tile goes through a buffer so nothing past the
+// tensor is read.
+inline __m256i load16(const uint8_t* p, size_t valid) {
+  if (valid == kC) return _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  alignas(16) uint8_t tmp[kC] = {0};
+  std::memcpy(tmp, p, valid);
+  return _mm256_cvtepu8_epi16(_mm_load_si128(reinterpret_cast<const __m128i*>(tmp)));
+}
+
+}  // namespace
+
+PackedDwconvAvx2 pack_dwconv_avx2(const int8_t* weights, size_t channels, size_t taps, const int32_t* bias,
+                                  const std::vector<QuantizedMultiplier>& multipliers) {
+  PackedDwconvAvx2 p;
+  p.channels = channels;
+  p.taps = taps;
+  p.tap_pairs = (taps + 1) / 2;
+  p.c_tiles = (channels + kC - 1) / kC;
+  const size_t padded = p.c_tiles * kC;
+  p.weights.assign(p.c_tiles * p.tap_pairs * 2 * kC, 0);
+  for (size_t c = 0; c < channels; ++c) {
+    const size_t tile = c / kC, lane = c % kC;
+    // Channel lane -> (vector, slot): 0-3 -> (0, 0-3), 4-7 -> (1, 0-3), 8-11 -> (0, 4-7), 12-15 -> (1, 4-7).
+    const size_t vec = (lane / 4) % 2, slot = (lane % 4) + 4 * (lane / 8);
+    for (size_t t = 0; t < taps; ++t)
+      p.weights[((tile * p.tap_pairs + t / 2) * 2 + vec) * kC + slot * 2 + t % 2] = weights[c * taps + t];
+  }
+  p.bias.assign(padded, 0);
+  std::memcpy(p.bias.data(), bias, channels * sizeof(int32_t));
+  p.multiplier.assign(padded, 1 << 30);
+  p.left_shift.assign(padded, 0);
+  p.right_shift.assign(padded, 0);
+  for (size_t c = 0; c < channels; ++c) {
+    p.multiplier[c] = multipliers[c].multiplier;
+    p.left_shift[c] = multipliers[c].shift > 0 ? multipliers[c].shift : 0;
+    p.right_shift[c] = multipliers[c].shift > 0 ? 0 : -multipliers[c].shift;
+  }
+  return p;
+}
+
+void dwconv_u8s8_16c2__avx2(const PackedDwconvAvx2& w, const ConvParams& p, const uint8_t* x, const uint8_t* zero_row,
+                            uint8_t* y, size_t row_begin, size_t row_end) {
+  const OutputStageAvx2 stage(w.bias.data(), w.multiplier.data(), w.left_shift.data(), w.right_shift.data(),
+                              p.out.zero_point, p.out.act_min, p.out.act_max);
+  const size_t c_count = w.channels;
+  const uint8_t* taps[kDwconvMaxTaps + 1];
+  for (size_t row = row_begin; row < row_end; ++row) {
+    const size_t b = row / p.out_h;
+    const int oy = static_cast<int>(row % p.out_h);
+    const uint8_t* xb = x + b * p.in_h * p.in_w * c_count;
+    for (int ox = 0; ox < p.out_w; ++ox) {
+      // The window's input pixels, or the zero-point row where the window leaves the input.
+      size_t t = 0;
+      for (int ky = 0; ky < p.kernel_h; ++ky) {
+        const int iy = oy * p.stride_h - p.pad_top + ky * p.dilation_h;
+        for (int kx = 0; kx < p.kernel_w; ++kx) {
+          const int ix = ox * p.stride_w - p.pad_left + kx * p.dilation_w;
+          taps[t++] = iy < 0 || iy >= p.in_h || ix < 0 || ix >= p.in_w
+                          ? zero_row
+                          : xb + (static_cast<size_t>(iy) * p.in_w + ix) * c_count;
+        }
+      }
+      taps[t] = zero_row;  // the odd tap's partner, whose weight is 0
+      uint8_t* out = y + (row * p.out_w + ox) * c_count;
+      for (size_t tile = 0; tile < w.c_tiles; ++tile) {
+        const size_t c = tile * kC;
+        const size_t valid = c_count - c < kC ? c_count - c : kC;
+        const int16_t* wt = w.weights.data() + tile * w.tap_pairs * 2 * kC;
+        __m256i acc_a = _mm256_setzero_si256(), acc_b = _mm256_setzero_si256();
+        for (size_t pr = 0; pr < w.tap_pairs; ++pr) {
+          const __m256i v0 = load16(taps[2 * pr] + c, valid);
+          const __m256i v1 = load16(taps[2 * pr + 1] + c, valid);
+          const __m256i wa = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wt + pr * 2 * kC));
+          const __m256i wb = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wt + pr * 2 * kC + kC));
+          acc_a = _mm256_add_epi32(acc_a, _mm256_madd_epi16(_mm256_unpacklo_epi16(v0, v1), wa));
+          acc_b = _mm256_add_epi32(acc_b, _mm256_madd_epi16(_mm256_unpackhi_epi16(v0, v1), wb));
+        }
+        // acc_a: channels 0-3 | 8-11, acc_b: 4-7 | 12-15 -> 0-7 and 8-15.
+        const __m256i lo = _mm256_permute2x128_si256(acc_a, acc_b, 0x20);
+        const __m256i hi = _mm256_permute2x128_si256(acc_a, acc_b, 0x31);
+        store_u8x16(out + c, stage.apply16(lo, hi, c), valid);
+      }
+    }
+  }
+}
+
+}  // namespace intinfer
