@@ -2,16 +2,20 @@
 #include <algorithm>
 
 #include "../kernels/ref/kernels.h"
+#ifdef INTINFER_HAVE_AVX2
+#include "../kernels/x86/elementwise_avx2.h"
+#endif
 #include "broadcast.h"
 #include "ops.h"
 
 namespace intinfer {
 namespace {
 
-template <typename Params, auto kernel>
+template <typename Params>
 class Binary : public Op {
  public:
-  Binary(const OpContext& ctx, const Params& p) : name_(ctx.desc().name), p_(p) {}
+  using Kernel = void (*)(const Params&, const uint8_t*, size_t, const uint8_t*, size_t, uint8_t*, size_t);
+  Binary(const OpContext& ctx, const Params& p, Kernel kernel) : name_(ctx.desc().name), p_(p), kernel_(kernel) {}
 
   std::vector<Shape> infer(const std::vector<Shape>& in) const override {
     return {broadcast_shapes(in[0], in[1], name_)};
@@ -22,13 +26,14 @@ class Binary : public Op {
     uint8_t* y = ctx.out<uint8_t>(0);
     for_each_broadcast_row(*ctx.input_shapes[0], *ctx.input_shapes[1], *ctx.output_shapes[0],
                            [&](size_t ao, size_t as, size_t bo, size_t bs, size_t yo, size_t n) {
-                             kernel(p_, a + ao, as, b + bo, bs, y + yo, n);
+                             kernel_(p_, a + ao, as, b + bo, bs, y + yo, n);
                            });
   }
 
  private:
   std::string name_;
   Params p_;
+  Kernel kernel_;
 };
 
 void expect_binary(const OpContext& ctx) {
@@ -52,7 +57,10 @@ std::unique_ptr<Op> make_add(const OpContext& ctx) {
   p.b_multiplier = ctx.multiplier(sb / twice_max, "input");
   p.out_multiplier = ctx.multiplier(twice_max / ((1 << AddParams::kLeftShift) * sy), "output");
   p.out = ctx.output_stage();
-  return std::make_unique<Binary<AddParams, add_u8__ref>>(ctx, p);
+#ifdef INTINFER_HAVE_AVX2
+  if (ctx.isa() == Isa::kAvx2) return std::make_unique<Binary<AddParams>>(ctx, p, add_u8__avx2);
+#endif
+  return std::make_unique<Binary<AddParams>>(ctx, p, add_u8__ref);
 }
 
 std::unique_ptr<Op> make_mul(const OpContext& ctx) {
@@ -63,7 +71,10 @@ std::unique_ptr<Op> make_mul(const OpContext& ctx) {
   p.b_zero_point = b.zero_points[0];
   p.multiplier = ctx.multiplier(static_cast<double>(a.scales[0]) * b.scales[0] / y.scales[0], "output");
   p.out = ctx.output_stage();
-  return std::make_unique<Binary<MulParams, mul_u8__ref>>(ctx, p);
+#ifdef INTINFER_HAVE_AVX2
+  if (ctx.isa() == Isa::kAvx2) return std::make_unique<Binary<MulParams>>(ctx, p, mul_u8__avx2);
+#endif
+  return std::make_unique<Binary<MulParams>>(ctx, p, mul_u8__ref);
 }
 
 }  // namespace intinfer

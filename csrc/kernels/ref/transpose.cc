@@ -3,29 +3,47 @@
 #include "kernels.h"
 
 namespace intinfer {
+namespace {
 
-void transpose__ref(const uint8_t* x, uint8_t* y, size_t elem_size, int rank, const int64_t* shape,
-                    const int64_t* perm) {
-  int64_t in_stride[8], out_shape[8], step[8], idx[8] = {0};
-  int64_t s = 1;
-  for (int d = rank - 1; d >= 0; --d) {
-    in_stride[d] = s;
-    s *= shape[d];
-  }
-  const int64_t total = s;
-  for (int d = 0; d < rank; ++d) {
-    out_shape[d] = shape[perm[d]];
-    step[d] = in_stride[perm[d]];
-  }
-  int64_t offset = 0;  // of the current output element in x, in elements
-  for (int64_t i = 0; i < total; ++i) {
-    std::memcpy(y + i * elem_size, x + offset * elem_size, elem_size);
-    for (int d = rank - 1; d >= 0; --d) {
+// The innermost output dimension is copied in one strided loop per row.
+template <typename T>
+void transpose_rows(const T* x, T* y, int rank, const int64_t* out_shape, const int64_t* step) {
+  int64_t idx[8] = {0};
+  int64_t rows = 1;
+  for (int d = 0; d + 1 < rank; ++d) rows *= out_shape[d];
+  const int64_t n = out_shape[rank - 1], s = step[rank - 1];
+  int64_t offset = 0;  // of the row's first element in x
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* src = x + offset;
+    for (int64_t i = 0; i < n; ++i) y[i] = src[i * s];
+    y += n;
+    for (int d = rank - 2; d >= 0; --d) {
       offset += step[d];
       if (++idx[d] < out_shape[d]) break;
       offset -= step[d] * out_shape[d];
       idx[d] = 0;
     }
+  }
+}
+
+}  // namespace
+
+void transpose__ref(const uint8_t* x, uint8_t* y, size_t elem_size, int rank, const int64_t* shape,
+                    const int64_t* perm) {
+  int64_t in_stride[8], out_shape[8], step[8];
+  int64_t s = 1;
+  for (int d = rank - 1; d >= 0; --d) {
+    in_stride[d] = s;
+    s *= shape[d];
+  }
+  for (int d = 0; d < rank; ++d) {
+    out_shape[d] = shape[perm[d]];
+    step[d] = in_stride[perm[d]];
+  }
+  if (elem_size == 1) {
+    transpose_rows(x, y, rank, out_shape, step);
+  } else {  // 4-byte elements (float32, int32), moved as raw bits
+    transpose_rows(reinterpret_cast<const uint32_t*>(x), reinterpret_cast<uint32_t*>(y), rank, out_shape, step);
   }
 }
 

@@ -1,0 +1,83 @@
+#include "elementwise_avx2.h"
+
+#include <immintrin.h>
+
+#include "../ref/kernels.h"
+#include "requant_avx2.h"
+
+namespace intinfer {
+namespace {
+
+struct Multiplier {
+  __m256i m, left, right;
+  explicit Multiplier(QuantizedMultiplier q)
+      : m(_mm256_set1_epi32(q.multiplier)), left(_mm256_set1_epi32(q.shift > 0 ? q.shift : 0)),
+        right(_mm256_set1_epi32(q.shift > 0 ? 0 : -q.shift)) {}
+  __m256i apply(__m256i x) const { return requantize_avx2(x, m, left, right); }
+};
+
+// 8 values as int32: 8 consecutive bytes, or one byte repeated when step is 0.
+inline __m256i load8(const uint8_t* p, size_t step) {
+  if (step == 0) return _mm256_set1_epi32(*p);
+  return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+}
+
+// Narrows 8 int32 lanes already within [0, 255] and stores them.
+inline void store8(uint8_t* y, __m256i v) {
+  const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  _mm_storel_epi64(reinterpret_cast<__m128i*>(y), _mm_packus_epi16(w, w));
+}
+
+// Runs body over full blocks of 8 and the reference kernel on the tail.
+template <typename Body, typename Tail>
+void blocks_of_8(size_t n, Body&& body, Tail&& tail) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) body(i);
+  if (i < n) tail(i, n - i);
+}
+
+}  // namespace
+
+void add_u8__avx2(const AddParams& p, const uint8_t* a, size_t a_step, const uint8_t* b, size_t b_step, uint8_t* y,
+                  size_t n) {
+  const Multiplier ma(p.a_multiplier), mb(p.b_multiplier), mo(p.out_multiplier);
+  const __m256i za = _mm256_set1_epi32(p.a_zero_point), zb = _mm256_set1_epi32(p.b_zero_point);
+  const __m256i zo = _mm256_set1_epi32(p.out.zero_point);
+  const __m256i lo = _mm256_set1_epi32(p.out.act_min), hi = _mm256_set1_epi32(p.out.act_max);
+  blocks_of_8(n, [&](size_t i) {
+    const __m256i av = _mm256_slli_epi32(_mm256_sub_epi32(load8(a + i * a_step, a_step), za), AddParams::kLeftShift);
+    const __m256i bv = _mm256_slli_epi32(_mm256_sub_epi32(load8(b + i * b_step, b_step), zb), AddParams::kLeftShift);
+    const __m256i sum = _mm256_add_epi32(ma.apply(av), mb.apply(bv));
+    store8(y + i, _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(mo.apply(sum), zo), lo), hi));
+  }, [&](size_t i, size_t rest) { add_u8__ref(p, a + i * a_step, a_step, b + i * b_step, b_step, y + i, rest); });
+}
+
+void mul_u8__avx2(const MulParams& p, const uint8_t* a, size_t a_step, const uint8_t* b, size_t b_step, uint8_t* y,
+                  size_t n) {
+  const Multiplier m(p.multiplier);
+  const __m256i za = _mm256_set1_epi32(p.a_zero_point), zb = _mm256_set1_epi32(p.b_zero_point);
+  const __m256i zo = _mm256_set1_epi32(p.out.zero_point);
+  const __m256i lo = _mm256_set1_epi32(p.out.act_min), hi = _mm256_set1_epi32(p.out.act_max);
+  blocks_of_8(n, [&](size_t i) {
+    const __m256i prod = _mm256_mullo_epi32(_mm256_sub_epi32(load8(a + i * a_step, a_step), za),
+                                            _mm256_sub_epi32(load8(b + i * b_step, b_step), zb));
+    store8(y + i, _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(m.apply(prod), zo), lo), hi));
+  }, [&](size_t i, size_t rest) { mul_u8__ref(p, a + i * a_step, a_step, b + i * b_step, b_step, y + i, rest); });
+}
+
+void quantize_f32_u8__avx2(const float* x, uint8_t* y, size_t n, float scale, int32_t zero_point) {
+  const __m256 s = _mm256_set1_ps(scale);
+  const __m256 lo = _mm256_set1_ps(-512.0f), hi = _mm256_set1_ps(512.0f);
+  const __m256i z = _mm256_set1_epi32(zero_point);
+  const __m256i q_lo = _mm256_setzero_si256(), q_hi = _mm256_set1_epi32(255);
+  blocks_of_8(n, [&](size_t i) {
+    __m256 v = _mm256_div_ps(_mm256_loadu_ps(x + i), s);  // a true division, as the reference
+    v = _mm256_andnot_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q), v);  // NaN -> 0
+    v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+    // Round half to even (the default rounding mode, as std::nearbyint), then offset and clamp.
+    const __m256i q = _mm256_cvtps_epi32(_mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    store8(y + i, _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(q, z), q_lo), q_hi));
+  }, [&](size_t i, size_t rest) { quantize_f32_u8__ref(x + i, y + i, rest, scale, zero_point); });
+}
+
+}  // namespace intinfer
