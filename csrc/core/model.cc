@@ -222,6 +222,19 @@ MemoryInfo Model::memory(const std::vector<Shape>& input_shapes) const {
   return {plan->arena_bytes, plan->naive_bytes};
 }
 
+std::vector<uint64_t> Model::op_macs(const std::vector<Shape>& input_shapes) const {
+  auto plan = plan_for(*impl_, input_shapes);
+  std::vector<uint64_t> out;
+  for (size_t s = 0; s < impl_->ops.size(); ++s) {
+    const OpDesc& od = impl_->desc.ops[s];
+    std::vector<Shape> in, outs;
+    for (uint32_t t : od.inputs) in.push_back(plan->shapes[t]);
+    for (uint32_t t : od.outputs) outs.push_back(plan->shapes[t]);
+    out.push_back(impl_->ops[s]->macs(in, outs));
+  }
+  return out;
+}
+
 std::vector<Shape> Model::output_shapes(const std::vector<Shape>& input_shapes) const {
   auto plan = plan_for(*impl_, input_shapes);
   std::vector<Shape> out;

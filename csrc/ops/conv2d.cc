@@ -104,6 +104,10 @@ class Conv2D : public Op {
     }
   }
 
+  uint64_t macs(const std::vector<Shape>&, const std::vector<Shape>& out) const override {
+    return numel(out[0]) * packed_.depth;
+  }
+
   size_t weight_bytes() const override {
     return packed_.channels * packed_.depth + packed_.bias.size() * sizeof(int32_t);
   }

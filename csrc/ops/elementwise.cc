@@ -10,12 +10,6 @@
 namespace intinfer {
 namespace {
 
-size_t numel(const Shape& s) {
-  size_t n = 1;
-  for (int64_t d : s) n *= static_cast<size_t>(d);
-  return n;
-}
-
 // A unary op whose output has the input's shape; `kernel(x, y, n)` maps one chunk.
 class Unary : public Op {
  public:

@@ -33,6 +33,10 @@ class FullyConnected : public Op {
     ctx.pool->parallel_for(rows, [&](size_t b, size_t e) { gemm_->run(x + b * k, k, y + b * n * elem, n, e - b); });
   }
 
+  uint64_t macs(const std::vector<Shape>&, const std::vector<Shape>& out) const override {
+    return numel(out[0]) * packed_.depth;
+  }
+
   size_t weight_bytes() const override {
     return packed_.channels * packed_.depth + packed_.bias.size() * sizeof(int32_t);
   }

@@ -35,7 +35,19 @@ class Op {
   virtual std::vector<Shape> infer(const std::vector<Shape>& inputs) const = 0;
   virtual void run(const ExecContext& ctx) const = 0;
   virtual size_t weight_bytes() const { return 0; }
+  // Multiply-accumulates of one run for these shapes (0 for ops that do not multiply).
+  virtual uint64_t macs(const std::vector<Shape>& inputs, const std::vector<Shape>& outputs) const {
+    (void)inputs;
+    (void)outputs;
+    return 0;
+  }
 };
+
+inline uint64_t numel(const Shape& s) {
+  uint64_t n = 1;
+  for (int64_t d : s) n *= static_cast<uint64_t>(d);
+  return n;
+}
 
 // What an op factory sees: the op's descriptor, its tensors, and checks that fail with a
 // ModelError naming the op.

@@ -87,7 +87,8 @@ PYBIND11_MODULE(_core, m) {
         MemoryInfo mi = self.memory(shapes);
         return py::make_tuple(mi.arena_bytes, mi.naive_bytes);
       }, py::arg("shapes") = std::vector<Shape>{})
-      .def("output_shapes", &Model::output_shapes, py::arg("shapes") = std::vector<Shape>{});
+      .def("output_shapes", &Model::output_shapes, py::arg("shapes") = std::vector<Shape>{})
+      .def("op_macs", &Model::op_macs, py::arg("shapes") = std::vector<Shape>{});
 
   py::class_<Session>(m, "Session")
       .def(py::init<std::shared_ptr<const Model>>())

@@ -92,6 +92,8 @@ class Model : public std::enable_shared_from_this<Model> {
   MemoryInfo memory(const std::vector<Shape>& input_shapes = {}) const;
   // The shapes the outputs take for these input shapes (empty: dynamic dimensions taken as 1).
   std::vector<Shape> output_shapes(const std::vector<Shape>& input_shapes = {}) const;
+  // Multiply-accumulates of each op for these input shapes (0 for ops without products).
+  std::vector<uint64_t> op_macs(const std::vector<Shape>& input_shapes = {}) const;
   int num_threads() const;
   const char* isa() const;
 

@@ -1,0 +1,75 @@
+"""The native intinfer-bench tool: built with CMake (no Python inside), its outputs written as
+.npy must equal the Python API's bit for bit, and its errors must be clear."""
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import intinfer
+from sample_models import every_op_model, sample_input
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def bench_tool():
+    build = ROOT / "build" / "tools"
+    generator = ["-G", "Ninja"] if shutil.which("ninja") else []
+    subprocess.run(["cmake", "-S", str(ROOT), "-B", str(build), *generator, "-DINTINFER_PYTHON=OFF",
+                    "-DINTINFER_TOOLS=ON"], check=True, capture_output=True)
+    subprocess.run(["cmake", "--build", str(build), "-j2", "--target", "intinfer-bench"], check=True,
+                   capture_output=True)
+    return build / "intinfer-bench"
+
+
+def run(tool, *args, check=True):
+    out = subprocess.run([str(tool), *map(str, args)], capture_output=True, text=True, timeout=300)
+    if check:
+        assert out.returncode == 0, out.stderr
+    return out
+
+
+@pytest.mark.parametrize("isa", ["ref", "avx2"])
+def test_outputs_match_python_bit_for_bit(bench_tool, tmp_path, isa):
+    from conftest import ISAS
+
+    if isa not in ISAS:
+        pytest.skip(f"{isa} kernels are not available on this CPU")
+    model = tmp_path / "m.iif"
+    every_op_model().save(model)
+    x = sample_input(batch=3)
+    np.save(tmp_path / "x.npy", x)
+    out = run(bench_tool, model, "--input", tmp_path / "x.npy", "--output-dir", tmp_path, "--runs", 3, "--isa", isa,
+              "--threads", 2, "--profile")
+    assert f"kernels: {isa}" in out.stdout
+    assert re.search(r"latency ms: min [\d.]+ +median [\d.]+ +mean [\d.]+ +p90 [\d.]+", out.stdout)
+    assert "CONV2D" in out.stdout and "GOPS" in out.stdout and "peak memory" in out.stdout
+    got = np.load(tmp_path / "logits.npy")
+    want = intinfer.load(model).run(x)
+    assert got.dtype == want.dtype and got.shape == want.shape
+    assert got.tobytes() == want.tobytes()
+
+
+def test_random_inputs_with_a_batch_size(bench_tool, tmp_path):
+    model = tmp_path / "m.iif"
+    every_op_model().save(model)
+    out = run(bench_tool, model, "--batch", 4, "--runs", 2)
+    assert "inputs: [4, 6, 6, 3]" in out.stdout
+
+
+def test_errors_are_clear(bench_tool, tmp_path):
+    bad = tmp_path / "bad.iif"
+    bad.write_bytes(b"IINF" + bytes(60))
+    out = run(bench_tool, bad, check=False)
+    assert out.returncode == 1 and "version 0.0 is not supported" in out.stderr
+    out = run(bench_tool, bad, "--runs", "many", check=False)
+    assert out.returncode == 2 and "bad value for --runs" in out.stderr
+    model = tmp_path / "m.iif"
+    every_op_model().save(model)
+    np.save(tmp_path / "x.npy", np.zeros((1, 6, 6), np.float32))
+    out = run(bench_tool, model, "--input", tmp_path / "x.npy", check=False)
+    assert out.returncode == 1 and "input 'image': expected shape [?, 6, 6, 3]" in out.stderr
