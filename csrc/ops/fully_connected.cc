@@ -30,6 +30,11 @@ class FullyConnected : public Op {
     const size_t elem = gemm_->float_output() ? sizeof(float) : 1;
     const uint8_t* x = ctx.in<uint8_t>(0);
     auto* y = static_cast<uint8_t*>(ctx.outputs[0]);
+    // Few rows (a batch-1 classifier): split the output channels between threads instead.
+    if (rows < 4 * static_cast<size_t>(ctx.pool->num_threads()) && gemm_->column_blocks() > 1) {
+      ctx.pool->parallel_for(gemm_->column_blocks(), [&](size_t b, size_t e) { gemm_->run(x, k, y, n, rows, b, e); });
+      return;
+    }
     ctx.pool->parallel_for(rows, [&](size_t b, size_t e) { gemm_->run(x + b * k, k, y + b * n * elem, n, e - b); });
   }
 

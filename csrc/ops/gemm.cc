@@ -31,18 +31,29 @@ Gemm::Gemm(const PackedWeights& weights, const OutputStage& out, Isa isa) : w_(w
 
 Gemm::~Gemm() = default;
 
-void Gemm::run(const uint8_t* x, size_t x_stride, void* y, size_t y_stride, size_t rows) const {
+size_t Gemm::column_blocks() const {
+#ifdef INTINFER_HAVE_AVX2
+  if (avx2_) return avx2_->packed.n_tiles;
+#endif
+  return 1;
+}
+
+void Gemm::run(const uint8_t* x, size_t x_stride, void* y, size_t y_stride, size_t rows, size_t block_begin,
+               size_t block_end) const {
+  block_end = block_end < column_blocks() ? block_end : column_blocks();
 #ifdef INTINFER_HAVE_AVX2
   if (avx2_) {
     std::vector<int16_t> scratch(gemm_avx2_scratch_elements(avx2_->packed));
     if (float_output())
-      gemm_u8s8_f32_4x16c2__avx2(avx2_->packed, x, x_stride, static_cast<float*>(y), y_stride, rows, scratch.data());
+      gemm_u8s8_f32_4x16c2__avx2(avx2_->packed, x, x_stride, static_cast<float*>(y), y_stride, rows, block_begin,
+                                 block_end, scratch.data());
     else
-      gemm_u8s8_4x16c2__avx2(avx2_->packed, out_, x, x_stride, static_cast<uint8_t*>(y), y_stride, rows,
-                             scratch.data());
+      gemm_u8s8_4x16c2__avx2(avx2_->packed, out_, x, x_stride, static_cast<uint8_t*>(y), y_stride, rows, block_begin,
+                             block_end, scratch.data());
     return;
   }
 #endif
+  (void)block_begin;
   GemmParams p{1, w_.channels, w_.depth, out_, w_.multipliers.data()};
   for (size_t r = 0; r < rows; ++r) {
     const uint8_t* xr = x + r * x_stride;

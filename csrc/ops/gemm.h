@@ -2,6 +2,7 @@
 // FULLY_CONNECTED and by CONV2D (directly for 1x1 convs, through im2col otherwise).
 #pragma once
 
+#include <cstdint>
 #include <memory>
 
 #include "pack.h"
@@ -13,9 +14,13 @@ class Gemm {
   Gemm(const PackedWeights& weights, const OutputStage& out, Isa isa);
   ~Gemm();
 
-  // Rows [0, rows) of x (row stride x_stride) into y (row stride y_stride elements); the
-  // output is float when the weights were packed for a float output.
-  void run(const uint8_t* x, size_t x_stride, void* y, size_t y_stride, size_t rows) const;
+  // Rows [0, rows) of x (row stride x_stride) into y (row stride y_stride elements), for the
+  // output channels of column blocks [block_begin, block_end) (all by default); the output is
+  // float when the weights were packed for a float output.
+  void run(const uint8_t* x, size_t x_stride, void* y, size_t y_stride, size_t rows, size_t block_begin = 0,
+           size_t block_end = SIZE_MAX) const;
+  // How many column blocks run() can split the output channels into.
+  size_t column_blocks() const;
   bool float_output() const { return !w_.output_scales.empty(); }
 
  private:

@@ -12,8 +12,9 @@ from .gptq import InputStatistics
 from .graph import ExportError, FloatGraph, capture, expected_shapes_match
 from .lower import NHWC_TO_NCHW, Lowering, needs_observer
 from .observers import OBSERVERS, make_observer
+from .torch_ao import import_quantized
 
-__all__ = ["ExportError", "QuantizedModel", "quantize", "OBSERVERS"]
+__all__ = ["ExportError", "QuantizedModel", "quantize", "OBSERVERS", "import_quantized"]
 
 
 def _as_inputs(batch) -> tuple:

@@ -54,7 +54,7 @@ PackedDwconvAvx2 pack_dwconv_avx2(const int8_t* weights, size_t channels, size_t
 void dwconv_u8s8_16c2__avx2(const PackedDwconvAvx2& w, const ConvParams& p, const uint8_t* x, const uint8_t* zero_row,
                             uint8_t* y, size_t row_begin, size_t row_end) {
   const OutputStageAvx2 stage(w.bias.data(), w.multiplier.data(), w.left_shift.data(), w.right_shift.data(),
-                              p.out.zero_point, p.out.act_min, p.out.act_max);
+                              w.channels, p.out.zero_point, p.out.act_min, p.out.act_max);
   const size_t c_count = w.channels;
   const uint8_t* taps[kDwconvMaxTaps + 1];
   for (size_t row = row_begin; row < row_end; ++row) {

@@ -58,13 +58,13 @@ inline void micro_tile(const int16_t* a, size_t k_pairs, const int16_t* b, __m25
 // Drives the micro-kernel over row tiles and channel tiles; store(r, tile, acc0, acc1) writes
 // one row's 16 accumulators (bias not yet added).
 template <typename Store>
-void gemm_driver(const PackedGemmAvx2& w, const uint8_t* x, size_t x_stride, size_t rows, int16_t* scratch,
-                 Store&& store) {
+void gemm_driver(const PackedGemmAvx2& w, const uint8_t* x, size_t x_stride, size_t rows, size_t tile_begin,
+                 size_t tile_end, int16_t* scratch, Store&& store) {
   __m256i acc[kMR][2];
   for (size_t r0 = 0; r0 < rows; r0 += kMR) {
     const size_t mr = rows - r0 < kMR ? rows - r0 : kMR;
     widen_rows(x + r0 * x_stride, x_stride, mr, w.k, w.k_pairs, scratch);
-    for (size_t t = 0; t < w.n_tiles; ++t) {
+    for (size_t t = tile_begin; t < tile_end; ++t) {
       micro_tile(scratch, w.k_pairs, w.weights.data() + t * w.k_pairs * 2 * kNR, acc);
       for (size_t r = 0; r < mr; ++r) store(r0 + r, t, acc[r][0], acc[r][1]);
     }
@@ -109,18 +109,19 @@ PackedGemmAvx2 pack_gemm_avx2(const int8_t* weights, size_t n, size_t k, const i
 }
 
 void gemm_u8s8_4x16c2__avx2(const PackedGemmAvx2& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
-                            uint8_t* y, size_t y_stride, size_t rows, int16_t* scratch) {
-  const OutputStageAvx2 stage(w.bias.data(), w.multiplier.data(), w.left_shift.data(), w.right_shift.data(),
+                            uint8_t* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
+                            int16_t* scratch) {
+  const OutputStageAvx2 stage(w.bias.data(), w.multiplier.data(), w.left_shift.data(), w.right_shift.data(), w.n,
                               out.zero_point, out.act_min, out.act_max);
-  gemm_driver(w, x, x_stride, rows, scratch, [&](size_t r, size_t t, __m256i a0, __m256i a1) {
+  gemm_driver(w, x, x_stride, rows, tile_begin, tile_end, scratch, [&](size_t r, size_t t, __m256i a0, __m256i a1) {
     const size_t c = t * kNR;
     store_u8x16(y + r * y_stride + c, stage.apply16(a0, a1, c), w.n - c < kNR ? w.n - c : kNR);
   });
 }
 
 void gemm_u8s8_f32_4x16c2__avx2(const PackedGemmAvx2& w, const uint8_t* x, size_t x_stride, float* y,
-                                size_t y_stride, size_t rows, int16_t* scratch) {
-  gemm_driver(w, x, x_stride, rows, scratch, [&](size_t r, size_t t, __m256i a0, __m256i a1) {
+                                size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end, int16_t* scratch) {
+  gemm_driver(w, x, x_stride, rows, tile_begin, tile_end, scratch, [&](size_t r, size_t t, __m256i a0, __m256i a1) {
     const size_t c = t * kNR;
     alignas(32) float tmp[kNR];
     const __m256i* bias = reinterpret_cast<const __m256i*>(w.bias.data() + c);

@@ -29,12 +29,14 @@ PackedGemmAvx2 pack_gemm_avx2(const int8_t* weights, size_t n, size_t k, const i
                               const std::vector<QuantizedMultiplier>& multipliers,
                               const std::vector<float>& output_scales);
 
-// y[r, :] for rows [0, rows) of x (row stride x_stride bytes) into y (row stride y_stride
-// elements). `scratch` holds 4 * 2 * k_pairs int16.
+// y[r, c] for rows [0, rows) of x (row stride x_stride bytes) and the output channels of tiles
+// [tile_begin, tile_end) (16 channels each) into y (row stride y_stride elements). `scratch`
+// holds 4 * 2 * k_pairs int16.
 void gemm_u8s8_4x16c2__avx2(const PackedGemmAvx2& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
-                            uint8_t* y, size_t y_stride, size_t rows, int16_t* scratch);
+                            uint8_t* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
+                            int16_t* scratch);
 void gemm_u8s8_f32_4x16c2__avx2(const PackedGemmAvx2& w, const uint8_t* x, size_t x_stride, float* y,
-                                size_t y_stride, size_t rows, int16_t* scratch);
+                                size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end, int16_t* scratch);
 
 size_t gemm_avx2_scratch_elements(const PackedGemmAvx2& w);
 

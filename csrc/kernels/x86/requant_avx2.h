@@ -14,13 +14,18 @@
 
 namespace intinfer {
 
-static inline __m256i requantize_avx2(__m256i x, __m256i multiplier, __m256i left, __m256i right) {
-  // x * 2^left, saturated to int32 where it overflows.
-  const __m256i shifted = _mm256_sllv_epi32(x, left);
-  const __m256i overflow = _mm256_xor_si256(_mm256_cmpeq_epi32(_mm256_srav_epi32(shifted, left), x),
-                                            _mm256_set1_epi32(-1));
-  const __m256i saturated = _mm256_xor_si256(_mm256_set1_epi32(INT32_MAX), _mm256_srai_epi32(x, 31));
-  x = _mm256_blendv_epi8(shifted, saturated, overflow);
+// `with_left_shift` false skips the left shift when no lane has one (the common case: real
+// multipliers below 1).
+static inline __m256i requantize_avx2(__m256i x, __m256i multiplier, __m256i left, __m256i right,
+                                      bool with_left_shift = true) {
+  if (with_left_shift) {
+    // x * 2^left, saturated to int32 where it overflows.
+    const __m256i shifted = _mm256_sllv_epi32(x, left);
+    const __m256i overflow = _mm256_xor_si256(_mm256_cmpeq_epi32(_mm256_srav_epi32(shifted, left), x),
+                                              _mm256_set1_epi32(-1));
+    const __m256i saturated = _mm256_xor_si256(_mm256_set1_epi32(INT32_MAX), _mm256_srai_epi32(x, 31));
+    x = _mm256_blendv_epi8(shifted, saturated, overflow);
+  }
 
   const __m256i nudge = _mm256_set1_epi64x(int64_t{1} << 30);
   __m256i even = _mm256_mul_epi32(x, multiplier);
@@ -45,16 +50,21 @@ struct OutputStageAvx2 {
   const int32_t* left_shift;
   const int32_t* right_shift;
   __m256i zero_point, lo, hi;
+  bool any_left_shift;
 
-  OutputStageAvx2(const int32_t* b, const int32_t* m, const int32_t* l, const int32_t* r, int32_t zp, int32_t act_min,
-                  int32_t act_max)
+  // l and r hold `channels` entries (padded further to a multiple of 16).
+  OutputStageAvx2(const int32_t* b, const int32_t* m, const int32_t* l, const int32_t* r, size_t channels, int32_t zp,
+                  int32_t act_min, int32_t act_max)
       : bias(b), multiplier(m), left_shift(l), right_shift(r), zero_point(_mm256_set1_epi32(zp)),
-        lo(_mm256_set1_epi32(act_min)), hi(_mm256_set1_epi32(act_max)) {}
+        lo(_mm256_set1_epi32(act_min)), hi(_mm256_set1_epi32(act_max)), any_left_shift(false) {
+    for (size_t c = 0; c < channels; ++c) any_left_shift |= l[c] != 0;
+  }
 
   __m256i stage8(__m256i acc, size_t c) const {
     auto at = [c](const int32_t* v) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v + c)); };
     acc = _mm256_add_epi32(acc, at(bias));
-    acc = _mm256_add_epi32(requantize_avx2(acc, at(multiplier), at(left_shift), at(right_shift)), zero_point);
+    acc = _mm256_add_epi32(requantize_avx2(acc, at(multiplier), at(left_shift), at(right_shift), any_left_shift),
+                           zero_point);
     return _mm256_min_epi32(_mm256_max_epi32(acc, lo), hi);
   }
 
