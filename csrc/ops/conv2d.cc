@@ -75,12 +75,8 @@ class Conv2D : public Op {
     const Shape& x = *ctx.input_shapes[0];
     const Shape& y = *ctx.output_shapes[0];
     ConvParams p = p_;
-    p.batch = static_cast<int>(x[0]);
-    p.in_h = static_cast<int>(x[1]);
-    p.in_w = static_cast<int>(x[2]);
+    set_nhwc_sizes(p, x, y);
     p.in_c = static_cast<int>(x[3]);
-    p.out_h = static_cast<int>(y[1]);
-    p.out_w = static_cast<int>(y[2]);
     const uint8_t* in = ctx.in<uint8_t>(0);
     uint8_t* out = ctx.out<uint8_t>(0);
     if (gemm_ && pointwise_) {

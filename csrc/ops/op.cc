@@ -30,6 +30,8 @@ void OpContext::expect_constant(const TensorDesc& t, const char* role) const {
 }
 
 void OpContext::expect_same_quantization(const TensorDesc& a, const TensorDesc& b) const {
+  if (a.dtype != b.dtype)
+    fail("output '", b.name, "' is ", dtype_name(b.dtype), ", input '", a.name, "' ", dtype_name(a.dtype));
   if (a.scales != b.scales || a.zero_points != b.zero_points)
     fail("output '", b.name, "' must keep the quantization of input '", a.name, "'");
 }

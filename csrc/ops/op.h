@@ -43,6 +43,16 @@ class Op {
   }
 };
 
+// Fills the NHWC sizes shared by ConvParams and PoolParams from the input and output shapes.
+template <typename Params>
+void set_nhwc_sizes(Params& p, const Shape& x, const Shape& y) {
+  p.batch = static_cast<int>(x[0]);
+  p.in_h = static_cast<int>(x[1]);
+  p.in_w = static_cast<int>(x[2]);
+  p.out_h = static_cast<int>(y[1]);
+  p.out_w = static_cast<int>(y[2]);
+}
+
 inline uint64_t numel(const Shape& s) {
   uint64_t n = 1;
   for (int64_t d : s) n *= static_cast<uint64_t>(d);
@@ -74,6 +84,7 @@ class OpContext {
   void expect_quantized_u8(const TensorDesc& t, const char* role) const;
   void expect_dtype(const TensorDesc& t, DType dtype, const char* role) const;
   void expect_constant(const TensorDesc& t, const char* role) const;
+  // b keeps a's dtype, scale and zero point (ops that move or select values).
   void expect_same_quantization(const TensorDesc& a, const TensorDesc& b) const;
 
   int64_t attr_int(const std::string& key, int64_t fallback) const;

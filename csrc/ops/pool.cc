@@ -60,12 +60,8 @@ class Pool : public Op {
   void run(const ExecContext& ctx) const override {
     const Shape &x = *ctx.input_shapes[0], &y = *ctx.output_shapes[0];
     PoolParams p = p_;
-    p.batch = static_cast<int>(x[0]);
-    p.in_h = static_cast<int>(x[1]);
-    p.in_w = static_cast<int>(x[2]);
+    set_nhwc_sizes(p, x, y);
     p.channels = static_cast<int>(x[3]);
-    p.out_h = static_cast<int>(y[1]);
-    p.out_w = static_cast<int>(y[2]);
     std::vector<QuantizedMultiplier> global;
     if (kind_ == PoolKind::kGlobalAverage) {
       p.kernel_h = p.in_h;

@@ -10,7 +10,6 @@ class Reshape : public Op {
   explicit Reshape(const OpContext& ctx) : name_(ctx.desc().name) {
     ctx.expect_io(1, 1, 1);
     const TensorDesc &x = ctx.input(0), &y = ctx.output(0);
-    if (x.dtype != y.dtype) ctx.fail("output dtype ", dtype_name(y.dtype), " differs from input dtype ", dtype_name(x.dtype));
     ctx.expect_same_quantization(x, y);
     shape_ = ctx.attr_int_list("shape");
     if (shape_.size() > 8) ctx.fail("target rank ", shape_.size(), " is above 8");

@@ -9,7 +9,6 @@ class Transpose : public Op {
   explicit Transpose(const OpContext& ctx) : name_(ctx.desc().name) {
     ctx.expect_io(1, 1, 1);
     const TensorDesc &x = ctx.input(0), &y = ctx.output(0);
-    if (x.dtype != y.dtype) ctx.fail("output dtype ", dtype_name(y.dtype), " differs from input dtype ", dtype_name(x.dtype));
     ctx.expect_same_quantization(x, y);
     perm_ = ctx.attr_int_list("perm");
     if (perm_.empty() || perm_.size() > 8) ctx.fail("'perm' must list 1 to 8 axes");

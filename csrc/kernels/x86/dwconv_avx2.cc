@@ -4,6 +4,7 @@
 
 #include <cstring>
 
+#include "gemm_avx2.h"
 #include "requant_avx2.h"
 
 namespace intinfer {
@@ -40,14 +41,7 @@ PackedDwconvAvx2 pack_dwconv_avx2(const int8_t* weights, size_t channels, size_t
   }
   p.bias.assign(padded, 0);
   std::memcpy(p.bias.data(), bias, channels * sizeof(int32_t));
-  p.multiplier.assign(padded, 1 << 30);
-  p.left_shift.assign(padded, 0);
-  p.right_shift.assign(padded, 0);
-  for (size_t c = 0; c < channels; ++c) {
-    p.multiplier[c] = multipliers[c].multiplier;
-    p.left_shift[c] = multipliers[c].shift > 0 ? multipliers[c].shift : 0;
-    p.right_shift[c] = multipliers[c].shift > 0 ? 0 : -multipliers[c].shift;
-  }
+  pack_requant_avx2(multipliers, padded, &p.multiplier, &p.left_shift, &p.right_shift);
   return p;
 }
 

@@ -73,6 +73,18 @@ void gemm_driver(const PackedGemmAvx2& w, const uint8_t* x, size_t x_stride, siz
 
 }  // namespace
 
+void pack_requant_avx2(const std::vector<QuantizedMultiplier>& multipliers, size_t padded, std::vector<int32_t>* m,
+                       std::vector<int32_t>* left, std::vector<int32_t>* right) {
+  m->assign(padded, 1 << 30);
+  left->assign(padded, 0);
+  right->assign(padded, 0);
+  for (size_t c = 0; c < multipliers.size(); ++c) {
+    (*m)[c] = multipliers[c].multiplier;
+    (*left)[c] = multipliers[c].shift > 0 ? multipliers[c].shift : 0;
+    (*right)[c] = multipliers[c].shift > 0 ? 0 : -multipliers[c].shift;
+  }
+}
+
 size_t gemm_avx2_scratch_elements(const PackedGemmAvx2& w) { return kMR * 2 * w.k_pairs; }
 
 PackedGemmAvx2 pack_gemm_avx2(const int8_t* weights, size_t n, size_t k, const int32_t* bias,
@@ -93,14 +105,7 @@ PackedGemmAvx2 pack_gemm_avx2(const int8_t* weights, size_t n, size_t k, const i
   p.bias.assign(n_pad, 0);
   std::memcpy(p.bias.data(), bias, n * sizeof(int32_t));
   if (!multipliers.empty()) {
-    p.multiplier.assign(n_pad, 1 << 30);
-    p.left_shift.assign(n_pad, 0);
-    p.right_shift.assign(n_pad, 0);
-    for (size_t c = 0; c < n; ++c) {
-      p.multiplier[c] = multipliers[c].multiplier;
-      p.left_shift[c] = multipliers[c].shift > 0 ? multipliers[c].shift : 0;
-      p.right_shift[c] = multipliers[c].shift > 0 ? 0 : -multipliers[c].shift;
-    }
+    pack_requant_avx2(multipliers, n_pad, &p.multiplier, &p.left_shift, &p.right_shift);
   } else {
     p.output_scales.assign(n_pad, 0.0f);
     std::memcpy(p.output_scales.data(), output_scales.data(), n * sizeof(float));

@@ -23,6 +23,11 @@ struct PackedGemmAvx2 {
   std::vector<float> output_scales;     // float output: s_in * s_w[c]
 };
 
+// The per-channel multiplier and shifts as the vector output stage loads them, padded to
+// `padded` entries with a harmless multiplier.
+void pack_requant_avx2(const std::vector<QuantizedMultiplier>& multipliers, size_t padded, std::vector<int32_t>* m,
+                       std::vector<int32_t>* left, std::vector<int32_t>* right);
+
 // `weights` [n][k] int8, `bias` [n] folded; exactly one of `multipliers` / `output_scales`
 // is non-empty.
 PackedGemmAvx2 pack_gemm_avx2(const int8_t* weights, size_t n, size_t k, const int32_t* bias,
