@@ -91,6 +91,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--observer", default="percentile", choices=["minmax", "ema", "percentile", "mse"])
     ap.add_argument("--weight-rounding", default="gptq", choices=["gptq", "nearest"])
+    ap.add_argument("--no-bias-correction", action="store_true")
     ap.add_argument("--calibration", type=int, default=64, help="calibration crops")
     ap.add_argument("--eval", type=int, default=40, help="held-out crops")
     ap.add_argument("--threads", type=int, default=1)
@@ -105,7 +106,7 @@ def main(argv=None) -> int:
 
     t = time.perf_counter()
     qmodel = intinfer.quantize(model, (held_out[:1],), calib.split(8), observer=args.observer,
-                                weight_rounding=args.weight_rounding)
+                                weight_rounding=args.weight_rounding, bias_correction=not args.no_bias_correction)
     export_s = time.perf_counter() - t
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "efficientnet_lite0.iif")
@@ -123,7 +124,7 @@ def main(argv=None) -> int:
 
     fp32_bytes = sum(v.numel() * v.element_size() for v in model.state_dict().values())
     acc = agreement(ref, got)
-    print(f"EfficientNet-Lite0, observer '{args.observer}', weight rounding '{args.weight_rounding}', {args.calibration} calibration crops, "
+    print(f"EfficientNet-Lite0, observer '{args.observer}', weight rounding '{args.weight_rounding}', bias correction {not args.no_bias_correction}, {args.calibration} calibration crops, "
           f"{args.eval} held-out crops, {args.threads} thread(s), intinfer kernels: {engine.isa}")
     print(f"  export + calibration: {export_s:.1f} s")
     print(f"  top-1 agreement with fp32: {acc['top1']:.1%}")

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from ..quant import choose_qparams
+from .bias_correction import BiasCorrection
 from .gptq import InputStatistics
 from .graph import ExportError, FloatGraph, capture, expected_shapes_match
 from .lower import NHWC_TO_NCHW, Lowering, needs_observer
@@ -24,7 +25,8 @@ def _as_inputs(batch) -> tuple:
 
 
 def quantize(model: torch.nn.Module, example_inputs, calibration: Iterable, observer: str = "minmax",
-             weight_rounding: str = "gptq", report_batches: int = 4, **observer_options) -> "QuantizedModel":
+             weight_rounding: str = "gptq", bias_correction: bool = True, report_batches: int = 4,
+             **observer_options) -> "QuantizedModel":
     """Post-training quantization of a float model.
 
     example_inputs: a tensor or tuple of tensors, as for torch.export (the batch size may differ
@@ -32,8 +34,10 @@ def quantize(model: torch.nn.Module, example_inputs, calibration: Iterable, obse
     through the float model to set each activation's range with `observer` ("minmax", "ema",
     "percentile" or "mse"; options such as percentile=99.9 pass through). weight_rounding:
     "gptq" (round each layer's weights to minimise its output error on the calibration inputs,
-    see gptq.py) or "nearest". The first `report_batches` batches are kept for
-    `QuantizedModel.report()`.
+    see gptq.py) or "nearest". bias_correction: shift each conv/linear bias by the mean error
+    that quantization causes in its output (bias_correction.py), measured on the kept batches.
+    The first `report_batches` batches are kept for `QuantizedModel.report()` and the bias
+    correction.
     """
     if weight_rounding not in ("gptq", "nearest"):
         raise ValueError(f"unknown weight_rounding '{weight_rounding}'; choose 'gptq' or 'nearest'")
@@ -64,8 +68,10 @@ def quantize(model: torch.nn.Module, example_inputs, calibration: Iterable, obse
     if count == 0:
         raise ValueError("the calibration set is empty: give at least one batch of representative inputs")
     qparams = {node: choose_qparams(*obs.range()) for node, obs in observers.items()}
+    correction = BiasCorrection(graph, kept) if bias_correction else None
     lowering = Lowering(graph, qparams, {"producer": "intinfer.quantize", "observer": observer,
-                                         "weight_rounding": weight_rounding}, stats)
+                                         "weight_rounding": weight_rounding, "bias_correction": str(bias_correction)},
+                        stats, correction)
     return QuantizedModel(lowering.run(), graph, lowering, kept)
 
 

@@ -13,6 +13,7 @@ import torch
 
 from ..builder import GraphBuilder, Tensor
 from ..quant import activation_range, choose_qparams, layer_scales, make_lut, quantize_bias, round_weights
+from .bias_correction import BiasCorrection
 from .gptq import gptq_layer
 from .graph import FloatGraph, Node
 
@@ -29,10 +30,13 @@ def needs_observer(node: Node) -> bool:
 
 
 class Lowering:
-    def __init__(self, graph: FloatGraph, qparams: dict, metadata: dict | None = None, input_stats: dict | None = None):
+    def __init__(self, graph: FloatGraph, qparams: dict, metadata: dict | None = None, input_stats: dict | None = None,
+                 correction: BiasCorrection | None = None):
         self.graph = graph
         self.q = qparams  # node -> (scale, zero_point) for nodes with observers
         self.input_stats = input_stats  # conv/linear node -> gptq.InputStatistics; None: round to nearest
+        self.correction = correction
+        self._dequantized: dict = {}  # conv/linear node -> (weight, bias) as lowered, in float
         self.b = GraphBuilder(metadata)
         self.values: dict = {}  # node -> (Tensor, nhwc: bool)
         self._plain: dict = {}  # node -> Tensor in PyTorch element order
@@ -40,6 +44,8 @@ class Lowering:
     def run(self) -> GraphBuilder:
         for node in self.graph.nodes:
             self.values[node] = getattr(self, "_" + node.op)(node)
+            if self.correction is not None:
+                self.correction.record(node, self.tensor(node), *self._dequantized.get(node, (None, None)))
         for out in self.graph.outputs:
             self.b.output(self.plain(out))
         return self.b
@@ -82,6 +88,10 @@ class Lowering:
             codes = gptq_layer(w, scales, self.input_stats[node])
         else:
             codes = round_weights(w, scales)
+        if self.correction is not None:
+            deq = torch.from_numpy(codes * scales.astype(np.float64).reshape((-1,) + (1,) * (w.ndim - 1))).float()
+            b = b + self.correction.delta(node, deq)
+            self._dequantized[node] = (deq, torch.from_numpy(b).float())
         return codes, scales, quantize_bias(b, in_scale, scales)
 
     def _const_operand(self, value: torch.Tensor, like: Node, name: str) -> Tensor:
