@@ -180,17 +180,25 @@ def test_report_names_each_layer_with_a_finite_sqnr():
     assert "SQNR dB" in str(report) and report.worst(1)[0]["sqnr_db"] == min(r["sqnr_db"] for r in report.rows)
 
 
-def test_weight_rounding_options_both_export():
-    model, shape, calib, _ = make("resnet_basic_block")
-    x = torch.randn(2, *shape)
+@pytest.mark.parametrize("name", ["resnet_basic_block", "mobilenet_v2_block"])
+def test_gptq_rounding_and_bias_correction_reduce_the_error(name):
+    model, shape, calib, _ = make(name)
+    x = torch.randn(16, *shape)
     with torch.no_grad():
         ref = model(x).numpy()
     errs = {}
-    for rounding in ("nearest", "gptq"):
-        q = intinfer.quantize(model, (calib[0][:1],), calib, weight_rounding=rounding)
-        errs[rounding] = np.abs(q.load().run(x.numpy()) - ref).mean()
-    print(f"\nmean |logit error|: {errs}")
-    assert all(np.isfinite(e) for e in errs.values())
+    for rounding, correct in (("nearest", False), ("gptq", False), ("gptq", True)):
+        q = intinfer.quantize(model, (calib[0][:1],), calib, weight_rounding=rounding, bias_correction=correct)
+        errs[(rounding, correct)] = float(np.mean((q.load().run(x.numpy()) - ref) ** 2))
+    print(f"\n{name}: mean squared logit error {errs}")
+    assert errs[("gptq", False)] < errs[("nearest", False)]
+    assert errs[("gptq", True)] < errs[("nearest", False)]
+
+
+def test_unknown_weight_rounding_is_refused():
+    model, shape, calib, _ = make("mlp")
+    with pytest.raises(ValueError, match="unknown weight_rounding 'floor'"):
+        intinfer.quantize(model, (calib[0][:1],), calib, weight_rounding="floor")
 
 
 # -- bad input -----------------------------------------------------------------------------
