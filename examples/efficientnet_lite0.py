@@ -89,7 +89,7 @@ def median_ms(fn, x, runs: int) -> float:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--observer", default="percentile", choices=["minmax", "ema", "percentile", "mse"])
+    ap.add_argument("--observer", default="mse", choices=["minmax", "ema", "percentile", "mse"])
     ap.add_argument("--weight-rounding", default="gptq", choices=["gptq", "nearest"])
     ap.add_argument("--no-bias-correction", action="store_true")
     ap.add_argument("--calibration", type=int, default=64, help="calibration crops")
