@@ -10,7 +10,9 @@ using namespace intinfer;
 
 namespace {
 
-constexpr size_t kMaxArena = size_t{1} << 22;  // bounds the work of one input
+// Bounds on the work of one input, so that a valid but huge graph is not mistaken for a hang.
+constexpr size_t kMaxActivationBytes = size_t{1} << 22;
+constexpr uint64_t kMaxMacs = uint64_t{1} << 24;
 
 void try_run(const std::shared_ptr<Model>& model) {
   std::vector<Shape> shapes;
@@ -19,7 +21,10 @@ void try_run(const std::shared_ptr<Model>& model) {
     for (int64_t& d : s) d = d < 0 ? 1 : d;
     shapes.push_back(s);
   }
-  if (model->memory(shapes).arena_bytes > kMaxArena) return;
+  if (model->memory(shapes).naive_bytes > kMaxActivationBytes) return;
+  uint64_t macs = 0;
+  for (uint64_t m : model->op_macs(shapes)) macs += m;
+  if (macs > kMaxMacs) return;
   std::vector<std::vector<uint8_t>> buffers;
   std::vector<HostTensor> inputs;
   for (size_t i = 0; i < shapes.size(); ++i) {
