@@ -36,7 +36,7 @@ def available_isas() -> list:
     g = GraphBuilder()
     g.output(g.clamp(g.input("x", (1,), "uint8", 1.0, 0), 0, 255))
     isas = []
-    for isa in ("ref", "avx2"):
+    for isa in ("ref", "avx2", "avxvnni"):
         try:
             load_graph(g, isa=isa)
             isas.append(isa)

@@ -33,7 +33,7 @@ def run(tool, *args, check=True):
     return out
 
 
-@pytest.mark.parametrize("isa", ["ref", "avx2"])
+@pytest.mark.parametrize("isa", ["ref", "avx2", "avxvnni"])
 def test_outputs_match_python_bit_for_bit(bench_tool, tmp_path, isa):
     from conftest import ISAS
 

@@ -58,7 +58,7 @@ std::unique_ptr<Op> make_add(const OpContext& ctx) {
   p.out_multiplier = ctx.multiplier(twice_max / ((1 << AddParams::kLeftShift) * sy), "output");
   p.out = ctx.output_stage();
 #ifdef INTINFER_HAVE_AVX2
-  if (ctx.isa() == Isa::kAvx2) return std::make_unique<Binary<AddParams>>(ctx, p, add_u8__avx2);
+  if (isa_has_avx2(ctx.isa())) return std::make_unique<Binary<AddParams>>(ctx, p, add_u8__avx2);
 #endif
   return std::make_unique<Binary<AddParams>>(ctx, p, add_u8__ref);
 }
@@ -72,7 +72,7 @@ std::unique_ptr<Op> make_mul(const OpContext& ctx) {
   p.multiplier = ctx.multiplier(static_cast<double>(a.scales[0]) * b.scales[0] / y.scales[0], "output");
   p.out = ctx.output_stage();
 #ifdef INTINFER_HAVE_AVX2
-  if (ctx.isa() == Isa::kAvx2) return std::make_unique<Binary<MulParams>>(ctx, p, mul_u8__avx2);
+  if (isa_has_avx2(ctx.isa())) return std::make_unique<Binary<MulParams>>(ctx, p, mul_u8__avx2);
 #endif
   return std::make_unique<Binary<MulParams>>(ctx, p, mul_u8__ref);
 }

@@ -52,7 +52,7 @@ class Conv2D : public Op {
     }
 #ifdef INTINFER_HAVE_AVX2
     const size_t taps = static_cast<size_t>(p_.kernel_h) * p_.kernel_w;
-    if (ctx.isa() == Isa::kAvx2 && cin_per_group_ == 1 && groups == p_.out_c && taps <= kDwconvMaxTaps) {
+    if (isa_has_avx2(ctx.isa()) && cin_per_group_ == 1 && groups == p_.out_c && taps <= kDwconvMaxTaps) {
       dwconv_avx2_ = std::make_unique<PackedDwconvAvx2>(pack_dwconv_avx2(
           packed_.weights, packed_.channels, taps, packed_.bias.data(), packed_.multipliers));
       zero_row_.assign(packed_.channels, static_cast<uint8_t>(p_.input_zero_point));

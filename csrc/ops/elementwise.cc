@@ -66,7 +66,7 @@ std::unique_ptr<Op> make_quantize(const OpContext& ctx) {
   const int32_t zp = ctx.output(0).zero_points[0];
   auto kernel = quantize_f32_u8__ref;
 #ifdef INTINFER_HAVE_AVX2
-  if (ctx.isa() == Isa::kAvx2) kernel = quantize_f32_u8__avx2;
+  if (isa_has_avx2(ctx.isa())) kernel = quantize_f32_u8__avx2;
 #endif
   return std::make_unique<Unary>([scale, zp, kernel](const void* x, void* y, size_t n) {
     kernel(static_cast<const float*>(x), static_cast<uint8_t*>(y), n, scale, zp);

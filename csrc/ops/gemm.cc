@@ -11,7 +11,8 @@ namespace intinfer {
 
 #ifdef INTINFER_HAVE_AVX2
 struct Gemm::Avx2 {
-  PackedGemmAvx2 packed;
+  PackedGemmAvx2 packed;  // used when vnni is empty
+  std::unique_ptr<PackedGemmVnni> vnni;
 };
 #else
 struct Gemm::Avx2 {};
@@ -19,7 +20,11 @@ struct Gemm::Avx2 {};
 
 Gemm::Gemm(const PackedWeights& weights, const OutputStage& out, Isa isa) : w_(weights), out_(out) {
 #ifdef INTINFER_HAVE_AVX2
-  if (isa == Isa::kAvx2) {
+  if (isa == Isa::kAvxVnni) {
+    avx2_ = std::make_unique<Avx2>();
+    avx2_->vnni = std::make_unique<PackedGemmVnni>(
+        pack_gemm_avxvnni(w_.weights, w_.channels, w_.depth, w_.bias.data(), w_.multipliers, w_.output_scales));
+  } else if (isa == Isa::kAvx2) {
     avx2_ = std::make_unique<Avx2>();
     avx2_->packed = pack_gemm_avx2(w_.weights, w_.channels, w_.depth, w_.bias.data(), w_.multipliers,
                                    w_.output_scales);
@@ -33,7 +38,7 @@ Gemm::~Gemm() = default;
 
 size_t Gemm::column_blocks() const {
 #ifdef INTINFER_HAVE_AVX2
-  if (avx2_) return avx2_->packed.n_tiles;
+  if (avx2_) return avx2_->vnni ? avx2_->vnni->base.n_tiles : avx2_->packed.n_tiles;
 #endif
   return 1;
 }
@@ -42,6 +47,17 @@ void Gemm::run(const uint8_t* x, size_t x_stride, void* y, size_t y_stride, size
                size_t block_end) const {
   block_end = block_end < column_blocks() ? block_end : column_blocks();
 #ifdef INTINFER_HAVE_AVX2
+  if (avx2_ && avx2_->vnni) {
+    const PackedGemmVnni& v = *avx2_->vnni;
+    std::vector<uint8_t> scratch(gemm_avxvnni_scratch_bytes(v));
+    if (float_output())
+      gemm_u8s8_f32_4x16c4__avxvnni(v, x, x_stride, static_cast<float*>(y), y_stride, rows, block_begin, block_end,
+                                    scratch.data());
+    else
+      gemm_u8s8_4x16c4__avxvnni(v, out_, x, x_stride, static_cast<uint8_t*>(y), y_stride, rows, block_begin,
+                                block_end, scratch.data());
+    return;
+  }
   if (avx2_) {
     std::vector<int16_t> scratch(gemm_avx2_scratch_elements(avx2_->packed));
     if (float_output())

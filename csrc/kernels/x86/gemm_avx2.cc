@@ -87,21 +87,13 @@ void pack_requant_avx2(const std::vector<QuantizedMultiplier>& multipliers, size
 
 size_t gemm_avx2_scratch_elements(const PackedGemmAvx2& w) { return kMR * 2 * w.k_pairs; }
 
-PackedGemmAvx2 pack_gemm_avx2(const int8_t* weights, size_t n, size_t k, const int32_t* bias,
-                              const std::vector<QuantizedMultiplier>& multipliers,
-                              const std::vector<float>& output_scales) {
-  PackedGemmAvx2 p;
+void pack_gemm_output_stage(PackedGemmAvx2* out, size_t n, size_t k, const int32_t* bias,
+                            const std::vector<QuantizedMultiplier>& multipliers, const std::vector<float>& output_scales) {
+  PackedGemmAvx2& p = *out;
   p.n = n;
   p.k = k;
   p.n_tiles = (n + kNR - 1) / kNR;
-  p.k_pairs = (k + 1) / 2;
   const size_t n_pad = p.n_tiles * kNR;
-  p.weights.assign(p.n_tiles * p.k_pairs * 2 * kNR, 0);
-  for (size_t c = 0; c < n; ++c) {
-    const size_t t = c / kNR, col = c % kNR;
-    for (size_t i = 0; i < k; ++i)
-      p.weights[(t * p.k_pairs + i / 2) * 2 * kNR + col * 2 + i % 2] = weights[c * k + i];
-  }
   p.bias.assign(n_pad, 0);
   std::memcpy(p.bias.data(), bias, n * sizeof(int32_t));
   if (!multipliers.empty()) {
@@ -109,6 +101,20 @@ PackedGemmAvx2 pack_gemm_avx2(const int8_t* weights, size_t n, size_t k, const i
   } else {
     p.output_scales.assign(n_pad, 0.0f);
     std::memcpy(p.output_scales.data(), output_scales.data(), n * sizeof(float));
+  }
+}
+
+PackedGemmAvx2 pack_gemm_avx2(const int8_t* weights, size_t n, size_t k, const int32_t* bias,
+                              const std::vector<QuantizedMultiplier>& multipliers,
+                              const std::vector<float>& output_scales) {
+  PackedGemmAvx2 p;
+  pack_gemm_output_stage(&p, n, k, bias, multipliers, output_scales);
+  p.k_pairs = (k + 1) / 2;
+  p.weights.assign(p.n_tiles * p.k_pairs * 2 * kNR, 0);
+  for (size_t c = 0; c < n; ++c) {
+    const size_t t = c / kNR, col = c % kNR;
+    for (size_t i = 0; i < k; ++i)
+      p.weights[(t * p.k_pairs + i / 2) * 2 * kNR + col * 2 + i % 2] = weights[c * k + i];
   }
   return p;
 }
@@ -127,17 +133,7 @@ void gemm_u8s8_4x16c2__avx2(const PackedGemmAvx2& w, const OutputStage& out, con
 void gemm_u8s8_f32_4x16c2__avx2(const PackedGemmAvx2& w, const uint8_t* x, size_t x_stride, float* y,
                                 size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end, int16_t* scratch) {
   gemm_driver(w, x, x_stride, rows, tile_begin, tile_end, scratch, [&](size_t r, size_t t, __m256i a0, __m256i a1) {
-    const size_t c = t * kNR;
-    alignas(32) float tmp[kNR];
-    const __m256i* bias = reinterpret_cast<const __m256i*>(w.bias.data() + c);
-    const float* s = w.output_scales.data() + c;
-    // One int32 -> float conversion and one multiply, as float(acc) * scale in the reference.
-    _mm256_store_ps(tmp, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(a0, _mm256_loadu_si256(bias))),
-                                       _mm256_loadu_ps(s)));
-    _mm256_store_ps(tmp + 8, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(a1, _mm256_loadu_si256(bias + 1))),
-                                           _mm256_loadu_ps(s + 8)));
-    const size_t valid = w.n - c < kNR ? w.n - c : kNR;
-    std::memcpy(y + r * y_stride + c, tmp, valid * sizeof(float));
+    store_f32x16(w.bias.data(), w.output_scales.data(), w.n, y + r * y_stride, t * kNR, a0, a1);
   });
 }
 

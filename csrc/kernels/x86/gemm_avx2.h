@@ -28,6 +28,11 @@ struct PackedGemmAvx2 {
 void pack_requant_avx2(const std::vector<QuantizedMultiplier>& multipliers, size_t padded, std::vector<int32_t>* m,
                        std::vector<int32_t>* left, std::vector<int32_t>* right);
 
+// Fills the shapes and the padded per-channel output stage (bias, multipliers or scales) of a
+// packing; the weights are left to the kernel's own packer.
+void pack_gemm_output_stage(PackedGemmAvx2* out, size_t n, size_t k, const int32_t* bias,
+                            const std::vector<QuantizedMultiplier>& multipliers, const std::vector<float>& output_scales);
+
 // `weights` [n][k] int8, `bias` [n] folded; exactly one of `multipliers` / `output_scales`
 // is non-empty.
 PackedGemmAvx2 pack_gemm_avx2(const int8_t* weights, size_t n, size_t k, const int32_t* bias,
@@ -44,5 +49,22 @@ void gemm_u8s8_f32_4x16c2__avx2(const PackedGemmAvx2& w, const uint8_t* x, size_
                                 size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end, int16_t* scratch);
 
 size_t gemm_avx2_scratch_elements(const PackedGemmAvx2& w);
+
+// The same GEMM on AVX-VNNI (gemm_avxvnni.cc): int8 weights in groups of 4 k per channel.
+struct PackedGemmVnni {
+  PackedGemmAvx2 base;  // shapes and output stage; its int16 weights stay empty
+  size_t k_quads = 0;
+  std::vector<int8_t> weights;  // [tile][k_quad][16 channels][4]
+};
+
+PackedGemmVnni pack_gemm_avxvnni(const int8_t* weights, size_t n, size_t k, const int32_t* bias,
+                                 const std::vector<QuantizedMultiplier>& multipliers,
+                                 const std::vector<float>& output_scales);
+size_t gemm_avxvnni_scratch_bytes(const PackedGemmVnni& w);
+void gemm_u8s8_4x16c4__avxvnni(const PackedGemmVnni& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
+                               uint8_t* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
+                               uint8_t* scratch);
+void gemm_u8s8_f32_4x16c4__avxvnni(const PackedGemmVnni& w, const uint8_t* x, size_t x_stride, float* y,
+                                   size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end, uint8_t* scratch);
 
 }  // namespace intinfer

@@ -75,6 +75,20 @@ struct OutputStageAvx2 {
   }
 };
 
+// Real-valued outputs of 16 channels [c, c + 16): float(acc + bias) * scale, one conversion and
+// one multiply as in the reference; only the channels below n are stored.
+static inline void store_f32x16(const int32_t* bias, const float* scales, size_t n, float* y, size_t c, __m256i acc0,
+                                __m256i acc1) {
+  alignas(32) float tmp[16];
+  const __m256i* b = reinterpret_cast<const __m256i*>(bias + c);
+  _mm256_store_ps(tmp, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(acc0, _mm256_loadu_si256(b))),
+                                     _mm256_loadu_ps(scales + c)));
+  _mm256_store_ps(tmp + 8, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(acc1, _mm256_loadu_si256(b + 1))),
+                                         _mm256_loadu_ps(scales + c + 8)));
+  const size_t valid = n - c < 16 ? n - c : 16;
+  for (size_t i = 0; i < valid; ++i) y[c + i] = tmp[i];
+}
+
 // Stores the first `valid` (<= 16) bytes of v.
 static inline void store_u8x16(uint8_t* dst, __m128i v, size_t valid) {
   if (valid == 16) {

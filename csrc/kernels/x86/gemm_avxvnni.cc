@@ -1,0 +1,105 @@
+// The GEMM of gemm_avx2.cc on AVX-VNNI: vpdpbusd multiplies 4 uint8 activations by 4 int8
+// weights and adds the 4 products into an int32 lane *exactly* (the non-saturating form; its
+// VPDPBUSDS twin saturates), so no widening is needed at all: weights stay int8 (half the bytes
+// of the int16 packing) and a broadcast of 4 activation bytes feeds 16 channels per pair of
+// instructions. Same tile (4 x 16), same output stage, same results.
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "gemm_avx2.h"
+#include "requant_avx2.h"
+
+namespace intinfer {
+namespace {
+
+constexpr size_t kMR = 4;
+constexpr size_t kNR = 16;
+
+// Rows [0, mr) of x copied with k padded to a multiple of 4 (zeros), rows past mr zeroed.
+void pad_rows(const uint8_t* x, size_t x_stride, size_t mr, size_t k, size_t k_quads, uint8_t* out) {
+  for (size_t r = 0; r < kMR; ++r) {
+    uint8_t* o = out + r * 4 * k_quads;
+    std::memset(o, 0, 4 * k_quads);
+    if (r < mr) std::memcpy(o, x + r * x_stride, k);
+  }
+}
+
+inline void micro_tile(const uint8_t* a, size_t k_quads, const int8_t* b, __m256i acc[kMR][2]) {
+  for (size_t r = 0; r < kMR; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
+  const int32_t* a0 = reinterpret_cast<const int32_t*>(a);
+  const int32_t* a1 = a0 + k_quads;
+  const int32_t* a2 = a1 + k_quads;
+  const int32_t* a3 = a2 + k_quads;
+  for (size_t q = 0; q < k_quads; ++q) {
+    const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + q * 64));
+    const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + q * 64 + 32));
+    __m256i x = _mm256_set1_epi32(a0[q]);
+    acc[0][0] = _mm256_dpbusd_avx_epi32(acc[0][0], x, w0);
+    acc[0][1] = _mm256_dpbusd_avx_epi32(acc[0][1], x, w1);
+    x = _mm256_set1_epi32(a1[q]);
+    acc[1][0] = _mm256_dpbusd_avx_epi32(acc[1][0], x, w0);
+    acc[1][1] = _mm256_dpbusd_avx_epi32(acc[1][1], x, w1);
+    x = _mm256_set1_epi32(a2[q]);
+    acc[2][0] = _mm256_dpbusd_avx_epi32(acc[2][0], x, w0);
+    acc[2][1] = _mm256_dpbusd_avx_epi32(acc[2][1], x, w1);
+    x = _mm256_set1_epi32(a3[q]);
+    acc[3][0] = _mm256_dpbusd_avx_epi32(acc[3][0], x, w0);
+    acc[3][1] = _mm256_dpbusd_avx_epi32(acc[3][1], x, w1);
+  }
+}
+
+template <typename Store>
+void gemm_driver(const PackedGemmVnni& w, const uint8_t* x, size_t x_stride, size_t rows, size_t tile_begin,
+                 size_t tile_end, uint8_t* scratch, Store&& store) {
+  __m256i acc[kMR][2];
+  for (size_t r0 = 0; r0 < rows; r0 += kMR) {
+    const size_t mr = rows - r0 < kMR ? rows - r0 : kMR;
+    pad_rows(x + r0 * x_stride, x_stride, mr, w.base.k, w.k_quads, scratch);
+    for (size_t t = tile_begin; t < tile_end; ++t) {
+      micro_tile(scratch, w.k_quads, w.weights.data() + t * w.k_quads * 4 * kNR, acc);
+      for (size_t r = 0; r < mr; ++r) store(r0 + r, t, acc[r][0], acc[r][1]);
+    }
+  }
+}
+
+}  // namespace
+
+PackedGemmVnni pack_gemm_avxvnni(const int8_t* weights, size_t n, size_t k, const int32_t* bias,
+                                 const std::vector<QuantizedMultiplier>& multipliers,
+                                 const std::vector<float>& output_scales) {
+  PackedGemmVnni p;
+  pack_gemm_output_stage(&p.base, n, k, bias, multipliers, output_scales);
+  p.k_quads = (k + 3) / 4;
+  p.weights.assign(p.base.n_tiles * p.k_quads * 4 * kNR, 0);
+  for (size_t c = 0; c < n; ++c) {
+    const size_t t = c / kNR, col = c % kNR;
+    for (size_t i = 0; i < k; ++i)
+      p.weights[(t * p.k_quads + i / 4) * 4 * kNR + col * 4 + i % 4] = weights[c * k + i];
+  }
+  return p;
+}
+
+size_t gemm_avxvnni_scratch_bytes(const PackedGemmVnni& w) { return kMR * 4 * w.k_quads; }
+
+void gemm_u8s8_4x16c4__avxvnni(const PackedGemmVnni& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
+                               uint8_t* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
+                               uint8_t* scratch) {
+  const PackedGemmAvx2& b = w.base;
+  const OutputStageAvx2 stage(b.bias.data(), b.multiplier.data(), b.left_shift.data(), b.right_shift.data(), b.n,
+                              out.zero_point, out.act_min, out.act_max);
+  gemm_driver(w, x, x_stride, rows, tile_begin, tile_end, scratch, [&](size_t r, size_t t, __m256i a0, __m256i a1) {
+    const size_t c = t * kNR;
+    store_u8x16(y + r * y_stride + c, stage.apply16(a0, a1, c), b.n - c < kNR ? b.n - c : kNR);
+  });
+}
+
+void gemm_u8s8_f32_4x16c4__avxvnni(const PackedGemmVnni& w, const uint8_t* x, size_t x_stride, float* y,
+                                   size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
+                                   uint8_t* scratch) {
+  gemm_driver(w, x, x_stride, rows, tile_begin, tile_end, scratch, [&](size_t r, size_t t, __m256i a0, __m256i a1) {
+    store_f32x16(w.base.bias.data(), w.base.output_scales.data(), w.base.n, y + r * y_stride, t * kNR, a0, a1);
+  });
+}
+
+}  // namespace intinfer
