@@ -252,16 +252,22 @@ def concat(xs, scales, zero_points, axis: int, out_scale, out_zero_point: int) -
     return np.concatenate(parts, axis=axis)
 
 
-def avg_pool(x, in_scale, in_zero_point: int, kernel, out_scale, out_zero_point: int, strides=None, pads=0,
-             count_include_pad: bool = True, act_min: int = 0, act_max: int = 255) -> np.ndarray:
-    """AVG_POOL over NHWC uint8; `strides` defaults to the kernel, as in GraphBuilder."""
-    x = np.asarray(x)
+def _pool_geometry(x, kernel, strides, pads):
+    """Kernel, strides (default: the kernel), pads, input and output sizes of a pool over NHWC x."""
     kh, kw = _pair(kernel)
     sh, sw = _pair(kernel if strides is None else strides)
     top, left, bottom, right = _pads(pads)
     _, h, w, _ = x.shape
     oh = _out_size(h, top, bottom, kh, sh)
     ow = _out_size(w, left, right, kw, sw)
+    return (kh, kw), (sh, sw), (top, left, bottom, right), (h, w), (oh, ow)
+
+
+def avg_pool(x, in_scale, in_zero_point: int, kernel, out_scale, out_zero_point: int, strides=None, pads=0,
+             count_include_pad: bool = True, act_min: int = 0, act_max: int = 255) -> np.ndarray:
+    """AVG_POOL over NHWC uint8; `strides` defaults to the kernel, as in GraphBuilder."""
+    x = np.asarray(x)
+    (kh, kw), (sh, sw), (top, left, bottom, right), (h, w), (oh, ow) = _pool_geometry(x, kernel, strides, pads)
     spatial = ((0, 0), (top, bottom), (left, right), (0, 0))
     centred = np.pad(x.astype(np.int64) - int(in_zero_point), spatial)
     inside = np.pad(np.ones((1, h, w, 1), np.int64), spatial)
@@ -291,12 +297,7 @@ def global_avg_pool(x, in_scale, in_zero_point: int, out_scale, out_zero_point: 
 def max_pool(x, kernel, strides=None, pads=0, act_min: int = 0, act_max: int = 255) -> np.ndarray:
     """MAX_POOL over the window positions inside the input (padding never wins), then the clamp."""
     x = np.asarray(x)
-    kh, kw = _pair(kernel)
-    sh, sw = _pair(kernel if strides is None else strides)
-    top, left, bottom, right = _pads(pads)
-    _, h, w, _ = x.shape
-    oh = _out_size(h, top, bottom, kh, sh)
-    ow = _out_size(w, left, right, kw, sw)
+    (kh, kw), (sh, sw), (top, left, bottom, right), (h, w), (oh, ow) = _pool_geometry(x, kernel, strides, pads)
     # -1 is below every uint8, so padded positions never win; one left over marks an empty window.
     padded = np.pad(x.astype(np.int64), ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=-1)
     best = np.max([p for _, _, p in _windows(padded, (kh, kw), (sh, sw), (1, 1), (oh, ow))], axis=0)

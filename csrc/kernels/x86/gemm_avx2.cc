@@ -4,13 +4,14 @@
 
 #include <cstring>
 
+#include "gemm_tiles.h"
 #include "requant_avx2.h"
 
 namespace intinfer {
 namespace {
 
-constexpr size_t kMR = 4;   // rows per micro-tile
-constexpr size_t kNR = 16;  // output channels per micro-tile (two ymm of int32)
+constexpr size_t kMR = kGemmMR;
+constexpr size_t kNR = kGemmNR;
 
 // Rows [0, mr) of x widened to int16, k padded to even with zeros: row r at scratch + r * 2 * k_pairs.
 void widen_rows(const uint8_t* x, size_t x_stride, size_t mr, size_t k, size_t k_pairs, int16_t* out) {
@@ -60,15 +61,13 @@ inline void micro_tile(const int16_t* a, size_t k_pairs, const int16_t* b, __m25
 template <typename Store>
 void gemm_driver(const PackedGemmAvx2& w, const uint8_t* x, size_t x_stride, size_t rows, size_t tile_begin,
                  size_t tile_end, int16_t* scratch, Store&& store) {
-  __m256i acc[kMR][2];
-  for (size_t r0 = 0; r0 < rows; r0 += kMR) {
-    const size_t mr = rows - r0 < kMR ? rows - r0 : kMR;
-    widen_rows(x + r0 * x_stride, x_stride, mr, w.k, w.k_pairs, scratch);
-    for (size_t t = tile_begin; t < tile_end; ++t) {
-      micro_tile(scratch, w.k_pairs, w.weights.data() + t * w.k_pairs * 2 * kNR, acc);
-      for (size_t r = 0; r < mr; ++r) store(r0 + r, t, acc[r][0], acc[r][1]);
-    }
-  }
+  for_each_gemm_tile(
+      rows, tile_begin, tile_end,
+      [&](size_t r0, size_t mr) { widen_rows(x + r0 * x_stride, x_stride, mr, w.k, w.k_pairs, scratch); },
+      [&](size_t t, __m256i acc[kMR][2]) {
+        micro_tile(scratch, w.k_pairs, w.weights.data() + t * w.k_pairs * 2 * kNR, acc);
+      },
+      store);
 }
 
 }  // namespace

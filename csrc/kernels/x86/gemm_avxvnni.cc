@@ -8,13 +8,14 @@
 #include <cstring>
 
 #include "gemm_avx2.h"
+#include "gemm_tiles.h"
 #include "requant_avx2.h"
 
 namespace intinfer {
 namespace {
 
-constexpr size_t kMR = 4;
-constexpr size_t kNR = 16;
+constexpr size_t kMR = kGemmMR;
+constexpr size_t kNR = kGemmNR;
 
 // Rows [0, mr) of x copied with k padded to a multiple of 4 (zeros), rows past mr zeroed.
 void pad_rows(const uint8_t* x, size_t x_stride, size_t mr, size_t k, size_t k_quads, uint8_t* out) {
@@ -52,15 +53,13 @@ inline void micro_tile(const uint8_t* a, size_t k_quads, const int8_t* b, __m256
 template <typename Store>
 void gemm_driver(const PackedGemmVnni& w, const uint8_t* x, size_t x_stride, size_t rows, size_t tile_begin,
                  size_t tile_end, uint8_t* scratch, Store&& store) {
-  __m256i acc[kMR][2];
-  for (size_t r0 = 0; r0 < rows; r0 += kMR) {
-    const size_t mr = rows - r0 < kMR ? rows - r0 : kMR;
-    pad_rows(x + r0 * x_stride, x_stride, mr, w.base.k, w.k_quads, scratch);
-    for (size_t t = tile_begin; t < tile_end; ++t) {
-      micro_tile(scratch, w.k_quads, w.weights.data() + t * w.k_quads * 4 * kNR, acc);
-      for (size_t r = 0; r < mr; ++r) store(r0 + r, t, acc[r][0], acc[r][1]);
-    }
-  }
+  for_each_gemm_tile(
+      rows, tile_begin, tile_end,
+      [&](size_t r0, size_t mr) { pad_rows(x + r0 * x_stride, x_stride, mr, w.base.k, w.k_quads, scratch); },
+      [&](size_t t, __m256i acc[kMR][2]) {
+        micro_tile(scratch, w.k_quads, w.weights.data() + t * w.k_quads * 4 * kNR, acc);
+      },
+      store);
 }
 
 }  // namespace
