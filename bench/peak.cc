@@ -3,6 +3,7 @@
 // the machine can do. Each sequence runs on 12 independent accumulators (enough to cover the
 // latency of every instruction here) with empty asm barriers so the compiler can neither merge
 // the chains nor drop them; check the disassembly (objdump -d) if a figure looks too good.
+#include <cpuid.h>
 #include <immintrin.h>
 
 #include <chrono>
@@ -71,6 +72,20 @@ double maddubs_u8s8() {  // vpmaddubsw + vpmaddwd(ones) + vpaddd: 32 MACs, satur
   return 32.0 * kChains * kIters / s;
 }
 
+double dpbusd_u8s8() {  // AVX-VNNI vpdpbusd: 32 exact MACs (4 u8 x s8 products per int32 lane)
+  __m256i a = _mm256_set1_epi8(3);
+  const __m256i b = _mm256_set1_epi8(5);
+#define STEP(c) KEEP(ra); c = _mm256_dpbusd_avx_epi32(c, ra, rb)
+  const double s = seconds(BODY12(__m256i, _mm256_setzero_si256(), STEP));
+#undef STEP
+  return 32.0 * kChains * kIters / s;
+}
+
+bool has_avxvnni() {
+  unsigned a = 0, b = 0, c = 0, d = 0;  // CPUID.(EAX=7, ECX=1):EAX bit 4
+  return __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a & (1u << 4)) != 0;
+}
+
 double fma_f32() {  // vfmadd231ps: 8 MACs
   __m256 a = _mm256_set1_ps(1.0001f);
   const __m256 b = _mm256_set1_ps(0.9999f);
@@ -89,6 +104,7 @@ int main() {
   auto row = [&](const char* name, double macs) { std::printf("%-52s %10.1f %10.1f\n", name, macs / 1e9, macs / hz); };
   row("s16 x s16 vpmaddwd + vpaddd (intinfer's GEMM, exact)", madd_s16());
   row("u8 x s8 vpmaddubsw + vpmaddwd + vpaddd (saturating)", maddubs_u8s8());
+  if (has_avxvnni()) row("u8 x s8 vpdpbusd (AVX-VNNI, exact; intinfer's avxvnni GEMM)", dpbusd_u8s8());
   row("fp32 vfmadd231ps", fma_f32());
   return 0;
 }
