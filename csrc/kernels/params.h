@@ -54,7 +54,9 @@ struct PoolParams {
   bool count_include_pad;
   int32_t input_zero_point;
   OutputStage out;
-  const QuantizedMultiplier* multipliers;  // average pool: entry n - 1 divides by a window of n
+  // Average pool: with count_include_pad, one multiplier for the full window; otherwise entry
+  // n - 1 divides by a window of n positions inside the input.
+  const QuantizedMultiplier* multipliers;
 };
 
 }  // namespace intinfer

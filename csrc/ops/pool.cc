@@ -24,6 +24,8 @@ class Pool : public Op {
       return;
     }
     const auto kernel = ctx.attr_ints("kernel", 2, {}, 1, 1 << 12);
+    // Bounds the table of per-count multipliers (and the work per output).
+    if (kernel[0] * kernel[1] > (1 << 16)) ctx.fail("pooling window ", kernel[0], "x", kernel[1], " is above 65536 positions");
     const auto strides = ctx.attr_ints("strides", 2, kernel, 1, 1 << 16);
     const auto pads = ctx.attr_ints("pads", 4, {0, 0, 0, 0}, 0, 1 << 12);
     // A pad as large as the kernel would leave windows with nothing inside the input.
@@ -41,9 +43,11 @@ class Pool : public Op {
       ctx.expect_same_quantization(x, y);
     } else {
       p_.count_include_pad = ctx.attr_int("count_include_pad", 1) != 0;
-      multipliers_ = window_multipliers(p_.kernel_h * p_.kernel_w, [&](double real) {
-        return ctx.multiplier(real, "average");
-      });
+      // Every window counts kernel_h * kernel_w positions with count_include_pad, else only those
+      // inside the input: one multiplier per possible count.
+      const int window = p_.kernel_h * p_.kernel_w;
+      for (int n = p_.count_include_pad ? window : 1; n <= window; ++n)
+        multipliers_.push_back(ctx.multiplier(s_in_ / (s_out_ * n), "average"));
     }
   }
 
@@ -62,18 +66,15 @@ class Pool : public Op {
     PoolParams p = p_;
     set_nhwc_sizes(p, x, y);
     p.channels = static_cast<int>(x[3]);
-    std::vector<QuantizedMultiplier> global;
+    QuantizedMultiplier global;
     if (kind_ == PoolKind::kGlobalAverage) {
       p.kernel_h = p.in_h;
       p.kernel_w = p.in_w;
       p.stride_h = p.stride_w = 1;
       p.count_include_pad = true;
-      // The window is the whole input, whose size is known only now; the kernel reads the
-      // multiplier of a full window only.
-      const int n = p.in_h * p.in_w;
-      global.resize(n);
-      quantize_multiplier(s_in_ / (s_out_ * n), &global[n - 1]);
-      p.multipliers = global.data();
+      // The window is the whole input, whose size is known only now.
+      quantize_multiplier(s_in_ / (s_out_ * (static_cast<double>(p.in_h) * p.in_w)), &global);
+      p.multipliers = &global;
     } else {
       p.multipliers = multipliers_.data();
     }
@@ -88,14 +89,6 @@ class Pool : public Op {
   }
 
  private:
-  // Entry n - 1 requantizes the sum of a window of n values: s_in / (s_out * n).
-  template <typename Encode>
-  std::vector<QuantizedMultiplier> window_multipliers(int max_n, Encode&& encode) const {
-    std::vector<QuantizedMultiplier> m(max_n);
-    for (int n = 1; n <= max_n; ++n) m[n - 1] = encode(s_in_ / (s_out_ * n));
-    return m;
-  }
-
   std::string name_;
   PoolKind kind_;
   PoolParams p_;

@@ -38,8 +38,7 @@ void avg_pool_u8__ref(const PoolParams& p, const uint8_t* x, uint8_t* y, size_t 
         acc += static_cast<int32_t>(xb[(static_cast<size_t>(iy) * p.in_w + ix) * p.channels + c]) - p.input_zero_point;
         ++count;
       });
-      const int32_t n = p.count_include_pad ? p.kernel_h * p.kernel_w : count;
-      out[c] = p.out.apply(acc, p.multipliers[n - 1]);
+      out[c] = p.out.apply(acc, p.multipliers[p.count_include_pad ? 0 : count - 1]);
     }
   });
 }
