@@ -210,3 +210,12 @@ def test_num_threads_must_be_positive(valid):
 def test_unknown_isa_is_refused(monkeypatch, valid):
     monkeypatch.setenv("INTINFER_ISA", "sse9")
     refused(valid, "INTINFER_ISA='sse9'")
+
+
+def test_reshape_to_a_huge_target_is_refused_without_overflow():
+    # Found by libFuzzer (UBSan: signed overflow multiplying the target's dimensions).
+    g = GraphBuilder()
+    x = g.input("x", (2, 3), "uint8", 0.1, 0)
+    g.output(g.reshape(x, [2**62, 2**61 + 1]))
+    with pytest.raises(ValueError, match=r"cannot reshape \[2, 3\]"):
+        intinfer.load(g.to_bytes()).run(np.zeros((2, 3), np.uint8))

@@ -98,7 +98,14 @@ std::shared_ptr<const Plan> Model::Impl::build_plan(const std::vector<Shape>& in
   plan->shapes.resize(n);
   for (size_t i = 0; i < n; ++i)
     if (desc.tensors[i].kind == TensorKind::kConstant) plan->shapes[i] = desc.tensors[i].shape;
-  for (size_t i = 0; i < desc.inputs.size(); ++i) plan->shapes[desc.inputs[i]] = input_shapes[i];
+  // Every non-constant tensor's size is checked as soon as its shape is known, before any
+  // later op multiplies these sizes together.
+  plan->bytes.assign(n, 0);
+  auto set_shape = [&](uint32_t t, const Shape& s) {
+    plan->bytes[t] = checked_bytes(s, desc.tensors[t].dtype, desc.tensors[t].name);
+    plan->shapes[t] = s;
+  };
+  for (size_t i = 0; i < desc.inputs.size(); ++i) set_shape(desc.inputs[i], input_shapes[i]);
 
   // Lifetimes in op steps: inputs are written before step 0, outputs read after the last.
   const int end = static_cast<int>(desc.ops.size());
@@ -112,7 +119,7 @@ std::shared_ptr<const Plan> Model::Impl::build_plan(const std::vector<Shape>& in
     }
     std::vector<Shape> out = ops[s]->infer(in);
     for (size_t k = 0; k < od.outputs.size(); ++k) {
-      plan->shapes[od.outputs[k]] = out[k];
+      set_shape(od.outputs[k], out[k]);
       first[od.outputs[k]] = s;
     }
   }
@@ -120,10 +127,8 @@ std::shared_ptr<const Plan> Model::Impl::build_plan(const std::vector<Shape>& in
 
   std::vector<Lifetime> lifetimes;
   std::vector<size_t> which;
-  plan->bytes.assign(n, 0);
   for (size_t i = 0; i < n; ++i) {
     if (desc.tensors[i].kind == TensorKind::kConstant) continue;
-    plan->bytes[i] = checked_bytes(plan->shapes[i], desc.tensors[i].dtype, desc.tensors[i].name);
     lifetimes.push_back({plan->bytes[i], first[i], std::max(last[i], first[i])});
     which.push_back(i);
   }

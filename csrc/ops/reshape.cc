@@ -28,21 +28,27 @@ class Reshape : public Op {
     for (int64_t d : x) total *= d;
     Shape y = shape_;
     int infer_at = -1;
+    auto refuse = [&] { shape_error(name_, "cannot reshape " + shape_str(x) + " to " + shape_str(shape_)); };
     for (size_t i = 0; i < y.size(); ++i) {
       if (y[i] == 0) {
         if (i >= x.size()) shape_error(name_, "target " + shape_str(shape_) + " copies a dimension the input " + shape_str(x) + " lacks");
         y[i] = x[i];
       }
-      if (y[i] == -1)
+      if (y[i] == -1) {
         infer_at = static_cast<int>(i);
-      else
+      } else {
+        // The input holds `total` elements (bounded by the planner), so a larger product is
+        // refused before it could overflow.
+        if (y[i] < 1 || known > total / y[i]) refuse();
         known *= y[i];
+      }
     }
-    if (infer_at >= 0 && known > 0 && total % known == 0) y[infer_at] = total / known;
-    int64_t n = 1;
-    for (int64_t d : y) n *= d;
-    if (n != total || (infer_at >= 0 && y[infer_at] < 1))
-      shape_error(name_, "cannot reshape " + shape_str(x) + " to " + shape_str(shape_));
+    if (infer_at >= 0) {
+      if (total % known != 0) refuse();
+      y[infer_at] = total / known;
+    } else if (known != total) {
+      refuse();
+    }
     return {y};
   }
 
