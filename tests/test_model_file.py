@@ -219,3 +219,21 @@ def test_reshape_to_a_huge_target_is_refused_without_overflow():
     g.output(g.reshape(x, [2**62, 2**61 + 1]))
     with pytest.raises(ValueError, match=r"cannot reshape \[2, 3\]"):
         intinfer.load(g.to_bytes()).run(np.zeros((2, 3), np.uint8))
+
+
+def test_inspect_cli_prints_the_summary_or_the_error(tmp_path, valid):
+    import subprocess
+    import sys
+
+    path = tmp_path / "m.iif"
+    path.write_bytes(valid)
+    # Run from tmp_path so that the installed package is imported, not the source folder.
+    out = subprocess.run([sys.executable, "-m", "intinfer.cli", "inspect", str(path)], capture_output=True, text=True,
+                         cwd=tmp_path, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "producer: tests/sample_models.py" in out.stdout
+    assert "CONV2D" in out.stdout and "activation arena" in out.stdout and "image [?, 6, 6, 3]" in out.stdout
+    path.write_bytes(valid[:100])
+    out = subprocess.run([sys.executable, "-m", "intinfer.cli", "inspect", str(path)], capture_output=True, text=True,
+                         cwd=tmp_path, timeout=120)
+    assert out.returncode == 1 and "invalid model file" in out.stderr
