@@ -1,11 +1,42 @@
-"""Command line: `intinfer inspect model.iif`."""
+"""Command line: `intinfer inspect model.iif`, `intinfer bench model.iif`."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
+
+import numpy as np
 
 from . import ModelError, load
+
+
+def _random_inputs(m, batch: int) -> list:
+    rng = np.random.default_rng(0)
+    inputs = []
+    for info in m.inputs:
+        shape = [batch if d is None else d for d in info.shape]
+        if info.dtype == "float32":
+            inputs.append(rng.standard_normal(shape).astype(np.float32))
+        else:
+            inputs.append(rng.integers(0, 256, shape).astype(info.dtype))
+    return inputs
+
+
+def _bench(m, args) -> None:
+    x = _random_inputs(m, args.batch)
+    m.run(x)
+    times = []
+    for _ in range(args.runs):
+        t = time.perf_counter()
+        m.run(x)
+        times.append(1e3 * (time.perf_counter() - t))
+    t = np.array(times)
+    print(f"kernels: {m.isa}, threads: {m.num_threads}, batch: {args.batch}, runs: {args.runs}")
+    print(f"latency ms: min {t.min():.3f}  median {np.median(t):.3f}  mean {t.mean():.3f}  "
+          f"p90 {np.percentile(t, 90):.3f}")
+    if args.profile:
+        print(m.profile(x, runs=args.runs))
 
 
 def main(argv=None) -> int:
@@ -13,17 +44,25 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     inspect = sub.add_parser("inspect", help="print a model's inputs, outputs, ops and memory plan")
     inspect.add_argument("model", help="path to a .iif file")
+    bench = sub.add_parser("bench", help="time a model on random inputs (the native intinfer-bench has more)")
+    bench.add_argument("model", help="path to a .iif file")
+    bench.add_argument("--threads", type=int, default=None, help="intra-op threads (default: physical cores)")
+    bench.add_argument("--batch", type=int, default=1, help="size of dynamic input dimensions")
+    bench.add_argument("--runs", type=int, default=20)
+    bench.add_argument("--profile", action="store_true", help="per-op table, slowest first")
     args = parser.parse_args(argv)
 
+    try:
+        m = load(args.model, num_threads=1 if args.command == "inspect" else args.threads)
+    except ModelError as e:
+        print(f"intinfer: {e}", file=sys.stderr)
+        return 1
     if args.command == "inspect":
-        try:
-            m = load(args.model, num_threads=1)
-        except ModelError as e:
-            print(f"intinfer: {e}", file=sys.stderr)
-            return 1
         for k, v in m.metadata.items():
             print(f"{k}: {v}")
         print(m.summary())
+    else:
+        _bench(m, args)
     return 0
 
 

@@ -221,7 +221,7 @@ def test_reshape_to_a_huge_target_is_refused_without_overflow():
         intinfer.load(g.to_bytes()).run(np.zeros((2, 3), np.uint8))
 
 
-def test_inspect_cli_prints_the_summary_or_the_error(tmp_path, valid):
+def test_inspect_and_bench_cli_print_their_report_or_the_error(tmp_path, valid):
     import subprocess
     import sys
 
@@ -233,7 +233,12 @@ def test_inspect_cli_prints_the_summary_or_the_error(tmp_path, valid):
     assert out.returncode == 0, out.stderr
     assert "producer: tests/sample_models.py" in out.stdout
     assert "CONV2D" in out.stdout and "activation arena" in out.stdout and "image [?, 6, 6, 3]" in out.stdout
+    out = subprocess.run([sys.executable, "-m", "intinfer.cli", "bench", str(path), "--runs", "3", "--batch", "2",
+                          "--profile"], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "batch: 2" in out.stdout and "latency ms: min" in out.stdout and "by op type" in out.stdout
     path.write_bytes(valid[:100])
-    out = subprocess.run([sys.executable, "-m", "intinfer.cli", "inspect", str(path)], capture_output=True, text=True,
-                         cwd=tmp_path, timeout=120)
-    assert out.returncode == 1 and "invalid model file" in out.stderr
+    for command in ("inspect", "bench"):
+        out = subprocess.run([sys.executable, "-m", "intinfer.cli", command, str(path)], capture_output=True,
+                             text=True, cwd=tmp_path, timeout=120)
+        assert out.returncode == 1 and "invalid model file" in out.stderr
