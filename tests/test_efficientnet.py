@@ -4,7 +4,6 @@ held-out crops of real pictures (examples/efficientnet_lite0.py, smaller sets)."
 import importlib.util
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 pytest.importorskip("torch")
