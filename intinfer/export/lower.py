@@ -29,7 +29,32 @@ def needs_observer(node: Node) -> bool:
     return node.op not in SAME_QUANT
 
 
-class Lowering:
+class LayoutValues:
+    """The engine tensors a lowering has made, each with its layout: 4-D values are NHWC inside
+    the graph and transposed back to PyTorch's order only on demand (once per value)."""
+
+    def __init__(self, builder: GraphBuilder):
+        self.b = builder
+        self.values: dict = {}  # source node -> (Tensor, nhwc: bool)
+        self._plain: dict = {}  # source node -> Tensor in PyTorch element order
+
+    def tensor(self, node) -> Tensor:
+        return self.values[node][0]
+
+    def nhwc(self, node) -> bool:
+        return self.values[node][1]
+
+    def plain(self, node) -> Tensor:
+        """The value in PyTorch's element order (transposed back from NHWC if needed)."""
+        t, nhwc = self.values[node]
+        if not nhwc:
+            return t
+        if node not in self._plain:
+            self._plain[node] = self.b.transpose(t, NHWC_TO_NCHW, name=f"{node.name}_nchw")
+        return self._plain[node]
+
+
+class Lowering(LayoutValues):
     def __init__(self, graph: FloatGraph, qparams: dict, metadata: dict | None = None, input_stats: dict | None = None,
                  correction: BiasCorrection | None = None):
         self.graph = graph
@@ -37,9 +62,7 @@ class Lowering:
         self.input_stats = input_stats  # conv/linear node -> gptq.InputStatistics; None: round to nearest
         self.correction = correction
         self._dequantized: dict = {}  # conv/linear node -> (weight, bias) as lowered, in float
-        self.b = GraphBuilder(metadata)
-        self.values: dict = {}  # node -> (Tensor, nhwc: bool)
-        self._plain: dict = {}  # node -> Tensor in PyTorch element order
+        super().__init__(GraphBuilder(metadata))
 
     def run(self) -> GraphBuilder:
         for node in self.graph.nodes:
@@ -51,21 +74,6 @@ class Lowering:
         return self.b
 
     # -- helpers -----------------------------------------------------------------------
-
-    def tensor(self, node: Node) -> Tensor:
-        return self.values[node][0]
-
-    def nhwc(self, node: Node) -> bool:
-        return self.values[node][1]
-
-    def plain(self, node: Node) -> Tensor:
-        """The value in PyTorch's element order (transposed back from NHWC if needed)."""
-        t, nhwc = self.values[node]
-        if not nhwc:
-            return t
-        if node not in self._plain:
-            self._plain[node] = self.b.transpose(t, NHWC_TO_NCHW, name=f"{node.name}_nchw")
-        return self._plain[node]
 
     def _act(self, node: Node) -> dict:
         if node.act is None:

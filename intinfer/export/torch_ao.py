@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from ..builder import GraphBuilder, Tensor
 from ..quant import quantize_bias
 from .graph import ExportError
-from .lower import NCHW_AXIS_IN_NHWC, NCHW_TO_NHWC, NHWC_TO_NCHW
+from .lower import NCHW_AXIS_IN_NHWC, NCHW_TO_NHWC, LayoutValues
 
 # -- what the importer recognises ------------------------------------------------------------
 
@@ -151,7 +151,7 @@ def _is_q(v) -> bool:
     return isinstance(v, torch.Tensor) and v.is_quantized
 
 
-class _Importer:
+class _Importer(LayoutValues):
     def __init__(self, gm: torch.fx.GraphModule, example: tuple):
         self.gm = gm
         self.modules = dict(gm.named_modules())
@@ -163,31 +163,15 @@ class _Importer:
                 raise ExportError(f"the quantized model failed on the example inputs ({type(e).__name__}: {e})") from e
         self.env = rec.seen
         self.example = example
-        self.b = GraphBuilder({"producer": "intinfer.export.import_quantized", "torch": torch.__version__,
-                               "quantized_engine": torch.backends.quantized.engine})
-        self.values: dict = {}  # fx node -> (Tensor, nhwc) for quantized values
+        super().__init__(GraphBuilder({"producer": "intinfer.export.import_quantized", "torch": torch.__version__,
+                                       "quantized_engine": torch.backends.quantized.engine}))
         self.floats: dict = {}  # fx node -> [source node, element-wise nodes...] for float tensors
-        self._plain: dict = {}  # fx node -> Tensor in torch's element order
         self.inputs: dict = {}  # placeholder -> float32 graph input
 
     # -- helpers -------------------------------------------------------------------------
 
     def fail(self, node, why: str):
         raise ExportError(f"{why}: {_describe(node, self.modules)}. Supported: {SUPPORTED}")
-
-    def tensor(self, n) -> Tensor:
-        return self.values[n][0]
-
-    def nhwc(self, n) -> bool:
-        return self.values[n][1]
-
-    def plain(self, n) -> Tensor:
-        t, nhwc = self.values[n]
-        if not nhwc:
-            return t
-        if n not in self._plain:
-            self._plain[n] = self.b.transpose(t, NHWC_TO_NCHW, name=f"{n.name}_nchw")
-        return self._plain[n]
 
     def image(self, node, n) -> Tensor:
         if n not in self.values:
