@@ -1,7 +1,10 @@
 """Helpers shared by the engine tests: load a GraphBuilder graph, compare it with the oracle."""
 
 import os
+import shutil
+import subprocess
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,6 +28,19 @@ def load_graph(builder, num_threads: int = 1, isa: str | None = None):
             del os.environ["INTINFER_ISA"]
         else:
             os.environ["INTINFER_ISA"] = old
+
+
+def build_native_tool(target: str) -> Path:
+    """Configures build/tools with CMake (native tools, no Python module), builds `target` and
+    returns the path of the executable."""
+    root = Path(__file__).resolve().parent.parent
+    build = root / "build" / "tools"
+    generator = ["-G", "Ninja"] if shutil.which("ninja") else []
+    for step in (["cmake", "-S", str(root), "-B", str(build), *generator, "-DINTINFER_PYTHON=OFF", "-DINTINFER_TOOLS=ON"],
+                 ["cmake", "--build", str(build), "-j2", "--target", target]):
+        out = subprocess.run(step, capture_output=True, text=True)
+        assert out.returncode == 0, out.stdout + out.stderr
+    return build / target
 
 
 def available_isas() -> list:

@@ -2,28 +2,19 @@
 .npy must equal the Python API's bit for bit, and its errors must be clear."""
 
 import re
-import shutil
 import subprocess
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 import intinfer
+from conftest import build_native_tool
 from sample_models import every_op_model, sample_input
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture(scope="module")
 def bench_tool():
-    build = ROOT / "build" / "tools"
-    generator = ["-G", "Ninja"] if shutil.which("ninja") else []
-    subprocess.run(["cmake", "-S", str(ROOT), "-B", str(build), *generator, "-DINTINFER_PYTHON=OFF",
-                    "-DINTINFER_TOOLS=ON"], check=True, capture_output=True)
-    subprocess.run(["cmake", "--build", str(build), "-j2", "--target", "intinfer-bench"], check=True,
-                   capture_output=True)
-    return build / "intinfer-bench"
+    return build_native_tool("intinfer-bench")
 
 
 def run(tool, *args, check=True):
