@@ -30,13 +30,14 @@ def load_graph(builder, num_threads: int = 1, isa: str | None = None):
             os.environ["INTINFER_ISA"] = old
 
 
-def build_native_tool(target: str) -> Path:
-    """Configures build/tools with CMake (native tools, no Python module), builds `target` and
-    returns the path of the executable."""
+def build_native_tool(target: str, build_dir: str = "tools", cmake_args: tuple = ()) -> Path:
+    """Configures build/<build_dir> with CMake (native tools, no Python module; `cmake_args`
+    e.g. a cross tool chain), builds `target` and returns the path of the executable."""
     root = Path(__file__).resolve().parent.parent
-    build = root / "build" / "tools"
+    build = root / "build" / build_dir
     generator = ["-G", "Ninja"] if shutil.which("ninja") else []
-    for step in (["cmake", "-S", str(root), "-B", str(build), *generator, "-DINTINFER_PYTHON=OFF", "-DINTINFER_TOOLS=ON"],
+    for step in (["cmake", "-S", str(root), "-B", str(build), *generator, "-DINTINFER_PYTHON=OFF", "-DINTINFER_TOOLS=ON",
+                  *cmake_args],
                  ["cmake", "--build", str(build), "-j2", "--target", target]):
         out = subprocess.run(step, capture_output=True, text=True)
         assert out.returncode == 0, out.stdout + out.stderr

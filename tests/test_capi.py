@@ -40,7 +40,7 @@ def info_lines(m) -> list:
 
 def run_c(tool, tmp_path, graph, x, expected=None, env=None):
     """Writes the model, the input and the expected outputs (the Python API's raw outputs unless
-    given), and runs the C program on them."""
+    given), and runs the C program (a path, or a command list such as qemu + path) on them."""
     model = tmp_path / "m.iif"
     graph.save(model)
     if expected is None:
@@ -49,7 +49,8 @@ def run_c(tool, tmp_path, graph, x, expected=None, env=None):
     (tmp_path / "x.raw").write_bytes(np.ascontiguousarray(x).tobytes())
     (tmp_path / "y.raw").write_bytes(expected)
     dims = "x".join(map(str, x.shape))
-    return subprocess.run([str(tool), str(model), str(tmp_path / "x.raw"), dims, str(tmp_path / "y.raw")],
+    command = tool if isinstance(tool, list) else [str(tool)]
+    return subprocess.run([*command, str(model), str(tmp_path / "x.raw"), dims, str(tmp_path / "y.raw")],
                           capture_output=True, text=True, timeout=300, env=env)
 
 

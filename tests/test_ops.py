@@ -198,8 +198,8 @@ ADD_CASES = {
 }
 
 
-@pytest.mark.parametrize("case", ADD_CASES.values(), ids=ADD_CASES.keys())
-def test_add(case, rng):
+def add_graph(rng, case):
+    """A one-ADD graph for an ADD_CASES entry, and its two inputs."""
     (s_a, z_a), (s_b, z_b) = random_qparams(rng), random_qparams(rng)
     s_a, s_b = case.get("s_a", s_a), case.get("s_b", s_b)
     a, bv = u8(rng, case["a"]), u8(rng, case["b"])
@@ -210,7 +210,13 @@ def test_add(case, rng):
     b = GraphBuilder()
     at, bt = b.input("a", case["a"], "uint8", s_a, z_a), b.input("b", case["b"], "uint8", s_b, z_b)
     b.output(b.add(at, bt, s_out, z_out, act_min=act_min, act_max=act_max))
-    check_graph(b, [a, bv], threads=THREADS)
+    return b, [a, bv]
+
+
+@pytest.mark.parametrize("case", ADD_CASES.values(), ids=ADD_CASES.keys())
+def test_add(case, rng):
+    b, inputs = add_graph(rng, case)
+    check_graph(b, inputs, threads=THREADS)
 
 
 def test_add_constant_operand(rng):
@@ -247,8 +253,8 @@ MUL_CASES = {
 }
 
 
-@pytest.mark.parametrize("case", MUL_CASES.values(), ids=MUL_CASES.keys())
-def test_mul(case, rng):
+def mul_graph(rng, case):
+    """A one-MUL graph for a MUL_CASES entry, and its two inputs."""
     (s_a, z_a), (s_b, z_b) = random_qparams(rng), random_qparams(rng)
     s_a, s_b = case.get("s_a", s_a), case.get("s_b", s_b)
     a, bv = u8(rng, case["a"]), u8(rng, case["b"])
@@ -263,7 +269,13 @@ def test_mul(case, rng):
     b = GraphBuilder()
     at, bt = b.input("a", case["a"], "uint8", s_a, z_a), b.input("b", case["b"], "uint8", s_b, z_b)
     b.output(b.mul(at, bt, s_out, z_out, act_min=act_min, act_max=act_max))
-    got = check_graph(b, [a, bv], threads=THREADS)
+    return b, [a, bv]
+
+
+@pytest.mark.parametrize("case", MUL_CASES.values(), ids=MUL_CASES.keys())
+def test_mul(case, rng):
+    b, inputs = mul_graph(rng, case)
+    got = check_graph(b, inputs, threads=THREADS)
     assert got.shape == np.broadcast_shapes(case["a"], case["b"])
 
 
@@ -541,8 +553,12 @@ def test_transpose_perm_of_the_wrong_rank_fails_at_run(shape, rng):
 # -- QUANTIZE / DEQUANTIZE -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("scale, zero_point", [(0.25, 128), (1.0, 0), (0.1, 128), (0.0137, 37), (1 / 255, 255)])
-def test_quantize(scale, zero_point, rng):
+QUANTIZE_CASES = [(0.25, 128), (1.0, 0), (0.1, 128), (0.0137, 37), (1 / 255, 255)]
+
+
+def quantize_graph(rng, scale, zero_point):
+    """A one-QUANTIZE graph on specials (NaN, infinities, huge, subnormal), ties and random
+    values, and its input."""
     s = np.float32(scale)
     specials = [0.0, -0.0, np.nan, np.inf, -np.inf, 1e30, -1e30, 3.4e38, -3.4e38, 1e-45, -1e-45,
                 0.75, 0.85, -0.85]  # 0.75f / 0.1f ties in float32 but not in double
@@ -554,7 +570,12 @@ def test_quantize(scale, zero_point, rng):
     b = GraphBuilder()
     xt = b.input("x", x.shape, "float32")
     b.output(b.quantize(xt, scale, zero_point))
-    check_graph(b, x)
+    return b, x
+
+
+@pytest.mark.parametrize("scale, zero_point", QUANTIZE_CASES)
+def test_quantize(scale, zero_point, rng):
+    check_graph(*quantize_graph(rng, scale, zero_point))
 
 
 @pytest.mark.parametrize("scale, zero_point", [(0.1, 3), (1 / 255, 0), (3.7e-5, 255), (1000.0, 128), (0.5, 37)])

@@ -8,6 +8,9 @@
 #if defined(INTINFER_HAVE_AVX2)
 #include <cpuid.h>
 #endif
+#if defined(INTINFER_HAVE_NEON) && defined(__linux__)
+#include <sys/auxv.h>
+#endif
 
 namespace intinfer {
 namespace {
@@ -30,6 +33,28 @@ bool cpu_has_avxvnni() {
 #endif
 }
 
+// NEON: always on aarch64 (part of ARMv8-A); on 32-bit ARM the build requires it (-mfpu=neon),
+// so the kernels run only where the kernel reports it.
+bool cpu_has_neon() {
+#if defined(INTINFER_HAVE_NEON) && defined(__aarch64__)
+  return true;
+#elif defined(INTINFER_HAVE_NEON) && defined(__linux__)
+  return (getauxval(AT_HWCAP) & (1ul << 12)) != 0;  // HWCAP_NEON
+#else
+  return false;
+#endif
+}
+
+bool cpu_has_neondot() {
+#if defined(INTINFER_HAVE_NEONDOT) && defined(__linux__)
+  return (getauxval(AT_HWCAP) & (1ul << 20)) != 0;  // HWCAP_ASIMDDP
+#elif defined(INTINFER_HAVE_NEONDOT) && defined(__APPLE__)
+  return true;  // every Apple arm64 core has the dot product
+#else
+  return false;
+#endif
+}
+
 }  // namespace
 
 const char* isa_name(Isa isa) {
@@ -37,6 +62,8 @@ const char* isa_name(Isa isa) {
     case Isa::kRef: return "ref";
     case Isa::kAvx2: return "avx2";
     case Isa::kAvxVnni: return "avxvnni";
+    case Isa::kNeon: return "neon";
+    case Isa::kNeonDot: return "neondot";
   }
   return "?";
 }
@@ -45,6 +72,8 @@ Isa select_isa() {
   std::vector<Isa> available = {Isa::kRef};
   if (cpu_has_avx2()) available.push_back(Isa::kAvx2);
   if (cpu_has_avxvnni()) available.push_back(Isa::kAvxVnni);
+  if (cpu_has_neon()) available.push_back(Isa::kNeon);
+  if (cpu_has_neondot()) available.push_back(Isa::kNeonDot);
   const char* forced = std::getenv("INTINFER_ISA");
   if (forced == nullptr || *forced == '\0') return available.back();
   std::string names;

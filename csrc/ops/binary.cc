@@ -2,10 +2,8 @@
 #include <algorithm>
 
 #include "../kernels/ref/kernels.h"
-#ifdef INTINFER_HAVE_AVX2
-#include "../kernels/x86/elementwise_avx2.h"
-#endif
 #include "broadcast.h"
+#include "isa_kernels.h"
 #include "ops.h"
 
 namespace intinfer {
@@ -57,10 +55,7 @@ std::unique_ptr<Op> make_add(const OpContext& ctx) {
   p.b_multiplier = ctx.multiplier(sb / twice_max, "input");
   p.out_multiplier = ctx.multiplier(twice_max / ((1 << AddParams::kLeftShift) * sy), "output");
   p.out = ctx.output_stage();
-#ifdef INTINFER_HAVE_AVX2
-  if (isa_has_avx2(ctx.isa())) return std::make_unique<Binary<AddParams>>(ctx, p, add_u8__avx2);
-#endif
-  return std::make_unique<Binary<AddParams>>(ctx, p, add_u8__ref);
+  return std::make_unique<Binary<AddParams>>(ctx, p, elementwise_kernels(ctx.isa()).add);
 }
 
 std::unique_ptr<Op> make_mul(const OpContext& ctx) {
@@ -71,10 +66,7 @@ std::unique_ptr<Op> make_mul(const OpContext& ctx) {
   p.b_zero_point = b.zero_points[0];
   p.multiplier = ctx.multiplier(static_cast<double>(a.scales[0]) * b.scales[0] / y.scales[0], "output");
   p.out = ctx.output_stage();
-#ifdef INTINFER_HAVE_AVX2
-  if (isa_has_avx2(ctx.isa())) return std::make_unique<Binary<MulParams>>(ctx, p, mul_u8__avx2);
-#endif
-  return std::make_unique<Binary<MulParams>>(ctx, p, mul_u8__ref);
+  return std::make_unique<Binary<MulParams>>(ctx, p, elementwise_kernels(ctx.isa()).mul);
 }
 
 }  // namespace intinfer

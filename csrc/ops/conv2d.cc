@@ -5,10 +5,8 @@
 #include "gemm.h"
 #include "op.h"
 #include "ops.h"
+#include "isa_kernels.h"
 #include "pack.h"
-#ifdef INTINFER_HAVE_AVX2
-#include "../kernels/x86/dwconv_avx2.h"
-#endif
 
 namespace intinfer {
 namespace {
@@ -50,14 +48,10 @@ class Conv2D : public Op {
       pointwise_ = p_.kernel_h == 1 && p_.kernel_w == 1 && p_.stride_h == 1 && p_.stride_w == 1 && p_.pad_top == 0 &&
                    p_.pad_left == 0 && pad_bottom_ == 0 && pad_right_ == 0;
     }
-#ifdef INTINFER_HAVE_AVX2
-    const size_t taps = static_cast<size_t>(p_.kernel_h) * p_.kernel_w;
-    if (isa_has_avx2(ctx.isa()) && cin_per_group_ == 1 && groups == p_.out_c && taps <= kDwconvMaxTaps) {
-      dwconv_avx2_ = std::make_unique<PackedDwconvAvx2>(pack_dwconv_avx2(
-          packed_.weights, packed_.channels, taps, packed_.bias.data(), packed_.multipliers));
-      zero_row_.assign(packed_.channels, static_cast<uint8_t>(p_.input_zero_point));
+    if (cin_per_group_ == 1 && groups == p_.out_c) {
+      dwconv_ = make_dwconv_kernel(ctx.isa(), packed_, static_cast<size_t>(p_.kernel_h) * p_.kernel_w);
+      if (dwconv_) zero_row_.assign(packed_.channels, static_cast<uint8_t>(p_.input_zero_point));
     }
-#endif
   }
 
   std::vector<Shape> infer(const std::vector<Shape>& in) const override {
@@ -87,12 +81,10 @@ class Conv2D : public Op {
     } else if (gemm_) {
       const size_t pixels = static_cast<size_t>(p.batch) * p.out_h * p.out_w;
       ctx.pool->parallel_for(pixels, [&](size_t b, size_t e) { im2col_gemm(p, in, out, b, e); });
-#ifdef INTINFER_HAVE_AVX2
-    } else if (dwconv_avx2_) {
+    } else if (dwconv_) {
       ctx.pool->parallel_for(static_cast<size_t>(p.batch) * p.out_h, [&](size_t b, size_t e) {
-        dwconv_u8s8_16c2__avx2(*dwconv_avx2_, p, in, zero_row_.data(), out, b, e);
+        dwconv_->run(p, in, zero_row_.data(), out, b, e);
       });
-#endif
     } else {
       ctx.pool->parallel_for(static_cast<size_t>(p.batch) * p.out_h, [&](size_t b, size_t e) {
         conv2d_u8s8__ref(p, in, packed_.weights, packed_.bias.data(), out, b, e);
@@ -149,10 +141,8 @@ class Conv2D : public Op {
   PackedWeights packed_;
   std::unique_ptr<Gemm> gemm_;
   bool pointwise_ = false;
-#ifdef INTINFER_HAVE_AVX2
-  std::unique_ptr<PackedDwconvAvx2> dwconv_avx2_;
+  std::unique_ptr<DwconvKernel> dwconv_;
   std::vector<uint8_t> zero_row_;
-#endif
   ConvParams p_;
   int64_t cin_per_group_;
   int64_t pad_bottom_, pad_right_;

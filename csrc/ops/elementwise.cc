@@ -2,9 +2,7 @@
 #include <functional>
 
 #include "../kernels/ref/kernels.h"
-#ifdef INTINFER_HAVE_AVX2
-#include "../kernels/x86/elementwise_avx2.h"
-#endif
+#include "isa_kernels.h"
 #include "ops.h"
 
 namespace intinfer {
@@ -64,10 +62,7 @@ std::unique_ptr<Op> make_quantize(const OpContext& ctx) {
   ctx.expect_quantized_u8(ctx.output(0), "output");
   const float scale = ctx.output(0).scales[0];
   const int32_t zp = ctx.output(0).zero_points[0];
-  auto kernel = quantize_f32_u8__ref;
-#ifdef INTINFER_HAVE_AVX2
-  if (isa_has_avx2(ctx.isa())) kernel = quantize_f32_u8__avx2;
-#endif
+  const auto kernel = elementwise_kernels(ctx.isa()).quantize;
   return std::make_unique<Unary>([scale, zp, kernel](const void* x, void* y, size_t n) {
     kernel(static_cast<const float*>(x), static_cast<uint8_t*>(y), n, scale, zp);
   }, sizeof(float), 1);

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "isa_kernels.h"
 #include "pack.h"
 
 namespace intinfer {
@@ -12,7 +13,6 @@ namespace intinfer {
 class Gemm {
  public:
   Gemm(const PackedWeights& weights, const OutputStage& out, Isa isa);
-  ~Gemm();
 
   // Rows [0, rows) of x (row stride x_stride) into y (row stride y_stride elements), for the
   // output channels of column blocks [block_begin, block_end) (all by default); the output is
@@ -26,8 +26,7 @@ class Gemm {
  private:
   const PackedWeights& w_;
   OutputStage out_;
-  struct Avx2;
-  std::unique_ptr<Avx2> avx2_;  // set when the ISA is AVX2
+  std::unique_ptr<GemmKernel> kernel_;  // null: the reference
 };
 
 }  // namespace intinfer

@@ -41,7 +41,7 @@ PackedDwconvAvx2 pack_dwconv_avx2(const int8_t* weights, size_t channels, size_t
   }
   p.bias.assign(padded, 0);
   std::memcpy(p.bias.data(), bias, channels * sizeof(int32_t));
-  pack_requant_avx2(multipliers, padded, &p.multiplier, &p.left_shift, &p.right_shift);
+  pack_requant(multipliers, padded, &p.multiplier, &p.left_shift, &p.right_shift);
   return p;
 }
 

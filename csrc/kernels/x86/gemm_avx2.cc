@@ -4,14 +4,14 @@
 
 #include <cstring>
 
-#include "gemm_tiles.h"
+#include "../gemm_tiles.h"
 #include "requant_avx2.h"
 
 namespace intinfer {
 namespace {
 
-constexpr size_t kMR = kGemmMR;
-constexpr size_t kNR = kGemmNR;
+constexpr size_t kMR = 4;   // rows per micro-tile
+constexpr size_t kNR = 16;  // output channels per micro-tile (two ymm of int32)
 
 // Rows [0, mr) of x widened to int16, k padded to even with zeros: row r at scratch + r * 2 * k_pairs.
 void widen_rows(const uint8_t* x, size_t x_stride, size_t mr, size_t k, size_t k_pairs, int16_t* out) {
@@ -61,53 +61,24 @@ inline void micro_tile(const int16_t* a, size_t k_pairs, const int16_t* b, __m25
 template <typename Store>
 void gemm_driver(const PackedGemmAvx2& w, const uint8_t* x, size_t x_stride, size_t rows, size_t tile_begin,
                  size_t tile_end, int16_t* scratch, Store&& store) {
-  for_each_gemm_tile(
+  for_each_gemm_tile<kMR, __m256i[2]>(
       rows, tile_begin, tile_end,
       [&](size_t r0, size_t mr) { widen_rows(x + r0 * x_stride, x_stride, mr, w.k, w.k_pairs, scratch); },
       [&](size_t t, __m256i acc[kMR][2]) {
         micro_tile(scratch, w.k_pairs, w.weights.data() + t * w.k_pairs * 2 * kNR, acc);
       },
-      store);
+      [&](size_t r, size_t t, const __m256i* acc) { store(r, t, acc[0], acc[1]); });
 }
 
 }  // namespace
 
-void pack_requant_avx2(const std::vector<QuantizedMultiplier>& multipliers, size_t padded, std::vector<int32_t>* m,
-                       std::vector<int32_t>* left, std::vector<int32_t>* right) {
-  m->assign(padded, 1 << 30);
-  left->assign(padded, 0);
-  right->assign(padded, 0);
-  for (size_t c = 0; c < multipliers.size(); ++c) {
-    (*m)[c] = multipliers[c].multiplier;
-    (*left)[c] = multipliers[c].shift > 0 ? multipliers[c].shift : 0;
-    (*right)[c] = multipliers[c].shift > 0 ? 0 : -multipliers[c].shift;
-  }
-}
-
 size_t gemm_avx2_scratch_elements(const PackedGemmAvx2& w) { return kMR * 2 * w.k_pairs; }
-
-void pack_gemm_output_stage(PackedGemmAvx2* out, size_t n, size_t k, const int32_t* bias,
-                            const std::vector<QuantizedMultiplier>& multipliers, const std::vector<float>& output_scales) {
-  PackedGemmAvx2& p = *out;
-  p.n = n;
-  p.k = k;
-  p.n_tiles = (n + kNR - 1) / kNR;
-  const size_t n_pad = p.n_tiles * kNR;
-  p.bias.assign(n_pad, 0);
-  std::memcpy(p.bias.data(), bias, n * sizeof(int32_t));
-  if (!multipliers.empty()) {
-    pack_requant_avx2(multipliers, n_pad, &p.multiplier, &p.left_shift, &p.right_shift);
-  } else {
-    p.output_scales.assign(n_pad, 0.0f);
-    std::memcpy(p.output_scales.data(), output_scales.data(), n * sizeof(float));
-  }
-}
 
 PackedGemmAvx2 pack_gemm_avx2(const int8_t* weights, size_t n, size_t k, const int32_t* bias,
                               const std::vector<QuantizedMultiplier>& multipliers,
                               const std::vector<float>& output_scales) {
   PackedGemmAvx2 p;
-  pack_gemm_output_stage(&p, n, k, bias, multipliers, output_scales);
+  pack_output_stage(&p, n, k, kNR, bias, multipliers, output_scales);
   p.k_pairs = (k + 1) / 2;
   p.weights.assign(p.n_tiles * p.k_pairs * 2 * kNR, 0);
   for (size_t c = 0; c < n; ++c) {

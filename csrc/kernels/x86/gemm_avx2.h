@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "../output_stage.h"
 #include "../params.h"
 
 namespace intinfer {
@@ -14,24 +15,10 @@ namespace intinfer {
 // Weights for gemm_u8s8_4x16c2__avx2: tiles of 16 output channels; within a tile, for each pair
 // of k, 16 x (w[n][2p], w[n][2p+1]) as int16. N is padded to 16 and K to 2 with zeros, and the
 // per-channel output stage is stored padded alongside.
-struct PackedGemmAvx2 {
-  size_t n = 0, k = 0, n_tiles = 0, k_pairs = 0;
+struct PackedGemmAvx2 : PackedOutputStage {
+  size_t k_pairs = 0;
   std::vector<int16_t> weights;
-  std::vector<int32_t> bias;            // folded, padded
-  std::vector<int32_t> multiplier;      // uint8 output: Q31 multipliers
-  std::vector<int32_t> left_shift, right_shift;
-  std::vector<float> output_scales;     // float output: s_in * s_w[c]
 };
-
-// The per-channel multiplier and shifts as the vector output stage loads them, padded to
-// `padded` entries with a harmless multiplier.
-void pack_requant_avx2(const std::vector<QuantizedMultiplier>& multipliers, size_t padded, std::vector<int32_t>* m,
-                       std::vector<int32_t>* left, std::vector<int32_t>* right);
-
-// Fills the shapes and the padded per-channel output stage (bias, multipliers or scales) of a
-// packing; the weights are left to the kernel's own packer.
-void pack_gemm_output_stage(PackedGemmAvx2* out, size_t n, size_t k, const int32_t* bias,
-                            const std::vector<QuantizedMultiplier>& multipliers, const std::vector<float>& output_scales);
 
 // `weights` [n][k] int8, `bias` [n] folded; exactly one of `multipliers` / `output_scales`
 // is non-empty.

@@ -8,14 +8,14 @@
 #include <cstring>
 
 #include "gemm_avx2.h"
-#include "gemm_tiles.h"
+#include "../gemm_tiles.h"
 #include "requant_avx2.h"
 
 namespace intinfer {
 namespace {
 
-constexpr size_t kMR = kGemmMR;
-constexpr size_t kNR = kGemmNR;
+constexpr size_t kMR = 4;   // rows per micro-tile
+constexpr size_t kNR = 16;  // output channels per micro-tile (two ymm of int32)
 
 // Rows [0, mr) of x copied with k padded to a multiple of 4 (zeros), rows past mr zeroed.
 void pad_rows(const uint8_t* x, size_t x_stride, size_t mr, size_t k, size_t k_quads, uint8_t* out) {
@@ -53,13 +53,13 @@ inline void micro_tile(const uint8_t* a, size_t k_quads, const int8_t* b, __m256
 template <typename Store>
 void gemm_driver(const PackedGemmVnni& w, const uint8_t* x, size_t x_stride, size_t rows, size_t tile_begin,
                  size_t tile_end, uint8_t* scratch, Store&& store) {
-  for_each_gemm_tile(
+  for_each_gemm_tile<kMR, __m256i[2]>(
       rows, tile_begin, tile_end,
       [&](size_t r0, size_t mr) { pad_rows(x + r0 * x_stride, x_stride, mr, w.base.k, w.k_quads, scratch); },
       [&](size_t t, __m256i acc[kMR][2]) {
         micro_tile(scratch, w.k_quads, w.weights.data() + t * w.k_quads * 4 * kNR, acc);
       },
-      store);
+      [&](size_t r, size_t t, const __m256i* acc) { store(r, t, acc[0], acc[1]); });
 }
 
 }  // namespace
@@ -68,7 +68,7 @@ PackedGemmVnni pack_gemm_avxvnni(const int8_t* weights, size_t n, size_t k, cons
                                  const std::vector<QuantizedMultiplier>& multipliers,
                                  const std::vector<float>& output_scales) {
   PackedGemmVnni p;
-  pack_gemm_output_stage(&p.base, n, k, bias, multipliers, output_scales);
+  pack_output_stage(&p.base, n, k, kNR, bias, multipliers, output_scales);
   p.k_quads = (k + 3) / 4;
   p.weights.assign(p.base.n_tiles * p.k_quads * 4 * kNR, 0);
   for (size_t c = 0; c < n; ++c) {

@@ -1,0 +1,75 @@
+#include "dwconv_neon.h"
+
+#include <arm_neon.h>
+
+#include <cstring>
+
+#include "requant_neon.h"
+
+namespace intinfer {
+namespace {
+
+constexpr size_t kC = 8;  // channels per tile
+
+// 8 channels from p as int16; a partial tile goes through a buffer so nothing past the tensor
+// is read.
+inline int16x8_t load8(const uint8_t* p, size_t valid) {
+  if (valid == kC) return vreinterpretq_s16_u16(vmovl_u8(vld1_u8(p)));
+  uint8_t tmp[kC] = {0};
+  std::memcpy(tmp, p, valid);
+  return vreinterpretq_s16_u16(vmovl_u8(vld1_u8(tmp)));
+}
+
+}  // namespace
+
+PackedDwconvNeon pack_dwconv_neon(const int8_t* weights, size_t channels, size_t taps, const int32_t* bias,
+                                  const std::vector<QuantizedMultiplier>& multipliers) {
+  PackedDwconvNeon p;
+  pack_output_stage(&p, channels, taps, kC, bias, multipliers, {});
+  p.weights.assign(p.n_tiles * taps * kC, 0);
+  for (size_t c = 0; c < channels; ++c)
+    for (size_t t = 0; t < taps; ++t) p.weights[((c / kC) * taps + t) * kC + c % kC] = weights[c * taps + t];
+  return p;
+}
+
+void dwconv_u8s8_8c1__neon(const PackedDwconvNeon& w, const ConvParams& p, const uint8_t* x, const uint8_t* zero_row,
+                           uint8_t* y, size_t row_begin, size_t row_end) {
+  const OutputStageNeon stage(w.bias.data(), w.multiplier.data(), w.left_shift.data(), w.right_shift.data(),
+                              p.out.zero_point, p.out.act_min, p.out.act_max);
+  const size_t c_count = w.n, taps_count = w.k;
+  const uint8_t* taps[kDwconvNeonMaxTaps];
+  for (size_t row = row_begin; row < row_end; ++row) {
+    const size_t b = row / p.out_h;
+    const int oy = static_cast<int>(row % p.out_h);
+    const uint8_t* xb = x + b * p.in_h * p.in_w * c_count;
+    for (int ox = 0; ox < p.out_w; ++ox) {
+      // The window's input pixels, or the zero-point row where the window leaves the input.
+      size_t t = 0;
+      for (int ky = 0; ky < p.kernel_h; ++ky) {
+        const int iy = oy * p.stride_h - p.pad_top + ky * p.dilation_h;
+        for (int kx = 0; kx < p.kernel_w; ++kx) {
+          const int ix = ox * p.stride_w - p.pad_left + kx * p.dilation_w;
+          taps[t++] = iy < 0 || iy >= p.in_h || ix < 0 || ix >= p.in_w
+                          ? zero_row
+                          : xb + (static_cast<size_t>(iy) * p.in_w + ix) * c_count;
+        }
+      }
+      uint8_t* out = y + (row * p.out_w + ox) * c_count;
+      for (size_t tile = 0; tile < w.n_tiles; ++tile) {
+        const size_t c = tile * kC;
+        const size_t valid = c_count - c < kC ? c_count - c : kC;
+        const int16_t* wt = w.weights.data() + tile * taps_count * kC;
+        int32x4_t acc0 = vdupq_n_s32(0), acc1 = vdupq_n_s32(0);
+        for (size_t i = 0; i < taps_count; ++i) {
+          const int16x8_t v = load8(taps[i] + c, valid);
+          const int16x8_t wv = vld1q_s16(wt + i * kC);
+          acc0 = vmlal_s16(acc0, vget_low_s16(v), vget_low_s16(wv));
+          acc1 = vmlal_s16(acc1, vget_high_s16(v), vget_high_s16(wv));
+        }
+        store_u8x8(out + c, stage.apply8(acc0, acc1, c), valid);
+      }
+    }
+  }
+}
+
+}  // namespace intinfer

@@ -1,0 +1,93 @@
+#include "elementwise_neon.h"
+
+#include <arm_neon.h>
+
+#include "../ref/kernels.h"
+#include "requant_neon.h"
+
+namespace intinfer {
+namespace {
+
+struct Multiplier {
+  int32x4_t m, left, neg_right;
+  explicit Multiplier(QuantizedMultiplier q)
+      : m(vdupq_n_s32(q.multiplier)), left(vdupq_n_s32(q.shift > 0 ? q.shift : 0)),
+        neg_right(vdupq_n_s32(q.shift > 0 ? 0 : q.shift)) {}
+  int32x4_t apply(int32x4_t x) const { return requantize_neon(x, m, left, neg_right); }
+};
+
+// 8 values minus a zero point as two int32x4: 8 consecutive bytes, or one byte repeated when
+// step is 0.
+struct Centered8 {
+  int32x4_t lo, hi;
+  Centered8(const uint8_t* p, size_t step, int32_t zero_point) {
+    const int16x8_t v = step == 0 ? vdupq_n_s16(*p) : vreinterpretq_s16_u16(vmovl_u8(vld1_u8(p)));
+    const int32x4_t z = vdupq_n_s32(zero_point);
+    lo = vsubq_s32(vmovl_s16(vget_low_s16(v)), z);
+    hi = vsubq_s32(vmovl_s16(vget_high_s16(v)), z);
+  }
+};
+
+// Adds the output zero point to two int32x4, narrows to 8 bytes and clamps.
+struct Narrow8 {
+  int32x4_t zero_point;
+  uint8x8_t lo, hi;
+  explicit Narrow8(const OutputStage& out)
+      : zero_point(vdupq_n_s32(out.zero_point)), lo(vdup_n_u8(static_cast<uint8_t>(out.act_min))),
+        hi(vdup_n_u8(static_cast<uint8_t>(out.act_max))) {}
+  void store(uint8_t* y, int32x4_t a, int32x4_t b) const {
+    const int16x8_t v = vcombine_s16(vqmovn_s32(vaddq_s32(a, zero_point)), vqmovn_s32(vaddq_s32(b, zero_point)));
+    vst1_u8(y, vmin_u8(vmax_u8(vqmovun_s16(v), lo), hi));
+  }
+};
+
+// Runs body over full blocks of 8 and the reference kernel on the tail.
+template <typename Body, typename Tail>
+void blocks_of_8(size_t n, Body&& body, Tail&& tail) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) body(i);
+  if (i < n) tail(i, n - i);
+}
+
+}  // namespace
+
+void add_u8__neon(const AddParams& p, const uint8_t* a, size_t a_step, const uint8_t* b, size_t b_step, uint8_t* y,
+                  size_t n) {
+  const Multiplier ma(p.a_multiplier), mb(p.b_multiplier), mo(p.out_multiplier);
+  const Narrow8 narrow(p.out);
+  blocks_of_8(n, [&](size_t i) {
+    const Centered8 av(a + i * a_step, a_step, p.a_zero_point), bv(b + i * b_step, b_step, p.b_zero_point);
+    auto sum = [&](int32x4_t x, int32x4_t z) {
+      return mo.apply(vaddq_s32(ma.apply(vshlq_n_s32(x, AddParams::kLeftShift)),
+                                mb.apply(vshlq_n_s32(z, AddParams::kLeftShift))));
+    };
+    narrow.store(y + i, sum(av.lo, bv.lo), sum(av.hi, bv.hi));
+  }, [&](size_t i, size_t rest) { add_u8__ref(p, a + i * a_step, a_step, b + i * b_step, b_step, y + i, rest); });
+}
+
+void mul_u8__neon(const MulParams& p, const uint8_t* a, size_t a_step, const uint8_t* b, size_t b_step, uint8_t* y,
+                  size_t n) {
+  const Multiplier m(p.multiplier);
+  const Narrow8 narrow(p.out);
+  blocks_of_8(n, [&](size_t i) {
+    const Centered8 av(a + i * a_step, a_step, p.a_zero_point), bv(b + i * b_step, b_step, p.b_zero_point);
+    narrow.store(y + i, m.apply(vmulq_s32(av.lo, bv.lo)), m.apply(vmulq_s32(av.hi, bv.hi)));
+  }, [&](size_t i, size_t rest) { mul_u8__ref(p, a + i * a_step, a_step, b + i * b_step, b_step, y + i, rest); });
+}
+
+#if defined(__aarch64__)
+void quantize_f32_u8__neon(const float* x, uint8_t* y, size_t n, float scale, int32_t zero_point) {
+  const float32x4_t s = vdupq_n_f32(scale), lo = vdupq_n_f32(-512.0f), hi = vdupq_n_f32(512.0f);
+  const Narrow8 narrow(OutputStage{zero_point, 0, 255});
+  auto quantize4 = [&](const float* p) {
+    float32x4_t v = vdivq_f32(vld1q_f32(p), s);  // a true division, as the reference
+    v = vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(v), vceqq_f32(v, v)));  // NaN -> 0
+    // Round half to even (the default rounding mode, as std::nearbyint) after the clamp.
+    return vcvtnq_s32_f32(vminq_f32(vmaxq_f32(v, lo), hi));
+  };
+  blocks_of_8(n, [&](size_t i) { narrow.store(y + i, quantize4(x + i), quantize4(x + i + 4)); },
+              [&](size_t i, size_t rest) { quantize_f32_u8__ref(x + i, y + i, rest, scale, zero_point); });
+}
+#endif
+
+}  // namespace intinfer

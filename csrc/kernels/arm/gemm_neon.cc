@@ -1,0 +1,112 @@
+// NEON GEMM, 4 rows x 8 channels, for ARMv7 and ARMv8: weights prepacked as int16, activations
+// widened to int16 once per row tile, then per k one 16-byte weight load and eight SMLAL
+// (vmlal_lane_s16: 4 channels x one activation lane into int32) for 32 multiply-accumulates.
+// u8 x s8 products in int16 x int16 are exact; the int32 sums are proven not to overflow at load.
+#include <arm_neon.h>
+
+#include <cstring>
+
+#include "../gemm_tiles.h"
+#include "gemm_neon.h"
+#include "requant_neon.h"
+
+namespace intinfer {
+namespace {
+
+constexpr size_t kMR = 4;  // rows per micro-tile
+constexpr size_t kNR = 8;  // output channels per micro-tile (two int32x4 per row)
+constexpr size_t kKR = 8;  // k per step of the inner loop (one int16x8 per row)
+
+// Rows [0, mr) of x widened to int16 with k padded to k_pad (zeros), rows past mr zeroed: row r
+// at out + r * k_pad.
+void widen_rows(const uint8_t* x, size_t x_stride, size_t mr, size_t k, size_t k_pad, int16_t* out) {
+  for (size_t r = 0; r < kMR; ++r) {
+    int16_t* o = out + r * k_pad;
+    size_t i = 0;
+    if (r < mr) {
+      const uint8_t* xr = x + r * x_stride;
+      for (; i + 8 <= k; i += 8) vst1q_s16(o + i, vreinterpretq_s16_u16(vmovl_u8(vld1_u8(xr + i))));
+      for (; i < k; ++i) o[i] = xr[i];
+    }
+    for (; i < k_pad; ++i) o[i] = 0;
+  }
+}
+
+// acc[r] += w[k] * x_r[k] for the 8 channels of one k; kLane picks k within the 4-lane halves.
+template <int kLane>
+inline void mac(int32x4_t acc[kMR][2], const int16_t* b, int16x4_t x0, int16x4_t x1, int16x4_t x2, int16x4_t x3) {
+  const int16x8_t w = vld1q_s16(b);
+  const int16x4_t lo = vget_low_s16(w), hi = vget_high_s16(w);
+  acc[0][0] = vmlal_lane_s16(acc[0][0], lo, x0, kLane);
+  acc[0][1] = vmlal_lane_s16(acc[0][1], hi, x0, kLane);
+  acc[1][0] = vmlal_lane_s16(acc[1][0], lo, x1, kLane);
+  acc[1][1] = vmlal_lane_s16(acc[1][1], hi, x1, kLane);
+  acc[2][0] = vmlal_lane_s16(acc[2][0], lo, x2, kLane);
+  acc[2][1] = vmlal_lane_s16(acc[2][1], hi, x2, kLane);
+  acc[3][0] = vmlal_lane_s16(acc[3][0], lo, x3, kLane);
+  acc[3][1] = vmlal_lane_s16(acc[3][1], hi, x3, kLane);
+}
+
+// Four consecutive k whose activations are the lanes of x0..x3.
+inline void mac4(int32x4_t acc[kMR][2], const int16_t* b, int16x4_t x0, int16x4_t x1, int16x4_t x2, int16x4_t x3) {
+  mac<0>(acc, b, x0, x1, x2, x3);
+  mac<1>(acc, b + kNR, x0, x1, x2, x3);
+  mac<2>(acc, b + 2 * kNR, x0, x1, x2, x3);
+  mac<3>(acc, b + 3 * kNR, x0, x1, x2, x3);
+}
+
+inline void micro_tile(const int16_t* a, size_t k_pad, const int16_t* b, int32x4_t acc[kMR][2]) {
+  for (size_t r = 0; r < kMR; ++r) acc[r][0] = acc[r][1] = vdupq_n_s32(0);
+  for (size_t k0 = 0; k0 < k_pad; k0 += kKR, b += kKR * kNR) {
+    const int16x8_t x0 = vld1q_s16(a + k0), x1 = vld1q_s16(a + k_pad + k0);
+    const int16x8_t x2 = vld1q_s16(a + 2 * k_pad + k0), x3 = vld1q_s16(a + 3 * k_pad + k0);
+    mac4(acc, b, vget_low_s16(x0), vget_low_s16(x1), vget_low_s16(x2), vget_low_s16(x3));
+    mac4(acc, b + 4 * kNR, vget_high_s16(x0), vget_high_s16(x1), vget_high_s16(x2), vget_high_s16(x3));
+  }
+}
+
+template <typename Store>
+void gemm_driver(const PackedGemmNeon& w, const uint8_t* x, size_t x_stride, size_t rows, size_t tile_begin,
+                 size_t tile_end, int16_t* scratch, Store&& store) {
+  for_each_gemm_tile<kMR, int32x4_t[2]>(
+      rows, tile_begin, tile_end,
+      [&](size_t r0, size_t mr) { widen_rows(x + r0 * x_stride, x_stride, mr, w.k, w.k_pad, scratch); },
+      [&](size_t t, int32x4_t acc[kMR][2]) { micro_tile(scratch, w.k_pad, w.weights.data() + t * w.k_pad * kNR, acc); },
+      store);
+}
+
+}  // namespace
+
+PackedGemmNeon pack_gemm_neon(const int8_t* weights, size_t n, size_t k, const int32_t* bias,
+                              const std::vector<QuantizedMultiplier>& multipliers,
+                              const std::vector<float>& output_scales) {
+  PackedGemmNeon p;
+  pack_output_stage(&p, n, k, kNR, bias, multipliers, output_scales);
+  p.k_pad = (k + kKR - 1) / kKR * kKR;
+  p.weights.assign(p.n_tiles * p.k_pad * kNR, 0);
+  for (size_t c = 0; c < n; ++c)
+    for (size_t i = 0; i < k; ++i) p.weights[((c / kNR) * p.k_pad + i) * kNR + c % kNR] = weights[c * k + i];
+  return p;
+}
+
+size_t gemm_neon_scratch_elements(const PackedGemmNeon& w) { return kMR * w.k_pad; }
+
+void gemm_u8s8_4x8__neon(const PackedGemmNeon& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
+                         uint8_t* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
+                         int16_t* scratch) {
+  const OutputStageNeon stage(w.bias.data(), w.multiplier.data(), w.left_shift.data(), w.right_shift.data(),
+                              out.zero_point, out.act_min, out.act_max);
+  gemm_driver(w, x, x_stride, rows, tile_begin, tile_end, scratch, [&](size_t r, size_t t, const int32x4_t* acc) {
+    const size_t c = t * kNR;
+    store_u8x8(y + r * y_stride + c, stage.apply8(acc[0], acc[1], c), w.n - c < kNR ? w.n - c : kNR);
+  });
+}
+
+void gemm_u8s8_f32_4x8__neon(const PackedGemmNeon& w, const uint8_t* x, size_t x_stride, float* y, size_t y_stride,
+                             size_t rows, size_t tile_begin, size_t tile_end, int16_t* scratch) {
+  gemm_driver(w, x, x_stride, rows, tile_begin, tile_end, scratch, [&](size_t r, size_t t, const int32x4_t* acc) {
+    store_f32x8(w.bias.data(), w.output_scales.data(), w.n, y + r * y_stride, t * kNR, acc[0], acc[1]);
+  });
+}
+
+}  // namespace intinfer

@@ -1,0 +1,49 @@
+// The optimized kernels of one instruction-set path, behind one interface, so that ops hold no
+// per-ISA code. Each architecture's build compiles exactly one implementation:
+// isa_kernels_x86.cc, isa_kernels_arm.cc or isa_kernels_generic.cc (reference kernels only).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+#include "../core/cpu.h"
+#include "../kernels/params.h"
+#include "pack.h"
+
+namespace intinfer {
+
+// y = output_stage(x W^T + bias) for rows of x and a range of column blocks (see Gemm).
+class GemmKernel {
+ public:
+  virtual ~GemmKernel() = default;
+  virtual void run(const uint8_t* x, size_t x_stride, void* y, size_t y_stride, size_t rows, size_t block_begin,
+                   size_t block_end) const = 0;
+  virtual size_t column_blocks() const = 0;
+};
+
+// nullptr when `isa` has no GEMM of its own (the reference runs instead).
+std::unique_ptr<GemmKernel> make_gemm_kernel(Isa isa, const PackedWeights& w, const OutputStage& out);
+
+// Depthwise convolution (one output channel per input channel) over output rows
+// (batch * out_h + oy) [row_begin, row_end); padded taps read `zero_row` (in_c copies of the
+// input zero point).
+class DwconvKernel {
+ public:
+  virtual ~DwconvKernel() = default;
+  virtual void run(const ConvParams& p, const uint8_t* x, const uint8_t* zero_row, uint8_t* y, size_t row_begin,
+                   size_t row_end) const = 0;
+};
+
+// nullptr when `isa` has no depthwise kernel for this many taps.
+std::unique_ptr<DwconvKernel> make_dwconv_kernel(Isa isa, const PackedWeights& w, size_t taps);
+
+// Elementwise kernels with the reference signatures; the reference ones where `isa` has none.
+struct ElementwiseKernels {
+  void (*add)(const AddParams&, const uint8_t*, size_t, const uint8_t*, size_t, uint8_t*, size_t);
+  void (*mul)(const MulParams&, const uint8_t*, size_t, const uint8_t*, size_t, uint8_t*, size_t);
+  void (*quantize)(const float*, uint8_t*, size_t, float, int32_t);
+};
+ElementwiseKernels elementwise_kernels(Isa isa);
+
+}  // namespace intinfer

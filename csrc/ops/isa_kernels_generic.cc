@@ -1,0 +1,13 @@
+// isa_kernels.h for architectures without optimized kernels: the reference runs everywhere.
+#include "../kernels/ref/kernels.h"
+#include "isa_kernels.h"
+
+namespace intinfer {
+
+std::unique_ptr<GemmKernel> make_gemm_kernel(Isa, const PackedWeights&, const OutputStage&) { return nullptr; }
+
+std::unique_ptr<DwconvKernel> make_dwconv_kernel(Isa, const PackedWeights&, size_t) { return nullptr; }
+
+ElementwiseKernels elementwise_kernels(Isa) { return {add_u8__ref, mul_u8__ref, quantize_f32_u8__ref}; }
+
+}  // namespace intinfer

@@ -1,0 +1,85 @@
+// The AVX2 and AVX-VNNI kernels behind isa_kernels.h.
+#include "../kernels/ref/kernels.h"
+#include "../kernels/x86/dwconv_avx2.h"
+#include "../kernels/x86/elementwise_avx2.h"
+#include "../kernels/x86/gemm_avx2.h"
+#include "isa_kernels.h"
+
+namespace intinfer {
+namespace {
+
+class GemmAvx2 final : public GemmKernel {
+ public:
+  GemmAvx2(const PackedWeights& w, const OutputStage& out)
+      : out_(out), w_(pack_gemm_avx2(w.weights, w.channels, w.depth, w.bias.data(), w.multipliers, w.output_scales)) {}
+  void run(const uint8_t* x, size_t x_stride, void* y, size_t y_stride, size_t rows, size_t block_begin,
+           size_t block_end) const override {
+    std::vector<int16_t> scratch(gemm_avx2_scratch_elements(w_));
+    if (!w_.output_scales.empty())
+      gemm_u8s8_f32_4x16c2__avx2(w_, x, x_stride, static_cast<float*>(y), y_stride, rows, block_begin, block_end,
+                                 scratch.data());
+    else
+      gemm_u8s8_4x16c2__avx2(w_, out_, x, x_stride, static_cast<uint8_t*>(y), y_stride, rows, block_begin, block_end,
+                             scratch.data());
+  }
+  size_t column_blocks() const override { return w_.n_tiles; }
+
+ private:
+  OutputStage out_;
+  PackedGemmAvx2 w_;
+};
+
+class GemmAvxVnni final : public GemmKernel {
+ public:
+  GemmAvxVnni(const PackedWeights& w, const OutputStage& out)
+      : out_(out),
+        w_(pack_gemm_avxvnni(w.weights, w.channels, w.depth, w.bias.data(), w.multipliers, w.output_scales)) {}
+  void run(const uint8_t* x, size_t x_stride, void* y, size_t y_stride, size_t rows, size_t block_begin,
+           size_t block_end) const override {
+    std::vector<uint8_t> scratch(gemm_avxvnni_scratch_bytes(w_));
+    if (!w_.base.output_scales.empty())
+      gemm_u8s8_f32_4x16c4__avxvnni(w_, x, x_stride, static_cast<float*>(y), y_stride, rows, block_begin, block_end,
+                                    scratch.data());
+    else
+      gemm_u8s8_4x16c4__avxvnni(w_, out_, x, x_stride, static_cast<uint8_t*>(y), y_stride, rows, block_begin,
+                                block_end, scratch.data());
+  }
+  size_t column_blocks() const override { return w_.base.n_tiles; }
+
+ private:
+  OutputStage out_;
+  PackedGemmVnni w_;
+};
+
+class DwconvAvx2 final : public DwconvKernel {
+ public:
+  DwconvAvx2(const PackedWeights& w, size_t taps)
+      : w_(pack_dwconv_avx2(w.weights, w.channels, taps, w.bias.data(), w.multipliers)) {}
+  void run(const ConvParams& p, const uint8_t* x, const uint8_t* zero_row, uint8_t* y, size_t row_begin,
+           size_t row_end) const override {
+    dwconv_u8s8_16c2__avx2(w_, p, x, zero_row, y, row_begin, row_end);
+  }
+
+ private:
+  PackedDwconvAvx2 w_;
+};
+
+}  // namespace
+
+std::unique_ptr<GemmKernel> make_gemm_kernel(Isa isa, const PackedWeights& w, const OutputStage& out) {
+  if (isa == Isa::kAvxVnni) return std::make_unique<GemmAvxVnni>(w, out);
+  if (isa == Isa::kAvx2) return std::make_unique<GemmAvx2>(w, out);
+  return nullptr;
+}
+
+std::unique_ptr<DwconvKernel> make_dwconv_kernel(Isa isa, const PackedWeights& w, size_t taps) {
+  if (!isa_has_avx2(isa) || taps > kDwconvMaxTaps) return nullptr;
+  return std::make_unique<DwconvAvx2>(w, taps);
+}
+
+ElementwiseKernels elementwise_kernels(Isa isa) {
+  if (isa_has_avx2(isa)) return {add_u8__avx2, mul_u8__avx2, quantize_f32_u8__avx2};
+  return {add_u8__ref, mul_u8__ref, quantize_f32_u8__ref};
+}
+
+}  // namespace intinfer

@@ -1,0 +1,151 @@
+"""ARM: the NEON kernels, cross-compiled for aarch64 and 32-bit ARM (armv7) and run under
+qemu-user, give the x86 reference's results bit for bit: every op case of test_ops.py that an
+ARM kernel serves, GEMM and depthwise shapes that cross the tiles, and whole models, on every
+ARM path (ref, neon, and neondot on aarch64) at 1 and 3 threads.
+
+Each case goes the way of the device workflow in docs/cross-compiling.md: the model is written
+on the host, the static intinfer-bench reads its .npy inputs "on the device" and writes .npy
+outputs, which must equal the host's. Needs Debian's g++-aarch64-linux-gnu,
+g++-arm-linux-gnueabihf and qemu-user; without them the tests skip, except in CI (CI set),
+where they fail."""
+
+import os
+import shutil
+import subprocess
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import test_ops
+from conftest import assert_same, build_native_tool, load_graph
+from sample_models import every_op_model, sample_input
+from test_cnn import IN_SHAPE, build_cnn
+
+ROOT = Path(__file__).resolve().parent.parent
+
+TARGETS = {
+    "aarch64": dict(toolchain="aarch64-linux-gnu", tools=("aarch64-linux-gnu-g++", "qemu-aarch64"),
+                    runs=(("ref", 1), ("neon", 1), ("neon", 3), ("neondot", 1), ("neondot", 3))),
+    "armv7": dict(toolchain="arm-linux-gnueabihf", tools=("arm-linux-gnueabihf-g++", "qemu-arm"),
+                  runs=(("ref", 1), ("neon", 1), ("neon", 3))),
+}
+
+
+def cross_tool(arch: str, target: str) -> list:
+    """Builds `target` statically for `arch`; returns the command that runs it under qemu."""
+    missing = [t for t in TARGETS[arch]["tools"] if shutil.which(t) is None]
+    if missing:
+        why = f"{', '.join(missing)} not installed (Debian: g++-{TARGETS[arch]['toolchain']} qemu-user)"
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the ARM tests: {why}")
+        pytest.skip(why)
+    toolchain = ROOT / "cmake" / "toolchains" / f"{TARGETS[arch]['toolchain']}.cmake"
+    exe = build_native_tool(target, arch, (f"-DCMAKE_TOOLCHAIN_FILE={toolchain}", "-DINTINFER_STATIC=ON"))
+    emulator = (exe.parent / "emulator.txt").read_text().split(";")
+    return [*emulator, str(exe)]
+
+
+@pytest.fixture(scope="module", params=list(TARGETS))
+def arm(request):
+    return request.param, cross_tool(request.param, "intinfer-bench")
+
+
+def _rng(name: str):
+    return np.random.default_rng(zlib.crc32(name.encode()))
+
+
+def _cases() -> dict:
+    """name -> (graph, inputs), built lazily at run time."""
+    cases = {}
+    for name, c in test_ops.CONV_CASES.items():
+        cases[f"conv_{name}"] = lambda n=f"conv_{name}", c=c: test_ops.conv_graph(_rng(n), **c)
+    for name, c in test_ops.FC_CASES.items():
+        cases[f"fc_{name}"] = lambda n=f"fc_{name}", c=c: test_ops.fc_graph(_rng(n), **c)
+    for name, c in test_ops.ADD_CASES.items():
+        cases[f"add_{name}"] = lambda n=f"add_{name}", c=c: test_ops.add_graph(_rng(n), c)
+    for name, c in test_ops.MUL_CASES.items():
+        cases[f"mul_{name}"] = lambda n=f"mul_{name}", c=c: test_ops.mul_graph(_rng(n), c)
+    for scale, zp in test_ops.QUANTIZE_CASES:
+        n = f"quantize_{scale:.4g}_{zp}"
+        cases[n] = lambda n=n, s=scale, z=zp: test_ops.quantize_graph(_rng(n), s, z)
+    # Shapes across the ARM tiles: K past one and several inner steps (8 / 16), N across 8 / 16
+    # channel tiles, M = 1 and rows that leave partial 4-row tiles.
+    gemm = {
+        "fc_M13_K300_N40": dict(lead=(13,), k=300, n=40),
+        "fc_M1_K1024_N24": dict(lead=(1,), k=1024, n=24),
+        "fc_M6_K17_N33_float": dict(lead=(6,), k=17, n=33, float_output=True),
+        "fc_M5_K129_N9_relu": dict(lead=(5,), k=129, n=9, act="relu"),
+    }
+    for name, c in gemm.items():
+        cases[name] = lambda n=name, c=c: test_ops.fc_graph(_rng(n), **c)
+    convs = {
+        "pointwise_K96_N40": dict(n=1, h=7, w=7, cin=96, cout=40, k=1),
+        "im2col_3x3_K144_N24_stride2": dict(n=2, h=9, w=9, cin=16, cout=24, k=3, stride=2, pad=1),
+        "dw_3x3_c40_relu6": dict(n=1, h=8, w=8, cin=40, cout=40, k=3, pad=1, groups=40, act="relu6"),
+        "dw_5x5_s2_c19": dict(n=2, h=11, w=10, cin=19, cout=19, k=5, stride=2, pad=2, groups=19),
+        "dw_7x7_c9": dict(n=1, h=9, w=9, cin=9, cout=9, k=7, pad=3, groups=9),
+        "dw_9x9_81_taps_ref_fallback": dict(n=1, h=9, w=9, cin=3, cout=3, k=9, pad=4, groups=3),
+    }
+    for name, c in convs.items():
+        cases[name] = lambda n=name, c=c: test_ops.conv_graph(_rng(n), **c)
+    cases["model_every_op"] = lambda: (every_op_model(), sample_input(batch=3))
+    cases["model_test_cnn"] = lambda: (
+        build_cnn(_rng("calib").integers(0, 256, (8,) + IN_SHAPE, dtype=np.uint8)),
+        _rng("x").integers(0, 256, (2,) + IN_SHAPE, dtype=np.uint8))
+    return cases
+
+
+CASES = _cases()
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_arm_paths_match_x86_reference(arm, case, tmp_path):
+    arch, bench = arm
+    graph, inputs = CASES[case]()
+    inputs = inputs if isinstance(inputs, list) else [inputs]
+    model = tmp_path / "model.iif"
+    graph.save(model)
+    want = load_graph(graph, isa="ref").run(inputs, raw=True)
+    args = []
+    for i, x in enumerate(inputs):
+        np.save(tmp_path / f"in{i}.npy", x)
+        args += ["--input", str(tmp_path / f"in{i}.npy")]
+    for isa, threads in TARGETS[arch]["runs"]:
+        out_dir = tmp_path / f"{isa}_{threads}"
+        out_dir.mkdir()
+        run = subprocess.run([*bench, str(model), *args, "--output-dir", str(out_dir), "--runs", "1", "--warmup", "0",
+                              "--isa", isa, "--threads", str(threads)], capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, f"{arch} {isa}: {run.stderr}"
+        assert f"kernels: {isa}," in run.stdout
+        (out,) = out_dir.glob("*.npy")
+        got = np.load(out)
+        try:
+            assert_same(got, want)
+        except AssertionError as e:
+            raise AssertionError(f"{arch} {isa} at {threads} threads differs from the x86 reference") from e
+
+
+@pytest.mark.parametrize("arch", list(TARGETS))
+def test_c_api_on_arm(arch, tmp_path):
+    """tests/c/test_capi.c cross-built: load from path and buffer, info, runs at 1 and 2 threads
+    on the default (best) path, every error path; outputs equal the x86 Python API's."""
+    from test_capi import run_c
+
+    out = run_c(cross_tool(arch, "intinfer-capi-test"), tmp_path, every_op_model(), sample_input(batch=3))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "all checks passed" in out.stdout
+
+
+def test_aarch64_without_dot_product_falls_back_to_neon(tmp_path):
+    """A Cortex-A53 has no SDOT: the default path must be neon, and forcing neondot must fail
+    with a clear message instead of SIGILL."""
+    bench = cross_tool("aarch64", "intinfer-bench")
+    model = tmp_path / "m.iif"
+    every_op_model().save(model)
+    a53 = [bench[0], "-cpu", "cortex-a53", *bench[bench.index("max") + 1:]]
+    out = subprocess.run([*a53, str(model), "--runs", "1", "--warmup", "0"], capture_output=True, text=True)
+    assert out.returncode == 0 and "kernels: neon," in out.stdout, out.stderr
+    out = subprocess.run([*a53, str(model), "--runs", "1", "--isa", "neondot"], capture_output=True, text=True)
+    assert out.returncode != 0 and "neondot" in out.stderr and "available: ref, neon" in out.stderr
