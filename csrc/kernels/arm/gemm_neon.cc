@@ -56,12 +56,17 @@ inline void mac4(int32x4_t acc[kMR][2], const int16_t* b, int16x4_t x0, int16x4_
 }
 
 inline void micro_tile(const int16_t* a, size_t k_pad, const int16_t* b, int32x4_t acc[kMR][2]) {
-  for (size_t r = 0; r < kMR; ++r) acc[r][0] = acc[r][1] = vdupq_n_s32(0);
+  int32x4_t c[kMR][2];  // local, so that the accumulators stay in registers
+  for (size_t r = 0; r < kMR; ++r) c[r][0] = c[r][1] = vdupq_n_s32(0);
   for (size_t k0 = 0; k0 < k_pad; k0 += kKR, b += kKR * kNR) {
     const int16x8_t x0 = vld1q_s16(a + k0), x1 = vld1q_s16(a + k_pad + k0);
     const int16x8_t x2 = vld1q_s16(a + 2 * k_pad + k0), x3 = vld1q_s16(a + 3 * k_pad + k0);
-    mac4(acc, b, vget_low_s16(x0), vget_low_s16(x1), vget_low_s16(x2), vget_low_s16(x3));
-    mac4(acc, b + 4 * kNR, vget_high_s16(x0), vget_high_s16(x1), vget_high_s16(x2), vget_high_s16(x3));
+    mac4(c, b, vget_low_s16(x0), vget_low_s16(x1), vget_low_s16(x2), vget_low_s16(x3));
+    mac4(c, b + 4 * kNR, vget_high_s16(x0), vget_high_s16(x1), vget_high_s16(x2), vget_high_s16(x3));
+  }
+  for (size_t r = 0; r < kMR; ++r) {
+    acc[r][0] = c[r][0];
+    acc[r][1] = c[r][1];
   }
 }
 

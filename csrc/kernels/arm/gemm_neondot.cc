@@ -40,19 +40,24 @@ inline void dot(int32x4_t acc[kMR][4], const int8_t* b, int8x16_t x0, int8x16_t 
 }
 
 inline void micro_tile(const uint8_t* a, size_t k_pad, const int8_t* b, int32x4_t acc[kMR][4]) {
+  // Local accumulators, stored to acc once at the end: acc itself may alias the int8 weights
+  // (a char type), which would make the compiler store all 16 after every SDOT.
+  int32x4_t c[kMR][4];
   for (size_t r = 0; r < kMR; ++r)
-    for (size_t j = 0; j < 4; ++j) acc[r][j] = vdupq_n_s32(0);
+    for (size_t j = 0; j < 4; ++j) c[r][j] = vdupq_n_s32(0);
   const uint8x16_t flip = vdupq_n_u8(0x80);
   for (size_t k0 = 0; k0 < k_pad; k0 += kKR, b += kKR * kNR) {
     const int8x16_t x0 = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(a + k0), flip));
     const int8x16_t x1 = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(a + k_pad + k0), flip));
     const int8x16_t x2 = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(a + 2 * k_pad + k0), flip));
     const int8x16_t x3 = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(a + 3 * k_pad + k0), flip));
-    dot<0>(acc, b, x0, x1, x2, x3);
-    dot<1>(acc, b + 4 * kNR, x0, x1, x2, x3);
-    dot<2>(acc, b + 8 * kNR, x0, x1, x2, x3);
-    dot<3>(acc, b + 12 * kNR, x0, x1, x2, x3);
+    dot<0>(c, b, x0, x1, x2, x3);
+    dot<1>(c, b + 4 * kNR, x0, x1, x2, x3);
+    dot<2>(c, b + 8 * kNR, x0, x1, x2, x3);
+    dot<3>(c, b + 12 * kNR, x0, x1, x2, x3);
   }
+  for (size_t r = 0; r < kMR; ++r)
+    for (size_t j = 0; j < 4; ++j) acc[r][j] = c[r][j];
 }
 
 template <typename Store>
