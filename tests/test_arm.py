@@ -1,7 +1,7 @@
 """ARM: the NEON kernels, cross-compiled for aarch64 and 32-bit ARM (armv7) and run under
 qemu-user, give the x86 reference's results bit for bit: every op case of test_ops.py that an
 ARM kernel serves, GEMM and depthwise shapes that cross the tiles, and whole models, on every
-ARM path (ref, neon, and neondot on aarch64) at 1 and 3 threads.
+ARM path (ref, neon, and neondot and neoni8mm on aarch64) at 1 and 3 threads.
 
 Each case goes the way of the device workflow in docs/cross-compiling.md: the model is written
 on the host, the static intinfer-bench reads its .npy inputs "on the device" and writes .npy
@@ -27,7 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 TARGETS = {
     "aarch64": dict(toolchain="aarch64-linux-gnu", tools=("aarch64-linux-gnu-g++", "qemu-aarch64"),
-                    runs=(("ref", 1), ("neon", 1), ("neon", 3), ("neondot", 1), ("neondot", 3))),
+                    runs=(("ref", 1), ("neon", 1), ("neon", 3), ("neondot", 1), ("neondot", 3), ("neoni8mm", 1),
+                          ("neoni8mm", 3))),
     "armv7": dict(toolchain="arm-linux-gnueabihf", tools=("arm-linux-gnueabihf-g++", "qemu-arm"),
                   runs=(("ref", 1), ("neon", 1), ("neon", 3))),
 }
@@ -138,14 +139,17 @@ def test_c_api_on_arm(arch, tmp_path):
     assert "all checks passed" in out.stdout
 
 
-def test_aarch64_without_dot_product_falls_back_to_neon(tmp_path):
-    """A Cortex-A53 has no SDOT: the default path must be neon, and forcing neondot must fail
-    with a clear message instead of SIGILL."""
+@pytest.mark.parametrize("cpu, best, missing", [("cortex-a53", "neon", "neondot"),
+                                                ("cortex-a76", "neondot", "neoni8mm")])
+def test_aarch64_dispatch_falls_back_on_older_cores(cpu, best, missing, tmp_path):
+    """A Cortex-A53 has no SDOT, a Cortex-A76 no USMMLA: the default path must be the best they
+    have, and forcing a missing one must fail with a clear message instead of SIGILL."""
     bench = cross_tool("aarch64", "intinfer-bench")
     model = tmp_path / "m.iif"
     every_op_model().save(model)
-    a53 = [bench[0], "-cpu", "cortex-a53", *bench[bench.index("max") + 1:]]
-    out = subprocess.run([*a53, str(model), "--runs", "1", "--warmup", "0"], capture_output=True, text=True)
-    assert out.returncode == 0 and "kernels: neon," in out.stdout, out.stderr
-    out = subprocess.run([*a53, str(model), "--runs", "1", "--isa", "neondot"], capture_output=True, text=True)
-    assert out.returncode != 0 and "neondot" in out.stderr and "available: ref, neon" in out.stderr
+    on_cpu = [bench[0], "-cpu", cpu, *bench[bench.index("max") + 1:]]
+    out = subprocess.run([*on_cpu, str(model), "--runs", "1", "--warmup", "0"], capture_output=True, text=True)
+    assert out.returncode == 0 and f"kernels: {best}," in out.stdout, out.stderr
+    out = subprocess.run([*on_cpu, str(model), "--runs", "1", "--isa", missing], capture_output=True, text=True)
+    assert out.returncode != 0 and f"INTINFER_ISA='{missing}' is not a path" in out.stderr
+    assert f"(available: ref, neon{', neondot' if best == 'neondot' else ''})" in out.stderr

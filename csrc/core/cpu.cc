@@ -55,6 +55,14 @@ bool cpu_has_neondot() {
 #endif
 }
 
+bool cpu_has_neoni8mm() {
+#if defined(INTINFER_HAVE_NEONI8MM) && defined(__linux__)
+  return (getauxval(AT_HWCAP2) & (1ul << 13)) != 0;  // HWCAP2_I8MM
+#else
+  return false;
+#endif
+}
+
 }  // namespace
 
 const char* isa_name(Isa isa) {
@@ -64,6 +72,7 @@ const char* isa_name(Isa isa) {
     case Isa::kAvxVnni: return "avxvnni";
     case Isa::kNeon: return "neon";
     case Isa::kNeonDot: return "neondot";
+    case Isa::kNeonI8mm: return "neoni8mm";
   }
   return "?";
 }
@@ -74,6 +83,7 @@ Isa select_isa() {
   if (cpu_has_avxvnni()) available.push_back(Isa::kAvxVnni);
   if (cpu_has_neon()) available.push_back(Isa::kNeon);
   if (cpu_has_neondot()) available.push_back(Isa::kNeonDot);
+  if (cpu_has_neoni8mm()) available.push_back(Isa::kNeonI8mm);
   const char* forced = std::getenv("INTINFER_ISA");
   if (forced == nullptr || *forced == '\0') return available.back();
   std::string names;

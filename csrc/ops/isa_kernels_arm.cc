@@ -1,4 +1,4 @@
-// The NEON (and, on aarch64, dot-product) kernels behind isa_kernels.h.
+// The NEON kernels behind isa_kernels.h, and on aarch64 the dot-product and matrix-multiply GEMMs.
 #include "../kernels/arm/dwconv_neon.h"
 #include "../kernels/arm/elementwise_neon.h"
 #include "../kernels/arm/gemm_neon.h"
@@ -53,6 +53,30 @@ class GemmNeonDot final : public GemmKernel {
 };
 #endif
 
+#if defined(INTINFER_HAVE_NEONI8MM)
+class GemmNeonI8mm final : public GemmKernel {
+ public:
+  GemmNeonI8mm(const PackedWeights& w, const OutputStage& out)
+      : out_(out),
+        w_(pack_gemm_neoni8mm(w.weights, w.channels, w.depth, w.bias.data(), w.multipliers, w.output_scales)) {}
+  void run(const uint8_t* x, size_t x_stride, void* y, size_t y_stride, size_t rows, size_t block_begin,
+           size_t block_end) const override {
+    std::vector<uint8_t> scratch(gemm_neoni8mm_scratch_bytes(w_));
+    if (!w_.output_scales.empty())
+      gemm_u8s8_f32_4x16c8__neoni8mm(w_, x, x_stride, static_cast<float*>(y), y_stride, rows, block_begin, block_end,
+                                     scratch.data());
+    else
+      gemm_u8s8_4x16c8__neoni8mm(w_, out_, x, x_stride, static_cast<uint8_t*>(y), y_stride, rows, block_begin,
+                                 block_end, scratch.data());
+  }
+  size_t column_blocks() const override { return w_.n_tiles; }
+
+ private:
+  OutputStage out_;
+  PackedGemmNeonI8mm w_;
+};
+#endif
+
 class DwconvNeon final : public DwconvKernel {
  public:
   DwconvNeon(const PackedWeights& w, size_t taps)
@@ -69,6 +93,9 @@ class DwconvNeon final : public DwconvKernel {
 }  // namespace
 
 std::unique_ptr<GemmKernel> make_gemm_kernel(Isa isa, const PackedWeights& w, const OutputStage& out) {
+#if defined(INTINFER_HAVE_NEONI8MM)
+  if (isa == Isa::kNeonI8mm) return std::make_unique<GemmNeonI8mm>(w, out);
+#endif
 #if defined(INTINFER_HAVE_NEONDOT)
   if (isa == Isa::kNeonDot) return std::make_unique<GemmNeonDot>(w, out);
 #endif

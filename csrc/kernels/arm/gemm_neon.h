@@ -1,6 +1,7 @@
 // NEON GEMMs for u8 activations x s8 weights, exact, on the shared output stage
 // (output_stage.h): gemm_neon.cc (any ARMv7/ARMv8 NEON: widening multiply-accumulate) and
-// gemm_neondot.cc (aarch64 with the ARMv8.2 dot product). docs/arm-performance.md has the tiles
+// gemm_neondot.cc (aarch64 with the ARMv8.2 dot product) and gemm_neoni8mm.cc (aarch64 with the
+// ARMv8.6 int8 matrix multiply). docs/arm-performance.md has the tiles
 // and instruction counts.
 #pragma once
 
@@ -51,5 +52,25 @@ void gemm_u8s8_4x16c4__neondot(const PackedGemmNeonDot& w, const OutputStage& ou
 void gemm_u8s8_f32_4x16c4__neondot(const PackedGemmNeonDot& w, const uint8_t* x, size_t x_stride, float* y,
                                    size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
                                    uint8_t* scratch);
+
+// gemm_u8s8_4x16c8__neoni8mm: USMMLA (ARMv8.6 i8mm, aarch64) multiplies a 2 x 8 block of u8 by
+// an 8 x 2 block of s8 into a 2 x 2 int32 block, exactly, with no offset. Weights: tiles of 16
+// channels; per group of 8 k, 8 channel pairs x (8 k of the first, 8 k of the second) as int8
+// (k padded to 8 with zeros).
+struct PackedGemmNeonI8mm : PackedOutputStage {
+  size_t k_pad = 0;
+  std::vector<int8_t> weights;  // [tile][k_pad / 8][8 pairs][2][8]
+};
+
+PackedGemmNeonI8mm pack_gemm_neoni8mm(const int8_t* weights, size_t n, size_t k, const int32_t* bias,
+                                      const std::vector<QuantizedMultiplier>& multipliers,
+                                      const std::vector<float>& output_scales);
+size_t gemm_neoni8mm_scratch_bytes(const PackedGemmNeonI8mm& w);
+void gemm_u8s8_4x16c8__neoni8mm(const PackedGemmNeonI8mm& w, const OutputStage& out, const uint8_t* x,
+                                size_t x_stride, uint8_t* y, size_t y_stride, size_t rows, size_t tile_begin,
+                                size_t tile_end, uint8_t* scratch);
+void gemm_u8s8_f32_4x16c8__neoni8mm(const PackedGemmNeonI8mm& w, const uint8_t* x, size_t x_stride, float* y,
+                                    size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
+                                    uint8_t* scratch);
 
 }  // namespace intinfer

@@ -1,0 +1,109 @@
+// NEON int8 matrix-multiply GEMM (aarch64, ARMv8.6 i8mm: USMMLA), 4 rows x 16 channels: per 8 k,
+// two loads of interleaved row pairs, eight weight loads and 16 USMMLA (each a 2 x 8 u8 block
+// times an 8 x 2 s8 block into 2 x 2 int32: 32 multiply-accumulates), 512 in all. USMMLA
+// multiplies u8 by s8 exactly, so neither operand is offset and the bias is the folded one.
+#include <arm_neon.h>
+
+#include <cstring>
+
+#include "../gemm_tiles.h"
+#include "gemm_neon.h"
+#include "requant_neon.h"
+
+namespace intinfer {
+namespace {
+
+constexpr size_t kMR = 4;   // rows per micro-tile (two row pairs)
+constexpr size_t kNR = 16;  // output channels per micro-tile (eight channel pairs)
+constexpr size_t kKR = 8;   // k per USMMLA
+
+// Rows [0, mr) of x as two row pairs: for each group of 8 k, 8 bytes of the even row then 8 of
+// the odd one ([pair][k_pad / 8][16]); padding and rows past mr are 0.
+void interleave_rows(const uint8_t* x, size_t x_stride, size_t mr, size_t k, size_t k_pad, uint8_t* out) {
+  std::memset(out, 0, kMR * k_pad);
+  for (size_t r = 0; r < mr; ++r) {
+    const uint8_t* xr = x + r * x_stride;
+    uint8_t* o = out + (r / 2) * 2 * k_pad + (r % 2) * kKR;
+    size_t i = 0;
+    for (; i + kKR <= k; i += kKR) std::memcpy(o + 2 * i, xr + i, kKR);
+    for (; i < k; ++i) o[i / kKR * 2 * kKR + i % kKR] = xr[i];
+  }
+}
+
+// c[p][j]: rows (2p, 2p + 1) x channels (2j, 2j + 1) as [r0c0, r0c1, r1c0, r1c1].
+inline void micro_tile(const uint8_t* a, size_t k_pad, const int8_t* b, int32x4_t acc[kMR][4]) {
+  int32x4_t c[2][8];  // local, so that the accumulators stay in registers
+  for (size_t p = 0; p < 2; ++p)
+    for (size_t j = 0; j < 8; ++j) c[p][j] = vdupq_n_s32(0);
+  const uint8_t* a1 = a + 2 * k_pad;
+  for (size_t k0 = 0; k0 < k_pad; k0 += kKR, b += kKR * kNR) {
+    const uint8x16_t x0 = vld1q_u8(a + 2 * k0), x1 = vld1q_u8(a1 + 2 * k0);
+    for (size_t j = 0; j < 8; ++j) {
+      const int8x16_t w = vld1q_s8(b + 16 * j);
+      c[0][j] = vusmmlaq_s32(c[0][j], x0, w);
+      c[1][j] = vusmmlaq_s32(c[1][j], x1, w);
+    }
+  }
+  // Row 2p, channels 4q..4q+3: the low halves of c[p][2q] and c[p][2q + 1]; row 2p + 1: the high.
+  for (size_t p = 0; p < 2; ++p)
+    for (size_t q = 0; q < 4; ++q) {
+      const int64x2_t lo = vreinterpretq_s64_s32(c[p][2 * q]), hi = vreinterpretq_s64_s32(c[p][2 * q + 1]);
+      acc[2 * p][q] = vreinterpretq_s32_s64(vzip1q_s64(lo, hi));
+      acc[2 * p + 1][q] = vreinterpretq_s32_s64(vzip2q_s64(lo, hi));
+    }
+}
+
+template <typename Store>
+void gemm_driver(const PackedGemmNeonI8mm& w, const uint8_t* x, size_t x_stride, size_t rows, size_t tile_begin,
+                 size_t tile_end, uint8_t* scratch, Store&& store) {
+  for_each_gemm_tile<kMR, int32x4_t[4]>(
+      rows, tile_begin, tile_end,
+      [&](size_t r0, size_t mr) { interleave_rows(x + r0 * x_stride, x_stride, mr, w.k, w.k_pad, scratch); },
+      [&](size_t t, int32x4_t acc[kMR][4]) { micro_tile(scratch, w.k_pad, w.weights.data() + t * w.k_pad * kNR, acc); },
+      store);
+}
+
+}  // namespace
+
+PackedGemmNeonI8mm pack_gemm_neoni8mm(const int8_t* weights, size_t n, size_t k, const int32_t* bias,
+                                      const std::vector<QuantizedMultiplier>& multipliers,
+                                      const std::vector<float>& output_scales) {
+  PackedGemmNeonI8mm p;
+  pack_output_stage(&p, n, k, kNR, bias, multipliers, output_scales);
+  p.k_pad = (k + kKR - 1) / kKR * kKR;
+  p.weights.assign(p.n_tiles * p.k_pad * kNR, 0);
+  for (size_t c = 0; c < n; ++c) {
+    int8_t* tile = p.weights.data() + (c / kNR) * p.k_pad * kNR;
+    const size_t pair = (c % kNR) / 2, half = c % 2;
+    for (size_t i = 0; i < k; ++i) tile[(i / kKR) * kKR * kNR + (pair * 2 + half) * kKR + i % kKR] = weights[c * k + i];
+  }
+  return p;
+}
+
+size_t gemm_neoni8mm_scratch_bytes(const PackedGemmNeonI8mm& w) { return kMR * w.k_pad; }
+
+void gemm_u8s8_4x16c8__neoni8mm(const PackedGemmNeonI8mm& w, const OutputStage& out, const uint8_t* x,
+                                size_t x_stride, uint8_t* y, size_t y_stride, size_t rows, size_t tile_begin,
+                                size_t tile_end, uint8_t* scratch) {
+  const OutputStageNeon stage(w.bias.data(), w.multiplier.data(), w.left_shift.data(), w.right_shift.data(),
+                              out.zero_point, out.act_min, out.act_max);
+  gemm_driver(w, x, x_stride, rows, tile_begin, tile_end, scratch, [&](size_t r, size_t t, const int32x4_t* acc) {
+    const size_t c = t * kNR, valid = w.n - c < kNR ? w.n - c : kNR;
+    uint8_t* yr = y + r * y_stride + c;
+    store_u8x8(yr, stage.apply8(acc[0], acc[1], c), valid < 8 ? valid : 8);
+    if (valid > 8) store_u8x8(yr + 8, stage.apply8(acc[2], acc[3], c + 8), valid - 8);
+  });
+}
+
+void gemm_u8s8_f32_4x16c8__neoni8mm(const PackedGemmNeonI8mm& w, const uint8_t* x, size_t x_stride, float* y,
+                                    size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
+                                    uint8_t* scratch) {
+  gemm_driver(w, x, x_stride, rows, tile_begin, tile_end, scratch, [&](size_t r, size_t t, const int32x4_t* acc) {
+    const size_t c = t * kNR;
+    float* yr = y + r * y_stride;
+    store_f32x8(w.bias.data(), w.output_scales.data(), w.n, yr, c, acc[0], acc[1]);
+    if (c + 8 < w.n) store_f32x8(w.bias.data(), w.output_scales.data(), w.n, yr, c + 8, acc[2], acc[3]);
+  });
+}
+
+}  // namespace intinfer
