@@ -93,10 +93,12 @@ def main(argv=None) -> int:
     ap.add_argument("--weight-rounding", default="gptq", choices=["gptq", "nearest"])
     ap.add_argument("--no-bias-correction", action="store_true")
     ap.add_argument("--calibration", type=int, default=64, help="calibration crops")
-    ap.add_argument("--eval", type=int, default=200, help="held-out crops (40 give a top-1 figure with a ~6% standard error)")
+    ap.add_argument("--eval", type=int, default=200, help="held-out crops (40 give a top-1 figure with a ~6%% standard error)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--runs", type=int, default=10, help="timed runs for the latency medians")
     ap.add_argument("--report", action="store_true", help="print the per-layer SQNR table")
+    ap.add_argument("--save", metavar="MODEL.iif", help="also keep the int8 model there (e.g. to run it on a device)")
+    ap.add_argument("--save-input", metavar="X.npy", help="also write one held-out crop there, as the model takes it")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -109,8 +111,10 @@ def main(argv=None) -> int:
                                 weight_rounding=args.weight_rounding, bias_correction=not args.no_bias_correction)
     export_s = time.perf_counter() - t
     with tempfile.TemporaryDirectory() as d:
-        path = os.path.join(d, "efficientnet_lite0.iif")
+        path = args.save or os.path.join(d, "efficientnet_lite0.iif")
         qmodel.save(path)
+        if args.save_input:
+            np.save(args.save_input, held_out[:1].numpy())
         iif_bytes = os.path.getsize(path)
         engine = intinfer.load(path, num_threads=args.threads)
         with torch.no_grad():

@@ -44,6 +44,17 @@ def build_native_tool(target: str, build_dir: str = "tools", cmake_args: tuple =
     return build / target
 
 
+def load_example(name: str):
+    """The module examples/<name>.py (the examples folder is not a package)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "examples" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def available_isas() -> list:
     """Every kernel path this build can run on this CPU: each optimized path is tested bit for
     bit like the reference."""

@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import intinfer
 import test_ops
-from conftest import assert_same, build_native_tool, load_graph
+from conftest import assert_same, build_native_tool, load_example, load_graph
 from sample_models import every_op_model, sample_input
 from test_cnn import IN_SHAPE, build_cnn
 
@@ -126,6 +127,41 @@ def test_arm_paths_match_x86_reference(arm, case, tmp_path):
             assert_same(got, want)
         except AssertionError as e:
             raise AssertionError(f"{arch} {isa} at {threads} threads differs from the x86 reference") from e
+
+
+@pytest.fixture(scope="module")
+def efficientnet(tmp_path_factory):
+    """EfficientNet-Lite0 exported on the host, an input of two crops and the host's logits."""
+    pytest.importorskip("efficientnet_lite_pytorch", reason="installed by scripts/setup.sh")
+    pytest.importorskip("skimage", reason="installed by scripts/setup.sh")
+    d = tmp_path_factory.mktemp("efficientnet")
+    example = load_example("efficientnet_lite0")
+    calib = example.crops(example.CALIBRATION_PICTURES, 8, seed=0)
+    x = example.crops(example.HELD_OUT_PICTURES, 2, seed=1).numpy()
+    q = intinfer.quantize(example.load_model(), (calib[:1],), calib.split(4), observer="minmax",
+                          weight_rounding="nearest", bias_correction=False)
+    q.save(d / "model.iif")
+    np.save(d / "x.npy", x)
+    return d / "model.iif", d / "x.npy", intinfer.load(d / "model.iif").run(x)
+
+
+def test_efficientnet_lite0_on_arm(arm, efficientnet, tmp_path):
+    """The real model, exported on the host, run by the static intinfer-bench on every optimized
+    ARM path: logits equal the host's bit for bit (the device workflow of
+    docs/cross-compiling.md)."""
+    arch, bench = arm
+    model, x, want = efficientnet
+    for isa, threads in TARGETS[arch]["runs"]:
+        if isa == "ref":
+            continue  # the scalar reference takes minutes under emulation; the op cases cover it
+        out_dir = tmp_path / f"{isa}_{threads}"
+        out_dir.mkdir()
+        run = subprocess.run([*bench, str(model), "--input", str(x), "--output-dir",
+                              str(out_dir), "--runs", "1", "--warmup", "0", "--isa", isa, "--threads", str(threads)],
+                             capture_output=True, text=True, timeout=600)
+        assert run.returncode == 0, run.stderr
+        (out,) = out_dir.glob("*.npy")
+        assert np.load(out).tobytes() == want.tobytes(), f"{arch} {isa} at {threads} threads"
 
 
 @pytest.mark.parametrize("arch", list(TARGETS))

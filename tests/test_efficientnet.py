@@ -1,9 +1,6 @@
 """The real model: pretrained EfficientNet-Lite0 exported to int8 and checked against fp32 on
 held-out crops of real pictures (examples/efficientnet_lite0.py, smaller sets)."""
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
 pytest.importorskip("torch")
@@ -13,11 +10,9 @@ pytest.importorskip("skimage", reason="installed by scripts/setup.sh")
 import torch  # noqa: E402
 
 import intinfer  # noqa: E402
+from conftest import load_example  # noqa: E402
 
-spec = importlib.util.spec_from_file_location(
-    "efficientnet_lite0", Path(__file__).resolve().parent.parent / "examples" / "efficientnet_lite0.py")
-example = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(example)
+example = load_example("efficientnet_lite0")
 
 
 def test_efficientnet_lite0_int8_tracks_fp32():
