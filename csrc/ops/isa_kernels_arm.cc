@@ -4,77 +4,20 @@
 #include "../kernels/arm/gemm_neon.h"
 #include "../kernels/ref/kernels.h"
 #include "isa_kernels.h"
+#include "tiled_gemm.h"
 
 namespace intinfer {
 namespace {
 
-class GemmNeon final : public GemmKernel {
- public:
-  GemmNeon(const PackedWeights& w, const OutputStage& out)
-      : out_(out), w_(pack_gemm_neon(w.weights, w.channels, w.depth, w.bias.data(), w.multipliers, w.output_scales)) {}
-  void run(const uint8_t* x, size_t x_stride, void* y, size_t y_stride, size_t rows, size_t block_begin,
-           size_t block_end) const override {
-    std::vector<int16_t> scratch(gemm_neon_scratch_elements(w_));
-    if (!w_.output_scales.empty())
-      gemm_u8s8_f32_4x8__neon(w_, x, x_stride, static_cast<float*>(y), y_stride, rows, block_begin, block_end,
-                              scratch.data());
-    else
-      gemm_u8s8_4x8__neon(w_, out_, x, x_stride, static_cast<uint8_t*>(y), y_stride, rows, block_begin, block_end,
-                          scratch.data());
-  }
-  size_t column_blocks() const override { return w_.n_tiles; }
-
- private:
-  OutputStage out_;
-  PackedGemmNeon w_;
-};
-
+using GemmNeon = TiledGemm<PackedGemmNeon, int16_t, pack_gemm_neon, gemm_neon_scratch_elements, gemm_u8s8_4x8__neon,
+                           gemm_u8s8_f32_4x8__neon>;
 #if defined(INTINFER_HAVE_NEONDOT)
-class GemmNeonDot final : public GemmKernel {
- public:
-  GemmNeonDot(const PackedWeights& w, const OutputStage& out)
-      : out_(out),
-        w_(pack_gemm_neondot(w.weights, w.channels, w.depth, w.bias.data(), w.multipliers, w.output_scales)) {}
-  void run(const uint8_t* x, size_t x_stride, void* y, size_t y_stride, size_t rows, size_t block_begin,
-           size_t block_end) const override {
-    std::vector<uint8_t> scratch(gemm_neondot_scratch_bytes(w_));
-    if (!w_.output_scales.empty())
-      gemm_u8s8_f32_4x16c4__neondot(w_, x, x_stride, static_cast<float*>(y), y_stride, rows, block_begin, block_end,
-                                    scratch.data());
-    else
-      gemm_u8s8_4x16c4__neondot(w_, out_, x, x_stride, static_cast<uint8_t*>(y), y_stride, rows, block_begin,
-                                block_end, scratch.data());
-  }
-  size_t column_blocks() const override { return w_.n_tiles; }
-
- private:
-  OutputStage out_;
-  PackedGemmNeonDot w_;
-};
+using GemmNeonDot = TiledGemm<PackedGemmNeonDot, uint8_t, pack_gemm_neondot, gemm_neondot_scratch_bytes,
+                              gemm_u8s8_4x16c4__neondot, gemm_u8s8_f32_4x16c4__neondot>;
 #endif
-
 #if defined(INTINFER_HAVE_NEONI8MM)
-class GemmNeonI8mm final : public GemmKernel {
- public:
-  GemmNeonI8mm(const PackedWeights& w, const OutputStage& out)
-      : out_(out),
-        w_(pack_gemm_neoni8mm(w.weights, w.channels, w.depth, w.bias.data(), w.multipliers, w.output_scales)) {}
-  void run(const uint8_t* x, size_t x_stride, void* y, size_t y_stride, size_t rows, size_t block_begin,
-           size_t block_end) const override {
-    std::vector<uint8_t> scratch(gemm_neoni8mm_scratch_bytes(w_));
-    if (!w_.output_scales.empty())
-      gemm_u8s8_f32_4x16c8__neoni8mm(w_, x, x_stride, static_cast<float*>(y), y_stride, rows, block_begin, block_end,
-                                     scratch.data());
-    else
-      gemm_u8s8_4x16c8__neoni8mm(w_, out_, x, x_stride, static_cast<uint8_t*>(y), y_stride, rows, block_begin,
-                                 block_end, scratch.data());
-  }
-  size_t column_blocks() const override { return w_.n_tiles; }
-
- private:
-  OutputStage out_;
-  PackedGemmNeonI8mm w_;
-};
+using GemmNeonI8mm = TiledGemm<PackedGemmNeonI8mm, uint8_t, pack_gemm_neoni8mm, gemm_neoni8mm_scratch_bytes,
+                               gemm_u8s8_4x16c8__neoni8mm, gemm_u8s8_f32_4x16c8__neoni8mm>;
 #endif
 
 class DwconvNeon final : public DwconvKernel {

@@ -4,52 +4,15 @@
 #include "../kernels/x86/elementwise_avx2.h"
 #include "../kernels/x86/gemm_avx2.h"
 #include "isa_kernels.h"
+#include "tiled_gemm.h"
 
 namespace intinfer {
 namespace {
 
-class GemmAvx2 final : public GemmKernel {
- public:
-  GemmAvx2(const PackedWeights& w, const OutputStage& out)
-      : out_(out), w_(pack_gemm_avx2(w.weights, w.channels, w.depth, w.bias.data(), w.multipliers, w.output_scales)) {}
-  void run(const uint8_t* x, size_t x_stride, void* y, size_t y_stride, size_t rows, size_t block_begin,
-           size_t block_end) const override {
-    std::vector<int16_t> scratch(gemm_avx2_scratch_elements(w_));
-    if (!w_.output_scales.empty())
-      gemm_u8s8_f32_4x16c2__avx2(w_, x, x_stride, static_cast<float*>(y), y_stride, rows, block_begin, block_end,
-                                 scratch.data());
-    else
-      gemm_u8s8_4x16c2__avx2(w_, out_, x, x_stride, static_cast<uint8_t*>(y), y_stride, rows, block_begin, block_end,
-                             scratch.data());
-  }
-  size_t column_blocks() const override { return w_.n_tiles; }
-
- private:
-  OutputStage out_;
-  PackedGemmAvx2 w_;
-};
-
-class GemmAvxVnni final : public GemmKernel {
- public:
-  GemmAvxVnni(const PackedWeights& w, const OutputStage& out)
-      : out_(out),
-        w_(pack_gemm_avxvnni(w.weights, w.channels, w.depth, w.bias.data(), w.multipliers, w.output_scales)) {}
-  void run(const uint8_t* x, size_t x_stride, void* y, size_t y_stride, size_t rows, size_t block_begin,
-           size_t block_end) const override {
-    std::vector<uint8_t> scratch(gemm_avxvnni_scratch_bytes(w_));
-    if (!w_.base.output_scales.empty())
-      gemm_u8s8_f32_4x16c4__avxvnni(w_, x, x_stride, static_cast<float*>(y), y_stride, rows, block_begin, block_end,
-                                    scratch.data());
-    else
-      gemm_u8s8_4x16c4__avxvnni(w_, out_, x, x_stride, static_cast<uint8_t*>(y), y_stride, rows, block_begin,
-                                block_end, scratch.data());
-  }
-  size_t column_blocks() const override { return w_.base.n_tiles; }
-
- private:
-  OutputStage out_;
-  PackedGemmVnni w_;
-};
+using GemmAvx2 = TiledGemm<PackedGemmAvx2, int16_t, pack_gemm_avx2, gemm_avx2_scratch_elements,
+                           gemm_u8s8_4x16c2__avx2, gemm_u8s8_f32_4x16c2__avx2>;
+using GemmAvxVnni = TiledGemm<PackedGemmVnni, uint8_t, pack_gemm_avxvnni, gemm_avxvnni_scratch_bytes,
+                              gemm_u8s8_4x16c4__avxvnni, gemm_u8s8_f32_4x16c4__avxvnni>;
 
 class DwconvAvx2 final : public DwconvKernel {
  public:

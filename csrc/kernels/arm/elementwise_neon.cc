@@ -2,6 +2,7 @@
 
 #include <arm_neon.h>
 
+#include "../blocks.h"
 #include "../ref/kernels.h"
 #include "requant_neon.h"
 
@@ -41,21 +42,13 @@ struct Narrow8 {
   }
 };
 
-// Runs body over full blocks of 8 and the reference kernel on the tail.
-template <typename Body, typename Tail>
-void blocks_of_8(size_t n, Body&& body, Tail&& tail) {
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) body(i);
-  if (i < n) tail(i, n - i);
-}
-
 }  // namespace
 
 void add_u8__neon(const AddParams& p, const uint8_t* a, size_t a_step, const uint8_t* b, size_t b_step, uint8_t* y,
                   size_t n) {
   const Multiplier ma(p.a_multiplier), mb(p.b_multiplier), mo(p.out_multiplier);
   const Narrow8 narrow(p.out);
-  blocks_of_8(n, [&](size_t i) {
+  for_each_block<8>(n, [&](size_t i) {
     const Centered8 av(a + i * a_step, a_step, p.a_zero_point), bv(b + i * b_step, b_step, p.b_zero_point);
     auto sum = [&](int32x4_t x, int32x4_t z) {
       return mo.apply(vaddq_s32(ma.apply(vshlq_n_s32(x, AddParams::kLeftShift)),
@@ -69,7 +62,7 @@ void mul_u8__neon(const MulParams& p, const uint8_t* a, size_t a_step, const uin
                   size_t n) {
   const Multiplier m(p.multiplier);
   const Narrow8 narrow(p.out);
-  blocks_of_8(n, [&](size_t i) {
+  for_each_block<8>(n, [&](size_t i) {
     const Centered8 av(a + i * a_step, a_step, p.a_zero_point), bv(b + i * b_step, b_step, p.b_zero_point);
     narrow.store(y + i, m.apply(vmulq_s32(av.lo, bv.lo)), m.apply(vmulq_s32(av.hi, bv.hi)));
   }, [&](size_t i, size_t rest) { mul_u8__ref(p, a + i * a_step, a_step, b + i * b_step, b_step, y + i, rest); });
@@ -85,7 +78,7 @@ void quantize_f32_u8__neon(const float* x, uint8_t* y, size_t n, float scale, in
     // Round half to even (the default rounding mode, as std::nearbyint) after the clamp.
     return vcvtnq_s32_f32(vminq_f32(vmaxq_f32(v, lo), hi));
   };
-  blocks_of_8(n, [&](size_t i) { narrow.store(y + i, quantize4(x + i), quantize4(x + i + 4)); },
+  for_each_block<8>(n, [&](size_t i) { narrow.store(y + i, quantize4(x + i), quantize4(x + i + 4)); },
               [&](size_t i, size_t rest) { quantize_f32_u8__ref(x + i, y + i, rest, scale, zero_point); });
 }
 #endif

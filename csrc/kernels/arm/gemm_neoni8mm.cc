@@ -88,10 +88,7 @@ void gemm_u8s8_4x16c8__neoni8mm(const PackedGemmNeonI8mm& w, const OutputStage& 
   const OutputStageNeon stage(w.bias.data(), w.multiplier.data(), w.left_shift.data(), w.right_shift.data(),
                               out.zero_point, out.act_min, out.act_max);
   gemm_driver(w, x, x_stride, rows, tile_begin, tile_end, scratch, [&](size_t r, size_t t, const int32x4_t* acc) {
-    const size_t c = t * kNR, valid = w.n - c < kNR ? w.n - c : kNR;
-    uint8_t* yr = y + r * y_stride + c;
-    store_u8x8(yr, stage.apply8(acc[0], acc[1], c), valid < 8 ? valid : 8);
-    if (valid > 8) store_u8x8(yr + 8, stage.apply8(acc[2], acc[3], c + 8), valid - 8);
+    store_row16(stage, w, y + r * y_stride, t * kNR, acc);
   });
 }
 
@@ -99,10 +96,7 @@ void gemm_u8s8_f32_4x16c8__neoni8mm(const PackedGemmNeonI8mm& w, const uint8_t* 
                                     size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
                                     uint8_t* scratch) {
   gemm_driver(w, x, x_stride, rows, tile_begin, tile_end, scratch, [&](size_t r, size_t t, const int32x4_t* acc) {
-    const size_t c = t * kNR;
-    float* yr = y + r * y_stride;
-    store_f32x8(w.bias.data(), w.output_scales.data(), w.n, yr, c, acc[0], acc[1]);
-    if (c + 8 < w.n) store_f32x8(w.bias.data(), w.output_scales.data(), w.n, yr, c + 8, acc[2], acc[3]);
+    store_row16_f32(w, y + r * y_stride, t * kNR, acc);
   });
 }
 

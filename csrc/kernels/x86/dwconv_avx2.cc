@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "gemm_avx2.h"
+#include "../dwconv_window.h"
 #include "requant_avx2.h"
 
 namespace intinfer {
@@ -56,18 +57,8 @@ void dwconv_u8s8_16c2__avx2(const PackedDwconvAvx2& w, const ConvParams& p, cons
     const int oy = static_cast<int>(row % p.out_h);
     const uint8_t* xb = x + b * p.in_h * p.in_w * c_count;
     for (int ox = 0; ox < p.out_w; ++ox) {
-      // The window's input pixels, or the zero-point row where the window leaves the input.
-      size_t t = 0;
-      for (int ky = 0; ky < p.kernel_h; ++ky) {
-        const int iy = oy * p.stride_h - p.pad_top + ky * p.dilation_h;
-        for (int kx = 0; kx < p.kernel_w; ++kx) {
-          const int ix = ox * p.stride_w - p.pad_left + kx * p.dilation_w;
-          taps[t++] = iy < 0 || iy >= p.in_h || ix < 0 || ix >= p.in_w
-                          ? zero_row
-                          : xb + (static_cast<size_t>(iy) * p.in_w + ix) * c_count;
-        }
-      }
-      taps[t] = zero_row;  // the odd tap's partner, whose weight is 0
+      window_taps(p, xb, zero_row, oy, ox, c_count, taps);
+      taps[w.taps] = zero_row;  // the odd tap's partner, whose weight is 0
       uint8_t* out = y + (row * p.out_w + ox) * c_count;
       for (size_t tile = 0; tile < w.c_tiles; ++tile) {
         const size_t c = tile * kC;

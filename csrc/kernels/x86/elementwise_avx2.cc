@@ -2,6 +2,7 @@
 
 #include <immintrin.h>
 
+#include "../blocks.h"
 #include "../ref/kernels.h"
 #include "requant_avx2.h"
 
@@ -28,14 +29,6 @@ inline void store8(uint8_t* y, __m256i v) {
   _mm_storel_epi64(reinterpret_cast<__m128i*>(y), _mm_packus_epi16(w, w));
 }
 
-// Runs body over full blocks of 8 and the reference kernel on the tail.
-template <typename Body, typename Tail>
-void blocks_of_8(size_t n, Body&& body, Tail&& tail) {
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) body(i);
-  if (i < n) tail(i, n - i);
-}
-
 }  // namespace
 
 void add_u8__avx2(const AddParams& p, const uint8_t* a, size_t a_step, const uint8_t* b, size_t b_step, uint8_t* y,
@@ -44,7 +37,7 @@ void add_u8__avx2(const AddParams& p, const uint8_t* a, size_t a_step, const uin
   const __m256i za = _mm256_set1_epi32(p.a_zero_point), zb = _mm256_set1_epi32(p.b_zero_point);
   const __m256i zo = _mm256_set1_epi32(p.out.zero_point);
   const __m256i lo = _mm256_set1_epi32(p.out.act_min), hi = _mm256_set1_epi32(p.out.act_max);
-  blocks_of_8(n, [&](size_t i) {
+  for_each_block<8>(n, [&](size_t i) {
     const __m256i av = _mm256_slli_epi32(_mm256_sub_epi32(load8(a + i * a_step, a_step), za), AddParams::kLeftShift);
     const __m256i bv = _mm256_slli_epi32(_mm256_sub_epi32(load8(b + i * b_step, b_step), zb), AddParams::kLeftShift);
     const __m256i sum = _mm256_add_epi32(ma.apply(av), mb.apply(bv));
@@ -58,7 +51,7 @@ void mul_u8__avx2(const MulParams& p, const uint8_t* a, size_t a_step, const uin
   const __m256i za = _mm256_set1_epi32(p.a_zero_point), zb = _mm256_set1_epi32(p.b_zero_point);
   const __m256i zo = _mm256_set1_epi32(p.out.zero_point);
   const __m256i lo = _mm256_set1_epi32(p.out.act_min), hi = _mm256_set1_epi32(p.out.act_max);
-  blocks_of_8(n, [&](size_t i) {
+  for_each_block<8>(n, [&](size_t i) {
     const __m256i prod = _mm256_mullo_epi32(_mm256_sub_epi32(load8(a + i * a_step, a_step), za),
                                             _mm256_sub_epi32(load8(b + i * b_step, b_step), zb));
     store8(y + i, _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(m.apply(prod), zo), lo), hi));
@@ -70,7 +63,7 @@ void quantize_f32_u8__avx2(const float* x, uint8_t* y, size_t n, float scale, in
   const __m256 lo = _mm256_set1_ps(-512.0f), hi = _mm256_set1_ps(512.0f);
   const __m256i z = _mm256_set1_epi32(zero_point);
   const __m256i q_lo = _mm256_setzero_si256(), q_hi = _mm256_set1_epi32(255);
-  blocks_of_8(n, [&](size_t i) {
+  for_each_block<8>(n, [&](size_t i) {
     __m256 v = _mm256_div_ps(_mm256_loadu_ps(x + i), s);  // a true division, as the reference
     v = _mm256_andnot_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q), v);  // NaN -> 0
     v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);

@@ -38,8 +38,7 @@ void gemm_u8s8_f32_4x16c2__avx2(const PackedGemmAvx2& w, const uint8_t* x, size_
 size_t gemm_avx2_scratch_elements(const PackedGemmAvx2& w);
 
 // The same GEMM on AVX-VNNI (gemm_avxvnni.cc): int8 weights in groups of 4 k per channel.
-struct PackedGemmVnni {
-  PackedGemmAvx2 base;  // shapes and output stage; its int16 weights stay empty
+struct PackedGemmVnni : PackedOutputStage {
   size_t k_quads = 0;
   std::vector<int8_t> weights;  // [tile][k_quad][16 channels][4]
 };

@@ -55,7 +55,7 @@ void gemm_driver(const PackedGemmVnni& w, const uint8_t* x, size_t x_stride, siz
                  size_t tile_end, uint8_t* scratch, Store&& store) {
   for_each_gemm_tile<kMR, __m256i[2]>(
       rows, tile_begin, tile_end,
-      [&](size_t r0, size_t mr) { pad_rows(x + r0 * x_stride, x_stride, mr, w.base.k, w.k_quads, scratch); },
+      [&](size_t r0, size_t mr) { pad_rows(x + r0 * x_stride, x_stride, mr, w.k, w.k_quads, scratch); },
       [&](size_t t, __m256i acc[kMR][2]) {
         micro_tile(scratch, w.k_quads, w.weights.data() + t * w.k_quads * 4 * kNR, acc);
       },
@@ -68,9 +68,9 @@ PackedGemmVnni pack_gemm_avxvnni(const int8_t* weights, size_t n, size_t k, cons
                                  const std::vector<QuantizedMultiplier>& multipliers,
                                  const std::vector<float>& output_scales) {
   PackedGemmVnni p;
-  pack_output_stage(&p.base, n, k, kNR, bias, multipliers, output_scales);
+  pack_output_stage(&p, n, k, kNR, bias, multipliers, output_scales);
   p.k_quads = (k + 3) / 4;
-  p.weights.assign(p.base.n_tiles * p.k_quads * 4 * kNR, 0);
+  p.weights.assign(p.n_tiles * p.k_quads * 4 * kNR, 0);
   for (size_t c = 0; c < n; ++c) {
     const size_t t = c / kNR, col = c % kNR;
     for (size_t i = 0; i < k; ++i)
@@ -84,12 +84,11 @@ size_t gemm_avxvnni_scratch_bytes(const PackedGemmVnni& w) { return kMR * 4 * w.
 void gemm_u8s8_4x16c4__avxvnni(const PackedGemmVnni& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
                                uint8_t* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
                                uint8_t* scratch) {
-  const PackedGemmAvx2& b = w.base;
-  const OutputStageAvx2 stage(b.bias.data(), b.multiplier.data(), b.left_shift.data(), b.right_shift.data(), b.n,
+  const OutputStageAvx2 stage(w.bias.data(), w.multiplier.data(), w.left_shift.data(), w.right_shift.data(), w.n,
                               out.zero_point, out.act_min, out.act_max);
   gemm_driver(w, x, x_stride, rows, tile_begin, tile_end, scratch, [&](size_t r, size_t t, __m256i a0, __m256i a1) {
     const size_t c = t * kNR;
-    store_u8x16(y + r * y_stride + c, stage.apply16(a0, a1, c), b.n - c < kNR ? b.n - c : kNR);
+    store_u8x16(y + r * y_stride + c, stage.apply16(a0, a1, c), w.n - c < kNR ? w.n - c : kNR);
   });
 }
 
@@ -97,7 +96,7 @@ void gemm_u8s8_f32_4x16c4__avxvnni(const PackedGemmVnni& w, const uint8_t* x, si
                                    size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
                                    uint8_t* scratch) {
   gemm_driver(w, x, x_stride, rows, tile_begin, tile_end, scratch, [&](size_t r, size_t t, __m256i a0, __m256i a1) {
-    store_f32x16(w.base.bias.data(), w.base.output_scales.data(), w.base.n, y + r * y_stride, t * kNR, a0, a1);
+    store_f32x16(w.bias.data(), w.output_scales.data(), w.n, y + r * y_stride, t * kNR, a0, a1);
   });
 }
 
