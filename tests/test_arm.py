@@ -72,6 +72,16 @@ def _cases() -> dict:
     for scale, zp in test_ops.QUANTIZE_CASES:
         n = f"quantize_{scale:.4g}_{zp}"
         cases[n] = lambda n=n, s=scale, z=zp: test_ops.quantize_graph(_rng(n), s, z)
+    for scale, zp in test_ops.DEQUANTIZE_CASES:
+        n = f"dequantize_{scale:.4g}_{zp}"
+        cases[n] = lambda n=n, s=scale, z=zp: test_ops.dequantize_graph(_rng(n), s, z)
+    for kind, table, build in (("avg_pool", test_ops.AVG_POOL_CASES, test_ops.avg_pool_graph),
+                               ("max_pool", test_ops.MAX_POOL_CASES, test_ops.max_pool_graph),
+                               ("global_pool", test_ops.GLOBAL_POOL_CASES, test_ops.global_pool_graph),
+                               ("lut", test_ops.LUT_CASES, test_ops.lut_graph)):
+        for name, c in table.items():
+            n = f"{kind}_{name}"
+            cases[n] = lambda n=n, c=c, build=build: build(_rng(n), c)
     # Shapes across the ARM tiles: K past one and several inner steps (8 / 16), N across 8 / 16
     # channel tiles, M = 1 and rows that leave partial 4-row tiles.
     gemm = {

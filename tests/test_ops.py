@@ -347,11 +347,13 @@ AVG_POOL_CASES = {
     "1x1_input": dict(shape=(1, 1, 1, 3), kernel=1),
     "same_scale_excl": dict(shape=(1, 8, 8, 8), kernel=3, stride=2, pad=1, include_pad=False, same_scale=True),
     "act_60_190": dict(shape=(1, 6, 6, 8), kernel=3, stride=1, pad=1, include_pad=True, act=(60, 190)),
+    # Channels across the vector blocks (8, 16, 32) with a tail.
+    "k3_s2_p1_excl_c40": dict(shape=(2, 7, 6, 40), kernel=3, stride=2, pad=1, include_pad=False),
 }
 
 
-@pytest.mark.parametrize("case", AVG_POOL_CASES.values(), ids=AVG_POOL_CASES.keys())
-def test_avg_pool(case, rng):
+def avg_pool_graph(rng, case):
+    """A one-AVG_POOL graph for an AVG_POOL_CASES entry, and its input."""
     s_in, z_in = random_qparams(rng)
     x = u8(rng, case["shape"])
     s_out, z_out = (s_in, z_in) if case.get("same_scale") else out_qparams(s_in * (x.astype(np.float64) - z_in))
@@ -361,7 +363,12 @@ def test_avg_pool(case, rng):
     xt = b.input("x", x.shape, "uint8", s_in, z_in)
     b.output(b.avg_pool(xt, case["kernel"], s_out, z_out, stride=case.get("stride"), padding=case.get("pad", 0),
                         count_include_pad=case.get("include_pad", True), act_min=act_min, act_max=act_max))
-    check_graph(b, x, threads=THREADS)
+    return b, x
+
+
+@pytest.mark.parametrize("case", AVG_POOL_CASES.values(), ids=AVG_POOL_CASES.keys())
+def test_avg_pool(case, rng):
+    check_graph(*avg_pool_graph(rng, case), threads=THREADS)
 
 
 MAX_POOL_CASES = {
@@ -373,18 +380,26 @@ MAX_POOL_CASES = {
     "k1x3_p01": dict(shape=(2, 6, 7, 3), kernel=(1, 3), stride=1, pad=(0, 1)),
     "1x1_input": dict(shape=(1, 1, 1, 3), kernel=1),
     "act_30_220": dict(shape=(1, 6, 6, 8), kernel=3, stride=2, pad=1, act=(30, 220)),
+    "k3_s2_p1_c40_act_30_220": dict(shape=(2, 7, 6, 40), kernel=3, stride=2, pad=1, act=(30, 220)),
+    # Inputs below 128, so that act_min = 100 clamps many windows from below.
+    "k2_s2_c40_low_inputs_act_100_255": dict(shape=(1, 6, 6, 40), kernel=2, act=(100, 255), below=128),
 }
 
 
-@pytest.mark.parametrize("case", MAX_POOL_CASES.values(), ids=MAX_POOL_CASES.keys())
-def test_max_pool(case, rng):
-    x = u8(rng, case["shape"])
+def max_pool_graph(rng, case):
+    """A one-MAX_POOL graph for a MAX_POOL_CASES entry, and its input."""
+    x = rng.integers(0, case.get("below", 256), case["shape"], dtype=np.uint8)
     act_min, act_max = case.get("act", (0, 255))
     b = GraphBuilder()
     xt = b.input("x", x.shape, "uint8", *random_qparams(rng))
     b.output(b.max_pool(xt, case["kernel"], stride=case.get("stride"), padding=case.get("pad", 0), act_min=act_min,
                         act_max=act_max))
-    check_graph(b, x, threads=THREADS)
+    return b, x
+
+
+@pytest.mark.parametrize("case", MAX_POOL_CASES.values(), ids=MAX_POOL_CASES.keys())
+def test_max_pool(case, rng):
+    check_graph(*max_pool_graph(rng, case), threads=THREADS)
 
 
 GLOBAL_POOL_CASES = {
@@ -395,11 +410,12 @@ GLOBAL_POOL_CASES = {
     "32x32_n1024": dict(shape=(1, 32, 32, 4)),
     "same_scale": dict(shape=(1, 4, 4, 8), same_scale=True),
     "act_70_180": dict(shape=(2, 6, 6, 5), act=(70, 180)),
+    "7x7_c40": dict(shape=(2, 7, 7, 40)),
 }
 
 
-@pytest.mark.parametrize("case", GLOBAL_POOL_CASES.values(), ids=GLOBAL_POOL_CASES.keys())
-def test_global_avg_pool(case, rng):
+def global_pool_graph(rng, case):
+    """A one-GLOBAL_AVG_POOL graph for a GLOBAL_POOL_CASES entry, and its input."""
     s_in, z_in = random_qparams(rng)
     x = u8(rng, case["shape"])
     means = s_in * (x.astype(np.float64) - z_in).mean(axis=(1, 2))
@@ -409,6 +425,12 @@ def test_global_avg_pool(case, rng):
     b = GraphBuilder()
     xt = b.input("x", x.shape, "uint8", s_in, z_in)
     b.output(b.global_avg_pool(xt, s_out, z_out, act_min=act_min, act_max=act_max))
+    return b, x
+
+
+@pytest.mark.parametrize("case", GLOBAL_POOL_CASES.values(), ids=GLOBAL_POOL_CASES.keys())
+def test_global_avg_pool(case, rng):
+    b, x = global_pool_graph(rng, case)
     got = check_graph(b, x, threads=THREADS)
     assert got.shape == (x.shape[0], 1, 1, x.shape[3])
 
@@ -424,15 +446,20 @@ LUT_CASES = {
 }
 
 
-@pytest.mark.parametrize("case", LUT_CASES.values(), ids=LUT_CASES.keys())
-def test_lut(case, rng):
+def lut_graph(rng, case):
+    """A one-LUT graph for a LUT_CASES entry, and an input that reads every entry of the table
+    (1013 values: vector blocks and a tail)."""
     table = quant.make_lut(quant.LUT_FUNCTIONS[case["fn"]], *case["q_in"], *case["q_out"])
-    # Every table entry is read at least once.
-    x = rng.permutation(np.tile(np.arange(256, dtype=np.uint8), 3)).reshape(3, 16, 16, 1)
+    x = rng.permutation(np.concatenate([np.tile(np.arange(256, dtype=np.uint8), 3), u8(rng, 245)])).reshape(1, 1013)
     b = GraphBuilder()
     xt = b.input("x", x.shape, "uint8", *case["q_in"])
     b.output(b.lut(xt, table, *case["q_out"]))
-    check_graph(b, x)
+    return b, x
+
+
+@pytest.mark.parametrize("case", LUT_CASES.values(), ids=LUT_CASES.keys())
+def test_lut(case, rng):
+    check_graph(*lut_graph(rng, case))
 
 
 @pytest.mark.parametrize("act_min, act_max", [(0, 255), (10, 200), (128, 128), (0, 0), (255, 255)])
@@ -578,13 +605,21 @@ def test_quantize(scale, zero_point, rng):
     check_graph(*quantize_graph(rng, scale, zero_point))
 
 
-@pytest.mark.parametrize("scale, zero_point", [(0.1, 3), (1 / 255, 0), (3.7e-5, 255), (1000.0, 128), (0.5, 37)])
-def test_dequantize(scale, zero_point, rng):
-    x = np.stack([np.arange(256, dtype=np.uint8), u8(rng, 256)])
+DEQUANTIZE_CASES = [(0.1, 3), (1 / 255, 0), (3.7e-5, 255), (1000.0, 128), (0.5, 37)]
+
+
+def dequantize_graph(rng, scale, zero_point):
+    """A one-DEQUANTIZE graph on every uint8 value and random ones (263 per row: a tail)."""
+    x = np.stack([np.concatenate([np.arange(256, dtype=np.uint8), u8(rng, 7)]), u8(rng, 263)])
     b = GraphBuilder()
     xt = b.input("x", x.shape, "uint8", scale, zero_point)
     b.output(b.dequantize(xt))
-    got = check_graph(b, x)
+    return b, x
+
+
+@pytest.mark.parametrize("scale, zero_point", DEQUANTIZE_CASES)
+def test_dequantize(scale, zero_point, rng):
+    got = check_graph(*dequantize_graph(rng, scale, zero_point))
     assert got.dtype == np.float32
 
 

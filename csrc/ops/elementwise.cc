@@ -40,8 +40,9 @@ std::unique_ptr<Op> make_lut(const OpContext& ctx) {
   ctx.expect_constant(table, "table");
   if (table.numel() != 256) ctx.fail("table '", table.name, "' has ", table.numel(), " entries, expected 256");
   const uint8_t* t = table.data;
-  return std::make_unique<Unary>([t](const void* x, void* y, size_t n) {
-    lut_u8__ref(t, static_cast<const uint8_t*>(x), static_cast<uint8_t*>(y), n);
+  const auto kernel = elementwise_kernels(ctx.isa()).lut;
+  return std::make_unique<Unary>([t, kernel](const void* x, void* y, size_t n) {
+    kernel(t, static_cast<const uint8_t*>(x), static_cast<uint8_t*>(y), n);
   }, 1, 1);
 }
 
@@ -74,8 +75,9 @@ std::unique_ptr<Op> make_dequantize(const OpContext& ctx) {
   ctx.expect_dtype(ctx.output(0), DType::kFloat32, "output");
   const float scale = ctx.input(0).scales[0];
   const int32_t zp = ctx.input(0).zero_points[0];
-  return std::make_unique<Unary>([scale, zp](const void* x, void* y, size_t n) {
-    dequantize_u8_f32__ref(static_cast<const uint8_t*>(x), static_cast<float*>(y), n, scale, zp);
+  const auto kernel = elementwise_kernels(ctx.isa()).dequantize;
+  return std::make_unique<Unary>([scale, zp, kernel](const void* x, void* y, size_t n) {
+    kernel(static_cast<const uint8_t*>(x), static_cast<float*>(y), n, scale, zp);
   }, 1, sizeof(float));
 }
 

@@ -43,7 +43,16 @@ struct ElementwiseKernels {
   void (*add)(const AddParams&, const uint8_t*, size_t, const uint8_t*, size_t, uint8_t*, size_t);
   void (*mul)(const MulParams&, const uint8_t*, size_t, const uint8_t*, size_t, uint8_t*, size_t);
   void (*quantize)(const float*, uint8_t*, size_t, float, int32_t);
+  void (*dequantize)(const uint8_t*, float*, size_t, float, int32_t);
+  void (*lut)(const uint8_t*, const uint8_t*, uint8_t*, size_t);
 };
 ElementwiseKernels elementwise_kernels(Isa isa);
+
+// Pooling kernels with the reference signatures; the reference ones where `isa` has none.
+struct PoolKernels {
+  void (*avg)(const PoolParams&, const uint8_t*, uint8_t*, size_t, size_t);
+  void (*max)(const PoolParams&, const uint8_t*, uint8_t*, size_t, size_t);
+};
+PoolKernels pool_kernels(Isa isa);
 
 }  // namespace intinfer

@@ -2,6 +2,7 @@
 #include "../kernels/arm/dwconv_neon.h"
 #include "../kernels/arm/elementwise_neon.h"
 #include "../kernels/arm/gemm_neon.h"
+#include "../kernels/arm/pool_neon.h"
 #include "../kernels/ref/kernels.h"
 #include "isa_kernels.h"
 #include "tiled_gemm.h"
@@ -52,12 +53,18 @@ std::unique_ptr<DwconvKernel> make_dwconv_kernel(Isa isa, const PackedWeights& w
 }
 
 ElementwiseKernels elementwise_kernels(Isa isa) {
-  if (!isa_has_neon(isa)) return {add_u8__ref, mul_u8__ref, quantize_f32_u8__ref};
+  if (!isa_has_neon(isa))
+    return {add_u8__ref, mul_u8__ref, quantize_f32_u8__ref, dequantize_u8_f32__ref, lut_u8__ref};
 #if defined(__aarch64__)
-  return {add_u8__neon, mul_u8__neon, quantize_f32_u8__neon};
+  return {add_u8__neon, mul_u8__neon, quantize_f32_u8__neon, dequantize_u8_f32__neon, lut_u8__neon};
 #else
-  return {add_u8__neon, mul_u8__neon, quantize_f32_u8__ref};
+  return {add_u8__neon, mul_u8__neon, quantize_f32_u8__ref, dequantize_u8_f32__ref, lut_u8__ref};
 #endif
+}
+
+PoolKernels pool_kernels(Isa isa) {
+  if (isa_has_neon(isa)) return {avg_pool_u8__neon, max_pool_u8__neon};
+  return {avg_pool_u8__ref, max_pool_u8__ref};
 }
 
 }  // namespace intinfer

@@ -8,6 +8,10 @@ std::unique_ptr<GemmKernel> make_gemm_kernel(Isa, const PackedWeights&, const Ou
 
 std::unique_ptr<DwconvKernel> make_dwconv_kernel(Isa, const PackedWeights&, size_t) { return nullptr; }
 
-ElementwiseKernels elementwise_kernels(Isa) { return {add_u8__ref, mul_u8__ref, quantize_f32_u8__ref}; }
+ElementwiseKernels elementwise_kernels(Isa) {
+  return {add_u8__ref, mul_u8__ref, quantize_f32_u8__ref, dequantize_u8_f32__ref, lut_u8__ref};
+}
+
+PoolKernels pool_kernels(Isa) { return {avg_pool_u8__ref, max_pool_u8__ref}; }
 
 }  // namespace intinfer

@@ -3,6 +3,7 @@
 #include "../kernels/x86/dwconv_avx2.h"
 #include "../kernels/x86/elementwise_avx2.h"
 #include "../kernels/x86/gemm_avx2.h"
+#include "../kernels/x86/pool_avx2.h"
 #include "isa_kernels.h"
 #include "tiled_gemm.h"
 
@@ -41,8 +42,14 @@ std::unique_ptr<DwconvKernel> make_dwconv_kernel(Isa isa, const PackedWeights& w
 }
 
 ElementwiseKernels elementwise_kernels(Isa isa) {
-  if (isa_has_avx2(isa)) return {add_u8__avx2, mul_u8__avx2, quantize_f32_u8__avx2};
-  return {add_u8__ref, mul_u8__ref, quantize_f32_u8__ref};
+  if (isa_has_avx2(isa))
+    return {add_u8__avx2, mul_u8__avx2, quantize_f32_u8__avx2, dequantize_u8_f32__avx2, lut_u8__avx2};
+  return {add_u8__ref, mul_u8__ref, quantize_f32_u8__ref, dequantize_u8_f32__ref, lut_u8__ref};
+}
+
+PoolKernels pool_kernels(Isa isa) {
+  if (isa_has_avx2(isa)) return {avg_pool_u8__avx2, max_pool_u8__avx2};
+  return {avg_pool_u8__ref, max_pool_u8__ref};
 }
 
 }  // namespace intinfer

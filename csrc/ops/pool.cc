@@ -1,4 +1,4 @@
-#include "../kernels/ref/kernels.h"
+#include "isa_kernels.h"
 #include "ops.h"
 
 namespace intinfer {
@@ -8,7 +8,8 @@ enum class PoolKind { kAverage, kMax, kGlobalAverage };
 
 class Pool : public Op {
  public:
-  Pool(const OpContext& ctx, PoolKind kind) : name_(ctx.desc().name), kind_(kind) {
+  Pool(const OpContext& ctx, PoolKind kind)
+      : name_(ctx.desc().name), kind_(kind), kernels_(pool_kernels(ctx.isa())) {
     ctx.expect_io(1, 1, 1);
     const TensorDesc &x = ctx.input(0), &y = ctx.output(0);
     ctx.expect_quantized_u8(x, "input");
@@ -80,12 +81,8 @@ class Pool : public Op {
     }
     const uint8_t* in = ctx.in<uint8_t>(0);
     uint8_t* out = ctx.out<uint8_t>(0);
-    ctx.pool->parallel_for(static_cast<size_t>(p.batch) * p.out_h, [&](size_t b, size_t e) {
-      if (kind_ == PoolKind::kMax)
-        max_pool_u8__ref(p, in, out, b, e);
-      else
-        avg_pool_u8__ref(p, in, out, b, e);
-    });
+    const auto kernel = kind_ == PoolKind::kMax ? kernels_.max : kernels_.avg;
+    ctx.pool->parallel_for(static_cast<size_t>(p.batch) * p.out_h, [&](size_t b, size_t e) { kernel(p, in, out, b, e); });
   }
 
  private:
@@ -95,6 +92,7 @@ class Pool : public Op {
   int64_t pad_bottom_ = 0, pad_right_ = 0;
   double s_in_, s_out_;
   std::vector<QuantizedMultiplier> multipliers_;
+  PoolKernels kernels_;
 };
 
 }  // namespace

@@ -42,6 +42,13 @@ static inline __m256i requantize_avx2(__m256i x, __m256i multiplier, __m256i lef
   return _mm256_sub_epi32(_mm256_srav_epi32(high, right), _mm256_cmpgt_epi32(remainder, threshold));
 }
 
+// 16 int32 lanes (a: 0-7, b: 8-15) already within [0, 255] as 16 bytes in order: the
+// saturating packs only narrow.
+static inline __m128i narrow_u8x16(__m256i a, __m256i b) {
+  const __m256i v16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(a, b), 0xD8);
+  return _mm256_castsi256_si128(_mm256_permute4x64_epi64(_mm256_packus_epi16(v16, v16), 0x88));
+}
+
 // The per-channel output stage of 16 channels [c, c + 16): bias, requantization, zero point,
 // clamp, narrowed to 16 bytes in channel order.
 struct OutputStageAvx2 {
@@ -68,10 +75,8 @@ struct OutputStageAvx2 {
     return _mm256_min_epi32(_mm256_max_epi32(acc, lo), hi);
   }
 
-  // Values are within [0, 255] after the clamp, so the saturating packs only narrow.
   __m128i apply16(__m256i acc0, __m256i acc1, size_t c) const {
-    const __m256i v16 = _mm256_permute4x64_epi64(_mm256_packs_epi32(stage8(acc0, c), stage8(acc1, c + 8)), 0xD8);
-    return _mm256_castsi256_si128(_mm256_permute4x64_epi64(_mm256_packus_epi16(v16, v16), 0x88));
+    return narrow_u8x16(stage8(acc0, c), stage8(acc1, c + 8));
   }
 };
 
