@@ -33,7 +33,9 @@ void widen_rows(const uint8_t* x, size_t x_stride, size_t mr, size_t k, size_t k
 
 // acc[r][h] (h: channels 0-7, 8-15 of the tile) = sum over k of a[r][k] * w[tile][k].
 inline void micro_tile(const int16_t* a, size_t k_pairs, const int16_t* b, __m256i acc[kMR][2]) {
-  for (size_t r = 0; r < kMR; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
+  // Local accumulators, stored to acc once at the end (see gemm_avxvnni.cc): with acc itself the
+  // compiler copies all eight between registers every step.
+  __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
   const int32_t* a0 = reinterpret_cast<const int32_t*>(a);
   const int32_t* a1 = a0 + k_pairs;
   const int32_t* a2 = a1 + k_pairs;
@@ -42,18 +44,20 @@ inline void micro_tile(const int16_t* a, size_t k_pairs, const int16_t* b, __m25
     const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + p * 32));
     const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + p * 32 + 16));
     __m256i x = _mm256_set1_epi32(a0[p]);
-    acc[0][0] = _mm256_add_epi32(acc[0][0], _mm256_madd_epi16(x, w0));
-    acc[0][1] = _mm256_add_epi32(acc[0][1], _mm256_madd_epi16(x, w1));
+    c00 = _mm256_add_epi32(c00, _mm256_madd_epi16(x, w0));
+    c01 = _mm256_add_epi32(c01, _mm256_madd_epi16(x, w1));
     x = _mm256_set1_epi32(a1[p]);
-    acc[1][0] = _mm256_add_epi32(acc[1][0], _mm256_madd_epi16(x, w0));
-    acc[1][1] = _mm256_add_epi32(acc[1][1], _mm256_madd_epi16(x, w1));
+    c10 = _mm256_add_epi32(c10, _mm256_madd_epi16(x, w0));
+    c11 = _mm256_add_epi32(c11, _mm256_madd_epi16(x, w1));
     x = _mm256_set1_epi32(a2[p]);
-    acc[2][0] = _mm256_add_epi32(acc[2][0], _mm256_madd_epi16(x, w0));
-    acc[2][1] = _mm256_add_epi32(acc[2][1], _mm256_madd_epi16(x, w1));
+    c20 = _mm256_add_epi32(c20, _mm256_madd_epi16(x, w0));
+    c21 = _mm256_add_epi32(c21, _mm256_madd_epi16(x, w1));
     x = _mm256_set1_epi32(a3[p]);
-    acc[3][0] = _mm256_add_epi32(acc[3][0], _mm256_madd_epi16(x, w0));
-    acc[3][1] = _mm256_add_epi32(acc[3][1], _mm256_madd_epi16(x, w1));
+    c30 = _mm256_add_epi32(c30, _mm256_madd_epi16(x, w0));
+    c31 = _mm256_add_epi32(c31, _mm256_madd_epi16(x, w1));
   }
+  acc[0][0] = c00, acc[0][1] = c01, acc[1][0] = c10, acc[1][1] = c11;
+  acc[2][0] = c20, acc[2][1] = c21, acc[3][0] = c30, acc[3][1] = c31;
 }
 
 // Drives the micro-kernel over row tiles and channel tiles; store(r, tile, acc0, acc1) writes

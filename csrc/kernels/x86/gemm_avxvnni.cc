@@ -27,7 +27,9 @@ void pad_rows(const uint8_t* x, size_t x_stride, size_t mr, size_t k, size_t k_q
 }
 
 inline void micro_tile(const uint8_t* a, size_t k_quads, const int8_t* b, __m256i acc[kMR][2]) {
-  for (size_t r = 0; r < kMR; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
+  // Local accumulators, stored to acc once at the end: acc itself may alias the weights (vector
+  // loads may alias anything), which makes the compiler shuffle and spill them every step.
+  __m256i c00 = _mm256_setzero_si256(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
   const int32_t* a0 = reinterpret_cast<const int32_t*>(a);
   const int32_t* a1 = a0 + k_quads;
   const int32_t* a2 = a1 + k_quads;
@@ -36,18 +38,20 @@ inline void micro_tile(const uint8_t* a, size_t k_quads, const int8_t* b, __m256
     const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + q * 64));
     const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + q * 64 + 32));
     __m256i x = _mm256_set1_epi32(a0[q]);
-    acc[0][0] = _mm256_dpbusd_avx_epi32(acc[0][0], x, w0);
-    acc[0][1] = _mm256_dpbusd_avx_epi32(acc[0][1], x, w1);
+    c00 = _mm256_dpbusd_avx_epi32(c00, x, w0);
+    c01 = _mm256_dpbusd_avx_epi32(c01, x, w1);
     x = _mm256_set1_epi32(a1[q]);
-    acc[1][0] = _mm256_dpbusd_avx_epi32(acc[1][0], x, w0);
-    acc[1][1] = _mm256_dpbusd_avx_epi32(acc[1][1], x, w1);
+    c10 = _mm256_dpbusd_avx_epi32(c10, x, w0);
+    c11 = _mm256_dpbusd_avx_epi32(c11, x, w1);
     x = _mm256_set1_epi32(a2[q]);
-    acc[2][0] = _mm256_dpbusd_avx_epi32(acc[2][0], x, w0);
-    acc[2][1] = _mm256_dpbusd_avx_epi32(acc[2][1], x, w1);
+    c20 = _mm256_dpbusd_avx_epi32(c20, x, w0);
+    c21 = _mm256_dpbusd_avx_epi32(c21, x, w1);
     x = _mm256_set1_epi32(a3[q]);
-    acc[3][0] = _mm256_dpbusd_avx_epi32(acc[3][0], x, w0);
-    acc[3][1] = _mm256_dpbusd_avx_epi32(acc[3][1], x, w1);
+    c30 = _mm256_dpbusd_avx_epi32(c30, x, w0);
+    c31 = _mm256_dpbusd_avx_epi32(c31, x, w1);
   }
+  acc[0][0] = c00, acc[0][1] = c01, acc[1][0] = c10, acc[1][1] = c11;
+  acc[2][0] = c20, acc[2][1] = c21, acc[3][0] = c30, acc[3][1] = c31;
 }
 
 template <typename Store>
