@@ -39,6 +39,11 @@ OP_TYPES = {
     "CLAMP": 12,
     "MUL": 13,
     "TRANSPOSE": 14,
+    "GATHER": 15,
+    "LAYER_NORM": 16,
+    "SOFTMAX": 17,
+    "MATMUL": 18,
+    "MASKED_MEAN": 19,
 }
 
 ATTR_INT, ATTR_FLOAT, ATTR_INTS, ATTR_FLOATS = 1, 2, 3, 4
@@ -166,9 +171,10 @@ class GraphBuilder:
         name = name or f"{type.lower()}_{len(self.ops)}"
         self.ops.append(_Op(type, name, list(inputs), list(outputs), attrs))
 
-    def _unary(self, type: str, x: Tensor, scale, zero_point, name, dtype="uint8", **attrs) -> Tensor:
+    def _unary(self, type: str, x: Tensor, scale, zero_point, name, dtype="uint8", _inputs=None, **attrs) -> Tensor:
+        """One output of this dtype and quantization; the inputs are [x] unless given."""
         y = self.activation(name or f"{type.lower()}_{len(self.ops)}", dtype, scale, zero_point)
-        self.op(type, [x], [y], name, **attrs)
+        self.op(type, _inputs or [x], [y], name, **attrs)
         return y
 
     def _same_q(self, type, x, name, **attrs) -> Tensor:
@@ -247,6 +253,46 @@ class GraphBuilder:
 
     def clamp(self, x: Tensor, act_min: int, act_max: int, name=None) -> Tensor:
         return self._same_q("CLAMP", x, name, act_min=act_min, act_max=act_max)
+
+    # -- transformer ops -----------------------------------------------------------------
+
+    def gather(self, table: Tensor, ids: Tensor, scale: float, zero_point: int, positions: bool = False,
+               name=None) -> Tensor:
+        """Rows of an int8 [rows, width] table with per-row scales (axis 0) for int32 ids,
+        requantized; with `positions`, row i of each sequence is table row i (the ids give only
+        the shape: position embeddings)."""
+        return self._unary("GATHER", table, scale, zero_point, name, positions=int(bool(positions)),
+                           _inputs=[table, ids])
+
+    def layer_norm(self, x: Tensor, gamma: np.ndarray, beta: np.ndarray, scale: float, zero_point: int,
+                   act_min: int = 0, act_max: int = 255, name=None) -> Tensor:
+        """Over the last axis; gamma and beta are stored as float32 and turned into integer
+        multipliers and biases at load (docs/quantization.md)."""
+        base = name or f"layer_norm_{len(self.ops)}"
+        g = self.constant(f"{base}_gamma", np.asarray(gamma, np.float32))
+        b = self.constant(f"{base}_beta", np.asarray(beta, np.float32))
+        return self._unary("LAYER_NORM", x, scale, zero_point, name, act_min=act_min, act_max=act_max,
+                           _inputs=[x, g, b])
+
+    def softmax(self, x: Tensor, mask: Tensor | None = None, name=None) -> Tensor:
+        """Over the last axis of uint8 logits; `mask` ([batch, n], int32, nonzero = attend)
+        leaves positions out. The output has scale 1/256 and zero point 0."""
+        from .quant import exp_table
+
+        t = self.constant(f"{name or 'softmax'}_exp", exp_table(x.scale))
+        return self._unary("SOFTMAX", x, 1.0 / 256, 0, name, _inputs=[x, t] + ([mask] if mask is not None else []))
+
+    def matmul(self, a: Tensor, b: Tensor, scale: float, zero_point: int, transpose_b: bool = False,
+               alpha: float = 1.0, act_min: int = 0, act_max: int = 255, name=None) -> Tensor:
+        """alpha * a [..., m, k] times b [..., k, n] (or b [..., n, k] with transpose_b), same
+        batch dims."""
+        return self._unary("MATMUL", a, scale, zero_point, name, transpose_b=int(bool(transpose_b)),
+                           alpha=float(alpha), act_min=act_min, act_max=act_max, _inputs=[a, b])
+
+    def masked_mean(self, x: Tensor, mask: Tensor, name=None) -> Tensor:
+        """Mean of x [batch, seq, channels] over the positions where the int32 mask
+        [batch, seq] is nonzero, as float32 [batch, channels]."""
+        return self._unary("MASKED_MEAN", x, None, None, name, dtype="float32", _inputs=[x, mask])
 
     # -- serialisation -------------------------------------------------------------------
 

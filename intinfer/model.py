@@ -97,6 +97,11 @@ class Model:
             return _core.quantize(np.ascontiguousarray(x, np.float32), info.scale, info.zero_point)
         if info.dtype == "float32" and x.dtype == np.float64:
             x = x.astype(np.float32)
+        if info.dtype == "int32" and x.dtype.kind in "iub" and x.dtype != np.int32:
+            # Token ids and masks arrive as int64 from most tokenizers.
+            if x.size and (x.min() < -2**31 or x.max() >= 2**31):
+                raise ValueError(f"input '{info.name}': values do not fit int32")
+            x = x.astype(np.int32)
         if x.dtype != _NUMPY[info.dtype]:
             accepted = "float32 (quantized on the way in) or uint8 (raw)" if info.dtype == "uint8" else info.dtype
             raise ValueError(f"input '{info.name}': expected dtype {accepted}, got {x.dtype} "

@@ -89,3 +89,11 @@ LUT_FUNCTIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "hardswish": lambda x: x * np.clip(x + 3.0, 0.0, 6.0) / 6.0,
     "gelu": _gelu,
 }
+
+
+def exp_table(input_scale: float) -> np.ndarray:
+    """SOFTMAX's table: entry d = round(2^16 * exp(-d * s_in)) for a logit d steps below the
+    row's maximum, as int32 (entry 0 is 2^16). Written into the file, so that every engine reads
+    the same numbers whatever its libm."""
+    d = np.arange(256, dtype=np.float64)
+    return np.round(np.exp(-d * float(np.float32(input_scale))) * 65536.0).astype(np.int32)

@@ -352,6 +352,95 @@ def reshape(x, shape) -> np.ndarray:
 # -- whole graphs -----------------------------------------------------------------------
 
 
+# -- transformer ops ------------------------------------------------------------------------
+
+
+def gather(table, row_scales, ids, out_scale, out_zero_point: int, positions: bool = False) -> np.ndarray:
+    """GATHER: rows of an int8 table (per-row scale), each value requantized to the output."""
+    ids = np.asarray(ids)
+    rows = np.broadcast_to(np.arange(ids.shape[-1]), ids.shape) if positions else ids.astype(np.int64)
+    if rows.size and (rows.min() < 0 or rows.max() >= table.shape[0]):
+        raise IndexError("id outside the table")
+    m, e = quantize_multipliers(np.asarray(row_scales, np.float64) / _f64(out_scale))
+    picked = np.asarray(table, np.int64)[rows]  # [..., width]
+    return _clamp_u8(requant(picked, m[rows][..., None], e[rows][..., None]) + int(out_zero_point), 0, 255)
+
+
+def _isqrt(v: int) -> int:
+    r = int(np.sqrt(float(v)))
+    while r * r > v:
+        r -= 1
+    while (r + 1) * (r + 1) <= v:
+        r += 1
+    return r
+
+
+def layer_norm(x, in_zero_point: int, gamma, beta, out_scale, out_zero_point: int, act_min: int = 0,
+               act_max: int = 255) -> np.ndarray:
+    """LAYER_NORM as docs/quantization.md: d = H x - sum(x) (exact), r = isqrt(sum d^2),
+    t = round(d * floor(2^46 / r) / 2^31) (Q15), y = requant(sign(g) t, |g| sqrt(H) / (2^15 s_out))
+    + round(beta / s_out) + z_out. Python ints: no overflow anywhere."""
+    x = np.asarray(x, np.int64) - int(in_zero_point)
+    h = x.shape[-1]
+    gamma = np.asarray(gamma, np.float32).astype(np.float64)
+    beta = np.asarray(beta, np.float32).astype(np.float64)
+    m, e = quantize_multipliers(np.where(gamma == 0, 1.0, np.abs(gamma) * np.sqrt(float(h)) / (2.0**15 * _f64(out_scale))))
+    m, e = np.where(gamma == 0, 0, m), np.where(gamma == 0, 0, e)  # a zero gamma: multiplier 0
+    sign = np.sign(gamma).astype(np.int64)
+    # round(beta / s_out) half away from zero, without the error of floor(v + 0.5).
+    v = beta / _f64(out_scale)
+    whole = np.trunc(v)
+    bias = np.clip(whole + np.sign(v) * (np.abs(v - whole) >= 0.5), -(1 << 24), 1 << 24).astype(np.int64)
+    flat = x.reshape(-1, h)
+    t = np.zeros_like(flat)
+    for i, row in enumerate(flat):
+        d = [h * int(v) - int(row.sum()) for v in row]
+        r = _isqrt(sum(v * v for v in d))
+        inv = (1 << 46) // r if r else 0
+        t[i] = [(v * inv + (1 << 30)) >> 31 for v in d]
+    y = requant(sign * t, m, e) + bias + int(out_zero_point)
+    return _clamp_u8(y, act_min, act_max).reshape(x.shape)
+
+
+def softmax(x, table, mask=None) -> np.ndarray:
+    """SOFTMAX: e = table[max - x] over attended positions, y = min(255, round-half-up(e * floor(2^32 /
+    sum e) / 2^24)); an int32 mask [B, n] applies to every row of batch element b."""
+    x = np.asarray(x, np.int64)
+    n = x.shape[-1]
+    keep = np.ones(x.shape, bool)
+    if mask is not None:
+        mask = np.asarray(mask) != 0
+        keep = np.broadcast_to(mask.reshape((mask.shape[0],) + (1,) * (x.ndim - 2) + (n,)), x.shape)
+    table = np.asarray(table, np.int64)
+    top = np.where(keep, x, -1).max(axis=-1, keepdims=True)
+    e = np.where(keep, table[np.clip(top - x, 0, 255)], 0)
+    total = e.sum(axis=-1, keepdims=True)
+    inv = np.where(total > 0, (np.int64(1) << 32) // np.maximum(total, 1), 0)
+    y = np.minimum((e * inv + (1 << 23)) >> 24, 255)
+    return np.where(top < 0, 0, y).astype(np.uint8)
+
+
+def matmul(a, a_scale, a_zero_point: int, b, b_scale, b_zero_point: int, out_scale, out_zero_point: int,
+           transpose_b: bool = False, alpha: float = 1.0, act_min: int = 0, act_max: int = 255) -> np.ndarray:
+    """MATMUL of two uint8 activations with zero points, requantized with alpha * s_a * s_b / s_out."""
+    a = np.asarray(a, np.int64) - int(a_zero_point)
+    b = np.asarray(b, np.int64) - int(b_zero_point)
+    if transpose_b:
+        b = np.swapaxes(b, -1, -2)
+    acc = np.matmul(a, b)
+    return output_stage(acc, _f64(alpha) * _f64(a_scale) * _f64(b_scale) / _f64(out_scale), out_zero_point, act_min,
+                        act_max)
+
+
+def masked_mean(x, in_scale, in_zero_point: int, mask) -> np.ndarray:
+    """MASKED_MEAN: float32(sum over kept positions of (x - z)) * float32(s_in / count)."""
+    keep = (np.asarray(mask) != 0)[..., None]
+    acc = (np.where(keep, np.asarray(x, np.int64) - int(in_zero_point), 0)).sum(axis=1)
+    count = keep.sum(axis=1)
+    scale = np.where(count > 0, (_f64(in_scale) / np.maximum(count, 1)), 0.0).astype(np.float32)
+    return acc.astype(np.float32) * scale
+
+
 def _qp(t) -> tuple[float, int]:
     return t.scales[0], int(t.zero_points[0])
 
@@ -397,6 +486,17 @@ def _run_op(op, args: list) -> np.ndarray:
         return transpose(x, a["perm"])
     if kind == "RESHAPE":
         return reshape(x, a["shape"])
+    if kind == "GATHER":
+        return gather(args[0], t_in.scales, args[1], *_qp(t_out), positions=bool(a.get("positions", 0)))
+    if kind == "LAYER_NORM":
+        return layer_norm(x, _qp(t_in)[1], args[1], args[2], *_qp(t_out), **act)
+    if kind == "SOFTMAX":
+        return softmax(x, args[1], args[2] if len(args) > 2 else None)
+    if kind == "MATMUL":
+        return matmul(x, *_qp(t_in), args[1], *_qp(op.inputs[1]), *_qp(t_out),
+                      transpose_b=bool(a.get("transpose_b", 0)), alpha=a.get("alpha", 1.0), **act)
+    if kind == "MASKED_MEAN":
+        return masked_mean(x, *_qp(t_in), args[1])
     raise ValueError(f"the oracle has no op '{kind}'")
 
 

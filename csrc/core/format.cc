@@ -212,6 +212,11 @@ const char* op_type_name(OpType t) {
     case OpType::kClamp: return "CLAMP";
     case OpType::kMul: return "MUL";
     case OpType::kTranspose: return "TRANSPOSE";
+    case OpType::kGather: return "GATHER";
+    case OpType::kLayerNorm: return "LAYER_NORM";
+    case OpType::kSoftmax: return "SOFTMAX";
+    case OpType::kMatMul: return "MATMUL";
+    case OpType::kMaskedMean: return "MASKED_MEAN";
   }
   return "?";
 }

@@ -33,8 +33,13 @@ enum class OpType : uint16_t {
   kClamp = 12,
   kMul = 13,
   kTranspose = 14,
+  kGather = 15,
+  kLayerNorm = 16,
+  kSoftmax = 17,
+  kMatMul = 18,
+  kMaskedMean = 19,
 };
-constexpr uint16_t kMaxOpType = 14;
+constexpr uint16_t kMaxOpType = 19;
 const char* op_type_name(OpType t);
 
 struct TensorDesc {

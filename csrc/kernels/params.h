@@ -59,4 +59,32 @@ struct PoolParams {
   const QuantizedMultiplier* multipliers;
 };
 
+// Per row of H values (the last axis): integer standardization, then per channel
+// y = requant(sign[c] * t[c], multipliers[c]) + biases[c] + out.zero_point (docs/quantization.md).
+struct LayerNormParams {
+  static constexpr int kFractionBits = 15;  // t = (x - mean) / std in Q15
+  size_t h;
+  int32_t input_zero_point;
+  const QuantizedMultiplier* multipliers;  // |gamma| * sqrt(H) / (2^15 * s_out)
+  const int8_t* signs;                     // sign of gamma: -1, 0 or 1
+  const int32_t* biases;                   // round(beta / s_out)
+  OutputStage out;
+};
+
+// Per row of n logits: e = table[max - x] over the attended positions, y = e / sum in 1/256.
+struct SoftmaxParams {
+  static constexpr int kExpBits = 16;  // table[0] = 2^16
+  size_t n;
+  const int32_t* exp_table;  // 256 entries: round(2^16 * exp(-d * s_in))
+};
+
+// y[m, n] = requant(sum_k (a[m, k] - z_a)(b[k, n] - z_b)) for one matrix of a batch.
+struct MatMulParams {
+  size_t m, k, n;
+  bool transpose_b;  // b is [n, k]
+  int32_t a_zero_point, b_zero_point;
+  QuantizedMultiplier multiplier;
+  OutputStage out;
+};
+
 }  // namespace intinfer

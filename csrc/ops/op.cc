@@ -1,5 +1,6 @@
 #include "op.h"
 
+#include <cmath>
 #include <limits>
 
 namespace intinfer {
@@ -41,6 +42,14 @@ int64_t OpContext::attr_int(const std::string& key, int64_t fallback) const {
   if (it == op_.attrs.end()) return fallback;
   if (it->second.type != Attr::kInt) fail("attribute '", key, "' must be an int");
   return it->second.ints[0];
+}
+
+float OpContext::attr_float(const std::string& key, float fallback) const {
+  auto it = op_.attrs.find(key);
+  if (it == op_.attrs.end()) return fallback;
+  if (it->second.type != Attr::kFloat) fail("attribute '", key, "' must be a float");
+  if (!std::isfinite(it->second.floats[0])) fail("attribute '", key, "' is not finite");
+  return it->second.floats[0];
 }
 
 std::vector<int64_t> OpContext::attr_ints(const std::string& key, size_t n, const std::vector<int64_t>& fallback,

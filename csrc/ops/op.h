@@ -88,6 +88,7 @@ class OpContext {
   void expect_same_quantization(const TensorDesc& a, const TensorDesc& b) const;
 
   int64_t attr_int(const std::string& key, int64_t fallback) const;
+  float attr_float(const std::string& key, float fallback) const;
   // Exactly n ints, each in [lo, hi]; `fallback` when absent.
   std::vector<int64_t> attr_ints(const std::string& key, size_t n, const std::vector<int64_t>& fallback, int64_t lo,
                                  int64_t hi) const;

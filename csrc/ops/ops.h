@@ -21,5 +21,10 @@ std::unique_ptr<Op> make_lut(const OpContext& ctx);
 std::unique_ptr<Op> make_clamp(const OpContext& ctx);
 std::unique_ptr<Op> make_mul(const OpContext& ctx);
 std::unique_ptr<Op> make_transpose(const OpContext& ctx);
+std::unique_ptr<Op> make_gather(const OpContext& ctx);
+std::unique_ptr<Op> make_layer_norm(const OpContext& ctx);
+std::unique_ptr<Op> make_softmax(const OpContext& ctx);
+std::unique_ptr<Op> make_matmul(const OpContext& ctx);
+std::unique_ptr<Op> make_masked_mean(const OpContext& ctx);
 
 }  // namespace intinfer

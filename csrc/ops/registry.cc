@@ -18,6 +18,11 @@ std::unique_ptr<Op> create_op(const OpContext& ctx) {
     case OpType::kClamp: return make_clamp(ctx);
     case OpType::kMul: return make_mul(ctx);
     case OpType::kTranspose: return make_transpose(ctx);
+    case OpType::kGather: return make_gather(ctx);
+    case OpType::kLayerNorm: return make_layer_norm(ctx);
+    case OpType::kSoftmax: return make_softmax(ctx);
+    case OpType::kMatMul: return make_matmul(ctx);
+    case OpType::kMaskedMean: return make_masked_mean(ctx);
   }
   ctx.fail("has no implementation");
 }

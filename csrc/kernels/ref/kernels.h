@@ -46,4 +46,28 @@ void clamp_u8__ref(const uint8_t* x, uint8_t* y, size_t n, uint8_t lo, uint8_t h
 void quantize_f32_u8__ref(const float* x, uint8_t* y, size_t n, float scale, int32_t zero_point);
 void dequantize_u8_f32__ref(const uint8_t* x, float* y, size_t n, float scale, int32_t zero_point);
 
+// Transformer kernels (ref/transformer.cc).
+
+// Rows of an int8 table with one multiplier per row (symmetric per-row quantization): output
+// row i is table row rows[i], each value requantized to the output.
+void gather_rows_s8__ref(const int8_t* table, size_t h, const QuantizedMultiplier* row_multipliers,
+                         const OutputStage& out, const int32_t* rows, size_t n_rows, uint8_t* y);
+
+// Rows [row_begin, row_end) of x [rows, H].
+void layer_norm_u8__ref(const LayerNormParams& p, const uint8_t* x, uint8_t* y, size_t row_begin, size_t row_end);
+
+// Rows [row_begin, row_end) of x [rows, n]; mask[r] (n bytes, nonzero = attend) or null for
+// no mask. Output scale 1/256, zero point 0.
+void softmax_u8__ref(const SoftmaxParams& p, const uint8_t* x, const uint8_t* const* mask, uint8_t* y,
+                     size_t row_begin, size_t row_end);
+
+// Rows [row_begin, row_end) of one matrix product (a [m, k], b [k, n] or [n, k], y [m, n]).
+void matmul_u8__ref(const MatMulParams& p, const uint8_t* a, const uint8_t* b, uint8_t* y, size_t row_begin,
+                    size_t row_end);
+
+// Mean over the masked positions of x [s, h] (one batch element): y[c] = float(sum) * scale,
+// scale = float(s_in / count); all zeros when nothing is masked in.
+void masked_mean_u8_f32__ref(const uint8_t* x, const uint8_t* mask, size_t s, size_t h, int32_t zero_point,
+                             double input_scale, float* y);
+
 }  // namespace intinfer

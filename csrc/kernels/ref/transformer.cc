@@ -1,0 +1,104 @@
+#include <cmath>
+
+#include "kernels.h"
+
+namespace intinfer {
+namespace {
+
+// floor(sqrt(v)), exact for every uint64.
+uint64_t isqrt(uint64_t v) {
+  uint64_t r = static_cast<uint64_t>(std::sqrt(static_cast<double>(v)));
+  while (r > 0 && r > v / r) --r;                   // r * r > v
+  while ((r + 1) <= v / (r + 1)) ++r;               // (r + 1)^2 <= v
+  return r;
+}
+
+}  // namespace
+
+void gather_rows_s8__ref(const int8_t* table, size_t h, const QuantizedMultiplier* row_multipliers,
+                         const OutputStage& out, const int32_t* rows, size_t n_rows, uint8_t* y) {
+  for (size_t i = 0; i < n_rows; ++i) {
+    const int8_t* src = table + static_cast<size_t>(rows[i]) * h;
+    const QuantizedMultiplier m = row_multipliers[rows[i]];
+    for (size_t c = 0; c < h; ++c) y[i * h + c] = out.apply(src[c], m);
+  }
+}
+
+void layer_norm_u8__ref(const LayerNormParams& p, const uint8_t* x, uint8_t* y, size_t row_begin, size_t row_end) {
+  const int32_t h = static_cast<int32_t>(p.h);
+  for (size_t r = row_begin; r < row_end; ++r) {
+    const uint8_t* xr = x + r * p.h;
+    uint8_t* yr = y + r * p.h;
+    int32_t sum = 0;
+    for (size_t c = 0; c < p.h; ++c) sum += static_cast<int32_t>(xr[c]) - p.input_zero_point;
+    // d = H * (x - mean), exact; V = sum of d^2 = H^3 * variance.
+    uint64_t v = 0;
+    for (size_t c = 0; c < p.h; ++c) {
+      const int64_t d = static_cast<int64_t>(h) * (static_cast<int32_t>(xr[c]) - p.input_zero_point) - sum;
+      v += static_cast<uint64_t>(d * d);
+    }
+    const uint64_t root = isqrt(v);
+    // t = d / sqrt(V) in Q15 = (x - mean) / std / sqrt(H); |d| <= root, so |d * inv| <= 2^46.
+    const int64_t inv = root == 0 ? 0 : static_cast<int64_t>((uint64_t{1} << (31 + LayerNormParams::kFractionBits)) / root);
+    for (size_t c = 0; c < p.h; ++c) {
+      const int64_t d = static_cast<int64_t>(h) * (static_cast<int32_t>(xr[c]) - p.input_zero_point) - sum;
+      const int32_t t = static_cast<int32_t>((d * inv + (int64_t{1} << 30)) >> 31);
+      const int32_t q = requantize(p.signs[c] * t, p.multipliers[c]) + p.biases[c] + p.out.zero_point;
+      yr[c] = clamp_u8(q, p.out.act_min, p.out.act_max);
+    }
+  }
+}
+
+void softmax_u8__ref(const SoftmaxParams& p, const uint8_t* x, const uint8_t* const* mask, uint8_t* y,
+                     size_t row_begin, size_t row_end) {
+  for (size_t r = row_begin; r < row_end; ++r) {
+    const uint8_t* xr = x + r * p.n;
+    const uint8_t* mr = mask ? mask[r] : nullptr;
+    uint8_t* yr = y + r * p.n;
+    int32_t top = -1;
+    for (size_t j = 0; j < p.n; ++j)
+      if ((!mr || mr[j]) && xr[j] > top) top = xr[j];
+    if (top < 0) {  // nothing attended
+      for (size_t j = 0; j < p.n; ++j) yr[j] = 0;
+      continue;
+    }
+    uint64_t sum = 0;
+    for (size_t j = 0; j < p.n; ++j)
+      if (!mr || mr[j]) sum += static_cast<uint64_t>(p.exp_table[top - xr[j]]);
+    // sum >= table[0] = 2^16, so inv <= 2^16 and e * inv < 2^33.
+    const uint64_t inv = (uint64_t{1} << 32) / sum;
+    for (size_t j = 0; j < p.n; ++j) {
+      const uint64_t e = !mr || mr[j] ? static_cast<uint64_t>(p.exp_table[top - xr[j]]) : 0;
+      const uint64_t q = (e * inv + (uint64_t{1} << 23)) >> 24;
+      yr[j] = static_cast<uint8_t>(q > 255 ? 255 : q);
+    }
+  }
+}
+
+void matmul_u8__ref(const MatMulParams& p, const uint8_t* a, const uint8_t* b, uint8_t* y, size_t row_begin,
+                    size_t row_end) {
+  for (size_t i = row_begin; i < row_end; ++i)
+    for (size_t j = 0; j < p.n; ++j) {
+      int32_t acc = 0;
+      for (size_t k = 0; k < p.k; ++k) {
+        const uint8_t bv = p.transpose_b ? b[j * p.k + k] : b[k * p.n + j];
+        acc += (static_cast<int32_t>(a[i * p.k + k]) - p.a_zero_point) * (static_cast<int32_t>(bv) - p.b_zero_point);
+      }
+      y[i * p.n + j] = p.out.apply(acc, p.multiplier);
+    }
+}
+
+void masked_mean_u8_f32__ref(const uint8_t* x, const uint8_t* mask, size_t s, size_t h, int32_t zero_point,
+                             double input_scale, float* y) {
+  size_t count = 0;
+  for (size_t i = 0; i < s; ++i) count += mask[i] != 0;
+  const float scale = count == 0 ? 0.0f : static_cast<float>(input_scale / static_cast<double>(count));
+  for (size_t c = 0; c < h; ++c) {
+    int32_t acc = 0;
+    for (size_t i = 0; i < s; ++i)
+      if (mask[i]) acc += static_cast<int32_t>(x[i * h + c]) - zero_point;
+    y[c] = static_cast<float>(acc) * scale;
+  }
+}
+
+}  // namespace intinfer

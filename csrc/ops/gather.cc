@@ -1,0 +1,80 @@
+// GATHER: rows of an int8 table with per-row scales (embeddings), requantized to uint8.
+#include "../kernels/ref/kernels.h"
+#include "ops.h"
+
+namespace intinfer {
+namespace {
+
+class Gather : public Op {
+ public:
+  explicit Gather(const OpContext& ctx) : name_(ctx.desc().name) {
+    ctx.expect_io(2, 2, 1);
+    const TensorDesc& table = ctx.input(0);
+    ctx.expect_dtype(table, DType::kInt8, "table");
+    ctx.expect_constant(table, "table");
+    if (table.shape.size() != 2) ctx.fail("table '", table.name, "' must be [rows, width], got ", shape_str(table.shape));
+    rows_ = table.shape[0];
+    width_ = static_cast<size_t>(table.shape[1]);
+    if (table.scales.size() != static_cast<size_t>(rows_) || table.axis != 0)
+      ctx.fail("table '", table.name, "' needs one scale per row (axis 0), got ", table.scales.size());
+    for (int32_t z : table.zero_points)
+      if (z != 0) ctx.fail("table '", table.name, "' must be symmetric (zero point 0)");
+    table_ = reinterpret_cast<const int8_t*>(table.data);
+    ctx.expect_dtype(ctx.input(1), DType::kInt32, "ids");
+    ctx.expect_quantized_u8(ctx.output(0), "output");
+    const double s_out = ctx.output(0).scales[0];
+    multipliers_.reserve(rows_);
+    for (float s : table.scales) multipliers_.push_back(ctx.multiplier(s / s_out, "row"));
+    out_ = ctx.output_stage();
+    positions_ = ctx.attr_int("positions", 0) != 0;
+  }
+
+  std::vector<Shape> infer(const std::vector<Shape>& in) const override {
+    Shape y = in[1];
+    if (y.empty()) shape_error(name_, "ids must have at least one dimension");
+    if (positions_ && y.back() > rows_)
+      shape_error(name_, "a sequence of " + std::to_string(y.back()) + " positions is longer than the table's " +
+                             std::to_string(rows_) + " rows");
+    y.push_back(static_cast<int64_t>(width_));
+    return {y};
+  }
+
+  void run(const ExecContext& ctx) const override {
+    const Shape& ids_shape = *ctx.input_shapes[1];
+    const size_t n = numel(ids_shape);
+    std::vector<int32_t> rows(n);
+    if (positions_) {
+      const size_t seq = static_cast<size_t>(ids_shape.back());
+      for (size_t i = 0; i < n; ++i) rows[i] = static_cast<int32_t>(i % seq);
+    } else {
+      const int32_t* ids = ctx.in<int32_t>(1);
+      for (size_t i = 0; i < n; ++i) {
+        if (ids[i] < 0 || ids[i] >= rows_)
+          shape_error(name_, "id " + std::to_string(ids[i]) + " at position " + std::to_string(i) +
+                                 " is outside the table's rows [0, " + std::to_string(rows_) + ")");
+        rows[i] = ids[i];
+      }
+    }
+    uint8_t* y = ctx.out<uint8_t>(0);
+    ctx.pool->parallel_for(n, [&](size_t b, size_t e) {
+      gather_rows_s8__ref(table_, width_, multipliers_.data(), out_, rows.data() + b, e - b, y + b * width_);
+    });
+  }
+
+  size_t weight_bytes() const override { return static_cast<size_t>(rows_) * width_; }
+
+ private:
+  std::string name_;
+  const int8_t* table_;
+  int64_t rows_;
+  size_t width_;
+  std::vector<QuantizedMultiplier> multipliers_;
+  OutputStage out_;
+  bool positions_;
+};
+
+}  // namespace
+
+std::unique_ptr<Op> make_gather(const OpContext& ctx) { return std::make_unique<Gather>(ctx); }
+
+}  // namespace intinfer

@@ -1,0 +1,74 @@
+// LAYER_NORM over the last axis, integer-only (docs/quantization.md): gamma and beta are float
+// constants, turned into per-channel multipliers, signs and integer biases once at load.
+#include <cmath>
+
+#include "../kernels/ref/kernels.h"
+#include "ops.h"
+
+namespace intinfer {
+namespace {
+
+// H * 2 * 255 * H^2 stays within int64 and H * (x - mean) within int32 up to this width.
+constexpr int64_t kMaxWidth = 8192;
+
+class LayerNorm : public Op {
+ public:
+  explicit LayerNorm(const OpContext& ctx) : name_(ctx.desc().name) {
+    ctx.expect_io(3, 3, 1);
+    ctx.expect_quantized_u8(ctx.input(0), "input");
+    ctx.expect_quantized_u8(ctx.output(0), "output");
+    const TensorDesc &gamma = ctx.input(1), &beta = ctx.input(2);
+    for (const TensorDesc* t : {&gamma, &beta}) {
+      ctx.expect_dtype(*t, DType::kFloat32, t == &gamma ? "gamma" : "beta");
+      ctx.expect_constant(*t, t == &gamma ? "gamma" : "beta");
+    }
+    if (gamma.shape.size() != 1 || beta.shape != gamma.shape || gamma.shape[0] < 1 || gamma.shape[0] > kMaxWidth)
+      ctx.fail("gamma and beta must be [H] with 1 <= H <= ", kMaxWidth, ", got ", shape_str(gamma.shape), " and ",
+               shape_str(beta.shape));
+    const size_t h = static_cast<size_t>(gamma.shape[0]);
+    const double s_out = ctx.output(0).scales[0];
+    const float* g = reinterpret_cast<const float*>(gamma.data);
+    const float* b = reinterpret_cast<const float*>(beta.data);
+    for (size_t c = 0; c < h; ++c) {
+      if (!std::isfinite(g[c]) || !std::isfinite(b[c])) ctx.fail("gamma or beta of channel ", c, " is not finite");
+      signs_.push_back(static_cast<int8_t>(g[c] > 0 ? 1 : (g[c] < 0 ? -1 : 0)));
+      multipliers_.push_back(ctx.multiplier(
+          std::fabs(g[c]) * std::sqrt(static_cast<double>(h)) / (std::ldexp(1.0, LayerNormParams::kFractionBits) * s_out),
+          "gamma"));
+      const double bias = std::round(b[c] / s_out);  // half away from zero
+      biases_.push_back(static_cast<int32_t>(std::fmax(-(1 << 24), std::fmin(1 << 24, bias))));
+    }
+    p_ = LayerNormParams{h, ctx.input(0).zero_points[0], multipliers_.data(), signs_.data(), biases_.data(),
+                         ctx.output_stage()};
+  }
+
+  std::vector<Shape> infer(const std::vector<Shape>& in) const override {
+    const Shape& x = in[0];
+    if (x.empty() || x.back() != static_cast<int64_t>(p_.h))
+      shape_error(name_, "the last axis must have the " + std::to_string(p_.h) + " channels of gamma, got " +
+                             shape_str(x));
+    return {x};
+  }
+
+  void run(const ExecContext& ctx) const override {
+    const size_t rows = numel(*ctx.input_shapes[0]) / p_.h;
+    const uint8_t* x = ctx.in<uint8_t>(0);
+    uint8_t* y = ctx.out<uint8_t>(0);
+    ctx.pool->parallel_for(rows, [&](size_t b, size_t e) { layer_norm_u8__ref(p_, x, y, b, e); });
+  }
+
+  size_t weight_bytes() const override { return p_.h * 2 * sizeof(float); }
+
+ private:
+  std::string name_;
+  std::vector<QuantizedMultiplier> multipliers_;
+  std::vector<int8_t> signs_;
+  std::vector<int32_t> biases_;
+  LayerNormParams p_;
+};
+
+}  // namespace
+
+std::unique_ptr<Op> make_layer_norm(const OpContext& ctx) { return std::make_unique<LayerNorm>(ctx); }
+
+}  // namespace intinfer

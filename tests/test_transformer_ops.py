@@ -1,0 +1,263 @@
+"""The transformer ops (GATHER, LAYER_NORM, SOFTMAX, MATMUL, MASKED_MEAN) as one-op models, bit for
+bit against tests/oracle.py on every kernel path and thread count, their accuracy against the
+float operation they stand for, and their errors."""
+
+import numpy as np
+import pytest
+
+import intinfer
+import oracle
+from conftest import check_graph, load_graph
+from intinfer import quant
+from intinfer.builder import GraphBuilder
+
+THREADS = (1, 2, 3)
+
+
+def u8(rng, shape) -> np.ndarray:
+    return rng.integers(0, 256, shape, dtype=np.uint8)
+
+
+# -- GATHER ----------------------------------------------------------------------------------
+
+
+def gather_graph(rng, rows, width, ids_shape, positions=False):
+    table_f = rng.normal(0, 0.05, (rows, width))
+    table_f[3] *= 20  # one row with a much larger scale
+    wq, ws = quant.quantize_weights(table_f)
+    s_out, z_out = quant.choose_qparams(-0.15, 0.15)
+    b = GraphBuilder()
+    ids = b.input("ids", ids_shape, "int32")
+    b.output(b.gather(b.constant("table", wq, "int8", scale=ws), ids, s_out, z_out, positions=positions))
+    return b, rng.integers(0, rows, tuple(d or 1 for d in ids_shape)).astype(np.int32)
+
+
+GATHER_CASES = {
+    "ids_2x9_width7": dict(rows=50, width=7, ids_shape=(2, 9)),
+    "ids_1x1": dict(rows=5, width=40, ids_shape=(1, 1)),
+    "ids_3x17_width33": dict(rows=300, width=33, ids_shape=(3, 17)),
+    "positions_2x12": dict(rows=20, width=16, ids_shape=(2, 12), positions=True),
+}
+
+
+@pytest.mark.parametrize("case", GATHER_CASES.values(), ids=GATHER_CASES.keys())
+def test_gather(case, rng):
+    b, ids = gather_graph(rng, **case)
+    ids[0, 0] = 0
+    ids[-1, -1] = case["rows"] - 1
+    got = check_graph(b, ids, threads=THREADS)
+    assert got.shape == ids.shape + (case["width"],)
+
+
+def test_gather_refuses_ids_outside_the_table(rng):
+    b, ids = gather_graph(rng, 10, 4, (1, 5))
+    m = load_graph(b)
+    for bad in (10, -1):
+        ids[0, 2] = bad
+        with pytest.raises(ValueError, match=rf"id {bad} at position 2 is outside the table's rows \[0, 10\)"):
+            m.run(ids)
+
+
+def test_gather_positions_longer_than_the_table(rng):
+    b, _ = gather_graph(rng, 8, 4, (1, None), positions=True)
+    with pytest.raises(ValueError, match="a sequence of 9 positions is longer than the table's 8 rows"):
+        load_graph(b).run(np.zeros((1, 9), np.int32))
+
+
+# -- LAYER_NORM ------------------------------------------------------------------------------
+
+
+def layer_norm_graph(rng, shape, act=(0, 255), special=None):
+    h = shape[-1]
+    s_in, z_in = 0.04, 120
+    x = u8(rng, shape)
+    if special == "constant_row":
+        x[0, 0] = 77  # zero variance: every t is 0, the output is the bias
+    if special == "outlier":
+        x[...] = np.clip(z_in + rng.normal(0, 4, shape), 0, 255).astype(np.uint8)
+        x[..., 0] = 255
+    gamma = rng.normal(1, 0.5, h).astype(np.float32)
+    gamma[: min(2, h)] = [-0.7, 0.0][: min(2, h)]
+    beta = rng.normal(0, 0.3, h).astype(np.float32)
+    s_out, z_out = quant.choose_qparams(-6, 6)
+    b = GraphBuilder()
+    xt = b.input("x", shape, "uint8", s_in, z_in)
+    b.output(b.layer_norm(xt, gamma, beta, s_out, z_out, act_min=act[0], act_max=act[1]))
+    return b, x, (s_in, z_in, gamma, beta, s_out, z_out)
+
+
+LAYER_NORM_CASES = {
+    "2x5x384": dict(shape=(2, 5, 384)),
+    "3x7": dict(shape=(3, 7)),
+    "width1": dict(shape=(4, 1)),
+    "constant_row": dict(shape=(2, 3, 16), special="constant_row"),
+    "outlier": dict(shape=(2, 4, 64), special="outlier"),
+    "act_20_230": dict(shape=(2, 6, 32), act=(20, 230)),
+}
+
+
+@pytest.mark.parametrize("case", LAYER_NORM_CASES.values(), ids=LAYER_NORM_CASES.keys())
+def test_layer_norm(case, rng):
+    b, x, _ = layer_norm_graph(rng, **case)
+    check_graph(b, x, threads=THREADS)
+
+
+def test_layer_norm_tracks_float_within_one_step(rng):
+    """The integer method against float LayerNorm (eps 1e-12) on the same dequantized input:
+    within about one output step (two roundings of half a step, and the integer root); two
+    independent roundings average 1/3 of a step."""
+    b, x, (s_in, z_in, gamma, beta, s_out, z_out) = layer_norm_graph(rng, (4, 16, 384))
+    got = (load_graph(b).run(x, raw=True).astype(np.float64) - z_out) * s_out
+    real = (x.astype(np.float64) - z_in) * s_in
+    mean, var = real.mean(-1, keepdims=True), real.var(-1, keepdims=True)
+    want = np.clip((real - mean) / np.sqrt(var + 1e-12) * gamma + beta, (0 - z_out) * s_out, (255 - z_out) * s_out)
+    err = np.abs(got - want) / s_out
+    assert err.max() <= 1.05, err.max()
+    assert err.mean() < 0.36
+
+
+def test_layer_norm_refuses_a_width_mismatch(rng):
+    b = GraphBuilder()
+    xt = b.input("x", (1, None, None), "uint8", 0.1, 128)
+    b.output(b.layer_norm(xt, np.ones(8), np.zeros(8), 0.05, 128))
+    with pytest.raises(ValueError, match="the last axis must have the 8 channels of gamma"):
+        load_graph(b).run(np.zeros((1, 2, 9), np.uint8), raw=True)
+
+
+# -- SOFTMAX ---------------------------------------------------------------------------------
+
+
+def softmax_graph(rng, shape, mask=False, scale=0.08):
+    x = u8(rng, shape)
+    b = GraphBuilder()
+    xt = b.input("x", shape, "uint8", scale, 128)
+    inputs = [x]
+    m = None
+    if mask:
+        m = b.input("mask", (shape[0], shape[-1]), "int32")
+        keep = (rng.random((shape[0], shape[-1])) < 0.7).astype(np.int32)
+        keep[0, -1] = 1
+        keep[-1, :] = 0  # a fully masked element: its rows are all 0
+        inputs.append(keep)
+    b.output(b.softmax(xt, m))
+    return b, inputs
+
+
+SOFTMAX_CASES = {
+    "2x3x5x5": dict(shape=(2, 3, 5, 5)),
+    "rows_of_1": dict(shape=(3, 1)),
+    "long_rows_300": dict(shape=(2, 300)),
+    "mask": dict(shape=(3, 4, 6, 6), mask=True),
+    "mask_rank3": dict(shape=(2, 7, 9), mask=True),
+    "small_scale": dict(shape=(2, 2, 4, 8), scale=0.002),
+}
+
+
+@pytest.mark.parametrize("case", SOFTMAX_CASES.values(), ids=SOFTMAX_CASES.keys())
+def test_softmax(case, rng):
+    b, inputs = softmax_graph(rng, **case)
+    check_graph(b, inputs, threads=THREADS)
+
+
+def test_softmax_tracks_float_and_masks(rng):
+    b, (x, keep) = softmax_graph(rng, (3, 2, 8, 8), mask=True)
+    got = load_graph(b).run([x, keep], raw=True).astype(np.float64) / 256
+    logits = (x.astype(np.float64) - 128) * np.float32(0.08)
+    k = np.broadcast_to(keep[:, None, None, :] != 0, x.shape)
+    e = np.where(k, np.exp(logits - np.where(k, logits, -np.inf).max(-1, keepdims=True)), 0)
+    with np.errstate(invalid="ignore"):
+        want = np.nan_to_num(e / e.sum(-1, keepdims=True))
+    assert np.abs(got - want).max() <= 1.5 / 256
+    assert (got[~k] == 0).all()
+
+
+def test_softmax_refuses_a_mask_of_the_wrong_shape(rng):
+    b = GraphBuilder()
+    xt, mt = b.input("x", (None, 3, None), "uint8", 0.1, 128), b.input("mask", (None, None), "int32")
+    b.output(b.softmax(xt, mt))
+    with pytest.raises(ValueError, match=r"mask must be \[2, 4\], got \[2, 5\]"):
+        load_graph(b).run([u8(rng, (2, 3, 4)), np.ones((2, 5), np.int32)], raw=True)
+
+
+def test_softmax_refuses_a_mask_that_is_not_int32():
+    b = GraphBuilder()
+    xt, mt = b.input("x", (2, 4), "uint8", 0.1, 128), b.input("mask", (2, 4), "float32")
+    b.output(b.softmax(xt, mt))
+    with pytest.raises(intinfer.ModelError, match="mask .* int32"):
+        load_graph(b)
+
+
+def test_softmax_table_must_be_an_exponential(rng):
+    b, _ = softmax_graph(rng, (2, 4))
+    table = next(t for t in b.tensors if t.name.endswith("_exp"))
+    table.data = table.data.copy()
+    table.data[5] = table.data[4] + 1
+    with pytest.raises(intinfer.ModelError, match="exp table must decrease"):
+        load_graph(b)
+
+
+# -- MATMUL ----------------------------------------------------------------------------------
+
+
+def matmul_graph(rng, a_shape, b_shape, transpose_b=False, alpha=1.0, act=(0, 255)):
+    a, bv = u8(rng, a_shape), u8(rng, b_shape)
+    (s_a, z_a), (s_b, z_b) = (0.03, 110), (0.05, 140)
+    acc = np.matmul(a.astype(np.int64) - z_a, np.swapaxes(bv.astype(np.int64) - z_b, -1, -2) if transpose_b
+                    else bv.astype(np.int64) - z_b) * (s_a * s_b * alpha)
+    s_out, z_out = quant.choose_qparams(*np.quantile(acc, [0.02, 0.98]))
+    g = GraphBuilder()
+    at, bt = g.input("a", a_shape, "uint8", s_a, z_a), g.input("b", b_shape, "uint8", s_b, z_b)
+    g.output(g.matmul(at, bt, s_out, z_out, transpose_b=transpose_b, alpha=alpha, act_min=act[0], act_max=act[1]))
+    return g, [a, bv]
+
+
+MATMUL_CASES = {
+    "2x3x5x7_by_7x4": dict(a_shape=(2, 3, 5, 7), b_shape=(2, 3, 7, 4)),
+    "qk_transposed_2x12x9x32_alpha": dict(a_shape=(2, 12, 9, 32), b_shape=(2, 12, 9, 32), transpose_b=True,
+                                          alpha=32**-0.5),
+    "rank2_k1": dict(a_shape=(5, 1), b_shape=(1, 6)),
+    "rank3_act": dict(a_shape=(3, 4, 13), b_shape=(3, 13, 5), act=(30, 200)),
+}
+
+
+@pytest.mark.parametrize("case", MATMUL_CASES.values(), ids=MATMUL_CASES.keys())
+def test_matmul(case, rng):
+    g, inputs = matmul_graph(rng, **case)
+    check_graph(g, inputs, threads=THREADS)
+
+
+def test_matmul_refuses_mismatched_shapes(rng):
+    g = GraphBuilder()
+    at, bt = g.input("a", (None, None, None), "uint8", 0.1, 128), g.input("b", (None, None, None), "uint8", 0.1, 128)
+    g.output(g.matmul(at, bt, 0.5, 128))
+    m = load_graph(g)
+    with pytest.raises(ValueError, match="operands must have the same rank"):
+        m.run([u8(rng, (2, 5, 3)), u8(rng, (3, 3, 4))], raw=True)
+    with pytest.raises(ValueError, match="inner dimensions differ"):
+        m.run([u8(rng, (2, 5, 2)), u8(rng, (2, 3, 4))], raw=True)
+
+
+# -- MASKED_MEAN -----------------------------------------------------------------------------
+
+
+def test_masked_mean(rng):
+    x = u8(rng, (3, 7, 20))
+    keep = (rng.random((3, 7)) < 0.6).astype(np.int32)
+    keep[0] = 1
+    keep[2] = 0  # nothing kept: zeros, as sentence-transformers' clamped count gives
+    b = GraphBuilder()
+    xt, mt = b.input("x", (None, None, 20), "uint8", 0.05, 128), b.input("mask", (None, None), "int32")
+    b.output(b.masked_mean(xt, mt))
+    got = check_graph(b, [x, keep], threads=THREADS)
+    assert got.dtype == np.float32 and got.shape == (3, 20)
+    assert (got[2] == 0).all()
+    want = ((x[0].astype(np.float64) - 128) * 0.05).mean(0)
+    np.testing.assert_allclose(got[0], want, rtol=1e-6, atol=1e-6)
+
+
+def test_int_inputs_accept_any_integer_dtype_that_fits(rng):
+    b, ids = gather_graph(rng, 10, 4, (1, 5))
+    m = load_graph(b)
+    assert (m.run(ids.astype(np.int64)) == m.run(ids)).all()
+    with pytest.raises(ValueError, match="values do not fit int32"):
+        m.run(np.full((1, 5), 2**40, np.int64))
