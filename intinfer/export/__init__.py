@@ -26,7 +26,7 @@ def _as_inputs(batch) -> tuple:
 
 def quantize(model: torch.nn.Module, example_inputs, calibration: Iterable, observer: str = "minmax",
              weight_rounding: str = "gptq", bias_correction: bool = True, report_batches: int = 4,
-             **observer_options) -> "QuantizedModel":
+             dynamic_shapes=None, symmetric_activations: bool = False, **observer_options) -> "QuantizedModel":
     """Post-training quantization of a float model.
 
     example_inputs: a tensor or tuple of tensors, as for torch.export (the batch size may differ
@@ -37,13 +37,16 @@ def quantize(model: torch.nn.Module, example_inputs, calibration: Iterable, obse
     see gptq.py) or "nearest". bias_correction: shift each conv/linear bias by the mean error
     that quantization causes in its output (bias_correction.py), measured on the kept batches.
     The first `report_batches` batches are kept for `QuantizedModel.report()` and the bias
-    correction.
+    correction. dynamic_shapes: as for torch.export, to let dimensions other than the batch vary
+    (e.g. a transformer's sequence length, up to the maximum given there).
+    symmetric_activations: every activation range symmetric about 0 (zero point 128, as Q8BERT's
+    symmetric 8-bit quantization); the default fits each range asymmetrically.
     """
     if weight_rounding not in ("gptq", "nearest"):
         raise ValueError(f"unknown weight_rounding '{weight_rounding}'; choose 'gptq' or 'nearest'")
     example = _as_inputs(example_inputs)
     make_observer(observer, **observer_options)  # refuses an unknown name before the slow work
-    graph = capture(model, example)
+    graph = capture(model, example, dynamic_shapes)
     observers = {n: make_observer(observer, **observer_options) for n in graph.nodes if needs_observer(n)}
     stats = {n: InputStatistics(n) for n in graph.nodes if n.op in ("conv", "linear")} \
         if weight_rounding == "gptq" else None
@@ -67,12 +70,19 @@ def quantize(model: torch.nn.Module, example_inputs, calibration: Iterable, obse
         count += 1
     if count == 0:
         raise ValueError("the calibration set is empty: give at least one batch of representative inputs")
-    qparams = {node: choose_qparams(*obs.range()) for node, obs in observers.items()}
+    qparams = {node: _qparams(*obs.range(), symmetric_activations) for node, obs in observers.items()}
     correction = BiasCorrection(graph, kept) if bias_correction else None
     lowering = Lowering(graph, qparams, {"producer": "intinfer.quantize", "observer": observer,
                                          "weight_rounding": weight_rounding, "bias_correction": str(bias_correction)},
                         stats, correction)
     return QuantizedModel(lowering.run(), graph, lowering, kept)
+
+
+def _qparams(lo: float, hi: float, symmetric: bool) -> tuple[float, int]:
+    if not symmetric:
+        return choose_qparams(lo, hi)
+    m = max(-float(lo), float(hi), 1e-8)
+    return float(np.float32(m / 127.0)), 128  # q = x / s + 128 in [1, 255]: int8 shifted by 128
 
 
 class QuantizedModel:

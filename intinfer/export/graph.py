@@ -2,7 +2,12 @@
 batch norms folded into the conv/linear before them, zero pads folded into the following conv,
 ReLU/ReLU6/hardtanh fused into their producer, unary functions turned into lookup tables,
 no-ops removed. The result runs in torch (for calibration and as the float reference) and is
-what the lowering quantizes op for op."""
+what the lowering quantizes op for op.
+
+Transformer encoders (BERT-style) are recognised too: embedding lookups (and a slice of a
+position table as a positions lookup), layer norm, matmul of two activations (a transpose of
+its second operand and a division by a constant folded into it), softmax with an additive
+attention-mask bias derived from an integer input, and mean pooling over that mask."""
 
 from __future__ import annotations
 
@@ -49,12 +54,21 @@ LUT_OPS: dict = {
 
 PASS_THROUGH = {aten.dropout.default, aten.clone.default, aten.contiguous.default, aten.alias.default,
                 aten.detach.default, aten.feature_dropout.default, aten.alpha_dropout.default}
+# Checks torch.export leaves in the graph; they compute nothing.
+SKIPPED = {aten._assert_tensor_metadata.default, aten._assert_scalar.default,
+           aten.sym_constrain_range_for_size.default}
+# Ops that only reshape or convert an integer mask on its way to an additive attention bias.
+MASK_OPS = {aten.unsqueeze.default, aten.slice.Tensor, aten.to.dtype, aten._to_copy.default, aten.rsub.Scalar,
+            aten.mul.Tensor, aten.mul.Scalar, aten.sub.Tensor, aten.view.default, aten.reshape.default}
+SOFTMAX_OPS = {aten.softmax.int, aten._softmax.default}
 RELU_OPS = {aten.relu.default, aten.relu_.default, aten.hardtanh.default, aten.hardtanh_.default, aten.relu6.default,
             aten.clamp.default, aten.clamp_min.default}
 BN_OPS = {aten.batch_norm.default, aten._native_batch_norm_legit_no_training.default}
 RESHAPE_OPS = {aten.view.default, aten.reshape.default, aten.flatten.using_ints, aten._unsafe_view.default}
 
-SUPPORTED = sorted(["conv2d", "linear", "batch_norm (after conv/linear)", "pad/constant_pad_nd (zeros, before conv)",
+SUPPORTED = sorted(["embedding", "layer_norm", "matmul", "softmax", "transpose", "permute",
+                    "attention mask bias (1 - mask) * c", "masked mean pooling",
+                    "conv2d", "linear", "batch_norm (after conv/linear)", "pad/constant_pad_nd (zeros, before conv)",
                     "relu", "relu6", "hardtanh(0, 6)", "clamp(0[, 6])", "hardswish", "hardsigmoid", "sigmoid", "tanh",
                     "silu", "gelu", "elu", "leaky_relu", "add", "mul", "cat", "avg_pool2d", "max_pool2d",
                     "adaptive_avg_pool2d", "mean(dim=[2, 3])", "flatten", "view", "reshape", "dropout", "clone",
@@ -114,7 +128,7 @@ class FloatGraph:
         """Every node's float output (logical NCHW layout), keyed by node."""
         vals: dict = {}
         for node, x in zip(self.inputs, xs):
-            vals[node] = x.float()
+            vals[node] = x if node.attrs.get("dtype") == "int32" else x.float()
         for n in self.nodes:
             if n.op == "input":
                 continue
@@ -152,7 +166,25 @@ def _eval(n: Node, a: list) -> torch.Tensor:
     if n.op == "global_avg_pool":
         return a[0].mean(dim=(2, 3), keepdim=True)
     if n.op == "reshape":
-        return a[0].reshape([a[0].shape[0]] + list(at["shape"][1:]))
+        # 0 copies the input's dimension, -1 is inferred (the engine's RESHAPE).
+        return a[0].reshape([a[0].shape[i] if d == 0 else d for i, d in enumerate(at["shape"])])
+    if n.op == "gather":
+        return at["weight"][: a[0].shape[-1]] if at["positions"] else F.embedding(a[0], at["weight"])
+    if n.op == "layer_norm":
+        return F.layer_norm(a[0], (at["weight"].shape[0],), at["weight"], at["bias"], at["eps"])
+    if n.op == "permute":
+        return a[0].permute(at["perm"])
+    if n.op == "matmul":
+        return torch.matmul(a[0], a[1].transpose(-1, -2) if at["transpose_b"] else a[1]) * at["alpha"]
+    if n.op == "softmax":
+        x = a[0]
+        if len(a) > 1:
+            keep = a[1].reshape([a[1].shape[0]] + [1] * (x.dim() - 2) + [a[1].shape[1]]).to(x.dtype)
+            x = x + (1.0 - keep) * -10000.0
+        return torch.softmax(x, dim=-1)
+    if n.op == "masked_mean":
+        keep = a[1].unsqueeze(-1).to(a[0].dtype)
+        return (a[0] * keep).sum(1) / torch.clamp(keep.sum(1), min=1e-9)
     if n.op == "lut":
         return at["fn"](a[0])
     if n.op == "relu":
@@ -160,10 +192,10 @@ def _eval(n: Node, a: list) -> torch.Tensor:
     raise AssertionError(n.op)
 
 
-def capture(model: torch.nn.Module, example_inputs: tuple) -> FloatGraph:
+def capture(model: torch.nn.Module, example_inputs: tuple, dynamic_shapes=None) -> FloatGraph:
     model = model.eval()
     try:
-        ep = torch.export.export(model, tuple(example_inputs))
+        ep = torch.export.export(model, tuple(example_inputs), dynamic_shapes=dynamic_shapes)
     except Exception as e:  # torch raises many types here; the message is what helps the user
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ExportError(f"torch.export could not capture the model ({type(e).__name__}: {first}). "
@@ -197,10 +229,12 @@ def _simplify(ep) -> FloatGraph:
         raise ExportError(f"{why}: '{fx_node.target}' at {_source(fx_node)} (node '{fx_node.name}'). "
                           f"Supported ops: {', '.join(SUPPORTED)}")
 
-    def add(fx_node, op, inputs, **attrs) -> Node:
+    def add(fx_node, op, inputs, _drop=None, **attrs) -> Node:
         meta = fx_node.meta.get("val")
         node = Node(fx_node.name, op, inputs, attrs, shape=tuple(meta.shape) if meta is not None else (),
                     source=_source(fx_node))
+        if _drop is not None:  # a node folded into this one, with no other user
+            g.nodes.remove(_drop)
         g.nodes.append(node)
         return node
 
@@ -209,7 +243,10 @@ def _simplify(ep) -> FloatGraph:
             if fx.name in consts:
                 env[fx.name] = consts[fx.name]
             else:
-                node = Node(fx.name, "input", [], shape=tuple(fx.meta["val"].shape), source="input")
+                meta = fx.meta["val"]
+                node = Node(fx.name, "input", [], shape=tuple(meta.shape), source="input")
+                if not meta.dtype.is_floating_point:
+                    node.attrs["dtype"] = "int32"  # token ids, attention masks
                 g.inputs.append(node)
                 g.nodes.append(node)
                 env[fx.name] = node
@@ -227,7 +264,10 @@ def _simplify(ep) -> FloatGraph:
 
         t, args, kw = fx.target, fx.args, fx.kwargs
         x = val(args[0]) if args else None
-        if t in PASS_THROUGH:
+        transformer = _transformer_op(fx, t, args, kw, x, val, add, fail, uses)
+        if transformer is not None:
+            env[fx.name] = transformer
+        elif t in PASS_THROUGH:
             env[fx.name] = x
         elif t in (aten.pad.default, aten.constant_pad_nd.default):
             pad = list(args[1])
@@ -315,9 +355,10 @@ def _simplify(ep) -> FloatGraph:
                 fail(fx, "mean is supported over the spatial dims [2, 3] of NCHW tensors only")
             node = add(fx, "global_avg_pool", [x])
             node.shape = (x.shape[0], x.shape[1], 1, 1)
-            env[fx.name] = node if keep else add(fx, "reshape", [node], shape=list(fx.meta["val"].shape))
+            env[fx.name] = node if keep else add(fx, "reshape", [node],
+                                                 shape=_reshape_target(node.shape, fx.meta["val"].shape))
         elif t in RESHAPE_OPS:
-            env[fx.name] = add(fx, "reshape", [x], shape=list(fx.meta["val"].shape))
+            env[fx.name] = add(fx, "reshape", [x], shape=_reshape_target(x.shape, fx.meta["val"].shape))
         elif t is operator.getitem:
             src = val(args[0])
             if isinstance(src, Node) and src.op == "max_pool" and args[1] == 0:
@@ -328,9 +369,119 @@ def _simplify(ep) -> FloatGraph:
             fail(fx, "unsupported op")
     for n in g.nodes:
         for i in n.inputs:
-            if isinstance(i, tuple):
+            if isinstance(i, tuple) and i[0] == "pad":
                 fail(i[3], "a pad must be followed by a conv")
+            if isinstance(i, tuple):
+                fail(i[-1], "an attention mask may only feed an additive bias before softmax or a masked mean")
     return g
+
+
+def _reshape_target(in_shape, out_shape) -> list:
+    """RESHAPE's target: the batch and every dimension equal to the input's at the same index
+    become 0 (copied at run time, so they may vary), a remaining symbolic one -1, the rest stay."""
+    target = []
+    for i, d in enumerate(out_shape):
+        same = i < len(in_shape) and str(in_shape[i]) == str(d)
+        target.append(0 if i == 0 or (same and not isinstance(d, int)) else (int(d) if isinstance(d, int) else -1))
+    if target.count(-1) > 1:
+        raise ExportError(f"a reshape to {list(out_shape)} has more than one dimension that varies")
+    return target
+
+
+def _is_int_input(v) -> bool:
+    return isinstance(v, Node) and v.op == "input" and v.attrs.get("dtype") == "int32"
+
+
+def _transformer_op(fx, t, args, kw, x, val, add, fail, uses):
+    """The transformer-encoder patterns (see the module docstring): a Node or a marker tuple for
+    this fx node, or None when it is not one of them. Markers: ("sym", node, dim) a symbolic size,
+    ("mask", input) a value computed from an integer mask input, ("masked", scores, input) scores
+    plus the mask's bias, ("mask_sum", input) its count per row, ("masked_values", x, input) and
+    ("masked_sum", x, input) the steps of a masked mean; each ends with the fx node."""
+    def mask_of(v):
+        if _is_int_input(v):
+            return v
+        return v[1] if isinstance(v, tuple) and v[0] == "mask" else None
+
+    if t in SKIPPED:
+        return ("skipped", fx)
+    if t == aten.sym_size.int:
+        return ("sym", x, args[1], fx)
+    if t == aten.embedding.default:
+        return add(fx, "gather", [val(args[1])], weight=val(args[0]).float().clone(), positions=False)
+    if t == aten.slice.Tensor and isinstance(x, torch.Tensor):
+        dim, start = (args[1] if len(args) > 1 else 0), (args[2] if len(args) > 2 else 0)
+        end = val(args[3]) if len(args) > 3 else None
+        if dim == 0 and start in (0, None) and isinstance(end, tuple) and end[0] == "sym" and x.dim() == 2:
+            ids, sym_dim = end[1], end[2]
+            if not (isinstance(ids, Node) and sym_dim in (-1, len(ids.shape) - 1)):
+                fail(fx, "a position table may be sliced to the length of the ids' last dimension only")
+            return add(fx, "gather", [ids], weight=x.float().clone(), positions=True)
+        return None
+    if t == aten.layer_norm.default:
+        w, b = val(args[2]), val(args[3])
+        h = args[1][-1] if isinstance(args[1], (list, tuple)) else args[1]
+        if len(args[1]) != 1:
+            fail(fx, "layer_norm over more than the last dimension is not supported")
+        eps = args[4] if len(args) > 4 else 1e-5
+        return add(fx, "layer_norm", [x], weight=(w if w is not None else torch.ones(h)).float().clone(),
+                   bias=(b if b is not None else torch.zeros(h)).float().clone(), eps=float(eps))
+    if t == aten.transpose.int:
+        rank = len(fx.meta["val"].shape)
+        d0, d1 = args[1] % rank, args[2] % rank
+        perm = list(range(rank))
+        perm[d0], perm[d1] = perm[d1], perm[d0]
+        return add(fx, "permute", [x], perm=perm)
+    if t == aten.permute.default:
+        return add(fx, "permute", [x], perm=[d % len(args[1]) for d in args[1]])
+    if t in (aten.matmul.default, aten.bmm.default):
+        a, b = x, val(args[1])
+        rank = len(fx.meta["val"].shape)
+        swap = list(range(rank - 2)) + [rank - 1, rank - 2]
+        if isinstance(b, Node) and b.op == "permute" and b.attrs["perm"] == swap and uses[fx.args[1].name] == 1:
+            return add(fx, "matmul", [a, b.inputs[0]], transpose_b=True, alpha=1.0, _drop=b)
+        return add(fx, "matmul", [a, b], transpose_b=False, alpha=1.0)
+    if t == aten.div.Tensor and isinstance(x, Node) and not isinstance(val(args[1]), (Node, tuple)):
+        c = float(torch.as_tensor(val(args[1])))
+        if x.op == "matmul" and uses[fx.args[0].name] == 1:
+            x.attrs["alpha"] /= c  # folded: one multiplier, no extra rounding
+            x.name = fx.name
+            return x
+        return add(fx, "lut", [x], fn=lambda v, c=c: v / c)
+    if t in SOFTMAX_OPS:
+        dim = args[1] if len(args) > 1 else kw.get("dim", -1)
+        if dim not in (-1, len(fx.meta["val"].shape) - 1):
+            fail(fx, "softmax over the last dimension only")
+        if isinstance(x, tuple) and x[0] == "masked":
+            return add(fx, "softmax", [x[1], x[2]])
+        return add(fx, "softmax", [x])
+    if t in (aten.add.Tensor, aten.add_.Tensor):
+        a, b = x, val(args[1])
+        if mask_of(b) is not None and isinstance(a, Node):
+            return ("masked", a, mask_of(b), fx)
+        if mask_of(a) is not None and isinstance(b, Node):
+            return ("masked", b, mask_of(a), fx)
+        return None
+    if t in (aten.mul.Tensor,) and isinstance(x, Node) and mask_of(val(args[1])) is not None and not _is_int_input(x):
+        return ("masked_values", x, mask_of(val(args[1])), fx)
+    if t == aten.sum.dim_IntList:
+        dims = [d % len(x[1].shape if isinstance(x, tuple) and isinstance(x[1], Node) else fx.meta["val"].shape) for d in args[1]] \
+            if isinstance(args[1], (list, tuple)) else [args[1]]
+        if isinstance(x, tuple) and x[0] == "masked_values" and dims == [1]:
+            return ("masked_sum", x[1], x[2], fx)
+        if mask_of(x) is not None and dims == [1]:
+            return ("mask_sum", mask_of(x), fx)
+        return None
+    if t in (aten.clamp.default, aten.clamp_min.default) and isinstance(x, tuple) and x[0] == "mask_sum":
+        return x
+    if t == aten.div.Tensor and isinstance(x, tuple) and x[0] == "masked_sum":
+        d = val(args[1])
+        if not (isinstance(d, tuple) and d[0] == "mask_sum" and d[1] is x[2]):
+            fail(fx, "a masked sum must be divided by the count of the same mask")
+        return add(fx, "masked_mean", [x[1], x[2]])
+    if t in MASK_OPS and mask_of(x) is not None:
+        return ("mask", mask_of(x), fx)
+    return None
 
 
 def _pair(v) -> list:
@@ -381,9 +532,11 @@ def _binary(fx, t, args, kw, val, add, fail):
 
 
 def expected_shapes_match(graph: FloatGraph, xs: tuple) -> None:
-    """Calibration batches must have the exported shapes, except the batch dimension."""
+    """Calibration batches must have the exported shapes, except the batch dimension and the
+    dimensions exported as dynamic."""
     for node, x in zip(graph.inputs, xs):
-        if tuple(x.shape[1:]) != tuple(node.shape[1:]):
+        if len(x.shape) != len(node.shape) or any(isinstance(d, int) and d != s
+                                                  for d, s in zip(node.shape[1:], x.shape[1:])):
             raise ValueError(f"input '{node.name}' has shape {list(x.shape)}, the model was exported for "
                              f"{list(node.shape)} (only the batch dimension may differ)")
 

@@ -12,7 +12,8 @@ import numpy as np
 import torch
 
 from ..builder import GraphBuilder, Tensor
-from ..quant import activation_range, choose_qparams, layer_scales, make_lut, quantize_bias, round_weights
+from ..quant import (activation_range, choose_qparams, layer_scales, make_lut, quantize_bias, quantize_weights,
+                     round_weights)
 from .bias_correction import BiasCorrection
 from .gptq import gptq_layer
 from .graph import FloatGraph, Node
@@ -22,11 +23,17 @@ NHWC_TO_NCHW = (0, 3, 1, 2)
 NCHW_AXIS_IN_NHWC = (0, 3, 1, 2)  # logical NCHW axis d lives at physical axis [d]
 
 # Ops whose output keeps its input's quantization (they move or select values, or clamp them).
-SAME_QUANT = {"max_pool", "reshape", "relu"}
+SAME_QUANT = {"max_pool", "reshape", "relu", "permute"}
+# Ops that read NHWC images.
+IMAGE_OPS = {"conv", "avg_pool", "max_pool", "global_avg_pool"}
+# Ops whose output quantization is fixed (softmax: 1/256) or that output float (masked mean).
+FIXED_QUANT = {"softmax", "masked_mean"}
 
 
 def needs_observer(node: Node) -> bool:
-    return node.op not in SAME_QUANT
+    if node.op == "input" and node.attrs.get("dtype") == "int32":
+        return False
+    return node.op not in SAME_QUANT and node.op not in FIXED_QUANT
 
 
 class LayoutValues:
@@ -114,7 +121,9 @@ class Lowering(LayoutValues):
     # -- one method per float op ---------------------------------------------------------
 
     def _input(self, node: Node):
-        shape = [None] + list(node.shape[1:])
+        shape = [None] + [d if isinstance(d, int) else None for d in node.shape[1:]]
+        if node.attrs.get("dtype") == "int32":
+            return self.b.input(node.name, shape, "int32"), False
         x = self.b.input(node.name, shape, "float32")
         scale, zp = self.q[node]
         q = self.b.quantize(x, scale, zp, name=f"{node.name}_q")
@@ -196,8 +205,10 @@ class Lowering(LayoutValues):
         if self.nhwc(src) and tuple(src.shape[2:]) == (1, 1) and len(target) == 2:
             # [N, C, 1, 1] flattens to the same bytes in NCHW and NHWC.
             return self.b.reshape(self.tensor(src), target, name=node.name), False
-        y = self.b.reshape(self.plain(src), target, name=node.name if len(target) != 4 else f"{node.name}_nchw")
-        if len(target) == 4:
+        # A 4-D result is an image only if an image op reads it (attention heads are 4-D too).
+        image = len(target) == 4 and any(u is not None and u.op in IMAGE_OPS for u in self.graph.users(node))
+        y = self.b.reshape(self.plain(src), target, name=f"{node.name}_nchw" if image else node.name)
+        if image:
             return self.b.transpose(y, NCHW_TO_NHWC, name=node.name), True
         return y, False
 
@@ -215,3 +226,33 @@ class Lowering(LayoutValues):
         lo, hi = activation_range(node.act, x.scale, x.zero_point)
         return self.b.clamp(x, lo, hi, name=node.name), self.nhwc(x_node)
 
+
+    # -- transformer encoders ------------------------------------------------------------
+
+    def _gather(self, node: Node):
+        codes, scales = quantize_weights(node.attrs["weight"].detach().numpy())
+        scale, zp = self.q[node]
+        table = self.b.constant(f"{node.name}_table", codes, "int8", scale=scales)
+        return self.b.gather(table, self.tensor(node.inputs[0]), scale, zp, positions=node.attrs["positions"],
+                             name=node.name), False
+
+    def _layer_norm(self, node: Node):
+        scale, zp = self.q[node]
+        return self.b.layer_norm(self.plain(node.inputs[0]), node.attrs["weight"].numpy(), node.attrs["bias"].numpy(),
+                                 scale, zp, name=node.name), False
+
+    def _permute(self, node: Node):
+        return self.b.transpose(self.plain(node.inputs[0]), node.attrs["perm"], name=node.name), False
+
+    def _matmul(self, node: Node):
+        scale, zp = self.q[node]
+        a, b = (self.plain(i) for i in node.inputs)
+        return self.b.matmul(a, b, scale, zp, transpose_b=node.attrs["transpose_b"], alpha=node.attrs["alpha"],
+                             name=node.name), False
+
+    def _softmax(self, node: Node):
+        mask = self.tensor(node.inputs[1]) if len(node.inputs) > 1 else None
+        return self.b.softmax(self.plain(node.inputs[0]), mask, name=node.name), False
+
+    def _masked_mean(self, node: Node):
+        return self.b.masked_mean(self.plain(node.inputs[0]), self.tensor(node.inputs[1]), name=node.name), False
