@@ -195,21 +195,25 @@ class GraphBuilder:
         return y
 
     def fully_connected(self, x: Tensor, w: Tensor, b: Tensor, scale: float | None, zero_point: int | None,
-                        act_min: int = 0, act_max: int = 255, name=None) -> Tensor:
-        """scale None: a float32 output, the accumulator times s_in * s_w[c] (no requantization)."""
-        dtype = "uint8" if scale is not None else "float32"
-        y = self.activation(name or f"fc_{len(self.ops)}", dtype, scale, zero_point)
+                        act_min: int = 0, act_max: int = 255, name=None, wide: bool = False) -> Tensor:
+        """scale None: a float32 output, the accumulator times s_in * s_w[c] (no requantization).
+        wide: an int32 output of 16-bit range (zero point 0), the real value over `scale` rounded."""
+        dtype = "int32" if wide else ("uint8" if scale is not None else "float32")
+        y = self.activation(name or f"fc_{len(self.ops)}", dtype, scale, 0 if wide else zero_point)
         self.op("FULLY_CONNECTED", [x, w, b], [y], name, act_min=act_min, act_max=act_max)
         return y
 
-    def _binary(self, type: str, a: Tensor, b: Tensor, scale, zero_point, act_min, act_max, name) -> Tensor:
-        y = self.activation(name or f"{type.lower()}_{len(self.ops)}", "uint8", scale, zero_point)
+    def _binary(self, type: str, a: Tensor, b: Tensor, scale, zero_point, act_min, act_max, name,
+                wide: bool = False) -> Tensor:
+        y = self.activation(name or f"{type.lower()}_{len(self.ops)}", "int32" if wide else "uint8", scale,
+                            0 if wide else zero_point)
         self.op(type, [a, b], [y], name, act_min=act_min, act_max=act_max)
         return y
 
     def add(self, a: Tensor, b: Tensor, scale: float, zero_point: int, act_min: int = 0, act_max: int = 255,
-            name=None) -> Tensor:
-        return self._binary("ADD", a, b, scale, zero_point, act_min, act_max, name)
+            name=None, wide: bool = False) -> Tensor:
+        """wide: an int32 output of 16-bit range (zero point 0); the operands may be wide too."""
+        return self._binary("ADD", a, b, scale, zero_point, act_min, act_max, name, wide)
 
     def mul(self, a: Tensor, b: Tensor, scale: float, zero_point: int, act_min: int = 0, act_max: int = 255,
             name=None) -> Tensor:
@@ -257,12 +261,12 @@ class GraphBuilder:
     # -- transformer ops -----------------------------------------------------------------
 
     def gather(self, table: Tensor, ids: Tensor, scale: float, zero_point: int, positions: bool = False,
-               name=None) -> Tensor:
+               name=None, wide: bool = False) -> Tensor:
         """Rows of an int8 [rows, width] table with per-row scales (axis 0) for int32 ids,
-        requantized; with `positions`, row i of each sequence is table row i (the ids give only
-        the shape: position embeddings)."""
-        return self._unary("GATHER", table, scale, zero_point, name, positions=int(bool(positions)),
-                           _inputs=[table, ids])
+        requantized (to a wide int32 output with `wide`); with `positions`, row i of each sequence
+        is table row i (the ids give only the shape: position embeddings)."""
+        return self._unary("GATHER", table, scale, 0 if wide else zero_point, name, dtype="int32" if wide else "uint8",
+                           positions=int(bool(positions)), _inputs=[table, ids])
 
     def layer_norm(self, x: Tensor, gamma: np.ndarray, beta: np.ndarray, scale: float, zero_point: int,
                    act_min: int = 0, act_max: int = 255, name=None) -> Tensor:

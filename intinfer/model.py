@@ -52,6 +52,15 @@ def load(model: str | os.PathLike | bytes, num_threads: int | None = None) -> "M
     return Model(core)
 
 
+def _dequantize(r: np.ndarray, info: TensorInfo) -> np.ndarray:
+    """Real values of a quantized output (uint8, or wide int32 steps); others unchanged."""
+    if info.scale is None:
+        return r
+    if r.dtype == np.uint8:
+        return _core.dequantize(r, info.scale, info.zero_point)
+    return r.astype(np.float32) * np.float32(info.scale)  # wide: zero point 0, |r| <= 32767
+
+
 class Model:
     """A loaded model. `run` is thread-safe: each calling thread gets its own session."""
 
@@ -139,8 +148,7 @@ class Model:
         """
         results, _ = self._session().run(self._bind(x))
         if not raw:
-            results = [_core.dequantize(r, info.scale, info.zero_point) if r.dtype == np.uint8 and info.scale is not None
-                       else r for r, info in zip(results, self.outputs)]
+            results = [_dequantize(r, info) for r, info in zip(results, self.outputs)]
         return results[0] if len(results) == 1 else results
 
     def profile(self, x, runs: int = 10) -> "Profile":

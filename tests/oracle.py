@@ -355,15 +355,42 @@ def reshape(x, shape) -> np.ndarray:
 # -- transformer ops ------------------------------------------------------------------------
 
 
-def gather(table, row_scales, ids, out_scale, out_zero_point: int, positions: bool = False) -> np.ndarray:
-    """GATHER: rows of an int8 table (per-row scale), each value requantized to the output."""
+WIDE_MAX = 32767
+
+
+def _clamp_wide(x) -> np.ndarray:
+    return np.clip(np.asarray(x, np.int64), -WIDE_MAX, WIDE_MAX).astype(np.int32)
+
+
+def wide_from_float(f, scale) -> np.ndarray:
+    """A real-valued float32 tensor to wide int32 steps: clamp(rint(float32(f / s)), +-32767)."""
+    q = np.rint(np.clip(np.asarray(f, np.float32) / np.float32(scale), -65536, 65536))
+    return _clamp_wide(q)
+
+
+def add_wide(a, a_scale, a_zero_point: int, b, b_scale, b_zero_point: int, out_scale) -> np.ndarray:
+    """ADD into a wide output: as ADD with a 15-bit left shift, clamped to +-32767."""
+    t = 2 * max(_f64(a_scale), _f64(b_scale))
+    ma, ea = quantize_multiplier(_f64(a_scale) / t)
+    mb, eb = quantize_multiplier(_f64(b_scale) / t)
+    mo, eo = quantize_multiplier(t / (2**15 * _f64(out_scale)))
+    av = requant((np.asarray(a, np.int64) - int(a_zero_point)) * 2**15, ma, ea)
+    bv = requant((np.asarray(b, np.int64) - int(b_zero_point)) * 2**15, mb, eb)
+    return _clamp_wide(requant(av + bv, mo, eo))
+
+
+def gather(table, row_scales, ids, out_scale, out_zero_point: int, positions: bool = False,
+           wide: bool = False) -> np.ndarray:
+    """GATHER: rows of an int8 table (per-row scale), each value requantized to the output
+    (uint8, or wide: clamped to +-32767 with zero point 0)."""
     ids = np.asarray(ids)
     rows = np.broadcast_to(np.arange(ids.shape[-1]), ids.shape) if positions else ids.astype(np.int64)
     if rows.size and (rows.min() < 0 or rows.max() >= table.shape[0]):
         raise IndexError("id outside the table")
     m, e = quantize_multipliers(np.asarray(row_scales, np.float64) / _f64(out_scale))
     picked = np.asarray(table, np.int64)[rows]  # [..., width]
-    return _clamp_u8(requant(picked, m[rows][..., None], e[rows][..., None]) + int(out_zero_point), 0, 255)
+    v = requant(picked, m[rows][..., None], e[rows][..., None])
+    return _clamp_wide(v) if wide else _clamp_u8(v + int(out_zero_point), 0, 255)
 
 
 def _isqrt(v: int) -> int:
@@ -459,11 +486,15 @@ def _run_op(op, args: list) -> np.ndarray:
         w_t = op.inputs[1]
         if kind == "FULLY_CONNECTED" and t_out.dtype == "float32":
             return fully_connected_float(x, *_qp(t_in), args[1], w_t.scales, args[2])
+        if kind == "FULLY_CONNECTED" and t_out.dtype == "int32":
+            return wide_from_float(fully_connected_float(x, *_qp(t_in), args[1], w_t.scales, args[2]), t_out.scales[0])
         common = (x, *_qp(t_in), args[1], w_t.scales, args[2], *_qp(t_out))
         if kind == "FULLY_CONNECTED":
             return fully_connected(*common, **act)
         return conv2d(*common, strides=a.get("strides", 1), pads=a.get("pads", 0), dilations=a.get("dilations", 1),
                       groups=a.get("groups", 1), **act)
+    if kind == "ADD" and t_out.dtype == "int32":
+        return add_wide(x, *_qp(t_in), args[1], *_qp(op.inputs[1]), t_out.scales[0])
     if kind == "ADD":
         return add(x, *_qp(t_in), args[1], *_qp(op.inputs[1]), *_qp(t_out), **act)
     if kind == "MUL":
@@ -487,7 +518,8 @@ def _run_op(op, args: list) -> np.ndarray:
     if kind == "RESHAPE":
         return reshape(x, a["shape"])
     if kind == "GATHER":
-        return gather(args[0], t_in.scales, args[1], *_qp(t_out), positions=bool(a.get("positions", 0)))
+        return gather(args[0], t_in.scales, args[1], *_qp(t_out), positions=bool(a.get("positions", 0)),
+                      wide=t_out.dtype == "int32")
     if kind == "LAYER_NORM":
         return layer_norm(x, _qp(t_in)[1], args[1], args[2], *_qp(t_out), **act)
     if kind == "SOFTMAX":

@@ -261,3 +261,81 @@ def test_int_inputs_accept_any_integer_dtype_that_fits(rng):
     assert (m.run(ids.astype(np.int64)) == m.run(ids)).all()
     with pytest.raises(ValueError, match="values do not fit int32"):
         m.run(np.full((1, 5), 2**40, np.int64))
+
+
+# -- wide activations (the residual stream) ----------------------------------------------
+
+
+def test_fully_connected_to_wide(rng):
+    """A wide output keeps small values next to large ones: the error is half a 16-bit step."""
+    x = u8(rng, (3, 5, 40))
+    wq, ws = quant.quantize_weights(rng.normal(0, 0.1, (24, 40)))
+    bias = quant.quantize_bias(np.where(np.arange(24) == 3, 60.0, 0.0), 0.02, ws)  # one outlier channel
+    b = GraphBuilder()
+    xt = b.input("x", x.shape, "uint8", 0.02, 128)
+    b.output(b.fully_connected(xt, b.constant("w", wq, scale=ws), b.constant("b", bias), 70 / 32767, None, wide=True))
+    got = check_graph(b, x, threads=THREADS)
+    assert got.dtype == np.int32 and np.abs(got).max() <= 32767
+    real = oracle.fully_connected_float(x, 0.02, 128, wq, ws, bias)
+    assert np.abs(got * (70 / 32767) - real).max() <= 0.51 * 70 / 32767
+
+
+def test_gather_to_wide(rng):
+    wq, ws = quant.quantize_weights(rng.normal(0, 0.05, (30, 12)))
+    b = GraphBuilder()
+    ids = b.input("ids", (2, 7), "int32")
+    b.output(b.gather(b.constant("table", wq, "int8", scale=ws), ids, 0.3 / 32767, None, wide=True))
+    got = check_graph(b, rng.integers(0, 30, (2, 7)).astype(np.int32), threads=THREADS)
+    assert got.dtype == np.int32
+
+
+@pytest.mark.parametrize("a_wide, b_shape", [(True, (2, 6, 16)), (False, (2, 6, 16)), (True, (6, 16))])
+def test_add_into_wide(a_wide, b_shape, rng):
+    """The residual add: a wide (or uint8) operand plus a uint8 or wide one, broadcasting."""
+    a = rng.integers(-32767, 32768, (2, 6, 16)).astype(np.int32) if a_wide else u8(rng, (2, 6, 16))
+    bv = rng.integers(-20000, 20000, b_shape).astype(np.int32)
+    b = GraphBuilder()
+    at = b.input("a", a.shape, "int32" if a_wide else "uint8", 90 / 32767 if a_wide else 0.05, 0 if a_wide else 120)
+    bt = b.input("b", b_shape, "int32", 40 / 32767, 0)
+    b.output(b.add(at, bt, 120 / 32767, None, wide=True))
+    got = check_graph(b, [a, bv], threads=THREADS)
+    real = ((a.astype(np.float64) - (0 if a_wide else 120)) * (90 / 32767 if a_wide else 0.05)
+            + bv.astype(np.float64) * 40 / 32767)
+    assert np.abs(got * 120 / 32767 - np.clip(real, -120, 120)).max() <= 1.01 * 120 / 32767
+
+
+def test_layer_norm_of_wide_input_with_outlier_channels(rng):
+    """The case wide activations exist for: a few channels 100x larger than the rest before the
+    norm, which scales them back down (as BERT's residual stream and its LayerNorm weights do).
+    From a wide input the normal channels survive; an 8-bit input of the same values loses them."""
+    real = rng.normal(0, 1, (2, 8, 384))
+    real[..., :3] *= 100
+    gamma, beta = rng.normal(1, 0.1, 384), rng.normal(0, 0.1, 384)
+    gamma[:3] = 0.01
+    mean, var = real.mean(-1, keepdims=True), real.var(-1, keepdims=True)
+    want = (real - mean) / np.sqrt(var + 1e-12) * gamma + beta
+    s_out, z_out = quant.choose_qparams(want.min(), want.max())
+    errors = {}
+    for wide in (True, False):
+        b = GraphBuilder()
+        if wide:
+            s_in = np.abs(real).max() / 32767
+            x = np.clip(np.rint(real / s_in), -32767, 32767).astype(np.int32)
+            xt = b.input("x", x.shape, "int32", s_in, 0)
+        else:
+            s_in, z_in = quant.choose_qparams(real.min(), real.max())
+            x = np.clip(np.rint(real / np.float32(s_in)) + z_in, 0, 255).astype(np.uint8)
+            xt = b.input("x", x.shape, "uint8", s_in, z_in)
+        b.output(b.layer_norm(xt, gamma, beta, s_out, z_out))
+        got = check_graph(b, x, threads=(1, 2))
+        errors[wide] = np.abs(((got.astype(np.float64) - z_out) * s_out - want)[..., 3:]).mean() / s_out
+    assert errors[True] < 0.4, errors
+    assert errors[False] > 3 * errors[True], errors
+
+
+def test_wide_tensors_need_zero_point_zero():
+    b = GraphBuilder()
+    xt = b.input("x", (2, 4), "int32", 0.01, 5)
+    b.output(b.layer_norm(xt, np.ones(4), np.zeros(4), 0.05, 128))
+    with pytest.raises(intinfer.ModelError, match=r"zero point 5 outside \[0, 0\] for int32"):
+        load_graph(b)

@@ -59,6 +59,21 @@ struct PoolParams {
   const QuantizedMultiplier* multipliers;
 };
 
+// Wide activations: int32 tensors whose values stay within +-kWideMax (16 bits), zero point 0.
+// Transformers keep their residual stream in them: its outlier channels would leave 8 bits
+// no room for the others (docs/quantization.md).
+constexpr int32_t kWideMax = 32767;
+
+inline int32_t clamp_wide(int64_t v) { return static_cast<int32_t>(v < -kWideMax ? -kWideMax : (v > kWideMax ? kWideMax : v)); }
+
+// ADD into a wide output: both operands (uint8 with zero points, or wide) moved to a common
+// scale with 15 bits of headroom, as AddParams with 20 for uint8.
+struct AddWideParams {
+  static constexpr int kLeftShift = 15;
+  int32_t a_zero_point, b_zero_point;
+  QuantizedMultiplier a_multiplier, b_multiplier, out_multiplier;
+};
+
 // Per row of H values (the last axis): integer standardization, then per channel
 // y = requant(sign[c] * t[c], multipliers[c]) + biases[c] + out.zero_point (docs/quantization.md).
 struct LayerNormParams {

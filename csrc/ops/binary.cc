@@ -1,4 +1,5 @@
-// Binary elementwise ops on uint8 with numpy broadcasting: ADD and MUL.
+// Binary elementwise ops with numpy broadcasting: ADD and MUL on uint8, and ADD into a wide
+// (int32, 16-bit range) output for transformers' residual stream.
 #include <algorithm>
 
 #include "../kernels/ref/kernels.h"
@@ -34,6 +35,59 @@ class Binary : public Op {
   Kernel kernel_;
 };
 
+// ADD into a wide output: operands uint8 (with zero points) or wide, widened to int32 once.
+class AddWide : public Op {
+ public:
+  AddWide(const OpContext& ctx, const AddWideParams& p)
+      : name_(ctx.desc().name), p_(p), a_wide_(OpContext::is_wide(ctx.input(0))), b_wide_(OpContext::is_wide(ctx.input(1))) {}
+
+  std::vector<Shape> infer(const std::vector<Shape>& in) const override {
+    return {broadcast_shapes(in[0], in[1], name_)};
+  }
+
+  void run(const ExecContext& ctx) const override {
+    const std::vector<int32_t> a = widen(ctx, 0, a_wide_), b = widen(ctx, 1, b_wide_);
+    int32_t* y = ctx.out<int32_t>(0);
+    for_each_broadcast_row(*ctx.input_shapes[0], *ctx.input_shapes[1], *ctx.output_shapes[0],
+                           [&](size_t ao, size_t as, size_t bo, size_t bs, size_t yo, size_t n) {
+                             add_wide__ref(p_, a.data() + ao, as, b.data() + bo, bs, y + yo, n);
+                           });
+  }
+
+ private:
+  static std::vector<int32_t> widen(const ExecContext& ctx, size_t i, bool wide) {
+    const size_t n = numel(*ctx.input_shapes[i]);
+    if (wide) return std::vector<int32_t>(ctx.in<int32_t>(i), ctx.in<int32_t>(i) + n);
+    const uint8_t* v = ctx.in<uint8_t>(i);
+    return std::vector<int32_t>(v, v + n);
+  }
+
+  std::string name_;
+  AddWideParams p_;
+  bool a_wide_, b_wide_;
+};
+
+std::unique_ptr<Op> make_add_wide(const OpContext& ctx) {
+  ctx.expect_io(2, 2, 1);
+  const TensorDesc &a = ctx.input(0), &b = ctx.input(1), &y = ctx.output(0);
+  for (const TensorDesc* t : {&a, &b}) {
+    if (OpContext::is_wide(*t))
+      ctx.expect_wide(*t, "input");
+    else
+      ctx.expect_quantized_u8(*t, "input");
+  }
+  ctx.expect_wide(y, "output");
+  const double sa = a.scales[0], sb = b.scales[0], sy = y.scales[0];
+  const double twice_max = 2 * std::max(sa, sb);
+  AddWideParams p;
+  p.a_zero_point = a.zero_points[0];
+  p.b_zero_point = b.zero_points[0];
+  p.a_multiplier = ctx.multiplier(sa / twice_max, "input");
+  p.b_multiplier = ctx.multiplier(sb / twice_max, "input");
+  p.out_multiplier = ctx.multiplier(twice_max / ((1 << AddWideParams::kLeftShift) * sy), "output");
+  return std::make_unique<AddWide>(ctx, p);
+}
+
 void expect_binary(const OpContext& ctx) {
   ctx.expect_io(2, 2, 1);
   ctx.expect_quantized_u8(ctx.input(0), "input");
@@ -44,6 +98,7 @@ void expect_binary(const OpContext& ctx) {
 }  // namespace
 
 std::unique_ptr<Op> make_add(const OpContext& ctx) {
+  if (ctx.desc().outputs.size() == 1 && OpContext::is_wide(ctx.output(0))) return make_add_wide(ctx);
   expect_binary(ctx);
   const TensorDesc &a = ctx.input(0), &b = ctx.input(1), &y = ctx.output(0);
   const double sa = a.scales[0], sb = b.scales[0], sy = y.scales[0];

@@ -1,3 +1,4 @@
+#include "../kernels/ref/kernels.h"
 #include "gemm.h"
 #include "ops.h"
 
@@ -12,6 +13,7 @@ class FullyConnected : public Op {
     if (w.shape.size() != 2) ctx.fail("weights '", w.name, "' must be [N, K], got ", shape_str(w.shape));
     packed_ = pack_weights(ctx, ctx.input(0), w, ctx.input(2), /*float_output_ok=*/true);
     if (packed_.output_scales.empty()) out_ = ctx.output_stage();
+    if (OpContext::is_wide(ctx.output(0))) wide_scale_ = ctx.output(0).scales[0];
     gemm_ = std::make_unique<Gemm>(packed_, out_, ctx.isa());
   }
 
@@ -33,9 +35,11 @@ class FullyConnected : public Op {
     // Few rows (a batch-1 classifier): split the output channels between threads instead.
     if (rows < 4 * static_cast<size_t>(ctx.pool->num_threads()) && gemm_->column_blocks() > 1) {
       ctx.pool->parallel_for(gemm_->column_blocks(), [&](size_t b, size_t e) { gemm_->run(x, k, y, n, rows, b, e); });
-      return;
+    } else {
+      ctx.pool->parallel_for(rows, [&](size_t b, size_t e) { gemm_->run(x + b * k, k, y + b * n * elem, n, e - b); });
     }
-    ctx.pool->parallel_for(rows, [&](size_t b, size_t e) { gemm_->run(x + b * k, k, y + b * n * elem, n, e - b); });
+    // A wide output: the real values, written in place, become int32 steps of the output scale.
+    if (wide_scale_ > 0) wide_from_f32__ref(y, rows * n, wide_scale_);
   }
 
   uint64_t macs(const std::vector<Shape>&, const std::vector<Shape>& out) const override {
@@ -50,6 +54,7 @@ class FullyConnected : public Op {
   std::string name_;
   PackedWeights packed_;
   OutputStage out_;
+  float wide_scale_ = 0;  // > 0: the output is wide
   std::unique_ptr<Gemm> gemm_;
 };
 

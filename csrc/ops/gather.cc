@@ -1,4 +1,4 @@
-// GATHER: rows of an int8 table with per-row scales (embeddings), requantized to uint8.
+// GATHER: rows of an int8 table with per-row scales (embeddings), requantized to uint8 or wide.
 #include "../kernels/ref/kernels.h"
 #include "ops.h"
 
@@ -21,7 +21,11 @@ class Gather : public Op {
       if (z != 0) ctx.fail("table '", table.name, "' must be symmetric (zero point 0)");
     table_ = reinterpret_cast<const int8_t*>(table.data);
     ctx.expect_dtype(ctx.input(1), DType::kInt32, "ids");
-    ctx.expect_quantized_u8(ctx.output(0), "output");
+    wide_ = OpContext::is_wide(ctx.output(0));
+    if (wide_)
+      ctx.expect_wide(ctx.output(0), "output");
+    else
+      ctx.expect_quantized_u8(ctx.output(0), "output");
     const double s_out = ctx.output(0).scales[0];
     multipliers_.reserve(rows_);
     for (float s : table.scales) multipliers_.push_back(ctx.multiplier(s / s_out, "row"));
@@ -55,9 +59,13 @@ class Gather : public Op {
         rows[i] = ids[i];
       }
     }
-    uint8_t* y = ctx.out<uint8_t>(0);
     ctx.pool->parallel_for(n, [&](size_t b, size_t e) {
-      gather_rows_s8__ref(table_, width_, multipliers_.data(), out_, rows.data() + b, e - b, y + b * width_);
+      if (wide_)
+        gather_rows_s8_wide__ref(table_, width_, multipliers_.data(), rows.data() + b, e - b,
+                                 ctx.out<int32_t>(0) + b * width_);
+      else
+        gather_rows_s8__ref(table_, width_, multipliers_.data(), out_, rows.data() + b, e - b,
+                            ctx.out<uint8_t>(0) + b * width_);
     });
   }
 
@@ -71,6 +79,7 @@ class Gather : public Op {
   std::vector<QuantizedMultiplier> multipliers_;
   OutputStage out_;
   bool positions_;
+  bool wide_;
 };
 
 }  // namespace

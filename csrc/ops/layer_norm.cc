@@ -1,4 +1,5 @@
-// LAYER_NORM over the last axis, integer-only (docs/quantization.md): gamma and beta are float
+// LAYER_NORM over the last axis of a uint8 or wide input, integer-only (docs/quantization.md):
+// gamma and beta are float
 // constants, turned into per-channel multipliers, signs and integer biases once at load.
 #include <cmath>
 
@@ -8,14 +9,20 @@
 namespace intinfer {
 namespace {
 
-// H * 2 * 255 * H^2 stays within int64 and H * (x - mean) within int32 up to this width.
+// sum of d^2 (d = H * (x - mean), |d| <= 2 * H * |x|max) stays within uint64 up to these widths:
+// 8192 for uint8 inputs, 1024 for wide ones.
 constexpr int64_t kMaxWidth = 8192;
+constexpr int64_t kMaxWideWidth = 1024;
 
 class LayerNorm : public Op {
  public:
   explicit LayerNorm(const OpContext& ctx) : name_(ctx.desc().name) {
     ctx.expect_io(3, 3, 1);
-    ctx.expect_quantized_u8(ctx.input(0), "input");
+    wide_ = OpContext::is_wide(ctx.input(0));
+    if (wide_)
+      ctx.expect_wide(ctx.input(0), "input");
+    else
+      ctx.expect_quantized_u8(ctx.input(0), "input");
     ctx.expect_quantized_u8(ctx.output(0), "output");
     const TensorDesc &gamma = ctx.input(1), &beta = ctx.input(2);
     for (const TensorDesc* t : {&gamma, &beta}) {
@@ -26,6 +33,7 @@ class LayerNorm : public Op {
       ctx.fail("gamma and beta must be [H] with 1 <= H <= ", kMaxWidth, ", got ", shape_str(gamma.shape), " and ",
                shape_str(beta.shape));
     const size_t h = static_cast<size_t>(gamma.shape[0]);
+    if (wide_ && gamma.shape[0] > kMaxWideWidth) ctx.fail("a wide input allows H <= ", kMaxWideWidth, ", got ", h);
     const double s_out = ctx.output(0).scales[0];
     const float* g = reinterpret_cast<const float*>(gamma.data);
     const float* b = reinterpret_cast<const float*>(beta.data);
@@ -52,9 +60,13 @@ class LayerNorm : public Op {
 
   void run(const ExecContext& ctx) const override {
     const size_t rows = numel(*ctx.input_shapes[0]) / p_.h;
-    const uint8_t* x = ctx.in<uint8_t>(0);
     uint8_t* y = ctx.out<uint8_t>(0);
-    ctx.pool->parallel_for(rows, [&](size_t b, size_t e) { layer_norm_u8__ref(p_, x, y, b, e); });
+    ctx.pool->parallel_for(rows, [&](size_t b, size_t e) {
+      if (wide_)
+        layer_norm_wide__ref(p_, ctx.in<int32_t>(0), y, b, e);
+      else
+        layer_norm_u8__ref(p_, ctx.in<uint8_t>(0), y, b, e);
+    });
   }
 
   size_t weight_bytes() const override { return p_.h * 2 * sizeof(float); }
@@ -65,6 +77,7 @@ class LayerNorm : public Op {
   std::vector<int8_t> signs_;
   std::vector<int32_t> biases_;
   LayerNormParams p_;
+  bool wide_;
 };
 
 }  // namespace

@@ -44,6 +44,12 @@ int64_t OpContext::attr_int(const std::string& key, int64_t fallback) const {
   return it->second.ints[0];
 }
 
+void OpContext::expect_wide(const TensorDesc& t, const char* role) const {
+  if (t.dtype != DType::kInt32 || t.scales.size() != 1 || t.zero_points.size() != 1 || t.zero_points[0] != 0 ||
+      !(t.scales[0] > 0) || !std::isfinite(t.scales[0]))
+    fail(role, " '", t.name, "' must be a wide activation: int32, one positive scale, zero point 0");
+}
+
 float OpContext::attr_float(const std::string& key, float fallback) const {
   auto it = op_.attrs.find(key);
   if (it == op_.attrs.end()) return fallback;

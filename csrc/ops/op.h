@@ -83,6 +83,9 @@ class OpContext {
   // A uint8 tensor with one scale and zero point (an activation, input or constant).
   void expect_quantized_u8(const TensorDesc& t, const char* role) const;
   void expect_dtype(const TensorDesc& t, DType dtype, const char* role) const;
+  // A wide activation: int32 with one scale and zero point 0 (values within +-kWideMax).
+  void expect_wide(const TensorDesc& t, const char* role) const;
+  static bool is_wide(const TensorDesc& t) { return t.dtype == DType::kInt32 && t.quantized(); }
   void expect_constant(const TensorDesc& t, const char* role) const;
   // b keeps a's dtype, scale and zero point (ops that move or select values).
   void expect_same_quantization(const TensorDesc& a, const TensorDesc& b) const;

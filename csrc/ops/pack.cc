@@ -8,7 +8,10 @@ namespace intinfer {
 PackedWeights pack_weights(const OpContext& ctx, const TensorDesc& x, const TensorDesc& w, const TensorDesc& b,
                            bool float_output_ok) {
   ctx.expect_quantized_u8(x, "input");
-  const bool float_output = float_output_ok && ctx.output(0).dtype == DType::kFloat32;
+  // A wide (int32) output is computed through the real-valued output, then quantized.
+  const DType out = ctx.output(0).dtype;
+  const bool float_output = float_output_ok && (out == DType::kFloat32 || out == DType::kInt32);
+  if (out == DType::kInt32) ctx.expect_wide(ctx.output(0), "output");
   if (!float_output) ctx.expect_quantized_u8(ctx.output(0), "output");
   ctx.expect_dtype(w, DType::kInt8, "weights");
   ctx.expect_constant(w, "weights");

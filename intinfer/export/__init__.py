@@ -11,7 +11,7 @@ from ..quant import choose_qparams
 from .bias_correction import BiasCorrection
 from .gptq import InputStatistics
 from .graph import ExportError, FloatGraph, capture, expected_shapes_match
-from .lower import NHWC_TO_NCHW, Lowering, needs_observer
+from .lower import NHWC_TO_NCHW, Lowering, needs_observer, wide_nodes
 from .observers import OBSERVERS, make_observer
 from .torch_ao import import_quantized
 
@@ -47,7 +47,10 @@ def quantize(model: torch.nn.Module, example_inputs, calibration: Iterable, obse
     example = _as_inputs(example_inputs)
     make_observer(observer, **observer_options)  # refuses an unknown name before the slow work
     graph = capture(model, example, dynamic_shapes)
-    observers = {n: make_observer(observer, **observer_options) for n in graph.nodes if needs_observer(n)}
+    wide = wide_nodes(graph)
+    # Wide values keep their outliers: 16 bits leave room for them, so their ranges are not clipped.
+    observers = {n: make_observer("minmax") if n in wide else make_observer(observer, **observer_options)
+                 for n in graph.nodes if needs_observer(n)}
     stats = {n: InputStatistics(n) for n in graph.nodes if n.op in ("conv", "linear")} \
         if weight_rounding == "gptq" else None
     kept = []
@@ -70,11 +73,12 @@ def quantize(model: torch.nn.Module, example_inputs, calibration: Iterable, obse
         count += 1
     if count == 0:
         raise ValueError("the calibration set is empty: give at least one batch of representative inputs")
-    qparams = {node: _qparams(*obs.range(), symmetric_activations) for node, obs in observers.items()}
+    qparams = {node: _wide_qparams(*obs.range()) if node in wide else _qparams(*obs.range(), symmetric_activations)
+               for node, obs in observers.items()}
     correction = BiasCorrection(graph, kept) if bias_correction else None
     lowering = Lowering(graph, qparams, {"producer": "intinfer.quantize", "observer": observer,
                                          "weight_rounding": weight_rounding, "bias_correction": str(bias_correction)},
-                        stats, correction)
+                        stats, correction, wide)
     return QuantizedModel(lowering.run(), graph, lowering, kept)
 
 
@@ -83,6 +87,10 @@ def _qparams(lo: float, hi: float, symmetric: bool) -> tuple[float, int]:
         return choose_qparams(lo, hi)
     m = max(-float(lo), float(hi), 1e-8)
     return float(np.float32(m / 127.0)), 128  # q = x / s + 128 in [1, 255]: int8 shifted by 128
+
+
+def _wide_qparams(lo: float, hi: float) -> tuple[float, int]:
+    return float(np.float32(max(-float(lo), float(hi), 1e-8) / 32767.0)), 0
 
 
 class QuantizedModel:

@@ -30,6 +30,23 @@ IMAGE_OPS = {"conv", "avg_pool", "max_pool", "global_avg_pool"}
 FIXED_QUANT = {"softmax", "masked_mean"}
 
 
+# Ops that can write a wide (int32, 16-bit range) output, for the residual stream.
+WIDE_OPS = {"add", "linear", "gather"}
+
+
+def wide_nodes(graph: FloatGraph) -> set:
+    """The residual stream of a transformer: values whose every reader is a layer norm or another
+    such value (the embedding sums, the residual adds and the layers that feed them). Their
+    outlier channels would leave 8 bits no room for the rest, so they are kept wide."""
+    wide: set = set()
+    for node in reversed(graph.nodes):
+        users = graph.users(node)
+        if node.op in WIDE_OPS and node.act is None and users and \
+                all(u is not None and (u.op == "layer_norm" or u in wide) for u in users):
+            wide.add(node)
+    return wide
+
+
 def needs_observer(node: Node) -> bool:
     if node.op == "input" and node.attrs.get("dtype") == "int32":
         return False
@@ -63,9 +80,10 @@ class LayoutValues:
 
 class Lowering(LayoutValues):
     def __init__(self, graph: FloatGraph, qparams: dict, metadata: dict | None = None, input_stats: dict | None = None,
-                 correction: BiasCorrection | None = None):
+                 correction: BiasCorrection | None = None, wide: set | None = None):
         self.graph = graph
         self.q = qparams  # node -> (scale, zero_point) for nodes with observers
+        self.wide = wide or set()  # nodes with a wide output (scale, zero point 0)
         self.input_stats = input_stats  # conv/linear node -> gptq.InputStatistics; None: round to nearest
         self.correction = correction
         self._dequantized: dict = {}  # conv/linear node -> (weight, bias) as lowered, in float
@@ -151,7 +169,7 @@ class Lowering(LayoutValues):
         scale, zp = (None, None) if final else self.q[node]
         y = self.b.fully_connected(x, self.b.constant(f"{node.name}_w", wq, scale=ws),
                                    self.b.constant(f"{node.name}_b", bias), scale, zp, name=node.name,
-                                   **self._act(node))
+                                   wide=node in self.wide, **self._act(node))
         return y, False
 
     def _binary(self, node: Node, method):
@@ -169,7 +187,7 @@ class Lowering(LayoutValues):
         return method(a, b, scale, zp, name=node.name, **self._act(node)), layout
 
     def _add(self, node: Node):
-        return self._binary(node, self.b.add)
+        return self._binary(node, lambda *a, **k: self.b.add(*a, wide=node in self.wide, **k))
 
     def _mul(self, node: Node):
         return self._binary(node, self.b.mul)
@@ -234,7 +252,7 @@ class Lowering(LayoutValues):
         scale, zp = self.q[node]
         table = self.b.constant(f"{node.name}_table", codes, "int8", scale=scales)
         return self.b.gather(table, self.tensor(node.inputs[0]), scale, zp, positions=node.attrs["positions"],
-                             name=node.name), False
+                             name=node.name, wide=node in self.wide), False
 
     def _layer_norm(self, node: Node):
         scale, zp = self.q[node]

@@ -53,8 +53,22 @@ void dequantize_u8_f32__ref(const uint8_t* x, float* y, size_t n, float scale, i
 void gather_rows_s8__ref(const int8_t* table, size_t h, const QuantizedMultiplier* row_multipliers,
                          const OutputStage& out, const int32_t* rows, size_t n_rows, uint8_t* y);
 
-// Rows [row_begin, row_end) of x [rows, H].
+// Rows [row_begin, row_end) of x [rows, H], uint8 or wide.
 void layer_norm_u8__ref(const LayerNormParams& p, const uint8_t* x, uint8_t* y, size_t row_begin, size_t row_end);
+void layer_norm_wide__ref(const LayerNormParams& p, const int32_t* x, uint8_t* y, size_t row_begin, size_t row_end);
+
+// As gather_rows_s8__ref into a wide output: clamp(requant(value, m_row), +-kWideMax).
+void gather_rows_s8_wide__ref(const int8_t* table, size_t h, const QuantizedMultiplier* row_multipliers,
+                              const int32_t* rows, size_t n_rows, int32_t* y);
+
+// n elements of a (a_step) and b (b_step), each already widened to int32 with its zero point
+// still in, into a wide y.
+void add_wide__ref(const AddWideParams& p, const int32_t* a, size_t a_step, const int32_t* b, size_t b_step,
+                   int32_t* y, size_t n);
+
+// Real values (a float32 FULLY_CONNECTED output) to wide: clamp(rint(x / scale), +-kWideMax), in
+// place.
+void wide_from_f32__ref(void* data, size_t n, float scale);
 
 // Rows [row_begin, row_end) of x [rows, n]; mask[r] (n bytes, nonzero = attend) or null for
 // no mask. Output scale 1/256, zero point 0.

@@ -1,4 +1,5 @@
 #include <cmath>
+#include <cstring>
 
 #include "kernels.h"
 
@@ -24,28 +25,72 @@ void gather_rows_s8__ref(const int8_t* table, size_t h, const QuantizedMultiplie
   }
 }
 
-void layer_norm_u8__ref(const LayerNormParams& p, const uint8_t* x, uint8_t* y, size_t row_begin, size_t row_end) {
-  const int32_t h = static_cast<int32_t>(p.h);
+namespace {
+
+// The LAYER_NORM row loop for any integer input type (uint8 with a zero point, or wide).
+template <typename T>
+void layer_norm_rows(const LayerNormParams& p, const T* x, uint8_t* y, size_t row_begin, size_t row_end) {
+  const int64_t h = static_cast<int64_t>(p.h);
   for (size_t r = row_begin; r < row_end; ++r) {
-    const uint8_t* xr = x + r * p.h;
+    const T* xr = x + r * p.h;
     uint8_t* yr = y + r * p.h;
-    int32_t sum = 0;
-    for (size_t c = 0; c < p.h; ++c) sum += static_cast<int32_t>(xr[c]) - p.input_zero_point;
+    int64_t sum = 0;
+    for (size_t c = 0; c < p.h; ++c) sum += static_cast<int64_t>(xr[c]) - p.input_zero_point;
     // d = H * (x - mean), exact; V = sum of d^2 = H^3 * variance.
     uint64_t v = 0;
     for (size_t c = 0; c < p.h; ++c) {
-      const int64_t d = static_cast<int64_t>(h) * (static_cast<int32_t>(xr[c]) - p.input_zero_point) - sum;
+      const int64_t d = h * (static_cast<int64_t>(xr[c]) - p.input_zero_point) - sum;
       v += static_cast<uint64_t>(d * d);
     }
     const uint64_t root = isqrt(v);
     // t = d / sqrt(V) in Q15 = (x - mean) / std / sqrt(H); |d| <= root, so |d * inv| <= 2^46.
     const int64_t inv = root == 0 ? 0 : static_cast<int64_t>((uint64_t{1} << (31 + LayerNormParams::kFractionBits)) / root);
     for (size_t c = 0; c < p.h; ++c) {
-      const int64_t d = static_cast<int64_t>(h) * (static_cast<int32_t>(xr[c]) - p.input_zero_point) - sum;
+      const int64_t d = h * (static_cast<int64_t>(xr[c]) - p.input_zero_point) - sum;
       const int32_t t = static_cast<int32_t>((d * inv + (int64_t{1} << 30)) >> 31);
       const int32_t q = requantize(p.signs[c] * t, p.multipliers[c]) + p.biases[c] + p.out.zero_point;
       yr[c] = clamp_u8(q, p.out.act_min, p.out.act_max);
     }
+  }
+}
+
+}  // namespace
+
+void layer_norm_u8__ref(const LayerNormParams& p, const uint8_t* x, uint8_t* y, size_t row_begin, size_t row_end) {
+  layer_norm_rows(p, x, y, row_begin, row_end);
+}
+
+void layer_norm_wide__ref(const LayerNormParams& p, const int32_t* x, uint8_t* y, size_t row_begin, size_t row_end) {
+  layer_norm_rows(p, x, y, row_begin, row_end);
+}
+
+void gather_rows_s8_wide__ref(const int8_t* table, size_t h, const QuantizedMultiplier* row_multipliers,
+                              const int32_t* rows, size_t n_rows, int32_t* y) {
+  for (size_t i = 0; i < n_rows; ++i) {
+    const int8_t* src = table + static_cast<size_t>(rows[i]) * h;
+    const QuantizedMultiplier m = row_multipliers[rows[i]];
+    for (size_t c = 0; c < h; ++c) y[i * h + c] = clamp_wide(requantize(src[c], m));
+  }
+}
+
+void add_wide__ref(const AddWideParams& p, const int32_t* a, size_t a_step, const int32_t* b, size_t b_step,
+                   int32_t* y, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    const int32_t av = requantize((a[i * a_step] - p.a_zero_point) * (1 << AddWideParams::kLeftShift), p.a_multiplier);
+    const int32_t bv = requantize((b[i * b_step] - p.b_zero_point) * (1 << AddWideParams::kLeftShift), p.b_multiplier);
+    y[i] = clamp_wide(requantize(av + bv, p.out_multiplier));
+  }
+}
+
+void wide_from_f32__ref(void* data, size_t n, float scale) {
+  uint8_t* bytes = static_cast<uint8_t*>(data);
+  for (size_t i = 0; i < n; ++i) {
+    float f;
+    std::memcpy(&f, bytes + 4 * i, 4);
+    float v = f / scale;
+    v = v < -65536.0f ? -65536.0f : (v > 65536.0f ? 65536.0f : v);  // bounded before the cast
+    const int32_t q = clamp_wide(static_cast<int64_t>(std::nearbyint(v)));
+    std::memcpy(bytes + 4 * i, &q, 4);
   }
 }
 
