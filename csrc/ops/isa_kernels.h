@@ -25,6 +25,12 @@ class GemmKernel {
 // nullptr when `isa` has no GEMM of its own (the reference runs instead).
 std::unique_ptr<GemmKernel> make_gemm_kernel(Isa isa, const PackedWeights& w, const OutputStage& out);
 
+// The same over int16 weights [n][k] within [-255, 255], packed for one call (MATMUL's second
+// operand minus its zero point), uint8 output; nullptr when `isa` has no such kernel.
+std::unique_ptr<GemmKernel> make_gemm_kernel_s16(Isa isa, const int16_t* w, size_t n, size_t k, const int32_t* bias,
+                                                 const std::vector<QuantizedMultiplier>& multipliers,
+                                                 const OutputStage& out);
+
 // Depthwise convolution (one output channel per input channel) over output rows
 // (batch * out_h + oy) [row_begin, row_end); padded taps read `zero_row` (in_c copies of the
 // input zero point).

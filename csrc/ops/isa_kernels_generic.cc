@@ -6,6 +6,11 @@ namespace intinfer {
 
 std::unique_ptr<GemmKernel> make_gemm_kernel(Isa, const PackedWeights&, const OutputStage&) { return nullptr; }
 
+std::unique_ptr<GemmKernel> make_gemm_kernel_s16(Isa, const int16_t*, size_t, size_t, const int32_t*,
+                                                 const std::vector<QuantizedMultiplier>&, const OutputStage&) {
+  return nullptr;
+}
+
 std::unique_ptr<DwconvKernel> make_dwconv_kernel(Isa, const PackedWeights&, size_t) { return nullptr; }
 
 ElementwiseKernels elementwise_kernels(Isa) {

@@ -36,6 +36,13 @@ std::unique_ptr<GemmKernel> make_gemm_kernel(Isa isa, const PackedWeights& w, co
   return nullptr;
 }
 
+std::unique_ptr<GemmKernel> make_gemm_kernel_s16(Isa isa, const int16_t* w, size_t n, size_t k, const int32_t* bias,
+                                                 const std::vector<QuantizedMultiplier>& multipliers,
+                                                 const OutputStage& out) {
+  if (!isa_has_avx2(isa)) return nullptr;
+  return std::make_unique<GemmAvx2>(pack_gemm_avx2_s16(w, n, k, bias, multipliers, {}), out);
+}
+
 std::unique_ptr<DwconvKernel> make_dwconv_kernel(Isa isa, const PackedWeights& w, size_t taps) {
   if (!isa_has_avx2(isa) || taps > kDwconvMaxTaps) return nullptr;
   return std::make_unique<DwconvAvx2>(w, taps);

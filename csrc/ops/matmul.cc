@@ -2,6 +2,7 @@
 // the int32 product, times alpha, is requantized; leading dimensions are batch dimensions and
 // must match.
 #include "../kernels/ref/kernels.h"
+#include "isa_kernels.h"
 #include "ops.h"
 
 namespace intinfer {
@@ -12,7 +13,7 @@ constexpr int64_t kMaxDepth = 33025;
 
 class MatMul : public Op {
  public:
-  explicit MatMul(const OpContext& ctx) : name_(ctx.desc().name) {
+  explicit MatMul(const OpContext& ctx) : name_(ctx.desc().name), isa_(ctx.isa()) {
     ctx.expect_io(2, 2, 1);
     const TensorDesc &a = ctx.input(0), &b = ctx.input(1), &y = ctx.output(0);
     ctx.expect_quantized_u8(a, "a");
@@ -26,6 +27,10 @@ class MatMul : public Op {
     if (!(alpha > 0)) ctx.fail("alpha must be positive, got ", alpha);
     p_.multiplier = ctx.multiplier(alpha * a.scales[0] * b.scales[0] / y.scales[0], "output");
     p_.out = ctx.output_stage();
+    // Whether the ISA has a GEMM for the per-call int16 packing (a 1 x 1 trial).
+    const int16_t w = 0;
+    const int32_t bias = 0;
+    optimized_ = make_gemm_kernel_s16(isa_, &w, 1, 1, &bias, {p_.multiplier}, p_.out) != nullptr;
   }
 
   std::vector<Shape> infer(const std::vector<Shape>& in) const override {
@@ -50,12 +55,36 @@ class MatMul : public Op {
     const size_t batches = numel(a) / (p.m * p.k);
     const uint8_t *ap = ctx.in<uint8_t>(0), *bp = ctx.in<uint8_t>(1);
     uint8_t* yp = ctx.out<uint8_t>(0);
-    // Work items are (batch, row) pairs.
-    ctx.pool->parallel_for(batches * p.m, [&](size_t begin, size_t end) {
-      for (size_t i = begin; i < end;) {
-        const size_t batch = i / p.m, row = i % p.m, stop = std::min(end - i, p.m - row);
-        matmul_u8__ref(p, ap + batch * p.m * p.k, bp + batch * p.k * p.n, yp + batch * p.m * p.n, row, row + stop);
-        i += stop;
+    if (!optimized_) {
+      // The reference: work items are (batch, row) pairs.
+      ctx.pool->parallel_for(batches * p.m, [&](size_t begin, size_t end) {
+        for (size_t i = begin; i < end;) {
+          const size_t batch = i / p.m, row = i % p.m, stop = std::min(end - i, p.m - row);
+          matmul_u8__ref(p, ap + batch * p.m * p.k, bp + batch * p.k * p.n, yp + batch * p.m * p.n, row, row + stop);
+          i += stop;
+        }
+      });
+      return;
+    }
+    // The optimized GEMM of the ISA over b - z_b as int16 weights [n][k], packed per matrix;
+    // the bias -z_a * sum_k (b - z_b) completes sum (a - z_a)(b - z_b). Work items are matrices.
+    const std::vector<QuantizedMultiplier> multipliers(p.n, p.multiplier);
+    ctx.pool->parallel_for(batches, [&](size_t begin, size_t end) {
+      std::vector<int16_t> w(p.n * p.k);
+      std::vector<int32_t> bias(p.n);
+      for (size_t batch = begin; batch < end; ++batch) {
+        const uint8_t* b = bp + batch * p.k * p.n;
+        for (size_t j = 0; j < p.n; ++j) {
+          int32_t sum = 0;
+          for (size_t k = 0; k < p.k; ++k) {
+            const int32_t v = static_cast<int32_t>(p.transpose_b ? b[j * p.k + k] : b[k * p.n + j]) - p.b_zero_point;
+            w[j * p.k + k] = static_cast<int16_t>(v);
+            sum += v;
+          }
+          bias[j] = -p.a_zero_point * sum;
+        }
+        const auto gemm = make_gemm_kernel_s16(isa_, w.data(), p.n, p.k, bias.data(), multipliers, p.out);
+        gemm->run(ap + batch * p.m * p.k, p.k, yp + batch * p.m * p.n, p.n, p.m, 0, gemm->column_blocks());
       }
     });
   }
@@ -66,6 +95,8 @@ class MatMul : public Op {
 
  private:
   std::string name_;
+  Isa isa_;
+  bool optimized_ = false;
   MatMulParams p_{};
 };
 

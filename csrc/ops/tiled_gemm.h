@@ -3,6 +3,7 @@
 // ARM) has the same four functions, named in the template arguments.
 #pragma once
 
+#include <utility>
 #include <vector>
 
 #include "isa_kernels.h"
@@ -17,6 +18,7 @@ class TiledGemm final : public GemmKernel {
  public:
   TiledGemm(const PackedWeights& w, const OutputStage& out)
       : out_(out), w_(kPack(w.weights, w.channels, w.depth, w.bias.data(), w.multipliers, w.output_scales)) {}
+  TiledGemm(Packed packed, const OutputStage& out) : out_(out), w_(std::move(packed)) {}
 
   void run(const uint8_t* x, size_t x_stride, void* y, size_t y_stride, size_t rows, size_t block_begin,
            size_t block_end) const override {

@@ -82,9 +82,11 @@ void gemm_driver(const PackedGemmNeon& w, const uint8_t* x, size_t x_stride, siz
 
 }  // namespace
 
-PackedGemmNeon pack_gemm_neon(const int8_t* weights, size_t n, size_t k, const int32_t* bias,
-                              const std::vector<QuantizedMultiplier>& multipliers,
-                              const std::vector<float>& output_scales) {
+namespace {
+
+template <typename W>
+PackedGemmNeon pack_neon(const W* weights, size_t n, size_t k, const int32_t* bias,
+                         const std::vector<QuantizedMultiplier>& multipliers, const std::vector<float>& output_scales) {
   PackedGemmNeon p;
   pack_output_stage(&p, n, k, kNR, bias, multipliers, output_scales);
   p.k_pad = (k + kKR - 1) / kKR * kKR;
@@ -92,6 +94,20 @@ PackedGemmNeon pack_gemm_neon(const int8_t* weights, size_t n, size_t k, const i
   for (size_t c = 0; c < n; ++c)
     for (size_t i = 0; i < k; ++i) p.weights[((c / kNR) * p.k_pad + i) * kNR + c % kNR] = weights[c * k + i];
   return p;
+}
+
+}  // namespace
+
+PackedGemmNeon pack_gemm_neon(const int8_t* weights, size_t n, size_t k, const int32_t* bias,
+                              const std::vector<QuantizedMultiplier>& multipliers,
+                              const std::vector<float>& output_scales) {
+  return pack_neon(weights, n, k, bias, multipliers, output_scales);
+}
+
+PackedGemmNeon pack_gemm_neon_s16(const int16_t* weights, size_t n, size_t k, const int32_t* bias,
+                                  const std::vector<QuantizedMultiplier>& multipliers,
+                                  const std::vector<float>& output_scales) {
+  return pack_neon(weights, n, k, bias, multipliers, output_scales);
 }
 
 size_t gemm_neon_scratch_elements(const PackedGemmNeon& w) { return kMR * w.k_pad; }

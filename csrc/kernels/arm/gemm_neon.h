@@ -24,6 +24,11 @@ struct PackedGemmNeon : PackedOutputStage {
 PackedGemmNeon pack_gemm_neon(const int8_t* weights, size_t n, size_t k, const int32_t* bias,
                               const std::vector<QuantizedMultiplier>& multipliers,
                               const std::vector<float>& output_scales);
+// int16 weights within [-255, 255] (MATMUL's second operand minus its zero point): SMLAL
+// multiplies int16 by int16 exactly.
+PackedGemmNeon pack_gemm_neon_s16(const int16_t* weights, size_t n, size_t k, const int32_t* bias,
+                                  const std::vector<QuantizedMultiplier>& multipliers,
+                                  const std::vector<float>& output_scales);
 size_t gemm_neon_scratch_elements(const PackedGemmNeon& w);  // int16
 
 // Rows [0, rows) of x (row stride x_stride bytes), channel tiles [tile_begin, tile_end), into y

@@ -78,9 +78,11 @@ void gemm_driver(const PackedGemmAvx2& w, const uint8_t* x, size_t x_stride, siz
 
 size_t gemm_avx2_scratch_elements(const PackedGemmAvx2& w) { return kMR * 2 * w.k_pairs; }
 
-PackedGemmAvx2 pack_gemm_avx2(const int8_t* weights, size_t n, size_t k, const int32_t* bias,
-                              const std::vector<QuantizedMultiplier>& multipliers,
-                              const std::vector<float>& output_scales) {
+namespace {
+
+template <typename W>
+PackedGemmAvx2 pack_avx2(const W* weights, size_t n, size_t k, const int32_t* bias,
+                         const std::vector<QuantizedMultiplier>& multipliers, const std::vector<float>& output_scales) {
   PackedGemmAvx2 p;
   pack_output_stage(&p, n, k, kNR, bias, multipliers, output_scales);
   p.k_pairs = (k + 1) / 2;
@@ -91,6 +93,20 @@ PackedGemmAvx2 pack_gemm_avx2(const int8_t* weights, size_t n, size_t k, const i
       p.weights[(t * p.k_pairs + i / 2) * 2 * kNR + col * 2 + i % 2] = weights[c * k + i];
   }
   return p;
+}
+
+}  // namespace
+
+PackedGemmAvx2 pack_gemm_avx2(const int8_t* weights, size_t n, size_t k, const int32_t* bias,
+                              const std::vector<QuantizedMultiplier>& multipliers,
+                              const std::vector<float>& output_scales) {
+  return pack_avx2(weights, n, k, bias, multipliers, output_scales);
+}
+
+PackedGemmAvx2 pack_gemm_avx2_s16(const int16_t* weights, size_t n, size_t k, const int32_t* bias,
+                                  const std::vector<QuantizedMultiplier>& multipliers,
+                                  const std::vector<float>& output_scales) {
+  return pack_avx2(weights, n, k, bias, multipliers, output_scales);
 }
 
 void gemm_u8s8_4x16c2__avx2(const PackedGemmAvx2& w, const OutputStage& out, const uint8_t* x, size_t x_stride,

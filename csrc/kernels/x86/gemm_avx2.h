@@ -25,6 +25,11 @@ struct PackedGemmAvx2 : PackedOutputStage {
 PackedGemmAvx2 pack_gemm_avx2(const int8_t* weights, size_t n, size_t k, const int32_t* bias,
                               const std::vector<QuantizedMultiplier>& multipliers,
                               const std::vector<float>& output_scales);
+// int16 weights within [-255, 255] (MATMUL's second operand minus its zero point): every
+// vpmaddwd pair sum stays below 2^17, exact as with int8 weights.
+PackedGemmAvx2 pack_gemm_avx2_s16(const int16_t* weights, size_t n, size_t k, const int32_t* bias,
+                                  const std::vector<QuantizedMultiplier>& multipliers,
+                                  const std::vector<float>& output_scales);
 
 // y[r, c] for rows [0, rows) of x (row stride x_stride bytes) and the output channels of tiles
 // [tile_begin, tile_end) (16 channels each) into y (row stride y_stride elements). `scratch`
