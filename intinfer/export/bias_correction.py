@@ -16,11 +16,13 @@ from .graph import FloatGraph, Node, _apply_act, _eval
 
 
 def _fake_quant(y: torch.Tensor, t) -> torch.Tensor:
-    """y rounded to tensor t's uint8 grid (unchanged for float tensors)."""
+    """y rounded to tensor t's grid: uint8, or wide int32 (16-bit range); unchanged for float
+    and integer (ids, masks) tensors."""
     if t.scales.size == 0:
         return y
     s, z = float(t.scales[0]), int(t.zero_points[0])
-    return (torch.clamp(torch.round(y / s) + z, 0, 255) - z) * s
+    lo, hi = (-32767, 32767) if t.dtype == "int32" else (0, 255)
+    return (torch.clamp(torch.round(y / s) + z, lo, hi) - z) * s
 
 
 class BiasCorrection:
