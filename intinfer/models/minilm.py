@@ -469,3 +469,66 @@ def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tenso
     their count (clamped to at least 1e-9). hidden [B, S, H], attention_mask [B, S] -> [B, H]."""
     mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
     return (hidden * mask).sum(1) / torch.clamp(mask.sum(1), min=1e-9)
+
+
+# ----------------------------------------------------------------------------------------------
+# int8: export to intinfer and run
+# ----------------------------------------------------------------------------------------------
+
+
+class PooledEncoder(torch.nn.Module):
+    """forward(input_ids, attention_mask, token_type_ids) -> mean-pooled sentence embedding
+    [B, hidden] (before normalization): what the int8 model computes end to end (the mean pool
+    becomes the engine's MASKED_MEAN)."""
+
+    def __init__(self, bert: MiniLM):
+        super().__init__()
+        self.bert = bert
+
+    def forward(self, input_ids, attention_mask, token_type_ids):
+        return mean_pool(self.bert(input_ids, attention_mask, token_type_ids), attention_mask)
+
+
+def _batches(tokenizer: WordPieceTokenizer, texts, batch_size: int):
+    for i in range(0, len(texts), batch_size):
+        enc = tokenizer.encode(list(texts[i : i + batch_size]))
+        yield tuple(torch.from_numpy(enc[k]).long() for k in ("input_ids", "attention_mask", "token_type_ids"))
+
+
+def quantize_minilm(model: MiniLM, calibration_texts, max_seq: int = 512, batch_size: int = 8, **options):
+    """Exports `model` (with its mean pooling) to int8 with `intinfer.quantize`, calibrated on
+    `calibration_texts`; batch and sequence length (up to `max_seq`) stay dynamic. `options` pass
+    through (observer, weight_rounding, bias_correction, symmetric_activations, ...).
+    Returns the QuantizedModel (save it, or wrap its bytes in Int8SentenceEncoder)."""
+    from .. import quantize
+
+    if model.tokenizer is None:
+        raise ValueError("the model has no tokenizer: build it with MiniLM.from_pretrained()")
+    calibration = list(_batches(model.tokenizer, list(calibration_texts), batch_size))
+    if not calibration:
+        raise ValueError("no calibration texts")
+    batch, seq = torch.export.Dim("batch", max=1024), torch.export.Dim("seq", max=max_seq)
+    dynamic = ({0: batch, 1: seq},) * 3
+    return quantize(PooledEncoder(model).eval(), calibration[0], calibration, dynamic_shapes=dynamic, **options)
+
+
+class Int8SentenceEncoder:
+    """Sentence embeddings from an int8 .iif (written by quantize_minilm) and the tokenizer:
+    `embed(texts)` -> float32 [N, hidden], L2-normalized, as MiniLM.embed."""
+
+    def __init__(self, model, tokenizer: WordPieceTokenizer, num_threads: int | None = None):
+        from .. import load
+
+        self.engine = load(model, num_threads=num_threads)
+        self.tokenizer = tokenizer
+
+    def embed(self, texts, batch_size: int = 32) -> np.ndarray:
+        if isinstance(texts, str):
+            texts = [texts]
+        out = []
+        for ids, mask, types in _batches(self.tokenizer, list(texts), batch_size):
+            pooled = self.engine.run([ids.numpy(), mask.numpy(), types.numpy()])
+            out.append(pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12))
+        if not out:
+            return np.zeros((0, self.engine.outputs[0].shape[-1]), dtype=np.float32)
+        return np.concatenate(out).astype(np.float32, copy=False)
