@@ -20,6 +20,7 @@ import pytest
 
 import intinfer
 import test_ops
+import test_transformer_ops as tto
 from conftest import assert_same, build_native_tool, load_example, load_graph
 from sample_models import every_op_model, sample_input
 from test_cnn import IN_SHAPE, build_cnn
@@ -82,6 +83,14 @@ def _cases() -> dict:
         for name, c in table.items():
             n = f"{kind}_{name}"
             cases[n] = lambda n=n, c=c, build=build: build(_rng(n), c)
+    # The transformer ops (MATMUL on the NEON int16 GEMM, the others on the reference kernels).
+    for kind, table, build in (("gather", tto.GATHER_CASES, tto.gather_graph),
+                               ("layer_norm", tto.LAYER_NORM_CASES, lambda r, **c: tto.layer_norm_graph(r, **c)[:2]),
+                               ("softmax", tto.SOFTMAX_CASES, tto.softmax_graph),
+                               ("matmul", tto.MATMUL_CASES, tto.matmul_graph)):
+        for name, c in table.items():
+            n = f"{kind}_{name}"
+            cases[n] = lambda n=n, c=c, build=build: build(_rng(n), **c)
     # Shapes across the ARM tiles: K past one and several inner steps (8 / 16), N across 8 / 16
     # channel tiles, M = 1 and rows that leave partial 4-row tiles.
     gemm = {
