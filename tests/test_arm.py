@@ -87,7 +87,8 @@ def _cases() -> dict:
     for kind, table, build in (("gather", tto.GATHER_CASES, tto.gather_graph),
                                ("layer_norm", tto.LAYER_NORM_CASES, lambda r, **c: tto.layer_norm_graph(r, **c)[:2]),
                                ("softmax", tto.SOFTMAX_CASES, tto.softmax_graph),
-                               ("matmul", tto.MATMUL_CASES, tto.matmul_graph)):
+                               ("matmul", tto.MATMUL_CASES, tto.matmul_graph),
+                               ("add_wide", tto.ADD_WIDE_CASES, tto.add_wide_graph)):
         for name, c in table.items():
             n = f"{kind}_{name}"
             cases[n] = lambda n=n, c=c, build=build: build(_rng(n), **c)

@@ -289,18 +289,35 @@ def test_gather_to_wide(rng):
     assert got.dtype == np.int32
 
 
-@pytest.mark.parametrize("a_wide, b_shape", [(True, (2, 6, 16)), (False, (2, 6, 16)), (True, (6, 16))])
-def test_add_into_wide(a_wide, b_shape, rng):
-    """The residual add: a wide (or uint8) operand plus a uint8 or wide one, broadcasting."""
-    a = rng.integers(-32767, 32768, (2, 6, 16)).astype(np.int32) if a_wide else u8(rng, (2, 6, 16))
+def add_wide_graph(rng, a_wide, a_shape, b_shape):
+    """ADD into a wide output of a wide (or uint8) a and a wide b, and its inputs."""
+    a = rng.integers(-32767, 32768, a_shape).astype(np.int32) if a_wide else u8(rng, a_shape)
     bv = rng.integers(-20000, 20000, b_shape).astype(np.int32)
     b = GraphBuilder()
     at = b.input("a", a.shape, "int32" if a_wide else "uint8", 90 / 32767 if a_wide else 0.05, 0 if a_wide else 120)
     bt = b.input("b", b_shape, "int32", 40 / 32767, 0)
     b.output(b.add(at, bt, 120 / 32767, None, wide=True))
+    return b, [a, bv]
+
+
+ADD_WIDE_CASES = {
+    "wide_wide": dict(a_wide=True, a_shape=(2, 6, 16), b_shape=(2, 6, 16)),
+    "u8_wide": dict(a_wide=False, a_shape=(2, 6, 16), b_shape=(2, 6, 16)),
+    "broadcast_rows": dict(a_wide=True, a_shape=(2, 6, 16), b_shape=(6, 16)),
+    "u8_tails_13": dict(a_wide=False, a_shape=(3, 5, 13), b_shape=(5, 13)),
+    "broadcast_scalar_21": dict(a_wide=True, a_shape=(2, 3, 21), b_shape=(2, 3, 1)),
+}
+
+
+@pytest.mark.parametrize("case", ADD_WIDE_CASES.values(), ids=ADD_WIDE_CASES.keys())
+def test_add_into_wide(case, rng):
+    """The residual add: a wide (or uint8) operand plus a wide one, broadcasting, with rows that
+    leave vector tails; within one 16-bit step of the real sum."""
+    b, (a, bv) = add_wide_graph(rng, **case)
     got = check_graph(b, [a, bv], threads=THREADS)
-    real = ((a.astype(np.float64) - (0 if a_wide else 120)) * (90 / 32767 if a_wide else 0.05)
-            + bv.astype(np.float64) * 40 / 32767)
+    assert got.shape == np.broadcast_shapes(case["a_shape"], case["b_shape"])
+    a_real = a.astype(np.float64) * 90 / 32767 if case["a_wide"] else (a.astype(np.float64) - 120) * 0.05
+    real = a_real + bv.astype(np.float64) * 40 / 32767
     assert np.abs(got * 120 / 32767 - np.clip(real, -120, 120)).max() <= 1.01 * 120 / 32767
 
 

@@ -72,6 +72,7 @@ struct AddWideParams {
   static constexpr int kLeftShift = 15;
   int32_t a_zero_point, b_zero_point;
   QuantizedMultiplier a_multiplier, b_multiplier, out_multiplier;
+  bool a_wide, b_wide;  // operand is int32 (wide), else uint8
 };
 
 // Per row of H values (the last axis): integer standardization, then per channel

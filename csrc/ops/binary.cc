@@ -35,36 +35,30 @@ class Binary : public Op {
   Kernel kernel_;
 };
 
-// ADD into a wide output: operands uint8 (with zero points) or wide, widened to int32 once.
+// ADD into a wide output: operands uint8 (with zero points) or wide, read in place.
 class AddWide : public Op {
  public:
   AddWide(const OpContext& ctx, const AddWideParams& p)
-      : name_(ctx.desc().name), p_(p), a_wide_(OpContext::is_wide(ctx.input(0))), b_wide_(OpContext::is_wide(ctx.input(1))) {}
+      : name_(ctx.desc().name), p_(p), kernel_(elementwise_kernels(ctx.isa()).add_wide) {}
 
   std::vector<Shape> infer(const std::vector<Shape>& in) const override {
     return {broadcast_shapes(in[0], in[1], name_)};
   }
 
   void run(const ExecContext& ctx) const override {
-    const std::vector<int32_t> a = widen(ctx, 0, a_wide_), b = widen(ctx, 1, b_wide_);
+    const size_t a_size = p_.a_wide ? 4 : 1, b_size = p_.b_wide ? 4 : 1;
+    const uint8_t *a = ctx.in<uint8_t>(0), *b = ctx.in<uint8_t>(1);
     int32_t* y = ctx.out<int32_t>(0);
     for_each_broadcast_row(*ctx.input_shapes[0], *ctx.input_shapes[1], *ctx.output_shapes[0],
                            [&](size_t ao, size_t as, size_t bo, size_t bs, size_t yo, size_t n) {
-                             add_wide__ref(p_, a.data() + ao, as, b.data() + bo, bs, y + yo, n);
+                             kernel_(p_, a + ao * a_size, as, b + bo * b_size, bs, y + yo, n);
                            });
   }
 
  private:
-  static std::vector<int32_t> widen(const ExecContext& ctx, size_t i, bool wide) {
-    const size_t n = numel(*ctx.input_shapes[i]);
-    if (wide) return std::vector<int32_t>(ctx.in<int32_t>(i), ctx.in<int32_t>(i) + n);
-    const uint8_t* v = ctx.in<uint8_t>(i);
-    return std::vector<int32_t>(v, v + n);
-  }
-
   std::string name_;
   AddWideParams p_;
-  bool a_wide_, b_wide_;
+  decltype(ElementwiseKernels::add_wide) kernel_;
 };
 
 std::unique_ptr<Op> make_add_wide(const OpContext& ctx) {
@@ -85,6 +79,8 @@ std::unique_ptr<Op> make_add_wide(const OpContext& ctx) {
   p.a_multiplier = ctx.multiplier(sa / twice_max, "input");
   p.b_multiplier = ctx.multiplier(sb / twice_max, "input");
   p.out_multiplier = ctx.multiplier(twice_max / ((1 << AddWideParams::kLeftShift) * sy), "output");
+  p.a_wide = OpContext::is_wide(a);
+  p.b_wide = OpContext::is_wide(b);
   return std::make_unique<AddWide>(ctx, p);
 }
 

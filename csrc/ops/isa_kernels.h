@@ -51,6 +51,7 @@ struct ElementwiseKernels {
   void (*quantize)(const float*, uint8_t*, size_t, float, int32_t);
   void (*dequantize)(const uint8_t*, float*, size_t, float, int32_t);
   void (*lut)(const uint8_t*, const uint8_t*, uint8_t*, size_t);
+  void (*add_wide)(const AddWideParams&, const void*, size_t, const void*, size_t, int32_t*, size_t);
 };
 ElementwiseKernels elementwise_kernels(Isa isa);
 

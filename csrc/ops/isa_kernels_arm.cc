@@ -61,11 +61,11 @@ std::unique_ptr<DwconvKernel> make_dwconv_kernel(Isa isa, const PackedWeights& w
 
 ElementwiseKernels elementwise_kernels(Isa isa) {
   if (!isa_has_neon(isa))
-    return {add_u8__ref, mul_u8__ref, quantize_f32_u8__ref, dequantize_u8_f32__ref, lut_u8__ref};
+    return {add_u8__ref, mul_u8__ref, quantize_f32_u8__ref, dequantize_u8_f32__ref, lut_u8__ref, add_wide__ref};
 #if defined(__aarch64__)
-  return {add_u8__neon, mul_u8__neon, quantize_f32_u8__neon, dequantize_u8_f32__neon, lut_u8__neon};
+  return {add_u8__neon, mul_u8__neon, quantize_f32_u8__neon, dequantize_u8_f32__neon, lut_u8__neon, add_wide__neon};
 #else
-  return {add_u8__neon, mul_u8__neon, quantize_f32_u8__ref, dequantize_u8_f32__ref, lut_u8__ref};
+  return {add_u8__neon, mul_u8__neon, quantize_f32_u8__ref, dequantize_u8_f32__ref, lut_u8__ref, add_wide__neon};
 #endif
 }
 

@@ -14,7 +14,7 @@ std::unique_ptr<GemmKernel> make_gemm_kernel_s16(Isa, const int16_t*, size_t, si
 std::unique_ptr<DwconvKernel> make_dwconv_kernel(Isa, const PackedWeights&, size_t) { return nullptr; }
 
 ElementwiseKernels elementwise_kernels(Isa) {
-  return {add_u8__ref, mul_u8__ref, quantize_f32_u8__ref, dequantize_u8_f32__ref, lut_u8__ref};
+  return {add_u8__ref, mul_u8__ref, quantize_f32_u8__ref, dequantize_u8_f32__ref, lut_u8__ref, add_wide__ref};
 }
 
 PoolKernels pool_kernels(Isa) { return {avg_pool_u8__ref, max_pool_u8__ref}; }

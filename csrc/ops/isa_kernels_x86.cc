@@ -50,8 +50,8 @@ std::unique_ptr<DwconvKernel> make_dwconv_kernel(Isa isa, const PackedWeights& w
 
 ElementwiseKernels elementwise_kernels(Isa isa) {
   if (isa_has_avx2(isa))
-    return {add_u8__avx2, mul_u8__avx2, quantize_f32_u8__avx2, dequantize_u8_f32__avx2, lut_u8__avx2};
-  return {add_u8__ref, mul_u8__ref, quantize_f32_u8__ref, dequantize_u8_f32__ref, lut_u8__ref};
+    return {add_u8__avx2, mul_u8__avx2, quantize_f32_u8__avx2, dequantize_u8_f32__avx2, lut_u8__avx2, add_wide__avx2};
+  return {add_u8__ref, mul_u8__ref, quantize_f32_u8__ref, dequantize_u8_f32__ref, lut_u8__ref, add_wide__ref};
 }
 
 PoolKernels pool_kernels(Isa isa) {

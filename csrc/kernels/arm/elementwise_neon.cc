@@ -68,6 +68,35 @@ void mul_u8__neon(const MulParams& p, const uint8_t* a, size_t a_step, const uin
   }, [&](size_t i, size_t rest) { mul_u8__ref(p, a + i * a_step, a_step, b + i * b_step, b_step, y + i, rest); });
 }
 
+// 4 operand values as int32 from element i: uint8 or int32, consecutive or (step 0) repeated.
+inline int32x4_t load4_any(const void* p, bool wide, size_t step, size_t i) {
+  if (wide) {
+    const int32_t* v = static_cast<const int32_t*>(p);
+    return step == 0 ? vdupq_n_s32(*v) : vld1q_s32(v + i);
+  }
+  const uint8_t* v = static_cast<const uint8_t*>(p);
+  if (step == 0) return vdupq_n_s32(*v);
+  const uint8_t bytes[8] = {v[i], v[i + 1], v[i + 2], v[i + 3], 0, 0, 0, 0};
+  return vreinterpretq_s32_u32(vmovl_u16(vget_low_u16(vmovl_u8(vld1_u8(bytes)))));
+}
+
+void add_wide__neon(const AddWideParams& p, const void* a, size_t a_step, const void* b, size_t b_step, int32_t* y,
+                    size_t n) {
+  const Multiplier ma(p.a_multiplier), mb(p.b_multiplier), mo(p.out_multiplier);
+  const int32x4_t za = vdupq_n_s32(p.a_zero_point), zb = vdupq_n_s32(p.b_zero_point);
+  const int32x4_t lo = vdupq_n_s32(-kWideMax), hi = vdupq_n_s32(kWideMax);
+  for_each_block<4>(n, [&](size_t i) {
+    const int32x4_t av = vshlq_n_s32(vsubq_s32(load4_any(a, p.a_wide, a_step, i), za), AddWideParams::kLeftShift);
+    const int32x4_t bv = vshlq_n_s32(vsubq_s32(load4_any(b, p.b_wide, b_step, i), zb), AddWideParams::kLeftShift);
+    const int32x4_t sum = mo.apply(vaddq_s32(ma.apply(av), mb.apply(bv)));
+    vst1q_s32(y + i, vminq_s32(vmaxq_s32(sum, lo), hi));
+  }, [&](size_t i, size_t rest) {
+    const size_t a_size = p.a_wide ? 4 : 1, b_size = p.b_wide ? 4 : 1;
+    add_wide__ref(p, static_cast<const uint8_t*>(a) + i * a_step * a_size, a_step,
+                  static_cast<const uint8_t*>(b) + i * b_step * b_size, b_step, y + i, rest);
+  });
+}
+
 #if defined(__aarch64__)
 void quantize_f32_u8__neon(const float* x, uint8_t* y, size_t n, float scale, int32_t zero_point) {
   const float32x4_t s = vdupq_n_f32(scale), lo = vdupq_n_f32(-512.0f), hi = vdupq_n_f32(512.0f);

@@ -61,10 +61,9 @@ void layer_norm_wide__ref(const LayerNormParams& p, const int32_t* x, uint8_t* y
 void gather_rows_s8_wide__ref(const int8_t* table, size_t h, const QuantizedMultiplier* row_multipliers,
                               const int32_t* rows, size_t n_rows, int32_t* y);
 
-// n elements of a (a_step) and b (b_step), each already widened to int32 with its zero point
-// still in, into a wide y.
-void add_wide__ref(const AddWideParams& p, const int32_t* a, size_t a_step, const int32_t* b, size_t b_step,
-                   int32_t* y, size_t n);
+// n elements of a (a_step) and b (b_step, each 0 or 1), uint8 or int32 as p says, into a wide y.
+void add_wide__ref(const AddWideParams& p, const void* a, size_t a_step, const void* b, size_t b_step, int32_t* y,
+                   size_t n);
 
 // Real values (a float32 FULLY_CONNECTED output) to wide: clamp(rint(x / scale), +-kWideMax), in
 // place.

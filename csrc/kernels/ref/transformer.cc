@@ -73,11 +73,16 @@ void gather_rows_s8_wide__ref(const int8_t* table, size_t h, const QuantizedMult
   }
 }
 
-void add_wide__ref(const AddWideParams& p, const int32_t* a, size_t a_step, const int32_t* b, size_t b_step,
-                   int32_t* y, size_t n) {
+void add_wide__ref(const AddWideParams& p, const void* a, size_t a_step, const void* b, size_t b_step, int32_t* y,
+                   size_t n) {
+  auto at = [](const void* v, bool wide, size_t i) -> int32_t {
+    return wide ? static_cast<const int32_t*>(v)[i] : static_cast<const uint8_t*>(v)[i];
+  };
   for (size_t i = 0; i < n; ++i) {
-    const int32_t av = requantize((a[i * a_step] - p.a_zero_point) * (1 << AddWideParams::kLeftShift), p.a_multiplier);
-    const int32_t bv = requantize((b[i * b_step] - p.b_zero_point) * (1 << AddWideParams::kLeftShift), p.b_multiplier);
+    const int32_t av = requantize((at(a, p.a_wide, i * a_step) - p.a_zero_point) * (1 << AddWideParams::kLeftShift),
+                                  p.a_multiplier);
+    const int32_t bv = requantize((at(b, p.b_wide, i * b_step) - p.b_zero_point) * (1 << AddWideParams::kLeftShift),
+                                  p.b_multiplier);
     y[i] = clamp_wide(requantize(av + bv, p.out_multiplier));
   }
 }

@@ -58,6 +58,32 @@ void mul_u8__avx2(const MulParams& p, const uint8_t* a, size_t a_step, const uin
   }, [&](size_t i, size_t rest) { mul_u8__ref(p, a + i * a_step, a_step, b + i * b_step, b_step, y + i, rest); });
 }
 
+// 8 operand values as int32: uint8 or int32 elements, consecutive or (step 0) one repeated.
+inline __m256i load8_any(const void* p, bool wide, size_t step) {
+  if (!wide) return load8(static_cast<const uint8_t*>(p), step);
+  const int32_t* v = static_cast<const int32_t*>(p);
+  return step == 0 ? _mm256_set1_epi32(*v) : _mm256_loadu_si256(reinterpret_cast<const __m256i*>(v));
+}
+
+void add_wide__avx2(const AddWideParams& p, const void* a, size_t a_step, const void* b, size_t b_step, int32_t* y,
+                    size_t n) {
+  const Multiplier ma(p.a_multiplier), mb(p.b_multiplier), mo(p.out_multiplier);
+  const __m256i za = _mm256_set1_epi32(p.a_zero_point), zb = _mm256_set1_epi32(p.b_zero_point);
+  const __m256i lo = _mm256_set1_epi32(-kWideMax), hi = _mm256_set1_epi32(kWideMax);
+  const size_t a_size = p.a_wide ? 4 : 1, b_size = p.b_wide ? 4 : 1;
+  const uint8_t *ab = static_cast<const uint8_t*>(a), *bb = static_cast<const uint8_t*>(b);
+  for_each_block<8>(n, [&](size_t i) {
+    const __m256i av = _mm256_slli_epi32(_mm256_sub_epi32(load8_any(ab + i * a_step * a_size, p.a_wide, a_step), za),
+                                         AddWideParams::kLeftShift);
+    const __m256i bv = _mm256_slli_epi32(_mm256_sub_epi32(load8_any(bb + i * b_step * b_size, p.b_wide, b_step), zb),
+                                         AddWideParams::kLeftShift);
+    const __m256i sum = mo.apply(_mm256_add_epi32(ma.apply(av), mb.apply(bv)));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + i), _mm256_min_epi32(_mm256_max_epi32(sum, lo), hi));
+  }, [&](size_t i, size_t rest) {
+    add_wide__ref(p, ab + i * a_step * a_size, a_step, bb + i * b_step * b_size, b_step, y + i, rest);
+  });
+}
+
 void quantize_f32_u8__avx2(const float* x, uint8_t* y, size_t n, float scale, int32_t zero_point) {
   const __m256 s = _mm256_set1_ps(scale);
   const __m256 lo = _mm256_set1_ps(-512.0f), hi = _mm256_set1_ps(512.0f);
