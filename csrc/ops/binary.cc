@@ -35,6 +35,20 @@ class Binary : public Op {
   Kernel kernel_;
 };
 
+// TFLite's ADD scheme, shared by the uint8 and the wide ADD: both operands moved to the scale
+// 2 * max(s_a, s_b) with Params::kLeftShift bits of headroom, then to the output's.
+template <typename Params>
+void set_add_scales(const OpContext& ctx, Params* p) {
+  const TensorDesc &a = ctx.input(0), &b = ctx.input(1), &y = ctx.output(0);
+  const double sa = a.scales[0], sb = b.scales[0], sy = y.scales[0];
+  const double twice_max = 2 * std::max(sa, sb);
+  p->a_zero_point = a.zero_points[0];
+  p->b_zero_point = b.zero_points[0];
+  p->a_multiplier = ctx.multiplier(sa / twice_max, "input");
+  p->b_multiplier = ctx.multiplier(sb / twice_max, "input");
+  p->out_multiplier = ctx.multiplier(twice_max / ((1 << Params::kLeftShift) * sy), "output");
+}
+
 // ADD into a wide output: operands uint8 (with zero points) or wide, read in place.
 class AddWide : public Op {
  public:
@@ -71,14 +85,8 @@ std::unique_ptr<Op> make_add_wide(const OpContext& ctx) {
       ctx.expect_quantized_u8(*t, "input");
   }
   ctx.expect_wide(y, "output");
-  const double sa = a.scales[0], sb = b.scales[0], sy = y.scales[0];
-  const double twice_max = 2 * std::max(sa, sb);
   AddWideParams p;
-  p.a_zero_point = a.zero_points[0];
-  p.b_zero_point = b.zero_points[0];
-  p.a_multiplier = ctx.multiplier(sa / twice_max, "input");
-  p.b_multiplier = ctx.multiplier(sb / twice_max, "input");
-  p.out_multiplier = ctx.multiplier(twice_max / ((1 << AddWideParams::kLeftShift) * sy), "output");
+  set_add_scales(ctx, &p);
   p.a_wide = OpContext::is_wide(a);
   p.b_wide = OpContext::is_wide(b);
   return std::make_unique<AddWide>(ctx, p);
@@ -96,15 +104,8 @@ void expect_binary(const OpContext& ctx) {
 std::unique_ptr<Op> make_add(const OpContext& ctx) {
   if (ctx.desc().outputs.size() == 1 && OpContext::is_wide(ctx.output(0))) return make_add_wide(ctx);
   expect_binary(ctx);
-  const TensorDesc &a = ctx.input(0), &b = ctx.input(1), &y = ctx.output(0);
-  const double sa = a.scales[0], sb = b.scales[0], sy = y.scales[0];
-  const double twice_max = 2 * std::max(sa, sb);
   AddParams p;
-  p.a_zero_point = a.zero_points[0];
-  p.b_zero_point = b.zero_points[0];
-  p.a_multiplier = ctx.multiplier(sa / twice_max, "input");
-  p.b_multiplier = ctx.multiplier(sb / twice_max, "input");
-  p.out_multiplier = ctx.multiplier(twice_max / ((1 << AddParams::kLeftShift) * sy), "output");
+  set_add_scales(ctx, &p);
   p.out = ctx.output_stage();
   return std::make_unique<Binary<AddParams>>(ctx, p, elementwise_kernels(ctx.isa()).add);
 }
