@@ -55,6 +55,19 @@ struct ElementwiseKernels {
 };
 ElementwiseKernels elementwise_kernels(Isa isa);
 
+// LAYER_NORM over rows [row_begin, row_end) of a uint8 or wide input, with the parameters it was
+// made for; nullptr when `isa` has no kernel of its own.
+class LayerNormKernel {
+ public:
+  virtual ~LayerNormKernel() = default;
+  virtual void run(const void* x, bool wide, uint8_t* y, size_t row_begin, size_t row_end) const = 0;
+};
+std::unique_ptr<LayerNormKernel> make_layer_norm_kernel(Isa isa, const LayerNormParams& p);
+
+// SOFTMAX rows with the reference signature; the reference where `isa` has none.
+using SoftmaxKernel = void (*)(const SoftmaxParams&, const uint8_t*, const uint8_t* const*, uint8_t*, size_t, size_t);
+SoftmaxKernel softmax_kernel(Isa isa);
+
 // Pooling kernels with the reference signatures; the reference ones where `isa` has none.
 struct PoolKernels {
   void (*avg)(const PoolParams&, const uint8_t*, uint8_t*, size_t, size_t);

@@ -36,6 +36,10 @@ class DwconvNeon final : public DwconvKernel {
 
 }  // namespace
 
+std::unique_ptr<LayerNormKernel> make_layer_norm_kernel(Isa, const LayerNormParams&) { return nullptr; }
+
+SoftmaxKernel softmax_kernel(Isa) { return softmax_u8__ref; }
+
 std::unique_ptr<GemmKernel> make_gemm_kernel(Isa isa, const PackedWeights& w, const OutputStage& out) {
 #if defined(INTINFER_HAVE_NEONI8MM)
   if (isa == Isa::kNeonI8mm) return std::make_unique<GemmNeonI8mm>(w, out);

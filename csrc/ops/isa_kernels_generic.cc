@@ -4,6 +4,10 @@
 
 namespace intinfer {
 
+std::unique_ptr<LayerNormKernel> make_layer_norm_kernel(Isa, const LayerNormParams&) { return nullptr; }
+
+SoftmaxKernel softmax_kernel(Isa) { return softmax_u8__ref; }
+
 std::unique_ptr<GemmKernel> make_gemm_kernel(Isa, const PackedWeights&, const OutputStage&) { return nullptr; }
 
 std::unique_ptr<GemmKernel> make_gemm_kernel_s16(Isa, const int16_t*, size_t, size_t, const int32_t*,

@@ -4,6 +4,7 @@
 #include "../kernels/x86/elementwise_avx2.h"
 #include "../kernels/x86/gemm_avx2.h"
 #include "../kernels/x86/pool_avx2.h"
+#include "../kernels/x86/transformer_avx2.h"
 #include "isa_kernels.h"
 #include "tiled_gemm.h"
 
@@ -28,7 +29,29 @@ class DwconvAvx2 final : public DwconvKernel {
   PackedDwconvAvx2 w_;
 };
 
+class LayerNormAvx2 final : public LayerNormKernel {
+ public:
+  explicit LayerNormAvx2(const LayerNormParams& p) : p_(p), w_(pack_layer_norm_avx2(p)) {}
+  void run(const void* x, bool wide, uint8_t* y, size_t row_begin, size_t row_end) const override {
+    if (wide)
+      layer_norm_wide__avx2(p_, w_, static_cast<const int32_t*>(x), y, row_begin, row_end);
+    else
+      layer_norm_u8__avx2(p_, w_, static_cast<const uint8_t*>(x), y, row_begin, row_end);
+  }
+
+ private:
+  LayerNormParams p_;
+  PackedLayerNormAvx2 w_;
+};
+
 }  // namespace
+
+std::unique_ptr<LayerNormKernel> make_layer_norm_kernel(Isa isa, const LayerNormParams& p) {
+  if (!isa_has_avx2(isa)) return nullptr;
+  return std::make_unique<LayerNormAvx2>(p);
+}
+
+SoftmaxKernel softmax_kernel(Isa isa) { return isa_has_avx2(isa) ? softmax_u8__avx2 : softmax_u8__ref; }
 
 std::unique_ptr<GemmKernel> make_gemm_kernel(Isa isa, const PackedWeights& w, const OutputStage& out) {
   if (isa == Isa::kAvxVnni) return std::make_unique<GemmAvxVnni>(w, out);

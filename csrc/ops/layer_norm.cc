@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "../kernels/ref/kernels.h"
+#include "isa_kernels.h"
 #include "ops.h"
 
 namespace intinfer {
@@ -48,6 +49,7 @@ class LayerNorm : public Op {
     }
     p_ = LayerNormParams{h, ctx.input(0).zero_points[0], multipliers_.data(), signs_.data(), biases_.data(),
                          ctx.output_stage()};
+    kernel_ = make_layer_norm_kernel(ctx.isa(), p_);
   }
 
   std::vector<Shape> infer(const std::vector<Shape>& in) const override {
@@ -62,7 +64,9 @@ class LayerNorm : public Op {
     const size_t rows = numel(*ctx.input_shapes[0]) / p_.h;
     uint8_t* y = ctx.out<uint8_t>(0);
     ctx.pool->parallel_for(rows, [&](size_t b, size_t e) {
-      if (wide_)
+      if (kernel_)
+        kernel_->run(ctx.inputs[0], wide_, y, b, e);
+      else if (wide_)
         layer_norm_wide__ref(p_, ctx.in<int32_t>(0), y, b, e);
       else
         layer_norm_u8__ref(p_, ctx.in<uint8_t>(0), y, b, e);
@@ -78,6 +82,7 @@ class LayerNorm : public Op {
   std::vector<int32_t> biases_;
   LayerNormParams p_;
   bool wide_;
+  std::unique_ptr<LayerNormKernel> kernel_;  // null: the reference
 };
 
 }  // namespace

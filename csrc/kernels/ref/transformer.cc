@@ -1,20 +1,10 @@
 #include <cmath>
 #include <cstring>
 
+#include "../transformer_math.h"
 #include "kernels.h"
 
 namespace intinfer {
-namespace {
-
-// floor(sqrt(v)), exact for every uint64.
-uint64_t isqrt(uint64_t v) {
-  uint64_t r = static_cast<uint64_t>(std::sqrt(static_cast<double>(v)));
-  while (r > 0 && r > v / r) --r;                   // r * r > v
-  while ((r + 1) <= v / (r + 1)) ++r;               // (r + 1)^2 <= v
-  return r;
-}
-
-}  // namespace
 
 void gather_rows_s8__ref(const int8_t* table, size_t h, const QuantizedMultiplier* row_multipliers,
                          const OutputStage& out, const int32_t* rows, size_t n_rows, uint8_t* y) {
@@ -42,15 +32,10 @@ void layer_norm_rows(const LayerNormParams& p, const T* x, uint8_t* y, size_t ro
       const int64_t d = h * (static_cast<int64_t>(xr[c]) - p.input_zero_point) - sum;
       v += static_cast<uint64_t>(d * d);
     }
-    const uint64_t root = isqrt(v);
-    // t = d / sqrt(V) in Q15 = (x - mean) / std / sqrt(H); |d| <= root, so |d * inv| <= 2^46.
-    const int64_t inv = root == 0 ? 0 : static_cast<int64_t>((uint64_t{1} << (31 + LayerNormParams::kFractionBits)) / root);
-    for (size_t c = 0; c < p.h; ++c) {
-      const int64_t d = h * (static_cast<int64_t>(xr[c]) - p.input_zero_point) - sum;
-      const int32_t t = static_cast<int32_t>((d * inv + (int64_t{1} << 30)) >> 31);
-      const int32_t q = requantize(p.signs[c] * t, p.multipliers[c]) + p.biases[c] + p.out.zero_point;
-      yr[c] = clamp_u8(q, p.out.act_min, p.out.act_max);
-    }
+    // t = d / sqrt(V) in Q15 = (x - mean) / std / sqrt(H).
+    const int64_t inv = layer_norm_inverse(v);
+    for (size_t c = 0; c < p.h; ++c)
+      yr[c] = layer_norm_output(p, h * (static_cast<int64_t>(xr[c]) - p.input_zero_point) - sum, inv, c);
   }
 }
 
@@ -117,11 +102,8 @@ void softmax_u8__ref(const SoftmaxParams& p, const uint8_t* x, const uint8_t* co
       if (!mr || mr[j]) sum += static_cast<uint64_t>(p.exp_table[top - xr[j]]);
     // sum >= table[0] = 2^16, so inv <= 2^16 and e * inv < 2^33.
     const uint64_t inv = (uint64_t{1} << 32) / sum;
-    for (size_t j = 0; j < p.n; ++j) {
-      const uint64_t e = !mr || mr[j] ? static_cast<uint64_t>(p.exp_table[top - xr[j]]) : 0;
-      const uint64_t q = (e * inv + (uint64_t{1} << 23)) >> 24;
-      yr[j] = static_cast<uint8_t>(q > 255 ? 255 : q);
-    }
+    for (size_t j = 0; j < p.n; ++j)
+      yr[j] = softmax_output(!mr || mr[j] ? static_cast<uint64_t>(p.exp_table[top - xr[j]]) : 0, inv);
   }
 }
 

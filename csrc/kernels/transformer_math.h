@@ -1,0 +1,40 @@
+// The scalar arithmetic of LAYER_NORM and SOFTMAX (docs/quantization.md), shared by the
+// reference kernels and by the tails of their vector twins (ISA-neutral).
+#pragma once
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+
+#include "params.h"
+
+namespace intinfer {
+
+// floor(sqrt(v)), exact for every uint64.
+inline uint64_t isqrt(uint64_t v) {
+  uint64_t r = static_cast<uint64_t>(std::sqrt(static_cast<double>(v)));
+  while (r > 0 && r > v / r) --r;      // r * r > v
+  while ((r + 1) <= v / (r + 1)) ++r;  // (r + 1)^2 <= v
+  return r;
+}
+
+// LAYER_NORM's per-row reciprocal: floor(2^46 / isqrt(V)), 0 for a row without variance.
+inline int64_t layer_norm_inverse(uint64_t v) {
+  const uint64_t root = isqrt(v);
+  return root == 0 ? 0 : static_cast<int64_t>((uint64_t{1} << (31 + LayerNormParams::kFractionBits)) / root);
+}
+
+// t = d / sqrt(V) in Q15 (|d| <= sqrt(V), so |d * inv| <= 2^46), then channel c's output.
+inline uint8_t layer_norm_output(const LayerNormParams& p, int64_t d, int64_t inv, size_t c) {
+  const int32_t t = static_cast<int32_t>((d * inv + (int64_t{1} << 30)) >> 31);
+  const int32_t q = requantize(p.signs[c] * t, p.multipliers[c]) + p.biases[c] + p.out.zero_point;
+  return clamp_u8(q, p.out.act_min, p.out.act_max);
+}
+
+// SOFTMAX's output for an exponential e (<= 2^16) and the row's floor(2^32 / sum e) (<= 2^16).
+inline uint8_t softmax_output(uint64_t e, uint64_t inv) {
+  const uint64_t q = (e * inv + (uint64_t{1} << 23)) >> 24;
+  return static_cast<uint8_t>(q > 255 ? 255 : q);
+}
+
+}  // namespace intinfer
