@@ -31,6 +31,14 @@ inline uint8_t layer_norm_output(const LayerNormParams& p, int64_t d, int64_t in
   return clamp_u8(q, p.out.act_min, p.out.act_max);
 }
 
+// SOFTMAX's row maximum over the attended positions (mask null: all), -1 when there are none.
+inline int32_t softmax_row_max(size_t n, const uint8_t* x, const uint8_t* mask) {
+  int32_t top = -1;
+  for (size_t j = 0; j < n; ++j)
+    if ((!mask || mask[j]) && x[j] > top) top = x[j];
+  return top;
+}
+
 // SOFTMAX's output for an exponential e (<= 2^16) and the row's floor(2^32 / sum e) (<= 2^16).
 inline uint8_t softmax_output(uint64_t e, uint64_t inv) {
   const uint64_t q = (e * inv + (uint64_t{1} << 23)) >> 24;

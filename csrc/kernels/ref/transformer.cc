@@ -90,9 +90,7 @@ void softmax_u8__ref(const SoftmaxParams& p, const uint8_t* x, const uint8_t* co
     const uint8_t* xr = x + r * p.n;
     const uint8_t* mr = mask ? mask[r] : nullptr;
     uint8_t* yr = y + r * p.n;
-    int32_t top = -1;
-    for (size_t j = 0; j < p.n; ++j)
-      if ((!mr || mr[j]) && xr[j] > top) top = xr[j];
+    const int32_t top = softmax_row_max(p.n, xr, mr);
     if (top < 0) {  // nothing attended
       for (size_t j = 0; j < p.n; ++j) yr[j] = 0;
       continue;
