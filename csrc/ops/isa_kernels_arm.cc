@@ -3,6 +3,7 @@
 #include "../kernels/arm/elementwise_neon.h"
 #include "../kernels/arm/gemm_neon.h"
 #include "../kernels/arm/pool_neon.h"
+#include "../kernels/arm/transformer_neon.h"
 #include "../kernels/ref/kernels.h"
 #include "isa_kernels.h"
 #include "tiled_gemm.h"
@@ -21,6 +22,21 @@ using GemmNeonI8mm = TiledGemm<PackedGemmNeonI8mm, uint8_t, pack_gemm_neoni8mm, 
                                gemm_u8s8_4x16c8__neoni8mm, gemm_u8s8_f32_4x16c8__neoni8mm>;
 #endif
 
+class LayerNormNeon final : public LayerNormKernel {
+ public:
+  explicit LayerNormNeon(const LayerNormParams& p) : p_(p), w_(pack_layer_norm_neon(p)) {}
+  void run(const void* x, bool wide, uint8_t* y, size_t row_begin, size_t row_end) const override {
+    if (wide)
+      layer_norm_wide__neon(p_, w_, static_cast<const int32_t*>(x), y, row_begin, row_end);
+    else
+      layer_norm_u8__neon(p_, w_, static_cast<const uint8_t*>(x), y, row_begin, row_end);
+  }
+
+ private:
+  LayerNormParams p_;
+  PackedLayerNormNeon w_;
+};
+
 class DwconvNeon final : public DwconvKernel {
  public:
   DwconvNeon(const PackedWeights& w, size_t taps)
@@ -36,9 +52,12 @@ class DwconvNeon final : public DwconvKernel {
 
 }  // namespace
 
-std::unique_ptr<LayerNormKernel> make_layer_norm_kernel(Isa, const LayerNormParams&) { return nullptr; }
+std::unique_ptr<LayerNormKernel> make_layer_norm_kernel(Isa isa, const LayerNormParams& p) {
+  if (!isa_has_neon(isa)) return nullptr;
+  return std::make_unique<LayerNormNeon>(p);
+}
 
-SoftmaxKernel softmax_kernel(Isa) { return softmax_u8__ref; }
+SoftmaxKernel softmax_kernel(Isa isa) { return isa_has_neon(isa) ? softmax_u8__neon : softmax_u8__ref; }
 
 std::unique_ptr<GemmKernel> make_gemm_kernel(Isa isa, const PackedWeights& w, const OutputStage& out) {
 #if defined(INTINFER_HAVE_NEONI8MM)

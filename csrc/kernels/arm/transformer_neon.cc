@@ -1,0 +1,140 @@
+#include "transformer_neon.h"
+
+#include <arm_neon.h>
+
+#include "../output_stage.h"
+#include "../transformer_math.h"
+#include "requant_neon.h"
+
+namespace intinfer {
+namespace {
+
+// 4 inputs minus the zero point as int32.
+inline int32x4_t load4(const uint8_t* x, int32x4_t zero_point) {
+  const uint8_t b[8] = {x[0], x[1], x[2], x[3], 0, 0, 0, 0};
+  return vsubq_s32(vreinterpretq_s32_u32(vmovl_u16(vget_low_u16(vmovl_u8(vld1_u8(b))))), zero_point);
+}
+inline int32x4_t load4(const int32_t* x, int32x4_t zero_point) { return vsubq_s32(vld1q_s32(x), zero_point); }
+
+inline int64_t sum_lanes(int64x2_t v) { return vgetq_lane_s64(v, 0) + vgetq_lane_s64(v, 1); }
+
+template <typename T>
+void layer_norm_rows(const LayerNormParams& p, const PackedLayerNormNeon& w, const T* x, uint8_t* y,
+                     size_t row_begin, size_t row_end) {
+  const size_t full = p.h / 4 * 4;
+  const int32x4_t zp = vdupq_n_s32(p.input_zero_point), h = vdupq_n_s32(static_cast<int32_t>(p.h));
+  const int32x4_t out_zp = vdupq_n_s32(p.out.zero_point);
+  const int32x4_t lo = vdupq_n_s32(p.out.act_min), hi = vdupq_n_s32(p.out.act_max);
+  const int64_t hh = static_cast<int64_t>(p.h);
+  for (size_t r = row_begin; r < row_end; ++r) {
+    const T* xr = x + r * p.h;
+    uint8_t* yr = y + r * p.h;
+    // sum(x - z) fits int32 (H <= 1024 for wide inputs, 8192 for uint8).
+    int32x4_t s = vdupq_n_s32(0);
+    for (size_t c = 0; c < full; c += 4) s = vaddq_s32(s, load4(xr + c, zp));
+    int64_t sum = static_cast<int64_t>(vgetq_lane_s32(s, 0)) + vgetq_lane_s32(s, 1) + vgetq_lane_s32(s, 2) +
+                  vgetq_lane_s32(s, 3);
+    for (size_t c = full; c < p.h; ++c) sum += static_cast<int64_t>(xr[c]) - p.input_zero_point;
+    // V = sum d^2 with widening multiplies into 64-bit lanes.
+    const int32x4_t vsum = vdupq_n_s32(static_cast<int32_t>(sum));
+    int64x2_t v2 = vdupq_n_s64(0);
+    for (size_t c = 0; c < full; c += 4) {
+      const int32x4_t d = vsubq_s32(vmulq_s32(h, load4(xr + c, zp)), vsum);
+      v2 = vmlal_s32(v2, vget_low_s32(d), vget_low_s32(d));
+      v2 = vmlal_s32(v2, vget_high_s32(d), vget_high_s32(d));
+    }
+    uint64_t v = static_cast<uint64_t>(sum_lanes(v2));
+    for (size_t c = full; c < p.h; ++c) {
+      const int64_t d = hh * (static_cast<int64_t>(xr[c]) - p.input_zero_point) - sum;
+      v += static_cast<uint64_t>(d * d);
+    }
+    const int64_t inv = layer_norm_inverse(v);
+    // t = (d * inv + 2^30) >> 31 with inv = inv_hi 2^31 + inv_lo, as in the AVX2 kernel:
+    // d * inv_hi (<= 2^15) plus the 64-bit (d * inv_lo + 2^30) >> 31.
+    const int32x4_t inv_hi = vdupq_n_s32(static_cast<int32_t>(inv >> 31));
+    const int32x2_t inv_lo = vdup_n_s32(static_cast<int32_t>(inv & 0x7FFFFFFF));
+    const int64x2_t nudge = vdupq_n_s64(int64_t{1} << 30);
+    for (size_t c = 0; c < full; c += 4) {
+      const int32x4_t d = vsubq_s32(vmulq_s32(h, load4(xr + c, zp)), vsum);
+      const int32x2_t t_lo = vmovn_s64(vshrq_n_s64(vmlal_s32(nudge, vget_low_s32(d), inv_lo), 31));
+      const int32x2_t t_hi = vmovn_s64(vshrq_n_s64(vmlal_s32(nudge, vget_high_s32(d), inv_lo), 31));
+      const int32x4_t t = vaddq_s32(vmulq_s32(d, inv_hi), vcombine_s32(t_lo, t_hi));
+      int32x4_t q = requantize_neon(vmulq_s32(t, vld1q_s32(w.sign.data() + c)), vld1q_s32(w.multiplier.data() + c),
+                                    vld1q_s32(w.left_shift.data() + c), vld1q_s32(w.neg_right_shift.data() + c));
+      q = vminq_s32(vmaxq_s32(vaddq_s32(vaddq_s32(q, vld1q_s32(w.bias.data() + c)), out_zp), lo), hi);
+      const uint16x4_t q16 = vqmovun_s32(q);
+      uint8_t b[8];
+      vst1_u8(b, vqmovn_u16(vcombine_u16(q16, q16)));
+      for (size_t i = 0; i < 4; ++i) yr[c + i] = b[i];
+    }
+    for (size_t c = full; c < p.h; ++c)
+      yr[c] = layer_norm_output(p, hh * (static_cast<int64_t>(xr[c]) - p.input_zero_point) - sum, inv, c);
+  }
+}
+
+}  // namespace
+
+PackedLayerNormNeon pack_layer_norm_neon(const LayerNormParams& p) {
+  PackedLayerNormNeon w;
+  const size_t padded = (p.h + 3) / 4 * 4;
+  std::vector<int32_t> right;
+  pack_requant(std::vector<QuantizedMultiplier>(p.multipliers, p.multipliers + p.h), padded, &w.multiplier,
+               &w.left_shift, &right);
+  for (int32_t s : right) w.neg_right_shift.push_back(-s);
+  w.sign.assign(padded, 0);
+  w.bias.assign(padded, 0);
+  for (size_t c = 0; c < p.h; ++c) {
+    w.sign[c] = p.signs[c];
+    w.bias[c] = p.biases[c];
+  }
+  return w;
+}
+
+void layer_norm_u8__neon(const LayerNormParams& p, const PackedLayerNormNeon& w, const uint8_t* x, uint8_t* y,
+                         size_t row_begin, size_t row_end) {
+  layer_norm_rows(p, w, x, y, row_begin, row_end);
+}
+
+void layer_norm_wide__neon(const LayerNormParams& p, const PackedLayerNormNeon& w, const int32_t* x, uint8_t* y,
+                           size_t row_begin, size_t row_end) {
+  layer_norm_rows(p, w, x, y, row_begin, row_end);
+}
+
+void softmax_u8__neon(const SoftmaxParams& p, const uint8_t* x, const uint8_t* const* mask, uint8_t* y,
+                      size_t row_begin, size_t row_end) {
+  const size_t full = p.n / 4 * 4;
+  std::vector<uint32_t> e(p.n);
+  for (size_t r = row_begin; r < row_end; ++r) {
+    const uint8_t* xr = x + r * p.n;
+    const uint8_t* mr = mask ? mask[r] : nullptr;
+    uint8_t* yr = y + r * p.n;
+    const int32_t top = softmax_row_max(p.n, xr, mr);
+    if (top < 0) {  // nothing attended
+      for (size_t j = 0; j < p.n; ++j) yr[j] = 0;
+      continue;
+    }
+    uint64_t sum = 0;
+    for (size_t j = 0; j < p.n; ++j) {
+      e[j] = !mr || mr[j] ? static_cast<uint32_t>(p.exp_table[top - xr[j]]) : 0;
+      sum += e[j];
+    }
+    const uint64_t inv = (uint64_t{1} << 32) / sum;
+    // e * inv < 2^33: widening multiplies into 64-bit lanes, then (+ 2^23) >> 24, capped at 255.
+    const uint32x2_t vinv = vdup_n_u32(static_cast<uint32_t>(inv));
+    const uint64x2_t nudge = vdupq_n_u64(uint64_t{1} << 23);
+    const uint32x4_t cap = vdupq_n_u32(255);
+    for (size_t j = 0; j < full; j += 4) {
+      const uint32x4_t ev = vld1q_u32(e.data() + j);
+      const uint32x2_t q_lo = vmovn_u64(vshrq_n_u64(vmlal_u32(nudge, vget_low_u32(ev), vinv), 24));
+      const uint32x2_t q_hi = vmovn_u64(vshrq_n_u64(vmlal_u32(nudge, vget_high_u32(ev), vinv), 24));
+      const uint32x4_t q = vminq_u32(vcombine_u32(q_lo, q_hi), cap);
+      const uint16x4_t q16 = vmovn_u32(q);
+      uint8_t b[8];
+      vst1_u8(b, vmovn_u16(vcombine_u16(q16, q16)));
+      for (size_t i = 0; i < 4; ++i) yr[j + i] = b[i];
+    }
+    for (size_t j = full; j < p.n; ++j) yr[j] = softmax_output(e[j], inv);
+  }
+}
+
+}  // namespace intinfer
