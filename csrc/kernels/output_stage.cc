@@ -33,4 +33,18 @@ void pack_output_stage(PackedOutputStage* out, size_t n, size_t k, size_t width,
   }
 }
 
+PackedLayerNorm pack_layer_norm(const LayerNormParams& p, size_t width) {
+  PackedLayerNorm w;
+  const size_t padded = (p.h + width - 1) / width * width;
+  pack_requant(std::vector<QuantizedMultiplier>(p.multipliers, p.multipliers + p.h), padded, &w.multiplier,
+               &w.left_shift, &w.right_shift);
+  w.sign.assign(padded, 0);
+  w.bias.assign(padded, 0);
+  for (size_t c = 0; c < p.h; ++c) {
+    w.sign[c] = p.signs[c];
+    w.bias[c] = p.biases[c];
+  }
+  return w;
+}
+
 }  // namespace intinfer

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "params.h"
 #include "ref/requant.h"
 
 namespace intinfer {
@@ -27,5 +28,12 @@ void pack_requant(const std::vector<QuantizedMultiplier>& multipliers, size_t pa
 // channels; exactly one of `multipliers` / `output_scales` is non-empty.
 void pack_output_stage(PackedOutputStage* out, size_t n, size_t k, size_t width, const int32_t* bias,
                        const std::vector<QuantizedMultiplier>& multipliers, const std::vector<float>& output_scales);
+
+// LAYER_NORM's per-channel output stage (params.h) as the vector kernels load it, padded to a
+// multiple of `width` channels.
+struct PackedLayerNorm {
+  std::vector<int32_t> multiplier, left_shift, right_shift, sign, bias;
+};
+PackedLayerNorm pack_layer_norm(const LayerNormParams& p, size_t width);
 
 }  // namespace intinfer

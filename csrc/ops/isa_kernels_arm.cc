@@ -24,7 +24,7 @@ using GemmNeonI8mm = TiledGemm<PackedGemmNeonI8mm, uint8_t, pack_gemm_neoni8mm, 
 
 class LayerNormNeon final : public LayerNormKernel {
  public:
-  explicit LayerNormNeon(const LayerNormParams& p) : p_(p), w_(pack_layer_norm_neon(p)) {}
+  explicit LayerNormNeon(const LayerNormParams& p) : p_(p), w_(pack_layer_norm(p, 4)) {}
   void run(const void* x, bool wide, uint8_t* y, size_t row_begin, size_t row_end) const override {
     if (wide)
       layer_norm_wide__neon(p_, w_, static_cast<const int32_t*>(x), y, row_begin, row_end);
@@ -34,7 +34,7 @@ class LayerNormNeon final : public LayerNormKernel {
 
  private:
   LayerNormParams p_;
-  PackedLayerNormNeon w_;
+  PackedLayerNorm w_;
 };
 
 class DwconvNeon final : public DwconvKernel {

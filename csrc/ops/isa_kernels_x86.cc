@@ -31,7 +31,7 @@ class DwconvAvx2 final : public DwconvKernel {
 
 class LayerNormAvx2 final : public LayerNormKernel {
  public:
-  explicit LayerNormAvx2(const LayerNormParams& p) : p_(p), w_(pack_layer_norm_avx2(p)) {}
+  explicit LayerNormAvx2(const LayerNormParams& p) : p_(p), w_(pack_layer_norm(p, 8)) {}
   void run(const void* x, bool wide, uint8_t* y, size_t row_begin, size_t row_end) const override {
     if (wide)
       layer_norm_wide__avx2(p_, w_, static_cast<const int32_t*>(x), y, row_begin, row_end);
@@ -41,7 +41,7 @@ class LayerNormAvx2 final : public LayerNormKernel {
 
  private:
   LayerNormParams p_;
-  PackedLayerNormAvx2 w_;
+  PackedLayerNorm w_;
 };
 
 }  // namespace

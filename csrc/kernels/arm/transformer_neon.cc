@@ -2,6 +2,8 @@
 
 #include <arm_neon.h>
 
+#include <vector>
+
 #include "../output_stage.h"
 #include "../transformer_math.h"
 #include "requant_neon.h"
@@ -19,7 +21,7 @@ inline int32x4_t load4(const int32_t* x, int32x4_t zero_point) { return vsubq_s3
 inline int64_t sum_lanes(int64x2_t v) { return vgetq_lane_s64(v, 0) + vgetq_lane_s64(v, 1); }
 
 template <typename T>
-void layer_norm_rows(const LayerNormParams& p, const PackedLayerNormNeon& w, const T* x, uint8_t* y,
+void layer_norm_rows(const LayerNormParams& p, const PackedLayerNorm& w, const T* x, uint8_t* y,
                      size_t row_begin, size_t row_end) {
   const size_t full = p.h / 4 * 4;
   const int32x4_t zp = vdupq_n_s32(p.input_zero_point), h = vdupq_n_s32(static_cast<int32_t>(p.h));
@@ -60,7 +62,7 @@ void layer_norm_rows(const LayerNormParams& p, const PackedLayerNormNeon& w, con
       const int32x2_t t_hi = vmovn_s64(vshrq_n_s64(vmlal_s32(nudge, vget_high_s32(d), inv_lo), 31));
       const int32x4_t t = vaddq_s32(vmulq_s32(d, inv_hi), vcombine_s32(t_lo, t_hi));
       int32x4_t q = requantize_neon(vmulq_s32(t, vld1q_s32(w.sign.data() + c)), vld1q_s32(w.multiplier.data() + c),
-                                    vld1q_s32(w.left_shift.data() + c), vld1q_s32(w.neg_right_shift.data() + c));
+                                    vld1q_s32(w.left_shift.data() + c), vnegq_s32(vld1q_s32(w.right_shift.data() + c)));
       q = vminq_s32(vmaxq_s32(vaddq_s32(vaddq_s32(q, vld1q_s32(w.bias.data() + c)), out_zp), lo), hi);
       const uint16x4_t q16 = vqmovun_s32(q);
       uint8_t b[8];
@@ -74,28 +76,12 @@ void layer_norm_rows(const LayerNormParams& p, const PackedLayerNormNeon& w, con
 
 }  // namespace
 
-PackedLayerNormNeon pack_layer_norm_neon(const LayerNormParams& p) {
-  PackedLayerNormNeon w;
-  const size_t padded = (p.h + 3) / 4 * 4;
-  std::vector<int32_t> right;
-  pack_requant(std::vector<QuantizedMultiplier>(p.multipliers, p.multipliers + p.h), padded, &w.multiplier,
-               &w.left_shift, &right);
-  for (int32_t s : right) w.neg_right_shift.push_back(-s);
-  w.sign.assign(padded, 0);
-  w.bias.assign(padded, 0);
-  for (size_t c = 0; c < p.h; ++c) {
-    w.sign[c] = p.signs[c];
-    w.bias[c] = p.biases[c];
-  }
-  return w;
-}
-
-void layer_norm_u8__neon(const LayerNormParams& p, const PackedLayerNormNeon& w, const uint8_t* x, uint8_t* y,
+void layer_norm_u8__neon(const LayerNormParams& p, const PackedLayerNorm& w, const uint8_t* x, uint8_t* y,
                          size_t row_begin, size_t row_end) {
   layer_norm_rows(p, w, x, y, row_begin, row_end);
 }
 
-void layer_norm_wide__neon(const LayerNormParams& p, const PackedLayerNormNeon& w, const int32_t* x, uint8_t* y,
+void layer_norm_wide__neon(const LayerNormParams& p, const PackedLayerNorm& w, const int32_t* x, uint8_t* y,
                            size_t row_begin, size_t row_end) {
   layer_norm_rows(p, w, x, y, row_begin, row_end);
 }

@@ -2,6 +2,8 @@
 
 #include <immintrin.h>
 
+#include <vector>
+
 #include "../output_stage.h"
 #include "../transformer_math.h"
 #include "requant_avx2.h"
@@ -33,7 +35,7 @@ inline __m256i mul_shift31(__m256i a, __m256i b, __m256i nudge) {
 }
 
 template <typename T>
-void layer_norm_rows(const LayerNormParams& p, const PackedLayerNormAvx2& w, const T* x, uint8_t* y,
+void layer_norm_rows(const LayerNormParams& p, const PackedLayerNorm& w, const T* x, uint8_t* y,
                      size_t row_begin, size_t row_end) {
   const size_t full = p.h / 8 * 8;
   const __m256i zp = _mm256_set1_epi32(p.input_zero_point), h = _mm256_set1_epi32(static_cast<int32_t>(p.h));
@@ -87,26 +89,12 @@ void layer_norm_rows(const LayerNormParams& p, const PackedLayerNormAvx2& w, con
 
 }  // namespace
 
-PackedLayerNormAvx2 pack_layer_norm_avx2(const LayerNormParams& p) {
-  PackedLayerNormAvx2 w;
-  const size_t padded = (p.h + 7) / 8 * 8;
-  pack_requant(std::vector<QuantizedMultiplier>(p.multipliers, p.multipliers + p.h), padded, &w.multiplier,
-               &w.left_shift, &w.right_shift);
-  w.sign.assign(padded, 0);
-  w.bias.assign(padded, 0);
-  for (size_t c = 0; c < p.h; ++c) {
-    w.sign[c] = p.signs[c];
-    w.bias[c] = p.biases[c];
-  }
-  return w;
-}
-
-void layer_norm_u8__avx2(const LayerNormParams& p, const PackedLayerNormAvx2& w, const uint8_t* x, uint8_t* y,
+void layer_norm_u8__avx2(const LayerNormParams& p, const PackedLayerNorm& w, const uint8_t* x, uint8_t* y,
                          size_t row_begin, size_t row_end) {
   layer_norm_rows(p, w, x, y, row_begin, row_end);
 }
 
-void layer_norm_wide__avx2(const LayerNormParams& p, const PackedLayerNormAvx2& w, const int32_t* x, uint8_t* y,
+void layer_norm_wide__avx2(const LayerNormParams& p, const PackedLayerNorm& w, const int32_t* x, uint8_t* y,
                            size_t row_begin, size_t row_end) {
   layer_norm_rows(p, w, x, y, row_begin, row_end);
 }
