@@ -242,3 +242,50 @@ def test_unknown_observer_is_refused():
     model, shape, calib, _ = make("mlp")
     with pytest.raises(ValueError, match="unknown observer 'best'"):
         intinfer.quantize(model, (calib[0][:1],), calib, observer="best")
+
+
+class NormThenLinears(nn.Module):
+    """A layer norm read by two linears and by a residual add, with one large channel."""
+
+    def __init__(self):
+        super().__init__()
+        self.inp = nn.Linear(8, 16)
+        self.norm = nn.LayerNorm(16)
+        self.a, self.b = nn.Linear(16, 16), nn.Linear(16, 16)
+        with torch.no_grad():
+            self.norm.weight[3] = 20.0
+
+    def forward(self, x):
+        h = self.norm(self.inp(x))
+        return self.a(h) + self.b(h) + h
+
+
+def test_smoothing_is_exact_in_float_and_keeps_the_residual_input():
+    from intinfer.export.graph import capture
+    from intinfer.export.smoothing import smooth_layer_norms
+
+    torch.manual_seed(0)
+    model = NormThenLinears().eval()
+    xs = [torch.randn(4, 8) for _ in range(3)]
+    graph = capture(model, (xs[0],))
+    before = [graph.run(x)[graph.outputs[0]] for x in xs]
+    assert smooth_layer_norms(graph, [(x,) for x in xs]) == 1
+    norms = [n for n in graph.nodes if n.op == "layer_norm"]
+    assert len(norms) == 2  # the residual add keeps the original, the linears read the smoothed copy
+    for x, want in zip(xs, before):
+        torch.testing.assert_close(graph.run(x)[graph.outputs[0]], want, rtol=1e-5, atol=1e-5)
+    # The large channel is scaled down for the linears.
+    smoothed = next(n for n in norms if n.name.endswith("_smoothed"))
+    assert smoothed.attrs["weight"][3].abs() < norms[0].attrs["weight"][3].abs()
+
+
+def test_smoothing_option_keeps_quantized_outputs_close():
+    torch.manual_seed(1)
+    model = NormThenLinears().eval()
+    calib = [torch.randn(8, 8) for _ in range(4)]
+    q = intinfer.quantize(model, (calib[0],), calib, smooth=True, weight_rounding="nearest")
+    with torch.no_grad():
+        want = model(calib[0]).numpy()
+    got = q.load().run(calib[0].numpy())
+    cos = (want * got).sum(1) / np.linalg.norm(want, axis=1) / np.linalg.norm(got, axis=1)
+    assert cos.min() > 0.99

@@ -44,10 +44,10 @@ def test_sentence_embeddings_track_fp32(minilm):
     want = model.embed(sentences)
     got = Int8SentenceEncoder(q.to_bytes(), model.tokenizer, num_threads=2).embed(sentences)
     cosine = (want * got).sum(1)  # both L2-normalized
-    # Measured 0.963 mean / 0.90 min (docs/transformers.md); the target (0.99 / 0.98)
+    # Measured 0.969 mean / 0.92 min (docs/transformers.md); the target (0.99 / 0.98)
     # is not met: the bounds guard what is reached.
-    assert cosine.mean() >= 0.95, cosine.mean()
-    assert cosine.min() >= 0.85, cosine.min()
+    assert cosine.mean() >= 0.96, cosine.mean()
+    assert cosine.min() >= 0.9, cosine.min()
 
 
 def test_similarity_ranking_agrees_with_fp32(minilm):

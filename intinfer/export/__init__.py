@@ -13,6 +13,7 @@ from .gptq import InputStatistics
 from .graph import ExportError, FloatGraph, capture, expected_shapes_match
 from .lower import NHWC_TO_NCHW, Lowering, needs_observer, wide_nodes
 from .observers import OBSERVERS, make_observer
+from .smoothing import smooth_layer_norms
 from .torch_ao import import_quantized
 
 __all__ = ["ExportError", "QuantizedModel", "quantize", "OBSERVERS", "import_quantized"]
@@ -26,7 +27,8 @@ def _as_inputs(batch) -> tuple:
 
 def quantize(model: torch.nn.Module, example_inputs, calibration: Iterable, observer: str = "minmax",
              weight_rounding: str = "gptq", bias_correction: bool = True, report_batches: int = 4,
-             dynamic_shapes=None, symmetric_activations: bool = False, **observer_options) -> "QuantizedModel":
+             dynamic_shapes=None, symmetric_activations: bool = False, smooth: bool = False,
+             **observer_options) -> "QuantizedModel":
     """Post-training quantization of a float model.
 
     example_inputs: a tensor or tuple of tensors, as for torch.export (the batch size may differ
@@ -41,12 +43,17 @@ def quantize(model: torch.nn.Module, example_inputs, calibration: Iterable, obse
     (e.g. a transformer's sequence length, up to the maximum given there).
     symmetric_activations: every activation range symmetric about 0 (zero point 128, as Q8BERT's
     symmetric 8-bit quantization); the default fits each range asymmetrically.
+    smooth: move per-channel range from layer-norm outputs into the linear layers that read them
+    (smoothing.py; transformers), measured on the first `report_batches` calibration batches.
     """
     if weight_rounding not in ("gptq", "nearest"):
         raise ValueError(f"unknown weight_rounding '{weight_rounding}'; choose 'gptq' or 'nearest'")
     example = _as_inputs(example_inputs)
     make_observer(observer, **observer_options)  # refuses an unknown name before the slow work
     graph = capture(model, example, dynamic_shapes)
+    calibration = list(calibration)
+    if smooth:
+        smooth_layer_norms(graph, [_as_inputs(b) for b in calibration[:report_batches]])
     wide = wide_nodes(graph)
     # Wide values keep their outliers: 16 bits leave room for them, so their ranges are not clipped.
     observers = {n: make_observer("minmax") if n in wide else make_observer(observer, **observer_options)

@@ -495,10 +495,12 @@ def _batches(tokenizer: WordPieceTokenizer, texts, batch_size: int):
         yield tuple(torch.from_numpy(enc[k]).long() for k in ("input_ids", "attention_mask", "token_type_ids"))
 
 
-def quantize_minilm(model: MiniLM, calibration_texts, max_seq: int = 512, batch_size: int = 8, **options):
+def quantize_minilm(model: MiniLM, calibration_texts, max_seq: int = 512, batch_size: int = 8, smooth: bool = True,
+                    **options):
     """Exports `model` (with its mean pooling) to int8 with `intinfer.quantize`, calibrated on
-    `calibration_texts`; batch and sequence length (up to `max_seq`) stay dynamic. `options` pass
-    through (observer, weight_rounding, bias_correction, symmetric_activations, ...).
+    `calibration_texts`; batch and sequence length (up to `max_seq`) stay dynamic; layer-norm
+    outputs smoothed into the linears that read them (`smooth`). `options` pass through
+    (observer, weight_rounding, bias_correction, symmetric_activations, ...).
     Returns the QuantizedModel (save it, or wrap its bytes in Int8SentenceEncoder)."""
     from .. import quantize
 
@@ -509,7 +511,8 @@ def quantize_minilm(model: MiniLM, calibration_texts, max_seq: int = 512, batch_
         raise ValueError("no calibration texts")
     batch, seq = torch.export.Dim("batch", max=1024), torch.export.Dim("seq", max=max_seq)
     dynamic = ({0: batch, 1: seq},) * 3
-    return quantize(PooledEncoder(model).eval(), calibration[0], calibration, dynamic_shapes=dynamic, **options)
+    return quantize(PooledEncoder(model).eval(), calibration[0], calibration, dynamic_shapes=dynamic, smooth=smooth,
+                    **options)
 
 
 class Int8SentenceEncoder:
