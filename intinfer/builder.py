@@ -178,7 +178,7 @@ class GraphBuilder:
         return y
 
     def _same_q(self, type, x, name, **attrs) -> Tensor:
-        return self._unary(type, x, x.scales, x.zero_points, name, **attrs)
+        return self._unary(type, x, x.scales, x.zero_points, name, dtype=x.dtype, **attrs)
 
     def quantize(self, x: Tensor, scale: float, zero_point: int, name=None) -> Tensor:
         return self._unary("QUANTIZE", x, scale, zero_point, name)

@@ -356,3 +356,14 @@ def test_wide_tensors_need_zero_point_zero():
     b.output(b.layer_norm(xt, np.ones(4), np.zeros(4), 0.05, 128))
     with pytest.raises(intinfer.ModelError, match=r"zero point 5 outside \[0, 0\] for int32"):
         load_graph(b)
+
+
+def test_reshape_and_transpose_keep_a_wide_tensor_wide(rng):
+    x = rng.integers(-32767, 32768, (2, 3, 4)).astype(np.int32)
+    b = GraphBuilder()
+    xt = b.input("x", x.shape, "int32", 0.01, 0)
+    y = b.transpose(b.reshape(xt, [0, 12]), [1, 0])
+    assert y.dtype == "int32"
+    b.output(y)
+    got = check_graph(b, x)
+    assert got.dtype == np.int32 and (got == x.reshape(2, 12).T).all()
