@@ -10,6 +10,18 @@
 namespace intinfer {
 namespace {
 
+// Calls row(a_offset, a_step, b_offset, b_step, y_offset, n) over y as for_each_broadcast_row
+// does; operands of the output's shape (no broadcasting) are one row, split between threads.
+template <typename Row>
+void for_each_row_split(const ExecContext& ctx, Row&& row) {
+  const Shape &a = *ctx.input_shapes[0], &b = *ctx.input_shapes[1], &y = *ctx.output_shapes[0];
+  if (a == y && b == y) {
+    ctx.pool->parallel_for(numel(y), [&](size_t begin, size_t end) { row(begin, 1, begin, 1, begin, end - begin); });
+    return;
+  }
+  for_each_broadcast_row(a, b, y, row);
+}
+
 template <typename Params>
 class Binary : public Op {
  public:
@@ -23,10 +35,9 @@ class Binary : public Op {
   void run(const ExecContext& ctx) const override {
     const uint8_t *a = ctx.in<uint8_t>(0), *b = ctx.in<uint8_t>(1);
     uint8_t* y = ctx.out<uint8_t>(0);
-    for_each_broadcast_row(*ctx.input_shapes[0], *ctx.input_shapes[1], *ctx.output_shapes[0],
-                           [&](size_t ao, size_t as, size_t bo, size_t bs, size_t yo, size_t n) {
-                             kernel_(p_, a + ao, as, b + bo, bs, y + yo, n);
-                           });
+    for_each_row_split(ctx, [&](size_t ao, size_t as, size_t bo, size_t bs, size_t yo, size_t n) {
+      kernel_(p_, a + ao, as, b + bo, bs, y + yo, n);
+    });
   }
 
  private:
@@ -63,10 +74,9 @@ class AddWide : public Op {
     const size_t a_size = p_.a_wide ? 4 : 1, b_size = p_.b_wide ? 4 : 1;
     const uint8_t *a = ctx.in<uint8_t>(0), *b = ctx.in<uint8_t>(1);
     int32_t* y = ctx.out<int32_t>(0);
-    for_each_broadcast_row(*ctx.input_shapes[0], *ctx.input_shapes[1], *ctx.output_shapes[0],
-                           [&](size_t ao, size_t as, size_t bo, size_t bs, size_t yo, size_t n) {
-                             kernel_(p_, a + ao * a_size, as, b + bo * b_size, bs, y + yo, n);
-                           });
+    for_each_row_split(ctx, [&](size_t ao, size_t as, size_t bo, size_t bs, size_t yo, size_t n) {
+      kernel_(p_, a + ao * a_size, as, b + bo * b_size, bs, y + yo, n);
+    });
   }
 
  private:
