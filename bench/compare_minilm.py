@@ -55,8 +55,7 @@ def build(tmp: Path, threads: int):
     engine = intinfer.load(iif, num_threads=threads)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        dyn = torch.ao.quantization.quantize_dynamic(PooledEncoder(MiniLM.from_pretrained()).eval(),
-                                                     {torch.nn.Linear}, dtype=torch.qint8)
+        dyn = torch.ao.quantization.quantize_dynamic(pooled, {torch.nn.Linear}, dtype=torch.qint8)  # a copy
     onnx_fp32, onnx_int8 = tmp / "minilm.onnx", tmp / "minilm_int8.onnx"
     if not onnx_int8.exists():
         ids = torch.ones(1, 16, dtype=torch.long)

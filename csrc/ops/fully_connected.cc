@@ -33,13 +33,16 @@ class FullyConnected : public Op {
     const uint8_t* x = ctx.in<uint8_t>(0);
     auto* y = static_cast<uint8_t*>(ctx.outputs[0]);
     // Few rows (a batch-1 classifier): split the output channels between threads instead.
+    // A wide output: the real values, written in place, become int32 steps of the output scale.
     if (rows < 4 * static_cast<size_t>(ctx.pool->num_threads()) && gemm_->column_blocks() > 1) {
       ctx.pool->parallel_for(gemm_->column_blocks(), [&](size_t b, size_t e) { gemm_->run(x, k, y, n, rows, b, e); });
+      if (wide_scale_ > 0) wide_from_f32__ref(y, rows * n, wide_scale_);  // few rows: one pass
     } else {
-      ctx.pool->parallel_for(rows, [&](size_t b, size_t e) { gemm_->run(x + b * k, k, y + b * n * elem, n, e - b); });
+      ctx.pool->parallel_for(rows, [&](size_t b, size_t e) {
+        gemm_->run(x + b * k, k, y + b * n * elem, n, e - b);
+        if (wide_scale_ > 0) wide_from_f32__ref(y + b * n * elem, (e - b) * n, wide_scale_);
+      });
     }
-    // A wide output: the real values, written in place, become int32 steps of the output scale.
-    if (wide_scale_ > 0) wide_from_f32__ref(y, rows * n, wide_scale_);
   }
 
   uint64_t macs(const std::vector<Shape>&, const std::vector<Shape>& out) const override {

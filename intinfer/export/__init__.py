@@ -51,8 +51,8 @@ def quantize(model: torch.nn.Module, example_inputs, calibration: Iterable, obse
     example = _as_inputs(example_inputs)
     make_observer(observer, **observer_options)  # refuses an unknown name before the slow work
     graph = capture(model, example, dynamic_shapes)
-    calibration = list(calibration)
     if smooth:
+        calibration = list(calibration)  # read twice: the smoothing ranges, then the observers
         smooth_layer_norms(graph, [_as_inputs(b) for b in calibration[:report_batches]])
     wide = wide_nodes(graph)
     # Wide values keep their outliers: 16 bits leave room for them, so their ranges are not clipped.

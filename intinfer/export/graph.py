@@ -420,9 +420,9 @@ def _transformer_op(fx, t, args, kw, x, val, add, fail, uses):
         return None
     if t == aten.layer_norm.default:
         w, b = val(args[2]), val(args[3])
-        h = args[1][-1] if isinstance(args[1], (list, tuple)) else args[1]
         if len(args[1]) != 1:
             fail(fx, "layer_norm over more than the last dimension is not supported")
+        h = args[1][0]
         eps = args[4] if len(args) > 4 else 1e-5
         return add(fx, "layer_norm", [x], weight=(w if w is not None else torch.ones(h)).float().clone(),
                    bias=(b if b is not None else torch.zeros(h)).float().clone(), eps=float(eps))
@@ -465,8 +465,8 @@ def _transformer_op(fx, t, args, kw, x, val, add, fail, uses):
     if t in (aten.mul.Tensor,) and isinstance(x, Node) and mask_of(val(args[1])) is not None and not _is_int_input(x):
         return ("masked_values", x, mask_of(val(args[1])), fx)
     if t == aten.sum.dim_IntList:
-        dims = [d % len(x[1].shape if isinstance(x, tuple) and isinstance(x[1], Node) else fx.meta["val"].shape) for d in args[1]] \
-            if isinstance(args[1], (list, tuple)) else [args[1]]
+        rank = len(fx.args[0].meta["val"].shape)  # the summed value's, masks included
+        dims = [d % rank for d in (args[1] if isinstance(args[1], (list, tuple)) else [args[1]])]
         if isinstance(x, tuple) and x[0] == "masked_values" and dims == [1]:
             return ("masked_sum", x[1], x[2], fx)
         if mask_of(x) is not None and dims == [1]:
