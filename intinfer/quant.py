@@ -36,8 +36,16 @@ def quantize_bias(b: np.ndarray, in_scale: float, w_scales: np.ndarray) -> np.nd
     return np.clip(np.rint(np.asarray(b, np.float64) / s), -2**31, 2**31 - 1).astype(np.int32)
 
 
-def layer_scales(w: np.ndarray, b: np.ndarray, in_scale: float) -> np.ndarray:
-    """Per-output-channel weight scales (axis 0) for int8 weights in [-127, 127].
+def weight_qmax(bits: int) -> int:
+    """The largest code of `bits`-bit symmetric weights (2..8): 2^(bits-1) - 1. Lower widths are
+    stored as int8 codes within [-qmax, qmax]: the engine computes them exactly as int8."""
+    if not isinstance(bits, (int, np.integer)) or not 2 <= bits <= 8:
+        raise ValueError(f"weight_bits must be an integer from 2 to 8, got {bits!r}")
+    return (1 << (int(bits) - 1)) - 1
+
+
+def layer_scales(w: np.ndarray, b: np.ndarray, in_scale: float, qmax: int = 127) -> np.ndarray:
+    """Per-output-channel weight scales (axis 0) for int8 weights in [-qmax, qmax].
 
     The engine refuses a bias that could overflow the int32 accumulator
     (|bias - z_in * sum(w)| + 255 * 127 * K must stay below 2^31, docs/runtime.md). A channel
@@ -49,14 +57,14 @@ def layer_scales(w: np.ndarray, b: np.ndarray, in_scale: float) -> np.ndarray:
     limit = (2**31 - 1 - 2 * 255 * 127 * k) // 2  # leaves room for the zero-point term too
     amax = np.abs(w.reshape(w.shape[0], -1)).max(axis=1)
     needed = np.abs(np.asarray(b, np.float64)) / (float(in_scale) * limit)
-    scales = np.maximum(amax / 127.0, needed)
+    scales = np.maximum(amax / qmax, needed)
     return np.where(scales > 0, scales, 1.0).astype(np.float32)
 
 
-def round_weights(w: np.ndarray, scales: np.ndarray) -> np.ndarray:
-    """Round to nearest: int8 codes of w with per-channel (axis 0) scales."""
+def round_weights(w: np.ndarray, scales: np.ndarray, qmax: int = 127) -> np.ndarray:
+    """Round to nearest: int8 codes of w in [-qmax, qmax] with per-channel (axis 0) scales."""
     w = np.asarray(w, np.float64)
-    return np.clip(np.rint(w / scales.reshape((-1,) + (1,) * (w.ndim - 1))), -127, 127).astype(np.int8)
+    return np.clip(np.rint(w / scales.reshape((-1,) + (1,) * (w.ndim - 1))), -qmax, qmax).astype(np.int8)
 
 
 def activation_range(act: str | None, scale: float, zero_point: int) -> tuple[int, int]:

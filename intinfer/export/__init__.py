@@ -7,7 +7,7 @@ from typing import Iterable
 import numpy as np
 import torch
 
-from ..quant import choose_qparams
+from ..quant import choose_qparams, weight_qmax
 from .bias_correction import BiasCorrection
 from .gptq import InputStatistics
 from .graph import ExportError, FloatGraph, capture, expected_shapes_match
@@ -28,7 +28,7 @@ def _as_inputs(batch) -> tuple:
 def quantize(model: torch.nn.Module, example_inputs, calibration: Iterable, observer: str = "minmax",
              weight_rounding: str = "gptq", bias_correction: bool = True, report_batches: int = 4,
              dynamic_shapes=None, symmetric_activations: bool = False, smooth: bool = False,
-             **observer_options) -> "QuantizedModel":
+             weight_bits: int = 8, **observer_options) -> "QuantizedModel":
     """Post-training quantization of a float model.
 
     example_inputs: a tensor or tuple of tensors, as for torch.export (the batch size may differ
@@ -45,7 +45,10 @@ def quantize(model: torch.nn.Module, example_inputs, calibration: Iterable, obse
     symmetric 8-bit quantization); the default fits each range asymmetrically.
     smooth: move per-channel range from layer-norm outputs into the linear layers that read them
     (smoothing.py; transformers), measured on the first `report_batches` calibration batches.
+    weight_bits: 2 to 8; below 8, conv/linear weights are int8 codes within [-(2^(b-1) - 1),
+    2^(b-1) - 1] (the engine runs them as int8; embedding tables stay 8-bit, as Q-BERT advises).
     """
+    weight_qmax(weight_bits)  # refuses a bad width before the slow work
     if weight_rounding not in ("gptq", "nearest"):
         raise ValueError(f"unknown weight_rounding '{weight_rounding}'; choose 'gptq' or 'nearest'")
     example = _as_inputs(example_inputs)
@@ -84,8 +87,9 @@ def quantize(model: torch.nn.Module, example_inputs, calibration: Iterable, obse
                for node, obs in observers.items()}
     correction = BiasCorrection(graph, kept) if bias_correction else None
     lowering = Lowering(graph, qparams, {"producer": "intinfer.quantize", "observer": observer,
-                                         "weight_rounding": weight_rounding, "bias_correction": str(bias_correction)},
-                        stats, correction, wide)
+                                         "weight_rounding": weight_rounding, "bias_correction": str(bias_correction),
+                                         "weight_bits": str(weight_bits)},
+                        stats, correction, wide, weight_bits)
     return QuantizedModel(lowering.run(), graph, lowering, kept)
 
 

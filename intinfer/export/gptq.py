@@ -44,8 +44,9 @@ class InputStatistics:
         return self.h / max(self.count, 1)
 
 
-def gptq_round(w: np.ndarray, scales: np.ndarray, h: np.ndarray, damp: float = 0.01) -> np.ndarray:
-    """int8 codes of w [O, K] (per-row scales) chosen column by column with error feedback."""
+def gptq_round(w: np.ndarray, scales: np.ndarray, h: np.ndarray, damp: float = 0.01, qmax: int = 127) -> np.ndarray:
+    """int8 codes in [-qmax, qmax] of w [O, K] (per-row scales) chosen column by column with error
+    feedback."""
     w = w.astype(np.float64).copy()
     k = w.shape[1]
     h = h.copy()
@@ -56,19 +57,20 @@ def gptq_round(w: np.ndarray, scales: np.ndarray, h: np.ndarray, damp: float = 0
     q = np.zeros(w.shape, np.int8)
     s = scales.astype(np.float64)
     for i in range(k):
-        qi = np.clip(np.rint(w[:, i] / s), -127, 127)
+        qi = np.clip(np.rint(w[:, i] / s), -qmax, qmax)
         q[:, i] = qi
         err = (w[:, i] - qi * s) / u[i, i]
         w[:, i + 1:] -= np.outer(err, u[i, i + 1:])
     return q
 
 
-def gptq_layer(w: np.ndarray, scales: np.ndarray, stats: InputStatistics) -> np.ndarray:
-    """int8 codes for a conv (OIHW) or linear ([N, K]) weight, in the same layout."""
+def gptq_layer(w: np.ndarray, scales: np.ndarray, stats: InputStatistics, qmax: int = 127) -> np.ndarray:
+    """int8 codes in [-qmax, qmax] for a conv (OIHW) or linear ([N, K]) weight, in the same layout."""
     hs = stats.hessians()
     groups = hs.shape[0]
     rows = w.reshape(w.shape[0], -1)
     per = rows.shape[0] // groups
-    q = np.concatenate([gptq_round(rows[g * per:(g + 1) * per], scales[g * per:(g + 1) * per], hs[g])
+    q = np.concatenate([gptq_round(rows[g * per:(g + 1) * per], scales[g * per:(g + 1) * per], hs[g],
+                                   qmax=qmax)
                         for g in range(groups)])
     return q.reshape(w.shape)

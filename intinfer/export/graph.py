@@ -501,6 +501,11 @@ def _fold_bn(fx, x, params, args, uses, fail):
     c = mean.shape[0]
     gamma = weight if weight is not None else torch.ones(c)
     beta = bias if bias is not None else torch.zeros(c)
+    momentum = args[6] if fx.target == aten.batch_norm.default else args[5]
+    # The unfolded parameters, for quantization-aware training (intinfer.qat folds them itself).
+    x.attrs["bn"] = {"weight": x.attrs["weight"].clone(), "bias": x.attrs["bias"].clone(), "gamma": gamma.float().clone(),
+                     "beta": beta.float().clone(), "mean": mean.float().clone(), "var": var.float().clone(),
+                     "eps": float(eps), "momentum": 0.1 if momentum is None else float(momentum)}
     scale = gamma.double() / torch.sqrt(var.double() + eps)
     w = x.attrs["weight"].double()
     x.attrs["weight"] = (w * scale.reshape([-1] + [1] * (w.dim() - 1))).float()

@@ -13,7 +13,7 @@ import torch
 
 from ..builder import GraphBuilder, Tensor
 from ..quant import (activation_range, choose_qparams, layer_scales, make_lut, quantize_bias, quantize_weights,
-                     round_weights)
+                     round_weights, weight_qmax)
 from .bias_correction import BiasCorrection
 from .gptq import gptq_layer
 from .graph import FloatGraph, Node
@@ -47,10 +47,27 @@ def wide_nodes(graph: FloatGraph) -> set:
     return wide
 
 
+def writes_float(graph: FloatGraph, node: Node) -> bool:
+    """A final linear layer gives its output in float: requantizing logits would clip the ones
+    beyond the calibrated range and round near-ties into ties."""
+    return node.op == "linear" and node.act is None and graph.users(node) == [None]
+
+
 def needs_observer(node: Node) -> bool:
     if node.op == "input" and node.attrs.get("dtype") == "int32":
         return False
     return node.op not in SAME_QUANT and node.op not in FIXED_QUANT
+
+
+def lut_table(fn, in_q: tuple, out_q: tuple) -> np.ndarray:
+    """LUT's table for the torch function `fn` between the input's and the output's (scale, zero point)."""
+    return make_lut(lambda r: fn(torch.from_numpy(r)).numpy(), in_q[0], in_q[1], out_q[0], out_q[1])
+
+
+def quantize_constant(c: np.ndarray) -> tuple[np.ndarray, float, int]:
+    """A float constant operand of add/mul as uint8 codes with its own per-tensor (scale, zero point)."""
+    scale, zp = choose_qparams(c.min(), c.max())
+    return np.clip(np.rint(c / scale) + zp, 0, 255).astype(np.uint8), scale, zp
 
 
 class LayoutValues:
@@ -80,8 +97,9 @@ class LayoutValues:
 
 class Lowering(LayoutValues):
     def __init__(self, graph: FloatGraph, qparams: dict, metadata: dict | None = None, input_stats: dict | None = None,
-                 correction: BiasCorrection | None = None, wide: set | None = None):
+                 correction: BiasCorrection | None = None, wide: set | None = None, weight_bits: int = 8):
         self.graph = graph
+        self.qmax = weight_qmax(weight_bits)  # conv/linear weights; embedding tables stay 8-bit
         self.q = qparams  # node -> (scale, zero_point) for nodes with observers
         self.wide = wide or set()  # nodes with a wide output (scale, zero point 0)
         self.input_stats = input_stats  # conv/linear node -> gptq.InputStatistics; None: round to nearest
@@ -116,11 +134,11 @@ class Lowering(LayoutValues):
         """int8 codes (PyTorch layout), per-channel scales and int32 bias of a conv or linear."""
         w = node.attrs["weight"].detach().double().numpy()
         b = node.attrs["bias"].detach().double().numpy()
-        scales = layer_scales(w, b, in_scale)
+        scales = layer_scales(w, b, in_scale, self.qmax)
         if self.input_stats is not None:
-            codes = gptq_layer(w, scales, self.input_stats[node])
+            codes = gptq_layer(w, scales, self.input_stats[node], self.qmax)
         else:
-            codes = round_weights(w, scales)
+            codes = round_weights(w, scales, self.qmax)
         if self.correction is not None:
             deq = torch.from_numpy(codes * scales.astype(np.float64).reshape((-1,) + (1,) * (w.ndim - 1))).float()
             b = b + self.correction.delta(node, deq)
@@ -132,8 +150,7 @@ class Lowering(LayoutValues):
         c = value.detach().double().numpy()
         if self.nhwc(like):
             c = c.reshape((1,) * (4 - c.ndim) + c.shape).transpose(NCHW_TO_NHWC)
-        scale, zp = choose_qparams(c.min(), c.max())
-        q = np.clip(np.rint(c / scale) + zp, 0, 255).astype(np.uint8)
+        q, scale, zp = quantize_constant(c)
         return self.b.constant(name, q, scale=scale, zero_point=zp)
 
     # -- one method per float op ---------------------------------------------------------
@@ -163,10 +180,7 @@ class Lowering(LayoutValues):
     def _linear(self, node: Node):
         x = self.plain(node.inputs[0])
         wq, ws, bias = self._weights(node, x.scale)
-        # A final layer's output is given in float: requantizing logits would clip the ones
-        # beyond the calibrated range and round near-ties into ties.
-        final = node.act is None and self.graph.users(node) == [None]
-        scale, zp = (None, None) if final else self.q[node]
+        scale, zp = (None, None) if writes_float(self.graph, node) else self.q[node]
         y = self.b.fully_connected(x, self.b.constant(f"{node.name}_w", wq, scale=ws),
                                    self.b.constant(f"{node.name}_b", bias), scale, zp, name=node.name,
                                    wide=node in self.wide, **self._act(node))
@@ -233,9 +247,8 @@ class Lowering(LayoutValues):
     def _lut(self, node: Node):
         x_node = node.inputs[0]
         x = self.tensor(x_node)
-        fn = node.attrs["fn"]
         scale, zp = self.q[node]
-        table = make_lut(lambda r: fn(torch.from_numpy(r)).numpy(), x.scale, x.zero_point, scale, zp)
+        table = lut_table(node.attrs["fn"], (x.scale, x.zero_point), (scale, zp))
         return self.b.lut(x, table, scale, zp, name=node.name), self.nhwc(x_node)
 
     def _relu(self, node: Node):

@@ -1,0 +1,345 @@
+"""Quantization-aware training that simulates the engine (Jacob et al. 2018; docs/qat.md).
+
+    qm = intinfer.qat.prepare(model, example_inputs)    # a new trainable module
+    ... train qm as usual (qm.train(), an optimizer over qm.parameters()) ...
+    qm.eval(); qm(x)                                     # the engine's integer result, bit for bit
+    intinfer.qat.convert(qm).save("model.iif")
+
+In training mode the forward pass is float with fake quantization: weights per output channel,
+symmetric, with a straight-through estimator; every activation the engine quantizes on the
+grid of its exponential-moving-average range; batch norms folded into their convolutions with
+batch statistics until `freeze_bn_after` steps, then with the frozen running statistics. In eval
+mode the forward pass is the engine's integer arithmetic (integer.py) on what `convert` writes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..export import QuantizedModel, _as_inputs, _qparams, _wide_qparams
+from ..export.graph import FloatGraph, Node, _apply_act, _eval, capture
+from ..export.lower import (SAME_QUANT, Lowering, lut_table, needs_observer, quantize_constant, wide_nodes,
+                            writes_float)
+from ..quant import activation_range, exp_table, layer_scales, quantize_bias, quantize_weights, round_weights, weight_qmax
+from . import integer
+
+__all__ = ["QATConfig", "QATModel", "prepare", "convert"]
+
+
+@dataclass
+class QATConfig:
+    """weight_bits: 2 to 8 for conv/linear weights (embeddings stay 8-bit). averaging_constant:
+    the EMA weight of each batch's min/max in the activation ranges. freeze_bn_after: training
+    steps after which batch norms use their running statistics (None: never, until eval and
+    convert, which always use them). freeze_observers_after: training steps after which the
+    activation ranges stop moving (None: never). symmetric_activations: ranges symmetric about 0
+    (zero point 128, as Q8BERT)."""
+    weight_bits: int = 8
+    averaging_constant: float = 0.01
+    freeze_bn_after: int | None = None
+    freeze_observers_after: int | None = None
+    symmetric_activations: bool = False
+
+
+class _NodeState(torch.nn.Module):
+    """One graph node's trainable parameters and, if the engine quantizes its output with
+    parameters of its own, its activation range ([lo, hi], NaN until seen)."""
+
+    def __init__(self, node: Node, observed: bool):
+        super().__init__()
+        if observed:
+            self.register_buffer("range", torch.full((2,), float("nan"), dtype=torch.float64))
+        a = node.attrs
+        if node.op in ("conv", "linear"):
+            bn = a.get("bn")
+            src = bn if bn is not None else a
+            self.weight = torch.nn.Parameter(src["weight"].detach().clone())
+            self.bias = torch.nn.Parameter(src["bias"].detach().clone())
+            if bn is not None:
+                self.gamma = torch.nn.Parameter(bn["gamma"].clone())
+                self.beta = torch.nn.Parameter(bn["beta"].clone())
+                self.register_buffer("running_mean", bn["mean"].clone())
+                self.register_buffer("running_var", bn["var"].clone())
+        elif node.op == "gather":
+            self.weight = torch.nn.Parameter(a["weight"].detach().clone())
+        elif node.op == "layer_norm":
+            self.weight = torch.nn.Parameter(a["weight"].detach().clone())
+            self.bias = torch.nn.Parameter(a["bias"].detach().clone())
+
+    def folded(self, node: Node) -> tuple[torch.Tensor, torch.Tensor]:
+        """The conv/linear weight and bias with the batch norm folded in by its running statistics,
+        as float32 (what the engine's weights are quantized from)."""
+        if not hasattr(self, "gamma"):
+            return self.weight.detach().float(), self.bias.detach().float()
+        scale = self.gamma.detach().double() / torch.sqrt(self.running_var.double() + node.attrs["bn"]["eps"])
+        w = self.weight.detach().double() * scale.reshape([-1] + [1] * (self.weight.dim() - 1))
+        b = (self.bias.detach().double() - self.running_mean.double()) * scale + self.beta.detach().double()
+        return w.float(), b.float()
+
+
+def _fake_quant_weight(w: torch.Tensor, qmax: int) -> torch.Tensor:
+    """Per-output-channel symmetric fake quantization with a straight-through gradient."""
+    amax = w.detach().reshape(w.shape[0], -1).abs().amax(1)
+    scale = torch.where(amax > 0, amax / qmax, torch.ones_like(amax)).float()
+    return torch.fake_quantize_per_channel_affine(w, scale, torch.zeros_like(scale, dtype=torch.int32), 0, -qmax, qmax)
+
+
+class QATModel(torch.nn.Module):
+    """The trainable model `prepare` returns: forward(*inputs) gives the float model's outputs,
+    fake-quantized in training mode and computed as the engine does in eval mode."""
+
+    def __init__(self, graph: FloatGraph, config: QATConfig):
+        super().__init__()
+        self.graph = graph
+        self.config = config
+        self.qmax = weight_qmax(config.weight_bits)
+        self.wide = wide_nodes(graph)
+        # Keyed by position: a node that torch.export split in two (mean -> pool + reshape) keeps one name.
+        self._keys = {n: f"{i}_{n.name}" for i, n in enumerate(graph.nodes)}
+        self.states = torch.nn.ModuleDict({self._keys[n]: _NodeState(n, self._observed(n)) for n in graph.nodes})
+        self.register_buffer("steps", torch.zeros((), dtype=torch.int64))
+        self._frozen = None
+        self._seen: tuple | None = None
+
+    def train(self, mode: bool = True):
+        self._frozen = None  # parameters or ranges may change: the integer model is rebuilt on use
+        return super().train(mode)
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        self._frozen = None
+        return super().load_state_dict(state_dict, strict, assign)
+
+    def forward(self, *xs):
+        if len(xs) != len(self.graph.inputs):
+            raise ValueError(f"the model takes {len(self.graph.inputs)} inputs, got {len(xs)}")
+        outs = self._fake_quant_forward(xs) if self.training else self._integer_forward(xs)
+        return outs[0] if len(outs) == 1 else tuple(outs)
+
+    # -- training: float with fake quantization -----------------------------------------
+
+    def _observed(self, node: Node) -> bool:
+        return needs_observer(node) and not writes_float(self.graph, node)
+
+    def _fake_quant_forward(self, xs) -> list:
+        cfg = self.config
+        steps = int(self.steps)
+        update = cfg.freeze_observers_after is None or steps < cfg.freeze_observers_after
+        bn_live = cfg.freeze_bn_after is None or steps < cfg.freeze_bn_after
+        vals: dict = {}
+        for node, x in zip(self.graph.inputs, xs):
+            vals[node] = x if node.attrs.get("dtype") == "int32" else x.float()
+        for node in self.graph.nodes:
+            if node.op != "input":
+                args = [vals[i] if isinstance(i, Node) else i for i in node.inputs]
+                vals[node] = _apply_act(self._float_op(node, args, bn_live), node.act)
+            vals[node] = self._fake_quant(node, vals[node], update)
+        self.steps += 1
+        self._seen = tuple(x.detach() for x in xs)
+        return [vals[o] for o in self.graph.outputs]
+
+    def _float_op(self, node: Node, a: list, bn_live: bool) -> torch.Tensor:
+        st = self.states[self._keys[node]]
+        at = node.attrs
+        if node.op in ("conv", "linear"):
+            def op(w, b=None):
+                if node.op == "linear":
+                    return F.linear(a[0], w, b)
+                t, l, bo, r = at["pads"]
+                x = F.pad(a[0], (l, r, t, bo)) if any(at["pads"]) else a[0]
+                return F.conv2d(x, w, b, at["stride"], 0, at["dilation"], at["groups"])
+            if not hasattr(st, "gamma"):
+                return op(_fake_quant_weight(st.weight, self.qmax), st.bias)
+            bn = at["bn"]
+            scale = st.gamma / torch.sqrt(st.running_var + bn["eps"])
+            shape = [1, -1] + [1] * (a[0].dim() - 2)
+            y = op(_fake_quant_weight(st.weight * scale.reshape([-1] + [1] * (st.weight.dim() - 1)), self.qmax))
+            if bn_live:  # batch statistics of the unfolded output (Jacob et al. 2018, section 3.2)
+                unfolded = y / scale.reshape(shape) + st.bias.reshape(shape)
+                return F.batch_norm(unfolded, st.running_mean, st.running_var, st.gamma, st.beta, True,
+                                    bn["momentum"], bn["eps"])
+            return y + (st.beta + (st.bias - st.running_mean) * scale).reshape(shape)
+        if node.op == "gather":
+            table = _fake_quant_weight(st.weight, 127)
+            return table[: a[0].shape[-1]] if at["positions"] else F.embedding(a[0], table)
+        if node.op == "layer_norm":
+            return F.layer_norm(a[0], (st.weight.shape[0],), st.weight, st.bias, at["eps"])
+        return _eval(node, a)
+
+    def _fake_quant(self, node: Node, v: torch.Tensor, update: bool) -> torch.Tensor:
+        if node.op == "softmax":
+            return torch.fake_quantize_per_tensor_affine(v, 1.0 / 256, 0, 0, 255)
+        if not self._observed(node):
+            return v
+        rng = self.states[self._keys[node]].range
+        lo, hi = float(v.detach().min()), float(v.detach().max())
+        if math.isnan(rng[0]):
+            rng[0], rng[1] = lo, hi
+        elif update:
+            c = self.config.averaging_constant
+            rng[0] += c * (lo - rng[0])
+            rng[1] += c * (hi - rng[1])
+        scale, zp = self._qparams(node)
+        if node in self.wide:
+            return torch.fake_quantize_per_tensor_affine(v, scale, 0, -integer.WIDE_MAX, integer.WIDE_MAX)
+        return torch.fake_quantize_per_tensor_affine(v, scale, zp, 0, 255)
+
+    def _qparams(self, node: Node) -> tuple[float, int]:
+        lo, hi = self.states[self._keys[node]].range.tolist()
+        if math.isnan(lo):
+            raise RuntimeError(f"'{node.name}' has no activation range yet: run the model in training mode on at "
+                               "least one batch (a calibration pass or a training step) first")
+        if node in self.wide:
+            return _wide_qparams(lo, hi)
+        return _qparams(lo, hi, self.config.symmetric_activations)
+
+    # -- evaluation: the engine's integer arithmetic -------------------------------------
+
+    def quantization(self) -> dict:
+        """Each node's (scale, zero point) as the engine will have it: None for float and integer
+        values. Raises before the first training-mode batch."""
+        q: dict = {}
+        for node in self.graph.nodes:
+            if node.op == "softmax":
+                q[node] = (1.0 / 256, 0)
+            elif node.op in SAME_QUANT:
+                q[node] = q[node.inputs[0]]
+            elif self._observed(node):
+                q[node] = self._qparams(node)
+            else:
+                q[node] = None
+        return q
+
+    @torch.no_grad()
+    def _freeze(self) -> dict:
+        """What the eval forward and `convert` share: parameters in the float form the lowering
+        quantizes (batch norms folded) and the activation quantization."""
+        if self._frozen is None:
+            params = {}
+            for node in self.graph.nodes:
+                st = self.states[self._keys[node]]
+                if node.op in ("conv", "linear"):
+                    params[node] = dict(zip(("weight", "bias"), st.folded(node)))
+                elif node.op in ("gather", "layer_norm"):
+                    params[node] = {k: p.detach().float().clone() for k, p in st.named_parameters()}
+            self._frozen = {"q": self.quantization(), "params": params}
+        return self._frozen
+
+    @torch.no_grad()
+    def _integer_forward(self, xs) -> list:
+        frozen = self._freeze()
+        q, params = frozen["q"], frozen["params"]
+        vals: dict = {}
+        for node, x in zip(self.graph.inputs, xs):
+            x = torch.as_tensor(x)
+            vals[node] = x.long() if node.attrs.get("dtype") == "int32" else integer.quantize(x, *q[node])
+        for node in self.graph.nodes:
+            if node.op != "input":
+                vals[node] = self._integer_op(node, [vals[i] if isinstance(i, Node) else i for i in node.inputs], q,
+                                              params.get(node))
+        outs = []
+        for o in self.graph.outputs:
+            outs.append(vals[o] if q[o] is None else integer.dequantize(vals[o], *q[o]))
+        return outs
+
+    def _integer_op(self, node: Node, a: list, q: dict, params) -> torch.Tensor:
+        I = integer
+        at = node.attrs
+        qin = q[node.inputs[0]] if isinstance(node.inputs[0], Node) else None
+        qout = q[node]
+        lo, hi = activation_range(node.act, *qout) if node.act and qout else (0, 255)
+        op = node.op
+        if op in ("conv", "linear"):
+            w, b = params["weight"], params["bias"]
+            scales = layer_scales(w.double().numpy(), b.double().numpy(), qin[0], self.qmax)
+            codes = torch.from_numpy(round_weights(w.double().numpy(), scales, self.qmax).astype(np.int64))
+            bias = torch.from_numpy(quantize_bias(b.double().numpy(), qin[0], scales).astype(np.int64))
+            if op == "conv":
+                acc = I.conv_accumulate(a[0], qin[1], codes, bias, at["stride"], at["pads"], at["dilation"],
+                                        at["groups"])
+                return I.output_stage(acc, [I.f32(qin[0]) * I.f32(s) / I.f32(qout[0]) for s in scales], qout[1],
+                                      lo, hi, axis=1)
+            acc = I.linear_accumulate(a[0], qin[1], codes, bias)
+            if qout is None:
+                return I.float_output(acc, qin[0], scales)
+            if node in self.wide:
+                return I.wide_from_float(I.float_output(acc, qin[0], scales), qout[0])
+            return I.output_stage(acc, [I.f32(qin[0]) * I.f32(s) / I.f32(qout[0]) for s in scales], qout[1], lo, hi)
+        if op in ("add", "mul"):
+            other = node.inputs[1]
+            if isinstance(other, Node):
+                b_val, qb = a[1], q[other]
+            else:
+                codes, scale, zp = quantize_constant(other.detach().double().numpy())
+                b_val, qb = torch.from_numpy(codes.astype(np.int64)), (scale, zp)
+            if op == "mul":
+                return I.mul(a[0], qin, b_val, qb, qout, lo, hi)
+            return I.add(a[0], qin, b_val, qb, qout, lo, hi, wide=node in self.wide)
+        if op == "cat":
+            return torch.cat([I.rescale(v, q[i], qout) for v, i in zip(a, node.inputs)], at["dim"])
+        if op == "avg_pool":
+            return I.avg_pool(a[0], qin, qout, at["kernel"], at["stride"], at["padding"], at["count_include_pad"])
+        if op == "global_avg_pool":
+            return I.global_avg_pool(a[0], qin, qout)
+        if op == "max_pool":
+            return I.max_pool(a[0], at["kernel"], at["stride"], at["padding"])
+        if op in ("reshape", "permute"):
+            return _eval(node, a)
+        if op == "relu":
+            return torch.clamp(a[0], *activation_range(node.act, *qin))
+        if op == "lut":
+            table = torch.from_numpy(lut_table(at["fn"], qin, qout).astype(np.int64))
+            return table[a[0]]
+        if op == "gather":
+            codes, scales = quantize_weights(params["weight"].numpy())
+            return I.gather(torch.from_numpy(codes.astype(np.int64)), scales, a[0], qout, at["positions"],
+                            node in self.wide)
+        if op == "layer_norm":
+            return I.layer_norm(a[0], qin[1], params["weight"], params["bias"], qout, lo, hi)
+        if op == "softmax":
+            table = torch.from_numpy(exp_table(qin[0]).astype(np.int64))
+            return I.softmax(a[0], table, a[1] if len(a) > 1 else None)
+        if op == "matmul":
+            return I.matmul(a[0], qin, a[1], q[node.inputs[1]], qout, at["transpose_b"], at["alpha"])
+        if op == "masked_mean":
+            return I.masked_mean(a[0], qin, a[1])
+        raise AssertionError(f"no integer form for op '{op}'")
+
+
+def prepare(model: torch.nn.Module, example_inputs, config: QATConfig | None = None,
+            dynamic_shapes=None) -> QATModel:
+    """A trainable copy of `model` that simulates the engine's quantization (see the module
+    docstring). example_inputs and dynamic_shapes are as for torch.export and intinfer.quantize.
+    The model's own parameters are copied, not shared: `model` is left as it was."""
+    config = config or QATConfig()
+    if not isinstance(config, QATConfig):
+        raise TypeError(f"config must be an intinfer.qat.QATConfig, got {type(config).__name__}")
+    weight_qmax(config.weight_bits)
+    was_training = model.training
+    try:
+        graph = capture(model, _as_inputs(example_inputs), dynamic_shapes)
+    finally:
+        model.train(was_training)
+    return QATModel(graph, config)
+
+
+def convert(qat_model: QATModel) -> QuantizedModel:
+    """The .iif graph of a trained QATModel (save it, or load it to run): what its eval-mode
+    forward computes, bit for bit."""
+    if not isinstance(qat_model, QATModel):
+        raise TypeError(f"convert takes the model intinfer.qat.prepare returned, got {type(qat_model).__name__}")
+    frozen = qat_model._freeze()
+    graph = qat_model.graph
+    for node, params in frozen["params"].items():
+        node.attrs.update(params)
+    qparams = {n: v for n, v in frozen["q"].items() if v is not None}
+    cfg = qat_model.config
+    lowering = Lowering(graph, qparams, {"producer": "intinfer.qat", "weight_bits": str(cfg.weight_bits),
+                                         "training_steps": str(int(qat_model.steps))},
+                        None, None, qat_model.wide, cfg.weight_bits)
+    seen = [qat_model._seen] if qat_model._seen is not None else []
+    return QuantizedModel(lowering.run(), graph, lowering, seen)

@@ -1,0 +1,172 @@
+"""Quantization-aware training (intinfer.qat): the eval-mode forward, a torch model of the
+integer arithmetic, equals the engine running the converted .iif bit for bit (and the numpy
+oracle, tests/oracle.py) on the exporter's zoo, on a small BERT encoder and on a real fine-tune;
+batch-norm folding and range freezing behave as configured; bad use gets a clear error."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+
+import intinfer  # noqa: E402
+import oracle  # noqa: E402
+from conftest import assert_same  # noqa: E402
+from intinfer import qat  # noqa: E402
+from intinfer.export import ExportError  # noqa: E402
+from intinfer.models.minilm import MiniLM, PooledEncoder  # noqa: E402
+from test_export import ZOO, Unsupported, make  # noqa: E402
+
+
+def train_steps(qm, batches, lr=1e-3):
+    """A few optimizer steps on a loss that moves every parameter (the outputs' squares)."""
+    qm.train()
+    opt = torch.optim.Adam(qm.parameters(), lr=lr)
+    for xs in batches:
+        out = qm(*xs)
+        loss = sum(o.float().pow(2).mean() for o in (out if isinstance(out, tuple) else (out,)))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+
+def engine_and_oracle(qm, xs, num_threads=2):
+    """The converted model's outputs from the engine, checked against the oracle on the way."""
+    q = qat.convert(qm)
+    feeds = [x.numpy() for x in xs]
+    m = intinfer.load(q.to_bytes(), num_threads=num_threads)
+    assert_same(m.run(feeds if len(feeds) > 1 else feeds[0], raw=True),
+                oracle.run_graph(q.builder, [_raw_input(m, i, f) for i, f in enumerate(feeds)]))
+    return m.run(feeds if len(feeds) > 1 else feeds[0]), q
+
+
+def _raw_input(m, i, x):
+    """What the oracle takes for input i: the exporter's graphs quantize float inputs themselves."""
+    return x.astype(np.float32 if m.inputs[i].dtype == "float32" else np.int32)
+
+
+@pytest.mark.parametrize("name", ZOO)
+@pytest.mark.parametrize("weight_bits", [8, 4])
+def test_eval_forward_is_the_engine_bit_for_bit_on_the_zoo(name, weight_bits):
+    model, shape, calib, _ = make(name)
+    qm = qat.prepare(model, (calib[0][:1],), qat.QATConfig(weight_bits=weight_bits, freeze_bn_after=4))
+    train_steps(qm, [(b,) for b in calib + calib])
+    qm.eval()
+    x = torch.randn(5, *shape)
+    got = qm(x)
+    want, q = engine_and_oracle(qm, (x,))
+    np.testing.assert_array_equal(got.numpy(), want)
+    qmax = (1 << (weight_bits - 1)) - 1
+    codes = [t.data for t in q.builder.tensors if t.dtype == "int8" and t.data is not None]
+    assert codes and max(int(np.abs(c).max()) for c in codes) <= qmax
+
+
+def tiny_bert(seed=0):
+    torch.manual_seed(seed)
+    bert = MiniLM(vocab_size=50, hidden=32, layers=2, heads=4, intermediate=64, max_positions=16)
+    return PooledEncoder(bert).eval()
+
+
+def token_batch(n, s, gen):
+    ids = torch.randint(0, 50, (n, s), generator=gen)
+    mask = torch.ones(n, s, dtype=torch.long)
+    mask[:, s // 2:] = torch.randint(0, 2, (n, s - s // 2), generator=gen)  # padded tails
+    return ids, mask, torch.zeros(n, s, dtype=torch.long)
+
+
+def test_eval_forward_is_the_engine_bit_for_bit_on_a_small_bert():
+    model = tiny_bert()
+    gen = torch.Generator().manual_seed(1)
+    batch, seq = torch.export.Dim("batch", max=64), torch.export.Dim("seq", max=16)
+    qm = qat.prepare(model, token_batch(2, 8, gen), dynamic_shapes=({0: batch, 1: seq},) * 3)
+    train_steps(qm, [token_batch(4, 6 + i % 7, gen) for i in range(8)])
+    qm.eval()
+    for n, s in [(3, 11), (1, 16), (2, 5)]:
+        xs = token_batch(n, s, gen)
+        want, _ = engine_and_oracle(qm, xs, num_threads=1 + n % 2)
+        np.testing.assert_array_equal(qm(*xs).numpy(), want)
+
+
+def test_training_forward_tracks_the_integer_model_and_trains():
+    model, shape, calib, _ = make("mobilenet_v2_block")
+    qm = qat.prepare(model, (calib[0][:1],), qat.QATConfig(freeze_bn_after=0))
+    before = {k: v.detach().clone() for k, v in qm.named_parameters()}
+    train_steps(qm, [(b,) for b in calib])
+    assert all(not torch.equal(before[k], v) for k, v in qm.named_parameters()), "a parameter got no gradient"
+    x = calib[0]
+    with torch.no_grad():
+        fake = qm.train()(x)
+    integer = qm.eval()(x)
+    cos = torch.nn.functional.cosine_similarity(fake, integer, dim=1)
+    assert cos.min() > 0.99, cos
+
+
+def test_batch_norm_uses_batch_statistics_until_frozen():
+    model, shape, calib, _ = make("resnet_basic_block")
+    qm = qat.prepare(model, (calib[0][:1],), qat.QATConfig(freeze_bn_after=2, freeze_observers_after=3))
+    running = [m for k, m in qm.named_buffers() if k.endswith("running_mean")]
+    ranges = [m for k, m in qm.named_buffers() if k.endswith(".range")]
+    snapshot = lambda ts: [t.clone() for t in ts]  # noqa: E731
+    first, first_ranges = snapshot(running), snapshot(ranges)
+    train_steps(qm, [(calib[0],), (calib[1],)])
+    moved = snapshot(running)
+    assert all(not torch.equal(a, b) for a, b in zip(first, moved)), "batch statistics were not tracked"
+    train_steps(qm, [(calib[2],)])
+    assert all(torch.equal(a, b) for a, b in zip(moved, running)), "frozen statistics moved"
+    assert any(not torch.equal(a, b) for a, b in zip(first_ranges, ranges))
+    frozen_ranges = snapshot(ranges)
+    train_steps(qm, [(calib[3] * 3,)])
+    assert all(torch.equal(a, b) for a, b in zip(frozen_ranges, ranges)), "frozen ranges moved"
+    assert int(qm.steps) == 4
+
+
+def test_prepare_leaves_the_model_alone_and_state_dict_round_trips():
+    model, shape, calib, _ = make("mobilenet_v3_block_se_hardswish")
+    model.train()
+    original = {k: v.clone() for k, v in model.state_dict().items()}
+    qm = qat.prepare(model, (calib[0][:1],))
+    assert model.training
+    train_steps(qm, [(b,) for b in calib])
+    assert all(torch.equal(original[k], v) for k, v in model.state_dict().items())
+    again = qat.prepare(model, (calib[0][:1],))
+    again.load_state_dict(qm.state_dict())
+    x = torch.randn(3, *shape)
+    np.testing.assert_array_equal(again.eval()(x).numpy(), qm.eval()(x).numpy())
+
+
+def test_prepare_names_an_unsupported_op():
+    with pytest.raises(ExportError, match="unsupported op.*(cumsum|sort|topk)"):
+        qat.prepare(Unsupported(), (torch.randn(2, 8),))
+
+
+def test_convert_and_eval_before_any_batch_say_so():
+    model, shape, calib, _ = make("mlp")
+    qm = qat.prepare(model, (calib[0][:1],))
+    with pytest.raises(RuntimeError, match="no activation range yet.*training mode"):
+        qat.convert(qm)
+    with pytest.raises(RuntimeError, match="no activation range yet"):
+        qm.eval()(calib[0])
+
+
+def test_bad_arguments_are_refused():
+    model, shape, calib, _ = make("mlp")
+    with pytest.raises(ValueError, match="weight_bits"):
+        qat.prepare(model, (calib[0][:1],), qat.QATConfig(weight_bits=9))
+    with pytest.raises(TypeError, match="QATConfig"):
+        qat.prepare(model, (calib[0][:1],), {"weight_bits": 8})
+    with pytest.raises(TypeError, match="prepare returned"):
+        qat.convert(model)
+    with pytest.raises(ValueError, match="takes 1 inputs, got 2"):
+        qat.prepare(model, (calib[0][:1],))(calib[0], calib[0])
+    with pytest.raises(ValueError, match="weight_bits"):
+        intinfer.quantize(model, (calib[0][:1],), calib, weight_bits=1)
+
+
+def test_ptq_with_low_bit_weights_stays_bit_exact():
+    model, shape, calib, _ = make("mobilenet_v2_block")
+    q = intinfer.quantize(model, (calib[0][:1],), calib, weight_bits=4)
+    codes = [t.data for t in q.builder.tensors if t.dtype == "int8" and t.data is not None]
+    assert max(int(np.abs(c).max()) for c in codes) == 7
+    x = torch.randn(4, *shape).numpy()
+    m = q.load(num_threads=2)
+    assert_same(m.run(x, raw=True), oracle.run_graph(q.builder, _raw_input(m, 0, x)))
