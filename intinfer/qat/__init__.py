@@ -8,8 +8,11 @@
 In training mode the forward pass is float with fake quantization: weights per output channel,
 symmetric, with a straight-through estimator; every activation the engine quantizes on the
 grid of its exponential-moving-average range; batch norms folded into their convolutions with
-batch statistics until `freeze_bn_after` steps, then with the frozen running statistics. In eval
-mode the forward pass is the engine's integer arithmetic (integer.py) on what `convert` writes.
+batch statistics until `freeze_bn_after` steps, then with the frozen running statistics. With
+`exact_forward` (the default) each op's output value is then replaced by the engine's integer
+result while its gradient stays the float op's (a straight-through estimator around every op),
+so that training sees the engine's own rounding. In eval mode the forward pass is the engine's
+integer arithmetic (integer.py) on what `convert` writes.
 """
 
 from __future__ import annotations
@@ -38,12 +41,15 @@ class QATConfig:
     steps after which batch norms use their running statistics (None: never, until eval and
     convert, which always use them). freeze_observers_after: training steps after which the
     activation ranges stop moving (None: never). symmetric_activations: ranges symmetric about 0
-    (zero point 128, as Q8BERT)."""
+    (zero point 128, as Q8BERT). exact_forward: training-mode values are the engine's integer
+    results (gradients the float ops'), whenever the batch norms are frozen or there are none;
+    False keeps plain fake quantization (faster; training then sees float rounding)."""
     weight_bits: int = 8
     averaging_constant: float = 0.01
     freeze_bn_after: int | None = None
     freeze_observers_after: int | None = None
     symmetric_activations: bool = False
+    exact_forward: bool = True
 
 
 class _NodeState(torch.nn.Module):
@@ -103,6 +109,7 @@ class QATModel(torch.nn.Module):
         self._keys = {n: f"{i}_{n.name}" for i, n in enumerate(graph.nodes)}
         self.states = torch.nn.ModuleDict({self._keys[n]: _NodeState(n, self._observed(n)) for n in graph.nodes})
         self.register_buffer("steps", torch.zeros((), dtype=torch.int64))
+        self._has_bn = any("bn" in n.attrs for n in graph.nodes)
         self._frozen = None
         self._seen: tuple | None = None
 
@@ -117,7 +124,7 @@ class QATModel(torch.nn.Module):
     def forward(self, *xs):
         if len(xs) != len(self.graph.inputs):
             raise ValueError(f"the model takes {len(self.graph.inputs)} inputs, got {len(xs)}")
-        outs = self._fake_quant_forward(xs) if self.training else self._integer_forward(xs)
+        outs = self._training_forward(xs) if self.training else self._integer_forward(xs)
         return outs[0] if len(outs) == 1 else tuple(outs)
 
     # -- training: float with fake quantization -----------------------------------------
@@ -125,22 +132,42 @@ class QATModel(torch.nn.Module):
     def _observed(self, node: Node) -> bool:
         return needs_observer(node) and not writes_float(self.graph, node)
 
-    def _fake_quant_forward(self, xs) -> list:
+    def _training_forward(self, xs) -> list:
         cfg = self.config
         steps = int(self.steps)
         update = cfg.freeze_observers_after is None or steps < cfg.freeze_observers_after
-        bn_live = cfg.freeze_bn_after is None or steps < cfg.freeze_bn_after
+        bn_live = self._has_bn and (cfg.freeze_bn_after is None or steps < cfg.freeze_bn_after)
+        exact = cfg.exact_forward and not bn_live  # batch statistics are not what the engine folds
         vals: dict = {}
-        for node, x in zip(self.graph.inputs, xs):
-            vals[node] = x if node.attrs.get("dtype") == "int32" else x.float()
+        codes: dict = {}
+        q: dict = {}
         for node in self.graph.nodes:
-            if node.op != "input":
+            if node.op == "input":
+                x = xs[self.graph.inputs.index(node)]
+                v = x if node.attrs.get("dtype") == "int32" else x.float()
+            else:
                 args = [vals[i] if isinstance(i, Node) else i for i in node.inputs]
-                vals[node] = _apply_act(self._float_op(node, args, bn_live), node.act)
-            vals[node] = self._fake_quant(node, vals[node], update)
+                v = _apply_act(self._float_op(node, args, bn_live), node.act)
+            v = self._fake_quant(node, v, update)
+            vals[node] = self._engine_value(node, v, xs, codes, q) if exact else v
         self.steps += 1
         self._seen = tuple(x.detach() for x in xs)
         return [vals[o] for o in self.graph.outputs]
+
+    def _engine_value(self, node: Node, v: torch.Tensor, xs, codes: dict, q: dict) -> torch.Tensor:
+        """v with the engine's value in the forward pass and v's gradient in the backward pass:
+        a straight-through estimator around the whole op."""
+        with torch.no_grad():
+            q[node] = self._node_q(node, q)
+            if node.op == "input":
+                codes[node] = self._input_codes(node, xs[self.graph.inputs.index(node)], q[node])
+            else:
+                codes[node] = self._integer_op(node, [codes[i] if isinstance(i, Node) else i for i in node.inputs], q,
+                                               self._params(node))
+            if not v.dtype.is_floating_point:
+                return v
+            d = codes[node] if q[node] is None else integer.dequantize(codes[node], *q[node])
+        return v + (d - v).detach()
 
     def _float_op(self, node: Node, a: list, bn_live: bool) -> torch.Tensor:
         st = self.states[self._keys[node]]
@@ -199,33 +226,35 @@ class QATModel(torch.nn.Module):
 
     # -- evaluation: the engine's integer arithmetic -------------------------------------
 
+    def _node_q(self, node: Node, q: dict):
+        if node.op == "softmax":
+            return (1.0 / 256, 0)
+        if node.op in SAME_QUANT:
+            return q[node.inputs[0]]
+        return self._qparams(node) if self._observed(node) else None
+
     def quantization(self) -> dict:
         """Each node's (scale, zero point) as the engine will have it: None for float and integer
         values. Raises before the first training-mode batch."""
         q: dict = {}
         for node in self.graph.nodes:
-            if node.op == "softmax":
-                q[node] = (1.0 / 256, 0)
-            elif node.op in SAME_QUANT:
-                q[node] = q[node.inputs[0]]
-            elif self._observed(node):
-                q[node] = self._qparams(node)
-            else:
-                q[node] = None
+            q[node] = self._node_q(node, q)
         return q
+
+    def _params(self, node: Node):
+        st = self.states[self._keys[node]]
+        if node.op in ("conv", "linear"):
+            return dict(zip(("weight", "bias"), st.folded(node)))
+        if node.op in ("gather", "layer_norm"):
+            return {k: p.detach().float().clone() for k, p in st.named_parameters()}
+        return None
 
     @torch.no_grad()
     def _freeze(self) -> dict:
         """What the eval forward and `convert` share: parameters in the float form the lowering
         quantizes (batch norms folded) and the activation quantization."""
         if self._frozen is None:
-            params = {}
-            for node in self.graph.nodes:
-                st = self.states[self._keys[node]]
-                if node.op in ("conv", "linear"):
-                    params[node] = dict(zip(("weight", "bias"), st.folded(node)))
-                elif node.op in ("gather", "layer_norm"):
-                    params[node] = {k: p.detach().float().clone() for k, p in st.named_parameters()}
+            params = {node: self._params(node) for node in self.graph.nodes if self._params(node) is not None}
             self._frozen = {"q": self.quantization(), "params": params}
         return self._frozen
 
@@ -233,10 +262,7 @@ class QATModel(torch.nn.Module):
     def _integer_forward(self, xs) -> list:
         frozen = self._freeze()
         q, params = frozen["q"], frozen["params"]
-        vals: dict = {}
-        for node, x in zip(self.graph.inputs, xs):
-            x = torch.as_tensor(x)
-            vals[node] = x.long() if node.attrs.get("dtype") == "int32" else integer.quantize(x, *q[node])
+        vals = {node: self._input_codes(node, torch.as_tensor(x), q[node]) for node, x in zip(self.graph.inputs, xs)}
         for node in self.graph.nodes:
             if node.op != "input":
                 vals[node] = self._integer_op(node, [vals[i] if isinstance(i, Node) else i for i in node.inputs], q,
@@ -245,6 +271,10 @@ class QATModel(torch.nn.Module):
         for o in self.graph.outputs:
             outs.append(vals[o] if q[o] is None else integer.dequantize(vals[o], *q[o]))
         return outs
+
+    @staticmethod
+    def _input_codes(node: Node, x: torch.Tensor, q) -> torch.Tensor:
+        return x.long() if q is None else integer.quantize(x, *q)
 
     def _integer_op(self, node: Node, a: list, q: dict, params) -> torch.Tensor:
         I = integer
