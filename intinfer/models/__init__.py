@@ -6,12 +6,12 @@ torch only (no hub access, no transformers/tokenizers at run time).
     vectors = model.embed(["A cat sat on the mat."])   # [1, 384], L2-normalized
 
     from intinfer.models import Int8SentenceEncoder, quantize_minilm
-    quantize_minilm(model, calibration_texts).save("minilm.iif")
+    quantize_minilm(model, calibration_texts).save("minilm.iif")   # or qat_minilm(model, texts): distilled
     int8 = Int8SentenceEncoder("minilm.iif", model.tokenizer).embed(["A cat sat on the mat."])
 """
 
 from .minilm import (Int8SentenceEncoder, MiniLM, PooledEncoder, WordPieceTokenizer, default_model_path, mean_pool,
-                     quantize_minilm, read_safetensors)
+                     qat_minilm, quantize_minilm, read_safetensors)
 
 __all__ = ["Int8SentenceEncoder", "MiniLM", "PooledEncoder", "WordPieceTokenizer", "default_model_path", "mean_pool",
-           "quantize_minilm", "read_safetensors"]
+           "qat_minilm", "quantize_minilm", "read_safetensors"]

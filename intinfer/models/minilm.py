@@ -515,6 +515,43 @@ def quantize_minilm(model: MiniLM, calibration_texts, max_seq: int = 512, batch_
                     **options)
 
 
+def qat_minilm(model: MiniLM, texts, epochs: int = 3, lr: float = 1e-5, max_seq: int = 512, batch_size: int = 8,
+               seed: int = 0, log=None):
+    """Quantization-aware distillation (intinfer.qat) of `model` with its mean pooling: the
+    int8 model learns to give the fp32 model's sentence embeddings on `texts` (loss 1 - cosine),
+    seeing the engine's own integer values in every forward pass. One pass over the texts sets
+    the activation ranges first. `log(epoch, loss)` is called after each epoch.
+    Returns the QuantizedModel (save it, or wrap its bytes in Int8SentenceEncoder)."""
+    from .. import qat
+
+    if model.tokenizer is None:
+        raise ValueError("the model has no tokenizer: build it with MiniLM.from_pretrained()")
+    batches = list(_batches(model.tokenizer, list(texts), batch_size))
+    if not batches:
+        raise ValueError("no training texts")
+    teacher = PooledEncoder(model).eval()
+    with torch.no_grad():
+        targets = [teacher(*xs) for xs in batches]
+    dims = {0: torch.export.Dim("batch", max=1024), 1: torch.export.Dim("seq", max=max_seq)}
+    student = qat.prepare(teacher, batches[0], dynamic_shapes=(dims,) * 3).train()
+    with torch.no_grad():
+        for xs in batches:
+            student(*xs)
+    opt = torch.optim.Adam(student.parameters(), lr=lr)
+    order = torch.Generator().manual_seed(seed)
+    for epoch in range(epochs):
+        total = 0.0
+        for i in torch.randperm(len(batches), generator=order).tolist():
+            loss = 1 - torch.nn.functional.cosine_similarity(student(*batches[i]), targets[i], dim=1).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += loss.item()
+        if log is not None:
+            log(epoch, total / len(batches))
+    return qat.convert(student)
+
+
 class Int8SentenceEncoder:
     """Sentence embeddings from an int8 .iif (written by quantize_minilm) and the tokenizer:
     `embed(texts)` -> float32 [N, hidden], L2-normalized, as MiniLM.embed."""
