@@ -1,5 +1,5 @@
 """Small valid models that exercise every op type: seeds for the fuzzers and subjects for the
-error-path tests."""
+error-path tests; and a small BERT encoder for the exporter and QAT tests."""
 
 import numpy as np
 
@@ -46,3 +46,37 @@ def every_op_model(seed: int = 0) -> GraphBuilder:
 
 def sample_input(batch: int = 2, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).uniform(-2.4, 2.6, size=(batch, 6, 6, 3)).astype(np.float32)
+
+
+# -- a small BERT encoder (needs torch) ------------------------------------------------------
+
+
+def tiny_bert(seed: int = 0, head: bool = False):
+    """A 2-layer, hidden-32 MiniLM-shaped encoder with mean pooling (random weights), and with
+    `head` a classifier on the pooled value (tanh, then a linear layer)."""
+    import torch
+
+    from intinfer.models.minilm import MiniLM, PooledEncoder
+
+    class PooledClassifier(torch.nn.Module):
+        def __init__(self, encoder):
+            super().__init__()
+            self.encoder = encoder
+            self.head = torch.nn.Linear(32, 3)
+
+        def forward(self, ids, mask, types):
+            return self.head(torch.tanh(self.encoder(ids, mask, types)))
+
+    torch.manual_seed(seed)
+    encoder = PooledEncoder(MiniLM(vocab_size=50, hidden=32, layers=2, heads=4, intermediate=64, max_positions=16))
+    return (PooledClassifier(encoder) if head else encoder).eval()
+
+
+def token_batch(n: int, s: int, gen):
+    """Random ids, a mask that pads part of each sequence's second half, zero token types."""
+    import torch
+
+    ids = torch.randint(0, 50, (n, s), generator=gen)
+    mask = torch.ones(n, s, dtype=torch.long)
+    mask[:, s // 2:] = torch.randint(0, 2, (n, s - s // 2), generator=gen)
+    return ids, mask, torch.zeros(n, s, dtype=torch.long)

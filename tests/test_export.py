@@ -289,3 +289,21 @@ def test_smoothing_option_keeps_quantized_outputs_close():
     got = q.load().run(calib[0].numpy())
     cos = (want * got).sum(1) / np.linalg.norm(want, axis=1) / np.linalg.norm(got, axis=1)
     assert cos.min() > 0.99
+
+
+def test_a_head_on_masked_mean_pooling_reads_it_quantized():
+    """PTQ of a small BERT classifier (mean pooling, then tanh and a linear head): the pooled
+    value, float when it is the output, is quantized for the head; bit for bit with the oracle."""
+    from sample_models import tiny_bert, token_batch
+
+    model = tiny_bert(head=True)
+    gen = torch.Generator().manual_seed(0)
+    batch, seq = torch.export.Dim("batch", max=64), torch.export.Dim("seq", max=16)
+    calib = [token_batch(4, 9, gen) for _ in range(3)]
+    q = intinfer.quantize(model, calib[0], calib, dynamic_shapes=({0: batch, 1: seq},) * 3)
+    xs = [x.numpy() for x in token_batch(3, 12, gen)]
+    got = q.load(num_threads=2).run(xs, raw=True)
+    assert_same(got, oracle.run_graph(q.builder, [x.astype(np.int32) for x in xs]))
+    with torch.no_grad():
+        ref = model(*(torch.from_numpy(x) for x in xs)).numpy()
+    assert np.abs(got - ref).max() < 0.1 * np.abs(ref).max()

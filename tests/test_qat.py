@@ -3,6 +3,8 @@ integer arithmetic, equals the engine running the converted .iif bit for bit (an
 oracle, tests/oracle.py) on the exporter's zoo, on a small BERT encoder and on a real fine-tune;
 batch-norm folding and range freezing behave as configured; bad use gets a clear error."""
 
+from collections import defaultdict
+
 import numpy as np
 import pytest
 
@@ -14,7 +16,7 @@ import oracle  # noqa: E402
 from conftest import assert_same  # noqa: E402
 from intinfer import qat  # noqa: E402
 from intinfer.export import ExportError  # noqa: E402
-from intinfer.models.minilm import MiniLM, PooledEncoder  # noqa: E402
+from sample_models import tiny_bert, token_batch  # noqa: E402
 from test_export import ZOO, Unsupported, make  # noqa: E402
 
 
@@ -61,21 +63,9 @@ def test_eval_forward_is_the_engine_bit_for_bit_on_the_zoo(name, weight_bits):
     assert codes and max(int(np.abs(c).max()) for c in codes) <= qmax
 
 
-def tiny_bert(seed=0):
-    torch.manual_seed(seed)
-    bert = MiniLM(vocab_size=50, hidden=32, layers=2, heads=4, intermediate=64, max_positions=16)
-    return PooledEncoder(bert).eval()
-
-
-def token_batch(n, s, gen):
-    ids = torch.randint(0, 50, (n, s), generator=gen)
-    mask = torch.ones(n, s, dtype=torch.long)
-    mask[:, s // 2:] = torch.randint(0, 2, (n, s - s // 2), generator=gen)  # padded tails
-    return ids, mask, torch.zeros(n, s, dtype=torch.long)
-
-
-def test_eval_forward_is_the_engine_bit_for_bit_on_a_small_bert():
-    model = tiny_bert()
+@pytest.mark.parametrize("head", [False, True])
+def test_eval_forward_is_the_engine_bit_for_bit_on_a_small_bert(head):
+    model = tiny_bert(head=head)
     gen = torch.Generator().manual_seed(1)
     batch, seq = torch.export.Dim("batch", max=64), torch.export.Dim("seq", max=16)
     qm = qat.prepare(model, token_batch(2, 8, gen), dynamic_shapes=({0: batch, 1: seq},) * 3)
@@ -177,3 +167,21 @@ def test_ptq_with_low_bit_weights_stays_bit_exact():
     x = torch.randn(4, *shape).numpy()
     m = q.load(num_threads=2)
     assert_same(m.run(x, raw=True), oracle.run_graph(q.builder, _raw_input(m, 0, x)))
+
+
+@pytest.mark.parametrize("task_name", ["digits", "sentiment"])
+def test_a_real_fine_tune_runs_bit_exact_on_the_engine(task_name, tmp_path):
+    """examples/qat_experiment.py's tasks in quick form: a CNN trained on scikit-learn's digits and
+    a small transformer classifier on generated sentences, fine-tuned with QAT (8- and 2-bit
+    weights): the eval-mode forward equals the engine on the whole test set, and int8 QAT keeps
+    the float accuracy."""
+    pytest.importorskip("sklearn", reason="installed by scripts/setup.sh")
+    from conftest import load_example
+
+    experiment = load_example("qat_experiment")
+    task = next(t for t in experiment.tasks(quick=True) if t.name == task_name)
+    result, checks = experiment.run_task(task, 0, [8, 2], True, str(tmp_path / "model.iif"), defaultdict(float))
+    assert [c[1] for c in checks] == [True, True], checks
+    print(f"\n{task_name}: {result}")
+    assert result["QAT w8"] >= result["float"] - 0.02
+    assert result["QAT w2"] >= result["PTQ w2"] - 0.02

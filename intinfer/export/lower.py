@@ -26,8 +26,8 @@ NCHW_AXIS_IN_NHWC = (0, 3, 1, 2)  # logical NCHW axis d lives at physical axis [
 SAME_QUANT = {"max_pool", "reshape", "relu", "permute"}
 # Ops that read NHWC images.
 IMAGE_OPS = {"conv", "avg_pool", "max_pool", "global_avg_pool"}
-# Ops whose output quantization is fixed (softmax: 1/256) or that output float (masked mean).
-FIXED_QUANT = {"softmax", "masked_mean"}
+# Ops whose output quantization is fixed (softmax: 1/256).
+FIXED_QUANT = {"softmax"}
 
 
 # Ops that can write a wide (int32, 16-bit range) output, for the residual stream.
@@ -49,7 +49,10 @@ def wide_nodes(graph: FloatGraph) -> set:
 
 def writes_float(graph: FloatGraph, node: Node) -> bool:
     """A final linear layer gives its output in float: requantizing logits would clip the ones
-    beyond the calibrated range and round near-ties into ties."""
+    beyond the calibrated range and round near-ties into ties. A masked mean is float unless
+    another op reads it (a classifier head): then it is quantized with its own range."""
+    if node.op == "masked_mean":
+        return all(u is None for u in graph.users(node))
     return node.op == "linear" and node.act is None and graph.users(node) == [None]
 
 
@@ -286,4 +289,7 @@ class Lowering(LayoutValues):
         return self.b.softmax(self.plain(node.inputs[0]), mask, name=node.name), False
 
     def _masked_mean(self, node: Node):
-        return self.b.masked_mean(self.plain(node.inputs[0]), self.tensor(node.inputs[1]), name=node.name), False
+        if writes_float(self.graph, node):
+            return self.b.masked_mean(self.plain(node.inputs[0]), self.tensor(node.inputs[1]), name=node.name), False
+        y = self.b.masked_mean(self.plain(node.inputs[0]), self.tensor(node.inputs[1]), name=f"{node.name}_f")
+        return self.b.quantize(y, *self.q[node], name=node.name), False

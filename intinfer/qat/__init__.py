@@ -336,7 +336,8 @@ class QATModel(torch.nn.Module):
         if op == "matmul":
             return I.matmul(a[0], qin, a[1], q[node.inputs[1]], qout, at["transpose_b"], at["alpha"])
         if op == "masked_mean":
-            return I.masked_mean(a[0], qin, a[1])
+            y = I.masked_mean(a[0], qin, a[1])
+            return y if qout is None else I.quantize(y, *qout)
         raise AssertionError(f"no integer form for op '{op}'")
 
 
