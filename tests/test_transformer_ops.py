@@ -79,6 +79,8 @@ def layer_norm_graph(rng, shape, act=(0, 255), special=None):
     gamma = rng.normal(1, 0.5, h).astype(np.float32)
     gamma[: min(2, h)] = [-0.7, 0.0][: min(2, h)]
     beta = rng.normal(0, 0.3, h).astype(np.float32)
+    if special == "tiny_gamma":  # beta in units of t leaves int32: the offset saturates
+        gamma[2:4], beta[2:4] = [1e-30, -1e-30], [0.5, -3.0]
     s_out, z_out = quant.choose_qparams(-6, 6)
     b = GraphBuilder()
     xt = b.input("x", shape, "uint8", s_in, z_in)
@@ -92,6 +94,7 @@ LAYER_NORM_CASES = {
     "width1": dict(shape=(4, 1)),
     "constant_row": dict(shape=(2, 3, 16), special="constant_row"),
     "outlier": dict(shape=(2, 4, 64), special="outlier"),
+    "tiny_gamma": dict(shape=(3, 20), special="tiny_gamma"),
     "act_20_230": dict(shape=(2, 6, 32), act=(20, 230)),
 }
 
@@ -102,18 +105,18 @@ def test_layer_norm(case, rng):
     check_graph(b, x, threads=THREADS)
 
 
-def test_layer_norm_tracks_float_within_one_step(rng):
+def test_layer_norm_tracks_float_within_half_a_step(rng):
     """The integer method against float LayerNorm (eps 1e-12) on the same dequantized input:
-    within about one output step (two roundings of half a step, and the integer root); two
-    independent roundings average 1/3 of a step."""
+    one rounding of half an output step, plus the integer root's and the Q15 quotient's small
+    errors (measured: max 0.53, mean 0.250 steps)."""
     b, x, (s_in, z_in, gamma, beta, s_out, z_out) = layer_norm_graph(rng, (4, 16, 384))
     got = (load_graph(b).run(x, raw=True).astype(np.float64) - z_out) * s_out
     real = (x.astype(np.float64) - z_in) * s_in
     mean, var = real.mean(-1, keepdims=True), real.var(-1, keepdims=True)
     want = np.clip((real - mean) / np.sqrt(var + 1e-12) * gamma + beta, (0 - z_out) * s_out, (255 - z_out) * s_out)
     err = np.abs(got - want) / s_out
-    assert err.max() <= 1.05, err.max()
-    assert err.mean() < 0.36
+    assert err.max() <= 0.55, err.max()
+    assert err.mean() < 0.26
 
 
 def test_layer_norm_refuses_a_width_mismatch(rng):

@@ -39,9 +39,11 @@ PackedLayerNorm pack_layer_norm(const LayerNormParams& p, size_t width) {
   pack_requant(std::vector<QuantizedMultiplier>(p.multipliers, p.multipliers + p.h), padded, &w.multiplier,
                &w.left_shift, &w.right_shift);
   w.sign.assign(padded, 0);
+  w.offset.assign(padded, 0);
   w.bias.assign(padded, 0);
   for (size_t c = 0; c < p.h; ++c) {
     w.sign[c] = p.signs[c];
+    w.offset[c] = p.offsets[c];
     w.bias[c] = p.biases[c];
   }
   return w;

@@ -32,7 +32,7 @@ void pack_output_stage(PackedOutputStage* out, size_t n, size_t k, size_t width,
 // LAYER_NORM's per-channel output stage (params.h) as the vector kernels load it, padded to a
 // multiple of `width` channels.
 struct PackedLayerNorm {
-  std::vector<int32_t> multiplier, left_shift, right_shift, sign, bias;
+  std::vector<int32_t> multiplier, left_shift, right_shift, sign, offset, bias;
 };
 PackedLayerNorm pack_layer_norm(const LayerNormParams& p, size_t width);
 

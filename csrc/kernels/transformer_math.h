@@ -24,10 +24,11 @@ inline int64_t layer_norm_inverse(uint64_t v) {
   return root == 0 ? 0 : static_cast<int64_t>((uint64_t{1} << (31 + LayerNormParams::kFractionBits)) / root);
 }
 
-// t = d / sqrt(V) in Q15 (|d| <= sqrt(V), so |d * inv| <= 2^46), then channel c's output.
+// t = d / sqrt(V) in Q15 (|d| <= sqrt(V), so |d * inv| <= 2^46), then channel c's output: beta
+// joins t before the one rounding of the requantization (|offset| <= 2^31 - 2^16 keeps the sum in int32).
 inline uint8_t layer_norm_output(const LayerNormParams& p, int64_t d, int64_t inv, size_t c) {
   const int32_t t = static_cast<int32_t>((d * inv + (int64_t{1} << 30)) >> 31);
-  const int32_t q = requantize(p.signs[c] * t, p.multipliers[c]) + p.biases[c] + p.out.zero_point;
+  const int32_t q = requantize(p.signs[c] * t + p.offsets[c], p.multipliers[c]) + p.biases[c] + p.out.zero_point;
   return clamp_u8(q, p.out.act_min, p.out.act_max);
 }
 

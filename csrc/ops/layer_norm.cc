@@ -44,11 +44,18 @@ class LayerNorm : public Op {
       multipliers_.push_back(ctx.multiplier(
           std::fabs(g[c]) * std::sqrt(static_cast<double>(h)) / (std::ldexp(1.0, LayerNormParams::kFractionBits) * s_out),
           "gamma"));
-      const double bias = std::round(b[c] / s_out);  // half away from zero
+      // beta in units of t, so that it is rounded once with the product (half away from zero);
+      // a channel with gamma = 0 outputs round(beta / s_out) alone.
+      const double limit = 2147483648.0 - 65536.0;
+      const double offset = g[c] == 0 ? 0.0
+                                      : std::round(std::ldexp(static_cast<double>(b[c]), LayerNormParams::kFractionBits) /
+                                                   (std::fabs(static_cast<double>(g[c])) * std::sqrt(static_cast<double>(h))));
+      offsets_.push_back(static_cast<int32_t>(std::fmax(-limit, std::fmin(limit, offset))));
+      const double bias = g[c] == 0 ? std::round(b[c] / s_out) : 0.0;
       biases_.push_back(static_cast<int32_t>(std::fmax(-(1 << 24), std::fmin(1 << 24, bias))));
     }
-    p_ = LayerNormParams{h, ctx.input(0).zero_points[0], multipliers_.data(), signs_.data(), biases_.data(),
-                         ctx.output_stage()};
+    p_ = LayerNormParams{h, ctx.input(0).zero_points[0], multipliers_.data(), signs_.data(), offsets_.data(),
+                         biases_.data(), ctx.output_stage()};
     kernel_ = make_layer_norm_kernel(ctx.isa(), p_);
   }
 
@@ -79,7 +86,7 @@ class LayerNorm : public Op {
   std::string name_;
   std::vector<QuantizedMultiplier> multipliers_;
   std::vector<int8_t> signs_;
-  std::vector<int32_t> biases_;
+  std::vector<int32_t> offsets_, biases_;
   LayerNormParams p_;
   bool wide_;
   std::unique_ptr<LayerNormKernel> kernel_;  // null: the reference

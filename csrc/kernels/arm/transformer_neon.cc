@@ -61,7 +61,8 @@ void layer_norm_rows(const LayerNormParams& p, const PackedLayerNorm& w, const T
       const int32x2_t t_lo = vmovn_s64(vshrq_n_s64(vmlal_s32(nudge, vget_low_s32(d), inv_lo), 31));
       const int32x2_t t_hi = vmovn_s64(vshrq_n_s64(vmlal_s32(nudge, vget_high_s32(d), inv_lo), 31));
       const int32x4_t t = vaddq_s32(vmulq_s32(d, inv_hi), vcombine_s32(t_lo, t_hi));
-      int32x4_t q = requantize_neon(vmulq_s32(t, vld1q_s32(w.sign.data() + c)), vld1q_s32(w.multiplier.data() + c),
+      const int32x4_t signed_t = vmlaq_s32(vld1q_s32(w.offset.data() + c), t, vld1q_s32(w.sign.data() + c));
+      int32x4_t q = requantize_neon(signed_t, vld1q_s32(w.multiplier.data() + c),
                                     vld1q_s32(w.left_shift.data() + c), vnegq_s32(vld1q_s32(w.right_shift.data() + c)));
       q = vminq_s32(vmaxq_s32(vaddq_s32(vaddq_s32(q, vld1q_s32(w.bias.data() + c)), out_zp), lo), hi);
       const uint16x4_t q16 = vqmovun_s32(q);

@@ -77,7 +77,8 @@ void layer_norm_rows(const LayerNormParams& p, const PackedLayerNorm& w, const T
       const __m256i d = _mm256_sub_epi32(_mm256_mullo_epi32(h, load8(xr + c, zp)), vsum);
       const __m256i t = _mm256_add_epi32(_mm256_mullo_epi32(d, inv_hi), mul_shift31(d, inv_lo, nudge));
       auto at = [c](const std::vector<int32_t>& a) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.data() + c)); };
-      __m256i q = requantize_avx2(_mm256_sign_epi32(t, at(w.sign)), at(w.multiplier), at(w.left_shift), at(w.right_shift));
+      __m256i q = requantize_avx2(_mm256_add_epi32(_mm256_sign_epi32(t, at(w.sign)), at(w.offset)), at(w.multiplier),
+                                  at(w.left_shift), at(w.right_shift));
       q = _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(_mm256_add_epi32(q, at(w.bias)), out_zp), lo), hi);
       const __m128i q16 = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
       _mm_storel_epi64(reinterpret_cast<__m128i*>(yr + c), _mm_packus_epi16(q16, q16));
