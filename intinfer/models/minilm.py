@@ -533,7 +533,7 @@ def qat_minilm(model: MiniLM, texts, epochs: int = 3, lr: float = 1e-5, max_seq:
     with torch.no_grad():
         targets = [teacher(*xs) for xs in batches]
     dims = {0: torch.export.Dim("batch", max=1024), 1: torch.export.Dim("seq", max=max_seq)}
-    student = qat.prepare(teacher, batches[0], dynamic_shapes=(dims,) * 3).train()
+    student = qat.prepare(teacher, batches[0], dynamic_shapes=(dims,) * 3, smooth_with=batches[:4]).train()
     with torch.no_grad():
         for xs in batches:
             student(*xs)

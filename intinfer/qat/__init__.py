@@ -28,6 +28,7 @@ from ..export import QuantizedModel, _as_inputs, _qparams, _wide_qparams
 from ..export.graph import FloatGraph, Node, _apply_act, _eval, capture
 from ..export.lower import (SAME_QUANT, Lowering, lut_table, needs_observer, quantize_constant, wide_nodes,
                             writes_float)
+from ..export.smoothing import smooth_layer_norms
 from ..quant import activation_range, exp_table, layer_scales, quantize_bias, quantize_weights, round_weights, weight_qmax
 from . import integer
 
@@ -342,9 +343,11 @@ class QATModel(torch.nn.Module):
 
 
 def prepare(model: torch.nn.Module, example_inputs, config: QATConfig | None = None,
-            dynamic_shapes=None) -> QATModel:
+            dynamic_shapes=None, smooth_with=None) -> QATModel:
     """A trainable copy of `model` that simulates the engine's quantization (see the module
     docstring). example_inputs and dynamic_shapes are as for torch.export and intinfer.quantize.
+    smooth_with: a few input batches; layer-norm outputs are then smoothed into the linears that
+    read them (as `intinfer.quantize(..., smooth=True)`, transformers) before training.
     The model's own parameters are copied, not shared: `model` is left as it was."""
     config = config or QATConfig()
     if not isinstance(config, QATConfig):
@@ -355,6 +358,8 @@ def prepare(model: torch.nn.Module, example_inputs, config: QATConfig | None = N
         graph = capture(model, _as_inputs(example_inputs), dynamic_shapes)
     finally:
         model.train(was_training)
+    if smooth_with is not None:
+        smooth_layer_norms(graph, [_as_inputs(b) for b in smooth_with])
     return QATModel(graph, config)
 
 
