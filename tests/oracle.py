@@ -406,28 +406,29 @@ def layer_norm(x, in_zero_point: int, gamma, beta, out_scale, out_zero_point: in
                act_max: int = 255) -> np.ndarray:
     """LAYER_NORM as docs/quantization.md: d = H x - sum(x) (exact), r = isqrt(sum d^2),
     t = round(d * floor(2^46 / r) / 2^31) (Q15), y = requant(sign(g) t + round(beta 2^15 / (|g| sqrt(H))),
-    |g| sqrt(H) / (2^15 s_out)) + z_out; a channel with g = 0 gives round(beta / s_out) + z_out.
-    Python ints: no overflow anywhere."""
+    |g| sqrt(H) / (2^15 s_out)) + z_out; a flat channel (g = 0, that offset beyond 2^31 - 2^16, or
+    that multiplier below 2^-31) gives round(beta / s_out) + z_out. Python ints: no overflow anywhere."""
     x = np.asarray(x, np.int64) - int(in_zero_point)
     h = x.shape[-1]
     gamma = np.asarray(gamma, np.float32).astype(np.float64)
     beta = np.asarray(beta, np.float32).astype(np.float64)
-    m, e = quantize_multipliers(np.where(gamma == 0, 1.0, np.abs(gamma) * np.sqrt(float(h)) / (2.0**15 * _f64(out_scale))))
-    m, e = np.where(gamma == 0, 0, m), np.where(gamma == 0, 0, e)  # a zero gamma: multiplier 0
-    sign = np.sign(gamma).astype(np.int64)
+    real = np.abs(gamma) * np.sqrt(float(h)) / (2.0**15 * _f64(out_scale))
 
     def round_away(v):  # half away from zero, without the error of floor(v + 0.5)
         whole = np.trunc(v)
         return whole + np.sign(v) * (np.abs(v - whole) >= 0.5)
 
-    limit = 2.0**31 - 2.0**16
-    with np.errstate(divide="ignore", over="ignore"):
-        offset = np.where(gamma == 0, 0.0, round_away(beta * 2.0**15 / (np.abs(gamma) * np.sqrt(float(h)))))
-    offset = np.clip(offset, -limit, limit).astype(np.int64)
-    bias = np.where(gamma == 0, np.clip(round_away(beta / _f64(out_scale)), -(1 << 24), 1 << 24), 0).astype(np.int64)
-    flat = x.reshape(-1, h)
-    t = np.zeros_like(flat)
-    for i, row in enumerate(flat):
+    with np.errstate(all="ignore"):
+        offset = round_away(beta * 2.0**15 / (np.abs(gamma) * np.sqrt(float(h))))
+    flat = (gamma == 0) | ~(np.abs(offset) <= 2.0**31 - 2.0**16) | (real < 2.0**-31)
+    m, e = quantize_multipliers(np.where(flat, 1.0, real))
+    m, e = np.where(flat, 0, m), np.where(flat, 0, e)
+    sign = np.where(flat, 0, np.sign(gamma)).astype(np.int64)
+    offset = np.where(flat, 0, offset).astype(np.int64)
+    bias = np.where(flat, np.clip(round_away(beta / _f64(out_scale)), -(1 << 24), 1 << 24), 0).astype(np.int64)
+    rows = x.reshape(-1, h)
+    t = np.zeros_like(rows)
+    for i, row in enumerate(rows):
         d = [h * int(v) - int(row.sum()) for v in row]
         r = _isqrt(sum(v * v for v in d))
         inv = (1 << 46) // r if r else 0

@@ -104,13 +104,15 @@ def test_batch_norm_uses_batch_statistics_until_frozen():
     running = [m for k, m in qm.named_buffers() if k.endswith("running_mean")]
     ranges = [m for k, m in qm.named_buffers() if k.endswith(".range")]
     snapshot = lambda ts: [t.clone() for t in ts]  # noqa: E731
-    first, first_ranges = snapshot(running), snapshot(ranges)
-    train_steps(qm, [(calib[0],), (calib[1],)])
+    first = snapshot(running)
+    train_steps(qm, [(calib[0],)])
+    first_ranges = snapshot(ranges)
+    train_steps(qm, [(calib[1],)])
     moved = snapshot(running)
     assert all(not torch.equal(a, b) for a, b in zip(first, moved)), "batch statistics were not tracked"
+    assert all(not torch.equal(a, b) for a, b in zip(first_ranges, ranges)), "ranges did not move"
     train_steps(qm, [(calib[2],)])
     assert all(torch.equal(a, b) for a, b in zip(moved, running)), "frozen statistics moved"
-    assert any(not torch.equal(a, b) for a, b in zip(first_ranges, ranges))
     frozen_ranges = snapshot(ranges)
     train_steps(qm, [(calib[3] * 3,)])
     assert all(torch.equal(a, b) for a, b in zip(frozen_ranges, ranges)), "frozen ranges moved"
@@ -120,15 +122,79 @@ def test_batch_norm_uses_batch_statistics_until_frozen():
 def test_prepare_leaves_the_model_alone_and_state_dict_round_trips():
     model, shape, calib, _ = make("mobilenet_v3_block_se_hardswish")
     model.train()
+    model.stem[1].eval()  # a user's frozen batch norm stays frozen
     original = {k: v.clone() for k, v in model.state_dict().items()}
-    qm = qat.prepare(model, (calib[0][:1],))
-    assert model.training
+    qm = qat.prepare(model, (calib[0][:1],), qat.QATConfig(freeze_bn_after=2))
+    assert model.training and not model.stem[1].training
     train_steps(qm, [(b,) for b in calib])
     assert all(torch.equal(original[k], v) for k, v in model.state_dict().items())
-    again = qat.prepare(model, (calib[0][:1],))
-    again.load_state_dict(qm.state_dict())
     x = torch.randn(3, *shape)
-    np.testing.assert_array_equal(again.eval()(x).numpy(), qm.eval()(x).numpy())
+    saved = {k: v.clone() for k, v in qm.state_dict().items()}
+    before = qm.eval()(x)
+    again = qat.prepare(model, (calib[0][:1],), qat.QATConfig(freeze_bn_after=2))
+    again.load_state_dict(saved)
+    np.testing.assert_array_equal(again.eval()(x).numpy(), before.numpy())
+    train_steps(qm, [(b,) for b in calib], lr=1e-2)
+    assert not torch.equal(qm.eval()(x), before)
+    qm.load_state_dict(saved)  # the eval-mode model is rebuilt from the loaded state
+    np.testing.assert_array_equal(qm(x).numpy(), before.numpy())
+
+
+def test_convert_is_a_snapshot_and_follows_further_training():
+    model, shape, calib, _ = make("resnet_basic_block")
+    qm = qat.prepare(model, (calib[0][:1],), qat.QATConfig(freeze_bn_after=1))
+    train_steps(qm, [(b,) for b in calib])
+    first = qat.convert(qm)
+    first_bytes = first.to_bytes()
+    train_steps(qm, [(b,) for b in calib], lr=1e-2)
+    x = torch.randn(2, *shape)
+    want, second = engine_and_oracle(qm, (x,))
+    np.testing.assert_array_equal(qm.eval()(x).numpy(), want)
+    assert first.to_bytes() == first_bytes and second.to_bytes() != first_bytes
+
+
+class OddOps(nn.Module):
+    """Ops the zoo leaves out: an unfused ReLU6, average pooling without the padding in its
+    count, a constant per-channel add and broadcast multiply, a concat of differently scaled
+    values, a padded max pool."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.register_buffer("shift", torch.linspace(-1, 1, 8).reshape(8, 1, 1))
+        self.register_buffer("gain", torch.linspace(0.5, 2, 8).reshape(1, 8, 1, 1))
+        self.fc = nn.Linear(16 * 3 * 3, 4)
+
+    def forward(self, x):
+        y = nn.functional.relu6(self.conv(x))
+        a = nn.functional.avg_pool2d(y, 3, 1, 1, count_include_pad=False) + self.shift
+        b = y * self.gain
+        z = torch.cat([a, 3.0 * torch.sigmoid(b)], dim=1)
+        z = torch.clamp(nn.functional.max_pool2d(z, 3, 2, 1), 0, 6)
+        return self.fc(torch.flatten(z, 1))
+
+
+@pytest.mark.parametrize("symmetric", [False, True])
+def test_ops_outside_the_zoo_and_symmetric_ranges(symmetric):
+    torch.manual_seed(0)
+    model = OddOps().eval()
+    calib = [torch.randn(4, 3, 6, 6) for _ in range(4)]
+    qm = qat.prepare(model, (calib[0][:1],), qat.QATConfig(symmetric_activations=symmetric))
+    train_steps(qm, [(b,) for b in calib])
+    qm.eval()
+    x = torch.randn(3, 3, 6, 6)
+    x[0, 0, 0, 0] = float("nan")  # QUANTIZE maps NaN to the zero point
+    want, _ = engine_and_oracle(qm, (x,))
+    np.testing.assert_array_equal(qm(x).numpy(), want)
+
+
+def test_non_finite_training_values_are_named():
+    model, shape, calib, _ = make("mlp")
+    qm = qat.prepare(model, (calib[0][:1],)).train()
+    x = calib[0].clone()
+    x[0, 0] = float("inf")
+    with pytest.raises(RuntimeError, match="NaN or infinite value in training"):
+        qm(x)
 
 
 def test_prepare_names_an_unsupported_op():

@@ -119,6 +119,19 @@ def test_layer_norm_tracks_float_within_half_a_step(rng):
     assert err.mean() < 0.26
 
 
+def test_layer_norm_keeps_beta_when_gamma_is_tiny(rng):
+    """A channel whose gamma is too small for beta in t's units outputs round(beta / s_out) + z,
+    as float does (t moves it by far less than a step)."""
+    gamma = np.array([1e-6, -1e-9, 1e-30, 0.0, 1.0, -1.0, 0.5, 2.0], np.float32)
+    beta = np.array([1.0, -0.5, 0.7, 0.3, 0.0, 0.1, -0.2, 0.05], np.float32)
+    b = GraphBuilder()
+    x = b.input("x", (3, 8), "uint8", 0.05, 128)
+    b.output(b.layer_norm(x, gamma, beta, 0.01, 100))
+    data = u8(rng, (3, 8))
+    got = check_graph(b, data, threads=THREADS)
+    np.testing.assert_array_equal(got[:, :4], np.broadcast_to(np.clip(np.round(beta[:4] / 0.01) + 100, 0, 255), (3, 4)))
+
+
 def test_layer_norm_refuses_a_width_mismatch(rng):
     b = GraphBuilder()
     xt = b.input("x", (1, None, None), "uint8", 0.1, 128)

@@ -83,8 +83,8 @@ struct LayerNormParams {
   int32_t input_zero_point;
   const QuantizedMultiplier* multipliers;  // |gamma| * sqrt(H) / (2^15 * s_out)
   const int8_t* signs;                     // sign of gamma: -1, 0 or 1
-  const int32_t* offsets;                  // round(beta 2^15 / (|gamma| sqrt(H))), added to t; 0 where gamma = 0
-  const int32_t* biases;                   // round(beta / s_out) where gamma = 0, else 0
+  const int32_t* offsets;                  // round(beta 2^15 / (|gamma| sqrt(H))), added to t; 0 if flat
+  const int32_t* biases;                   // round(beta / s_out) for a flat channel (sign 0), else 0
   OutputStage out;
 };
 

@@ -25,7 +25,8 @@ inline int64_t layer_norm_inverse(uint64_t v) {
 }
 
 // t = d / sqrt(V) in Q15 (|d| <= sqrt(V), so |d * inv| <= 2^46), then channel c's output: beta
-// joins t before the one rounding of the requantization (|offset| <= 2^31 - 2^16 keeps the sum in int32).
+// joins t before the one rounding of the requantization (|offset| <= 2^31 - 2^16 keeps the sum in int32);
+// a flat channel (sign 0, offset 0) outputs its bias.
 inline uint8_t layer_norm_output(const LayerNormParams& p, int64_t d, int64_t inv, size_t c) {
   const int32_t t = static_cast<int32_t>((d * inv + (int64_t{1} << 30)) >> 31);
   const int32_t q = requantize(p.signs[c] * t + p.offsets[c], p.multipliers[c]) + p.biases[c] + p.out.zero_point;

@@ -14,6 +14,8 @@ namespace {
 // 8192 for uint8 inputs, 1024 for wide ones.
 constexpr int64_t kMaxWidth = 8192;
 constexpr int64_t kMaxWideWidth = 1024;
+// |sign * t + offset| <= 2^15 + kMaxOffset stays within int32.
+constexpr double kMaxOffset = 2147483648.0 - 65536.0;
 
 class LayerNorm : public Op {
  public:
@@ -38,20 +40,21 @@ class LayerNorm : public Op {
     const double s_out = ctx.output(0).scales[0];
     const float* g = reinterpret_cast<const float*>(gamma.data);
     const float* b = reinterpret_cast<const float*>(beta.data);
+    const double root_h = std::sqrt(static_cast<double>(h));
     for (size_t c = 0; c < h; ++c) {
       if (!std::isfinite(g[c]) || !std::isfinite(b[c])) ctx.fail("gamma or beta of channel ", c, " is not finite");
-      signs_.push_back(static_cast<int8_t>(g[c] > 0 ? 1 : (g[c] < 0 ? -1 : 0)));
-      multipliers_.push_back(ctx.multiplier(
-          std::fabs(g[c]) * std::sqrt(static_cast<double>(h)) / (std::ldexp(1.0, LayerNormParams::kFractionBits) * s_out),
-          "gamma"));
-      // beta in units of t, so that it is rounded once with the product (half away from zero);
-      // a channel with gamma = 0 outputs round(beta / s_out) alone.
-      const double limit = 2147483648.0 - 65536.0;
-      const double offset = g[c] == 0 ? 0.0
-                                      : std::round(std::ldexp(static_cast<double>(b[c]), LayerNormParams::kFractionBits) /
-                                                   (std::fabs(static_cast<double>(g[c])) * std::sqrt(static_cast<double>(h))));
-      offsets_.push_back(static_cast<int32_t>(std::fmax(-limit, std::fmin(limit, offset))));
-      const double bias = g[c] == 0 ? std::round(b[c] / s_out) : 0.0;
+      const double gamma = std::fabs(static_cast<double>(g[c]));
+      // beta in units of t, so that it is rounded once with the product (half away from zero).
+      const double real = gamma * root_h / (std::ldexp(1.0, LayerNormParams::kFractionBits) * s_out);
+      const double offset =
+          gamma == 0 ? 0.0 : std::round(std::ldexp(static_cast<double>(b[c]), LayerNormParams::kFractionBits) / (gamma * root_h));
+      // A channel whose gamma is 0 or too small for beta in t's units (or for a multiplier):
+      // t would move the output by less than 2^-16 of a step, so it outputs round(beta / s_out).
+      const bool flat = gamma == 0 || std::fabs(offset) > kMaxOffset || real < std::ldexp(1.0, -31);
+      signs_.push_back(static_cast<int8_t>(flat ? 0 : (g[c] > 0 ? 1 : -1)));
+      multipliers_.push_back(ctx.multiplier(flat ? 0.0 : real, "gamma"));
+      offsets_.push_back(static_cast<int32_t>(flat ? 0.0 : offset));
+      const double bias = flat ? std::round(b[c] / s_out) : 0.0;
       biases_.push_back(static_cast<int32_t>(std::fmax(-(1 << 24), std::fmin(1 << 24, bias))));
     }
     p_ = LayerNormParams{h, ctx.input(0).zero_points[0], multipliers_.data(), signs_.data(), offsets_.data(),

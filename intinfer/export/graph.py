@@ -11,6 +11,7 @@ attention-mask bias derived from an integer input, and mean pooling over that ma
 
 from __future__ import annotations
 
+import dataclasses
 import operator
 import re
 from dataclasses import dataclass, field
@@ -118,6 +119,18 @@ class FloatGraph:
         self.nodes: list[Node] = []
         self.inputs: list[Node] = []
         self.outputs: list[Node] = []
+
+    def copy(self) -> tuple["FloatGraph", dict]:
+        """A graph of new nodes (attribute dicts copied, tensors shared) and the map old -> new."""
+        new: dict = {}
+        g = FloatGraph()
+        for n in self.nodes:
+            new[n] = dataclasses.replace(n, inputs=[new[i] if isinstance(i, Node) else i for i in n.inputs],
+                                         attrs=dict(n.attrs))
+            g.nodes.append(new[n])
+        g.inputs = [new[n] for n in self.inputs]
+        g.outputs = [new[n] for n in self.outputs]
+        return g, new
 
     def users(self, node: Node) -> list[Node]:
         return [n for n in self.nodes if any(i is node for i in n.inputs)] + \

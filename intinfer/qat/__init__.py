@@ -35,7 +35,7 @@ from . import integer
 __all__ = ["QATConfig", "QATModel", "prepare", "convert"]
 
 
-@dataclass
+@dataclass(frozen=True)
 class QATConfig:
     """weight_bits: 2 to 8 for conv/linear weights (embeddings stay 8-bit). averaging_constant:
     the EMA weight of each batch's min/max in the activation ranges. freeze_bn_after: training
@@ -65,7 +65,7 @@ class _NodeState(torch.nn.Module):
         if node.op in ("conv", "linear"):
             bn = a.get("bn")
             src = bn if bn is not None else a
-            self.weight = torch.nn.Parameter(src["weight"].detach().clone())
+            self.weight = torch.nn.Parameter(src["weight"].detach().clone())  # unfolded when a batch norm follows
             self.bias = torch.nn.Parameter(src["bias"].detach().clone())
             if bn is not None:
                 self.gamma = torch.nn.Parameter(bn["gamma"].clone())
@@ -82,7 +82,7 @@ class _NodeState(torch.nn.Module):
         """The conv/linear weight and bias with the batch norm folded in by its running statistics,
         as float32 (what the engine's weights are quantized from)."""
         if not hasattr(self, "gamma"):
-            return self.weight.detach().float(), self.bias.detach().float()
+            return self.weight.detach().float().clone(), self.bias.detach().float().clone()
         scale = self.gamma.detach().double() / torch.sqrt(self.running_var.double() + node.attrs["bn"]["eps"])
         w = self.weight.detach().double() * scale.reshape([-1] + [1] * (self.weight.dim() - 1))
         b = (self.bias.detach().double() - self.running_mean.double()) * scale + self.beta.detach().double()
@@ -106,21 +106,14 @@ class QATModel(torch.nn.Module):
         self.config = config
         self.qmax = weight_qmax(config.weight_bits)
         self.wide = wide_nodes(graph)
+        self._observed_nodes = {n for n in graph.nodes if needs_observer(n) and not writes_float(graph, n)}
         # Keyed by position: a node that torch.export split in two (mean -> pool + reshape) keeps one name.
         self._keys = {n: f"{i}_{n.name}" for i, n in enumerate(graph.nodes)}
         self.states = torch.nn.ModuleDict({self._keys[n]: _NodeState(n, self._observed(n)) for n in graph.nodes})
         self.register_buffer("steps", torch.zeros((), dtype=torch.int64))
         self._has_bn = any("bn" in n.attrs for n in graph.nodes)
-        self._frozen = None
+        self._frozen: tuple | None = None  # (state versions, what _freeze computed from them)
         self._seen: tuple | None = None
-
-    def train(self, mode: bool = True):
-        self._frozen = None  # parameters or ranges may change: the integer model is rebuilt on use
-        return super().train(mode)
-
-    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
-        self._frozen = None
-        return super().load_state_dict(state_dict, strict, assign)
 
     def forward(self, *xs):
         if len(xs) != len(self.graph.inputs):
@@ -131,7 +124,7 @@ class QATModel(torch.nn.Module):
     # -- training: float with fake quantization -----------------------------------------
 
     def _observed(self, node: Node) -> bool:
-        return needs_observer(node) and not writes_float(self.graph, node)
+        return node in self._observed_nodes
 
     def _training_forward(self, xs) -> list:
         cfg = self.config
@@ -168,7 +161,7 @@ class QATModel(torch.nn.Module):
             if not v.dtype.is_floating_point:
                 return v
             d = codes[node] if q[node] is None else integer.dequantize(codes[node], *q[node])
-        return v + (d - v).detach()
+        return d + (v - v.detach())  # exactly d (v + (d - v) would round in float32)
 
     def _float_op(self, node: Node, a: list, bn_live: bool) -> torch.Tensor:
         st = self.states[self._keys[node]]
@@ -205,6 +198,9 @@ class QATModel(torch.nn.Module):
             return v
         rng = self.states[self._keys[node]].range
         lo, hi = float(v.detach().min()), float(v.detach().max())
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise RuntimeError(f"'{node.name}' ({node.source}) computed a NaN or infinite value in training: the "
+                               "inputs hold one, or the training diverged")
         if math.isnan(rng[0]):
             rng[0], rng[1] = lo, hi
         elif update:
@@ -253,11 +249,21 @@ class QATModel(torch.nn.Module):
     @torch.no_grad()
     def _freeze(self) -> dict:
         """What the eval forward and `convert` share: parameters in the float form the lowering
-        quantizes (batch norms folded) and the activation quantization."""
-        if self._frozen is None:
-            params = {node: self._params(node) for node in self.graph.nodes if self._params(node) is not None}
-            self._frozen = {"q": self.quantization(), "params": params}
-        return self._frozen
+        quantizes (batch norms folded) and the activation quantization. Recomputed whenever a
+        parameter or buffer has changed (tensors count their in-place updates in `_version`)."""
+        versions = tuple(t._version for t in (*self.parameters(), *self.buffers()))
+        if self._frozen is None or self._frozen[0] != versions:
+            params = {}
+            for node in self.graph.nodes:
+                p = self._params(node)
+                if p is None:
+                    continue
+                if not all(bool(torch.isfinite(v).all()) for v in p.values()):
+                    raise RuntimeError(f"the parameters of '{node.name}' ({node.source}) are not finite: the "
+                                       "training diverged")
+                params[node] = p
+            self._frozen = (versions, {"q": self.quantization(), "params": params})
+        return self._frozen[1]
 
     @torch.no_grad()
     def _integer_forward(self, xs) -> list:
@@ -353,11 +359,12 @@ def prepare(model: torch.nn.Module, example_inputs, config: QATConfig | None = N
     if not isinstance(config, QATConfig):
         raise TypeError(f"config must be an intinfer.qat.QATConfig, got {type(config).__name__}")
     weight_qmax(config.weight_bits)
-    was_training = model.training
+    modes = {m: m.training for m in model.modules()}
     try:
         graph = capture(model, _as_inputs(example_inputs), dynamic_shapes)
     finally:
-        model.train(was_training)
+        for m, training in modes.items():
+            m.training = training
     if smooth_with is not None:
         smooth_layer_norms(graph, [_as_inputs(b) for b in smooth_with])
     return QATModel(graph, config)
@@ -369,13 +376,15 @@ def convert(qat_model: QATModel) -> QuantizedModel:
     if not isinstance(qat_model, QATModel):
         raise TypeError(f"convert takes the model intinfer.qat.prepare returned, got {type(qat_model).__name__}")
     frozen = qat_model._freeze()
-    graph = qat_model.graph
+    # A copy of the graph takes the trained parameters: the model's own graph stays as captured,
+    # and an earlier convert's result does not change with later training.
+    graph, new = qat_model.graph.copy()
     for node, params in frozen["params"].items():
-        node.attrs.update(params)
-    qparams = {n: v for n, v in frozen["q"].items() if v is not None}
+        new[node].attrs.update(params)
+    qparams = {new[n]: v for n, v in frozen["q"].items() if v is not None}
     cfg = qat_model.config
     lowering = Lowering(graph, qparams, {"producer": "intinfer.qat", "weight_bits": str(cfg.weight_bits),
                                          "training_steps": str(int(qat_model.steps))},
-                        None, None, qat_model.wide, cfg.weight_bits)
+                        None, None, {new[n] for n in qat_model.wide}, cfg.weight_bits)
     seen = [qat_model._seen] if qat_model._seen is not None else []
     return QuantizedModel(lowering.run(), graph, lowering, seen)

@@ -177,26 +177,27 @@ def _round_away(v: np.ndarray) -> np.ndarray:
 
 def layer_norm(x, zero_point, gamma, beta, qout, lo=0, hi=255) -> torch.Tensor:
     """LAYER_NORM: d = H x - sum x, r = isqrt(sum d^2), t = round(d floor(2^46 / r) / 2^31),
-    y = requant(sign(g) t + round(beta 2^15 / (|g| sqrt(H))), |g| sqrt(H) / (2^15 s_out)) + z
-    (a channel with g = 0: round(beta / s_out) + z)."""
+    y = requant(sign(g) t + round(beta 2^15 / (|g| sqrt(H))), |g| sqrt(H) / (2^15 s_out)) + z; a
+    flat channel (g = 0, that offset beyond 2^31 - 2^16, that multiplier below 2^-31) gives
+    round(beta / s_out) + z."""
     x = x - zero_point
     h = x.shape[-1]
     g = gamma.double().numpy()
     b = beta.double().numpy()
-    reals = np.where(g == 0, 1.0, np.abs(g) * math.sqrt(h) / (2.0**15 * f32(qout[0])))
-    m, e = multipliers(reals)
-    zero = torch.from_numpy(g == 0)
-    m, e = torch.where(zero, 0, m), torch.where(zero, 0, e)
-    limit = 2.0**31 - 2.0**16
-    with np.errstate(divide="ignore", over="ignore"):
-        offset = np.where(g == 0, 0.0, _round_away(b * 2.0**15 / (np.abs(g) * math.sqrt(h))))
-    offset = torch.from_numpy(np.clip(offset, -limit, limit)).long()
-    bias = torch.from_numpy(np.where(g == 0, np.clip(_round_away(b / f32(qout[0])), -(1 << 24), 1 << 24), 0)).long()
+    real = np.abs(g) * math.sqrt(h) / (2.0**15 * f32(qout[0]))
+    with np.errstate(all="ignore"):
+        offset = _round_away(b * 2.0**15 / (np.abs(g) * math.sqrt(h)))
+    flat = (g == 0) | ~(np.abs(offset) <= 2.0**31 - 2.0**16) | (real < 2.0**-31)
+    m, e = multipliers(np.where(flat, 1.0, real))
+    keep = torch.from_numpy(~flat)
+    m, e = torch.where(keep, m, 0), torch.where(keep, e, 0)
+    sign = torch.from_numpy(np.where(flat, 0, np.sign(g))).long()
+    offset = torch.from_numpy(np.where(flat, 0, offset)).long()
+    bias = torch.from_numpy(np.where(flat, np.clip(_round_away(b / f32(qout[0])), -(1 << 24), 1 << 24), 0)).long()
     d = h * x - x.sum(-1, keepdim=True)
     r = _isqrt((d * d).sum(-1, keepdim=True))
     inv = torch.where(r > 0, torch.div(2**46, r.clamp(min=1), rounding_mode="floor"), 0)
     t = torch.bitwise_right_shift(d * inv + 2**30, 31)
-    sign = torch.from_numpy(np.sign(g)).long()
     return torch.clamp(requant(sign * t + offset, m, e) + bias + qout[1], lo, hi)
 
 
