@@ -202,6 +202,27 @@ def test_prepare_names_an_unsupported_op():
         qat.prepare(Unsupported(), (torch.randn(2, 8),))
 
 
+class WideNorm(nn.Module):
+    """A residual add feeding a layer norm wider than the engine's 16-bit LayerNorm takes."""
+
+    def __init__(self, h):
+        super().__init__()
+        self.fc = nn.Linear(h, h)
+        self.norm = nn.LayerNorm(h)
+
+    def forward(self, x):
+        return self.norm(self.fc(x) + x)
+
+
+def test_a_layer_norm_wider_than_the_engine_takes_is_refused_at_prepare_and_export():
+    model = WideNorm(1100).eval()
+    x = torch.randn(2, 1100)
+    with pytest.raises(ExportError, match="normalizes 1100 channels.*at most 1024"):
+        qat.prepare(model, (x,))
+    with pytest.raises(ExportError, match="normalizes 1100 channels.*at most 1024"):
+        intinfer.quantize(model, (x,), [x])
+
+
 def test_convert_and_eval_before_any_batch_say_so():
     model, shape, calib, _ = make("mlp")
     qm = qat.prepare(model, (calib[0][:1],))

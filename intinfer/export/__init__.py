@@ -11,7 +11,7 @@ from ..quant import choose_qparams, weight_qmax
 from .bias_correction import BiasCorrection
 from .gptq import InputStatistics
 from .graph import ExportError, FloatGraph, capture, expected_shapes_match
-from .lower import NHWC_TO_NCHW, Lowering, needs_observer, wide_nodes
+from .lower import NHWC_TO_NCHW, Lowering, check_engine_limits, needs_observer, wide_nodes
 from .observers import OBSERVERS, make_observer
 from .smoothing import smooth_layer_norms
 from .torch_ao import import_quantized
@@ -58,6 +58,7 @@ def quantize(model: torch.nn.Module, example_inputs, calibration: Iterable, obse
         calibration = list(calibration)  # read twice: the smoothing ranges, then the observers
         smooth_layer_norms(graph, [_as_inputs(b) for b in calibration[:report_batches]])
     wide = wide_nodes(graph)
+    check_engine_limits(graph, wide)
     # Wide values keep their outliers: 16 bits leave room for them, so their ranges are not clipped.
     observers = {n: make_observer("minmax") if n in wide else make_observer(observer, **observer_options)
                  for n in graph.nodes if needs_observer(n)}

@@ -16,7 +16,7 @@ from ..quant import (activation_range, choose_qparams, layer_scales, make_lut, q
                      round_weights, weight_qmax)
 from .bias_correction import BiasCorrection
 from .gptq import gptq_layer
-from .graph import FloatGraph, Node
+from .graph import ExportError, FloatGraph, Node
 
 NCHW_TO_NHWC = (0, 2, 3, 1)
 NHWC_TO_NCHW = (0, 3, 1, 2)
@@ -45,6 +45,24 @@ def wide_nodes(graph: FloatGraph) -> set:
                 all(u is not None and (u.op == "layer_norm" or u in wide) for u in users):
             wide.add(node)
     return wide
+
+
+# The engine's LAYER_NORM widths (csrc/ops/layer_norm.cc): sum d^2 must fit 64 bits.
+LAYER_NORM_MAX_WIDTH = 8192
+LAYER_NORM_MAX_WIDE_WIDTH = 1024
+
+
+def check_engine_limits(graph: FloatGraph, wide: set) -> None:
+    """Refuses, at export, a graph the engine would refuse at load."""
+    for node in graph.nodes:
+        if node.op != "layer_norm":
+            continue
+        h = node.attrs["weight"].shape[0]
+        limit = LAYER_NORM_MAX_WIDE_WIDTH if node.inputs[0] in wide else LAYER_NORM_MAX_WIDTH
+        if h > limit:
+            kind = "a 16-bit (residual) input" if node.inputs[0] in wide else "a uint8 input"
+            raise ExportError(f"layer_norm '{node.name}' at {node.source} normalizes {h} channels; the engine's "
+                              f"integer LayerNorm of {kind} takes at most {limit}")
 
 
 def writes_float(graph: FloatGraph, node: Node) -> bool:

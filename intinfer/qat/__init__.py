@@ -26,8 +26,8 @@ import torch.nn.functional as F
 
 from ..export import QuantizedModel, _as_inputs, _qparams, _wide_qparams
 from ..export.graph import FloatGraph, Node, _apply_act, _eval, capture
-from ..export.lower import (SAME_QUANT, Lowering, lut_table, needs_observer, quantize_constant, wide_nodes,
-                            writes_float)
+from ..export.lower import (SAME_QUANT, Lowering, check_engine_limits, lut_table, needs_observer, quantize_constant,
+                            wide_nodes, writes_float)
 from ..export.smoothing import smooth_layer_norms
 from ..quant import activation_range, exp_table, layer_scales, quantize_bias, quantize_weights, round_weights, weight_qmax
 from . import integer
@@ -106,6 +106,7 @@ class QATModel(torch.nn.Module):
         self.config = config
         self.qmax = weight_qmax(config.weight_bits)
         self.wide = wide_nodes(graph)
+        check_engine_limits(graph, self.wide)
         self._observed_nodes = {n for n in graph.nodes if needs_observer(n) and not writes_float(graph, n)}
         # Keyed by position: a node that torch.export split in two (mean -> pool + reshape) keeps one name.
         self._keys = {n: f"{i}_{n.name}" for i, n in enumerate(graph.nodes)}
