@@ -26,7 +26,9 @@ class GemmKernel {
 std::unique_ptr<GemmKernel> make_gemm_kernel(Isa isa, const PackedWeights& w, const OutputStage& out);
 
 // The same over int16 weights [n][k] within [-255, 255], packed for one call (MATMUL's second
-// operand minus its zero point), uint8 output; nullptr when `isa` has no such kernel.
+// operand minus its zero point), uint8 output; nullptr when `isa` has no such kernel, which
+// has_gemm_kernel_s16 says beforehand.
+bool has_gemm_kernel_s16(Isa isa);
 std::unique_ptr<GemmKernel> make_gemm_kernel_s16(Isa isa, const int16_t* w, size_t n, size_t k, const int32_t* bias,
                                                  const std::vector<QuantizedMultiplier>& multipliers,
                                                  const OutputStage& out);

@@ -10,6 +10,8 @@ SoftmaxKernel softmax_kernel(Isa) { return softmax_u8__ref; }
 
 std::unique_ptr<GemmKernel> make_gemm_kernel(Isa, const PackedWeights&, const OutputStage&) { return nullptr; }
 
+bool has_gemm_kernel_s16(Isa) { return false; }
+
 std::unique_ptr<GemmKernel> make_gemm_kernel_s16(Isa, const int16_t*, size_t, size_t, const int32_t*,
                                                  const std::vector<QuantizedMultiplier>&, const OutputStage&) {
   return nullptr;

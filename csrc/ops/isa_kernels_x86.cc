@@ -59,10 +59,12 @@ std::unique_ptr<GemmKernel> make_gemm_kernel(Isa isa, const PackedWeights& w, co
   return nullptr;
 }
 
+bool has_gemm_kernel_s16(Isa isa) { return isa_has_avx2(isa); }
+
 std::unique_ptr<GemmKernel> make_gemm_kernel_s16(Isa isa, const int16_t* w, size_t n, size_t k, const int32_t* bias,
                                                  const std::vector<QuantizedMultiplier>& multipliers,
                                                  const OutputStage& out) {
-  if (!isa_has_avx2(isa)) return nullptr;
+  if (!has_gemm_kernel_s16(isa)) return nullptr;
   return std::make_unique<GemmAvx2>(pack_gemm_avx2_s16(w, n, k, bias, multipliers, {}), out);
 }
 

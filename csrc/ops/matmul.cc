@@ -27,10 +27,7 @@ class MatMul : public Op {
     if (!(alpha > 0)) ctx.fail("alpha must be positive, got ", alpha);
     p_.multiplier = ctx.multiplier(alpha * a.scales[0] * b.scales[0] / y.scales[0], "output");
     p_.out = ctx.output_stage();
-    // Whether the ISA has a GEMM for the per-call int16 packing (a 1 x 1 trial).
-    const int16_t w = 0;
-    const int32_t bias = 0;
-    optimized_ = make_gemm_kernel_s16(isa_, &w, 1, 1, &bias, {p_.multiplier}, p_.out) != nullptr;
+    optimized_ = has_gemm_kernel_s16(isa_);  // a GEMM for the per-call int16 packing
   }
 
   std::vector<Shape> infer(const std::vector<Shape>& in) const override {
