@@ -495,6 +495,18 @@ def _batches(tokenizer: WordPieceTokenizer, texts, batch_size: int):
         yield tuple(torch.from_numpy(enc[k]).long() for k in ("input_ids", "attention_mask", "token_type_ids"))
 
 
+def _export_batches(model: MiniLM, texts, batch_size: int, max_seq: int, what: str) -> tuple[list, tuple]:
+    """The token batches of `texts` and the dynamic shapes (batch, and sequence up to `max_seq`)
+    of the encoder's three inputs, for torch.export."""
+    if model.tokenizer is None:
+        raise ValueError("the model has no tokenizer: build it with MiniLM.from_pretrained()")
+    batches = list(_batches(model.tokenizer, list(texts), batch_size))
+    if not batches:
+        raise ValueError(f"no {what} texts")
+    dims = {0: torch.export.Dim("batch", max=1024), 1: torch.export.Dim("seq", max=max_seq)}
+    return batches, (dims,) * 3
+
+
 def quantize_minilm(model: MiniLM, calibration_texts, max_seq: int = 512, batch_size: int = 8, smooth: bool = True,
                     **options):
     """Exports `model` (with its mean pooling) to int8 with `intinfer.quantize`, calibrated on
@@ -504,13 +516,7 @@ def quantize_minilm(model: MiniLM, calibration_texts, max_seq: int = 512, batch_
     Returns the QuantizedModel (save it, or wrap its bytes in Int8SentenceEncoder)."""
     from .. import quantize
 
-    if model.tokenizer is None:
-        raise ValueError("the model has no tokenizer: build it with MiniLM.from_pretrained()")
-    calibration = list(_batches(model.tokenizer, list(calibration_texts), batch_size))
-    if not calibration:
-        raise ValueError("no calibration texts")
-    batch, seq = torch.export.Dim("batch", max=1024), torch.export.Dim("seq", max=max_seq)
-    dynamic = ({0: batch, 1: seq},) * 3
+    calibration, dynamic = _export_batches(model, calibration_texts, batch_size, max_seq, "calibration")
     return quantize(PooledEncoder(model).eval(), calibration[0], calibration, dynamic_shapes=dynamic, smooth=smooth,
                     **options)
 
@@ -524,16 +530,11 @@ def qat_minilm(model: MiniLM, texts, epochs: int = 3, lr: float = 1e-5, max_seq:
     Returns the QuantizedModel (save it, or wrap its bytes in Int8SentenceEncoder)."""
     from .. import qat
 
-    if model.tokenizer is None:
-        raise ValueError("the model has no tokenizer: build it with MiniLM.from_pretrained()")
-    batches = list(_batches(model.tokenizer, list(texts), batch_size))
-    if not batches:
-        raise ValueError("no training texts")
+    batches, dynamic = _export_batches(model, texts, batch_size, max_seq, "training")
     teacher = PooledEncoder(model).eval()
     with torch.no_grad():
         targets = [teacher(*xs) for xs in batches]
-    dims = {0: torch.export.Dim("batch", max=1024), 1: torch.export.Dim("seq", max=max_seq)}
-    student = qat.prepare(teacher, batches[0], dynamic_shapes=(dims,) * 3, smooth_with=batches[:4]).train()
+    student = qat.prepare(teacher, batches[0], dynamic_shapes=dynamic, smooth_with=batches[:4]).train()
     with torch.no_grad():
         for xs in batches:
             student(*xs)
