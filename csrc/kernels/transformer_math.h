@@ -33,11 +33,14 @@ inline uint8_t layer_norm_output(const LayerNormParams& p, int64_t d, int64_t in
   return clamp_u8(q, p.out.act_min, p.out.act_max);
 }
 
-// SOFTMAX's row maximum over the attended positions (mask null: all), -1 when there are none.
-inline int32_t softmax_row_max(size_t n, const uint8_t* x, const uint8_t* mask) {
+// SOFTMAX's row maximum over the attended positions (mask null: all); -1 when there are none,
+// and then the row's output y is written: all 0.
+inline int32_t softmax_row_max(size_t n, const uint8_t* x, const uint8_t* mask, uint8_t* y) {
   int32_t top = -1;
   for (size_t j = 0; j < n; ++j)
     if ((!mask || mask[j]) && x[j] > top) top = x[j];
+  if (top < 0)
+    for (size_t j = 0; j < n; ++j) y[j] = 0;
   return top;
 }
 

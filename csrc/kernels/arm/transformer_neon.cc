@@ -95,11 +95,8 @@ void softmax_u8__neon(const SoftmaxParams& p, const uint8_t* x, const uint8_t* c
     const uint8_t* xr = x + r * p.n;
     const uint8_t* mr = mask ? mask[r] : nullptr;
     uint8_t* yr = y + r * p.n;
-    const int32_t top = softmax_row_max(p.n, xr, mr);
-    if (top < 0) {  // nothing attended
-      for (size_t j = 0; j < p.n; ++j) yr[j] = 0;
-      continue;
-    }
+    const int32_t top = softmax_row_max(p.n, xr, mr, yr);
+    if (top < 0) continue;  // nothing attended: written as zeros
     uint64_t sum = 0;
     for (size_t j = 0; j < p.n; ++j) {
       e[j] = !mr || mr[j] ? static_cast<uint32_t>(p.exp_table[top - xr[j]]) : 0;

@@ -109,11 +109,8 @@ void softmax_u8__avx2(const SoftmaxParams& p, const uint8_t* x, const uint8_t* c
     const uint8_t* xr = x + r * p.n;
     const uint8_t* mr = mask ? mask[r] : nullptr;
     uint8_t* yr = y + r * p.n;
-    const int32_t top = softmax_row_max(p.n, xr, mr);
-    if (top < 0) {  // nothing attended
-      for (size_t j = 0; j < p.n; ++j) yr[j] = 0;
-      continue;
-    }
+    const int32_t top = softmax_row_max(p.n, xr, mr, yr);
+    if (top < 0) continue;  // nothing attended: written as zeros
     // e = table[top - x] (0 where masked), gathered 8 at a time; the sum in 64-bit lanes.
     const __m256i vtop = _mm256_set1_epi32(top);
     __m256i sum4 = _mm256_setzero_si256();
