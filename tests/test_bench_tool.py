@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import intinfer
-from conftest import build_native_tool
+from conftest import ISAS, build_native_tool
 from sample_models import every_op_model, sample_input
 
 
@@ -24,12 +24,8 @@ def run(tool, *args, check=True):
     return out
 
 
-@pytest.mark.parametrize("isa", ["ref", "avx2", "avxvnni"])
+@pytest.mark.parametrize("isa", ISAS)
 def test_outputs_match_python_bit_for_bit(bench_tool, tmp_path, isa):
-    from conftest import ISAS
-
-    if isa not in ISAS:
-        pytest.skip(f"{isa} kernels are not available on this CPU")
     model = tmp_path / "m.iif"
     every_op_model().save(model)
     x = sample_input(batch=3)

@@ -63,33 +63,44 @@ bool cpu_has_neoni8mm() {
 #endif
 }
 
-}  // namespace
+// Every path this build knows, each a superset of the ones before it on its architecture.
+constexpr Path kPaths[] = {
+    {"ref", 0},
+    {"avx2", kFeatureAvx2},
+    {"avxvnni", kFeatureAvx2 | kFeatureAvxVnni},
+    {"neon", kFeatureNeon},
+    {"neondot", kFeatureNeon | kFeatureNeonDot},
+    {"neoni8mm", kFeatureNeon | kFeatureNeonDot | kFeatureNeonI8mm},
+};
 
-const char* isa_name(Isa isa) {
-  switch (isa) {
-    case Isa::kRef: return "ref";
-    case Isa::kAvx2: return "avx2";
-    case Isa::kAvxVnni: return "avxvnni";
-    case Isa::kNeon: return "neon";
-    case Isa::kNeonDot: return "neondot";
-    case Isa::kNeonI8mm: return "neoni8mm";
-  }
-  return "?";
+Features detect_features() {
+  Features f = 0;
+  if (cpu_has_avx2()) f |= kFeatureAvx2;
+  if (cpu_has_avxvnni()) f |= kFeatureAvxVnni;
+  if (cpu_has_neon()) f |= kFeatureNeon;
+  if (cpu_has_neondot()) f |= kFeatureNeonDot;
+  if (cpu_has_neoni8mm()) f |= kFeatureNeonI8mm;
+  return f;
 }
 
-Isa select_isa() {
-  std::vector<Isa> available = {Isa::kRef};
-  if (cpu_has_avx2()) available.push_back(Isa::kAvx2);
-  if (cpu_has_avxvnni()) available.push_back(Isa::kAvxVnni);
-  if (cpu_has_neon()) available.push_back(Isa::kNeon);
-  if (cpu_has_neondot()) available.push_back(Isa::kNeonDot);
-  if (cpu_has_neoni8mm()) available.push_back(Isa::kNeonI8mm);
+}  // namespace
+
+std::vector<Path> supported_paths() {
+  const Features cpu = detect_features();
+  std::vector<Path> paths;
+  for (const Path& p : kPaths)
+    if ((p.features & cpu) == p.features) paths.push_back(p);
+  return paths;
+}
+
+Path select_path() {
+  const std::vector<Path> available = supported_paths();
   const char* forced = std::getenv("INTINFER_ISA");
   if (forced == nullptr || *forced == '\0') return available.back();
   std::string names;
-  for (Isa isa : available) {
-    if (isa_name(isa) == std::string(forced)) return isa;
-    names += (names.empty() ? "" : ", ") + std::string(isa_name(isa));
+  for (const Path& p : available) {
+    if (p.name == std::string(forced)) return p;
+    names += (names.empty() ? "" : ", ") + std::string(p.name);
   }
   throw std::runtime_error("INTINFER_ISA='" + std::string(forced) +
                            "' is not a path this build of intinfer can run on this CPU (available: " + names + ")");

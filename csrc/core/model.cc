@@ -69,7 +69,7 @@ TensorInfo info_of(const TensorDesc& t) { return {t.name, t.dtype, t.shape, t.sc
 struct Model::Impl {
   std::unique_ptr<Bytes> storage;
   ModelDesc desc;
-  Isa isa;
+  Path path;
   std::vector<std::unique_ptr<Op>> ops;
   std::vector<TensorInfo> inputs, outputs;
   std::unique_ptr<ThreadPool> pool;
@@ -149,11 +149,11 @@ void init_model(std::unique_ptr<Bytes> storage, const Options& options, Model::I
   impl->desc = parse_model(storage->data(), storage->size());
   impl->storage = std::move(storage);
   try {
-    impl->isa = select_isa();
+    impl->path = select_path();
   } catch (const std::runtime_error& e) {
     throw ModelError(e.what());
   }
-  for (const OpDesc& od : impl->desc.ops) impl->ops.push_back(create_op(OpContext(impl->desc, od, impl->isa)));
+  for (const OpDesc& od : impl->desc.ops) impl->ops.push_back(create_op(OpContext(impl->desc, od, impl->path.features)));
   for (uint32_t t : impl->desc.inputs) impl->inputs.push_back(info_of(impl->desc.tensors[t]));
   for (uint32_t t : impl->desc.outputs) impl->outputs.push_back(info_of(impl->desc.tensors[t]));
   const int threads = options.num_threads > 0 ? options.num_threads : default_num_threads();
@@ -180,7 +180,13 @@ std::shared_ptr<Model> Model::load_buffer(const void* data, size_t size, const O
 const std::vector<TensorInfo>& Model::inputs() const { return impl_->inputs; }
 const std::vector<TensorInfo>& Model::outputs() const { return impl_->outputs; }
 int Model::num_threads() const { return impl_->pool->num_threads(); }
-const char* Model::isa() const { return isa_name(impl_->isa); }
+const char* Model::isa() const { return impl_->path.name; }
+
+std::vector<std::string> available_paths() {
+  std::vector<std::string> names;
+  for (const Path& p : supported_paths()) names.push_back(p.name);
+  return names;
+}
 
 std::vector<std::pair<std::string, std::string>> Model::metadata() const { return impl_->desc.metadata; }
 

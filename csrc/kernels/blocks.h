@@ -4,6 +4,7 @@
 #include <cstddef>
 
 namespace intinfer {
+namespace {
 
 // Runs body(i) over full blocks of kBlock elements and tail(i, rest) once on what is left (the
 // kernels give the tail to the reference).
@@ -14,4 +15,5 @@ void for_each_block(size_t n, Body&& body, Tail&& tail) {
   if (i < n) tail(i, n - i);
 }
 
+}  // namespace
 }  // namespace intinfer

@@ -7,6 +7,7 @@
 #include "params.h"
 
 namespace intinfer {
+namespace {
 
 // The input pixels under output pixel (oy, ox) of image xb (NHWC, `channels` per pixel), in
 // the weights' tap order, with `zero_row` where the window leaves the input (what the folded
@@ -24,4 +25,5 @@ inline void window_taps(const ConvParams& p, const uint8_t* xb, const uint8_t* z
   }
 }
 
+}  // namespace
 }  // namespace intinfer

@@ -5,6 +5,7 @@
 #include <cstddef>
 
 namespace intinfer {
+namespace {
 
 // RowAcc is one row's accumulators (e.g. __m256i[2] or int32x4_t[4]). prepare(r0, mr) readies
 // rows [r0, r0 + mr) for the micro-kernel; tile(t, acc) computes the accumulators of column tile
@@ -23,4 +24,5 @@ void for_each_gemm_tile(size_t rows, size_t tile_begin, size_t tile_end, Prepare
   }
 }
 
+}  // namespace
 }  // namespace intinfer

@@ -57,6 +57,9 @@ struct PoolParams {
   // Average pool: with count_include_pad, one multiplier for the full window; otherwise entry
   // n - 1 divides by a window of n positions inside the input.
   const QuantizedMultiplier* multipliers;
+  // Scratch of kernel_h * kernel_w pointers for the vector kernels' window walk, one per calling
+  // thread (kernels in ISA-flagged units allocate nothing; the reference ignores it).
+  const uint8_t** window;
 };
 
 // Wide activations: int32 tensors whose values stay within +-kWideMax (16 bits), zero point 0.

@@ -4,18 +4,18 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <vector>
 
 #include "params.h"
 
 namespace intinfer {
+namespace {
 
 // Calls f(taps, count, out) for each output pixel of rows (batch * out_h + oy) [row_begin,
-// row_end): taps[0..count) point at the window's input pixels inside the input (NHWC,
-// p.channels each), out at the pixel's output channels.
+// row_end): taps[0..count) (in p.window) point at the window's input pixels inside the input
+// (NHWC, p.channels each), out at the pixel's output channels.
 template <typename F>
 void for_each_pool_window(const PoolParams& p, const uint8_t* x, uint8_t* y, size_t row_begin, size_t row_end, F&& f) {
-  std::vector<const uint8_t*> taps(static_cast<size_t>(p.kernel_h) * p.kernel_w);
+  const uint8_t** taps = p.window;
   for (size_t row = row_begin; row < row_end; ++row) {
     const size_t b = row / p.out_h;
     const int oy = static_cast<int>(row % p.out_h);
@@ -30,7 +30,7 @@ void for_each_pool_window(const PoolParams& p, const uint8_t* x, uint8_t* y, siz
           if (ix >= 0 && ix < p.in_w) taps[count++] = xb + (static_cast<size_t>(iy) * p.in_w + ix) * p.channels;
         }
       }
-      f(taps.data(), count, y + (row * p.out_w + ox) * p.channels);
+      f(taps, count, y + (row * p.out_w + ox) * p.channels);
     }
   }
 }
@@ -54,4 +54,5 @@ inline void max_pool_tail(const PoolParams& p, const uint8_t* const* taps, size_
   }
 }
 
+}  // namespace
 }  // namespace intinfer

@@ -4,7 +4,7 @@
 
 #include "../kernels/ref/kernels.h"
 #include "broadcast.h"
-#include "isa_kernels.h"
+#include "../kernels/tables.h"
 #include "ops.h"
 
 namespace intinfer {
@@ -64,7 +64,7 @@ void set_add_scales(const OpContext& ctx, Params* p) {
 class AddWide : public Op {
  public:
   AddWide(const OpContext& ctx, const AddWideParams& p)
-      : name_(ctx.desc().name), p_(p), kernel_(elementwise_kernels(ctx.isa()).add_wide) {}
+      : name_(ctx.desc().name), p_(p), kernel_(select(elementwise_table(), ctx.features()).add_wide) {}
 
   std::vector<Shape> infer(const std::vector<Shape>& in) const override {
     return {broadcast_shapes(in[0], in[1], name_)};
@@ -82,7 +82,7 @@ class AddWide : public Op {
  private:
   std::string name_;
   AddWideParams p_;
-  decltype(ElementwiseKernels::add_wide) kernel_;
+  decltype(ElementwiseRow::add_wide) kernel_;
 };
 
 std::unique_ptr<Op> make_add_wide(const OpContext& ctx) {
@@ -117,7 +117,7 @@ std::unique_ptr<Op> make_add(const OpContext& ctx) {
   AddParams p;
   set_add_scales(ctx, &p);
   p.out = ctx.output_stage();
-  return std::make_unique<Binary<AddParams>>(ctx, p, elementwise_kernels(ctx.isa()).add);
+  return std::make_unique<Binary<AddParams>>(ctx, p, select(elementwise_table(), ctx.features()).add);
 }
 
 std::unique_ptr<Op> make_mul(const OpContext& ctx) {
@@ -128,7 +128,7 @@ std::unique_ptr<Op> make_mul(const OpContext& ctx) {
   p.b_zero_point = b.zero_points[0];
   p.multiplier = ctx.multiplier(static_cast<double>(a.scales[0]) * b.scales[0] / y.scales[0], "output");
   p.out = ctx.output_stage();
-  return std::make_unique<Binary<MulParams>>(ctx, p, elementwise_kernels(ctx.isa()).mul);
+  return std::make_unique<Binary<MulParams>>(ctx, p, select(elementwise_table(), ctx.features()).mul);
 }
 
 }  // namespace intinfer

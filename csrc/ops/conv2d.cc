@@ -5,8 +5,7 @@
 #include "gemm.h"
 #include "op.h"
 #include "ops.h"
-#include "isa_kernels.h"
-#include "pack.h"
+#include "weights.h"
 
 namespace intinfer {
 namespace {
@@ -17,7 +16,7 @@ class Conv2D : public Op {
     ctx.expect_io(3, 3, 1);
     const TensorDesc& w = ctx.input(1);
     if (w.shape.size() != 4) ctx.fail("weights '", w.name, "' must be OHWI (rank 4), got ", shape_str(w.shape));
-    packed_ = pack_weights(ctx, ctx.input(0), w, ctx.input(2));
+    weights_ = read_weights(ctx, ctx.input(0), w, ctx.input(2));
     const auto strides = ctx.attr_ints("strides", 2, {1, 1}, 1, 1 << 16);
     const auto pads = ctx.attr_ints("pads", 4, {0, 0, 0, 0}, 0, 1 << 16);
     const auto dilations = ctx.attr_ints("dilations", 2, {1, 1}, 1, 1 << 16);
@@ -40,17 +39,22 @@ class Conv2D : public Op {
     p_.groups = static_cast<int>(groups);
     p_.input_zero_point = ctx.input(0).zero_points[0];
     p_.out = ctx.output_stage();
-    p_.multipliers = packed_.multipliers.data();
-    // Optimized paths: a GEMM over output pixels for ungrouped convs (1x1 stride-1 convs read
-    // the NHWC input as it is, others through an im2col block); the reference otherwise.
-    if (ctx.isa() != Isa::kRef && groups == 1) {
-      gemm_ = std::make_unique<Gemm>(packed_, p_.out, ctx.isa());
+    p_.multipliers = weights_.multipliers.data();
+    // Ungrouped convs: a GEMM over output pixels (1x1 stride-1 convs read the NHWC input as it
+    // is, others through an im2col block) where the GEMM table has an optimized row; depthwise
+    // convs: the depthwise table's row; the reference convolution otherwise.
+    if (groups == 1) {
+      gemm_ = std::make_unique<Gemm>(weights_, p_.out, ctx.features());
+      if (is_reference(gemm_->row())) gemm_.reset();
       pointwise_ = p_.kernel_h == 1 && p_.kernel_w == 1 && p_.stride_h == 1 && p_.stride_w == 1 && p_.pad_top == 0 &&
                    p_.pad_left == 0 && pad_bottom_ == 0 && pad_right_ == 0;
-    }
-    if (cin_per_group_ == 1 && groups == p_.out_c) {
-      dwconv_ = make_dwconv_kernel(ctx.isa(), packed_, static_cast<size_t>(p_.kernel_h) * p_.kernel_w);
-      if (dwconv_) zero_row_.assign(packed_.channels, static_cast<uint8_t>(p_.input_zero_point));
+    } else if (cin_per_group_ == 1 && groups == p_.out_c) {
+      const size_t taps = static_cast<size_t>(p_.kernel_h) * p_.kernel_w;
+      dwconv_ = &select(dwconv_table(), ctx.features(), weights_.format, taps);
+      dwconv_weights_ = std::make_unique<PackedWeights>(dwconv_->tile, weights_.codes, weights_.format,
+                                                        weights_.channels, taps, weights_.bias.data(),
+                                                        weights_.multipliers, weights_.output_scales);
+      zero_row_.assign(weights_.channels, static_cast<uint8_t>(p_.input_zero_point));
     }
   }
 
@@ -82,23 +86,22 @@ class Conv2D : public Op {
       const size_t pixels = static_cast<size_t>(p.batch) * p.out_h * p.out_w;
       ctx.pool->parallel_for(pixels, [&](size_t b, size_t e) { im2col_gemm(p, in, out, b, e); });
     } else if (dwconv_) {
+      const PackedView w = dwconv_weights_->view();
       ctx.pool->parallel_for(static_cast<size_t>(p.batch) * p.out_h, [&](size_t b, size_t e) {
-        dwconv_->run(p, in, zero_row_.data(), out, b, e);
+        dwconv_->run(w, p, in, zero_row_.data(), out, b, e);
       });
     } else {
       ctx.pool->parallel_for(static_cast<size_t>(p.batch) * p.out_h, [&](size_t b, size_t e) {
-        conv2d_u8s8__ref(p, in, packed_.weights, packed_.bias.data(), out, b, e);
+        conv2d_u8s8__ref(p, in, static_cast<const int8_t*>(weights_.codes), weights_.bias.data(), out, b, e);
       });
     }
   }
 
   uint64_t macs(const std::vector<Shape>&, const std::vector<Shape>& out) const override {
-    return numel(out[0]) * packed_.depth;
+    return numel(out[0]) * weights_.depth;
   }
 
-  size_t weight_bytes() const override {
-    return packed_.channels * packed_.depth + packed_.bias.size() * sizeof(int32_t);
-  }
+  size_t weight_bytes() const override { return weights_.bytes(); }
 
  private:
   int64_t out_size(int64_t in, int64_t k, int64_t dilation, int64_t stride, int64_t pads) const {
@@ -113,7 +116,7 @@ class Conv2D : public Op {
   // reads the input zero point, as the folded bias assumes) and multiply the block at once.
   void im2col_gemm(const ConvParams& p, const uint8_t* in, uint8_t* out, size_t begin, size_t end) const {
     constexpr size_t kBlock = 64;
-    const size_t k = packed_.depth;
+    const size_t k = weights_.depth;
     std::vector<uint8_t> cols(kBlock * k);
     for (size_t b0 = begin; b0 < end; b0 += kBlock) {
       const size_t n = std::min(kBlock, end - b0);
@@ -138,10 +141,11 @@ class Conv2D : public Op {
   }
 
   std::string name_;
-  PackedWeights packed_;
-  std::unique_ptr<Gemm> gemm_;
+  QuantizedWeights weights_;
+  std::unique_ptr<Gemm> gemm_;  // null: no optimized GEMM row
   bool pointwise_ = false;
-  std::unique_ptr<DwconvKernel> dwconv_;
+  const DwconvRow* dwconv_ = nullptr;
+  std::unique_ptr<PackedWeights> dwconv_weights_;
   std::vector<uint8_t> zero_row_;
   ConvParams p_;
   int64_t cin_per_group_;

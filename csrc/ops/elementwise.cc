@@ -2,7 +2,7 @@
 #include <functional>
 
 #include "../kernels/ref/kernels.h"
-#include "isa_kernels.h"
+#include "../kernels/tables.h"
 #include "ops.h"
 
 namespace intinfer {
@@ -40,7 +40,7 @@ std::unique_ptr<Op> make_lut(const OpContext& ctx) {
   ctx.expect_constant(table, "table");
   if (table.numel() != 256) ctx.fail("table '", table.name, "' has ", table.numel(), " entries, expected 256");
   const uint8_t* t = table.data;
-  const auto kernel = elementwise_kernels(ctx.isa()).lut;
+  const auto kernel = select(elementwise_table(), ctx.features()).lut;
   return std::make_unique<Unary>([t, kernel](const void* x, void* y, size_t n) {
     kernel(t, static_cast<const uint8_t*>(x), static_cast<uint8_t*>(y), n);
   }, 1, 1);
@@ -63,7 +63,7 @@ std::unique_ptr<Op> make_quantize(const OpContext& ctx) {
   ctx.expect_quantized_u8(ctx.output(0), "output");
   const float scale = ctx.output(0).scales[0];
   const int32_t zp = ctx.output(0).zero_points[0];
-  const auto kernel = elementwise_kernels(ctx.isa()).quantize;
+  const auto kernel = select(elementwise_table(), ctx.features()).quantize;
   return std::make_unique<Unary>([scale, zp, kernel](const void* x, void* y, size_t n) {
     kernel(static_cast<const float*>(x), static_cast<uint8_t*>(y), n, scale, zp);
   }, sizeof(float), 1);
@@ -75,7 +75,7 @@ std::unique_ptr<Op> make_dequantize(const OpContext& ctx) {
   ctx.expect_dtype(ctx.output(0), DType::kFloat32, "output");
   const float scale = ctx.input(0).scales[0];
   const int32_t zp = ctx.input(0).zero_points[0];
-  const auto kernel = elementwise_kernels(ctx.isa()).dequantize;
+  const auto kernel = select(elementwise_table(), ctx.features()).dequantize;
   return std::make_unique<Unary>([scale, zp, kernel](const void* x, void* y, size_t n) {
     kernel(static_cast<const uint8_t*>(x), static_cast<float*>(y), n, scale, zp);
   }, 1, sizeof(float));

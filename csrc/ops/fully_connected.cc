@@ -11,24 +11,24 @@ class FullyConnected : public Op {
     ctx.expect_io(3, 3, 1);
     const TensorDesc& w = ctx.input(1);
     if (w.shape.size() != 2) ctx.fail("weights '", w.name, "' must be [N, K], got ", shape_str(w.shape));
-    packed_ = pack_weights(ctx, ctx.input(0), w, ctx.input(2), /*float_output_ok=*/true);
-    if (packed_.output_scales.empty()) out_ = ctx.output_stage();
+    weights_ = read_weights(ctx, ctx.input(0), w, ctx.input(2), /*float_output_ok=*/true);
+    if (weights_.output_scales.empty()) out_ = ctx.output_stage();
     if (OpContext::is_wide(ctx.output(0))) wide_scale_ = ctx.output(0).scales[0];
-    gemm_ = std::make_unique<Gemm>(packed_, out_, ctx.isa());
+    gemm_ = std::make_unique<Gemm>(weights_, out_, ctx.features());
   }
 
   std::vector<Shape> infer(const std::vector<Shape>& in) const override {
     Shape y = in[0];
-    if (y.empty() || static_cast<size_t>(y.back()) != packed_.depth)
-      shape_error(name_, "input " + shape_str(y) + " must end in K = " + std::to_string(packed_.depth));
-    y.back() = static_cast<int64_t>(packed_.channels);
+    if (y.empty() || static_cast<size_t>(y.back()) != weights_.depth)
+      shape_error(name_, "input " + shape_str(y) + " must end in K = " + std::to_string(weights_.depth));
+    y.back() = static_cast<int64_t>(weights_.channels);
     return {y};
   }
 
   void run(const ExecContext& ctx) const override {
     size_t rows = 1;
     for (size_t i = 0; i + 1 < ctx.input_shapes[0]->size(); ++i) rows *= static_cast<size_t>((*ctx.input_shapes[0])[i]);
-    const size_t k = packed_.depth, n = packed_.channels;
+    const size_t k = weights_.depth, n = weights_.channels;
     const size_t elem = gemm_->float_output() ? sizeof(float) : 1;
     const uint8_t* x = ctx.in<uint8_t>(0);
     auto* y = static_cast<uint8_t*>(ctx.outputs[0]);
@@ -46,16 +46,14 @@ class FullyConnected : public Op {
   }
 
   uint64_t macs(const std::vector<Shape>&, const std::vector<Shape>& out) const override {
-    return numel(out[0]) * packed_.depth;
+    return numel(out[0]) * weights_.depth;
   }
 
-  size_t weight_bytes() const override {
-    return packed_.channels * packed_.depth + packed_.bias.size() * sizeof(int32_t);
-  }
+  size_t weight_bytes() const override { return weights_.bytes(); }
 
  private:
   std::string name_;
-  PackedWeights packed_;
+  QuantizedWeights weights_;
   OutputStage out_;
   float wide_scale_ = 0;  // > 0: the output is wide
   std::unique_ptr<Gemm> gemm_;

@@ -4,7 +4,7 @@
 #include <cmath>
 
 #include "../kernels/ref/kernels.h"
-#include "isa_kernels.h"
+#include "../kernels/tables.h"
 #include "ops.h"
 
 namespace intinfer {
@@ -59,7 +59,8 @@ class LayerNorm : public Op {
     }
     p_ = LayerNormParams{h, ctx.input(0).zero_points[0], multipliers_.data(), signs_.data(), offsets_.data(),
                          biases_.data(), ctx.output_stage()};
-    kernel_ = make_layer_norm_kernel(ctx.isa(), p_);
+    kernel_ = &select(transformer_table(), ctx.features());
+    packed_ = std::make_unique<PackedLayerNorm>(p_, kernel_->width);
   }
 
   std::vector<Shape> infer(const std::vector<Shape>& in) const override {
@@ -73,13 +74,12 @@ class LayerNorm : public Op {
   void run(const ExecContext& ctx) const override {
     const size_t rows = numel(*ctx.input_shapes[0]) / p_.h;
     uint8_t* y = ctx.out<uint8_t>(0);
+    const LayerNormView w = packed_->view();
     ctx.pool->parallel_for(rows, [&](size_t b, size_t e) {
-      if (kernel_)
-        kernel_->run(ctx.inputs[0], wide_, y, b, e);
-      else if (wide_)
-        layer_norm_wide__ref(p_, ctx.in<int32_t>(0), y, b, e);
+      if (wide_)
+        kernel_->layer_norm_wide(p_, w, ctx.in<int32_t>(0), y, b, e);
       else
-        layer_norm_u8__ref(p_, ctx.in<uint8_t>(0), y, b, e);
+        kernel_->layer_norm_u8(p_, w, ctx.in<uint8_t>(0), y, b, e);
     });
   }
 
@@ -92,7 +92,8 @@ class LayerNorm : public Op {
   std::vector<int32_t> offsets_, biases_;
   LayerNormParams p_;
   bool wide_;
-  std::unique_ptr<LayerNormKernel> kernel_;  // null: the reference
+  const TransformerRow* kernel_;
+  std::unique_ptr<PackedLayerNorm> packed_;
 };
 
 }  // namespace

@@ -1,19 +1,21 @@
 // MATMUL of two uint8 activations (attention's Q K^T and P V): both operands carry zero points,
 // the int32 product, times alpha, is requantized; leading dimensions are batch dimensions and
 // must match.
+#include <limits>
+
 #include "../kernels/ref/kernels.h"
-#include "isa_kernels.h"
+#include "../kernels/tables.h"
 #include "ops.h"
 
 namespace intinfer {
 namespace {
 
-// K * 255 * 255 must stay below 2^31.
-constexpr int64_t kMaxDepth = 33025;
+// The deepest reduction whose int32 accumulator provably holds 255 * 255 * K.
+constexpr int64_t kMaxDepth = std::numeric_limits<int32_t>::max() / max_accumulator(kWeightsS16, 1);
 
 class MatMul : public Op {
  public:
-  explicit MatMul(const OpContext& ctx) : name_(ctx.desc().name), isa_(ctx.isa()) {
+  explicit MatMul(const OpContext& ctx) : name_(ctx.desc().name) {
     ctx.expect_io(2, 2, 1);
     const TensorDesc &a = ctx.input(0), &b = ctx.input(1), &y = ctx.output(0);
     ctx.expect_quantized_u8(a, "a");
@@ -27,7 +29,9 @@ class MatMul : public Op {
     if (!(alpha > 0)) ctx.fail("alpha must be positive, got ", alpha);
     p_.multiplier = ctx.multiplier(alpha * a.scales[0] * b.scales[0] / y.scales[0], "output");
     p_.out = ctx.output_stage();
-    optimized_ = has_gemm_kernel_s16(isa_);  // a GEMM for the per-call int16 packing
+    // A GEMM row for the per-call int16 packing of b - z_b; the reference is matmul_u8__ref.
+    gemm_ = &select(gemm_table(), ctx.features(), kWeightsS16, kMaxDepth);
+    if (is_reference(*gemm_)) gemm_ = nullptr;
   }
 
   std::vector<Shape> infer(const std::vector<Shape>& in) const override {
@@ -52,7 +56,7 @@ class MatMul : public Op {
     const size_t batches = numel(a) / (p.m * p.k);
     const uint8_t *ap = ctx.in<uint8_t>(0), *bp = ctx.in<uint8_t>(1);
     uint8_t* yp = ctx.out<uint8_t>(0);
-    if (!optimized_) {
+    if (gemm_ == nullptr) {
       // The reference: work items are (batch, row) pairs.
       ctx.pool->parallel_for(batches * p.m, [&](size_t begin, size_t end) {
         for (size_t i = begin; i < end;) {
@@ -69,6 +73,7 @@ class MatMul : public Op {
     ctx.pool->parallel_for(batches, [&](size_t begin, size_t end) {
       std::vector<int16_t> w(p.n * p.k);
       std::vector<int32_t> bias(p.n);
+      std::vector<uint8_t> scratch;
       for (size_t batch = begin; batch < end; ++batch) {
         const uint8_t* b = bp + batch * p.k * p.n;
         for (size_t j = 0; j < p.n; ++j) {
@@ -80,8 +85,11 @@ class MatMul : public Op {
           }
           bias[j] = -p.a_zero_point * sum;
         }
-        const auto gemm = make_gemm_kernel_s16(isa_, w.data(), p.n, p.k, bias.data(), multipliers, p.out);
-        gemm->run(ap + batch * p.m * p.k, p.k, yp + batch * p.m * p.n, p.n, p.m, 0, gemm->column_blocks());
+        const PackedWeights packed(gemm_->tile, w.data(), kWeightsS16, p.n, p.k, bias.data(), multipliers, {});
+        const PackedView view = packed.view();
+        scratch.resize(packed.scratch_bytes());
+        gemm_->run(view, p.out, ap + batch * p.m * p.k, p.k, yp + batch * p.m * p.n, p.n, p.m, 0, view.n_tiles,
+                   scratch.data());
       }
     });
   }
@@ -92,8 +100,7 @@ class MatMul : public Op {
 
  private:
   std::string name_;
-  Isa isa_;
-  bool optimized_ = false;
+  const GemmRow* gemm_;  // null: the reference
   MatMulParams p_{};
 };
 

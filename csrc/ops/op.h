@@ -63,10 +63,12 @@ inline uint64_t numel(const Shape& s) {
 // ModelError naming the op.
 class OpContext {
  public:
-  OpContext(const ModelDesc& model, const OpDesc& op, Isa isa) : model_(model), op_(op), isa_(isa) {}
+  OpContext(const ModelDesc& model, const OpDesc& op, Features features)
+      : model_(model), op_(op), features_(features) {}
 
   const OpDesc& desc() const { return op_; }
-  Isa isa() const { return isa_; }
+  // The CPU features the model's kernels may use (its path, cpu.h).
+  Features features() const { return features_; }
   const TensorDesc& input(size_t i) const { return model_.tensors[op_.inputs.at(i)]; }
   const TensorDesc& output(size_t i) const { return model_.tensors[op_.outputs.at(i)]; }
   std::string where() const;
@@ -104,7 +106,7 @@ class OpContext {
  private:
   const ModelDesc& model_;
   const OpDesc& op_;
-  Isa isa_;
+  Features features_;
 };
 
 // Builds the op for ctx.desc().type, validating everything it reads.

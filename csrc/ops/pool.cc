@@ -1,4 +1,4 @@
-#include "isa_kernels.h"
+#include "../kernels/tables.h"
 #include "ops.h"
 
 namespace intinfer {
@@ -9,7 +9,7 @@ enum class PoolKind { kAverage, kMax, kGlobalAverage };
 class Pool : public Op {
  public:
   Pool(const OpContext& ctx, PoolKind kind)
-      : name_(ctx.desc().name), kind_(kind), kernels_(pool_kernels(ctx.isa())) {
+      : name_(ctx.desc().name), kind_(kind), kernels_(select(pool_table(), ctx.features())) {
     ctx.expect_io(1, 1, 1);
     const TensorDesc &x = ctx.input(0), &y = ctx.output(0);
     ctx.expect_quantized_u8(x, "input");
@@ -82,7 +82,12 @@ class Pool : public Op {
     const uint8_t* in = ctx.in<uint8_t>(0);
     uint8_t* out = ctx.out<uint8_t>(0);
     const auto kernel = kind_ == PoolKind::kMax ? kernels_.max : kernels_.avg;
-    ctx.pool->parallel_for(static_cast<size_t>(p.batch) * p.out_h, [&](size_t b, size_t e) { kernel(p, in, out, b, e); });
+    ctx.pool->parallel_for(static_cast<size_t>(p.batch) * p.out_h, [&](size_t b, size_t e) {
+      std::vector<const uint8_t*> window(static_cast<size_t>(p.kernel_h) * p.kernel_w);
+      PoolParams q = p;
+      q.window = window.data();
+      kernel(q, in, out, b, e);
+    });
   }
 
  private:
@@ -92,7 +97,7 @@ class Pool : public Op {
   int64_t pad_bottom_ = 0, pad_right_ = 0;
   double s_in_, s_out_;
   std::vector<QuantizedMultiplier> multipliers_;
-  PoolKernels kernels_;
+  const PoolRow& kernels_;
 };
 
 }  // namespace

@@ -2,7 +2,7 @@
 // the exporter (so no libm difference between platforms can change a result), integer
 // normalization, output in 1/256 steps; an optional [B, N] mask leaves positions out.
 #include "../kernels/ref/kernels.h"
-#include "isa_kernels.h"
+#include "../kernels/tables.h"
 #include "mask.h"
 #include "ops.h"
 
@@ -28,7 +28,7 @@ class Softmax : public Op {
     ctx.expect_quantized_u8(y, "output");
     if (y.scales[0] != 1.0f / 256 || y.zero_points[0] != 0) ctx.fail("output must have scale 1/256 and zero point 0");
     table_ = t;
-    kernel_ = softmax_kernel(ctx.isa());
+    kernel_ = select(transformer_table(), ctx.features()).softmax;
   }
 
   std::vector<Shape> infer(const std::vector<Shape>& in) const override {
@@ -53,7 +53,8 @@ class Softmax : public Op {
     const uint8_t* in = ctx.in<uint8_t>(0);
     uint8_t* out = ctx.out<uint8_t>(0);
     ctx.pool->parallel_for(rows, [&](size_t b, size_t e) {
-      kernel_(p, in, has_mask_ ? row_mask.data() : nullptr, out, b, e);
+      std::vector<int32_t> scratch(n);
+      kernel_(p, in, has_mask_ ? row_mask.data() : nullptr, out, b, e, scratch.data());
     });
   }
 
@@ -61,7 +62,7 @@ class Softmax : public Op {
   std::string name_;
   const int32_t* table_;
   bool has_mask_;
-  SoftmaxKernel kernel_;
+  decltype(TransformerRow::softmax) kernel_;
 };
 
 }  // namespace

@@ -65,6 +65,9 @@ PYBIND11_MODULE(_core, m) {
     }
   });
 
+  m.def("available_paths", &available_paths,
+        "The kernel paths (INTINFER_ISA names) this build can run on this CPU, reference first.");
+
   py::class_<Model, std::shared_ptr<Model>>(m, "Model")
       .def_static("load_file", [](const std::string& path, int threads) {
         return Model::load_file(path, Options{threads});

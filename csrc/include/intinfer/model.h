@@ -18,6 +18,10 @@ const char* dtype_name(DType t);
 using Shape = std::vector<int64_t>;
 std::string shape_str(const Shape& s);
 
+// The kernel paths (the names INTINFER_ISA takes) this build can run on this CPU, reference
+// first; a model loads with the last unless INTINFER_ISA names another.
+std::vector<std::string> available_paths();
+
 // A model file that is truncated, corrupt, hostile, inconsistent or from a newer version.
 class ModelError : public std::runtime_error {
  public:

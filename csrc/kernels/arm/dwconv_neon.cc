@@ -1,10 +1,9 @@
-#include "dwconv_neon.h"
-
 #include <arm_neon.h>
 
 #include <cstring>
 
 #include "../dwconv_window.h"
+#include "arm_kernels.h"
 #include "requant_neon.h"
 
 namespace intinfer {
@@ -23,19 +22,9 @@ inline int16x8_t load8(const uint8_t* p, size_t valid) {
 
 }  // namespace
 
-PackedDwconvNeon pack_dwconv_neon(const int8_t* weights, size_t channels, size_t taps, const int32_t* bias,
-                                  const std::vector<QuantizedMultiplier>& multipliers) {
-  PackedDwconvNeon p;
-  pack_output_stage(&p, channels, taps, kC, bias, multipliers, {});
-  p.weights.assign(p.n_tiles * taps * kC, 0);
-  for (size_t c = 0; c < channels; ++c)
-    for (size_t t = 0; t < taps; ++t) p.weights[((c / kC) * taps + t) * kC + c % kC] = weights[c * taps + t];
-  return p;
-}
-
-void dwconv_u8s8_8c1__neon(const PackedDwconvNeon& w, const ConvParams& p, const uint8_t* x, const uint8_t* zero_row,
+void dwconv_u8s8_8c1__neon(const PackedView& w, const ConvParams& p, const uint8_t* x, const uint8_t* zero_row,
                            uint8_t* y, size_t row_begin, size_t row_end) {
-  const OutputStageNeon stage(w.bias.data(), w.multiplier.data(), w.left_shift.data(), w.right_shift.data(),
+  const OutputStageNeon stage(w.bias, w.multiplier, w.left_shift, w.right_shift,
                               p.out.zero_point, p.out.act_min, p.out.act_max);
   const size_t c_count = w.n, taps_count = w.k;
   const uint8_t* taps[kDwconvNeonMaxTaps];
@@ -49,7 +38,7 @@ void dwconv_u8s8_8c1__neon(const PackedDwconvNeon& w, const ConvParams& p, const
       for (size_t tile = 0; tile < w.n_tiles; ++tile) {
         const size_t c = tile * kC;
         const size_t valid = c_count - c < kC ? c_count - c : kC;
-        const int16_t* wt = w.weights.data() + tile * taps_count * kC;
+        const int16_t* wt = static_cast<const int16_t*>(w.weights) + tile * taps_count * kC;
         int32x4_t acc0 = vdupq_n_s32(0), acc1 = vdupq_n_s32(0);
         for (size_t i = 0; i < taps_count; ++i) {
           const int16x8_t v = load8(taps[i] + c, valid);

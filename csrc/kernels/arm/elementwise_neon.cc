@@ -1,4 +1,4 @@
-#include "elementwise_neon.h"
+#include "arm_kernels.h"
 
 #include <arm_neon.h>
 

@@ -6,21 +6,19 @@
 
 #include <cstring>
 
-#include "../gemm_tiles.h"
-#include "gemm_neon.h"
-#include "requant_neon.h"
+#include "arm_kernels.h"
+#include "gemm_4xn.h"
 
 namespace intinfer {
 namespace {
 
-constexpr size_t kMR = 4;  // rows per micro-tile
-constexpr size_t kNR = 8;  // output channels per micro-tile (two int32x4 per row)
+constexpr size_t kTileNR = 8;  // output channels per micro-tile (two int32x4 per row)
 constexpr size_t kKR = 8;  // k per step of the inner loop (one int16x8 per row)
 
 // Rows [0, mr) of x widened to int16 with k padded to k_pad (zeros), rows past mr zeroed: row r
 // at out + r * k_pad.
 void widen_rows(const uint8_t* x, size_t x_stride, size_t mr, size_t k, size_t k_pad, int16_t* out) {
-  for (size_t r = 0; r < kMR; ++r) {
+  for (size_t r = 0; r < kGemmMR; ++r) {
     int16_t* o = out + r * k_pad;
     size_t i = 0;
     if (r < mr) {
@@ -34,7 +32,7 @@ void widen_rows(const uint8_t* x, size_t x_stride, size_t mr, size_t k, size_t k
 
 // acc[r] += w[k] * x_r[k] for the 8 channels of one k; kLane picks k within the 4-lane halves.
 template <int kLane>
-inline void mac(int32x4_t acc[kMR][2], const int16_t* b, int16x4_t x0, int16x4_t x1, int16x4_t x2, int16x4_t x3) {
+inline void mac(int32x4_t acc[kGemmMR][2], const int16_t* b, int16x4_t x0, int16x4_t x1, int16x4_t x2, int16x4_t x3) {
   const int16x8_t w = vld1q_s16(b);
   const int16x4_t lo = vget_low_s16(w), hi = vget_high_s16(w);
   acc[0][0] = vmlal_lane_s16(acc[0][0], lo, x0, kLane);
@@ -48,86 +46,45 @@ inline void mac(int32x4_t acc[kMR][2], const int16_t* b, int16x4_t x0, int16x4_t
 }
 
 // Four consecutive k whose activations are the lanes of x0..x3.
-inline void mac4(int32x4_t acc[kMR][2], const int16_t* b, int16x4_t x0, int16x4_t x1, int16x4_t x2, int16x4_t x3) {
+inline void mac4(int32x4_t acc[kGemmMR][2], const int16_t* b, int16x4_t x0, int16x4_t x1, int16x4_t x2, int16x4_t x3) {
   mac<0>(acc, b, x0, x1, x2, x3);
-  mac<1>(acc, b + kNR, x0, x1, x2, x3);
-  mac<2>(acc, b + 2 * kNR, x0, x1, x2, x3);
-  mac<3>(acc, b + 3 * kNR, x0, x1, x2, x3);
+  mac<1>(acc, b + kTileNR, x0, x1, x2, x3);
+  mac<2>(acc, b + 2 * kTileNR, x0, x1, x2, x3);
+  mac<3>(acc, b + 3 * kTileNR, x0, x1, x2, x3);
 }
 
-inline void micro_tile(const int16_t* a, size_t k_pad, const int16_t* b, int32x4_t acc[kMR][2]) {
-  int32x4_t c[kMR][2];  // local, so that the accumulators stay in registers
-  for (size_t r = 0; r < kMR; ++r) c[r][0] = c[r][1] = vdupq_n_s32(0);
-  for (size_t k0 = 0; k0 < k_pad; k0 += kKR, b += kKR * kNR) {
+inline void tile_4x8(const int16_t* a, size_t k_pad, const int16_t* b, int32x4_t acc[kGemmMR][2]) {
+  int32x4_t c[kGemmMR][2];  // local, so that the accumulators stay in registers
+  for (size_t r = 0; r < kGemmMR; ++r) c[r][0] = c[r][1] = vdupq_n_s32(0);
+  for (size_t k0 = 0; k0 < k_pad; k0 += kKR, b += kKR * kTileNR) {
     const int16x8_t x0 = vld1q_s16(a + k0), x1 = vld1q_s16(a + k_pad + k0);
     const int16x8_t x2 = vld1q_s16(a + 2 * k_pad + k0), x3 = vld1q_s16(a + 3 * k_pad + k0);
     mac4(c, b, vget_low_s16(x0), vget_low_s16(x1), vget_low_s16(x2), vget_low_s16(x3));
-    mac4(c, b + 4 * kNR, vget_high_s16(x0), vget_high_s16(x1), vget_high_s16(x2), vget_high_s16(x3));
+    mac4(c, b + 4 * kTileNR, vget_high_s16(x0), vget_high_s16(x1), vget_high_s16(x2), vget_high_s16(x3));
   }
-  for (size_t r = 0; r < kMR; ++r) {
+  for (size_t r = 0; r < kGemmMR; ++r) {
     acc[r][0] = c[r][0];
     acc[r][1] = c[r][1];
   }
 }
 
-template <typename Store>
-void gemm_driver(const PackedGemmNeon& w, const uint8_t* x, size_t x_stride, size_t rows, size_t tile_begin,
-                 size_t tile_end, int16_t* scratch, Store&& store) {
-  for_each_gemm_tile<kMR, int32x4_t[2]>(
-      rows, tile_begin, tile_end,
-      [&](size_t r0, size_t mr) { widen_rows(x + r0 * x_stride, x_stride, mr, w.k, w.k_pad, scratch); },
-      [&](size_t t, int32x4_t acc[kMR][2]) { micro_tile(scratch, w.k_pad, w.weights.data() + t * w.k_pad * kNR, acc); },
-      store);
-}
+struct SmlalS16 {
+  static constexpr size_t kNR = kTileNR;
+  using Act = int16_t;
+  using Code = int16_t;
+  static void prepare(const uint8_t* x, size_t x_stride, size_t mr, size_t k, size_t k_pad, Act* out) {
+    widen_rows(x, x_stride, mr, k, k_pad, out);
+  }
+  static void micro_tile(const Act* a, size_t k_pad, const Code* b, int32x4_t acc[kGemmMR][kNR / 4]) {
+    tile_4x8(a, k_pad, b, acc);
+  }
+};
 
 }  // namespace
 
-namespace {
-
-template <typename W>
-PackedGemmNeon pack_neon(const W* weights, size_t n, size_t k, const int32_t* bias,
-                         const std::vector<QuantizedMultiplier>& multipliers, const std::vector<float>& output_scales) {
-  PackedGemmNeon p;
-  pack_output_stage(&p, n, k, kNR, bias, multipliers, output_scales);
-  p.k_pad = (k + kKR - 1) / kKR * kKR;
-  p.weights.assign(p.n_tiles * p.k_pad * kNR, 0);
-  for (size_t c = 0; c < n; ++c)
-    for (size_t i = 0; i < k; ++i) p.weights[((c / kNR) * p.k_pad + i) * kNR + c % kNR] = weights[c * k + i];
-  return p;
-}
-
-}  // namespace
-
-PackedGemmNeon pack_gemm_neon(const int8_t* weights, size_t n, size_t k, const int32_t* bias,
-                              const std::vector<QuantizedMultiplier>& multipliers,
-                              const std::vector<float>& output_scales) {
-  return pack_neon(weights, n, k, bias, multipliers, output_scales);
-}
-
-PackedGemmNeon pack_gemm_neon_s16(const int16_t* weights, size_t n, size_t k, const int32_t* bias,
-                                  const std::vector<QuantizedMultiplier>& multipliers,
-                                  const std::vector<float>& output_scales) {
-  return pack_neon(weights, n, k, bias, multipliers, output_scales);
-}
-
-size_t gemm_neon_scratch_elements(const PackedGemmNeon& w) { return kMR * w.k_pad; }
-
-void gemm_u8s8_4x8__neon(const PackedGemmNeon& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
-                         uint8_t* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
-                         int16_t* scratch) {
-  const OutputStageNeon stage(w.bias.data(), w.multiplier.data(), w.left_shift.data(), w.right_shift.data(),
-                              out.zero_point, out.act_min, out.act_max);
-  gemm_driver(w, x, x_stride, rows, tile_begin, tile_end, scratch, [&](size_t r, size_t t, const int32x4_t* acc) {
-    const size_t c = t * kNR;
-    store_u8x8(y + r * y_stride + c, stage.apply8(acc[0], acc[1], c), w.n - c < kNR ? w.n - c : kNR);
-  });
-}
-
-void gemm_u8s8_f32_4x8__neon(const PackedGemmNeon& w, const uint8_t* x, size_t x_stride, float* y, size_t y_stride,
-                             size_t rows, size_t tile_begin, size_t tile_end, int16_t* scratch) {
-  gemm_driver(w, x, x_stride, rows, tile_begin, tile_end, scratch, [&](size_t r, size_t t, const int32x4_t* acc) {
-    store_f32x8(w.bias.data(), w.output_scales.data(), w.n, y + r * y_stride, t * kNR, acc[0], acc[1]);
-  });
+void gemm_u8s8_4x8__neon(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride, void* y,
+                         size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end, void* scratch) {
+  gemm_4xn<SmlalS16>(w, out, x, x_stride, y, y_stride, rows, tile_begin, tile_end, scratch);
 }
 
 }  // namespace intinfer

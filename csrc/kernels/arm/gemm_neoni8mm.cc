@@ -6,21 +6,19 @@
 
 #include <cstring>
 
-#include "../gemm_tiles.h"
-#include "gemm_neon.h"
-#include "requant_neon.h"
+#include "arm_kernels.h"
+#include "gemm_4xn.h"
 
 namespace intinfer {
 namespace {
 
-constexpr size_t kMR = 4;   // rows per micro-tile (two row pairs)
-constexpr size_t kNR = 16;  // output channels per micro-tile (eight channel pairs)
+constexpr size_t kTileNR = 16;  // output channels per micro-tile (eight channel pairs)
 constexpr size_t kKR = 8;   // k per USMMLA
 
 // Rows [0, mr) of x as two row pairs: for each group of 8 k, 8 bytes of the even row then 8 of
 // the odd one ([pair][k_pad / 8][16]); padding and rows past mr are 0.
 void interleave_rows(const uint8_t* x, size_t x_stride, size_t mr, size_t k, size_t k_pad, uint8_t* out) {
-  std::memset(out, 0, kMR * k_pad);
+  std::memset(out, 0, kGemmMR * k_pad);
   for (size_t r = 0; r < mr; ++r) {
     const uint8_t* xr = x + r * x_stride;
     uint8_t* o = out + (r / 2) * 2 * k_pad + (r % 2) * kKR;
@@ -31,12 +29,12 @@ void interleave_rows(const uint8_t* x, size_t x_stride, size_t mr, size_t k, siz
 }
 
 // c[p][j]: rows (2p, 2p + 1) x channels (2j, 2j + 1) as [r0c0, r0c1, r1c0, r1c1].
-inline void micro_tile(const uint8_t* a, size_t k_pad, const int8_t* b, int32x4_t acc[kMR][4]) {
+inline void tile_4x16c8(const uint8_t* a, size_t k_pad, const int8_t* b, int32x4_t acc[kGemmMR][4]) {
   int32x4_t c[2][8];  // local, so that the accumulators stay in registers
   for (size_t p = 0; p < 2; ++p)
     for (size_t j = 0; j < 8; ++j) c[p][j] = vdupq_n_s32(0);
   const uint8_t* a1 = a + 2 * k_pad;
-  for (size_t k0 = 0; k0 < k_pad; k0 += kKR, b += kKR * kNR) {
+  for (size_t k0 = 0; k0 < k_pad; k0 += kKR, b += kKR * kTileNR) {
     const uint8x16_t x0 = vld1q_u8(a + 2 * k0), x1 = vld1q_u8(a1 + 2 * k0);
     for (size_t j = 0; j < 8; ++j) {
       const int8x16_t w = vld1q_s8(b + 16 * j);
@@ -53,51 +51,23 @@ inline void micro_tile(const uint8_t* a, size_t k_pad, const int8_t* b, int32x4_
     }
 }
 
-template <typename Store>
-void gemm_driver(const PackedGemmNeonI8mm& w, const uint8_t* x, size_t x_stride, size_t rows, size_t tile_begin,
-                 size_t tile_end, uint8_t* scratch, Store&& store) {
-  for_each_gemm_tile<kMR, int32x4_t[4]>(
-      rows, tile_begin, tile_end,
-      [&](size_t r0, size_t mr) { interleave_rows(x + r0 * x_stride, x_stride, mr, w.k, w.k_pad, scratch); },
-      [&](size_t t, int32x4_t acc[kMR][4]) { micro_tile(scratch, w.k_pad, w.weights.data() + t * w.k_pad * kNR, acc); },
-      store);
-}
+struct UsmmlaU8S8 {
+  static constexpr size_t kNR = kTileNR;
+  using Act = uint8_t;
+  using Code = int8_t;
+  static void prepare(const uint8_t* x, size_t x_stride, size_t mr, size_t k, size_t k_pad, Act* out) {
+    interleave_rows(x, x_stride, mr, k, k_pad, out);
+  }
+  static void micro_tile(const Act* a, size_t k_pad, const Code* b, int32x4_t acc[kGemmMR][kNR / 4]) {
+    tile_4x16c8(a, k_pad, b, acc);
+  }
+};
 
 }  // namespace
 
-PackedGemmNeonI8mm pack_gemm_neoni8mm(const int8_t* weights, size_t n, size_t k, const int32_t* bias,
-                                      const std::vector<QuantizedMultiplier>& multipliers,
-                                      const std::vector<float>& output_scales) {
-  PackedGemmNeonI8mm p;
-  pack_output_stage(&p, n, k, kNR, bias, multipliers, output_scales);
-  p.k_pad = (k + kKR - 1) / kKR * kKR;
-  p.weights.assign(p.n_tiles * p.k_pad * kNR, 0);
-  for (size_t c = 0; c < n; ++c) {
-    int8_t* tile = p.weights.data() + (c / kNR) * p.k_pad * kNR;
-    const size_t pair = (c % kNR) / 2, half = c % 2;
-    for (size_t i = 0; i < k; ++i) tile[(i / kKR) * kKR * kNR + (pair * 2 + half) * kKR + i % kKR] = weights[c * k + i];
-  }
-  return p;
-}
-
-size_t gemm_neoni8mm_scratch_bytes(const PackedGemmNeonI8mm& w) { return kMR * w.k_pad; }
-
-void gemm_u8s8_4x16c8__neoni8mm(const PackedGemmNeonI8mm& w, const OutputStage& out, const uint8_t* x,
-                                size_t x_stride, uint8_t* y, size_t y_stride, size_t rows, size_t tile_begin,
-                                size_t tile_end, uint8_t* scratch) {
-  const OutputStageNeon stage(w.bias.data(), w.multiplier.data(), w.left_shift.data(), w.right_shift.data(),
-                              out.zero_point, out.act_min, out.act_max);
-  gemm_driver(w, x, x_stride, rows, tile_begin, tile_end, scratch, [&](size_t r, size_t t, const int32x4_t* acc) {
-    store_row16(stage, w, y + r * y_stride, t * kNR, acc);
-  });
-}
-
-void gemm_u8s8_f32_4x16c8__neoni8mm(const PackedGemmNeonI8mm& w, const uint8_t* x, size_t x_stride, float* y,
-                                    size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
-                                    uint8_t* scratch) {
-  gemm_driver(w, x, x_stride, rows, tile_begin, tile_end, scratch, [&](size_t r, size_t t, const int32x4_t* acc) {
-    store_row16_f32(w, y + r * y_stride, t * kNR, acc);
-  });
+void gemm_u8s8_4x16c8__neoni8mm(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride, void* y,
+                                size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end, void* scratch) {
+  gemm_4xn<UsmmlaU8S8>(w, out, x, x_stride, y, y_stride, rows, tile_begin, tile_end, scratch);
 }
 
 }  // namespace intinfer

@@ -1,4 +1,4 @@
-#include "pool_neon.h"
+#include "arm_kernels.h"
 
 #include <arm_neon.h>
 

@@ -16,9 +16,10 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "../output_stage.h"
+#include "../pack.h"
 
 namespace intinfer {
+namespace {
 
 // `neg_right` holds -right (SRSHL shifts right for negative counts).
 static inline int32x4_t requantize_neon(int32x4_t x, int32x4_t multiplier, int32x4_t left, int32x4_t neg_right) {
@@ -78,18 +79,5 @@ static inline void store_f32x8(const int32_t* bias, const float* scales, size_t 
   for (size_t i = 0; i < valid; ++i) y[c + i] = static_cast<float>(tmp[i]) * scales[c + i];
 }
 
-// One row's 16 channels [c, c + 16) from four int32x4 accumulators, uint8 or real-valued; only
-// the channels below w.n are stored.
-static inline void store_row16(const OutputStageNeon& stage, const PackedOutputStage& w, uint8_t* y, size_t c,
-                               const int32x4_t* acc) {
-  const size_t valid = w.n - c < 16 ? w.n - c : 16;
-  store_u8x8(y + c, stage.apply8(acc[0], acc[1], c), valid < 8 ? valid : 8);
-  if (valid > 8) store_u8x8(y + c + 8, stage.apply8(acc[2], acc[3], c + 8), valid - 8);
-}
-
-static inline void store_row16_f32(const PackedOutputStage& w, float* y, size_t c, const int32x4_t* acc) {
-  store_f32x8(w.bias.data(), w.output_scales.data(), w.n, y, c, acc[0], acc[1]);
-  if (c + 8 < w.n) store_f32x8(w.bias.data(), w.output_scales.data(), w.n, y, c + 8, acc[2], acc[3]);
-}
-
+}  // namespace
 }  // namespace intinfer

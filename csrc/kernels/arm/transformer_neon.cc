@@ -1,10 +1,8 @@
-#include "transformer_neon.h"
+#include "arm_kernels.h"
 
 #include <arm_neon.h>
 
-#include <vector>
 
-#include "../output_stage.h"
 #include "../transformer_math.h"
 #include "requant_neon.h"
 
@@ -21,7 +19,7 @@ inline int32x4_t load4(const int32_t* x, int32x4_t zero_point) { return vsubq_s3
 inline int64_t sum_lanes(int64x2_t v) { return vgetq_lane_s64(v, 0) + vgetq_lane_s64(v, 1); }
 
 template <typename T>
-void layer_norm_rows(const LayerNormParams& p, const PackedLayerNorm& w, const T* x, uint8_t* y,
+void layer_norm_rows(const LayerNormParams& p, const LayerNormView& w, const T* x, uint8_t* y,
                      size_t row_begin, size_t row_end) {
   const size_t full = p.h / 4 * 4;
   const int32x4_t zp = vdupq_n_s32(p.input_zero_point), h = vdupq_n_s32(static_cast<int32_t>(p.h));
@@ -61,10 +59,10 @@ void layer_norm_rows(const LayerNormParams& p, const PackedLayerNorm& w, const T
       const int32x2_t t_lo = vmovn_s64(vshrq_n_s64(vmlal_s32(nudge, vget_low_s32(d), inv_lo), 31));
       const int32x2_t t_hi = vmovn_s64(vshrq_n_s64(vmlal_s32(nudge, vget_high_s32(d), inv_lo), 31));
       const int32x4_t t = vaddq_s32(vmulq_s32(d, inv_hi), vcombine_s32(t_lo, t_hi));
-      const int32x4_t signed_t = vmlaq_s32(vld1q_s32(w.offset.data() + c), t, vld1q_s32(w.sign.data() + c));
-      int32x4_t q = requantize_neon(signed_t, vld1q_s32(w.multiplier.data() + c),
-                                    vld1q_s32(w.left_shift.data() + c), vnegq_s32(vld1q_s32(w.right_shift.data() + c)));
-      q = vminq_s32(vmaxq_s32(vaddq_s32(vaddq_s32(q, vld1q_s32(w.bias.data() + c)), out_zp), lo), hi);
+      const int32x4_t signed_t = vmlaq_s32(vld1q_s32(w.offset + c), t, vld1q_s32(w.sign + c));
+      int32x4_t q = requantize_neon(signed_t, vld1q_s32(w.multiplier + c),
+                                    vld1q_s32(w.left_shift + c), vnegq_s32(vld1q_s32(w.right_shift + c)));
+      q = vminq_s32(vmaxq_s32(vaddq_s32(vaddq_s32(q, vld1q_s32(w.bias + c)), out_zp), lo), hi);
       const uint16x4_t q16 = vqmovun_s32(q);
       uint8_t b[8];
       vst1_u8(b, vqmovn_u16(vcombine_u16(q16, q16)));
@@ -77,20 +75,20 @@ void layer_norm_rows(const LayerNormParams& p, const PackedLayerNorm& w, const T
 
 }  // namespace
 
-void layer_norm_u8__neon(const LayerNormParams& p, const PackedLayerNorm& w, const uint8_t* x, uint8_t* y,
+void layer_norm_u8__neon(const LayerNormParams& p, const LayerNormView& w, const uint8_t* x, uint8_t* y,
                          size_t row_begin, size_t row_end) {
   layer_norm_rows(p, w, x, y, row_begin, row_end);
 }
 
-void layer_norm_wide__neon(const LayerNormParams& p, const PackedLayerNorm& w, const int32_t* x, uint8_t* y,
+void layer_norm_wide__neon(const LayerNormParams& p, const LayerNormView& w, const int32_t* x, uint8_t* y,
                            size_t row_begin, size_t row_end) {
   layer_norm_rows(p, w, x, y, row_begin, row_end);
 }
 
 void softmax_u8__neon(const SoftmaxParams& p, const uint8_t* x, const uint8_t* const* mask, uint8_t* y,
-                      size_t row_begin, size_t row_end) {
+                      size_t row_begin, size_t row_end, int32_t* scratch) {
   const size_t full = p.n / 4 * 4;
-  std::vector<uint32_t> e(p.n);
+  uint32_t* e = reinterpret_cast<uint32_t*>(scratch);
   for (size_t r = row_begin; r < row_end; ++r) {
     const uint8_t* xr = x + r * p.n;
     const uint8_t* mr = mask ? mask[r] : nullptr;
@@ -108,7 +106,7 @@ void softmax_u8__neon(const SoftmaxParams& p, const uint8_t* x, const uint8_t* c
     const uint64x2_t nudge = vdupq_n_u64(uint64_t{1} << 23);
     const uint32x4_t cap = vdupq_n_u32(255);
     for (size_t j = 0; j < full; j += 4) {
-      const uint32x4_t ev = vld1q_u32(e.data() + j);
+      const uint32x4_t ev = vld1q_u32(e + j);
       const uint32x2_t q_lo = vmovn_u64(vshrq_n_u64(vmlal_u32(nudge, vget_low_u32(ev), vinv), 24));
       const uint32x2_t q_hi = vmovn_u64(vshrq_n_u64(vmlal_u32(nudge, vget_high_u32(ev), vinv), 24));
       const uint32x4_t q = vminq_u32(vcombine_u32(q_lo, q_hi), cap);

@@ -1,12 +1,10 @@
-#include "dwconv_avx2.h"
-
 #include <immintrin.h>
 
 #include <cstring>
 
-#include "gemm_avx2.h"
 #include "../dwconv_window.h"
 #include "requant_avx2.h"
+#include "x86_kernels.h"
 
 namespace intinfer {
 namespace {
@@ -24,48 +22,26 @@ inline __m256i load16(const uint8_t* p, size_t valid) {
 
 }  // namespace
 
-PackedDwconvAvx2 pack_dwconv_avx2(const int8_t* weights, size_t channels, size_t taps, const int32_t* bias,
-                                  const std::vector<QuantizedMultiplier>& multipliers) {
-  PackedDwconvAvx2 p;
-  p.channels = channels;
-  p.taps = taps;
-  p.tap_pairs = (taps + 1) / 2;
-  p.c_tiles = (channels + kC - 1) / kC;
-  const size_t padded = p.c_tiles * kC;
-  p.weights.assign(p.c_tiles * p.tap_pairs * 2 * kC, 0);
-  for (size_t c = 0; c < channels; ++c) {
-    const size_t tile = c / kC, lane = c % kC;
-    // Channel lane -> (vector, slot): 0-3 -> (0, 0-3), 4-7 -> (1, 0-3), 8-11 -> (0, 4-7), 12-15 -> (1, 4-7).
-    const size_t vec = (lane / 4) % 2, slot = (lane % 4) + 4 * (lane / 8);
-    for (size_t t = 0; t < taps; ++t)
-      p.weights[((tile * p.tap_pairs + t / 2) * 2 + vec) * kC + slot * 2 + t % 2] = weights[c * taps + t];
-  }
-  p.bias.assign(padded, 0);
-  std::memcpy(p.bias.data(), bias, channels * sizeof(int32_t));
-  pack_requant(multipliers, padded, &p.multiplier, &p.left_shift, &p.right_shift);
-  return p;
-}
-
-void dwconv_u8s8_16c2__avx2(const PackedDwconvAvx2& w, const ConvParams& p, const uint8_t* x, const uint8_t* zero_row,
+void dwconv_u8s8_16c2__avx2(const PackedView& w, const ConvParams& p, const uint8_t* x, const uint8_t* zero_row,
                             uint8_t* y, size_t row_begin, size_t row_end) {
-  const OutputStageAvx2 stage(w.bias.data(), w.multiplier.data(), w.left_shift.data(), w.right_shift.data(),
-                              w.channels, p.out.zero_point, p.out.act_min, p.out.act_max);
-  const size_t c_count = w.channels;
-  const uint8_t* taps[kDwconvMaxTaps + 1];
+  const OutputStageAvx2 stage(w.bias, w.multiplier, w.left_shift, w.right_shift, w.n, p.out.zero_point,
+                              p.out.act_min, p.out.act_max);
+  const size_t c_count = w.n, tap_pairs = w.k_pad / 2;
+  const uint8_t* taps[kDwconvAvx2MaxTaps + 1];
   for (size_t row = row_begin; row < row_end; ++row) {
     const size_t b = row / p.out_h;
     const int oy = static_cast<int>(row % p.out_h);
     const uint8_t* xb = x + b * p.in_h * p.in_w * c_count;
     for (int ox = 0; ox < p.out_w; ++ox) {
       window_taps(p, xb, zero_row, oy, ox, c_count, taps);
-      taps[w.taps] = zero_row;  // the odd tap's partner, whose weight is 0
+      taps[w.k] = zero_row;  // the odd tap's partner, whose weight is 0
       uint8_t* out = y + (row * p.out_w + ox) * c_count;
-      for (size_t tile = 0; tile < w.c_tiles; ++tile) {
+      for (size_t tile = 0; tile < w.n_tiles; ++tile) {
         const size_t c = tile * kC;
         const size_t valid = c_count - c < kC ? c_count - c : kC;
-        const int16_t* wt = w.weights.data() + tile * w.tap_pairs * 2 * kC;
+        const int16_t* wt = static_cast<const int16_t*>(w.weights) + tile * tap_pairs * 2 * kC;
         __m256i acc_a = _mm256_setzero_si256(), acc_b = _mm256_setzero_si256();
-        for (size_t pr = 0; pr < w.tap_pairs; ++pr) {
+        for (size_t pr = 0; pr < tap_pairs; ++pr) {
           const __m256i v0 = load16(taps[2 * pr] + c, valid);
           const __m256i v1 = load16(taps[2 * pr + 1] + c, valid);
           const __m256i wa = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wt + pr * 2 * kC));

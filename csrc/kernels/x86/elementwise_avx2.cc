@@ -1,4 +1,4 @@
-#include "elementwise_avx2.h"
+#include "x86_kernels.h"
 
 #include <immintrin.h>
 

@@ -13,6 +13,7 @@
 #include <cstdint>
 
 namespace intinfer {
+namespace {
 
 // `with_left_shift` false skips the left shift when no lane has one (the common case: real
 // multipliers below 1).
@@ -105,4 +106,5 @@ static inline void store_u8x16(uint8_t* dst, __m128i v, size_t valid) {
   for (size_t i = 0; i < valid; ++i) dst[i] = tmp[i];
 }
 
+}  // namespace
 }  // namespace intinfer

@@ -1,10 +1,8 @@
-#include "transformer_avx2.h"
+#include "x86_kernels.h"
 
 #include <immintrin.h>
 
-#include <vector>
 
-#include "../output_stage.h"
 #include "../transformer_math.h"
 #include "requant_avx2.h"
 
@@ -35,7 +33,7 @@ inline __m256i mul_shift31(__m256i a, __m256i b, __m256i nudge) {
 }
 
 template <typename T>
-void layer_norm_rows(const LayerNormParams& p, const PackedLayerNorm& w, const T* x, uint8_t* y,
+void layer_norm_rows(const LayerNormParams& p, const LayerNormView& w, const T* x, uint8_t* y,
                      size_t row_begin, size_t row_end) {
   const size_t full = p.h / 8 * 8;
   const __m256i zp = _mm256_set1_epi32(p.input_zero_point), h = _mm256_set1_epi32(static_cast<int32_t>(p.h));
@@ -76,7 +74,7 @@ void layer_norm_rows(const LayerNormParams& p, const PackedLayerNorm& w, const T
     for (size_t c = 0; c < full; c += 8) {
       const __m256i d = _mm256_sub_epi32(_mm256_mullo_epi32(h, load8(xr + c, zp)), vsum);
       const __m256i t = _mm256_add_epi32(_mm256_mullo_epi32(d, inv_hi), mul_shift31(d, inv_lo, nudge));
-      auto at = [c](const std::vector<int32_t>& a) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.data() + c)); };
+      auto at = [c](const int32_t* a) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + c)); };
       __m256i q = requantize_avx2(_mm256_add_epi32(_mm256_sign_epi32(t, at(w.sign)), at(w.offset)), at(w.multiplier),
                                   at(w.left_shift), at(w.right_shift));
       q = _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(_mm256_add_epi32(q, at(w.bias)), out_zp), lo), hi);
@@ -90,20 +88,19 @@ void layer_norm_rows(const LayerNormParams& p, const PackedLayerNorm& w, const T
 
 }  // namespace
 
-void layer_norm_u8__avx2(const LayerNormParams& p, const PackedLayerNorm& w, const uint8_t* x, uint8_t* y,
+void layer_norm_u8__avx2(const LayerNormParams& p, const LayerNormView& w, const uint8_t* x, uint8_t* y,
                          size_t row_begin, size_t row_end) {
   layer_norm_rows(p, w, x, y, row_begin, row_end);
 }
 
-void layer_norm_wide__avx2(const LayerNormParams& p, const PackedLayerNorm& w, const int32_t* x, uint8_t* y,
+void layer_norm_wide__avx2(const LayerNormParams& p, const LayerNormView& w, const int32_t* x, uint8_t* y,
                            size_t row_begin, size_t row_end) {
   layer_norm_rows(p, w, x, y, row_begin, row_end);
 }
 
 void softmax_u8__avx2(const SoftmaxParams& p, const uint8_t* x, const uint8_t* const* mask, uint8_t* y,
-                      size_t row_begin, size_t row_end) {
+                      size_t row_begin, size_t row_end, int32_t* e) {
   const size_t full = p.n / 8 * 8;
-  std::vector<int32_t> e(p.n);
   const __m256i nudge = _mm256_set1_epi64x(int64_t{1} << 23), cap = _mm256_set1_epi32(255);
   for (size_t r = row_begin; r < row_end; ++r) {
     const uint8_t* xr = x + r * p.n;
@@ -124,7 +121,7 @@ void softmax_u8__avx2(const SoftmaxParams& p, const uint8_t* x, const uint8_t* c
         index = _mm256_and_si256(index, keep);  // masked lanes (x may exceed top) read entry 0, then drop it
       }
       const __m256i ev = _mm256_and_si256(_mm256_i32gather_epi32(p.exp_table, index, 4), keep);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(e.data() + j), ev);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(e + j), ev);
       sum4 = _mm256_add_epi64(sum4, _mm256_add_epi64(_mm256_cvtepu32_epi64(_mm256_castsi256_si128(ev)),
                                                      _mm256_cvtepu32_epi64(_mm256_extracti128_si256(ev, 1))));
     }
@@ -136,7 +133,7 @@ void softmax_u8__avx2(const SoftmaxParams& p, const uint8_t* x, const uint8_t* c
     const uint64_t inv = (uint64_t{1} << 32) / sum;
     const __m256i vinv = _mm256_set1_epi64x(static_cast<int64_t>(inv));
     for (size_t j = 0; j < full; j += 8) {
-      const __m256i ev = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(e.data() + j));
+      const __m256i ev = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(e + j));
       // e * inv < 2^33: 64-bit products of the even and odd lanes, then (+ 2^23) >> 24.
       const __m256i even = _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epu32(ev, vinv), nudge), 24);
       const __m256i odd = _mm256_srli_epi64(_mm256_add_epi64(_mm256_mul_epu32(_mm256_srli_epi64(ev, 32), vinv), nudge), 24);

@@ -1,12 +1,12 @@
-#include "pack.h"
+#include "weights.h"
 
 #include <cstring>
 #include <limits>
 
 namespace intinfer {
 
-PackedWeights pack_weights(const OpContext& ctx, const TensorDesc& x, const TensorDesc& w, const TensorDesc& b,
-                           bool float_output_ok) {
+QuantizedWeights read_weights(const OpContext& ctx, const TensorDesc& x, const TensorDesc& w, const TensorDesc& b,
+                              bool float_output_ok) {
   ctx.expect_quantized_u8(x, "input");
   // A wide (int32) output is computed through the real-valued output, then quantized.
   const DType out = ctx.output(0).dtype;
@@ -17,7 +17,8 @@ PackedWeights pack_weights(const OpContext& ctx, const TensorDesc& x, const Tens
   ctx.expect_constant(w, "weights");
   ctx.expect_dtype(b, DType::kInt32, "bias");
   ctx.expect_constant(b, "bias");
-  PackedWeights p;
+  QuantizedWeights p;
+  p.format = kWeightsS8;
   p.channels = static_cast<size_t>(w.shape[0]);
   p.depth = static_cast<size_t>(w.numel()) / p.channels;
   if (b.shape.size() != 1 || static_cast<size_t>(b.shape[0]) != p.channels)
@@ -28,12 +29,12 @@ PackedWeights pack_weights(const OpContext& ctx, const TensorDesc& x, const Tens
     ctx.fail("weights '", w.name, "' must be quantized per output channel (axis 0), not axis ", w.axis);
   for (int32_t z : w.zero_points)
     if (z != 0) ctx.fail("weights '", w.name, "' must be symmetric (zero point 0), found ", z);
-  // Every |x * w| <= 255 * 127, so this bounds the accumulator for any input.
-  const int64_t max_products = int64_t{255} * 127 * static_cast<int64_t>(p.depth);
+  const int64_t max_products = max_accumulator(p.format, p.depth);
   if (max_products > std::numeric_limits<int32_t>::max())
     ctx.fail("reduction depth ", p.depth, " could overflow the int32 accumulator");
 
-  p.weights = reinterpret_cast<const int8_t*>(w.data);
+  p.codes = w.data;
+  const int8_t* codes = reinterpret_cast<const int8_t*>(w.data);
   std::vector<int32_t> bias(p.channels);
   std::memcpy(bias.data(), b.data, p.channels * sizeof(int32_t));
   const int32_t z_in = x.zero_points[0];
@@ -42,8 +43,9 @@ PackedWeights pack_weights(const OpContext& ctx, const TensorDesc& x, const Tens
   for (size_t c = 0; c < p.channels; ++c) {
     int64_t sum = 0;
     for (size_t k = 0; k < p.depth; ++k) {
-      const int8_t v = p.weights[c * p.depth + k];
-      if (v == -128) ctx.fail("weights '", w.name, "' hold -128 (the range is [-127, 127])");
+      const int8_t v = codes[c * p.depth + k];
+      if (v < -p.format.max_abs || v > p.format.max_abs)
+        ctx.fail("weights '", w.name, "' hold ", int{v}, " (the range is [", -p.format.max_abs, ", ", p.format.max_abs, "])");
       sum += v;
     }
     const int64_t folded = bias[c] - static_cast<int64_t>(z_in) * sum;

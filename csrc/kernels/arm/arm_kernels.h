@@ -1,0 +1,62 @@
+// The entry points of the ARM kernels: the only symbols their units export (the rows of
+// tables.cc refer to them). Each is bit-exact with its reference twin; docs/arm-performance.md
+// has the tiles and instruction counts.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "../pack.h"
+#include "../params.h"
+
+namespace intinfer {
+
+// GEMM (GemmFn, tables.h), one template over a MAC policy (gemm_4xn.h):
+// - gemm_u8s8_4x8__neon: any ARMv7/ARMv8 NEON, int16 codes, widening SMLAL (4 x 8 tile);
+// - gemm_u8s8_4x16c4__neondot: aarch64 + ARMv8.2 SDOT, int8 x int8, so activations enter as
+//   a - 128 (one EOR) and the bias carries + 128 * sum_k w (TileLayout::act_offset);
+// - gemm_u8s8_4x16c8__neoni8mm: aarch64 + ARMv8.6 USMMLA, 2 x 8 u8 by 8 x 2 s8 blocks, exact.
+void gemm_u8s8_4x8__neon(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride, void* y,
+                         size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end, void* scratch);
+void gemm_u8s8_4x16c4__neondot(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
+                               void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
+                               void* scratch);
+void gemm_u8s8_4x16c8__neoni8mm(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
+                                void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
+                                void* scratch);
+
+// Depthwise convolution (DwconvFn): per tap and 8 channels, one widening load of the input and
+// two SMLAL into int32 against int16 weights.
+constexpr size_t kDwconvNeonMaxTaps = 64;
+void dwconv_u8s8_8c1__neon(const PackedView& w, const ConvParams& p, const uint8_t* x, const uint8_t* zero_row,
+                           uint8_t* y, size_t row_begin, size_t row_end);
+
+// Elementwise and pooling (same signatures as the reference).
+void add_u8__neon(const AddParams& p, const uint8_t* a, size_t a_step, const uint8_t* b, size_t b_step, uint8_t* y,
+                  size_t n);
+void mul_u8__neon(const MulParams& p, const uint8_t* a, size_t a_step, const uint8_t* b, size_t b_step, uint8_t* y,
+                  size_t n);
+void add_wide__neon(const AddWideParams& p, const void* a, size_t a_step, const void* b, size_t b_step, int32_t* y,
+                    size_t n);
+void avg_pool_u8__neon(const PoolParams& p, const uint8_t* x, uint8_t* y, size_t row_begin, size_t row_end);
+void max_pool_u8__neon(const PoolParams& p, const uint8_t* x, uint8_t* y, size_t row_begin, size_t row_end);
+#if defined(__aarch64__)
+// aarch64 only: 32-bit NEON has no vector division and flushes subnormals to zero (which rules
+// out the dequantize multiply there); TBL/TBX over four registers look up 64 entries at once,
+// so a 256-entry table is four lookups, where 32-bit NEON's VTBL reaches 32.
+void quantize_f32_u8__neon(const float* x, uint8_t* y, size_t n, float scale, int32_t zero_point);
+void dequantize_u8_f32__neon(const uint8_t* x, float* y, size_t n, float scale, int32_t zero_point);
+void lut_u8__neon(const uint8_t* table, const uint8_t* x, uint8_t* y, size_t n);
+#endif
+
+// Transformer ops: LAYER_NORM with its output stage packed to 4 channels; SOFTMAX, whose
+// exponentials are looked up one by one (NEON has no gather) and whose normalization is vector.
+void layer_norm_u8__neon(const LayerNormParams& p, const LayerNormView& w, const uint8_t* x, uint8_t* y,
+                         size_t row_begin, size_t row_end);
+void layer_norm_wide__neon(const LayerNormParams& p, const LayerNormView& w, const int32_t* x, uint8_t* y,
+                           size_t row_begin, size_t row_end);
+// `scratch` holds p.n int32.
+void softmax_u8__neon(const SoftmaxParams& p, const uint8_t* x, const uint8_t* const* mask, uint8_t* y,
+                      size_t row_begin, size_t row_end, int32_t* scratch);
+
+}  // namespace intinfer

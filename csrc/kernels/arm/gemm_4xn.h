@@ -1,0 +1,65 @@
+// The 4-row GEMM of the NEON paths, one template over a MAC policy, with its row/tile driver
+// and output stage. Everything here has internal linkage (an anonymous namespace): each unit
+// that includes it, built with its own flags (+dotprod, +i8mm), keeps its own copy
+// (docs/kernels.md).
+//
+// A policy supplies:
+//   kNR            output channels per tile (8 or 16: kNR / 4 int32x4 accumulators per row)
+//   Act, Code      element types of the prepared activations and of the packed weights
+//   prepare(x, x_stride, mr, k, k_pad, out)
+//                  rows [0, mr) of x as micro_tile reads them, k padded to k_pad, rows mr..3
+//                  neutral (their products are zero or dropped)
+//   micro_tile(a, k_pad, b, acc)
+//                  acc[r][q] = channels 4q..4q+3 of row r over the whole (padded) k, b the
+//                  tile's codes (TileLayout{4, kNR, kr, k_align} of pack.h)
+#pragma once
+
+#include <arm_neon.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "../gemm_tiles.h"
+#include "../pack.h"
+#include "requant_neon.h"
+
+namespace intinfer {
+namespace {
+
+constexpr size_t kGemmMR = 4;
+
+// The GemmFn of tables.h for one policy.
+template <typename Mac>
+void gemm_4xn(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride, void* y,
+              size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end, void* scratch) {
+  constexpr size_t kNR = Mac::kNR, kQ = kNR / 4;
+  auto* a = static_cast<typename Mac::Act*>(scratch);
+  const auto* codes = static_cast<const typename Mac::Code*>(w.weights);
+  auto drive = [&](auto&& store) {
+    for_each_gemm_tile<kGemmMR, int32x4_t[kQ]>(
+        rows, tile_begin, tile_end,
+        [&](size_t r0, size_t mr) { Mac::prepare(x + r0 * x_stride, x_stride, mr, w.k, w.k_pad, a); },
+        [&](size_t t, int32x4_t acc[kGemmMR][kQ]) { Mac::micro_tile(a, w.k_pad, codes + t * w.k_pad * kNR, acc); },
+        [&](size_t r, size_t t, const int32x4_t* acc) { store(r, t * kNR, acc); });
+  };
+  if (w.output_scales != nullptr) {
+    float* yf = static_cast<float*>(y);
+    drive([&](size_t r, size_t c, const int32x4_t* acc) {
+      for (size_t h = 0; h < kNR && c + h < w.n; h += 8)
+        store_f32x8(w.bias, w.output_scales, w.n, yf + r * y_stride, c + h, acc[h / 4], acc[h / 4 + 1]);
+    });
+    return;
+  }
+  uint8_t* yu = static_cast<uint8_t*>(y);
+  const OutputStageNeon stage(w.bias, w.multiplier, w.left_shift, w.right_shift, out.zero_point, out.act_min,
+                              out.act_max);
+  drive([&](size_t r, size_t c, const int32x4_t* acc) {
+    for (size_t h = 0; h < kNR && c + h < w.n; h += 8) {
+      const size_t valid = w.n - c - h < 8 ? w.n - c - h : 8;
+      store_u8x8(yu + r * y_stride + c + h, stage.apply8(acc[h / 4], acc[h / 4 + 1], c + h), valid);
+    }
+  });
+}
+
+}  // namespace
+}  // namespace intinfer

@@ -1,0 +1,98 @@
+#include "pack.h"
+
+#include <cstring>
+
+namespace intinfer {
+
+void pack_requant(const std::vector<QuantizedMultiplier>& multipliers, size_t padded, std::vector<int32_t>* m,
+                  std::vector<int32_t>* left, std::vector<int32_t>* right) {
+  m->assign(padded, 1 << 30);
+  left->assign(padded, 0);
+  right->assign(padded, 0);
+  for (size_t c = 0; c < multipliers.size(); ++c) {
+    (*m)[c] = multipliers[c].multiplier;
+    (*left)[c] = multipliers[c].shift > 0 ? multipliers[c].shift : 0;
+    (*right)[c] = multipliers[c].shift > 0 ? 0 : -multipliers[c].shift;
+  }
+}
+
+namespace {
+
+int32_t code_at(const void* codes, const WeightFormat& format, size_t i) {
+  return format.bits == 16 ? static_cast<const int16_t*>(codes)[i] : static_cast<const int8_t*>(codes)[i];
+}
+
+}  // namespace
+
+PackedWeights::PackedWeights(const TileLayout& layout, const void* codes, const WeightFormat& format, size_t n,
+                             size_t k, const int32_t* bias, const std::vector<QuantizedMultiplier>& multipliers,
+                             const std::vector<float>& output_scales)
+    : layout_(layout), source_(codes), n_(n), k_(k), multipliers_(multipliers) {
+  const size_t nr = layout.nr == 0 ? n : layout.nr;
+  n_tiles_ = layout.nr == 0 ? 1 : (n + nr - 1) / nr;
+  k_pad_ = (k + layout.k_align - 1) / layout.k_align * layout.k_align;
+  const size_t n_pad = layout.nr == 0 ? n : n_tiles_ * nr;
+  bias_.assign(n_pad, 0);
+  std::memcpy(bias_.data(), bias, n * sizeof(int32_t));
+  if (!multipliers.empty()) {
+    pack_requant(multipliers, n_pad, &multiplier_, &left_shift_, &right_shift_);
+  } else {
+    output_scales_.assign(n_pad, 0.0f);
+    std::memcpy(output_scales_.data(), output_scales.data(), n * sizeof(float));
+  }
+  if (layout.nr == 0) return;
+  codes_.assign(n_tiles_ * nr * k_pad_ * layout.elem_bytes, 0);
+  const size_t kr = layout.kr;
+  for (size_t c = 0; c < n; ++c) {
+    const size_t tile = c / nr, lane = c % nr;
+    const size_t pos = layout.lane_order ? layout.lane_order[lane] : lane;
+    int64_t sum = 0;
+    for (size_t i = 0; i < k; ++i) {
+      const int32_t v = code_at(codes, format, c * k + i);
+      const size_t at = ((tile * (k_pad_ / kr) + i / kr) * nr + pos) * kr + i % kr;
+      if (layout.elem_bytes == 2)
+        reinterpret_cast<int16_t*>(codes_.data())[at] = static_cast<int16_t>(v);
+      else
+        reinterpret_cast<int8_t*>(codes_.data())[at] = static_cast<int8_t>(v);
+      sum += v;
+    }
+    // Modulo 2^32, as the kernel's adds: the final sum is the exact one, proven to fit at load.
+    bias_[c] = static_cast<int32_t>(static_cast<uint32_t>(bias_[c]) +
+                                    static_cast<uint32_t>(static_cast<int64_t>(layout.act_offset) * sum));
+  }
+}
+
+PackedView PackedWeights::view() const {
+  return PackedView{layout_.nr == 0 ? source_ : codes_.data(),
+                    bias_.data(),
+                    multiplier_.data(),
+                    left_shift_.data(),
+                    right_shift_.data(),
+                    multipliers_.data(),
+                    output_scales_.empty() ? nullptr : output_scales_.data(),
+                    n_,
+                    k_,
+                    k_pad_,
+                    n_tiles_};
+}
+
+PackedLayerNorm::PackedLayerNorm(const LayerNormParams& p, size_t width) {
+  const size_t padded = (p.h + width - 1) / width * width;
+  pack_requant(std::vector<QuantizedMultiplier>(p.multipliers, p.multipliers + p.h), padded, &multiplier_,
+               &left_shift_, &right_shift_);
+  sign_.assign(padded, 0);
+  offset_.assign(padded, 0);
+  bias_.assign(padded, 0);
+  for (size_t c = 0; c < p.h; ++c) {
+    sign_[c] = p.signs[c];
+    offset_[c] = p.offsets[c];
+    bias_[c] = p.biases[c];
+  }
+}
+
+LayerNormView PackedLayerNorm::view() const {
+  return LayerNormView{multiplier_.data(), left_shift_.data(), right_shift_.data(),
+                       sign_.data(),       offset_.data(),     bias_.data()};
+}
+
+}  // namespace intinfer

@@ -1,0 +1,84 @@
+// The one weight packer of the optimized kernels, and the views they read. Baseline code (built
+// without ISA flags): ISA-flagged units receive plain pointers (PackedView) and never own,
+// allocate or copy, so that no std:: code is compiled with their flags (docs/kernels.md).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "params.h"
+#include "weight_format.h"
+
+namespace intinfer {
+
+// How a micro-kernel reads its weights: tiles of `nr` output channels; within a tile, groups of
+// `kr` consecutive reduction indices (k of a GEMM, taps of a depthwise conv), each group holding
+// kr codes per channel, channel by channel in `lane_order` (lane i of the tile at position
+// lane_order[i]; null: in order). The reduction is padded with zeros to a multiple of k_align
+// (a multiple of kr), the channels to a multiple of nr. nr = 0: no packing, the kernel reads the
+// validated weights where they are ([n][k], the reference rows).
+struct TileLayout {
+  uint16_t mr = 1;          // GEMM rows per micro-tile: its activation scratch holds mr padded rows
+  uint16_t nr = 0;
+  uint16_t kr = 1;
+  uint16_t k_align = 1;
+  uint8_t elem_bytes = 1;   // packed code width: 1 (int8) or 2 (int16)
+  int32_t act_offset = 0;   // the kernel multiplies x - act_offset (SDOT: x - 128): bias += act_offset * sum_k w
+  const uint8_t* lane_order = nullptr;
+};
+
+// What a kernel reads: the packed codes and the per-channel output stage, padded to whole tiles.
+struct PackedView {
+  const void* weights;
+  const int32_t* bias;                     // folded, + act_offset * sum_k w
+  const int32_t* multiplier;               // uint8 output: Q31 multipliers
+  const int32_t* left_shift;               // both >= 0, at most one non-zero per channel
+  const int32_t* right_shift;
+  const QuantizedMultiplier* multipliers;  // uint8 output, unpadded (the reference rows)
+  const float* output_scales;              // float output: s_in * s_w[c]; null for a uint8 output
+  size_t n, k, k_pad, n_tiles;
+};
+
+class PackedWeights {
+ public:
+  // `codes` [n][k] in `format` (int8, or int16 for kWeightsS16), `bias` [n] folded; exactly one
+  // of `multipliers` / `output_scales` is non-empty.
+  PackedWeights(const TileLayout& layout, const void* codes, const WeightFormat& format, size_t n, size_t k,
+                const int32_t* bias, const std::vector<QuantizedMultiplier>& multipliers,
+                const std::vector<float>& output_scales);
+
+  PackedView view() const;
+  // Bytes of activation scratch one call of a GEMM kernel needs (mr padded rows).
+  size_t scratch_bytes() const { return size_t{layout_.mr} * k_pad_ * layout_.elem_bytes; }
+
+ private:
+  TileLayout layout_;
+  const void* source_;
+  size_t n_, k_, k_pad_, n_tiles_;
+  std::vector<uint8_t> codes_;
+  std::vector<int32_t> bias_, multiplier_, left_shift_, right_shift_;
+  std::vector<QuantizedMultiplier> multipliers_;
+  std::vector<float> output_scales_;
+};
+
+// The multipliers and shifts of `multipliers`, padded to `padded` entries with a harmless
+// multiplier (1/2, no shift).
+void pack_requant(const std::vector<QuantizedMultiplier>& multipliers, size_t padded, std::vector<int32_t>* m,
+                  std::vector<int32_t>* left, std::vector<int32_t>* right);
+
+// LAYER_NORM's per-channel output stage (params.h) as the vector kernels load it, padded to a
+// multiple of `width` channels.
+struct LayerNormView {
+  const int32_t *multiplier, *left_shift, *right_shift, *sign, *offset, *bias;
+};
+class PackedLayerNorm {
+ public:
+  PackedLayerNorm(const LayerNormParams& p, size_t width);
+  LayerNormView view() const;
+
+ private:
+  std::vector<int32_t> multiplier_, left_shift_, right_shift_, sign_, offset_, bias_;
+};
+
+}  // namespace intinfer

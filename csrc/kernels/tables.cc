@@ -1,0 +1,172 @@
+// The kernel tables of tables.h. A row names its kernel, the CPU features it requires, what it
+// accepts and its tile; rows are in order of preference and each table ends with its reference.
+// Rows of other architectures are compiled out: a build holds the rows it can run somewhere.
+#include "tables.h"
+
+
+#include "ref/kernels.h"
+#if defined(INTINFER_HAVE_AVX2)
+#include "x86/x86_kernels.h"
+#endif
+#if defined(INTINFER_HAVE_NEON)
+#include "arm/arm_kernels.h"
+#endif
+
+namespace intinfer {
+namespace {
+
+bool dense_s8(const WeightFormat& f, size_t) { return f.bits == 8 && f.layout == WeightFormat::Layout::kDense; }
+
+// int16 codes multiply exactly too (vpmaddwd, SMLAL on int16): MATMUL's per-call operand.
+bool dense_s8_or_s16(const WeightFormat& f, size_t) {
+  return (f.bits == 8 || f.bits == 16) && f.layout == WeightFormat::Layout::kDense;
+}
+
+template <size_t kMaxTaps>
+bool dense_s8_taps(const WeightFormat& f, size_t taps) {
+  return dense_s8(f, taps) && taps <= kMaxTaps;
+}
+
+// The reference rows read the validated int8 weights in place (TileLayout nr = 0). They accept
+// every format an op hands a GEMM table except MATMUL's int16 operand, for which MATMUL runs its
+// own reference (matmul_u8__ref) instead.
+bool any(const WeightFormat&, size_t) { return true; }
+
+void gemm__ref(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride, void* y,
+               size_t y_stride, size_t rows, size_t, size_t, void*) {
+  const GemmParams p{1, w.n, w.k, out, w.multipliers};
+  const int8_t* codes = static_cast<const int8_t*>(w.weights);
+  for (size_t r = 0; r < rows; ++r) {
+    if (w.output_scales != nullptr)
+      gemm_u8s8_f32__ref(p, w.output_scales, x + r * x_stride, codes, w.bias, static_cast<float*>(y) + r * y_stride, 0,
+                         1);
+    else
+      gemm_u8s8__ref(p, x + r * x_stride, codes, w.bias, static_cast<uint8_t*>(y) + r * y_stride, 0, 1);
+  }
+}
+
+void dwconv__ref(const PackedView& w, const ConvParams& p, const uint8_t* x, const uint8_t*, uint8_t* y,
+                 size_t row_begin, size_t row_end) {
+  conv2d_u8s8__ref(p, x, static_cast<const int8_t*>(w.weights), w.bias, y, row_begin, row_end);
+}
+
+void layer_norm_u8_ref(const LayerNormParams& p, const LayerNormView&, const uint8_t* x, uint8_t* y, size_t b,
+                       size_t e) {
+  layer_norm_u8__ref(p, x, y, b, e);
+}
+void layer_norm_wide_ref(const LayerNormParams& p, const LayerNormView&, const int32_t* x, uint8_t* y, size_t b,
+                         size_t e) {
+  layer_norm_wide__ref(p, x, y, b, e);
+}
+void softmax_ref(const SoftmaxParams& p, const uint8_t* x, const uint8_t* const* mask, uint8_t* y, size_t b, size_t e,
+                 int32_t*) {
+  softmax_u8__ref(p, x, mask, y, b, e);
+}
+
+constexpr TileLayout kInPlace{};
+
+const GemmRow kGemmRows[] = {
+#if defined(INTINFER_HAVE_AVX2)
+    {"gemm_u8s8_4x16c4__avxvnni", kFeatureAvx2 | kFeatureAvxVnni, dense_s8, {4, 16, 4, 4, 1, 0, nullptr},
+     gemm_u8s8_4x16c4__avxvnni},
+    {"gemm_u8s8_4x16c2__avx2", kFeatureAvx2, dense_s8_or_s16, {4, 16, 2, 2, 2, 0, nullptr}, gemm_u8s8_4x16c2__avx2},
+#endif
+#if defined(INTINFER_HAVE_NEONI8MM)
+    {"gemm_u8s8_4x16c8__neoni8mm", kFeatureNeon | kFeatureNeonI8mm, dense_s8, {4, 16, 8, 8, 1, 0, nullptr},
+     gemm_u8s8_4x16c8__neoni8mm},
+#endif
+#if defined(INTINFER_HAVE_NEONDOT)
+    {"gemm_u8s8_4x16c4__neondot", kFeatureNeon | kFeatureNeonDot, dense_s8, {4, 16, 4, 16, 1, 128, nullptr},
+     gemm_u8s8_4x16c4__neondot},
+#endif
+#if defined(INTINFER_HAVE_NEON)
+    {"gemm_u8s8_4x8__neon", kFeatureNeon, dense_s8_or_s16, {4, 8, 1, 8, 2, 0, nullptr}, gemm_u8s8_4x8__neon},
+#endif
+    {"gemm_u8s8__ref", 0, any, kInPlace, gemm__ref},
+};
+
+const DwconvRow kDwconvRows[] = {
+#if defined(INTINFER_HAVE_AVX2)
+    {"dwconv_u8s8_16c2__avx2", kFeatureAvx2, dense_s8_taps<kDwconvAvx2MaxTaps>,
+     {1, 16, 2, 2, 2, 0, kDwconvAvx2LaneOrder}, dwconv_u8s8_16c2__avx2},
+#endif
+#if defined(INTINFER_HAVE_NEON)
+    {"dwconv_u8s8_8c1__neon", kFeatureNeon, dense_s8_taps<kDwconvNeonMaxTaps>, {1, 8, 1, 1, 2, 0, nullptr},
+     dwconv_u8s8_8c1__neon},
+#endif
+    {"conv2d_u8s8__ref", 0, any, kInPlace, dwconv__ref},
+};
+
+const ElementwiseRow kElementwiseRows[] = {
+#if defined(INTINFER_HAVE_AVX2)
+    {"avx2", kFeatureAvx2, add_u8__avx2, mul_u8__avx2, quantize_f32_u8__avx2, dequantize_u8_f32__avx2, lut_u8__avx2,
+     add_wide__avx2},
+#endif
+#if defined(INTINFER_HAVE_NEON) && defined(__aarch64__)
+    {"neon", kFeatureNeon, add_u8__neon, mul_u8__neon, quantize_f32_u8__neon, dequantize_u8_f32__neon, lut_u8__neon,
+     add_wide__neon},
+#elif defined(INTINFER_HAVE_NEON)
+    {"neon", kFeatureNeon, add_u8__neon, mul_u8__neon, quantize_f32_u8__ref, dequantize_u8_f32__ref, lut_u8__ref,
+     add_wide__neon},
+#endif
+    {"ref", 0, add_u8__ref, mul_u8__ref, quantize_f32_u8__ref, dequantize_u8_f32__ref, lut_u8__ref, add_wide__ref},
+};
+
+const PoolRow kPoolRows[] = {
+#if defined(INTINFER_HAVE_AVX2)
+    {"avx2", kFeatureAvx2, avg_pool_u8__avx2, max_pool_u8__avx2},
+#endif
+#if defined(INTINFER_HAVE_NEON)
+    {"neon", kFeatureNeon, avg_pool_u8__neon, max_pool_u8__neon},
+#endif
+    {"ref", 0, avg_pool_u8__ref, max_pool_u8__ref},
+};
+
+const TransformerRow kTransformerRows[] = {
+#if defined(INTINFER_HAVE_AVX2)
+    {"avx2", kFeatureAvx2, 8, layer_norm_u8__avx2, layer_norm_wide__avx2, softmax_u8__avx2},
+#endif
+#if defined(INTINFER_HAVE_NEON)
+    {"neon", kFeatureNeon, 4, layer_norm_u8__neon, layer_norm_wide__neon, softmax_u8__neon},
+#endif
+    {"ref", 0, 1, layer_norm_u8_ref, layer_norm_wide_ref, softmax_ref},
+};
+
+template <typename Row, size_t N>
+KernelTable<Row> table(const Row (&rows)[N]) {
+  return {rows, N};
+}
+
+// The one selection rule: the first row whose features the caller has and which accepts.
+template <typename Row, typename Accepts>
+const Row& first(KernelTable<Row> t, Features features, Accepts&& accepts) {
+  for (const Row& row : t)
+    if ((row.required & features) == row.required && accepts(row)) return row;
+  return t.rows[t.size - 1];  // the reference: requires nothing, accepts everything
+}
+
+}  // namespace
+
+KernelTable<GemmRow> gemm_table() { return table(kGemmRows); }
+KernelTable<DwconvRow> dwconv_table() { return table(kDwconvRows); }
+KernelTable<ElementwiseRow> elementwise_table() { return table(kElementwiseRows); }
+KernelTable<PoolRow> pool_table() { return table(kPoolRows); }
+KernelTable<TransformerRow> transformer_table() { return table(kTransformerRows); }
+
+const GemmRow& select(KernelTable<GemmRow> t, Features features, const WeightFormat& format, size_t depth) {
+  return first(t, features, [&](const GemmRow& row) { return row.accepts(format, depth); });
+}
+const DwconvRow& select(KernelTable<DwconvRow> t, Features features, const WeightFormat& format, size_t taps) {
+  return first(t, features, [&](const DwconvRow& row) { return row.accepts(format, taps); });
+}
+const ElementwiseRow& select(KernelTable<ElementwiseRow> t, Features features) {
+  return first(t, features, [](const ElementwiseRow&) { return true; });
+}
+const PoolRow& select(KernelTable<PoolRow> t, Features features) {
+  return first(t, features, [](const PoolRow&) { return true; });
+}
+const TransformerRow& select(KernelTable<TransformerRow> t, Features features) {
+  return first(t, features, [](const TransformerRow&) { return true; });
+}
+
+}  // namespace intinfer

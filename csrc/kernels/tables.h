@@ -1,0 +1,101 @@
+// The kernel tables: one per family, rows best first, each row {name, required CPU features,
+// what it accepts (weight format and reduction depth), its tile, its entry points}. The last row
+// of every table is the reference: it requires nothing and accepts everything, so select()
+// always finds a row, and an op never holds a "no kernel" case of its own. Adding a kernel is a
+// kernel file, a row in tables.cc and a line in CMakeLists.txt (docs/kernels.md).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "../core/cpu.h"
+#include "pack.h"
+#include "params.h"
+#include "weight_format.h"
+
+namespace intinfer {
+
+// Rows [0, rows) of x (row stride x_stride bytes), the output channels of column tiles
+// [tile_begin, tile_end), into y (row stride y_stride elements): uint8 through `out`, or float
+// when w.output_scales is set. `scratch` holds PackedWeights::scratch_bytes().
+using GemmFn = void (*)(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride, void* y,
+                        size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end, void* scratch);
+
+// Depthwise convolution over output rows (batch * out_h + oy) [row_begin, row_end); padded taps
+// read `zero_row` (in_c copies of the input zero point). w.k is the number of taps.
+using DwconvFn = void (*)(const PackedView& w, const ConvParams& p, const uint8_t* x, const uint8_t* zero_row,
+                          uint8_t* y, size_t row_begin, size_t row_end);
+
+// Rows of weights: `accepts` the weight format and the reduction depth (k, or taps).
+struct GemmRow {
+  const char* name;
+  Features required;
+  bool (*accepts)(const WeightFormat& format, size_t depth);
+  TileLayout tile;
+  GemmFn run;
+};
+
+struct DwconvRow {
+  const char* name;
+  Features required;
+  bool (*accepts)(const WeightFormat& format, size_t taps);
+  TileLayout tile;
+  DwconvFn run;
+};
+
+struct ElementwiseRow {
+  const char* name;
+  Features required;
+  void (*add)(const AddParams&, const uint8_t*, size_t, const uint8_t*, size_t, uint8_t*, size_t);
+  void (*mul)(const MulParams&, const uint8_t*, size_t, const uint8_t*, size_t, uint8_t*, size_t);
+  void (*quantize)(const float*, uint8_t*, size_t, float, int32_t);
+  void (*dequantize)(const uint8_t*, float*, size_t, float, int32_t);
+  void (*lut)(const uint8_t*, const uint8_t*, uint8_t*, size_t);
+  void (*add_wide)(const AddWideParams&, const void*, size_t, const void*, size_t, int32_t*, size_t);
+};
+
+struct PoolRow {
+  const char* name;
+  Features required;
+  void (*avg)(const PoolParams&, const uint8_t*, uint8_t*, size_t, size_t);
+  void (*max)(const PoolParams&, const uint8_t*, uint8_t*, size_t, size_t);
+};
+
+// The transformer ops: LAYER_NORM (rows [row_begin, row_end) of a uint8 or wide input, with its
+// output stage packed to `width` channels) and SOFTMAX.
+struct TransformerRow {
+  const char* name;
+  Features required;
+  size_t width;
+  void (*layer_norm_u8)(const LayerNormParams&, const LayerNormView&, const uint8_t*, uint8_t*, size_t, size_t);
+  void (*layer_norm_wide)(const LayerNormParams&, const LayerNormView&, const int32_t*, uint8_t*, size_t, size_t);
+  void (*softmax)(const SoftmaxParams&, const uint8_t*, const uint8_t* const*, uint8_t*, size_t, size_t, int32_t* scratch);
+};
+
+// A family's rows, best first, reference last.
+template <typename Row>
+struct KernelTable {
+  const Row* rows;
+  size_t size;
+  const Row* begin() const { return rows; }
+  const Row* end() const { return rows + size; }
+};
+
+KernelTable<GemmRow> gemm_table();
+KernelTable<DwconvRow> dwconv_table();
+KernelTable<ElementwiseRow> elementwise_table();
+KernelTable<PoolRow> pool_table();
+KernelTable<TransformerRow> transformer_table();
+
+// The first row that `features` can run (and, for weights, that accepts `format` at `depth`).
+const GemmRow& select(KernelTable<GemmRow> table, Features features, const WeightFormat& format, size_t depth);
+const DwconvRow& select(KernelTable<DwconvRow> table, Features features, const WeightFormat& format, size_t taps);
+const ElementwiseRow& select(KernelTable<ElementwiseRow> table, Features features);
+const PoolRow& select(KernelTable<PoolRow> table, Features features);
+const TransformerRow& select(KernelTable<TransformerRow> table, Features features);
+
+// Whether `row` is its table's reference row (ops with a scalar specification of their own,
+// CONV2D's direct convolution and MATMUL's, run that instead of a reference GEMM).
+inline bool is_reference(const GemmRow& row) { return row.required == 0; }
+
+}  // namespace intinfer

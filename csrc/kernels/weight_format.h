@@ -1,0 +1,34 @@
+// A weight tensor's format as data (in the manner of ggml's type traits and XNNPACK's configs):
+// the kernel tables (tables.h) select on it, the packer (pack.h) lays it out from it and the
+// accumulator bound is proven from it; nothing else in the engine knows an element's width.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace intinfer {
+
+struct WeightFormat {
+  enum class Scale : uint8_t { kPerTensor, kPerChannel };
+  enum class Layout : uint8_t { kDense, kBlockSparse };
+
+  uint8_t bits = 8;         // element width: 8, or 16 for MATMUL's per-call operand
+  bool is_signed = true;
+  int32_t max_abs = 127;    // symmetric codes within [-max_abs, max_abs]
+  Scale scale = Scale::kPerChannel;
+  Layout layout = Layout::kDense;
+  uint16_t block_k = 1;     // block-sparse: nonzero blocks of 1 x block_k along the reduction
+};
+
+// int8 per-channel symmetric weights of CONV2D and FULLY_CONNECTED.
+constexpr WeightFormat kWeightsS8{};
+// MATMUL's second operand minus its zero point, packed per call: int16 codes within [-255, 255].
+constexpr WeightFormat kWeightsS16{16, true, 255, WeightFormat::Scale::kPerTensor, WeightFormat::Layout::kDense, 1};
+
+// The largest |sum over `depth` products| of uint8 activations (at most 255) with codes of
+// `format`: the one accumulator bound, which a load proves below 2^31.
+constexpr int64_t max_accumulator(const WeightFormat& format, size_t depth) {
+  return int64_t{255} * format.max_abs * static_cast<int64_t>(depth);
+}
+
+}  // namespace intinfer

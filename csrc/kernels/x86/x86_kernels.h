@@ -1,0 +1,55 @@
+// The entry points of the x86 kernels: the only symbols their ISA-flagged units export (the
+// rows of tables.cc refer to them). Each is bit-exact with its reference twin.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "../pack.h"
+#include "../params.h"
+
+namespace intinfer {
+
+// GEMM (GemmFn, tables.h), 4 rows x 16 channels: AVX2 vpmaddwd on int16 pairs (gemm_avx2.cc)
+// and AVX-VNNI vpdpbusd on int8 quads (gemm_avxvnni.cc).
+void gemm_u8s8_4x16c2__avx2(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride, void* y,
+                            size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end, void* scratch);
+void gemm_u8s8_4x16c4__avxvnni(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
+                               void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
+                               void* scratch);
+
+// Depthwise convolution (DwconvFn), 16 channels, taps in pairs: weights as int16 with pairs of
+// taps interleaved per channel, so each vpmaddwd adds two taps of 8 channels into int32. Lane
+// order: kDwconvAvx2LaneOrder (the order vpunpck{l,h}wd produce).
+constexpr size_t kDwconvAvx2MaxTaps = 64;
+constexpr uint8_t kDwconvAvx2LaneOrder[16] = {0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 12, 13, 14, 15};
+void dwconv_u8s8_16c2__avx2(const PackedView& w, const ConvParams& p, const uint8_t* x, const uint8_t* zero_row,
+                            uint8_t* y, size_t row_begin, size_t row_end);
+
+// Elementwise (same signatures as the reference).
+void add_u8__avx2(const AddParams& p, const uint8_t* a, size_t a_step, const uint8_t* b, size_t b_step, uint8_t* y,
+                  size_t n);
+void mul_u8__avx2(const MulParams& p, const uint8_t* a, size_t a_step, const uint8_t* b, size_t b_step, uint8_t* y,
+                  size_t n);
+void add_wide__avx2(const AddWideParams& p, const void* a, size_t a_step, const void* b, size_t b_step, int32_t* y,
+                    size_t n);
+void quantize_f32_u8__avx2(const float* x, uint8_t* y, size_t n, float scale, int32_t zero_point);
+void dequantize_u8_f32__avx2(const uint8_t* x, float* y, size_t n, float scale, int32_t zero_point);
+// 256-entry table lookup with vpshufb: 16 lookups of 16 entries, each kept where the high
+// nibble of x selects its chunk.
+void lut_u8__avx2(const uint8_t* table, const uint8_t* x, uint8_t* y, size_t n);
+
+// Pooling.
+void avg_pool_u8__avx2(const PoolParams& p, const uint8_t* x, uint8_t* y, size_t row_begin, size_t row_end);
+void max_pool_u8__avx2(const PoolParams& p, const uint8_t* x, uint8_t* y, size_t row_begin, size_t row_end);
+
+// Transformer ops: LAYER_NORM with its output stage packed to 8 channels, SOFTMAX.
+void layer_norm_u8__avx2(const LayerNormParams& p, const LayerNormView& w, const uint8_t* x, uint8_t* y,
+                         size_t row_begin, size_t row_end);
+void layer_norm_wide__avx2(const LayerNormParams& p, const LayerNormView& w, const int32_t* x, uint8_t* y,
+                           size_t row_begin, size_t row_end);
+// `scratch` holds p.n int32.
+void softmax_u8__avx2(const SoftmaxParams& p, const uint8_t* x, const uint8_t* const* mask, uint8_t* y,
+                      size_t row_begin, size_t row_end, int32_t* scratch);
+
+}  // namespace intinfer
