@@ -13,7 +13,7 @@ import os
 import numpy as np
 
 import intinfer
-from intinfer import _core, quant
+from intinfer import quant
 from intinfer.builder import GraphBuilder
 
 
@@ -54,7 +54,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=50)
     a = ap.parse_args()
-    present = _core.available_paths()
+    present = intinfer.available_paths()
     rows = {name: {isa: op_ms(g, x, isa, a.runs) for isa in present}
             for name, (g, x) in cases(np.random.default_rng(0)).items()}
     print("| op | " + " | ".join(f"{isa} µs" for isa in present) + " | best speed-up over ref |")

@@ -60,9 +60,9 @@ def load_example(name: str):
 def available_isas() -> list:
     """Every kernel path this build can run on this CPU (the engine's own list): each optimized
     path is tested bit for bit like the reference."""
-    from intinfer import _core
+    import intinfer
 
-    return _core.available_paths()
+    return intinfer.available_paths()
 
 
 def assert_same(got, want) -> None:
