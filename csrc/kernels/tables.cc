@@ -156,8 +156,8 @@ KernelTable<TransformerRow> transformer_table() { return table(kTransformerRows)
 const GemmRow& select(KernelTable<GemmRow> t, Features features, const WeightFormat& format, size_t depth) {
   return first(t, features, [&](const GemmRow& row) { return row.accepts(format, depth); });
 }
-const DwconvRow& select(KernelTable<DwconvRow> t, Features features, const WeightFormat& format, size_t taps) {
-  return first(t, features, [&](const DwconvRow& row) { return row.accepts(format, taps); });
+const DwconvRow& select(KernelTable<DwconvRow> t, Features features, const WeightFormat& format, size_t depth) {
+  return first(t, features, [&](const DwconvRow& row) { return row.accepts(format, depth); });
 }
 const ElementwiseRow& select(KernelTable<ElementwiseRow> t, Features features) {
   return first(t, features, [](const ElementwiseRow&) { return true; });

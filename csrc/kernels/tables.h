@@ -26,22 +26,18 @@ using GemmFn = void (*)(const PackedView& w, const OutputStage& out, const uint8
 using DwconvFn = void (*)(const PackedView& w, const ConvParams& p, const uint8_t* x, const uint8_t* zero_row,
                           uint8_t* y, size_t row_begin, size_t row_end);
 
-// Rows of weights: `accepts` the weight format and the reduction depth (k, or taps).
-struct GemmRow {
+// A row of a family with weights: `accepts` the weight format and the reduction depth (k of a
+// GEMM, taps of a depthwise conv); `tile` is how the packer lays the weights out for `run`.
+template <typename Fn>
+struct WeightKernelRow {
   const char* name;
   Features required;
   bool (*accepts)(const WeightFormat& format, size_t depth);
   TileLayout tile;
-  GemmFn run;
+  Fn run;
 };
-
-struct DwconvRow {
-  const char* name;
-  Features required;
-  bool (*accepts)(const WeightFormat& format, size_t taps);
-  TileLayout tile;
-  DwconvFn run;
-};
+using GemmRow = WeightKernelRow<GemmFn>;
+using DwconvRow = WeightKernelRow<DwconvFn>;
 
 struct ElementwiseRow {
   const char* name;
@@ -69,7 +65,9 @@ struct TransformerRow {
   size_t width;
   void (*layer_norm_u8)(const LayerNormParams&, const LayerNormView&, const uint8_t*, uint8_t*, size_t, size_t);
   void (*layer_norm_wide)(const LayerNormParams&, const LayerNormView&, const int32_t*, uint8_t*, size_t, size_t);
-  void (*softmax)(const SoftmaxParams&, const uint8_t*, const uint8_t* const*, uint8_t*, size_t, size_t, int32_t* scratch);
+  // `scratch` holds SoftmaxParams::n int32.
+  void (*softmax)(const SoftmaxParams&, const uint8_t*, const uint8_t* const*, uint8_t*, size_t, size_t,
+                  int32_t* scratch);
 };
 
 // A family's rows, best first, reference last.
@@ -89,7 +87,7 @@ KernelTable<TransformerRow> transformer_table();
 
 // The first row that `features` can run (and, for weights, that accepts `format` at `depth`).
 const GemmRow& select(KernelTable<GemmRow> table, Features features, const WeightFormat& format, size_t depth);
-const DwconvRow& select(KernelTable<DwconvRow> table, Features features, const WeightFormat& format, size_t taps);
+const DwconvRow& select(KernelTable<DwconvRow> table, Features features, const WeightFormat& format, size_t depth);
 const ElementwiseRow& select(KernelTable<ElementwiseRow> table, Features features);
 const PoolRow& select(KernelTable<PoolRow> table, Features features);
 const TransformerRow& select(KernelTable<TransformerRow> table, Features features);

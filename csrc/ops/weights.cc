@@ -45,7 +45,8 @@ QuantizedWeights read_weights(const OpContext& ctx, const TensorDesc& x, const T
     for (size_t k = 0; k < p.depth; ++k) {
       const int8_t v = codes[c * p.depth + k];
       if (v < -p.format.max_abs || v > p.format.max_abs)
-        ctx.fail("weights '", w.name, "' hold ", int{v}, " (the range is [", -p.format.max_abs, ", ", p.format.max_abs, "])");
+        ctx.fail("weights '", w.name, "' hold ", int{v}, " (the range is [", -p.format.max_abs, ", ",
+                 p.format.max_abs, "])");
       sum += v;
     }
     const int64_t folded = bias[c] - static_cast<int64_t>(z_in) * sum;

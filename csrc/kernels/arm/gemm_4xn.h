@@ -3,15 +3,15 @@
 // that includes it, built with its own flags (+dotprod, +i8mm), keeps its own copy
 // (docs/kernels.md).
 //
-// A policy supplies:
-//   kNR            output channels per tile (8 or 16: kNR / 4 int32x4 accumulators per row)
-//   Act, Code      element types of the prepared activations and of the packed weights
-//   prepare(x, x_stride, mr, k, k_pad, out)
-//                  rows [0, mr) of x as micro_tile reads them, k padded to k_pad, rows mr..3
-//                  neutral (their products are zero or dropped)
-//   micro_tile(a, k_pad, b, acc)
-//                  acc[r][q] = channels 4q..4q+3 of row r over the whole (padded) k, b the
-//                  tile's codes (TileLayout{4, kNR, kr, k_align} of pack.h)
+// The MAC policy is the template's arguments:
+//   kNR               output channels per tile (8 or 16: kNR / 4 int32x4 accumulators per row)
+//   Act, Code         element types of the prepared activations and of the packed weights
+//   kPrepare(x, x_stride, mr, k, k_pad, out)
+//                     rows [0, mr) of x as kTile reads them, k padded to k_pad, rows mr..3
+//                     neutral (their products are zero or dropped)
+//   kTile(a, k_pad, b, acc)
+//                     acc[r][q] = channels 4q..4q+3 of row r over the whole (padded) k, b the
+//                     tile's codes (TileLayout{4, kNR, kr, k_align} of pack.h)
 #pragma once
 
 #include <arm_neon.h>
@@ -29,17 +29,17 @@ namespace {
 constexpr size_t kGemmMR = 4;
 
 // The GemmFn of tables.h for one policy.
-template <typename Mac>
+template <size_t kNR, typename Act, typename Code, auto kPrepare, auto kTile>
 void gemm_4xn(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride, void* y,
               size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end, void* scratch) {
-  constexpr size_t kNR = Mac::kNR, kQ = kNR / 4;
-  auto* a = static_cast<typename Mac::Act*>(scratch);
-  const auto* codes = static_cast<const typename Mac::Code*>(w.weights);
+  constexpr size_t kQ = kNR / 4;
+  auto* a = static_cast<Act*>(scratch);
+  const auto* codes = static_cast<const Code*>(w.weights);
   auto drive = [&](auto&& store) {
     for_each_gemm_tile<kGemmMR, int32x4_t[kQ]>(
         rows, tile_begin, tile_end,
-        [&](size_t r0, size_t mr) { Mac::prepare(x + r0 * x_stride, x_stride, mr, w.k, w.k_pad, a); },
-        [&](size_t t, int32x4_t acc[kGemmMR][kQ]) { Mac::micro_tile(a, w.k_pad, codes + t * w.k_pad * kNR, acc); },
+        [&](size_t r0, size_t mr) { kPrepare(x + r0 * x_stride, x_stride, mr, w.k, w.k_pad, a); },
+        [&](size_t t, int32x4_t acc[kGemmMR][kQ]) { kTile(a, w.k_pad, codes + t * w.k_pad * kNR, acc); },
         [&](size_t r, size_t t, const int32x4_t* acc) { store(r, t * kNR, acc); });
   };
   if (w.output_scales != nullptr) {

@@ -68,23 +68,13 @@ inline void tile_4x8(const int16_t* a, size_t k_pad, const int16_t* b, int32x4_t
   }
 }
 
-struct SmlalS16 {
-  static constexpr size_t kNR = kTileNR;
-  using Act = int16_t;
-  using Code = int16_t;
-  static void prepare(const uint8_t* x, size_t x_stride, size_t mr, size_t k, size_t k_pad, Act* out) {
-    widen_rows(x, x_stride, mr, k, k_pad, out);
-  }
-  static void micro_tile(const Act* a, size_t k_pad, const Code* b, int32x4_t acc[kGemmMR][kNR / 4]) {
-    tile_4x8(a, k_pad, b, acc);
-  }
-};
-
 }  // namespace
 
-void gemm_u8s8_4x8__neon(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride, void* y,
-                         size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end, void* scratch) {
-  gemm_4xn<SmlalS16>(w, out, x, x_stride, y, y_stride, rows, tile_begin, tile_end, scratch);
+void gemm_u8s8_4x8__neon(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
+                         void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
+                         void* scratch) {
+  gemm_4xn<kTileNR, int16_t, int16_t, widen_rows, tile_4x8>(w, out, x, x_stride, y, y_stride, rows,
+                                                            tile_begin, tile_end, scratch);
 }
 
 }  // namespace intinfer

@@ -58,23 +58,13 @@ inline void tile_4x16c4(const uint8_t* a, size_t k_pad, const int8_t* b, int32x4
     for (size_t j = 0; j < 4; ++j) acc[r][j] = c[r][j];
 }
 
-struct SdotS8 {
-  static constexpr size_t kNR = kTileNR;
-  using Act = uint8_t;
-  using Code = int8_t;
-  static void prepare(const uint8_t* x, size_t x_stride, size_t mr, size_t k, size_t k_pad, Act* out) {
-    pad_rows(x, x_stride, mr, k, k_pad, out);
-  }
-  static void micro_tile(const Act* a, size_t k_pad, const Code* b, int32x4_t acc[kGemmMR][kNR / 4]) {
-    tile_4x16c4(a, k_pad, b, acc);
-  }
-};
-
 }  // namespace
 
-void gemm_u8s8_4x16c4__neondot(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride, void* y,
-                               size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end, void* scratch) {
-  gemm_4xn<SdotS8>(w, out, x, x_stride, y, y_stride, rows, tile_begin, tile_end, scratch);
+void gemm_u8s8_4x16c4__neondot(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
+                               void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
+                               void* scratch) {
+  gemm_4xn<kTileNR, uint8_t, int8_t, pad_rows, tile_4x16c4>(w, out, x, x_stride, y, y_stride, rows,
+                                                            tile_begin, tile_end, scratch);
 }
 
 }  // namespace intinfer

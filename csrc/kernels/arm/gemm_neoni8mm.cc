@@ -51,23 +51,13 @@ inline void tile_4x16c8(const uint8_t* a, size_t k_pad, const int8_t* b, int32x4
     }
 }
 
-struct UsmmlaU8S8 {
-  static constexpr size_t kNR = kTileNR;
-  using Act = uint8_t;
-  using Code = int8_t;
-  static void prepare(const uint8_t* x, size_t x_stride, size_t mr, size_t k, size_t k_pad, Act* out) {
-    interleave_rows(x, x_stride, mr, k, k_pad, out);
-  }
-  static void micro_tile(const Act* a, size_t k_pad, const Code* b, int32x4_t acc[kGemmMR][kNR / 4]) {
-    tile_4x16c8(a, k_pad, b, acc);
-  }
-};
-
 }  // namespace
 
-void gemm_u8s8_4x16c8__neoni8mm(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride, void* y,
-                                size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end, void* scratch) {
-  gemm_4xn<UsmmlaU8S8>(w, out, x, x_stride, y, y_stride, rows, tile_begin, tile_end, scratch);
+void gemm_u8s8_4x16c8__neoni8mm(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
+                                void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
+                                void* scratch) {
+  gemm_4xn<kTileNR, uint8_t, int8_t, interleave_rows, tile_4x16c8>(w, out, x, x_stride, y, y_stride, rows,
+                                                                   tile_begin, tile_end, scratch);
 }
 
 }  // namespace intinfer
