@@ -27,7 +27,7 @@ int32_t code_at(const void* codes, const WeightFormat& format, size_t i) {
 PackedWeights::PackedWeights(const TileLayout& layout, const void* codes, const WeightFormat& format, size_t n,
                              size_t k, const int32_t* bias, const std::vector<QuantizedMultiplier>& multipliers,
                              const std::vector<float>& output_scales)
-    : layout_(layout), source_(codes), n_(n), k_(k), multipliers_(multipliers) {
+    : layout_(layout), source_(codes), format_bits_(format.bits), n_(n), k_(k), multipliers_(multipliers) {
   const size_t nr = layout.nr == 0 ? n : layout.nr;
   n_tiles_ = layout.nr == 0 ? 1 : (n + nr - 1) / nr;
   k_pad_ = (k + layout.k_align - 1) / layout.k_align * layout.k_align;
@@ -73,7 +73,8 @@ PackedView PackedWeights::view() const {
                     n_,
                     k_,
                     k_pad_,
-                    n_tiles_};
+                    n_tiles_,
+                    static_cast<uint8_t>(layout_.nr == 0 ? format_bits_ : 8 * layout_.elem_bytes)};
 }
 
 PackedLayerNorm::PackedLayerNorm(const LayerNormParams& p, size_t width) {

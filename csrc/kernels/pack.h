@@ -38,6 +38,7 @@ struct PackedView {
   const QuantizedMultiplier* multipliers;  // uint8 output, unpadded (the reference rows)
   const float* output_scales;              // float output: s_in * s_w[c]; null for a uint8 output
   size_t n, k, k_pad, n_tiles;
+  uint8_t code_bits;                       // width of the codes at `weights`: 8 or 16
 };
 
 class PackedWeights {
@@ -55,6 +56,7 @@ class PackedWeights {
  private:
   TileLayout layout_;
   const void* source_;
+  uint8_t format_bits_;
   size_t n_, k_, k_pad_, n_tiles_;
   std::vector<uint8_t> codes_;
   std::vector<int32_t> bias_, multiplier_, left_shift_, right_shift_;

@@ -3,6 +3,9 @@
 // Rows of other architectures are compiled out: a build holds the rows it can run somewhere.
 #include "tables.h"
 
+#include <stdexcept>
+#include <string>
+
 
 #include "ref/kernels.h"
 #if defined(INTINFER_HAVE_AVX2)
@@ -27,22 +30,37 @@ bool dense_s8_taps(const WeightFormat& f, size_t taps) {
   return dense_s8(f, taps) && taps <= kMaxTaps;
 }
 
-// The reference rows read the validated int8 weights in place (TileLayout nr = 0). They accept
-// every format an op hands a GEMM table except MATMUL's int16 operand, for which MATMUL runs its
-// own reference (matmul_u8__ref) instead.
-bool any(const WeightFormat&, size_t) { return true; }
+// The reference rows read the validated weights in place (TileLayout nr = 0), in every format
+// an op hands their table: a format is read by the engine only once it has a reference kernel.
+template <typename W>
+void gemm_rows__ref(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride, void* y,
+                    size_t y_stride, size_t rows) {
+  const GemmParams p{1, w.n, w.k, out, w.multipliers};
+  const W* codes = static_cast<const W*>(w.weights);
+  for (size_t r = 0; r < rows; ++r) {
+    const uint8_t* xr = x + r * x_stride;
+    if (w.output_scales != nullptr) {
+      float* yr = static_cast<float*>(y) + r * y_stride;
+      if constexpr (sizeof(W) == 2)
+        gemm_u8s16_f32__ref(p, w.output_scales, xr, codes, w.bias, yr, 0, 1);
+      else
+        gemm_u8s8_f32__ref(p, w.output_scales, xr, codes, w.bias, yr, 0, 1);
+    } else {
+      uint8_t* yr = static_cast<uint8_t*>(y) + r * y_stride;
+      if constexpr (sizeof(W) == 2)
+        gemm_u8s16__ref(p, xr, codes, w.bias, yr, 0, 1);
+      else
+        gemm_u8s8__ref(p, xr, codes, w.bias, yr, 0, 1);
+    }
+  }
+}
 
 void gemm__ref(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride, void* y,
                size_t y_stride, size_t rows, size_t, size_t, void*) {
-  const GemmParams p{1, w.n, w.k, out, w.multipliers};
-  const int8_t* codes = static_cast<const int8_t*>(w.weights);
-  for (size_t r = 0; r < rows; ++r) {
-    if (w.output_scales != nullptr)
-      gemm_u8s8_f32__ref(p, w.output_scales, x + r * x_stride, codes, w.bias, static_cast<float*>(y) + r * y_stride, 0,
-                         1);
-    else
-      gemm_u8s8__ref(p, x + r * x_stride, codes, w.bias, static_cast<uint8_t*>(y) + r * y_stride, 0, 1);
-  }
+  if (w.code_bits == 16)
+    gemm_rows__ref<int16_t>(w, out, x, x_stride, y, y_stride, rows);
+  else
+    gemm_rows__ref<int8_t>(w, out, x, x_stride, y, y_stride, rows);
 }
 
 void dwconv__ref(const PackedView& w, const ConvParams& p, const uint8_t* x, const uint8_t*, uint8_t* y,
@@ -82,7 +100,7 @@ const GemmRow kGemmRows[] = {
 #if defined(INTINFER_HAVE_NEON)
     {"gemm_u8s8_4x8__neon", kFeatureNeon, dense_s8_or_s16, {4, 8, 1, 8, 2, 0, nullptr}, gemm_u8s8_4x8__neon},
 #endif
-    {"gemm_u8s8__ref", 0, any, kInPlace, gemm__ref},
+    {"gemm_u8s8__ref", 0, dense_s8_or_s16, kInPlace, gemm__ref},
 };
 
 const DwconvRow kDwconvRows[] = {
@@ -94,7 +112,7 @@ const DwconvRow kDwconvRows[] = {
     {"dwconv_u8s8_8c1__neon", kFeatureNeon, dense_s8_taps<kDwconvNeonMaxTaps>, {1, 8, 1, 1, 2, 0, nullptr},
      dwconv_u8s8_8c1__neon},
 #endif
-    {"conv2d_u8s8__ref", 0, any, kInPlace, dwconv__ref},
+    {"conv2d_u8s8__ref", 0, dense_s8, kInPlace, dwconv__ref},
 };
 
 const ElementwiseRow kElementwiseRows[] = {
@@ -137,12 +155,15 @@ KernelTable<Row> table(const Row (&rows)[N]) {
   return {rows, N};
 }
 
-// The one selection rule: the first row whose features the caller has and which accepts.
+// The one selection rule: the first row whose features the caller has and which accepts. The
+// reference row requires nothing and accepts every format the engine reads, so only a format
+// read without a reference kernel, a bug of the engine, finds none.
 template <typename Row, typename Accepts>
 const Row& first(KernelTable<Row> t, Features features, Accepts&& accepts) {
   for (const Row& row : t)
     if ((row.required & features) == row.required && accepts(row)) return row;
-  return t.rows[t.size - 1];  // the reference: requires nothing, accepts everything
+  throw std::logic_error(std::string("no kernel row accepts these weights (reference row ") + t.rows[t.size - 1].name +
+                         ")");
 }
 
 }  // namespace

@@ -22,6 +22,12 @@ void gemm_u8s8__ref(const GemmParams& p, const uint8_t* x, const int8_t* w, cons
 void gemm_u8s8_f32__ref(const GemmParams& p, const float* scales, const uint8_t* x, const int8_t* w,
                         const int32_t* bias, float* y, size_t row_begin, size_t row_end);
 
+// The same over int16 codes within [-255, 255] (MATMUL's b - z_b, kWeightsS16).
+void gemm_u8s16__ref(const GemmParams& p, const uint8_t* x, const int16_t* w, const int32_t* bias, uint8_t* y,
+                     size_t row_begin, size_t row_end);
+void gemm_u8s16_f32__ref(const GemmParams& p, const float* scales, const uint8_t* x, const int16_t* w,
+                         const int32_t* bias, float* y, size_t row_begin, size_t row_end);
+
 // n elements; a or b advances by its step (0 broadcasts one value).
 void add_u8__ref(const AddParams& p, const uint8_t* a, size_t a_step, const uint8_t* b, size_t b_step, uint8_t* y,
                  size_t n);

@@ -1,0 +1,180 @@
+// The GEMM micro-kernel tester, in the manner of XNNPACK's GemmMicrokernelTester: fluent setters
+// for the shape, strides, zero points, requantization and column-tile range, and one Test(row)
+// that packs random weights with the row's TileLayout, runs the row and compares every output
+// byte (and every byte around it) with the reference kernels.
+#pragma once
+
+#include <algorithm>
+#include <climits>
+#include <cstdlib>
+#include <string>
+#include <cstdio>
+
+#include "kernels/ref/kernels.h"
+#include "kernels/tables.h"
+#include "tester.h"
+
+namespace intinfer {
+namespace test {
+
+class GemmTester {
+ public:
+  GemmTester& m(size_t v) { m_ = v; return *this; }
+  GemmTester& n(size_t v) { n_ = v; return *this; }
+  GemmTester& k(size_t v) { k_ = v; return *this; }
+  // Row strides; 0 = dense (k bytes of x, n elements of y).
+  GemmTester& x_stride(size_t v) { x_stride_ = v; return *this; }
+  GemmTester& y_stride(size_t v) { y_stride_ = v; return *this; }
+  GemmTester& input_zero_point(int32_t v) { input_zero_point_ = v; return *this; }
+  GemmTester& output_zero_point(int32_t v) { output_zero_point_ = v; return *this; }
+  GemmTester& act_min(int32_t v) { act_min_ = v; return *this; }
+  GemmTester& act_max(int32_t v) { act_max_ = v; return *this; }
+  // Multiplier shifts drawn from [lo, hi] (positive: left shifts); default: around what brings
+  // a random accumulator of depth k into 8 bits, so outputs span the range and some saturate.
+  GemmTester& shifts(int lo, int hi) { shift_lo_ = lo; shift_hi_ = hi; shifts_set_ = true; return *this; }
+  GemmTester& float_output(bool v) { float_output_ = v; return *this; }
+  // Column tiles [begin, end) of the row's nr channels; end past the last tile = all.
+  GemmTester& tiles(size_t begin, size_t end) { tile_begin_ = begin; tile_end_ = end; return *this; }
+  // 0: random codes; +1 / -1: every activation 255 and every code +max_abs / -max_abs, the
+  // accumulator's extreme.
+  GemmTester& extreme(int sign) { extreme_ = sign; return *this; }
+  // int16 codes in [-255, 255]: MATMUL's b - z_b, with a per-tensor multiplier.
+  GemmTester& s16(bool v) { s16_ = v; return *this; }
+  GemmTester& seed(uint64_t v) { seed_ = v; return *this; }
+
+  // Runs the row on this case; on a difference prints the row, the case and the first wrong
+  // element, and returns false.
+  bool Test(const GemmRow& row) const {
+    const WeightFormat format = s16_ ? kWeightsS16 : kWeightsS8;
+    const size_t xs = x_stride_ ? x_stride_ : k_, ys = y_stride_ ? y_stride_ : n_;
+    Rng rng(seed_);
+
+    std::vector<uint8_t> x((m_ - 1) * xs + k_);
+    if (extreme_) std::fill(x.begin(), x.end(), uint8_t{255});
+    else rng.fill_u8(x);
+
+    // Codes as MATMUL makes them (b - z_b) or symmetric int8; for int16 the operand b itself is
+    // kept for the oracle.
+    const int32_t max_abs = format.max_abs;
+    std::vector<int16_t> codes(n_ * k_);
+    const int32_t b_zero_point = extreme_ ? (extreme_ > 0 ? 0 : 255) : rng.uniform(0, 255);
+    for (int16_t& c : codes) {
+      if (extreme_) c = static_cast<int16_t>(extreme_ * max_abs);
+      else if (s16_) c = static_cast<int16_t>(rng.uniform(0, 255) - b_zero_point);
+      else c = static_cast<int16_t>(rng.uniform(-max_abs, max_abs));
+    }
+    std::vector<int8_t> codes8;
+    if (!s16_) codes8.assign(codes.begin(), codes.end());
+
+    // The bias as the ops fold it: MATMUL's -z_a * sum w; for int8 weights a random bias minus
+    // z_in * sum w, kept within what a load proves (|bias| <= INT32_MAX - max_accumulator).
+    const int32_t z_a = extreme_ ? 0 : input_zero_point_;
+    const int64_t bound = int64_t{INT32_MAX} - max_accumulator(format, k_);
+    std::vector<int32_t> bias(n_);
+    for (size_t c = 0; c < n_; ++c) {
+      int64_t sum = 0;
+      for (size_t i = 0; i < k_; ++i) sum += codes[c * k_ + i];
+      int64_t b = -int64_t{z_a} * sum;
+      if (!s16_) b = std::clamp<int64_t>(b + rng.uniform(-(1 << 20), 1 << 20), -bound, bound);
+      bias[c] = static_cast<int32_t>(b);
+    }
+
+    int lo = shift_lo_, hi = shift_hi_;
+    if (!shifts_set_) {
+      const int depth_bits = static_cast<int>(std::log2(static_cast<double>(k_)));
+      lo = -10 - depth_bits / 2;
+      hi = 2;
+    }
+    std::vector<QuantizedMultiplier> multipliers;
+    std::vector<float> scales;
+    if (float_output_) {
+      for (size_t c = 0; c < n_; ++c) scales.push_back(static_cast<float>(rng.real(1e-6, 1e-2)));
+    } else if (s16_) {
+      multipliers.assign(n_, rng.multiplier(lo, hi));
+    } else {
+      for (size_t c = 0; c < n_; ++c) multipliers.push_back(rng.multiplier(lo, hi));
+    }
+    OutputStage out;
+    out.zero_point = output_zero_point_;
+    out.act_min = act_min_;
+    out.act_max = act_max_;
+
+    const void* packed_codes = s16_ ? static_cast<const void*>(codes.data()) : codes8.data();
+    const PackedWeights packed(row.tile, packed_codes, format, n_, k_, bias.data(), multipliers, scales);
+    const PackedView view = packed.view();
+    std::vector<uint8_t> scratch(packed.scratch_bytes());
+    const size_t tile_end = std::min(tile_end_, view.n_tiles);
+    const size_t nr = row.tile.nr ? row.tile.nr : n_;
+    const size_t c_begin = std::min(tile_begin_ * nr, n_), c_end = std::min(tile_end * nr, n_);
+
+    // Outputs in a buffer whose unwritten elements (stride gaps, other tiles) keep a sentinel.
+    const size_t y_size = (m_ - 1) * ys + n_;
+    std::string why;
+    bool ok;
+    if (float_output_) {
+      const float sentinel = -12345.678f;
+      std::vector<float> got(y_size, sentinel), want(y_size, sentinel), full(n_);
+      row.run(view, out, x.data(), xs, got.data(), ys, m_, tile_begin_, tile_end, scratch.data());
+      const GemmParams p{1, n_, k_, out, nullptr};
+      for (size_t r = 0; r < m_; ++r) {
+        gemm_u8s8_f32__ref(p, scales.data(), x.data() + r * xs, codes8.data(), bias.data(), full.data(), 0, 1);
+        std::copy(full.begin() + c_begin, full.begin() + c_end, want.begin() + r * ys + c_begin);
+      }
+      ok = same(got, want, ys, &why);
+    } else {
+      const uint8_t sentinel = 0xA5;
+      std::vector<uint8_t> got(y_size, sentinel), want(y_size, sentinel), full(n_);
+      row.run(view, out, x.data(), xs, got.data(), ys, m_, tile_begin_, tile_end, scratch.data());
+      const GemmParams p{1, n_, k_, out, multipliers.data()};
+      for (size_t r = 0; r < m_; ++r) {
+        if (s16_) matmul_oracle(x.data() + r * xs, codes.data(), z_a, multipliers[0], out, full.data());
+        else gemm_u8s8__ref(p, x.data() + r * xs, codes8.data(), bias.data(), full.data(), 0, 1);
+        std::copy(full.begin() + c_begin, full.begin() + c_end, want.begin() + r * ys + c_begin);
+      }
+      ok = same(got, want, ys, &why);
+    }
+    if (!ok)
+      std::printf("  %s: %s: %s\n", row.name, describe().c_str(), why.c_str());
+    return ok;
+  }
+
+  std::string describe() const {
+    char buf[320];
+    std::snprintf(buf, sizeof buf,
+                  "m=%zu n=%zu k=%zu x_stride=%zu y_stride=%zu z_in=%d z_out=%d act=[%d, %d] tiles=[%zu, %s)%s%s%s "
+                  "extreme=%d seed=%llu",
+                  m_, n_, k_, x_stride_, y_stride_, input_zero_point_, output_zero_point_, act_min_, act_max_,
+                  tile_begin_, tile_end_ == SIZE_MAX ? "end" : std::to_string(tile_end_).c_str(), float_output_ ? " float" : "", s16_ ? " s16" : "",
+                  shifts_set_ ? (" shifts=[" + std::to_string(shift_lo_) + ", " + std::to_string(shift_hi_) + "]").c_str()
+                              : "",
+                  extreme_, static_cast<unsigned long long>(seed_));
+    return buf;
+  }
+
+ private:
+  // MATMUL's arithmetic in 64 bits, independent of the folded bias: sum_k (a - z_a) * (b - z_b)
+  // (w = b - z_b), requantized; the depth bound keeps it within int32, which this checks.
+  void matmul_oracle(const uint8_t* a, const int16_t* w, int32_t z_a, QuantizedMultiplier m, const OutputStage& out,
+                     uint8_t* y) const {
+    for (size_t c = 0; c < n_; ++c) {
+      int64_t acc = 0;
+      for (size_t i = 0; i < k_; ++i) acc += (int64_t{a[i]} - z_a) * w[c * k_ + i];
+      if (acc > INT32_MAX || acc < INT32_MIN) {
+        std::printf("  test error: k=%zu leaves int32 (%lld)\n", k_, static_cast<long long>(acc));
+        std::abort();
+      }
+      y[c] = out.apply(static_cast<int32_t>(acc), m);
+    }
+  }
+
+  size_t m_ = 1, n_ = 1, k_ = 1, x_stride_ = 0, y_stride_ = 0;
+  int32_t input_zero_point_ = 0, output_zero_point_ = 0, act_min_ = 0, act_max_ = 255;
+  int shift_lo_ = 0, shift_hi_ = 0;
+  bool shifts_set_ = false, float_output_ = false, s16_ = false;
+  size_t tile_begin_ = 0, tile_end_ = SIZE_MAX;
+  int extreme_ = 0;
+  uint64_t seed_ = 1;
+};
+
+}  // namespace test
+}  // namespace intinfer

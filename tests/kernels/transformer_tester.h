@@ -1,0 +1,136 @@
+// The transformer-op testers. LAYER_NORM: parameters built from float gamma and beta exactly as
+// ops/layer_norm.cc builds them (flat channels for gamma 0 or too small included), the output
+// stage packed to the row's width with PackedLayerNorm, uint8 or wide input (constant rows
+// too: a variance of 0). SOFTMAX: an exponential table as the exporter writes it, with or
+// without a mask (rows with nothing attended too), a scratch of n int32.
+#pragma once
+
+#include <cmath>
+#include <cstdio>
+#include <string>
+
+#include "kernels/pack.h"
+#include "kernels/ref/kernels.h"
+#include "kernels/tables.h"
+#include "tester.h"
+
+namespace intinfer {
+namespace test {
+
+class LayerNormTester {
+ public:
+  LayerNormTester& h(size_t v) { h_ = v; return *this; }
+  LayerNormTester& rows(size_t v) { rows_ = v; return *this; }
+  // Rows [begin, end) of the kernel call.
+  LayerNormTester& range(size_t begin, size_t end) { begin_ = begin; end_ = end; return *this; }
+  LayerNormTester& wide(bool v) { wide_ = v; return *this; }
+  LayerNormTester& seed(uint64_t v) { seed_ = v; return *this; }
+
+  bool Test(const TransformerRow& row) const {
+    Rng rng(seed_);
+    std::vector<QuantizedMultiplier> multipliers;
+    std::vector<int8_t> signs;
+    std::vector<int32_t> offsets, biases;
+    const double s_out = rng.real(0.01, 0.1), root_h = std::sqrt(static_cast<double>(h_));
+    constexpr double kMaxOffset = 2147483648.0 - 65536.0;
+    for (size_t c = 0; c < h_; ++c) {
+      const int kind = rng.uniform(0, 9);
+      const float g = kind == 0 ? 0.0f : (kind == 1 ? 1e-12f : static_cast<float>(rng.real(-2, 2)));
+      const float b = static_cast<float>(rng.real(-1, 1));
+      const double gamma = std::fabs(static_cast<double>(g));
+      const double real = gamma * root_h / (std::ldexp(1.0, LayerNormParams::kFractionBits) * s_out);
+      const double offset =
+          gamma == 0 ? 0.0
+                     : std::round(std::ldexp(static_cast<double>(b), LayerNormParams::kFractionBits) / (gamma * root_h));
+      const bool flat = gamma == 0 || std::fabs(offset) > kMaxOffset || real < std::ldexp(1.0, -31);
+      signs.push_back(static_cast<int8_t>(flat ? 0 : (g > 0 ? 1 : -1)));
+      multipliers.push_back(Rng::of(flat ? 0.0 : real));
+      offsets.push_back(static_cast<int32_t>(flat ? 0.0 : offset));
+      const double bias = flat ? std::round(b / s_out) : 0.0;
+      biases.push_back(static_cast<int32_t>(std::fmax(-(1 << 24), std::fmin(1 << 24, bias))));
+    }
+    OutputStage out;
+    out.zero_point = rng.uniform(0, 255);
+    const int32_t zero_point = wide_ ? 0 : rng.uniform(0, 255);
+    const LayerNormParams p{h_, zero_point, multipliers.data(), signs.data(), offsets.data(), biases.data(), out};
+    const PackedLayerNorm packed(p, row.width);
+
+    std::vector<uint8_t> x8(rows_ * h_);
+    std::vector<int32_t> x32(rows_ * h_);
+    for (size_t r = 0; r < rows_; ++r) {
+      // Every fourth row is constant (variance 0); others spread narrow or to the full range.
+      const bool flat_row = r % 4 == 3;
+      const int32_t spread = rng.chance(0.5) ? 3 : (wide_ ? kWideMax : 127);
+      const int32_t centre = wide_ ? rng.uniform(-kWideMax + spread, kWideMax - spread) : rng.uniform(spread, 255 - spread);
+      const int32_t constant = rng.uniform(-spread, spread);
+      for (size_t c = 0; c < h_; ++c) {
+        const int32_t v = centre + (flat_row ? constant : rng.uniform(-spread, spread));
+        x32[r * h_ + c] = v;
+        x8[r * h_ + c] = static_cast<uint8_t>(wide_ ? 0 : v);
+      }
+    }
+    const size_t end = std::min(end_, rows_), begin = std::min(begin_, end);
+    std::vector<uint8_t> got(rows_ * h_, 0xA5), want(got);
+    if (wide_) {
+      row.layer_norm_wide(p, packed.view(), x32.data(), got.data(), begin, end);
+      layer_norm_wide__ref(p, x32.data(), want.data(), begin, end);
+    } else {
+      row.layer_norm_u8(p, packed.view(), x8.data(), got.data(), begin, end);
+      layer_norm_u8__ref(p, x8.data(), want.data(), begin, end);
+    }
+    std::string why;
+    if (same(got, want, h_, &why)) return true;
+    std::printf("  %s layer_norm_%s: h=%zu rows=%zu range=[%zu, %zu) seed=%llu: %s\n", row.name, wide_ ? "wide" : "u8",
+                h_, rows_, begin_, end_, static_cast<unsigned long long>(seed_), why.c_str());
+    return false;
+  }
+
+ private:
+  size_t h_ = 1, rows_ = 4, begin_ = 0, end_ = SIZE_MAX;
+  bool wide_ = false;
+  uint64_t seed_ = 1;
+};
+
+class SoftmaxTester {
+ public:
+  SoftmaxTester& n(size_t v) { n_ = v; return *this; }
+  SoftmaxTester& rows(size_t v) { rows_ = v; return *this; }
+  SoftmaxTester& masked(bool v) { masked_ = v; return *this; }
+  SoftmaxTester& seed(uint64_t v) { seed_ = v; return *this; }
+
+  bool Test(const TransformerRow& row) const {
+    Rng rng(seed_);
+    // The exporter's table: round(2^16 * exp(-d * s_in)), decreasing from 2^16.
+    const double s_in = rng.real(0.005, 0.5);
+    int32_t table[256];
+    for (int d = 0; d < 256; ++d)
+      table[d] = static_cast<int32_t>(std::lround(std::ldexp(std::exp(-d * s_in), SoftmaxParams::kExpBits)));
+    const SoftmaxParams p{n_, table};
+    std::vector<uint8_t> x(rows_ * n_), mask(rows_ * n_);
+    rng.fill_u8(x);
+    std::vector<const uint8_t*> row_mask(rows_);
+    for (size_t r = 0; r < rows_; ++r) {
+      // Row 1 attends to nothing (written as zeros), row 2 to everything, the others at random.
+      for (size_t j = 0; j < n_; ++j) mask[r * n_ + j] = r == 1 ? 0 : (r == 2 ? 1 : static_cast<uint8_t>(rng.uniform(0, 1)));
+      row_mask[r] = mask.data() + r * n_;
+    }
+    const uint8_t* const* m = masked_ ? row_mask.data() : nullptr;
+    std::vector<int32_t> scratch(n_);
+    std::vector<uint8_t> got(rows_ * n_, 0xA5), want(got);
+    row.softmax(p, x.data(), m, got.data(), 0, rows_, scratch.data());
+    softmax_u8__ref(p, x.data(), m, want.data(), 0, rows_);
+    std::string why;
+    if (same(got, want, n_, &why)) return true;
+    std::printf("  %s softmax: n=%zu rows=%zu%s seed=%llu: %s\n", row.name, n_, rows_, masked_ ? " masked" : "",
+                static_cast<unsigned long long>(seed_), why.c_str());
+    return false;
+  }
+
+ private:
+  size_t n_ = 1, rows_ = 4;
+  bool masked_ = false;
+  uint64_t seed_ = 1;
+};
+
+}  // namespace test
+}  // namespace intinfer
