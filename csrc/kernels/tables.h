@@ -1,7 +1,8 @@
 // The kernel tables: one per family, rows best first, each row {name, required CPU features,
 // what it accepts (weight format and reduction depth), its tile, its entry points}. The last row
-// of every table is the reference: it requires nothing and accepts everything, so select()
-// always finds a row, and an op never holds a "no kernel" case of its own. Adding a kernel is a
+// of every table is the reference: it requires nothing and accepts every format the engine reads
+// (a format is read only once it has a reference kernel), so select() always finds a row, and an
+// op never holds a "no kernel" case of its own. Adding a kernel is a
 // kernel file, a row in tables.cc and a line in CMakeLists.txt (docs/kernels.md).
 #pragma once
 
