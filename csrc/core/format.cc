@@ -116,10 +116,10 @@ void check_packed(const TensorDesc& t, const std::string& where) {
         if (code != 0) fail(where, " has non-zero padding bits after row ", r);
         continue;
       }
-      const int32_t v = code & (1u << (d.bits - 1)) ? static_cast<int32_t>(code) - (1 << d.bits) : static_cast<int32_t>(code);
+      const int32_t v = static_cast<int32_t>(code) - (code >> (d.bits - 1) ? (1 << d.bits) : 0);
       if (v < d.value_min || v > d.value_max)
-        fail(where, " holds ", v, " at row ", r, " element ", k, ", outside [", d.value_min, ", ", d.value_max, "] for ",
-             d.name);
+        fail(where, " holds ", v, " at row ", r, " element ", k, ", outside [", d.value_min, ", ", d.value_max,
+             "] for ", d.name);
     }
   }
 }
@@ -187,8 +187,10 @@ TensorDesc read_tensor(Reader& r, size_t index, const uint8_t* data_section, uin
   const DTypeSchema& dts = dtype_schema(t.dtype);
   const EncodingSchema& enc = encoding_schema(t.encoding);
   if (t.kind != TensorKind::kConstant && (t.encoding != Encoding::kDense || dts.bits < 8))
-    fail(where(), " is ", dts.name, " in the ", enc.name, " encoding: only constants may be packed, sparse or below 8 bits");
-  if (!(dts.encodings & (1u << encoding))) fail(where(), ": ", dts.name, " constants may not use the ", enc.name, " encoding");
+    fail(where(), " is ", dts.name, " in the ", enc.name,
+         " encoding: only constants may be packed, sparse or below 8 bits");
+  if (!(dts.encodings & (1u << encoding)))
+    fail(where(), ": ", dts.name, " constants may not use the ", enc.name, " encoding");
   if (enc.feature != 0) {
     if (!(features & enc.feature)) {
       const char* feature = "?";
@@ -216,7 +218,7 @@ TensorDesc read_tensor(Reader& r, size_t index, const uint8_t* data_section, uin
     if (t.shape[t.axis] != qcount)
       fail(where(), " has ", qcount, " scales for ", t.shape[t.axis], " channels on axis ", t.axis);
   }
-  const int64_t zlo = dtype_schema(t.dtype).zero_point_min, zhi = dtype_schema(t.dtype).zero_point_max;
+  const int64_t zlo = dts.zero_point_min, zhi = dts.zero_point_max;
   for (uint32_t i = 0; i < qcount; ++i) {
     if (!(std::isfinite(t.scales[i]) && t.scales[i] > 0)) fail(where(), " has scale ", t.scales[i]);
     if (t.zero_points[i] < zlo || t.zero_points[i] > zhi)
@@ -322,7 +324,8 @@ ModelDesc parse_model(const uint8_t* data, size_t size) {
   if (major != kFormatMajor) {
     std::ostringstream os;
     os << "model file format version " << major << "." << minor << " is not supported by this reader (version "
-       << kFormatMajor << "." << kFormatMinor << ")" << (major > kFormatMajor ? ": the file is newer, upgrade intinfer" : "");
+       << kFormatMajor << "." << kFormatMinor << ")"
+       << (major > kFormatMajor ? ": the file is newer, upgrade intinfer" : "");
     throw ModelError(os.str());
   }
   uint32_t header_size = h.get<uint32_t>("header size"), features = h.get<uint32_t>("required features");
