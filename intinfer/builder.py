@@ -13,40 +13,20 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from ._schema import (ATTR_TYPES, DTYPE_BITS, DTYPE_ENCODINGS, DTYPES, ENCODING_FEATURES, ENCODINGS, FEATURES,
+                      NUMPY_DTYPES, OP_TYPES, VALUE_RANGES)
+
 MAGIC = b"IINF"
 VERSION_MAJOR = 1
-VERSION_MINOR = 0
+# 1.1 added tensor encodings and required features; a file that uses neither is written as 1.0,
+# which readers from before them read too.
+VERSION_MINOR = 1
 HEADER_SIZE = 48
 DATA_ALIGNMENT = 64
 
-DTYPES = {"float32": 1, "uint8": 2, "int8": 3, "int32": 4}
-NUMPY_DTYPES = {"float32": np.float32, "uint8": np.uint8, "int8": np.int8, "int32": np.int32}
-
 KIND_ACTIVATION, KIND_CONSTANT, KIND_INPUT = 0, 1, 2
 
-OP_TYPES = {
-    "QUANTIZE": 1,
-    "DEQUANTIZE": 2,
-    "CONV2D": 3,
-    "FULLY_CONNECTED": 4,
-    "ADD": 5,
-    "CONCAT": 6,
-    "AVG_POOL": 7,
-    "MAX_POOL": 8,
-    "GLOBAL_AVG_POOL": 9,
-    "RESHAPE": 10,
-    "LUT": 11,
-    "CLAMP": 12,
-    "MUL": 13,
-    "TRANSPOSE": 14,
-    "GATHER": 15,
-    "LAYER_NORM": 16,
-    "SOFTMAX": 17,
-    "MATMUL": 18,
-    "MASKED_MEAN": 19,
-}
-
-ATTR_INT, ATTR_FLOAT, ATTR_INTS, ATTR_FLOATS = 1, 2, 3, 4
+ATTR_INT, ATTR_FLOAT, ATTR_INTS, ATTR_FLOATS = (ATTR_TYPES[k] for k in ("int", "float", "ints", "floats"))
 
 
 @dataclass
@@ -60,7 +40,9 @@ class Tensor:
     scales: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     zero_points: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))
     axis: int = 0
-    data: np.ndarray | None = None
+    data: np.ndarray | None = None  # constants: the values (int8 for the sub-byte dtypes)
+    encoding: str = "dense"
+    block_size: int = 0  # block_sparse: the length of a block along the last axis
 
     @property
     def scale(self) -> float:
@@ -99,6 +81,38 @@ def _pads(p) -> list:
     if len(p) != 4:
         raise ValueError(f"padding must be an int, (h, w) or (top, left, bottom, right), got {p}")
     return p
+
+
+def pack_subbyte(values: np.ndarray, bits: int) -> bytes:
+    """Rows of the last axis, 8 / bits elements to a byte from the low bits up, two's complement;
+    each row padded with zero bits to a whole byte."""
+    per_byte = 8 // bits
+    rows = np.asarray(values, np.int64).reshape(-1, values.shape[-1])
+    padded = np.zeros((rows.shape[0], -(-rows.shape[1] // per_byte) * per_byte), np.int64)
+    padded[:, :rows.shape[1]] = rows & ((1 << bits) - 1)
+    shifts = np.arange(per_byte, dtype=np.int64) * bits
+    return (padded.reshape(rows.shape[0], -1, per_byte) << shifts).sum(-1).astype(np.uint8).tobytes()
+
+
+def block_sparse_bytes(values: np.ndarray, block: int) -> bytes:
+    """u32 block size, u32 block count, u32 row starts (rows + 1), u32 block columns, the blocks:
+    the nonzero 1 x block blocks of each row of the last axis, in row-major order."""
+    rows = np.asarray(values).reshape(-1, values.shape[-1])
+    blocks = rows.reshape(rows.shape[0], -1, block)
+    keep = np.any(blocks != 0, axis=-1)
+    starts = np.concatenate([[0], np.cumsum(keep.sum(-1))])
+    columns = np.nonzero(keep)[1]
+    return b"".join([np.array([block, keep.sum()], "<u4").tobytes(), starts.astype("<u4").tobytes(),
+                     columns.astype("<u4").tobytes(), blocks[keep].astype(values.dtype).tobytes()])
+
+
+def tensor_bytes(t: Tensor) -> bytes:
+    """A constant's data in its encoding."""
+    if t.encoding == "packed":
+        return pack_subbyte(t.data, DTYPE_BITS[t.dtype])
+    if t.encoding == "block_sparse":
+        return block_sparse_bytes(t.data, t.block_size)
+    return t.data.astype(t.data.dtype.newbyteorder("<"), copy=False).tobytes()
 
 
 class GraphBuilder:
@@ -147,13 +161,35 @@ class GraphBuilder:
         return t
 
     def constant(self, name: str, data: np.ndarray, dtype: str | None = None, scale=None, zero_point=None,
-                 axis: int = 0) -> Tensor:
-        arr = np.ascontiguousarray(data if dtype is None else np.asarray(data).astype(NUMPY_DTYPES[dtype]))
-        dtype = {np.dtype(v): k for k, v in NUMPY_DTYPES.items()}.get(arr.dtype)
-        if dtype is None:
-            raise ValueError(f"constant '{name}': unsupported dtype {arr.dtype}")
+                 axis: int = 0, block_sparse: int | None = None) -> Tensor:
+        """dtype "int4" / "int2": the values are packed two / four to a byte (docs/format.md).
+        block_sparse=B (int8): stored as 1 x B blocks of the last axis, all-zero blocks left out."""
+        if dtype is not None and dtype not in DTYPES:
+            raise ValueError(f"constant '{name}': unknown dtype '{dtype}'")
+        if dtype is not None and dtype not in NUMPY_DTYPES:
+            arr = np.ascontiguousarray(np.asarray(data))
+            lo, hi = VALUE_RANGES[dtype]
+            if arr.ndim == 0 or not np.issubdtype(arr.dtype, np.integer) or arr.size == 0 or arr.min() < lo \
+                    or arr.max() > hi:
+                raise ValueError(f"constant '{name}': {dtype} needs integers in [{lo}, {hi}] of rank >= 1")
+            arr = arr.astype(np.int8)
+            encoding = "packed"
+        else:
+            arr = np.ascontiguousarray(data if dtype is None else np.asarray(data).astype(NUMPY_DTYPES[dtype]))
+            dtype = {np.dtype(v): k for k, v in NUMPY_DTYPES.items()}.get(arr.dtype)
+            if dtype is None:
+                raise ValueError(f"constant '{name}': unsupported dtype {arr.dtype}")
+            encoding = "dense"
+        if block_sparse is not None:
+            if "block_sparse" not in DTYPE_ENCODINGS[dtype] or arr.ndim == 0 or block_sparse < 1 \
+                    or arr.shape[-1] % block_sparse:
+                raise ValueError(f"constant '{name}': block_sparse={block_sparse} needs a dtype that allows it "
+                                 f"({[d for d, e in DTYPE_ENCODINGS.items() if 'block_sparse' in e]}) and a block "
+                                 f"size dividing the last dimension {arr.shape[-1:]}")
+            encoding = "block_sparse"
         scales, zps = self._qparams(scale, zero_point)
-        return self._add(Tensor(self._fresh(name), dtype, KIND_CONSTANT, arr.shape, scales, zps, axis, arr))
+        return self._add(Tensor(self._fresh(name), dtype, KIND_CONSTANT, arr.shape, scales, zps, axis, arr, encoding,
+                                block_sparse or 0))
 
     def activation(self, name: str, dtype: str = "uint8", scale=None, zero_point=None) -> Tensor:
         scales, zps = self._qparams(scale, zero_point)
@@ -329,14 +365,16 @@ class GraphBuilder:
             string(str(k))
             string(str(v))
 
-        blobs, data_size = [], 0
+        blobs, data_size, features = [], 0, 0
         u32(len(self.tensors))
         for t in self.tensors:
             string(t.name)
             u8(DTYPES[t.dtype])
             u8(t.kind)
             u8(len(t.shape))
-            u8(0)
+            u8(ENCODINGS[t.encoding])
+            if t.encoding in ENCODING_FEATURES:
+                features |= 1 << FEATURES[ENCODING_FEATURES[t.encoding]]
             for d in t.shape:
                 i32(d)
             u32(t.scales.size)
@@ -344,7 +382,7 @@ class GraphBuilder:
             desc.extend(np.asarray(t.scales, "<f4").tobytes())
             desc.extend(np.asarray(t.zero_points, "<i4").tobytes())
             if t.data is not None:
-                raw = t.data.astype(t.data.dtype.newbyteorder("<"), copy=False).tobytes()
+                raw = tensor_bytes(t)
                 u64(data_size)
                 u64(len(raw))
                 blobs.append((data_size, raw))
@@ -384,8 +422,8 @@ class GraphBuilder:
                     desc.extend(struct.pack(f"<{len(vals)}{'f' if is_float else 'q'}", *vals))
 
         data_offset = -(-(HEADER_SIZE + len(desc)) // DATA_ALIGNMENT) * DATA_ALIGNMENT
-        header = struct.pack("<4sHHIIQQQQ", MAGIC, VERSION_MAJOR, VERSION_MINOR, HEADER_SIZE, 0,
-                             HEADER_SIZE, len(desc), data_offset, data_size)
+        header = struct.pack("<4sHHIIQQQQ", MAGIC, VERSION_MAJOR, VERSION_MINOR if features else 0, HEADER_SIZE,
+                             features, HEADER_SIZE, len(desc), data_offset, data_size)
         out = bytearray(data_offset + data_size)
         out[:HEADER_SIZE] = header
         out[HEADER_SIZE:HEADER_SIZE + len(desc)] = desc

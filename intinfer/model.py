@@ -11,8 +11,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from . import _core
-
-_NUMPY = {"float32": np.float32, "uint8": np.uint8, "int8": np.int8, "int32": np.int32}
+from ._schema import NUMPY_DTYPES as _NUMPY
 
 
 @dataclass(frozen=True)

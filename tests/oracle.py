@@ -19,9 +19,6 @@ import numpy as np
 INT32_MIN = -(2**31)
 INT32_MAX = 2**31 - 1
 
-_NUMPY_DTYPES = {"float32": np.float32, "uint8": np.uint8, "int8": np.int8, "int32": np.int32}
-
-
 def _f64(scale) -> float:
     """A scale as the engine sees it: rounded to float32, then widened to double."""
     return float(np.float32(scale))
@@ -480,64 +477,141 @@ def _qp(t) -> tuple[float, int]:
     return t.scales[0], int(t.zero_points[0])
 
 
-def _run_op(op, args: list) -> np.ndarray:
-    """One op on its input values; absent attributes take GraphBuilder's defaults."""
+def _act(op) -> dict:
+    """act_min/act_max with GraphBuilder's defaults."""
+    return dict(act_min=op.attrs.get("act_min", 0), act_max=op.attrs.get("act_max", 255))
+
+
+# One function per op, on the op and its input values; absent attributes take GraphBuilder's
+# defaults.
+
+
+def _op_quantize(op, args):
+    return quantize(args[0], *_qp(op.outputs[0]))
+
+
+def _op_dequantize(op, args):
+    return dequantize(args[0], *_qp(op.inputs[0]))
+
+
+def _op_conv2d(op, args):
     a = op.attrs
-    act = dict(act_min=a.get("act_min", 0), act_max=a.get("act_max", 255))
-    x, t_in, t_out = args[0], op.inputs[0], op.outputs[0]
-    kind = op.type
-    if kind == "QUANTIZE":
-        return quantize(x, *_qp(t_out))
-    if kind == "DEQUANTIZE":
-        return dequantize(x, *_qp(t_in))
-    if kind in ("CONV2D", "FULLY_CONNECTED"):
-        w_t = op.inputs[1]
-        if kind == "FULLY_CONNECTED" and t_out.dtype == "float32":
-            return fully_connected_float(x, *_qp(t_in), args[1], w_t.scales, args[2])
-        if kind == "FULLY_CONNECTED" and t_out.dtype == "int32":
-            return wide_from_float(fully_connected_float(x, *_qp(t_in), args[1], w_t.scales, args[2]), t_out.scales[0])
-        common = (x, *_qp(t_in), args[1], w_t.scales, args[2], *_qp(t_out))
-        if kind == "FULLY_CONNECTED":
-            return fully_connected(*common, **act)
-        return conv2d(*common, strides=a.get("strides", 1), pads=a.get("pads", 0), dilations=a.get("dilations", 1),
-                      groups=a.get("groups", 1), **act)
-    if kind == "ADD" and t_out.dtype == "int32":
-        return add_wide(x, *_qp(t_in), args[1], *_qp(op.inputs[1]), t_out.scales[0])
-    if kind == "ADD":
-        return add(x, *_qp(t_in), args[1], *_qp(op.inputs[1]), *_qp(t_out), **act)
-    if kind == "MUL":
-        return mul(x, *_qp(t_in), args[1], *_qp(op.inputs[1]), *_qp(t_out), **act)
-    if kind == "CONCAT":
-        return concat(args, [t.scales[0] for t in op.inputs], [t.zero_points[0] for t in op.inputs], a["axis"],
-                      *_qp(t_out))
-    if kind == "AVG_POOL":
-        return avg_pool(x, *_qp(t_in), a["kernel"], *_qp(t_out), strides=a.get("strides"), pads=a.get("pads", 0),
-                        count_include_pad=bool(a.get("count_include_pad", 1)), **act)
-    if kind == "GLOBAL_AVG_POOL":
-        return global_avg_pool(x, *_qp(t_in), *_qp(t_out), **act)
-    if kind == "MAX_POOL":
-        return max_pool(x, a["kernel"], strides=a.get("strides"), pads=a.get("pads", 0), **act)
-    if kind == "LUT":
-        return lut(x, args[1])
-    if kind == "CLAMP":
-        return clamp(x, **act)
-    if kind == "TRANSPOSE":
-        return transpose(x, a["perm"])
-    if kind == "RESHAPE":
-        return reshape(x, a["shape"])
-    if kind == "GATHER":
-        return gather(args[0], t_in.scales, args[1], *_qp(t_out), positions=bool(a.get("positions", 0)),
-                      wide=t_out.dtype == "int32")
-    if kind == "LAYER_NORM":
-        return layer_norm(x, _qp(t_in)[1], args[1], args[2], *_qp(t_out), **act)
-    if kind == "SOFTMAX":
-        return softmax(x, args[1], args[2] if len(args) > 2 else None)
-    if kind == "MATMUL":
-        return matmul(x, *_qp(t_in), args[1], *_qp(op.inputs[1]), *_qp(t_out),
-                      transpose_b=bool(a.get("transpose_b", 0)), alpha=a.get("alpha", 1.0), **act)
-    if kind == "MASKED_MEAN":
-        return masked_mean(x, *_qp(t_in), args[1])
-    raise ValueError(f"the oracle has no op '{kind}'")
+    return conv2d(args[0], *_qp(op.inputs[0]), args[1], op.inputs[1].scales, args[2], *_qp(op.outputs[0]),
+                  strides=a.get("strides", 1), pads=a.get("pads", 0), dilations=a.get("dilations", 1),
+                  groups=a.get("groups", 1), **_act(op))
+
+
+def _op_fully_connected(op, args):
+    x, t_in, t_out, w_scales = args[0], op.inputs[0], op.outputs[0], op.inputs[1].scales
+    if t_out.dtype == "float32":
+        return fully_connected_float(x, *_qp(t_in), args[1], w_scales, args[2])
+    if t_out.dtype == "int32":
+        return wide_from_float(fully_connected_float(x, *_qp(t_in), args[1], w_scales, args[2]), t_out.scales[0])
+    return fully_connected(x, *_qp(t_in), args[1], w_scales, args[2], *_qp(t_out), **_act(op))
+
+
+def _op_add(op, args):
+    if op.outputs[0].dtype == "int32":
+        return add_wide(args[0], *_qp(op.inputs[0]), args[1], *_qp(op.inputs[1]), op.outputs[0].scales[0])
+    return add(args[0], *_qp(op.inputs[0]), args[1], *_qp(op.inputs[1]), *_qp(op.outputs[0]), **_act(op))
+
+
+def _op_mul(op, args):
+    return mul(args[0], *_qp(op.inputs[0]), args[1], *_qp(op.inputs[1]), *_qp(op.outputs[0]), **_act(op))
+
+
+def _op_concat(op, args):
+    return concat(args, [t.scales[0] for t in op.inputs], [t.zero_points[0] for t in op.inputs], op.attrs["axis"],
+                  *_qp(op.outputs[0]))
+
+
+def _op_avg_pool(op, args):
+    a = op.attrs
+    return avg_pool(args[0], *_qp(op.inputs[0]), a["kernel"], *_qp(op.outputs[0]), strides=a.get("strides"),
+                    pads=a.get("pads", 0), count_include_pad=bool(a.get("count_include_pad", 1)), **_act(op))
+
+
+def _op_global_avg_pool(op, args):
+    return global_avg_pool(args[0], *_qp(op.inputs[0]), *_qp(op.outputs[0]), **_act(op))
+
+
+def _op_max_pool(op, args):
+    a = op.attrs
+    return max_pool(args[0], a["kernel"], strides=a.get("strides"), pads=a.get("pads", 0), **_act(op))
+
+
+def _op_lut(op, args):
+    return lut(args[0], args[1])
+
+
+def _op_clamp(op, args):
+    return clamp(args[0], **_act(op))
+
+
+def _op_transpose(op, args):
+    return transpose(args[0], op.attrs["perm"])
+
+
+def _op_reshape(op, args):
+    return reshape(args[0], op.attrs["shape"])
+
+
+def _op_gather(op, args):
+    t_out = op.outputs[0]
+    return gather(args[0], op.inputs[0].scales, args[1], *_qp(t_out), positions=bool(op.attrs.get("positions", 0)),
+                  wide=t_out.dtype == "int32")
+
+
+def _op_layer_norm(op, args):
+    return layer_norm(args[0], _qp(op.inputs[0])[1], args[1], args[2], *_qp(op.outputs[0]), **_act(op))
+
+
+def _op_softmax(op, args):
+    return softmax(args[0], args[1], args[2] if len(args) > 2 else None)
+
+
+def _op_matmul(op, args):
+    a = op.attrs
+    return matmul(args[0], *_qp(op.inputs[0]), args[1], *_qp(op.inputs[1]), *_qp(op.outputs[0]),
+                  transpose_b=bool(a.get("transpose_b", 0)), alpha=a.get("alpha", 1.0), **_act(op))
+
+
+def _op_masked_mean(op, args):
+    return masked_mean(args[0], *_qp(op.inputs[0]), args[1])
+
+
+# BEGIN GENERATED dispatch (scripts/gen_schema.py)
+_NUMPY_DTYPES = {"float32": np.float32, "uint8": np.uint8, "int8": np.int8, "int32": np.int32}
+
+# One oracle function per op of the schema: a new op without one fails at import.
+_OP_FUNCTIONS = {
+    "QUANTIZE": _op_quantize,
+    "DEQUANTIZE": _op_dequantize,
+    "CONV2D": _op_conv2d,
+    "FULLY_CONNECTED": _op_fully_connected,
+    "ADD": _op_add,
+    "CONCAT": _op_concat,
+    "AVG_POOL": _op_avg_pool,
+    "MAX_POOL": _op_max_pool,
+    "GLOBAL_AVG_POOL": _op_global_avg_pool,
+    "RESHAPE": _op_reshape,
+    "LUT": _op_lut,
+    "CLAMP": _op_clamp,
+    "MUL": _op_mul,
+    "TRANSPOSE": _op_transpose,
+    "GATHER": _op_gather,
+    "LAYER_NORM": _op_layer_norm,
+    "SOFTMAX": _op_softmax,
+    "MATMUL": _op_matmul,
+    "MASKED_MEAN": _op_masked_mean,
+}
+# END GENERATED dispatch
+
+
+def _run_op(op, args: list) -> np.ndarray:
+    if op.type not in _OP_FUNCTIONS:
+        raise ValueError(f"the oracle has no op '{op.type}'")
+    return _OP_FUNCTIONS[op.type](op, args)
 
 
 def _feeds_by_input(graph_inputs, inputs) -> list:

@@ -44,6 +44,22 @@ def every_op_model(seed: int = 0) -> GraphBuilder:
     return g
 
 
+def encoded_constants_model(seed: int = 0) -> GraphBuilder:
+    """Packed int4 and int2 and block-sparse int8 weights (docs/format.md, Encodings): files the
+    reader must validate, which no op reads yet. Seeds for the fuzzers."""
+    rng = np.random.default_rng(seed)
+    g = GraphBuilder({"producer": "tests/sample_models.py"})
+    x = g.input("x", (None, 8), "uint8", 0.1, 3)
+    sparse = rng.integers(-127, 128, (4, 8)) * (rng.random((4, 2, 1)) < 0.5).repeat(4, -1).reshape(4, 8)
+    weights = [g.constant("w4", rng.integers(-7, 8, (3, 5)), "int4", scale=[0.01] * 3),
+               g.constant("w2", rng.integers(-1, 2, (2, 7)), "int2", scale=[0.01] * 2),
+               g.constant("ws", sparse, "int8", scale=[0.01] * 4, block_sparse=4)]
+    for w in weights:
+        n = w.shape[0]
+        g.output(g.fully_connected(x, w, g.constant("b", np.zeros(n, np.int32)), 0.1, 0))
+    return g
+
+
 def sample_input(batch: int = 2, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).uniform(-2.4, 2.6, size=(batch, 6, 6, 3)).astype(np.float32)
 

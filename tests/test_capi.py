@@ -63,7 +63,7 @@ def test_outputs_info_and_errors(capi_test, tmp_path, batch):
     # The expected bytes are those of the documented Python call, not only of its raw variant.
     assert intinfer.load(tmp_path / "m.iif").run(x).tobytes() == (tmp_path / "y.raw").read_bytes()
     lines = out.stdout.splitlines()
-    assert lines[0] == f"version {intinfer.__version__} format 1.0"
+    assert lines[0] == f"version {intinfer.__version__} format 1.1"
     m = intinfer.load(tmp_path / "m.iif")
     assert [s for s in lines if s.startswith(("input ", "output "))] == info_lines(m)
     assert "error missing file (ERROR_MODEL): cannot open model file" in out.stdout

@@ -50,14 +50,21 @@ def test_bad_magic(valid):
     refused(b"ONNX" + valid[4:], "bad magic")
 
 
-@pytest.mark.parametrize("major,minor", [(2, 0), (1, 1)])
+@pytest.mark.parametrize("major,minor", [(2, 0), (3, 1)])
 def test_newer_version_is_refused(valid, major, minor):
     refused(valid[:4] + struct.pack("<HH", major, minor) + valid[8:], f"version {major}.{minor} .*newer")
 
 
+def test_newer_minor_version_is_read(valid):
+    # A minor version adds only what a reader may skip; what it must understand is a feature bit.
+    x = sample_input()
+    newer = valid[:4] + struct.pack("<HH", 1, 9) + valid[8:]
+    np.testing.assert_array_equal(intinfer.load(newer).run(x), intinfer.load(valid).run(x))
+
+
 @pytest.mark.parametrize("offset,change,match", [
     (8, lambda v: 40, "header size"),
-    (12, lambda v: 1, "unknown flags"),
+    (12, lambda v: 1 << 5, "needs feature bit 5, which this reader .* does not know"),
     (16, lambda v: 56, "descriptor offset"),
     (24, lambda v: 1 << 40, "descriptor"),
     (32, lambda v: v + 1, "aligned"),
@@ -242,3 +249,192 @@ def test_inspect_and_bench_cli_print_their_report_or_the_error(tmp_path, valid):
         out = subprocess.run([sys.executable, "-m", "intinfer.cli", command, str(path)], capture_output=True,
                              text=True, cwd=tmp_path, timeout=120)
         assert out.returncode == 1 and "invalid model file" in out.stderr
+
+
+# -- tensor encodings and required features (docs/format.md) -------------------------------
+#
+# Expected bytes and sizes are written out from the spec here, not computed by the builder.
+
+W4 = np.array([[1, -1, 7, -7, 0], [2, 3, -2, -3, 4], [0, 0, 0, 0, -1]])
+# Rows of ceil(5 / 2) = 3 bytes, low nibble first, the last nibble of each row zero.
+W4_BYTES = bytes([0xF1, 0x97, 0x00, 0x32, 0xDE, 0x04, 0x00, 0x00, 0x0F])
+W2 = np.array([[1, -1, 0, 1, -1], [0, 0, 1, 1, 1]])
+# Rows of ceil(5 / 4) = 2 bytes, two bits per element from the low bits up.
+W2_BYTES = bytes([0b01_00_11_01, 0b00_00_00_11, 0b01_01_00_00, 0b00_00_00_01])
+WS = np.array([[0, 0, 0, 0, 1, -2, 3, -4], [5, 0, 0, 0, 0, 0, 0, 0]])
+# Blocks of 4 along the last axis: row 0 keeps block column 1, row 1 block column 0.
+WS_BYTES = struct.pack("<2I3I2I", 4, 2, 0, 1, 2, 1, 0) + bytes([1, 0xFE, 3, 0xFC, 5, 0, 0, 0])
+ENCODED = {"int4": (W4, W4_BYTES, 1), "int2": (W2, W2_BYTES, 1), "sparse": (WS, WS_BYTES, 2)}
+
+
+def encoded_fc(kind: str) -> GraphBuilder:
+    """One FULLY_CONNECTED whose weights (the first constant) are packed or block-sparse."""
+    w, _, _ = ENCODED[kind]
+    g = GraphBuilder()
+    x = g.input("x", (1, w.shape[1]), "uint8", 0.1, 0)
+    scales = [0.01] * w.shape[0]
+    wt = (g.constant("w", w, "int8", scale=scales, block_sparse=4) if kind == "sparse"
+          else g.constant("w", w, kind, scale=scales))
+    g.output(g.fully_connected(x, wt, g.constant("b", np.zeros(w.shape[0], np.int32)), 0.1, 0))
+    return g
+
+
+def header_u64(data: bytes, offset: int) -> int:
+    return struct.unpack_from("<Q", data, offset)[0]
+
+
+def record_of(data: bytes, name: bytes) -> int:
+    """Descriptor offset of the tensor record named `name` (its u32 length comes first)."""
+    pos = data.index(struct.pack("<I", len(name)) + name, 48)
+    return pos + 4 + len(name)
+
+
+def patched(data: bytes, offset: int, value: bytes) -> bytes:
+    return data[:offset] + value + data[offset + len(value):]
+
+
+def data_size_field(data: bytes, name: bytes, rank: int, qcount: int) -> int:
+    # dtype, kind, rank, encoding, dims, qcount, axis, scales, zero points, data offset.
+    return record_of(data, name) + 4 + 4 * rank + 4 + 4 + 8 * qcount + 8
+
+
+@pytest.mark.parametrize("kind", ["int4", "int2", "sparse"])
+def test_encoded_constant_has_the_specified_bytes_and_is_refused_by_its_op(kind):
+    _, expected, feature_bits = ENCODED[kind]
+    data = encoded_fc(kind).to_bytes()
+    assert struct.unpack_from("<H", data, 6)[0] == 1  # version 1.1
+    assert struct.unpack_from("<I", data, 12)[0] == feature_bits
+    start = header_u64(data, 32)
+    assert data[start:start + len(expected)] == expected
+    size_at = data_size_field(data, b"w", 2, ENCODED[kind][0].shape[0])
+    assert header_u64(data, size_at) == len(expected)
+    encoding = "block_sparse" if kind == "sparse" else "packed"
+    refused(data, rf"op 'fully_connected_0' \(FULLY_CONNECTED\): input 1 'w' is {'int8' if kind == 'sparse' else kind} in the "
+                  rf"{encoding} encoding, which this op does not read")
+
+
+def test_sparse_size_follows_the_block_count():
+    w = np.zeros((3, 12), np.int8)
+    w[0, 4:8] = 1
+    w[2, 0] = w[2, 11] = -1
+    g = GraphBuilder()
+    t = g.constant("w", w, block_sparse=4)
+    x = g.input("x", (1, 12), "uint8", 0.1, 0)
+    g.output(g.fully_connected(x, t, g.constant("b", np.zeros(3, np.int32)), 0.1, 0))
+    data = g.to_bytes()
+    blocks, rows, block = 3, 3, 4
+    assert header_u64(data, data_size_field(data, b"w", 2, 0)) == 8 + 4 * (rows + 1) + 4 * blocks + blocks * block
+
+
+@pytest.mark.parametrize("kind", ["int4", "int2", "sparse"])
+@pytest.mark.parametrize("delta", [-1, 1])
+def test_wrong_encoded_size_is_refused_naming_the_tensor(kind, delta):
+    data = encoded_fc(kind).to_bytes()
+    at = data_size_field(data, b"w", 2, ENCODED[kind][0].shape[0])
+    size = len(ENCODED[kind][1])
+    refused(patched(data, at, struct.pack("<Q", size + delta)),
+            rf"tensor 1 \('w'\) holds {size + delta} bytes, its shape \[.*\] as \w+ in the \w+ encoding needs {size}")
+
+
+@pytest.mark.parametrize("kind,code,match", [
+    ("int4", 0, "int4 constants may not use the dense encoding"),
+    ("int4", 2, "int4 constants may not use the block_sparse encoding"),
+    ("int2", 2, "int2 constants may not use the block_sparse encoding"),
+    ("sparse", 1, "int8 constants may not use the packed encoding"),
+    ("int4", 3, "unknown encoding 3"),
+    ("sparse", 0xFF, "unknown encoding 255"),
+])
+def test_mutated_encoding_is_refused(kind, code, match):
+    data = encoded_fc(kind).to_bytes()
+    refused(patched(data, record_of(data, b"w") + 3, bytes([code])), rf"tensor 1 \('w'\).*{match}")
+
+
+def test_dense_int8_weights_may_not_claim_packing():
+    data = one_conv(W, B).to_bytes()
+    refused(patched(data, record_of(data, b"w") + 3, bytes([1])), "int8 constants may not use the packed encoding")
+
+
+@pytest.mark.parametrize("dtype", [None, 5, 6])
+def test_only_constants_are_encoded_or_sub_byte(dtype):
+    data = encoded_fc("int4").to_bytes()
+    at = record_of(data, b"x")
+    data = patched(data, at, bytes([dtype])) if dtype else patched(data, at + 3, bytes([1]))
+    refused(data, r"tensor 0 \('x'\) is \w+ in the \w+ encoding: only constants may be packed, sparse or below 8 bits")
+
+
+@pytest.mark.parametrize("kind,features,match", [
+    ("int4", 0, "tensor 1 \\('w'\\) uses the packed encoding, but the header does not declare feature 'packed-subbyte'"),
+    ("sparse", 1, "does not declare feature 'block-sparse'"),
+    ("int4", 3, "the header declares feature 'block-sparse', which no tensor uses"),
+    ("int4", 1 | 1 << 31, "needs feature bit 31, which this reader \\(format 1.1\\) does not know \\(it reads "
+                          "packed-subbyte, block-sparse\\): the file is newer, upgrade intinfer"),
+    ("sparse", 1 << 2 | 1 << 9, "needs feature bit 2,"),
+])
+def test_required_features_must_match_the_file(kind, features, match):
+    refused(patched(encoded_fc(kind).to_bytes(), 12, struct.pack("<I", features)), match)
+
+
+def with_w_bytes(monkeypatch, kind: str, raw: bytes) -> bytes:
+    original = iif.tensor_bytes
+    monkeypatch.setattr(iif, "tensor_bytes", lambda t: raw if t.name == "w" else original(t))
+    return encoded_fc(kind).to_bytes()
+
+
+@pytest.mark.parametrize("kind,raw,match", [
+    ("int4", bytes([0x08]) + W4_BYTES[1:], r"holds -8 at row 0 element 0, outside \[-7, 7\] for int4"),
+    ("int4", W4_BYTES[:5] + bytes([0x84]) + W4_BYTES[6:], "non-zero padding bits after row 1"),
+    ("int4", W4_BYTES[:2] + bytes([0x10]) + W4_BYTES[3:], "non-zero padding bits after row 0"),
+    ("int2", bytes([0b10]) + W2_BYTES[1:], r"holds -2 at row 0 element 0, outside \[-1, 1\] for int2"),
+    ("int2", W2_BYTES[:3] + bytes([0b100]), "non-zero padding bits after row 1"),
+])
+def test_packed_values_are_checked(monkeypatch, kind, raw, match):
+    refused(with_w_bytes(monkeypatch, kind, raw), rf"tensor 1 \('w'\) .*{match}")
+
+
+VALUES = bytes([1, 0xFE, 3, 0xFC, 5, 0, 0, 0])
+
+
+@pytest.mark.parametrize("raw,match", [
+    (WS_BYTES[:-4], "holds 32 bytes, .* needs 36"),                          # truncated blocks
+    (struct.pack("<2I3I1I", 4, 2, 0, 1, 2, 1), "holds 24 bytes, .* needs 36"),  # truncated block columns
+    (struct.pack("<2I2I", 4, 2, 0, 1), "holds 16 bytes, .* needs 36"),          # truncated row starts
+    (b"\x04\0\0\0\x02", "holds 5 bytes, less than the 8-byte block-sparse header"),
+    (struct.pack("<2I3I2I", 3, 2, 0, 1, 2, 1, 0) + VALUES[:6], "block size 3, which does not divide its last dimension 8"),
+    (struct.pack("<2I3I2I", 0, 2, 0, 1, 2, 1, 0), "block size 0"),
+    (struct.pack("<2I3I5I", 4, 5, 0, 1, 2, 1, 0, 0, 0, 0) + bytes(20), "5 blocks, more than its 4 block positions"),
+    (struct.pack("<2I3I2I", 4, 2, 1, 1, 2, 1, 0) + VALUES, r"row_start\[0\] = 1, expected 0"),
+    (struct.pack("<2I3I2I", 4, 2, 0, 2, 1, 0, 1) + VALUES, r"row_start\[2\] = 1 \(row_start\[1\] = 2"),
+    (struct.pack("<2I3I2I", 4, 2, 0, 3, 3, 1, 0) + VALUES, r"row_start\[1\] = 3 \(row_start\[0\] = 0, 2 blocks\)"),
+    (struct.pack("<2I3I2I", 4, 2, 0, 1, 1, 1, 0) + VALUES, r"row_start\[2\] = 1, expected its 2 blocks"),
+    (struct.pack("<2I3I2I", 4, 2, 0, 1, 2, 2, 0) + VALUES, "block column 2 for block 0 of row 0"),
+    (struct.pack("<2I3I2I", 4, 2, 0, 2, 2, 1, 1) + VALUES, "block column 1 for block 1 of row 0"),
+    (struct.pack("<2I3I2I", 4, 2, 0, 2, 2, 1, 0) + VALUES, "block column 0 for block 1 of row 0"),
+])
+def test_sparse_indices_are_checked(monkeypatch, raw, match):
+    refused(with_w_bytes(monkeypatch, "sparse", raw), rf"tensor 1 \('w'\) .*{match}")
+
+
+@pytest.mark.parametrize("kind", ["int4", "sparse"])
+def test_every_truncation_of_an_encoded_file_is_refused(kind):
+    data = encoded_fc(kind).to_bytes()
+    for n in range(len(data)):
+        with pytest.raises(intinfer.ModelError):
+            intinfer.load(data[:n], num_threads=1)
+
+
+def test_plain_files_stay_version_1_0():
+    data = one_conv(W, B).to_bytes()
+    assert struct.unpack_from("<HH", data, 4) == (1, 0) and struct.unpack_from("<I", data, 12)[0] == 0
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(data=np.array([8, 0]), dtype="int4"), r"int4 needs integers in \[-7, 7\]"),
+    (dict(data=np.array([0, -2]), dtype="int2"), r"int2 needs integers in \[-1, 1\]"),
+    (dict(data=np.array([0.5]), dtype="int4"), "int4 needs integers"),
+    (dict(data=np.zeros((2, 4), np.uint8), block_sparse=4), "block_sparse=4 needs a dtype that allows it"),
+    (dict(data=np.zeros((2, 6), np.int8), block_sparse=4), "a block size dividing the last dimension"),
+    (dict(data=np.zeros(2), dtype="int5"), "unknown dtype 'int5'"),
+])
+def test_builder_refuses_what_it_cannot_encode(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        GraphBuilder().constant("w", **kwargs)

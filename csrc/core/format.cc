@@ -82,17 +82,94 @@ class Reader {
   size_t pos_ = 0;
 };
 
-bool valid_dtype(uint8_t d) { return d >= 1 && d <= 4; }
+bool valid_dtype(uint8_t d) { return d >= 1 && d <= kMaxDType; }
 
-void zero_point_range(DType t, int64_t* lo, int64_t* hi) {
-  switch (t) {
-    case DType::kUInt8: *lo = 0; *hi = 255; return;
-    case DType::kInt8: *lo = -128; *hi = 127; return;
-    default: *lo = 0; *hi = 0; return;
+uint32_t u32_at(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+// The constant viewed as rows of its last axis: packing and sparsity both work along it.
+struct Rows {
+  uint64_t count, length;
+};
+
+Rows rows_of(const TensorDesc& t) {
+  const auto length = static_cast<uint64_t>(t.shape.back());
+  return {static_cast<uint64_t>(t.numel()) / length, length};
+}
+
+// Packed sub-byte data (docs/format.md): each row in ceil(length * bits / 8) bytes, element k at
+// bit (k % per_byte) * bits of byte k / per_byte, two's complement; the bits after a row's last
+// element are zero so that one tensor has one encoding.
+void check_packed(const TensorDesc& t, const std::string& where) {
+  const DTypeSchema& d = dtype_schema(t.dtype);
+  const Rows rows = rows_of(t);
+  const uint64_t per_byte = 8 / d.bits, row_bytes = (rows.length + per_byte - 1) / per_byte;
+  const unsigned mask = (1u << d.bits) - 1;
+  for (uint64_t r = 0; r < rows.count; ++r) {
+    const uint8_t* row = t.data + r * row_bytes;
+    for (uint64_t k = 0; k < row_bytes * per_byte; ++k) {
+      const unsigned code = (row[k / per_byte] >> ((k % per_byte) * d.bits)) & mask;
+      if (k >= rows.length) {
+        if (code != 0) fail(where, " has non-zero padding bits after row ", r);
+        continue;
+      }
+      const int32_t v = static_cast<int32_t>(code) - (code >> (d.bits - 1) ? (1 << d.bits) : 0);
+      if (v < d.value_min || v > d.value_max)
+        fail(where, " holds ", v, " at row ", r, " element ", k, ", outside [", d.value_min, ", ", d.value_max,
+             "] for ", d.name);
+    }
   }
 }
 
-TensorDesc read_tensor(Reader& r, size_t index, const uint8_t* data_section, uint64_t data_size) {
+// Block-sparse data (docs/format.md): u32 block size B, u32 block count n, u32 row_start[rows + 1],
+// u32 block_column[n], then n blocks of B elements. Returns the byte count this layout needs,
+// after checking that the fixed part is there; the caller compares it with the data size.
+uint64_t block_sparse_bytes(const TensorDesc& t, uint64_t bytes, const std::string& where) {
+  const Rows rows = rows_of(t);
+  if (bytes < 8) fail(where, " holds ", bytes, " bytes, less than the 8-byte block-sparse header");
+  const uint32_t block = u32_at(t.data), blocks = u32_at(t.data + 4);
+  if (block == 0 || rows.length % block != 0)
+    fail(where, " has block size ", block, ", which does not divide its last dimension ", rows.length);
+  if (blocks > rows.count * (rows.length / block))
+    fail(where, " has ", blocks, " blocks, more than its ", rows.count * (rows.length / block), " block positions");
+  return 8 + 4 * (rows.count + 1) + 4 * uint64_t{blocks} + uint64_t{blocks} * block * (dtype_schema(t.dtype).bits / 8);
+}
+
+void check_block_sparse(const TensorDesc& t, const std::string& where) {
+  const Rows rows = rows_of(t);
+  const uint32_t block = u32_at(t.data), blocks = u32_at(t.data + 4);
+  const uint8_t* row_start = t.data + 8;
+  const uint8_t* column = row_start + 4 * (rows.count + 1);
+  if (u32_at(row_start) != 0) fail(where, " has row_start[0] = ", u32_at(row_start), ", expected 0");
+  for (uint64_t r = 0; r < rows.count; ++r) {
+    const uint32_t begin = u32_at(row_start + 4 * r), end = u32_at(row_start + 4 * (r + 1));
+    if (end < begin || end > blocks)
+      fail(where, " has row_start[", r + 1, "] = ", end, " (row_start[", r, "] = ", begin, ", ", blocks, " blocks)");
+    for (uint32_t b = begin; b < end; ++b) {
+      const uint32_t c = u32_at(column + 4 * uint64_t{b});
+      if (c >= rows.length / block || (b > begin && c <= u32_at(column + 4 * (uint64_t{b} - 1))))
+        fail(where, " has block column ", c, " for block ", b, " of row ", r, " (columns rise within a row, below ",
+             rows.length / block, ")");
+    }
+  }
+  if (u32_at(row_start + 4 * rows.count) != blocks)
+    fail(where, " has row_start[", rows.count, "] = ", u32_at(row_start + 4 * rows.count), ", expected its ", blocks,
+         " blocks");
+  const DTypeSchema& d = dtype_schema(t.dtype);
+  const uint8_t* values = column + 4 * uint64_t{blocks};
+  for (uint64_t i = 0; i < uint64_t{blocks} * block; ++i) {
+    const int32_t v = d.value_min < 0 ? static_cast<int8_t>(values[i]) : values[i];
+    if (v < d.value_min || v > d.value_max)
+      fail(where, " holds ", v, " in block ", i / block, ", outside [", d.value_min, ", ", d.value_max, "]");
+  }
+}
+
+// `features`: the header's required features; each one a tensor uses is added to `used`.
+TensorDesc read_tensor(Reader& r, size_t index, const uint8_t* data_section, uint64_t data_size, uint32_t features,
+                       uint32_t* used) {
   TensorDesc t;
   t.name = r.str("tensor name");
   auto where = [&] { return "tensor " + std::to_string(index) + " ('" + t.name + "')"; };
@@ -104,7 +181,25 @@ TensorDesc read_tensor(Reader& r, size_t index, const uint8_t* data_section, uin
   t.kind = static_cast<TensorKind>(kind);
   uint8_t rank = r.get<uint8_t>("tensor rank");
   if (rank > kMaxRank) fail(where(), " has rank ", int(rank), " (at most ", kMaxRank, ")");
-  if (r.get<uint8_t>("tensor reserved byte") != 0) fail(where(), " has a non-zero reserved byte");
+  uint8_t encoding = r.get<uint8_t>("tensor encoding");
+  if (encoding > kMaxEncoding) fail(where(), " has unknown encoding ", int(encoding));
+  t.encoding = static_cast<Encoding>(encoding);
+  const DTypeSchema& dts = dtype_schema(t.dtype);
+  const EncodingSchema& enc = encoding_schema(t.encoding);
+  if (t.kind != TensorKind::kConstant && (t.encoding != Encoding::kDense || dts.bits < 8))
+    fail(where(), " is ", dts.name, " in the ", enc.name,
+         " encoding: only constants may be packed, sparse or below 8 bits");
+  if (!(dts.encodings & (1u << encoding)))
+    fail(where(), ": ", dts.name, " constants may not use the ", enc.name, " encoding");
+  if (enc.feature != 0) {
+    if (!(features & enc.feature)) {
+      const char* feature = "?";
+      for (const FeatureSchema& f : kFeatures)
+        if (f.bit == enc.feature) feature = f.name;
+      fail(where(), " uses the ", enc.name, " encoding, but the header does not declare feature '", feature, "'");
+    }
+    *used |= enc.feature;
+  }
   if (t.kind == TensorKind::kActivation && rank != 0) fail(where(), ": activations carry no shape");
   if (t.kind != TensorKind::kActivation && rank == 0) fail(where(), " has no shape");
   for (uint8_t i = 0; i < rank; ++i) {
@@ -123,8 +218,7 @@ TensorDesc read_tensor(Reader& r, size_t index, const uint8_t* data_section, uin
     if (t.shape[t.axis] != qcount)
       fail(where(), " has ", qcount, " scales for ", t.shape[t.axis], " channels on axis ", t.axis);
   }
-  int64_t zlo, zhi;
-  zero_point_range(t.dtype, &zlo, &zhi);
+  const int64_t zlo = dts.zero_point_min, zhi = dts.zero_point_max;
   for (uint32_t i = 0; i < qcount; ++i) {
     if (!(std::isfinite(t.scales[i]) && t.scales[i] > 0)) fail(where(), " has scale ", t.scales[i]);
     if (t.zero_points[i] < zlo || t.zero_points[i] > zhi)
@@ -140,22 +234,46 @@ TensorDesc read_tensor(Reader& r, size_t index, const uint8_t* data_section, uin
     int64_t n = t.numel();
     if (n < 0) fail(where(), " has too many elements");
     if (off % kDataAlignment != 0) fail(where(), " data offset ", off, " is not ", kDataAlignment, "-byte aligned");
-    if (bytes != static_cast<uint64_t>(n) * dtype_size(t.dtype))
-      fail(where(), " holds ", bytes, " bytes, its shape ", shape_str(t.shape), " needs ",
-           static_cast<uint64_t>(n) * dtype_size(t.dtype));
     if (off > data_size || bytes > data_size - off)
       fail(where(), " data [", off, ", ", off + bytes, ") is outside the data section (", data_size, " bytes)");
     t.data = data_section + off;
     t.data_bytes = bytes;
+    uint64_t expected = 0;
+    switch (t.encoding) {
+      case Encoding::kDense: expected = static_cast<uint64_t>(n) * dtype_size(t.dtype); break;
+      case Encoding::kPacked: {
+        const Rows rows = rows_of(t);
+        const uint64_t per_byte = 8 / dts.bits;
+        expected = rows.count * ((rows.length + per_byte - 1) / per_byte);
+        break;
+      }
+      case Encoding::kBlockSparse: expected = block_sparse_bytes(t, bytes, where()); break;
+    }
+    if (bytes != expected)
+      fail(where(), " holds ", bytes, " bytes, its shape ", shape_str(t.shape), " as ", dts.name, " in the ", enc.name,
+           " encoding needs ", expected);
+    if (t.encoding == Encoding::kPacked) check_packed(t, where());
+    if (t.encoding == Encoding::kBlockSparse) check_block_sparse(t, where());
   } else if (off != 0 || bytes != 0) {
     fail(where(), " is not a constant but has data");
   }
   return t;
 }
 
-Attr read_attr(Reader& r, const std::string& where) {
+Attr read_attr(Reader& r, const std::string& where, const std::string& key, const OpSchema& schema) {
   Attr a;
   uint8_t type = r.get<uint8_t>("attribute type");
+  const AttrSchema* spec = nullptr;
+  for (size_t i = 0; i < schema.num_attrs; ++i)
+    if (key == schema.attrs[i].name) spec = &schema.attrs[i];
+  if (spec == nullptr) {
+    std::string known;
+    for (size_t i = 0; i < schema.num_attrs; ++i) known += (i ? ", " : "") + std::string(schema.attrs[i].name);
+    fail(where, " has attribute '", key, "', which ", schema.name, " does not take (",
+         known.empty() ? std::string("it takes none") : "it takes " + known, ")");
+  }
+  if (type != spec->type && attr_type_name(type) != nullptr)
+    fail(where, " attribute '", key, "' must be ", attr_type_phrase(spec->type), ", not ", attr_type_phrase(type));
   switch (type) {
     case Attr::kInt: a.ints.push_back(r.get<int64_t>("int attribute")); break;
     case Attr::kFloat: a.floats.push_back(r.get<float>("float attribute")); break;
@@ -196,48 +314,32 @@ int64_t TensorDesc::numel() const {
   return n;
 }
 
-const char* op_type_name(OpType t) {
-  switch (t) {
-    case OpType::kQuantize: return "QUANTIZE";
-    case OpType::kDequantize: return "DEQUANTIZE";
-    case OpType::kConv2D: return "CONV2D";
-    case OpType::kFullyConnected: return "FULLY_CONNECTED";
-    case OpType::kAdd: return "ADD";
-    case OpType::kConcat: return "CONCAT";
-    case OpType::kAvgPool: return "AVG_POOL";
-    case OpType::kMaxPool: return "MAX_POOL";
-    case OpType::kGlobalAvgPool: return "GLOBAL_AVG_POOL";
-    case OpType::kReshape: return "RESHAPE";
-    case OpType::kLut: return "LUT";
-    case OpType::kClamp: return "CLAMP";
-    case OpType::kMul: return "MUL";
-    case OpType::kTranspose: return "TRANSPOSE";
-    case OpType::kGather: return "GATHER";
-    case OpType::kLayerNorm: return "LAYER_NORM";
-    case OpType::kSoftmax: return "SOFTMAX";
-    case OpType::kMatMul: return "MATMUL";
-    case OpType::kMaskedMean: return "MASKED_MEAN";
-  }
-  return "?";
-}
-
 ModelDesc parse_model(const uint8_t* data, size_t size) {
   if (size < kHeaderSize) fail("file is ", size, " bytes, shorter than the ", kHeaderSize, "-byte header");
   if (std::memcmp(data, kMagic, 4) != 0) fail("bad magic (not an .iif file)");
   Reader h(data + 4, kHeaderSize - 4);
   uint16_t major = h.get<uint16_t>("version"), minor = h.get<uint16_t>("version");
-  if (major != kFormatMajor || minor > kFormatMinor) {
+  // A newer minor version only adds what a reader may skip; what it must understand is a
+  // required feature below.
+  if (major != kFormatMajor) {
     std::ostringstream os;
     os << "model file format version " << major << "." << minor << " is not supported by this reader (version "
-       << kFormatMajor << "." << kFormatMinor << ")" << (major > kFormatMajor || minor > kFormatMinor
-                                                            ? ": the file is newer, upgrade intinfer" : "");
+       << kFormatMajor << "." << kFormatMinor << ")"
+       << (major > kFormatMajor ? ": the file is newer, upgrade intinfer" : "");
     throw ModelError(os.str());
   }
-  uint32_t header_size = h.get<uint32_t>("header size"), flags = h.get<uint32_t>("flags");
+  uint32_t header_size = h.get<uint32_t>("header size"), features = h.get<uint32_t>("required features");
   uint64_t desc_off = h.get<uint64_t>("descriptor offset"), desc_size = h.get<uint64_t>("descriptor size");
   uint64_t data_off = h.get<uint64_t>("data offset"), data_size = h.get<uint64_t>("data size");
   if (header_size != kHeaderSize) fail("header size ", header_size, " (expected ", kHeaderSize, ")");
-  if (flags != 0) fail("unknown flags ", flags);
+  if (features & ~kKnownFeatures) {
+    int bit = 0;
+    while (!((features & ~kKnownFeatures) >> bit & 1)) ++bit;
+    std::string known;
+    for (const FeatureSchema& f : kFeatures) known += (known.empty() ? "" : ", ") + std::string(f.name);
+    fail("the file needs feature bit ", bit, ", which this reader (format ", kFormatMajor, ".", kFormatMinor,
+         ") does not know (it reads ", known, "): the file is newer, upgrade intinfer");
+  }
   if (desc_off != kHeaderSize) fail("descriptor offset ", desc_off, " (expected ", kHeaderSize, ")");
   if (desc_size > size - desc_off || data_off < desc_off + desc_size)
     fail("descriptor [", desc_off, ", +", desc_size, ") overlaps the data or runs past the file (", size, " bytes)");
@@ -256,10 +358,17 @@ ModelDesc parse_model(const uint8_t* data, size_t size) {
 
   uint32_t n_tensors = r.count("tensor count", 32);
   std::set<std::string> names;
+  uint32_t used_features = 0;
   for (uint32_t i = 0; i < n_tensors; ++i) {
-    m.tensors.push_back(read_tensor(r, i, data + data_off, data_size));
+    m.tensors.push_back(read_tensor(r, i, data + data_off, data_size, features, &used_features));
     if (!names.insert(m.tensors.back().name).second) fail("tensor name '", m.tensors.back().name, "' is used twice");
   }
+
+  // A declared feature is one an older reader refuses the file for: declaring one that nothing
+  // uses would refuse a file that reader could read.
+  for (const FeatureSchema& f : kFeatures)
+    if ((features & f.bit) && !(used_features & f.bit))
+      fail("the header declares feature '", f.name, "', which no tensor uses");
 
   m.inputs = read_indices(r, "graph input", n_tensors);
   m.outputs = read_indices(r, "graph output", n_tensors);
@@ -297,7 +406,7 @@ ModelDesc parse_model(const uint8_t* data, size_t size) {
     uint32_t n_attrs = r.count("attribute count", 5);
     for (uint32_t a = 0; a < n_attrs; ++a) {
       std::string key = r.str("attribute name");
-      Attr attr = read_attr(r, where);
+      Attr attr = read_attr(r, where, key, op_schema(op.type));
       if (!op.attrs.emplace(key, std::move(attr)).second) fail(where, " has attribute '", key, "' twice");
     }
     m.ops.push_back(std::move(op));

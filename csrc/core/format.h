@@ -9,43 +9,21 @@
 #include <vector>
 
 #include "intinfer/model.h"
+#include "schema.gen.h"
 
 namespace intinfer {
 
 constexpr uint16_t kFormatMajor = 1;
-constexpr uint16_t kFormatMinor = 0;
+constexpr uint16_t kFormatMinor = 1;
 constexpr size_t kDataAlignment = 64;
 
 enum class TensorKind : uint8_t { kActivation = 0, kConstant = 1, kInput = 2 };
-
-enum class OpType : uint16_t {
-  kQuantize = 1,
-  kDequantize = 2,
-  kConv2D = 3,
-  kFullyConnected = 4,
-  kAdd = 5,
-  kConcat = 6,
-  kAvgPool = 7,
-  kMaxPool = 8,
-  kGlobalAvgPool = 9,
-  kReshape = 10,
-  kLut = 11,
-  kClamp = 12,
-  kMul = 13,
-  kTranspose = 14,
-  kGather = 15,
-  kLayerNorm = 16,
-  kSoftmax = 17,
-  kMatMul = 18,
-  kMaskedMean = 19,
-};
-constexpr uint16_t kMaxOpType = 19;
-const char* op_type_name(OpType t);
 
 struct TensorDesc {
   std::string name;
   DType dtype;
   TensorKind kind;
+  Encoding encoding = Encoding::kDense;  // only constants use another
   Shape shape;  // constants: exact; inputs: -1 for a dynamic dim; activations: empty (inferred)
   std::vector<float> scales;
   std::vector<int32_t> zero_points;
@@ -58,7 +36,7 @@ struct TensorDesc {
 };
 
 struct Attr {
-  enum Type : uint8_t { kInt = 1, kFloat = 2, kInts = 3, kFloats = 4 } type;
+  enum Type : uint8_t { kInt = kAttrInt, kFloat = kAttrFloat, kInts = kAttrInts, kFloats = kAttrFloats } type;
   std::vector<int64_t> ints;
   std::vector<float> floats;
 };

@@ -7,6 +7,7 @@
 
 namespace intinfer {
 
+// BEGIN GENERATED factories (scripts/gen_schema.py)
 std::unique_ptr<Op> make_quantize(const OpContext& ctx);
 std::unique_ptr<Op> make_dequantize(const OpContext& ctx);
 std::unique_ptr<Op> make_conv2d(const OpContext& ctx);
@@ -26,5 +27,6 @@ std::unique_ptr<Op> make_layer_norm(const OpContext& ctx);
 std::unique_ptr<Op> make_softmax(const OpContext& ctx);
 std::unique_ptr<Op> make_matmul(const OpContext& ctx);
 std::unique_ptr<Op> make_masked_mean(const OpContext& ctx);
+// END GENERATED factories
 
 }  // namespace intinfer

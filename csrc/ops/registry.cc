@@ -3,7 +3,16 @@
 namespace intinfer {
 
 std::unique_ptr<Op> create_op(const OpContext& ctx) {
+  // No op reads packed or block-sparse constants yet: their kernels come with the weight-format
+  // descriptor. The reader validates them; every op refuses them here, in one place.
+  for (size_t i = 0; i < ctx.desc().inputs.size(); ++i) {
+    const TensorDesc& t = ctx.input(i);
+    if (t.encoding != Encoding::kDense)
+      ctx.fail("input ", i, " '", t.name, "' is ", dtype_name(t.dtype), " in the ", encoding_schema(t.encoding).name,
+               " encoding, which this op does not read");
+  }
   switch (ctx.desc().type) {
+    // BEGIN GENERATED cases (scripts/gen_schema.py)
     case OpType::kQuantize: return make_quantize(ctx);
     case OpType::kDequantize: return make_dequantize(ctx);
     case OpType::kConv2D: return make_conv2d(ctx);
@@ -23,6 +32,7 @@ std::unique_ptr<Op> create_op(const OpContext& ctx) {
     case OpType::kSoftmax: return make_softmax(ctx);
     case OpType::kMatMul: return make_matmul(ctx);
     case OpType::kMaskedMean: return make_masked_mean(ctx);
+    // END GENERATED cases
   }
   ctx.fail("has no implementation");
 }

@@ -14,6 +14,8 @@ const char* descr(DType t) {
     case DType::kUInt8: return "|u1";
     case DType::kInt8: return "|i1";
     case DType::kInt32: return "<i4";
+    case DType::kInt4:
+    case DType::kInt2: break;  // packed constants only, never a host tensor
   }
   return "?";
 }

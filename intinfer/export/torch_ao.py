@@ -21,6 +21,7 @@ import torch.ao.nn.quantized as nnq
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .._schema import OP_ATTRS
 from ..builder import GraphBuilder, Tensor
 from ..quant import quantize_bias
 from .graph import ExportError
@@ -74,7 +75,8 @@ SUPPORTED = ("Quantize/QuantStub, quantize_per_tensor (quint8); DeQuantize, dequ
              "one tensor; max_pool2d, avg_pool2d, adaptive_avg_pool2d, mean over H and W; flatten, view, "
              "reshape, squeeze, unsqueeze; Identity, Dropout")
 
-ACT_OPS = {"CONV2D", "FULLY_CONNECTED", "ADD", "MUL", "AVG_POOL", "MAX_POOL", "GLOBAL_AVG_POOL", "CLAMP"}
+# The ops whose output stage clamps to [act_min, act_max]: a CLAMP after one can narrow its range.
+ACT_OPS = {op for op, attrs in OP_ATTRS.items() if "act_min" in attrs}
 
 
 def import_quantized(qmodel: torch.nn.Module, example_inputs) -> GraphBuilder:
@@ -633,7 +635,7 @@ class _Importer(LayoutValues):
             prod = producer.get(id(t))
             if prod is None or prod.type not in ACT_OPS or readers[id(t)] != 1 or id(t) in outputs:
                 continue
-            if prod.type == "FULLY_CONNECTED" and prod.outputs[0].dtype != "uint8":
+            if prod.outputs[0].dtype != "uint8":
                 continue
             lo = max(prod.attrs.get("act_min", 0), op.attrs["act_min"])
             hi = min(prod.attrs.get("act_max", 255), op.attrs["act_max"])

@@ -15,7 +15,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import intinfer  # noqa: E402
-from sample_models import every_op_model, sample_input  # noqa: E402
+from sample_models import encoded_constants_model, every_op_model, sample_input  # noqa: E402
 
 INTERESTING = [0, 1, 0x7F, 0x80, 0xFF, 0xFFFF, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF]
 
@@ -41,6 +41,7 @@ def mutate(data: bytearray, rng: random.Random) -> bytearray:
 def main(seconds: float, seed: int) -> None:
     rng = random.Random(seed)
     seeds = [bytearray(every_op_model(s).to_bytes()) for s in range(3)]
+    seeds += [bytearray(encoded_constants_model(s).to_bytes()) for s in range(2)]
     x = sample_input(batch=1)
     counts = {"loaded": 0, "refused": 0, "rejected_input": 0}
     deadline = time.monotonic() + seconds

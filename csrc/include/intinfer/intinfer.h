@@ -61,8 +61,8 @@ typedef struct intinfer_tensor {
 /* Library version ("0.1.0"): a static string. */
 const char* intinfer_version(void);
 
-/* The .iif format version this library reads: files of version major.m with m <= minor.
- * Either pointer may be NULL. */
+/* The .iif format revision this library implements: it reads files of version major.m for any m
+ * (docs/format.md, Versioning); minor is the newest revision it knows. Either pointer may be NULL. */
 void intinfer_format_version(int32_t* major, int32_t* minor);
 
 /* A static name for a status ("OK", "ERROR_MODEL", ...); "UNKNOWN" for other values. */

@@ -8,10 +8,11 @@
 #include <string>
 #include <vector>
 
+#include "intinfer/dtype.gen.h"
+
 namespace intinfer {
 
-enum class DType : uint8_t { kFloat32 = 1, kUInt8 = 2, kInt8 = 3, kInt32 = 4 };
-
+// Bytes of one element; 0 for the sub-byte dtypes, which only packed constants have.
 size_t dtype_size(DType t);
 const char* dtype_name(DType t);
 
