@@ -144,9 +144,16 @@ def schema_header(s: dict) -> str:
           "  const char* name;",
           "  uint32_t bit;",
           "};", "",
+          "// An attribute an op reads, and its value when the file omits it: `ints` (an int or a list",
+          "// of ints), `real` (a float), the value of the attribute `default_from`, or none (`required`).",
           "struct AttrSchema {",
           "  const char* name;",
           "  uint8_t type;",
+          "  bool required;",
+          "  const int64_t* ints;",
+          "  size_t num_ints;",
+          "  float real;",
+          "  const char* default_from;",
           "};", "",
           "struct OpSchema {",
           "  const char* name;",
@@ -173,6 +180,20 @@ def cxx_str(v: str) -> str:
     return json.dumps(v)
 
 
+def default_array(op: dict, a: dict) -> str:
+    return f"k{camel(op['name'])}{camel(a['name'])}Default"
+
+
+def attr_row(op: dict, a: dict, attr_code: dict) -> str:
+    """An AttrSchema initializer: {name, type, required, ints, num_ints, real, default_from}."""
+    d = a.get("default")
+    ints, n = (default_array(op, a), len(d) if isinstance(d, list) else 1) if isinstance(d, (int, list)) else ("nullptr", 0)
+    real = f"{float(d)!r}f" if isinstance(d, float) else "0.0f"
+    source = cxx_str(a["default_from"]) if "default_from" in a else "nullptr"
+    required = "true" if a.get("required") else "false"
+    return f"{{{cxx_str(a['name'])}, {attr_code[a['type']]}, {required}, {ints}, {n}, {real}, {source}}}"
+
+
 def schema_source(s: dict) -> str:
     ops, dtypes, encs = by_code(s["ops"]), by_code(s["dtypes"]), by_code(s["encodings"])
     enc_code = {e["name"]: e["code"] for e in encs}
@@ -193,8 +214,12 @@ def schema_source(s: dict) -> str:
     L += ["};", ""]
     for op in ops:
         if op["attrs"]:
+            for a in op["attrs"]:
+                if isinstance(a.get("default"), (int, list)):
+                    v = a["default"] if isinstance(a["default"], list) else [a["default"]]
+                    L.append(f"const int64_t {default_array(op, a)}[] = {{{', '.join(map(str, v))}}};")
             L.append(f"const AttrSchema k{camel(op['name'])}Attrs[] = {{")
-            L += [f"    {{{cxx_str(a['name'])}, {attr_code[a['type']]}}}," for a in op["attrs"]]
+            L += [f"    {attr_row(op, a, attr_code)}," for a in op["attrs"]]
             L.append("};")
     L += ["", "// Indexed by code; entry 0 is no op.", "const OpSchema kOpTable[] = {", '    {"?", nullptr, 0},']
     for op in ops:

@@ -21,72 +21,104 @@ const EncodingSchema kEncodingTable[] = {
     {"block_sparse", kFeatureBlockSparse},
 };
 
+const int64_t kConv2dStridesDefault[] = {1, 1};
+const int64_t kConv2dPadsDefault[] = {0, 0, 0, 0};
+const int64_t kConv2dDilationsDefault[] = {1, 1};
+const int64_t kConv2dGroupsDefault[] = {1};
+const int64_t kConv2dActMinDefault[] = {0};
+const int64_t kConv2dActMaxDefault[] = {255};
 const AttrSchema kConv2dAttrs[] = {
-    {"strides", 3},
-    {"pads", 3},
-    {"dilations", 3},
-    {"groups", 1},
-    {"act_min", 1},
-    {"act_max", 1},
+    {"strides", 3, false, kConv2dStridesDefault, 2, 0.0f, nullptr},
+    {"pads", 3, false, kConv2dPadsDefault, 4, 0.0f, nullptr},
+    {"dilations", 3, false, kConv2dDilationsDefault, 2, 0.0f, nullptr},
+    {"groups", 1, false, kConv2dGroupsDefault, 1, 0.0f, nullptr},
+    {"act_min", 1, false, kConv2dActMinDefault, 1, 0.0f, nullptr},
+    {"act_max", 1, false, kConv2dActMaxDefault, 1, 0.0f, nullptr},
 };
+const int64_t kFullyConnectedActMinDefault[] = {0};
+const int64_t kFullyConnectedActMaxDefault[] = {255};
 const AttrSchema kFullyConnectedAttrs[] = {
-    {"act_min", 1},
-    {"act_max", 1},
+    {"act_min", 1, false, kFullyConnectedActMinDefault, 1, 0.0f, nullptr},
+    {"act_max", 1, false, kFullyConnectedActMaxDefault, 1, 0.0f, nullptr},
 };
+const int64_t kAddActMinDefault[] = {0};
+const int64_t kAddActMaxDefault[] = {255};
 const AttrSchema kAddAttrs[] = {
-    {"act_min", 1},
-    {"act_max", 1},
+    {"act_min", 1, false, kAddActMinDefault, 1, 0.0f, nullptr},
+    {"act_max", 1, false, kAddActMaxDefault, 1, 0.0f, nullptr},
 };
+const int64_t kConcatAxisDefault[] = {0};
 const AttrSchema kConcatAttrs[] = {
-    {"axis", 1},
+    {"axis", 1, false, kConcatAxisDefault, 1, 0.0f, nullptr},
 };
+const int64_t kAvgPoolPadsDefault[] = {0, 0, 0, 0};
+const int64_t kAvgPoolCountIncludePadDefault[] = {1};
+const int64_t kAvgPoolActMinDefault[] = {0};
+const int64_t kAvgPoolActMaxDefault[] = {255};
 const AttrSchema kAvgPoolAttrs[] = {
-    {"kernel", 3},
-    {"strides", 3},
-    {"pads", 3},
-    {"count_include_pad", 1},
-    {"act_min", 1},
-    {"act_max", 1},
+    {"kernel", 3, true, nullptr, 0, 0.0f, nullptr},
+    {"strides", 3, false, nullptr, 0, 0.0f, "kernel"},
+    {"pads", 3, false, kAvgPoolPadsDefault, 4, 0.0f, nullptr},
+    {"count_include_pad", 1, false, kAvgPoolCountIncludePadDefault, 1, 0.0f, nullptr},
+    {"act_min", 1, false, kAvgPoolActMinDefault, 1, 0.0f, nullptr},
+    {"act_max", 1, false, kAvgPoolActMaxDefault, 1, 0.0f, nullptr},
 };
+const int64_t kMaxPoolPadsDefault[] = {0, 0, 0, 0};
+const int64_t kMaxPoolActMinDefault[] = {0};
+const int64_t kMaxPoolActMaxDefault[] = {255};
 const AttrSchema kMaxPoolAttrs[] = {
-    {"kernel", 3},
-    {"strides", 3},
-    {"pads", 3},
-    {"act_min", 1},
-    {"act_max", 1},
+    {"kernel", 3, true, nullptr, 0, 0.0f, nullptr},
+    {"strides", 3, false, nullptr, 0, 0.0f, "kernel"},
+    {"pads", 3, false, kMaxPoolPadsDefault, 4, 0.0f, nullptr},
+    {"act_min", 1, false, kMaxPoolActMinDefault, 1, 0.0f, nullptr},
+    {"act_max", 1, false, kMaxPoolActMaxDefault, 1, 0.0f, nullptr},
 };
+const int64_t kGlobalAvgPoolActMinDefault[] = {0};
+const int64_t kGlobalAvgPoolActMaxDefault[] = {255};
 const AttrSchema kGlobalAvgPoolAttrs[] = {
-    {"act_min", 1},
-    {"act_max", 1},
+    {"act_min", 1, false, kGlobalAvgPoolActMinDefault, 1, 0.0f, nullptr},
+    {"act_max", 1, false, kGlobalAvgPoolActMaxDefault, 1, 0.0f, nullptr},
 };
 const AttrSchema kReshapeAttrs[] = {
-    {"shape", 3},
+    {"shape", 3, true, nullptr, 0, 0.0f, nullptr},
 };
+const int64_t kClampActMinDefault[] = {0};
+const int64_t kClampActMaxDefault[] = {255};
 const AttrSchema kClampAttrs[] = {
-    {"act_min", 1},
-    {"act_max", 1},
+    {"act_min", 1, false, kClampActMinDefault, 1, 0.0f, nullptr},
+    {"act_max", 1, false, kClampActMaxDefault, 1, 0.0f, nullptr},
 };
+const int64_t kMulActMinDefault[] = {0};
+const int64_t kMulActMaxDefault[] = {255};
 const AttrSchema kMulAttrs[] = {
-    {"act_min", 1},
-    {"act_max", 1},
+    {"act_min", 1, false, kMulActMinDefault, 1, 0.0f, nullptr},
+    {"act_max", 1, false, kMulActMaxDefault, 1, 0.0f, nullptr},
 };
 const AttrSchema kTransposeAttrs[] = {
-    {"perm", 3},
+    {"perm", 3, true, nullptr, 0, 0.0f, nullptr},
 };
+const int64_t kGatherPositionsDefault[] = {0};
+const int64_t kGatherActMinDefault[] = {0};
+const int64_t kGatherActMaxDefault[] = {255};
 const AttrSchema kGatherAttrs[] = {
-    {"positions", 1},
-    {"act_min", 1},
-    {"act_max", 1},
+    {"positions", 1, false, kGatherPositionsDefault, 1, 0.0f, nullptr},
+    {"act_min", 1, false, kGatherActMinDefault, 1, 0.0f, nullptr},
+    {"act_max", 1, false, kGatherActMaxDefault, 1, 0.0f, nullptr},
 };
+const int64_t kLayerNormActMinDefault[] = {0};
+const int64_t kLayerNormActMaxDefault[] = {255};
 const AttrSchema kLayerNormAttrs[] = {
-    {"act_min", 1},
-    {"act_max", 1},
+    {"act_min", 1, false, kLayerNormActMinDefault, 1, 0.0f, nullptr},
+    {"act_max", 1, false, kLayerNormActMaxDefault, 1, 0.0f, nullptr},
 };
+const int64_t kMatmulTransposeBDefault[] = {0};
+const int64_t kMatmulActMinDefault[] = {0};
+const int64_t kMatmulActMaxDefault[] = {255};
 const AttrSchema kMatmulAttrs[] = {
-    {"transpose_b", 1},
-    {"alpha", 2},
-    {"act_min", 1},
-    {"act_max", 1},
+    {"transpose_b", 1, false, kMatmulTransposeBDefault, 1, 0.0f, nullptr},
+    {"alpha", 2, false, nullptr, 0, 1.0f, nullptr},
+    {"act_min", 1, false, kMatmulActMinDefault, 1, 0.0f, nullptr},
+    {"act_max", 1, false, kMatmulActMaxDefault, 1, 0.0f, nullptr},
 };
 
 // Indexed by code; entry 0 is no op.

@@ -73,9 +73,16 @@ struct FeatureSchema {
   uint32_t bit;
 };
 
+// An attribute an op reads, and its value when the file omits it: `ints` (an int or a list
+// of ints), `real` (a float), the value of the attribute `default_from`, or none (`required`).
 struct AttrSchema {
   const char* name;
   uint8_t type;
+  bool required;
+  const int64_t* ints;
+  size_t num_ints;
+  float real;
+  const char* default_from;
 };
 
 struct OpSchema {

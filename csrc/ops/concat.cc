@@ -12,7 +12,7 @@ class Concat : public Op {
     ctx.expect_io(1, 1u << 16, 1);
     const TensorDesc& y = ctx.output(0);
     ctx.expect_quantized_u8(y, "output");
-    axis_ = ctx.attr_int("axis", 0);
+    axis_ = ctx.attr_int("axis");
     if (axis_ < -8 || axis_ > 7) ctx.fail("axis ", axis_, " is out of range");
     for (size_t i = 0; i < ctx.desc().inputs.size(); ++i) {
       const TensorDesc& x = ctx.input(i);

@@ -17,10 +17,10 @@ class Conv2D : public Op {
     const TensorDesc& w = ctx.input(1);
     if (w.shape.size() != 4) ctx.fail("weights '", w.name, "' must be OHWI (rank 4), got ", shape_str(w.shape));
     weights_ = read_weights(ctx, ctx.input(0), w, ctx.input(2));
-    const auto strides = ctx.attr_ints("strides", 2, {1, 1}, 1, 1 << 16);
-    const auto pads = ctx.attr_ints("pads", 4, {0, 0, 0, 0}, 0, 1 << 16);
-    const auto dilations = ctx.attr_ints("dilations", 2, {1, 1}, 1, 1 << 16);
-    const int64_t groups = ctx.attr_int("groups", 1);
+    const auto strides = ctx.attr_ints("strides", 2, 1, 1 << 16);
+    const auto pads = ctx.attr_ints("pads", 4, 0, 1 << 16);
+    const auto dilations = ctx.attr_ints("dilations", 2, 1, 1 << 16);
+    const int64_t groups = ctx.attr_int("groups");
     if (groups < 1 || w.shape[0] % groups != 0)
       ctx.fail("groups = ", groups, " does not divide the ", w.shape[0], " output channels");
     p_ = ConvParams{};

@@ -30,7 +30,7 @@ class Gather : public Op {
     multipliers_.reserve(rows_);
     for (float s : table.scales) multipliers_.push_back(ctx.multiplier(s / s_out, "row"));
     out_ = ctx.output_stage();
-    positions_ = ctx.attr_int("positions", 0) != 0;
+    positions_ = ctx.attr_int("positions") != 0;
   }
 
   std::vector<Shape> infer(const std::vector<Shape>& in) const override {

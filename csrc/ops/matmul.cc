@@ -21,11 +21,11 @@ class MatMul : public Op {
     ctx.expect_quantized_u8(a, "a");
     ctx.expect_quantized_u8(b, "b");
     ctx.expect_quantized_u8(y, "output");
-    p_.transpose_b = ctx.attr_int("transpose_b", 0) != 0;
+    p_.transpose_b = ctx.attr_int("transpose_b") != 0;
     p_.a_zero_point = a.zero_points[0];
     p_.b_zero_point = b.zero_points[0];
     // alpha scales the product (attention's 1 / sqrt(d)): one multiplier, no extra rounding.
-    const double alpha = ctx.attr_float("alpha", 1.0f);
+    const double alpha = ctx.attr_float("alpha");
     if (!(alpha > 0)) ctx.fail("alpha must be positive, got ", alpha);
     p_.multiplier = ctx.multiplier(alpha * a.scales[0] * b.scales[0] / y.scales[0], "output");
     p_.out = ctx.output_stage();

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <limits>
+#include <stdexcept>
 
 namespace intinfer {
 
@@ -37,9 +38,22 @@ void OpContext::expect_same_quantization(const TensorDesc& a, const TensorDesc& 
     fail("output '", b.name, "' must keep the quantization of input '", a.name, "'");
 }
 
-int64_t OpContext::attr_int(const std::string& key, int64_t fallback) const {
+namespace {
+
+// The schema's entry for an attribute the op reads: an op reading one its schema does not list
+// is a bug of the engine, not of the file.
+const AttrSchema& attr_schema(OpType type, const std::string& key) {
+  const OpSchema& op = op_schema(type);
+  for (size_t i = 0; i < op.num_attrs; ++i)
+    if (key == op.attrs[i].name) return op.attrs[i];
+  throw std::logic_error(std::string(op.name) + " reads attribute '" + key + "', which its schema lacks");
+}
+
+}  // namespace
+
+int64_t OpContext::attr_int(const std::string& key) const {
   auto it = op_.attrs.find(key);
-  if (it == op_.attrs.end()) return fallback;
+  if (it == op_.attrs.end()) return attr_schema(op_.type, key).ints[0];
   if (it->second.type != Attr::kInt) fail("attribute '", key, "' must be an int");
   return it->second.ints[0];
 }
@@ -50,26 +64,30 @@ void OpContext::expect_wide(const TensorDesc& t, const char* role) const {
     fail(role, " '", t.name, "' must be a wide activation: int32, one positive scale, zero point 0");
 }
 
-float OpContext::attr_float(const std::string& key, float fallback) const {
+float OpContext::attr_float(const std::string& key) const {
   auto it = op_.attrs.find(key);
-  if (it == op_.attrs.end()) return fallback;
+  if (it == op_.attrs.end()) return attr_schema(op_.type, key).real;
   if (it->second.type != Attr::kFloat) fail("attribute '", key, "' must be a float");
   if (!std::isfinite(it->second.floats[0])) fail("attribute '", key, "' is not finite");
   return it->second.floats[0];
 }
 
-std::vector<int64_t> OpContext::attr_ints(const std::string& key, size_t n, const std::vector<int64_t>& fallback,
-                                          int64_t lo, int64_t hi) const {
+std::vector<int64_t> OpContext::attr_ints(const std::string& key, size_t n, int64_t lo, int64_t hi) const {
   auto it = op_.attrs.find(key);
-  const std::vector<int64_t>* v = &fallback;
+  std::vector<int64_t> v;
   if (it != op_.attrs.end()) {
     if (it->second.type != Attr::kInts) fail("attribute '", key, "' must be a list of ints");
-    v = &it->second.ints;
+    v = it->second.ints;
+  } else {
+    const AttrSchema& a = attr_schema(op_.type, key);
+    if (a.required) fail("needs attribute '", key, "'");
+    if (a.default_from != nullptr) return attr_ints(a.default_from, n, lo, hi);
+    v.assign(a.ints, a.ints + a.num_ints);
   }
-  if (v->size() != n) fail("attribute '", key, "' needs ", n, " values, has ", v->size());
-  for (int64_t x : *v)
+  if (v.size() != n) fail("attribute '", key, "' needs ", n, " values, has ", v.size());
+  for (int64_t x : v)
     if (x < lo || x > hi) fail("attribute '", key, "' has value ", x, " outside [", lo, ", ", hi, "]");
-  return *v;
+  return v;
 }
 
 std::vector<int64_t> OpContext::attr_int_list(const std::string& key) const {
@@ -80,10 +98,10 @@ std::vector<int64_t> OpContext::attr_int_list(const std::string& key) const {
 
 OutputStage OpContext::output_stage() const {
   OutputStage s;
-  s.act_min = static_cast<int32_t>(attr_int("act_min", 0));
-  s.act_max = static_cast<int32_t>(attr_int("act_max", 255));
-  if (attr_int("act_min", 0) < 0 || attr_int("act_max", 255) > 255 || s.act_min > s.act_max)
-    fail("activation range [", attr_int("act_min", 0), ", ", attr_int("act_max", 255), "] is not within [0, 255]");
+  const int64_t lo = attr_int("act_min"), hi = attr_int("act_max");
+  if (lo < 0 || hi > 255 || lo > hi) fail("activation range [", lo, ", ", hi, "] is not within [0, 255]");
+  s.act_min = static_cast<int32_t>(lo);
+  s.act_max = static_cast<int32_t>(hi);
   s.zero_point = output(0).zero_points.empty() ? 0 : output(0).zero_points[0];
   return s;
 }

@@ -92,11 +92,12 @@ class OpContext {
   // b keeps a's dtype, scale and zero point (ops that move or select values).
   void expect_same_quantization(const TensorDesc& a, const TensorDesc& b) const;
 
-  int64_t attr_int(const std::string& key, int64_t fallback) const;
-  float attr_float(const std::string& key, float fallback) const;
-  // Exactly n ints, each in [lo, hi]; `fallback` when absent.
-  std::vector<int64_t> attr_ints(const std::string& key, size_t n, const std::vector<int64_t>& fallback, int64_t lo,
-                                 int64_t hi) const;
+  // Attribute values; where the file omits one, its default in the schema (intinfer/schema.json),
+  // the one place defaults are written (a required attribute's absence fails).
+  int64_t attr_int(const std::string& key) const;
+  float attr_float(const std::string& key) const;
+  // Exactly n ints, each in [lo, hi].
+  std::vector<int64_t> attr_ints(const std::string& key, size_t n, int64_t lo, int64_t hi) const;
   // A required list of ints of any length.
   std::vector<int64_t> attr_int_list(const std::string& key) const;
   // act_min/act_max attributes as an OutputStage for the op's output.

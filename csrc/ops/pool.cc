@@ -24,11 +24,11 @@ class Pool : public Op {
       ctx.multiplier(s_in_ / s_out_, "average");
       return;
     }
-    const auto kernel = ctx.attr_ints("kernel", 2, {}, 1, 1 << 12);
+    const auto kernel = ctx.attr_ints("kernel", 2, 1, 1 << 12);
     // Bounds the table of per-count multipliers (and the work per output).
     if (kernel[0] * kernel[1] > (1 << 16)) ctx.fail("pooling window ", kernel[0], "x", kernel[1], " is above 65536 positions");
-    const auto strides = ctx.attr_ints("strides", 2, kernel, 1, 1 << 16);
-    const auto pads = ctx.attr_ints("pads", 4, {0, 0, 0, 0}, 0, 1 << 12);
+    const auto strides = ctx.attr_ints("strides", 2, 1, 1 << 16);
+    const auto pads = ctx.attr_ints("pads", 4, 0, 1 << 12);
     // A pad as large as the kernel would leave windows with nothing inside the input.
     if (pads[0] >= kernel[0] || pads[2] >= kernel[0] || pads[1] >= kernel[1] || pads[3] >= kernel[1])
       ctx.fail("padding must be smaller than the kernel");
@@ -43,7 +43,7 @@ class Pool : public Op {
     if (kind == PoolKind::kMax) {
       ctx.expect_same_quantization(x, y);
     } else {
-      p_.count_include_pad = ctx.attr_int("count_include_pad", 1) != 0;
+      p_.count_include_pad = ctx.attr_int("count_include_pad") != 0;
       // Every window counts kernel_h * kernel_w positions with count_include_pad, else only those
       // inside the input: one multiplier per possible count.
       const int window = p_.kernel_h * p_.kernel_w;
