@@ -1,6 +1,8 @@
 """The reader refuses every malformed file with a ModelError that says what is wrong."""
 
+import json
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -143,6 +145,38 @@ def test_wrong_attribute_type():
     g = one_conv(W, B)
     g.ops[0].attrs["groups"] = [1]
     refused(g.to_bytes(), "'groups' must be an int")
+
+
+def test_omitted_attributes_take_the_schemas_defaults(rng):
+    """The engine reads an omitted attribute as intinfer/schema.json's default (the one place
+    defaults are written): a conv and a max pool without attributes equal the same ops with
+    every default written out (the pool's strides default to its kernel)."""
+    schema = json.loads((Path(intinfer.__file__).parent / "schema.json").read_text())
+    defaults = {op["name"]: {a["name"]: a["default"] for a in op["attrs"] if "default" in a} for op in schema["ops"]}
+    x = rng.integers(0, 256, (1, 4, 4, 3), dtype=np.uint8)
+    outs = []
+    for explicit in (False, True):
+        g = one_conv(W, B)
+        g.ops[0].attrs.clear()
+        y = g.ops[0].outputs[0]
+        pool = {"kernel": [2, 2], **(dict(defaults["MAX_POOL"], strides=[2, 2]) if explicit else {})}
+        if explicit:
+            g.ops[0].attrs.update(defaults["CONV2D"])
+        p = g.activation("pool", "uint8", y.scales, y.zero_points)
+        g.op("MAX_POOL", [y], [p], **pool)
+        g.outputs = [p]
+        outs.append(intinfer.load(g.to_bytes()).run(x, raw=True))
+    assert outs[0].shape == (1, 1, 1, 2)
+    np.testing.assert_array_equal(outs[0], outs[1])
+
+
+def test_a_required_attribute_is_refused_by_name():
+    g = GraphBuilder()
+    x = g.input("x", (1, 4, 4, 2), "uint8", 0.1, 0)
+    y = g.activation("y", "uint8", 0.1, 0)
+    g.op("MAX_POOL", [x], [y])
+    g.output(y)
+    refused(g.to_bytes(), "needs attribute 'kernel'")
 
 
 def test_weights_fed_as_activation_are_refused():
