@@ -18,8 +18,36 @@ void pack_requant(const std::vector<QuantizedMultiplier>& multipliers, size_t pa
 
 namespace {
 
-int32_t code_at(const void* codes, const WeightFormat& format, size_t i) {
-  return format.bits == 16 ? static_cast<const int16_t*>(codes)[i] : static_cast<const int8_t*>(codes)[i];
+// Codes [n][k] of type Src into tiles of Dst (TileLayout), and each channel's sum of codes in
+// `sums` (for the activation offset). One instance per (source, packed) width pair, so the
+// element loop has no branches: MATMUL packs per call.
+template <typename Src, typename Dst>
+void pack_codes(const TileLayout& layout, const Src* codes, size_t n, size_t k, size_t k_pad, Dst* out,
+                int64_t* sums) {
+  const size_t nr = layout.nr, kr = layout.kr, groups = k_pad / kr;
+  for (size_t c = 0; c < n; ++c) {
+    const size_t tile = c / nr, lane = c % nr;
+    const size_t pos = layout.lane_order ? layout.lane_order[lane] : lane;
+    Dst* dst = out + (tile * groups * nr + pos) * kr;
+    const Src* src = codes + c * k;
+    int64_t sum = 0;
+    // Group by group: no division by the (run-time) kr per element.
+    for (size_t i0 = 0; i0 < k; i0 += kr, dst += nr * kr)
+      for (size_t i = i0; i < k && i < i0 + kr; ++i) {
+        dst[i - i0] = static_cast<Dst>(src[i]);
+        sum += src[i];
+      }
+    sums[c] = sum;
+  }
+}
+
+template <typename Src>
+void pack_codes_to(const TileLayout& layout, const Src* codes, size_t n, size_t k, size_t k_pad, uint8_t* out,
+                   int64_t* sums) {
+  if (layout.elem_bytes == 2)
+    pack_codes(layout, codes, n, k, k_pad, reinterpret_cast<int16_t*>(out), sums);
+  else
+    pack_codes(layout, codes, n, k, k_pad, reinterpret_cast<int8_t*>(out), sums);
 }
 
 }  // namespace
@@ -42,24 +70,16 @@ PackedWeights::PackedWeights(const TileLayout& layout, const void* codes, const 
   }
   if (layout.nr == 0) return;
   codes_.assign(n_tiles_ * nr * k_pad_ * layout.elem_bytes, 0);
-  const size_t kr = layout.kr;
-  for (size_t c = 0; c < n; ++c) {
-    const size_t tile = c / nr, lane = c % nr;
-    const size_t pos = layout.lane_order ? layout.lane_order[lane] : lane;
-    int64_t sum = 0;
-    for (size_t i = 0; i < k; ++i) {
-      const int32_t v = code_at(codes, format, c * k + i);
-      const size_t at = ((tile * (k_pad_ / kr) + i / kr) * nr + pos) * kr + i % kr;
-      if (layout.elem_bytes == 2)
-        reinterpret_cast<int16_t*>(codes_.data())[at] = static_cast<int16_t>(v);
-      else
-        reinterpret_cast<int8_t*>(codes_.data())[at] = static_cast<int8_t>(v);
-      sum += v;
-    }
-    // Modulo 2^32, as the kernel's adds: the final sum is the exact one, proven to fit at load.
-    bias_[c] = static_cast<int32_t>(static_cast<uint32_t>(bias_[c]) +
-                                    static_cast<uint32_t>(static_cast<int64_t>(layout.act_offset) * sum));
-  }
+  std::vector<int64_t> sums(n);
+  if (format.bits == 16)
+    pack_codes_to(layout, static_cast<const int16_t*>(codes), n, k, k_pad_, codes_.data(), sums.data());
+  else
+    pack_codes_to(layout, static_cast<const int8_t*>(codes), n, k, k_pad_, codes_.data(), sums.data());
+  // Modulo 2^32, as the kernel's adds: the final sum is the exact one, proven to fit at load.
+  if (layout.act_offset != 0)
+    for (size_t c = 0; c < n; ++c)
+      bias_[c] = static_cast<int32_t>(static_cast<uint32_t>(bias_[c]) +
+                                      static_cast<uint32_t>(static_cast<int64_t>(layout.act_offset) * sums[c]));
 }
 
 PackedView PackedWeights::view() const {
