@@ -54,7 +54,7 @@ struct Model::Impl {
   std::vector<TensorInfo> inputs, outputs;
   std::unique_ptr<ThreadPool> pool;
 
-  mutable std::mutex cache_mutex;
+  mutable ForkMutex cache_mutex;  // a plan being cached when another thread forks
   mutable std::map<std::vector<Shape>, std::shared_ptr<const Plan>> plans;
 
   std::shared_ptr<const Plan> plan(const std::vector<Shape>& input_shapes) const;
@@ -63,12 +63,12 @@ struct Model::Impl {
 
 std::shared_ptr<const Plan> Model::Impl::plan(const std::vector<Shape>& input_shapes) const {
   {
-    std::lock_guard<std::mutex> lock(cache_mutex);
+    std::lock_guard<ForkMutex> lock(cache_mutex);
     auto it = plans.find(input_shapes);
     if (it != plans.end()) return it->second;
   }
   auto p = build_plan(input_shapes);
-  std::lock_guard<std::mutex> lock(cache_mutex);
+  std::lock_guard<ForkMutex> lock(cache_mutex);
   return plans.emplace(input_shapes, std::move(p)).first->second;
 }
 
