@@ -3,10 +3,16 @@ fork(), when threads cannot be started, and the cap on num_threads (docs/runtime
 
 Each scenario runs in a fresh interpreter with a timeout: a hang fails the test, never CI."""
 
+import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+import pytest
+
+import intinfer
+from sample_models import every_op_model
 
 TESTS = Path(__file__).resolve().parent
 
@@ -40,7 +46,7 @@ def run_script(body: str, timeout: float = 60, **env) -> str:
     code = PRELUDE + textwrap.dedent(body)
     try:
         out = subprocess.run([sys.executable, "-c", code], cwd=TESTS, capture_output=True, text=True,
-                             timeout=timeout, env={**__import__("os").environ, **env})
+                             timeout=timeout, env={**os.environ, **env})
     except subprocess.TimeoutExpired as e:
         raise AssertionError(f"the script hung (more than {timeout} s):\n{e.stdout}\n{e.stderr}") from None
     assert out.returncode == 0, out.stdout + out.stderr
@@ -120,3 +126,47 @@ def test_fork_while_another_thread_runs_the_model():
             stop = True
             t.join()
     """)
+
+
+def test_a_pool_that_cannot_start_fails_the_load_cleanly():
+    # An address-space limit one thread stack (glibc's default size: RLIMIT_STACK) and a few MB
+    # above what the process uses makes the OS refuse a worker thread part-way (root ignores
+    # RLIMIT_NPROC); the workers already started must be stopped, and the load must fail with a
+    # ModelError naming the thread count.
+    out = run_script("""
+        import resource
+        n = intinfer.max_num_threads()
+        data = every_op_model().to_bytes()
+        stack = resource.getrlimit(resource.RLIMIT_STACK)[0]
+        stack = 2 * 2**20 if stack == resource.RLIM_INFINITY else stack
+        headroom = stack + 4 * 2**20
+        if (n - 1) * stack <= headroom:
+            print("skip: the stacks of all workers fit in the headroom")
+            sys.exit(0)
+        used = int(open("/proc/self/statm").read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        resource.setrlimit(resource.RLIMIT_AS, (used + headroom, resource.RLIM_INFINITY))
+        try:
+            intinfer.load(data, num_threads=n)
+        except intinfer.ModelError as e:
+            assert f"{n} threads" in str(e) and "num_threads" in str(e), e
+        else:
+            raise AssertionError("the load succeeded")
+        resource.setrlimit(resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+        assert np.array_equal(intinfer.load(data, num_threads=2).run(x), want)
+        print("ok")
+    """)
+    if out.startswith("skip"):
+        pytest.skip(out)
+    assert out.strip() == "ok"
+
+
+def test_num_threads_is_capped():
+    data = every_op_model().to_bytes()
+    cpus = len(os.sched_getaffinity(0))
+    assert intinfer.max_num_threads() == 4 * cpus
+    assert intinfer.load(data).num_threads <= cpus
+    assert intinfer.load(data, num_threads=intinfer.max_num_threads()).num_threads == 4 * cpus
+    with pytest.raises(intinfer.ModelError, match=rf"num_threads {4 * cpus + 1} is above the maximum of {4 * cpus}"):
+        intinfer.load(data, num_threads=4 * cpus + 1)
+    with pytest.raises(intinfer.ModelError, match="num_threads 1000 is above"):
+        intinfer.load(data, num_threads=1000)

@@ -206,6 +206,9 @@ intinfer_status intinfer_options_set_num_threads(intinfer_options* options, int3
   return guard([&] {
     require(options, "options");
     if (num_threads < 0) throw ArgumentError("num_threads must be 0 (one per core) or positive, got " + std::to_string(num_threads));
+    if (num_threads > intinfer::max_num_threads())
+      throw ArgumentError("num_threads " + std::to_string(num_threads) + " is above the maximum of " +
+                          std::to_string(intinfer::max_num_threads()) + " (docs/runtime.md, Threads)");
     options->options.num_threads = num_threads;
   });
 }

@@ -2,6 +2,7 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <system_error>
 
 #include "../ops/op.h"
 #include "buffer.h"
@@ -123,7 +124,19 @@ std::shared_ptr<const Plan> Model::Impl::build_plan(const std::vector<Shape>& in
 Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Model::~Model() = default;
 
+// Oversubscribing the cores a little can still help a model whose ops wait on memory; hundreds
+// of threads on a few cores only make every parallel section wait for descheduled workers.
+constexpr int kThreadsPerCpu = 4;
+
+int max_num_threads() { return kThreadsPerCpu * available_cpus(); }
+
 namespace {
+
+std::string threads_above_maximum(int num_threads) {
+  return "num_threads " + std::to_string(num_threads) + " is above the maximum of " + std::to_string(max_num_threads()) +
+         " (" + std::to_string(kThreadsPerCpu) + " x the " + std::to_string(available_cpus()) +
+         " CPUs this process may run on)";
+}
 
 void init_model(std::unique_ptr<Bytes> storage, const Options& options, Model::Impl* impl) {
   impl->desc = parse_model(storage->data(), storage->size());
@@ -136,8 +149,14 @@ void init_model(std::unique_ptr<Bytes> storage, const Options& options, Model::I
   for (const OpDesc& od : impl->desc.ops) impl->ops.push_back(create_op(OpContext(impl->desc, od, impl->path.features)));
   for (uint32_t t : impl->desc.inputs) impl->inputs.push_back(info_of(impl->desc.tensors[t]));
   for (uint32_t t : impl->desc.outputs) impl->outputs.push_back(info_of(impl->desc.tensors[t]));
+  if (options.num_threads > max_num_threads())
+    throw ModelError(threads_above_maximum(options.num_threads));
   const int threads = options.num_threads > 0 ? options.num_threads : default_num_threads();
-  impl->pool = std::make_unique<ThreadPool>(threads);
+  try {
+    impl->pool = std::make_unique<ThreadPool>(threads);
+  } catch (const std::system_error& e) {
+    throw ModelError(std::string(e.what()) + "; load with a smaller num_threads");
+  }
 }
 
 }  // namespace

@@ -65,6 +65,8 @@ PYBIND11_MODULE(_core, m) {
     }
   });
 
+  m.def("max_num_threads", &max_num_threads,
+        "The most threads a model may be loaded with: 4 x the CPUs this process may run on.");
   m.def("available_paths", &available_paths,
         "The kernel paths (INTINFER_ISA names) this build can run on this CPU, reference first.");
 

@@ -324,6 +324,8 @@ int main(int argc, char** argv) {
   check_load_errors(model_path, file, file_size);
   check_ok(intinfer_options_create(&options), "options");
   check_error(intinfer_options_set_num_threads(options, -1), INTINFER_ERROR_ARGUMENT, "num_threads", "-1 threads");
+  check_error(intinfer_options_set_num_threads(options, 1 << 20), INTINFER_ERROR_ARGUMENT, "maximum",
+              "more threads than the maximum");
   check_ok(intinfer_options_set_num_threads(options, 2), "2 threads");
   check_ok(intinfer_model_load_buffer(file, file_size, options, &b), "load from a buffer");
   intinfer_options_free(options);

@@ -76,7 +76,8 @@ const char* intinfer_last_error(void);
 /* Load options; NULL options wherever they are taken mean the defaults. The loaders read the
  * options during the call only: they may be freed right after. */
 intinfer_status intinfer_options_create(intinfer_options** out);
-/* Intra-op threads of the model's thread pool; 0 (the default) means one per physical core. */
+/* Intra-op threads of the model's thread pool; 0 (the default) means one per physical core, at
+ * most the CPUs this process may run on. Above 4 x those CPUs is refused (ERROR_ARGUMENT). */
 intinfer_status intinfer_options_set_num_threads(intinfer_options* options, int32_t num_threads);
 void intinfer_options_free(intinfer_options* options); /* NULL is ignored */
 

@@ -55,8 +55,12 @@ struct MemoryInfo {
 };
 
 struct Options {
-  int num_threads = 0;  // 0: one per physical core
+  int num_threads = 0;  // 0: one per physical core; at most max_num_threads()
 };
+
+// The most intra-op threads a model may be loaded with: 4 x the CPUs this process may run on.
+// More only time-slice the same cores (docs/runtime.md, Threads).
+int max_num_threads();
 
 // An input or output tensor on the caller's side. For inputs `data` is read, for outputs the
 // runtime fills `bytes`.
