@@ -35,19 +35,29 @@ class TensorInfo:
         return "[" + ", ".join("?" if d is None else str(d) for d in self.shape) + "]"
 
 
-def load(model: str | os.PathLike | bytes, num_threads: int | None = None) -> "Model":
+def load(model: str | os.PathLike | bytes, num_threads: int | None = None, *,
+         plan_cache_size: int | None = None) -> "Model":
     """Load a .iif model from a path or from the bytes of a file.
 
-    num_threads: intra-op threads; None means one per physical core. Raises ModelError when
-    the file is missing, truncated, corrupt or from a newer format version.
+    num_threads: intra-op threads; None means one per physical core (at most the CPUs this
+    process may run on); at most `max_num_threads()`. plan_cache_size: how many input shapes'
+    plans are kept (least recently used dropped first; 0 plans every call); None: 64.
+    Raises ModelError when the file is missing, truncated, corrupt or from a newer format
+    version, or its thread pool cannot be started (docs/runtime.md).
     """
+    options = _core.Options()
     threads = 0 if num_threads is None else int(num_threads)
     if threads < 0:
         raise ValueError(f"num_threads must be positive, got {num_threads}")
+    options.num_threads = threads
+    if plan_cache_size is not None:
+        if int(plan_cache_size) < 0:
+            raise ValueError(f"plan_cache_size must be 0 or positive, got {plan_cache_size}")
+        options.plan_cache_size = int(plan_cache_size)
     if isinstance(model, (bytes, bytearray, memoryview)):
-        core = _core.Model.load_buffer(bytes(model), threads)
+        core = _core.Model.load_buffer(bytes(model), options)
     else:
-        core = _core.Model.load_file(os.fspath(model), threads)
+        core = _core.Model.load_file(os.fspath(model), options)
     return Model(core)
 
 
@@ -77,6 +87,16 @@ class Model:
     @property
     def isa(self) -> str:
         return self._core.isa
+
+    @property
+    def plan_cache_size(self) -> int:
+        """How many input shapes' plans the model keeps (docs/runtime.md, The plan cache)."""
+        return self._core.plan_cache_size
+
+    @property
+    def cached_plans(self) -> int:
+        """How many it keeps now."""
+        return self._core.cached_plans
 
     @property
     def metadata(self) -> dict:

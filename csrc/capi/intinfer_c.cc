@@ -213,6 +213,14 @@ intinfer_status intinfer_options_set_num_threads(intinfer_options* options, int3
   });
 }
 
+intinfer_status intinfer_options_set_plan_cache_size(intinfer_options* options, int32_t size) {
+  return guard([&] {
+    require(options, "options");
+    if (size < 0) throw ArgumentError("plan_cache_size must be 0 (no cache) or positive, got " + std::to_string(size));
+    options->options.plan_cache_size = static_cast<size_t>(size);
+  });
+}
+
 void intinfer_options_free(intinfer_options* options) { delete options; }
 
 intinfer_status intinfer_model_load_file(const char* path, const intinfer_options* options, intinfer_model** out) {

@@ -1,5 +1,6 @@
 #include <chrono>
 #include <cstring>
+#include <list>
 #include <map>
 #include <mutex>
 #include <system_error>
@@ -55,22 +56,41 @@ struct Model::Impl {
   std::vector<TensorInfo> inputs, outputs;
   std::unique_ptr<ThreadPool> pool;
 
+  // The plans of the plan_cache_size input shapes used last, the most recent first: a server
+  // sees every batch size and sequence length, so an unbounded cache only grows.
+  using Entry = std::pair<std::vector<Shape>, std::shared_ptr<const Plan>>;
+  size_t plan_cache_size = 0;
   mutable ForkMutex cache_mutex;  // a plan being cached when another thread forks
-  mutable std::map<std::vector<Shape>, std::shared_ptr<const Plan>> plans;
+  mutable std::list<Entry> plans;
+  mutable std::map<std::vector<Shape>, std::list<Entry>::iterator> plan_index;
 
   std::shared_ptr<const Plan> plan(const std::vector<Shape>& input_shapes) const;
   std::shared_ptr<const Plan> build_plan(const std::vector<Shape>& input_shapes) const;
 };
 
 std::shared_ptr<const Plan> Model::Impl::plan(const std::vector<Shape>& input_shapes) const {
+  auto cached = [&]() -> std::shared_ptr<const Plan> {
+    auto it = plan_index.find(input_shapes);
+    if (it == plan_index.end()) return nullptr;
+    plans.splice(plans.begin(), plans, it->second);
+    return it->second->second;
+  };
   {
     std::lock_guard<ForkMutex> lock(cache_mutex);
-    auto it = plans.find(input_shapes);
-    if (it != plans.end()) return it->second;
+    if (auto p = cached()) return p;
   }
+  // Built outside the lock: planning a large graph must not stall the other threads' lookups.
   auto p = build_plan(input_shapes);
   std::lock_guard<ForkMutex> lock(cache_mutex);
-  return plans.emplace(input_shapes, std::move(p)).first->second;
+  if (auto q = cached()) return q;  // another thread planned the same shapes meanwhile
+  if (plan_cache_size == 0) return p;
+  plans.emplace_front(input_shapes, p);
+  plan_index.emplace(input_shapes, plans.begin());
+  while (plans.size() > plan_cache_size) {
+    plan_index.erase(plans.back().first);
+    plans.pop_back();  // sessions running with it keep their shared_ptr
+  }
+  return p;
 }
 
 std::shared_ptr<const Plan> Model::Impl::build_plan(const std::vector<Shape>& input_shapes) const {
@@ -141,6 +161,7 @@ std::string threads_above_maximum(int num_threads) {
 void init_model(std::unique_ptr<Bytes> storage, const Options& options, Model::Impl* impl) {
   impl->desc = parse_model(storage->data(), storage->size());
   impl->storage = std::move(storage);
+  impl->plan_cache_size = options.plan_cache_size;
   try {
     impl->path = select_path();
   } catch (const std::runtime_error& e) {
@@ -179,6 +200,12 @@ std::shared_ptr<Model> Model::load_buffer(const void* data, size_t size, const O
 const std::vector<TensorInfo>& Model::inputs() const { return impl_->inputs; }
 const std::vector<TensorInfo>& Model::outputs() const { return impl_->outputs; }
 int Model::num_threads() const { return impl_->pool->num_threads(); }
+size_t Model::plan_cache_size() const { return impl_->plan_cache_size; }
+
+size_t Model::cached_plans() const {
+  std::lock_guard<ForkMutex> lock(impl_->cache_mutex);
+  return impl_->plans.size();
+}
 const char* Model::isa() const { return impl_->path.name; }
 
 std::vector<std::string> available_paths() {

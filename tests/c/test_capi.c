@@ -327,6 +327,9 @@ int main(int argc, char** argv) {
   check_error(intinfer_options_set_num_threads(options, 1 << 20), INTINFER_ERROR_ARGUMENT, "maximum",
               "more threads than the maximum");
   check_ok(intinfer_options_set_num_threads(options, 2), "2 threads");
+  check_error(intinfer_options_set_plan_cache_size(options, -1), INTINFER_ERROR_ARGUMENT, "plan_cache_size",
+              "a negative plan cache size");
+  check_ok(intinfer_options_set_plan_cache_size(options, 1), "a plan cache of 1");
   check_ok(intinfer_model_load_buffer(file, file_size, options, &b), "load from a buffer");
   intinfer_options_free(options);
   /* The model must not need the caller's bytes after the load. */

@@ -79,6 +79,9 @@ intinfer_status intinfer_options_create(intinfer_options** out);
 /* Intra-op threads of the model's thread pool; 0 (the default) means one per physical core, at
  * most the CPUs this process may run on. Above 4 x those CPUs is refused (ERROR_ARGUMENT). */
 intinfer_status intinfer_options_set_num_threads(intinfer_options* options, int32_t num_threads);
+/* How many input shapes' plans (shapes and activation offsets) the model keeps, the least
+ * recently used dropped first; 0 plans every run. The default is 64 (docs/runtime.md). */
+intinfer_status intinfer_options_set_plan_cache_size(intinfer_options* options, int32_t size);
 void intinfer_options_free(intinfer_options* options); /* NULL is ignored */
 
 /* Loads a .iif file; the file is memory-mapped and must not change while the model lives. */

@@ -56,6 +56,8 @@ struct MemoryInfo {
 
 struct Options {
   int num_threads = 0;  // 0: one per physical core; at most max_num_threads()
+  // Plans (shapes and arena offsets) kept for the input shapes used last; 0 plans every call.
+  size_t plan_cache_size = 64;
 };
 
 // The most intra-op threads a model may be loaded with: 4 x the CPUs this process may run on.
@@ -105,6 +107,8 @@ class Model : public std::enable_shared_from_this<Model> {
   std::vector<uint64_t> op_macs(const std::vector<Shape>& input_shapes = {}) const;
   int num_threads() const;
   const char* isa() const;
+  size_t plan_cache_size() const;
+  size_t cached_plans() const;  // now, at most plan_cache_size()
 
   struct Impl;
   const Impl& impl() const { return *impl_; }
