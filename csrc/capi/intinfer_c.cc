@@ -221,6 +221,30 @@ intinfer_status intinfer_options_set_plan_cache_size(intinfer_options* options, 
   });
 }
 
+namespace {
+
+intinfer_status set_limit(intinfer_options* options, uint64_t intinfer::Limits::*limit, uint64_t value, const char* name) {
+  return guard([&] {
+    require(options, "options");
+    if (value == 0) throw ArgumentError(std::string(name) + " must be positive");
+    options->options.limits.*limit = value;
+  });
+}
+
+}  // namespace
+
+intinfer_status intinfer_options_set_max_tensor_bytes(intinfer_options* options, uint64_t bytes) {
+  return set_limit(options, &intinfer::Limits::max_tensor_bytes, bytes, "max_tensor_bytes");
+}
+
+intinfer_status intinfer_options_set_max_arena_bytes(intinfer_options* options, uint64_t bytes) {
+  return set_limit(options, &intinfer::Limits::max_arena_bytes, bytes, "max_arena_bytes");
+}
+
+intinfer_status intinfer_options_set_max_macs(intinfer_options* options, uint64_t macs) {
+  return set_limit(options, &intinfer::Limits::max_macs, macs, "max_macs");
+}
+
 void intinfer_options_free(intinfer_options* options) { delete options; }
 
 intinfer_status intinfer_model_load_file(const char* path, const intinfer_options* options, intinfer_model** out) {

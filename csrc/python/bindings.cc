@@ -73,7 +73,13 @@ PYBIND11_MODULE(_core, m) {
   py::class_<Options>(m, "Options")
       .def(py::init<>())
       .def_readwrite("num_threads", &Options::num_threads)
-      .def_readwrite("plan_cache_size", &Options::plan_cache_size);
+      .def_readwrite("plan_cache_size", &Options::plan_cache_size)
+      .def_property("max_tensor_bytes", [](const Options& o) { return o.limits.max_tensor_bytes; },
+                    [](Options& o, uint64_t v) { o.limits.max_tensor_bytes = v; })
+      .def_property("max_arena_bytes", [](const Options& o) { return o.limits.max_arena_bytes; },
+                    [](Options& o, uint64_t v) { o.limits.max_arena_bytes = v; })
+      .def_property("max_macs", [](const Options& o) { return o.limits.max_macs; },
+                    [](Options& o, uint64_t v) { o.limits.max_macs = v; });
 
   py::class_<Model, std::shared_ptr<Model>>(m, "Model")
       .def_static("load_file", [](const std::string& path, const Options& options) {
@@ -89,6 +95,13 @@ PYBIND11_MODULE(_core, m) {
       .def_property_readonly("isa", &Model::isa)
       .def_property_readonly("plan_cache_size", &Model::plan_cache_size)
       .def_property_readonly("cached_plans", &Model::cached_plans)
+      .def_property_readonly("limits", [](const Model& self) {
+        py::dict d;
+        d["max_tensor_bytes"] = self.limits().max_tensor_bytes;
+        d["max_arena_bytes"] = self.limits().max_arena_bytes;
+        d["max_macs"] = self.limits().max_macs;
+        return d;
+      })
       .def("ops", [](const Model& self) {
         py::list out;
         for (const OpInfo& op : self.ops()) out.append(py::make_tuple(op.type, op.name, op.weight_bytes));

@@ -82,6 +82,13 @@ intinfer_status intinfer_options_set_num_threads(intinfer_options* options, int3
 /* How many input shapes' plans (shapes and activation offsets) the model keeps, the least
  * recently used dropped first; 0 plans every run. The default is 64 (docs/runtime.md). */
 intinfer_status intinfer_options_set_plan_cache_size(intinfer_options* options, int32_t size);
+/* What one run may demand (each > 0): bytes of one activation tensor (default 256 MiB), of all
+ * activations (1 GiB), and multiply-accumulates (2^40). A file beyond them at its smallest input
+ * sizes is refused at load (ERROR_MODEL); larger input shapes by intinfer_session_run
+ * (ERROR_INPUT), before anything is allocated (docs/runtime.md, Limits). */
+intinfer_status intinfer_options_set_max_tensor_bytes(intinfer_options* options, uint64_t bytes);
+intinfer_status intinfer_options_set_max_arena_bytes(intinfer_options* options, uint64_t bytes);
+intinfer_status intinfer_options_set_max_macs(intinfer_options* options, uint64_t macs);
 void intinfer_options_free(intinfer_options* options); /* NULL is ignored */
 
 /* Loads a .iif file; the file is memory-mapped and must not change while the model lives. */
