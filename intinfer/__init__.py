@@ -4,7 +4,7 @@
     y = m.run(x)
 """
 
-from ._core import ModelError, available_paths
+from ._core import ModelError, available_paths, max_num_threads
 from .model import Model, TensorInfo, load
 
 
@@ -16,5 +16,5 @@ def quantize(model, example_inputs, calibration, observer: str = "minmax", **opt
     return _quantize(model, example_inputs, calibration, observer=observer, **options)
 
 
-__all__ = ["Model", "ModelError", "TensorInfo", "available_paths", "load", "quantize"]
+__all__ = ["Model", "ModelError", "TensorInfo", "available_paths", "load", "max_num_threads", "quantize"]
 __version__ = "0.1.0"

@@ -35,19 +35,39 @@ class TensorInfo:
         return "[" + ", ".join("?" if d is None else str(d) for d in self.shape) + "]"
 
 
-def load(model: str | os.PathLike | bytes, num_threads: int | None = None) -> "Model":
+def load(model: str | os.PathLike | bytes, num_threads: int | None = None, *,
+         plan_cache_size: int | None = None, max_tensor_bytes: int | None = None,
+         max_arena_bytes: int | None = None, max_macs: int | None = None) -> "Model":
     """Load a .iif model from a path or from the bytes of a file.
 
-    num_threads: intra-op threads; None means one per physical core. Raises ModelError when
-    the file is missing, truncated, corrupt or from a newer format version.
+    num_threads: intra-op threads; None means one per physical core (at most the CPUs this
+    process may run on); at most `max_num_threads()`. plan_cache_size: how many input shapes'
+    plans are kept (least recently used dropped first; 0 plans every call); None: 64.
+    max_tensor_bytes, max_arena_bytes, max_macs: what one run may demand (None: 256 MiB, 1 GiB,
+    2^40); a file beyond them at its smallest input sizes is refused here, larger input shapes
+    by run() with a ValueError. Raises ModelError when the file is missing, truncated, corrupt,
+    from a newer format version or beyond the limits, or its thread pool cannot be started
+    (docs/runtime.md).
     """
+    options = _core.Options()
     threads = 0 if num_threads is None else int(num_threads)
     if threads < 0:
         raise ValueError(f"num_threads must be positive, got {num_threads}")
+    options.num_threads = threads
+    if plan_cache_size is not None:
+        if int(plan_cache_size) < 0:
+            raise ValueError(f"plan_cache_size must be 0 or positive, got {plan_cache_size}")
+        options.plan_cache_size = int(plan_cache_size)
+    for key, value in (("max_tensor_bytes", max_tensor_bytes), ("max_arena_bytes", max_arena_bytes),
+                       ("max_macs", max_macs)):
+        if value is not None:
+            if not 0 < int(value) < 2**64:
+                raise ValueError(f"{key} must be positive (below 2^64), got {value}")
+            setattr(options, key, int(value))
     if isinstance(model, (bytes, bytearray, memoryview)):
-        core = _core.Model.load_buffer(bytes(model), threads)
+        core = _core.Model.load_buffer(bytes(model), options)
     else:
-        core = _core.Model.load_file(os.fspath(model), threads)
+        core = _core.Model.load_file(os.fspath(model), options)
     return Model(core)
 
 
@@ -77,6 +97,21 @@ class Model:
     @property
     def isa(self) -> str:
         return self._core.isa
+
+    @property
+    def plan_cache_size(self) -> int:
+        """How many input shapes' plans the model keeps (docs/runtime.md, The plan cache)."""
+        return self._core.plan_cache_size
+
+    @property
+    def cached_plans(self) -> int:
+        """How many it keeps now."""
+        return self._core.cached_plans
+
+    @property
+    def limits(self) -> dict:
+        """max_tensor_bytes, max_arena_bytes, max_macs (docs/runtime.md, Limits)."""
+        return self._core.limits
 
     @property
     def metadata(self) -> dict:

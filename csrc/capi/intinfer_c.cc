@@ -206,8 +206,43 @@ intinfer_status intinfer_options_set_num_threads(intinfer_options* options, int3
   return guard([&] {
     require(options, "options");
     if (num_threads < 0) throw ArgumentError("num_threads must be 0 (one per core) or positive, got " + std::to_string(num_threads));
+    if (num_threads > intinfer::max_num_threads())
+      throw ArgumentError("num_threads " + std::to_string(num_threads) + " is above the maximum of " +
+                          std::to_string(intinfer::max_num_threads()) + " (docs/runtime.md, Threads)");
     options->options.num_threads = num_threads;
   });
+}
+
+intinfer_status intinfer_options_set_plan_cache_size(intinfer_options* options, int32_t size) {
+  return guard([&] {
+    require(options, "options");
+    if (size < 0) throw ArgumentError("plan_cache_size must be 0 (no cache) or positive, got " + std::to_string(size));
+    options->options.plan_cache_size = static_cast<size_t>(size);
+  });
+}
+
+namespace {
+
+intinfer_status set_limit(intinfer_options* options, uint64_t intinfer::Limits::*limit, uint64_t value, const char* name) {
+  return guard([&] {
+    require(options, "options");
+    if (value == 0) throw ArgumentError(std::string(name) + " must be positive");
+    options->options.limits.*limit = value;
+  });
+}
+
+}  // namespace
+
+intinfer_status intinfer_options_set_max_tensor_bytes(intinfer_options* options, uint64_t bytes) {
+  return set_limit(options, &intinfer::Limits::max_tensor_bytes, bytes, "max_tensor_bytes");
+}
+
+intinfer_status intinfer_options_set_max_arena_bytes(intinfer_options* options, uint64_t bytes) {
+  return set_limit(options, &intinfer::Limits::max_arena_bytes, bytes, "max_arena_bytes");
+}
+
+intinfer_status intinfer_options_set_max_macs(intinfer_options* options, uint64_t macs) {
+  return set_limit(options, &intinfer::Limits::max_macs, macs, "max_macs");
 }
 
 void intinfer_options_free(intinfer_options* options) { delete options; }

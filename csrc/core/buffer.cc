@@ -39,16 +39,33 @@ MappedFile::~MappedFile() {
   if (data_ != nullptr) ::munmap(const_cast<uint8_t*>(data_), size_);
 }
 
-AlignedBuffer::~AlignedBuffer() { std::free(data_); }
+AlignedBuffer::~AlignedBuffer() { release(); }
+
+void AlignedBuffer::release() {
+  if (mapped_ != 0)
+    ::munmap(data_, mapped_);
+  else
+    std::free(data_);
+  data_ = nullptr;
+  size_ = 0;
+  mapped_ = 0;
+}
 
 void AlignedBuffer::resize(size_t size) {
   if (size <= size_) return;
-  std::free(data_);
-  data_ = nullptr;
-  size_ = 0;
-  const size_t rounded = (size + kAlignment - 1) / kAlignment * kAlignment;
-  data_ = static_cast<uint8_t*>(std::aligned_alloc(kAlignment, rounded));
-  if (data_ == nullptr) throw std::bad_alloc();
+  release();
+  if (size >= kMapBytes) {
+    const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+    const size_t rounded = (size + page - 1) / page * page;  // pages are 64-byte aligned
+    void* p = ::mmap(nullptr, rounded, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    data_ = static_cast<uint8_t*>(p);
+    mapped_ = rounded;
+  } else {
+    const size_t rounded = (size + kAlignment - 1) / kAlignment * kAlignment;
+    data_ = static_cast<uint8_t*>(std::aligned_alloc(kAlignment, rounded));
+    if (data_ == nullptr) throw std::bad_alloc();
+  }
   size_ = size;
 }
 

@@ -1,7 +1,9 @@
 #include <chrono>
 #include <cstring>
+#include <list>
 #include <map>
 #include <mutex>
+#include <system_error>
 
 #include "../ops/op.h"
 #include "buffer.h"
@@ -29,20 +31,54 @@ struct Plan {
   size_t naive_bytes = 0;
 };
 
+// Whatever the limits: ops index with int dimensions and size_t byte counts.
 constexpr int64_t kMaxDim = (int64_t{1} << 31) - 1;
 constexpr uint64_t kMaxTensorBytes = uint64_t{1} << 40;
 
-uint64_t checked_bytes(const Shape& s, DType t, const std::string& name) {
+// A plan beyond Options::limits: an InputError (ValueError) for the shapes of a run, turned into
+// a ModelError at load, where the file itself asks for it.
+class LimitError : public InputError {
+ public:
+  using InputError::InputError;
+};
+
+// "input 'x'" or "tensor 'y' (output of op 'conv', CONV_2D)".
+std::string tensor_what(const ModelDesc& desc, uint32_t t, int producer) {
+  if (producer < 0) return "input '" + desc.tensors[t].name + "'";
+  const OpDesc& od = desc.ops[producer];
+  return "tensor '" + desc.tensors[t].name + "' (output of op '" + od.name + "', " + op_type_name(od.type) + ")";
+}
+
+uint64_t checked_bytes(const Shape& s, DType t, const std::string& what, const Limits& limits) {
   uint64_t n = dtype_size(t);
+  bool huge = false;
   for (int64_t d : s) {
-    if (d < 1 || d > kMaxDim || n > kMaxTensorBytes / static_cast<uint64_t>(d))
-      throw InputError("tensor '" + name + "' would have shape " + shape_str(s) + ", which is empty or too large");
-    n *= static_cast<uint64_t>(d);
+    if (d < 1) throw InputError(what + " would have shape " + shape_str(s) + ", which is empty");
+    huge = huge || d > kMaxDim || n > kMaxTensorBytes / static_cast<uint64_t>(d);
+    if (!huge) n *= static_cast<uint64_t>(d);
   }
+  if (huge)
+    throw LimitError(what + " would have shape " + shape_str(s) + ", above the engine's bounds (2^40 bytes, " +
+                     "dimensions below 2^31)");
+  if (n > limits.max_tensor_bytes)
+    throw LimitError(what + " would have shape " + shape_str(s) + ": " + std::to_string(n) +
+                     " bytes, above max_tensor_bytes = " + std::to_string(limits.max_tensor_bytes) +
+                     " (a load option; docs/runtime.md, Limits)");
   return n;
 }
 
 TensorInfo info_of(const TensorDesc& t) { return {t.name, t.dtype, t.shape, t.scales, t.zero_points}; }
+
+// The declared input shapes with dynamic dimensions taken as 1.
+std::vector<Shape> smallest_shapes(const std::vector<TensorInfo>& inputs) {
+  std::vector<Shape> shapes;
+  for (const TensorInfo& t : inputs) {
+    Shape s = t.shape;
+    for (int64_t& d : s) d = d < 0 ? 1 : d;
+    shapes.push_back(s);
+  }
+  return shapes;
+}
 
 }  // namespace
 
@@ -54,22 +90,42 @@ struct Model::Impl {
   std::vector<TensorInfo> inputs, outputs;
   std::unique_ptr<ThreadPool> pool;
 
-  mutable std::mutex cache_mutex;
-  mutable std::map<std::vector<Shape>, std::shared_ptr<const Plan>> plans;
+  // The plans of the plan_cache_size input shapes used last, the most recent first: a server
+  // sees every batch size and sequence length, so an unbounded cache only grows.
+  using Entry = std::pair<std::vector<Shape>, std::shared_ptr<const Plan>>;
+  size_t plan_cache_size = 0;
+  Limits limits;
+  mutable ForkMutex cache_mutex;  // a plan being cached when another thread forks
+  mutable std::list<Entry> plans;
+  mutable std::map<std::vector<Shape>, std::list<Entry>::iterator> plan_index;
 
   std::shared_ptr<const Plan> plan(const std::vector<Shape>& input_shapes) const;
   std::shared_ptr<const Plan> build_plan(const std::vector<Shape>& input_shapes) const;
 };
 
 std::shared_ptr<const Plan> Model::Impl::plan(const std::vector<Shape>& input_shapes) const {
+  auto cached = [&]() -> std::shared_ptr<const Plan> {
+    auto it = plan_index.find(input_shapes);
+    if (it == plan_index.end()) return nullptr;
+    plans.splice(plans.begin(), plans, it->second);
+    return it->second->second;
+  };
   {
-    std::lock_guard<std::mutex> lock(cache_mutex);
-    auto it = plans.find(input_shapes);
-    if (it != plans.end()) return it->second;
+    std::lock_guard<ForkMutex> lock(cache_mutex);
+    if (auto p = cached()) return p;
   }
+  // Built outside the lock: planning a large graph must not stall the other threads' lookups.
   auto p = build_plan(input_shapes);
-  std::lock_guard<std::mutex> lock(cache_mutex);
-  return plans.emplace(input_shapes, std::move(p)).first->second;
+  std::lock_guard<ForkMutex> lock(cache_mutex);
+  if (auto q = cached()) return q;  // another thread planned the same shapes meanwhile
+  if (plan_cache_size == 0) return p;
+  plans.emplace_front(input_shapes, p);
+  plan_index.emplace(input_shapes, plans.begin());
+  while (plans.size() > plan_cache_size) {
+    plan_index.erase(plans.back().first);
+    plans.pop_back();  // sessions running with it keep their shared_ptr
+  }
+  return p;
 }
 
 std::shared_ptr<const Plan> Model::Impl::build_plan(const std::vector<Shape>& input_shapes) const {
@@ -81,15 +137,21 @@ std::shared_ptr<const Plan> Model::Impl::build_plan(const std::vector<Shape>& in
   // Every non-constant tensor's size is checked as soon as its shape is known, before any
   // later op multiplies these sizes together.
   plan->bytes.assign(n, 0);
-  auto set_shape = [&](uint32_t t, const Shape& s) {
-    plan->bytes[t] = checked_bytes(s, desc.tensors[t].dtype, desc.tensors[t].name);
+  auto set_shape = [&](uint32_t t, const Shape& s, int producer) {
+    plan->bytes[t] = checked_bytes(s, desc.tensors[t].dtype, tensor_what(desc, t, producer), limits);
     plan->shapes[t] = s;
   };
-  for (size_t i = 0; i < desc.inputs.size(); ++i) set_shape(desc.inputs[i], input_shapes[i]);
+  for (size_t i = 0; i < desc.inputs.size(); ++i) set_shape(desc.inputs[i], input_shapes[i], -1);
+  auto at_shapes = [&] {
+    std::string out = " at input shapes [";
+    for (size_t i = 0; i < input_shapes.size(); ++i) out += (i ? ", " : "") + shape_str(input_shapes[i]);
+    return out + "]";
+  };
 
   // Lifetimes in op steps: inputs are written before step 0, outputs read after the last.
   const int end = static_cast<int>(desc.ops.size());
   std::vector<int> first(n, -1), last(n, -1);
+  uint64_t macs = 0;
   for (int s = 0; s < end; ++s) {
     const OpDesc& od = desc.ops[s];
     std::vector<Shape> in;
@@ -99,9 +161,15 @@ std::shared_ptr<const Plan> Model::Impl::build_plan(const std::vector<Shape>& in
     }
     std::vector<Shape> out = ops[s]->infer(in);
     for (size_t k = 0; k < od.outputs.size(); ++k) {
-      set_shape(od.outputs[k], out[k]);
+      set_shape(od.outputs[k], out[k], s);
       first[od.outputs[k]] = s;
     }
+    const uint64_t op_macs = ops[s]->macs(in, out);
+    if (op_macs > limits.max_macs - macs)  // macs <= max_macs: no wrap-around
+      throw LimitError("op '" + od.name + "' (" + op_type_name(od.type) + ") takes " + std::to_string(op_macs) +
+                       " multiply-accumulates, which brings the run above max_macs = " +
+                       std::to_string(limits.max_macs) + at_shapes() + " (a load option; docs/runtime.md, Limits)");
+    macs += op_macs;
   }
   for (uint32_t t : desc.outputs) last[t] = end;
 
@@ -115,6 +183,10 @@ std::shared_ptr<const Plan> Model::Impl::build_plan(const std::vector<Shape>& in
   ArenaPlan arena = plan_arena(lifetimes);
   plan->offsets.assign(n, 0);
   for (size_t k = 0; k < which.size(); ++k) plan->offsets[which[k]] = arena.offsets[k];
+  if (arena.arena_bytes > limits.max_arena_bytes)
+    throw LimitError("the activation arena would take " + std::to_string(arena.arena_bytes) + " bytes" + at_shapes() +
+                     ", above max_arena_bytes = " + std::to_string(limits.max_arena_bytes) +
+                     " (a load option; docs/runtime.md, Limits)");
   plan->arena_bytes = arena.arena_bytes;
   plan->naive_bytes = arena.naive_bytes;
   return plan;
@@ -123,11 +195,29 @@ std::shared_ptr<const Plan> Model::Impl::build_plan(const std::vector<Shape>& in
 Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Model::~Model() = default;
 
+// Oversubscribing the cores a little can still help a model whose ops wait on memory; hundreds
+// of threads on a few cores only make every parallel section wait for descheduled workers.
+constexpr int kThreadsPerCpu = 4;
+
+int max_num_threads() { return kThreadsPerCpu * available_cpus(); }
+
 namespace {
+
+std::string threads_above_maximum(int num_threads) {
+  return "num_threads " + std::to_string(num_threads) + " is above the maximum of " + std::to_string(max_num_threads()) +
+         " (" + std::to_string(kThreadsPerCpu) + " x the " + std::to_string(available_cpus()) +
+         " CPUs this process may run on)";
+}
 
 void init_model(std::unique_ptr<Bytes> storage, const Options& options, Model::Impl* impl) {
   impl->desc = parse_model(storage->data(), storage->size());
   impl->storage = std::move(storage);
+  impl->plan_cache_size = options.plan_cache_size;
+  impl->limits = options.limits;
+  for (const auto& [value, name] : {std::pair{options.limits.max_tensor_bytes, "max_tensor_bytes"},
+                                    {options.limits.max_arena_bytes, "max_arena_bytes"},
+                                    {options.limits.max_macs, "max_macs"}})
+    if (value == 0) throw ModelError(std::string(name) + " must be positive");
   try {
     impl->path = select_path();
   } catch (const std::runtime_error& e) {
@@ -136,8 +226,23 @@ void init_model(std::unique_ptr<Bytes> storage, const Options& options, Model::I
   for (const OpDesc& od : impl->desc.ops) impl->ops.push_back(create_op(OpContext(impl->desc, od, impl->path.features)));
   for (uint32_t t : impl->desc.inputs) impl->inputs.push_back(info_of(impl->desc.tensors[t]));
   for (uint32_t t : impl->desc.outputs) impl->outputs.push_back(info_of(impl->desc.tensors[t]));
+  // A file that asks beyond the limits at its smallest input sizes asks at every size: refuse it
+  // here rather than at its first run. Other shape errors at size 1 are left to the run, which
+  // may use sizes that work.
+  try {
+    impl->build_plan(smallest_shapes(impl->inputs));
+  } catch (const LimitError& e) {
+    throw ModelError(std::string("model beyond the limits: ") + e.what());
+  } catch (const InputError&) {
+  }
+  if (options.num_threads > max_num_threads())
+    throw ModelError(threads_above_maximum(options.num_threads));
   const int threads = options.num_threads > 0 ? options.num_threads : default_num_threads();
-  impl->pool = std::make_unique<ThreadPool>(threads);
+  try {
+    impl->pool = std::make_unique<ThreadPool>(threads);
+  } catch (const std::system_error& e) {
+    throw ModelError(std::string(e.what()) + "; load with a smaller num_threads");
+  }
 }
 
 }  // namespace
@@ -160,6 +265,13 @@ std::shared_ptr<Model> Model::load_buffer(const void* data, size_t size, const O
 const std::vector<TensorInfo>& Model::inputs() const { return impl_->inputs; }
 const std::vector<TensorInfo>& Model::outputs() const { return impl_->outputs; }
 int Model::num_threads() const { return impl_->pool->num_threads(); }
+size_t Model::plan_cache_size() const { return impl_->plan_cache_size; }
+const Limits& Model::limits() const { return impl_->limits; }
+
+size_t Model::cached_plans() const {
+  std::lock_guard<ForkMutex> lock(impl_->cache_mutex);
+  return impl_->plans.size();
+}
 const char* Model::isa() const { return impl_->path.name; }
 
 std::vector<std::string> available_paths() {
@@ -193,13 +305,7 @@ void check_input_shape(const TensorInfo& info, const Shape& shape) {
 namespace {
 
 std::shared_ptr<const Plan> plan_for(const Model::Impl& m, const std::vector<Shape>& input_shapes) {
-  std::vector<Shape> shapes = input_shapes;
-  if (shapes.empty())
-    for (const TensorInfo& t : m.inputs) {
-      Shape s = t.shape;
-      for (int64_t& d : s) d = d < 0 ? 1 : d;
-      shapes.push_back(s);
-    }
+  const std::vector<Shape> shapes = input_shapes.empty() ? smallest_shapes(m.inputs) : input_shapes;
   if (shapes.size() != m.inputs.size())
     throw InputError("expected " + std::to_string(m.inputs.size()) + " input shapes, got " + std::to_string(shapes.size()));
   for (size_t i = 0; i < shapes.size(); ++i) check_input_shape(m.inputs[i], shapes[i]);

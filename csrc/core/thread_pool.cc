@@ -1,9 +1,18 @@
 #include "thread_pool.h"
 
+#include <pthread.h>
+#include <sched.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
 #include <fstream>
 #include <set>
 #include <string>
+#include <system_error>
+#include <thread>
 #include <utility>
+#include <vector>
 
 namespace intinfer {
 namespace {
@@ -13,8 +22,6 @@ std::pair<size_t, size_t> chunk(size_t n, int parts, int i) {
   const size_t begin = i * base + std::min<size_t>(i, extra);
   return {begin, begin + base + (static_cast<size_t>(i) < extra ? 1 : 0)};
 }
-
-}  // namespace
 
 // About 50 microseconds of polling before a thread sleeps: longer than the gap between two ops.
 constexpr int kSpins = 20000;
@@ -27,61 +34,171 @@ inline void relax() {
 #endif
 }
 
-ThreadPool::ThreadPool(int num_threads) {
-  for (int i = 1; i < num_threads; ++i) workers_.emplace_back(&ThreadPool::worker, this, i);
+}  // namespace
+
+// Every live ForkMutex, and how many fork()s separate this process from the one that loaded.
+struct ForkRegistry {
+  std::mutex mutex;
+  std::set<ForkMutex*> live;
+  std::atomic<uint64_t> forks{0};
+
+  static ForkRegistry& get() {
+    // Never destroyed: a model may be freed after static destructors ran (Python's exit).
+    static ForkRegistry* registry = [] {
+      auto* r = new ForkRegistry;
+      pthread_atfork(&prepare, &parent, &child);
+      return r;
+    }();
+    return *registry;
+  }
+
+  static void prepare() {
+    ForkRegistry& r = get();
+    r.mutex.lock();
+    for (ForkMutex* m : r.live) m->mutex_.lock();
+  }
+  static void parent() { release(get()); }
+  static void child() {
+    ForkRegistry& r = get();
+    r.forks.fetch_add(1, std::memory_order_relaxed);
+    release(r);
+  }
+  static void release(ForkRegistry& r) {
+    for (ForkMutex* m : r.live) m->mutex_.unlock();
+    r.mutex.unlock();
+  }
+};
+
+ForkMutex::ForkMutex() {
+  ForkRegistry& r = ForkRegistry::get();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  r.live.insert(this);
+}
+
+ForkMutex::~ForkMutex() {
+  ForkRegistry& r = ForkRegistry::get();
+  std::lock_guard<std::mutex> lock(r.mutex);
+  r.live.erase(this);
+}
+
+// What the worker threads share with the caller. A forked child abandons it whole (thread_pool.h):
+// its threads, mutex and condition variables belong to the parent.
+struct ThreadPool::Workers {
+  explicit Workers(int parts) : parts(parts) {}
+  void loop(int index);
+  void stop_and_join();
+
+  const int parts;
+  std::vector<std::thread> threads;
+  std::mutex mutex;  // pairs with the condition variables
+  std::condition_variable wake, done;
+  const std::function<void(size_t, size_t)>* job = nullptr;  // published by generation
+  size_t job_n = 0;
+  std::atomic<size_t> generation{0};
+  std::atomic<int> pending{0};
+  std::atomic<bool> stop{false};
+};
+
+void ThreadPool::Workers::stop_and_join() {
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    stop.store(true);
+  }
+  wake.notify_all();
+  for (auto& t : threads) t.join();
+}
+
+void ThreadPool::Workers::loop(int index) {
+  size_t seen = 0;
+  for (;;) {
+    for (int i = 0; i < kSpins && generation.load(std::memory_order_acquire) == seen && !stop.load(); ++i) relax();
+    if (generation.load(std::memory_order_acquire) == seen && !stop.load()) {
+      std::unique_lock<std::mutex> lock(mutex);
+      wake.wait(lock, [&] { return stop.load() || generation.load(std::memory_order_acquire) != seen; });
+    }
+    if (stop.load()) return;
+    seen = generation.load(std::memory_order_acquire);
+    auto [b, e] = chunk(job_n, parts, index);
+    if (b < e) (*job)(b, e);
+    if (pending.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      std::lock_guard<std::mutex> lock(mutex);
+      done.notify_one();
+    }
+  }
+}
+
+ThreadPool::ThreadPool(int num_threads)
+    : num_threads_(std::max(1, num_threads)), fork_count_(ForkRegistry::get().forks.load()) {
+  workers_ = start();
+}
+
+std::unique_ptr<ThreadPool::Workers> ThreadPool::start() const {
+  auto w = std::make_unique<Workers>(num_threads_);
+  w->threads.reserve(num_threads_ - 1);
+  try {
+    for (int i = 1; i < num_threads_; ++i) w->threads.emplace_back(&Workers::loop, w.get(), i);
+  } catch (const std::system_error& e) {
+    // Those already started wait on w's condition variable: stop them before it is destroyed.
+    const size_t started = w->threads.size();
+    w->stop_and_join();
+    throw std::system_error(e.code(), "cannot start a pool of " + std::to_string(num_threads_) +
+                                          " threads (the OS refused worker thread " + std::to_string(started + 1) + ")");
+  } catch (...) {
+    w->stop_and_join();
+    throw;
+  }
+  return w;
 }
 
 ThreadPool::~ThreadPool() {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    stop_.store(true);
+  if (fork_count_ != ForkRegistry::get().forks.load()) {
+    (void)workers_.release();  // a forked child's copy of the parent's workers (thread_pool.h)
+    return;
   }
-  wake_.notify_all();
-  for (auto& t : workers_) t.join();
+  if (workers_) workers_->stop_and_join();
+}
+
+ThreadPool::Workers* ThreadPool::workers() {
+  const uint64_t forks = ForkRegistry::get().forks.load();
+  if (forks != fork_count_) {
+    (void)workers_.release();  // the parent's (thread_pool.h)
+    workers_ = start();
+    fork_count_ = forks;
+  }
+  return workers_.get();
 }
 
 void ThreadPool::parallel_for(size_t n, const std::function<void(size_t, size_t)>& fn) {
   if (n == 0) return;
-  if (workers_.empty() || n == 1) {
+  if (num_threads_ == 1 || n == 1) {
     fn(0, n);
     return;
   }
-  std::lock_guard<std::mutex> call(call_mutex_);
-  job_ = &fn;
-  job_n_ = n;
-  pending_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
+  std::lock_guard<ForkMutex> call(call_mutex_);
+  Workers& w = *workers();
+  w.job = &fn;
+  w.job_n = n;
+  w.pending.store(num_threads_ - 1, std::memory_order_relaxed);
   {
-    std::lock_guard<std::mutex> lock(mutex_);
-    generation_.fetch_add(1, std::memory_order_release);  // publishes job_ and job_n_
+    std::lock_guard<std::mutex> lock(w.mutex);
+    w.generation.fetch_add(1, std::memory_order_release);  // publishes job and job_n
   }
-  wake_.notify_all();
-  auto [b, e] = chunk(n, num_threads(), 0);
+  w.wake.notify_all();
+  auto [b, e] = chunk(n, num_threads_, 0);
   if (b < e) fn(b, e);
-  for (int i = 0; i < kSpins && pending_.load(std::memory_order_acquire) != 0; ++i) relax();
-  if (pending_.load(std::memory_order_acquire) != 0) {
-    std::unique_lock<std::mutex> lock(mutex_);
-    done_.wait(lock, [&] { return pending_.load(std::memory_order_acquire) == 0; });
+  for (int i = 0; i < kSpins && w.pending.load(std::memory_order_acquire) != 0; ++i) relax();
+  if (w.pending.load(std::memory_order_acquire) != 0) {
+    std::unique_lock<std::mutex> lock(w.mutex);
+    w.done.wait(lock, [&] { return w.pending.load(std::memory_order_acquire) == 0; });
   }
-  job_ = nullptr;
+  w.job = nullptr;
 }
 
-void ThreadPool::worker(int index) {
-  size_t seen = 0;
-  for (;;) {
-    for (int i = 0; i < kSpins && generation_.load(std::memory_order_acquire) == seen && !stop_.load(); ++i) relax();
-    if (generation_.load(std::memory_order_acquire) == seen && !stop_.load()) {
-      std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait(lock, [&] { return stop_.load() || generation_.load(std::memory_order_acquire) != seen; });
-    }
-    if (stop_.load()) return;
-    seen = generation_.load(std::memory_order_acquire);
-    auto [b, e] = chunk(job_n_, num_threads(), index);
-    if (b < e) (*job_)(b, e);
-    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-      std::lock_guard<std::mutex> lock(mutex_);
-      done_.notify_one();
-    }
-  }
+int available_cpus() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
+  const unsigned hw = std::thread::hardware_concurrency();
+  return hw == 0 ? 1 : static_cast<int>(hw);
 }
 
 int default_num_threads() {
@@ -94,9 +211,9 @@ int default_num_threads() {
     if (line.rfind("physical id", 0) == 0) phys = value();
     if (line.rfind("core id", 0) == 0) cores.emplace(phys, value());
   }
-  if (!cores.empty()) return static_cast<int>(cores.size());
-  const unsigned hw = std::thread::hardware_concurrency();
-  return hw == 0 ? 1 : static_cast<int>(hw);
+  // A container or taskset may allow fewer CPUs than the machine has cores.
+  const int cpus = available_cpus();
+  return cores.empty() ? cpus : std::min(cpus, static_cast<int>(cores.size()));
 }
 
 }  // namespace intinfer

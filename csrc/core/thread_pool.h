@@ -5,45 +5,70 @@
 // for each (tens of microseconds) would eat the gain of a second core. Workers and caller
 // therefore spin briefly on atomics first and only then sleep on the condition variables (as
 // pthreadpool does for XNNPACK).
+//
+// fork(): the child has only the thread that called fork(). pthread_atfork handlers take every
+// ForkMutex before fork(), so no parallel section is in flight and no plan is being cached; in the
+// child the pool leaves its workers' state behind untouched (joining threads that are not there,
+// or destroying a condition variable they waited on, would block forever) and starts new workers
+// at its first parallel_for. A child that never runs the model starts no thread.
 #pragma once
 
-#include <atomic>
-#include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
-#include <thread>
-#include <vector>
 
 namespace intinfer {
 
+// A mutex that fork() never copies in the locked state: the prepare handler locks every live
+// ForkMutex (waiting for the threads that hold one), the parent and child handlers unlock them.
+// For short sections that never wait for another ForkMutex while holding one.
+class ForkMutex {
+ public:
+  ForkMutex();
+  ~ForkMutex();
+  ForkMutex(const ForkMutex&) = delete;
+  ForkMutex& operator=(const ForkMutex&) = delete;
+  void lock() { mutex_.lock(); }
+  void unlock() { mutex_.unlock(); }
+
+ private:
+  friend struct ForkRegistry;
+  std::mutex mutex_;
+};
+
 class ThreadPool {
  public:
+  // Starts num_threads - 1 workers; throws std::system_error, with none left running, when the
+  // OS refuses one.
   explicit ThreadPool(int num_threads);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
 
-  int num_threads() const { return static_cast<int>(workers_.size()) + 1; }
+  int num_threads() const { return num_threads_; }
 
   // fn(begin, end) over disjoint chunks covering [0, n). Serialised: one call at a time.
   void parallel_for(size_t n, const std::function<void(size_t, size_t)>& fn);
 
  private:
-  void worker(int index);
+  struct Workers;
+  std::unique_ptr<Workers> start() const;
+  // After a fork, this process's workers (none yet in a new child).
+  Workers* workers();
 
-  std::vector<std::thread> workers_;
-  std::mutex call_mutex_;  // one parallel_for at a time
-  std::mutex mutex_;       // pairs with the condition variables
-  std::condition_variable wake_, done_;
-  const std::function<void(size_t, size_t)>* job_ = nullptr;  // published by generation_
-  size_t job_n_ = 0;
-  std::atomic<size_t> generation_{0};
-  std::atomic<int> pending_{0};
-  std::atomic<bool> stop_{false};
+  const int num_threads_;
+  ForkMutex call_mutex_;  // one parallel_for at a time; no fork() during one
+  std::unique_ptr<Workers> workers_;
+  uint64_t fork_count_;  // of the process that started workers_
 };
 
-// One per physical core where the OS tells, else one per logical CPU.
+// One per physical core where the OS tells, else one per logical CPU; never more than the CPUs
+// this process may run on.
 int default_num_threads();
+
+// The CPUs this process may run on (its affinity mask), at least 1.
+int available_cpus();
 
 }  // namespace intinfer

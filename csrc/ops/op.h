@@ -35,7 +35,8 @@ class Op {
   virtual std::vector<Shape> infer(const std::vector<Shape>& inputs) const = 0;
   virtual void run(const ExecContext& ctx) const = 0;
   virtual size_t weight_bytes() const { return 0; }
-  // Multiply-accumulates of one run for these shapes (0 for ops that do not multiply).
+  // Multiply-accumulates of one run for these shapes (pools: window steps; 0 for ops whose work
+  // is linear in their tensors). The max_macs limit sums them.
   virtual uint64_t macs(const std::vector<Shape>& inputs, const std::vector<Shape>& outputs) const {
     (void)inputs;
     (void)outputs;

@@ -62,6 +62,13 @@ class Pool : public Op {
              (x[2] + p_.pad_left + pad_right_ - p_.kernel_w) / p_.stride_w + 1, x[3]}};
   }
 
+  // Window steps (additions or comparisons): a window of up to 65,536 positions makes a pool's
+  // work that of a large conv's, so the max_macs limit (docs/runtime.md) counts them.
+  uint64_t macs(const std::vector<Shape>& in, const std::vector<Shape>& out) const override {
+    if (kind_ == PoolKind::kGlobalAverage) return numel(in[0]);
+    return numel(out[0]) * static_cast<uint64_t>(p_.kernel_h) * static_cast<uint64_t>(p_.kernel_w);
+  }
+
   void run(const ExecContext& ctx) const override {
     const Shape &x = *ctx.input_shapes[0], &y = *ctx.output_shapes[0];
     PoolParams p = p_;

@@ -68,21 +68,43 @@ PYBIND11_MODULE(_core, m) {
     }
   });
 
+  m.def("max_num_threads", &max_num_threads,
+        "The most threads a model may be loaded with: 4 x the CPUs this process may run on.");
   m.def("available_paths", &available_paths,
         "The kernel paths (INTINFER_ISA names) this build can run on this CPU, reference first.");
 
+  py::class_<Options>(m, "Options")
+      .def(py::init<>())
+      .def_readwrite("num_threads", &Options::num_threads)
+      .def_readwrite("plan_cache_size", &Options::plan_cache_size)
+      .def_property("max_tensor_bytes", [](const Options& o) { return o.limits.max_tensor_bytes; },
+                    [](Options& o, uint64_t v) { o.limits.max_tensor_bytes = v; })
+      .def_property("max_arena_bytes", [](const Options& o) { return o.limits.max_arena_bytes; },
+                    [](Options& o, uint64_t v) { o.limits.max_arena_bytes = v; })
+      .def_property("max_macs", [](const Options& o) { return o.limits.max_macs; },
+                    [](Options& o, uint64_t v) { o.limits.max_macs = v; });
+
   py::class_<Model, std::shared_ptr<Model>>(m, "Model")
-      .def_static("load_file", [](const std::string& path, int threads) {
-        return Model::load_file(path, Options{threads});
-      }, py::arg("path"), py::arg("num_threads") = 0)
-      .def_static("load_buffer", [](const py::bytes& data, int threads) {
+      .def_static("load_file", [](const std::string& path, const Options& options) {
+        return Model::load_file(path, options);
+      }, py::arg("path"), py::arg("options"))
+      .def_static("load_buffer", [](const py::bytes& data, const Options& options) {
         std::string_view v(data);
-        return Model::load_buffer(v.data(), v.size(), Options{threads});
-      }, py::arg("data"), py::arg("num_threads") = 0)
+        return Model::load_buffer(v.data(), v.size(), options);
+      }, py::arg("data"), py::arg("options"))
       .def_property_readonly("inputs", [](const Model& self) { return tensor_infos(self.inputs()); })
       .def_property_readonly("outputs", [](const Model& self) { return tensor_infos(self.outputs()); })
       .def_property_readonly("num_threads", &Model::num_threads)
       .def_property_readonly("isa", &Model::isa)
+      .def_property_readonly("plan_cache_size", &Model::plan_cache_size)
+      .def_property_readonly("cached_plans", &Model::cached_plans)
+      .def_property_readonly("limits", [](const Model& self) {
+        py::dict d;
+        d["max_tensor_bytes"] = self.limits().max_tensor_bytes;
+        d["max_arena_bytes"] = self.limits().max_arena_bytes;
+        d["max_macs"] = self.limits().max_macs;
+        return d;
+      })
       .def("ops", [](const Model& self) {
         py::list out;
         for (const OpInfo& op : self.ops()) out.append(py::make_tuple(op.type, op.name, op.weight_bytes));

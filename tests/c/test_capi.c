@@ -182,6 +182,7 @@ static void check_run(intinfer_session* s, const intinfer_model* m, const intinf
 /* Loading errors: a missing file, corrupt and truncated buffers, NULL arguments. */
 static void check_load_errors(const char* path, const unsigned char* file, size_t size) {
   intinfer_model* m = NULL;
+  intinfer_options* tight = NULL;
   unsigned char* bad = (unsigned char*)malloc(size + 1);
   char* missing = (char*)malloc(strlen(path) + sizeof(".missing"));
   int32_t n;
@@ -209,6 +210,15 @@ static void check_load_errors(const char* path, const unsigned char* file, size_
   check_error(intinfer_session_run(NULL, NULL, 0), INTINFER_ERROR_ARGUMENT, "session", "NULL session");
   check_error(intinfer_options_create(NULL), INTINFER_ERROR_ARGUMENT, "out", "NULL options out");
   check_error(intinfer_options_set_num_threads(NULL, 2), INTINFER_ERROR_ARGUMENT, "options", "NULL options");
+  check_ok(intinfer_options_create(&tight), "options");
+  check_error(intinfer_options_set_max_macs(tight, 0), INTINFER_ERROR_ARGUMENT, "max_macs", "a zero limit");
+  check_ok(intinfer_options_set_max_arena_bytes(tight, (uint64_t)1 << 40), "an arena limit");
+  check_ok(intinfer_options_set_max_macs(tight, (uint64_t)1 << 40), "a MAC limit");
+  /* The test models' inputs take more than a byte, and inputs are checked first. */
+  check_ok(intinfer_options_set_max_tensor_bytes(tight, 1), "a 1-byte tensor limit");
+  check_error(intinfer_model_load_buffer(file, size, tight, &m), INTINFER_ERROR_MODEL, "max_tensor_bytes",
+              "an input above the limit");
+  intinfer_options_free(tight);
   free(bad);
   free(missing);
 }
@@ -324,7 +334,12 @@ int main(int argc, char** argv) {
   check_load_errors(model_path, file, file_size);
   check_ok(intinfer_options_create(&options), "options");
   check_error(intinfer_options_set_num_threads(options, -1), INTINFER_ERROR_ARGUMENT, "num_threads", "-1 threads");
+  check_error(intinfer_options_set_num_threads(options, 1 << 20), INTINFER_ERROR_ARGUMENT, "maximum",
+              "more threads than the maximum");
   check_ok(intinfer_options_set_num_threads(options, 2), "2 threads");
+  check_error(intinfer_options_set_plan_cache_size(options, -1), INTINFER_ERROR_ARGUMENT, "plan_cache_size",
+              "a negative plan cache size");
+  check_ok(intinfer_options_set_plan_cache_size(options, 1), "a plan cache of 1");
   check_ok(intinfer_model_load_buffer(file, file_size, options, &b), "load from a buffer");
   intinfer_options_free(options);
   /* The model must not need the caller's bytes after the load. */

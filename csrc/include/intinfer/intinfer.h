@@ -76,8 +76,19 @@ const char* intinfer_last_error(void);
 /* Load options; NULL options wherever they are taken mean the defaults. The loaders read the
  * options during the call only: they may be freed right after. */
 intinfer_status intinfer_options_create(intinfer_options** out);
-/* Intra-op threads of the model's thread pool; 0 (the default) means one per physical core. */
+/* Intra-op threads of the model's thread pool; 0 (the default) means one per physical core, at
+ * most the CPUs this process may run on. Above 4 x those CPUs is refused (ERROR_ARGUMENT). */
 intinfer_status intinfer_options_set_num_threads(intinfer_options* options, int32_t num_threads);
+/* How many input shapes' plans (shapes and activation offsets) the model keeps, the least
+ * recently used dropped first; 0 plans every run. The default is 64 (docs/runtime.md). */
+intinfer_status intinfer_options_set_plan_cache_size(intinfer_options* options, int32_t size);
+/* What one run may demand (each > 0): bytes of one activation tensor (default 256 MiB), of all
+ * activations (1 GiB), and multiply-accumulates (2^40). A file beyond them at its smallest input
+ * sizes is refused at load (ERROR_MODEL); larger input shapes by intinfer_session_run
+ * (ERROR_INPUT), before anything is allocated (docs/runtime.md, Limits). */
+intinfer_status intinfer_options_set_max_tensor_bytes(intinfer_options* options, uint64_t bytes);
+intinfer_status intinfer_options_set_max_arena_bytes(intinfer_options* options, uint64_t bytes);
+intinfer_status intinfer_options_set_max_macs(intinfer_options* options, uint64_t macs);
 void intinfer_options_free(intinfer_options* options); /* NULL is ignored */
 
 /* Loads a .iif file; the file is memory-mapped and must not change while the model lives. */

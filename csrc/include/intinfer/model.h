@@ -54,9 +54,26 @@ struct MemoryInfo {
   size_t naive_bytes;  // the sum of all activation tensors, as without reuse
 };
 
-struct Options {
-  int num_threads = 0;  // 0: one per physical core
+// What one run of a model may demand, checked for each new set of input shapes before anything
+// is allocated or computed (a Session::run beyond them throws InputError), and at load for the
+// shapes the file declares, dynamic dimensions taken as 1 (ModelError). The defaults suit a
+// phone as well as a server running ordinary batches; raise them for big ones (docs/runtime.md).
+struct Limits {
+  uint64_t max_tensor_bytes = uint64_t{256} << 20;  // one activation tensor
+  uint64_t max_arena_bytes = uint64_t{1} << 30;     // all activations of the plan
+  uint64_t max_macs = uint64_t{1} << 40;            // multiply-accumulates (and pooling window steps)
 };
+
+struct Options {
+  int num_threads = 0;  // 0: one per physical core; at most max_num_threads()
+  // Plans (shapes and arena offsets) kept for the input shapes used last; 0 plans every call.
+  size_t plan_cache_size = 64;
+  Limits limits;
+};
+
+// The most intra-op threads a model may be loaded with: 4 x the CPUs this process may run on.
+// More only time-slice the same cores (docs/runtime.md, Threads).
+int max_num_threads();
 
 // An input or output tensor on the caller's side. For inputs `data` is read, for outputs the
 // runtime fills `bytes`.
@@ -101,6 +118,9 @@ class Model : public std::enable_shared_from_this<Model> {
   std::vector<uint64_t> op_macs(const std::vector<Shape>& input_shapes = {}) const;
   int num_threads() const;
   const char* isa() const;
+  size_t plan_cache_size() const;
+  size_t cached_plans() const;  // now, at most plan_cache_size()
+  const Limits& limits() const;
 
   struct Impl;
   const Impl& impl() const { return *impl_; }
