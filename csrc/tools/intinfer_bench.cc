@@ -146,7 +146,9 @@ void print_profile(const Model& m, const std::vector<Shape>& shapes, const std::
 int main(int argc, char** argv) {
   const Args a = parse(argc, argv);
   try {
-    auto model = Model::load_file(a.model, Options{a.threads});
+    Options options;
+    options.num_threads = a.threads;
+    auto model = Model::load_file(a.model, options);
     std::vector<HostTensor> inputs = make_inputs(*model, a);
     std::vector<Shape> shapes;
     for (const HostTensor& t : inputs) shapes.push_back(t.shape);

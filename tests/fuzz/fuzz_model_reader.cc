@@ -44,7 +44,9 @@ void try_run(const std::shared_ptr<Model>& model) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
-    auto model = Model::load_buffer(data, size, Options{1});
+    Options options;
+    options.num_threads = 1;
+    auto model = Model::load_buffer(data, size, options);
     try_run(model);
   } catch (const ModelError&) {
   } catch (const InputError&) {
