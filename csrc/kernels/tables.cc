@@ -6,7 +6,6 @@
 #include <stdexcept>
 #include <string>
 
-
 #include "ref/kernels.h"
 #if defined(INTINFER_HAVE_AVX2)
 #include "x86/x86_kernels.h"
