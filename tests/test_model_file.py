@@ -48,6 +48,29 @@ def test_missing_file_and_directory(tmp_path):
         intinfer.load(tmp_path)
 
 
+def test_a_fifo_is_refused_without_blocking(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    fifo = tmp_path / "m.iif"
+    os.mkfifo(fifo)
+    # In a child with a timeout: opening a FIFO for reading waits for a writer, which never comes.
+    code = ("import intinfer, sys\n"
+            "try:\n    intinfer.load(sys.argv[1])\n"
+            "except intinfer.ModelError as e:\n    print(e)\n")
+    out = subprocess.run([sys.executable, "-c", code, str(fifo)], capture_output=True, text=True, cwd=tmp_path,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert f"model file '{fifo}' is not a regular file" in out.stdout
+
+
+def test_a_path_with_a_nul_byte_is_refused(tmp_path, valid):
+    (tmp_path / "m.iif").write_bytes(valid)  # the file named by the part before the NUL
+    with pytest.raises(ValueError, match="NUL byte"):
+        intinfer.load(str(tmp_path / "m.iif") + "\0.bak")
+
+
 def test_bad_magic(valid):
     refused(b"ONNX" + valid[4:], "bad magic")
 
