@@ -71,6 +71,9 @@ def load(model: str | os.PathLike | bytes, num_threads: int | None = None, *,
     return Model(core)
 
 
+_RUN_TAKES = "run() takes a numpy array, a list of arrays in input order, or a dict name -> array"
+
+
 def _dequantize(r: np.ndarray, info: TensorInfo) -> np.ndarray:
     """Real values of a quantized output (uint8, or wide int32 steps); others unchanged."""
     if info.scale is None:
@@ -162,8 +165,16 @@ class Model:
                 info = self.inputs[names.index(missing[0])]
                 raise ValueError(f"missing input '{info.name}' (expected shape {info._shape_str()}, {info.dtype})")
             values = [x[n] for n in names]
+        elif isinstance(x, (str, bytes)):
+            raise TypeError(f"{_RUN_TAKES}; got a {type(x).__name__}")
         elif isinstance(x, Sequence) and not isinstance(x, np.ndarray):
             values = list(x)
+            # A list of numbers or of lists (x.tolist()) would be read as one input per item and
+            # fail on the count or a shape far from the mistake.
+            for v in values:
+                if not (isinstance(v, np.ndarray) or hasattr(v, "__array__")):
+                    raise TypeError(f"{_RUN_TAKES}; got a {type(x).__name__} of {type(v).__name__} "
+                                    "(for one input given as nested lists, pass np.asarray(...))")
         else:
             values = [x]
         if len(values) != len(self.inputs):
@@ -174,7 +185,9 @@ class Model:
     def run(self, x, raw: bool = False):
         """Run the model.
 
-        x: one array (single-input models), a list in input order, or a dict name -> array.
+        x: one array (single-input models), a list of arrays in input order, or a dict name ->
+        array (array-likes such as torch tensors, and nested lists as a dict's values, are taken
+        too); a str, or a list of numbers or lists, raises TypeError.
         Float arrays feeding uint8 inputs are quantized with the input's scale and zero point;
         uint8 arrays are taken as already quantized. Quantized outputs are dequantized to
         float32 unless raw=True, which returns their uint8 values (parameters in

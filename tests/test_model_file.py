@@ -248,6 +248,18 @@ def test_missing_and_unknown_inputs(model):
         model.run([sample_input(), sample_input()])
 
 
+def test_strings_and_nested_lists_are_refused_with_what_run_takes(model):
+    x = sample_input(batch=2)
+    for bad, what in ((x.tolist(), "a list of list"), ("image.png", "a str"), (b"\0" * 8, "a bytes"),
+                      ([x.tolist()], "a list of list"), ((0.5, 1.0), "a tuple of float")):
+        with pytest.raises(TypeError, match=f"run\\(\\) takes .* got {what}"):
+            model.run(bad)
+    # Arrays, array-likes in a list, and lists as a dict's values stay accepted.
+    expected = model.run(x)
+    np.testing.assert_array_equal(model.run([x]), expected)
+    np.testing.assert_array_equal(model.run({"image": x.tolist()}), expected)
+
+
 def test_inputs_may_be_non_contiguous_or_float64(model):
     x = sample_input(batch=2)
     expected = model.run(x)
