@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <random>
 #include <string>
@@ -28,7 +29,8 @@ const char* kUsage =
     "  --isa NAME        force a kernel path: ref, avx2, ... (sets INTINFER_ISA)\n"
     "  --batch N         size of dynamic input dimensions for random inputs (default 1)\n"
     "  --input FILE.npy  an input, in model input order (repeat for several inputs)\n"
-    "  --output-dir DIR  write each output as DIR/<output name>.npy (after the last run)\n"
+    "  --output-dir DIR  write each output as DIR/<output name>.npy (after the last run;\n"
+    "                    DIR and its parents are made when missing)\n"
     "  --profile         per-op table: median time, share of the total, GOPS of convs and GEMMs\n";
 
 struct Args {
@@ -146,6 +148,8 @@ void print_profile(const Model& m, const std::vector<Shape>& shapes, const std::
 int main(int argc, char** argv) {
   const Args a = parse(argc, argv);
   try {
+    // Made before the runs, so that a folder that cannot be made fails at once, not after them.
+    if (!a.output_dir.empty()) std::filesystem::create_directories(a.output_dir);
     Options options;
     options.num_threads = a.threads;
     auto model = Model::load_file(a.model, options);
