@@ -22,12 +22,15 @@ class TensorInfo:
     dtype: str
     scale: float | None
     zero_point: int | None
+    id_rows: int | None = None  # an int32 input read as ids by GATHERs (token ids): the fewest
+    # rows among their tables; ids must lie in [0, id_rows)
 
     @classmethod
     def _from_core(cls, d: dict) -> "TensorInfo":
         quantized = len(d["scales"]) == 1
         return cls(d["name"], tuple(None if s < 0 else s for s in d["shape"]), d["dtype"],
-                   float(d["scales"][0]) if quantized else None, int(d["zero_points"][0]) if quantized else None)
+                   float(d["scales"][0]) if quantized else None, int(d["zero_points"][0]) if quantized else None,
+                   d["id_rows"] or None)
 
     def _shape_str(self) -> str:
         if self.shape is None:

@@ -10,7 +10,7 @@ import pytest
 import intinfer
 from intinfer import builder as iif
 from intinfer.builder import GraphBuilder
-from sample_models import every_op_model, sample_input
+from sample_models import every_op_model, ids_and_mask_model, sample_input
 
 
 @pytest.fixture(scope="module")
@@ -318,6 +318,21 @@ def test_inspect_and_bench_cli_print_their_report_or_the_error(tmp_path, valid):
         out = subprocess.run([sys.executable, "-m", "intinfer.cli", command, str(path)], capture_output=True,
                              text=True, cwd=tmp_path, timeout=120)
         assert out.returncode == 1 and "invalid model file" in out.stderr
+
+
+def test_inputs_read_as_ids_give_their_tables_rows(tmp_path, capsys):
+    m = intinfer.load(ids_and_mask_model().to_bytes(), num_threads=1)
+    # The fewest rows among the GATHERs that read the ids, through a RESHAPE too; a GATHER of
+    # positions reads only the mask's shape.
+    assert [i.id_rows for i in m.inputs] == [10, None]
+    assert intinfer.load(every_op_model().to_bytes(), num_threads=1).inputs[0].id_rows is None
+    # So `intinfer bench` makes up ids the model accepts.
+    from intinfer import cli
+
+    path = tmp_path / "m.iif"
+    ids_and_mask_model().save(path)
+    assert cli.main(["bench", str(path), "--batch", "64", "--runs", "2"]) == 0
+    assert "latency ms" in capsys.readouterr().out
 
 
 # -- tensor encodings and required features (docs/format.md) -------------------------------

@@ -100,6 +100,14 @@ std::vector<HostTensor> make_inputs(const Model& m, const Args& a) {
         const float v = dist(rng);
         std::memcpy(t.bytes.data() + 4 * i, &v, 4);
       }
+    } else if (t.dtype == DType::kInt32) {
+      // Token ids below their table's rows; int32 inputs that are not ids are attention masks,
+      // where every position takes part.
+      std::uniform_int_distribution<int32_t> id(0, static_cast<int32_t>(std::max<int64_t>(info.id_rows, 1) - 1));
+      for (size_t i = 0; i < n / 4; ++i) {
+        const int32_t v = info.id_rows > 0 ? id(rng) : 1;
+        std::memcpy(t.bytes.data() + 4 * i, &v, 4);
+      }
     } else {
       for (auto& b : t.bytes) b = static_cast<uint8_t>(rng());
     }
