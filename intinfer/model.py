@@ -192,9 +192,10 @@ class Model:
         array (array-likes such as torch tensors, and nested lists as a dict's values, are taken
         too); a str, or a list of numbers or lists, raises TypeError.
         Float arrays feeding uint8 inputs are quantized with the input's scale and zero point;
-        uint8 arrays are taken as already quantized. Quantized outputs are dequantized to
-        float32 unless raw=True, which returns their uint8 values (parameters in
-        `self.outputs`). Returns an array for single-output models, else a list.
+        uint8 arrays are taken as already quantized; a NaN quantizes to the zero point (real 0.0,
+        not refused: docs/runtime.md). Quantized outputs are dequantized to float32 unless
+        raw=True, which returns their uint8 values (parameters in `self.outputs`). Returns an
+        array for single-output models, else a list.
         """
         results, _ = self._session().run(self._bind(x))
         if not raw:

@@ -260,6 +260,19 @@ def test_strings_and_nested_lists_are_refused_with_what_run_takes(model):
     np.testing.assert_array_equal(model.run({"image": x.tolist()}), expected)
 
 
+def test_nan_inputs_quantize_to_the_zero_point_as_documented(model):
+    # docs/runtime.md: NaN is not refused; QUANTIZE maps it to the zero point (real 0.0), both in
+    # the graph's QUANTIZE op (a float32 input) and in run()'s float -> uint8 conversion.
+    x = sample_input(batch=2)
+    nan = np.full_like(x, np.nan)
+    np.testing.assert_array_equal(model.run(nan), model.run(np.zeros_like(x)))
+    g = GraphBuilder()
+    g.output(g.clamp(g.input("q", (2, 3), "uint8", scale=0.1, zero_point=7), 0, 255))
+    m = intinfer.load(g.to_bytes(), num_threads=1)
+    np.testing.assert_array_equal(m.run(np.array([[np.nan, np.inf, -np.inf], [0, 1e30, np.nan]], np.float32),
+                                        raw=True), [[7, 255, 0], [7, 255, 7]])
+
+
 def test_inputs_may_be_non_contiguous_or_float64(model):
     x = sample_input(batch=2)
     expected = model.run(x)
