@@ -201,6 +201,19 @@ def test_unknown_weight_rounding_is_refused():
         intinfer.quantize(model, (calib[0][:1],), calib, weight_rounding="floor")
 
 
+def test_a_model_in_training_mode_is_exported_in_eval_mode_with_a_warning():
+    model, shape, calib, _ = make("mlp")
+    model.train()
+    with pytest.warns(UserWarning, match="was in training mode.*call model.eval"):
+        intinfer.quantize(model, (calib[0][:1],), calib)
+    assert not any(m.training for m in model.modules())
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        intinfer.quantize(model, (calib[0][:1],), calib)
+
+
 # -- bad input -----------------------------------------------------------------------------
 
 
