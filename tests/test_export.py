@@ -239,6 +239,21 @@ def test_unsupported_op_names_op_source_line_and_supported_list():
         intinfer.quantize(Unsupported(), (torch.randn(1, 4),), [torch.randn(1, 4)])
 
 
+@pytest.mark.parametrize("rnn", [nn.LSTM, nn.GRU])
+def test_an_unsupported_op_inside_a_torch_module_names_the_module(rnn):
+    class Recurrent(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = nn.Sequential(nn.Linear(4, 4), rnn(4, 8, batch_first=True))
+
+        def forward(self, x):
+            return self.encoder(x)[0]
+
+    named = rf"unsupported op: 'aten\.\w+\.\w+' in module 'encoder\.1' \({rnn.__name__}\) at .*rnn\.py"
+    with pytest.raises(ExportError, match=named):
+        intinfer.quantize(Recurrent().eval(), (torch.randn(1, 3, 4),), [torch.randn(1, 3, 4)])
+
+
 def test_empty_calibration_set_is_refused():
     model, shape, calib, _ = make("mlp")
     with pytest.raises(ValueError, match="calibration set is empty"):
