@@ -4,7 +4,19 @@
     y = m.run(x)
 """
 
-from ._core import ModelError, available_paths, max_num_threads
+try:
+    from ._core import ModelError, available_paths, max_num_threads
+except ModuleNotFoundError as e:
+    if e.name != __name__ + "._core":
+        raise
+    # Typically Python started in the repository root: its intinfer/ folder, which has the
+    # sources but no compiled core, shadows the installed package.
+    import os as _os
+
+    raise ImportError(
+        f"intinfer's compiled core (intinfer._core) is missing from {_os.path.dirname(__file__)}: "
+        "if that is the source folder, it shadows the installed package (run Python from another "
+        "folder), or build it in place with `pip install -e .`") from e
 from .model import Model, TensorInfo, load
 
 

@@ -18,6 +18,11 @@ def _random_inputs(m, batch: int) -> list:
         shape = [batch if d is None else d for d in info.shape]
         if info.dtype == "float32":
             inputs.append(rng.standard_normal(shape).astype(np.float32))
+        elif info.id_rows is not None:
+            inputs.append(rng.integers(0, info.id_rows, shape).astype(np.int32))
+        elif info.dtype == "int32":
+            # int32 inputs that are not ids are attention masks: every position takes part.
+            inputs.append(np.ones(shape, np.int32))
         else:
             inputs.append(rng.integers(0, 256, shape).astype(info.dtype))
     return inputs

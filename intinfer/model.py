@@ -22,12 +22,15 @@ class TensorInfo:
     dtype: str
     scale: float | None
     zero_point: int | None
+    id_rows: int | None = None  # an int32 input read as ids by GATHERs (token ids): the fewest
+    # rows among their tables; ids must lie in [0, id_rows)
 
     @classmethod
     def _from_core(cls, d: dict) -> "TensorInfo":
         quantized = len(d["scales"]) == 1
         return cls(d["name"], tuple(None if s < 0 else s for s in d["shape"]), d["dtype"],
-                   float(d["scales"][0]) if quantized else None, int(d["zero_points"][0]) if quantized else None)
+                   float(d["scales"][0]) if quantized else None, int(d["zero_points"][0]) if quantized else None,
+                   d["id_rows"] or None)
 
     def _shape_str(self) -> str:
         if self.shape is None:
@@ -69,6 +72,9 @@ def load(model: str | os.PathLike | bytes, num_threads: int | None = None, *,
     else:
         core = _core.Model.load_file(os.fspath(model), options)
     return Model(core)
+
+
+_RUN_TAKES = "run() takes a numpy array, a list of arrays in input order, or a dict name -> array"
 
 
 def _dequantize(r: np.ndarray, info: TensorInfo) -> np.ndarray:
@@ -162,8 +168,16 @@ class Model:
                 info = self.inputs[names.index(missing[0])]
                 raise ValueError(f"missing input '{info.name}' (expected shape {info._shape_str()}, {info.dtype})")
             values = [x[n] for n in names]
+        elif isinstance(x, (str, bytes)):
+            raise TypeError(f"{_RUN_TAKES}; got a {type(x).__name__}")
         elif isinstance(x, Sequence) and not isinstance(x, np.ndarray):
             values = list(x)
+            # A list of numbers or of lists (x.tolist()) would be read as one input per item and
+            # fail on the count or a shape far from the mistake.
+            for v in values:
+                if not (isinstance(v, np.ndarray) or hasattr(v, "__array__")):
+                    raise TypeError(f"{_RUN_TAKES}; got a {type(x).__name__} of {type(v).__name__} "
+                                    "(for one input given as nested lists, pass np.asarray(...))")
         else:
             values = [x]
         if len(values) != len(self.inputs):
@@ -174,11 +188,14 @@ class Model:
     def run(self, x, raw: bool = False):
         """Run the model.
 
-        x: one array (single-input models), a list in input order, or a dict name -> array.
+        x: one array (single-input models), a list of arrays in input order, or a dict name ->
+        array (array-likes such as torch tensors, and nested lists as a dict's values, are taken
+        too); a str, or a list of numbers or lists, raises TypeError.
         Float arrays feeding uint8 inputs are quantized with the input's scale and zero point;
-        uint8 arrays are taken as already quantized. Quantized outputs are dequantized to
-        float32 unless raw=True, which returns their uint8 values (parameters in
-        `self.outputs`). Returns an array for single-output models, else a list.
+        uint8 arrays are taken as already quantized; a NaN quantizes to the zero point (real 0.0,
+        not refused: docs/runtime.md). Quantized outputs are dequantized to float32 unless
+        raw=True, which returns their uint8 values (parameters in `self.outputs`). Returns an
+        array for single-output models, else a list.
         """
         results, _ = self._session().run(self._bind(x))
         if not raw:

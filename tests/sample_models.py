@@ -96,3 +96,23 @@ def token_batch(n: int, s: int, gen):
     mask = torch.ones(n, s, dtype=torch.long)
     mask[:, s // 2:] = torch.randint(0, 2, (n, s - s // 2), generator=gen)
     return ids, mask, torch.zeros(n, s, dtype=torch.long)
+
+
+def ids_and_mask_model(seed: int = 0) -> GraphBuilder:
+    """int32 ids [?, 8] (read by a GATHER of 50 rows and, through a RESHAPE, one of 10) and an
+    int32 mask [?, 8] (read by a GATHER of 8 positions and MASKED_MEAN) -> float [?, 4]."""
+    rng = np.random.default_rng(seed)
+    g = GraphBuilder()
+    ids = g.input("ids", (None, 8), "int32")
+    mask = g.input("mask", (None, 8), "int32")
+
+    def table(name, rows):
+        wq, ws = quantize_weights(rng.normal(0, 0.05, (rows, 4)))
+        return g.constant(name, wq, "int8", scale=ws)
+
+    small = g.gather(table("small", 10), g.reshape(ids, [-1, 8]), 0.002, 128)
+    large = g.gather(table("large", 50), ids, 0.002, 128)
+    positions = g.gather(table("positions", 8), mask, 0.002, 128, positions=True)
+    x = g.add(g.add(small, large, 0.004, 128), positions, 0.006, 128)
+    g.output(g.masked_mean(x, mask))
+    return g

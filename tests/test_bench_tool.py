@@ -9,7 +9,7 @@ import pytest
 
 import intinfer
 from conftest import ISAS, build_native_tool
-from sample_models import every_op_model, sample_input
+from sample_models import every_op_model, ids_and_mask_model, sample_input
 
 
 @pytest.fixture(scope="module")
@@ -41,11 +41,28 @@ def test_outputs_match_python_bit_for_bit(bench_tool, tmp_path, isa):
     assert got.tobytes() == want.tobytes()
 
 
+def test_output_dir_is_made_when_missing(bench_tool, tmp_path):
+    model = tmp_path / "m.iif"
+    every_op_model().save(model)
+    out = run(bench_tool, model, "--output-dir", tmp_path / "out" / "sub", "--runs", 1)
+    assert np.load(tmp_path / "out" / "sub" / "logits.npy").shape[0] == 1
+    (tmp_path / "file").write_bytes(b"")
+    out = run(bench_tool, model, "--output-dir", tmp_path / "file" / "sub", "--runs", 1, check=False)
+    assert out.returncode == 1 and "file/sub" in out.stderr and "runs:" not in out.stdout
+
+
 def test_random_inputs_with_a_batch_size(bench_tool, tmp_path):
     model = tmp_path / "m.iif"
     every_op_model().save(model)
     out = run(bench_tool, model, "--batch", 4, "--runs", 2)
     assert "inputs: [4, 6, 6, 3]" in out.stdout
+
+
+def test_random_ids_stay_below_their_tables_rows(bench_tool, tmp_path):
+    model = tmp_path / "m.iif"
+    ids_and_mask_model().save(model)
+    out = run(bench_tool, model, "--batch", 64, "--runs", 2)
+    assert "inputs: [64, 8] [64, 8]" in out.stdout
 
 
 def test_errors_are_clear(bench_tool, tmp_path):

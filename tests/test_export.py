@@ -201,6 +201,19 @@ def test_unknown_weight_rounding_is_refused():
         intinfer.quantize(model, (calib[0][:1],), calib, weight_rounding="floor")
 
 
+def test_a_model_in_training_mode_is_exported_in_eval_mode_with_a_warning():
+    model, shape, calib, _ = make("mlp")
+    model.train()
+    with pytest.warns(UserWarning, match="was in training mode.*call model.eval"):
+        intinfer.quantize(model, (calib[0][:1],), calib)
+    assert not any(m.training for m in model.modules())
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        intinfer.quantize(model, (calib[0][:1],), calib)
+
+
 # -- bad input -----------------------------------------------------------------------------
 
 
@@ -224,6 +237,21 @@ def test_data_dependent_control_flow_is_refused():
 def test_unsupported_op_names_op_source_line_and_supported_list():
     with pytest.raises(ExportError, match=r"unsupported op: 'aten.sort.\w+' at .*test_export.py:\d+.*Supported ops: "):
         intinfer.quantize(Unsupported(), (torch.randn(1, 4),), [torch.randn(1, 4)])
+
+
+@pytest.mark.parametrize("rnn", [nn.LSTM, nn.GRU])
+def test_an_unsupported_op_inside_a_torch_module_names_the_module(rnn):
+    class Recurrent(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = nn.Sequential(nn.Linear(4, 4), rnn(4, 8, batch_first=True))
+
+        def forward(self, x):
+            return self.encoder(x)[0]
+
+    named = rf"unsupported op: 'aten\.\w+\.\w+' in module 'encoder\.1' \({rnn.__name__}\) at .*rnn\.py"
+    with pytest.raises(ExportError, match=named):
+        intinfer.quantize(Recurrent().eval(), (torch.randn(1, 3, 4),), [torch.randn(1, 3, 4)])
 
 
 def test_empty_calibration_set_is_refused():

@@ -10,7 +10,7 @@ import pytest
 import intinfer
 from intinfer import builder as iif
 from intinfer.builder import GraphBuilder
-from sample_models import every_op_model, sample_input
+from sample_models import every_op_model, ids_and_mask_model, sample_input
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +46,29 @@ def test_missing_file_and_directory(tmp_path):
         intinfer.load(tmp_path / "nope.iif")
     with pytest.raises(intinfer.ModelError, match="not a regular file"):
         intinfer.load(tmp_path)
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    fifo = tmp_path / "m.iif"
+    os.mkfifo(fifo)
+    # In a child with a timeout: opening a FIFO for reading waits for a writer, which never comes.
+    code = ("import intinfer, sys\n"
+            "try:\n    intinfer.load(sys.argv[1])\n"
+            "except intinfer.ModelError as e:\n    print(e)\n")
+    out = subprocess.run([sys.executable, "-c", code, str(fifo)], capture_output=True, text=True, cwd=tmp_path,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert f"model file '{fifo}' is not a regular file" in out.stdout
+
+
+def test_a_path_with_a_nul_byte_is_refused(tmp_path, valid):
+    (tmp_path / "m.iif").write_bytes(valid)  # the file named by the part before the NUL
+    with pytest.raises(ValueError, match="NUL byte"):
+        intinfer.load(str(tmp_path / "m.iif") + "\0.bak")
 
 
 def test_bad_magic(valid):
@@ -225,6 +248,31 @@ def test_missing_and_unknown_inputs(model):
         model.run([sample_input(), sample_input()])
 
 
+def test_strings_and_nested_lists_are_refused_with_what_run_takes(model):
+    x = sample_input(batch=2)
+    for bad, what in ((x.tolist(), "a list of list"), ("image.png", "a str"), (b"\0" * 8, "a bytes"),
+                      ([x.tolist()], "a list of list"), ((0.5, 1.0), "a tuple of float")):
+        with pytest.raises(TypeError, match=f"run\\(\\) takes .* got {what}"):
+            model.run(bad)
+    # Arrays, array-likes in a list, and lists as a dict's values stay accepted.
+    expected = model.run(x)
+    np.testing.assert_array_equal(model.run([x]), expected)
+    np.testing.assert_array_equal(model.run({"image": x.tolist()}), expected)
+
+
+def test_nan_inputs_quantize_to_the_zero_point_as_documented(model):
+    # docs/runtime.md: NaN is not refused; QUANTIZE maps it to the zero point (real 0.0), both in
+    # the graph's QUANTIZE op (a float32 input) and in run()'s float -> uint8 conversion.
+    x = sample_input(batch=2)
+    nan = np.full_like(x, np.nan)
+    np.testing.assert_array_equal(model.run(nan), model.run(np.zeros_like(x)))
+    g = GraphBuilder()
+    g.output(g.clamp(g.input("q", (2, 3), "uint8", scale=0.1, zero_point=7), 0, 255))
+    m = intinfer.load(g.to_bytes(), num_threads=1)
+    np.testing.assert_array_equal(m.run(np.array([[np.nan, np.inf, -np.inf], [0, 1e30, np.nan]], np.float32),
+                                        raw=True), [[7, 255, 0], [7, 255, 7]])
+
+
 def test_inputs_may_be_non_contiguous_or_float64(model):
     x = sample_input(batch=2)
     expected = model.run(x)
@@ -283,6 +331,21 @@ def test_inspect_and_bench_cli_print_their_report_or_the_error(tmp_path, valid):
         out = subprocess.run([sys.executable, "-m", "intinfer.cli", command, str(path)], capture_output=True,
                              text=True, cwd=tmp_path, timeout=120)
         assert out.returncode == 1 and "invalid model file" in out.stderr
+
+
+def test_inputs_read_as_ids_give_their_tables_rows(tmp_path, capsys):
+    m = intinfer.load(ids_and_mask_model().to_bytes(), num_threads=1)
+    # The fewest rows among the GATHERs that read the ids, through a RESHAPE too; a GATHER of
+    # positions reads only the mask's shape.
+    assert [i.id_rows for i in m.inputs] == [10, None]
+    assert intinfer.load(every_op_model().to_bytes(), num_threads=1).inputs[0].id_rows is None
+    # So `intinfer bench` makes up ids the model accepts.
+    from intinfer import cli
+
+    path = tmp_path / "m.iif"
+    ids_and_mask_model().save(path)
+    assert cli.main(["bench", str(path), "--batch", "64", "--runs", "2"]) == 0
+    assert "latency ms" in capsys.readouterr().out
 
 
 # -- tensor encodings and required features (docs/format.md) -------------------------------

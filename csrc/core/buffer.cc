@@ -15,7 +15,15 @@
 namespace intinfer {
 
 MappedFile::MappedFile(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // open() stops at the first NUL: "m.iif\0.bak" would load m.iif.
+  if (path.find('\0') != std::string::npos) {
+    std::string shown;
+    for (char c : path) shown += c == '\0' ? std::string("\\0") : std::string(1, c);
+    throw ModelError("model path '" + shown + "' contains a NUL byte");
+  }
+  // O_NONBLOCK: opening a FIFO for reading otherwise waits for a writer, forever if none comes;
+  // it is refused below as not a regular file, and changes nothing for a regular file.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) throw ModelError("cannot open model file '" + path + "': " + std::strerror(errno));
   struct stat st;
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {

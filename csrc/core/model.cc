@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <list>
@@ -67,7 +68,40 @@ uint64_t checked_bytes(const Shape& s, DType t, const std::string& what, const L
   return n;
 }
 
-TensorInfo info_of(const TensorDesc& t) { return {t.name, t.dtype, t.shape, t.scales, t.zero_points}; }
+TensorInfo info_of(const TensorDesc& t, int64_t id_rows) {
+  return {t.name, t.dtype, t.shape, t.scales, t.zero_points, id_rows};
+}
+
+// TensorInfo::id_rows of each graph input: the GATHERs that read it as ids, directly or through
+// RESHAPEs and TRANSPOSEs (which move values without changing them). A GATHER of positions
+// reads only the ids' shape.
+std::vector<int64_t> input_id_rows(const ModelDesc& desc) {
+  std::vector<std::vector<const OpDesc*>> readers(desc.tensors.size());
+  for (const OpDesc& od : desc.ops)
+    for (uint32_t t : od.inputs) readers[t].push_back(&od);
+  std::vector<int64_t> result;
+  for (uint32_t input : desc.inputs) {
+    int64_t rows = 0;
+    // Each tensor has one writer, so no tensor is reached twice.
+    std::vector<uint32_t> pending{input};
+    while (!pending.empty()) {
+      const uint32_t t = pending.back();
+      pending.pop_back();
+      for (const OpDesc* od : readers[t]) {
+        if (od->type == OpType::kGather && od->inputs[1] == t) {
+          auto positions = od->attrs.find("positions");
+          if (positions != od->attrs.end() && positions->second.ints[0] != 0) continue;
+          const int64_t n = desc.tensors[od->inputs[0]].shape[0];
+          rows = rows == 0 ? n : std::min(rows, n);
+        } else if ((od->type == OpType::kReshape || od->type == OpType::kTranspose) && od->inputs[0] == t) {
+          pending.push_back(od->outputs[0]);
+        }
+      }
+    }
+    result.push_back(rows);
+  }
+  return result;
+}
 
 // The declared input shapes with dynamic dimensions taken as 1.
 std::vector<Shape> smallest_shapes(const std::vector<TensorInfo>& inputs) {
@@ -224,8 +258,10 @@ void init_model(std::unique_ptr<Bytes> storage, const Options& options, Model::I
     throw ModelError(e.what());
   }
   for (const OpDesc& od : impl->desc.ops) impl->ops.push_back(create_op(OpContext(impl->desc, od, impl->path.features)));
-  for (uint32_t t : impl->desc.inputs) impl->inputs.push_back(info_of(impl->desc.tensors[t]));
-  for (uint32_t t : impl->desc.outputs) impl->outputs.push_back(info_of(impl->desc.tensors[t]));
+  const std::vector<int64_t> id_rows = input_id_rows(impl->desc);
+  for (size_t i = 0; i < id_rows.size(); ++i)
+    impl->inputs.push_back(info_of(impl->desc.tensors[impl->desc.inputs[i]], id_rows[i]));
+  for (uint32_t t : impl->desc.outputs) impl->outputs.push_back(info_of(impl->desc.tensors[t], 0));
   // A file that asks beyond the limits at its smallest input sizes asks at every size: refuse it
   // here rather than at its first run. Other shape errors at size 1 are left to the run, which
   // may use sizes that work.

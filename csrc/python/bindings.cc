@@ -41,6 +41,7 @@ py::dict tensor_info(const TensorInfo& t) {
   d["shape"] = t.shape;
   d["scales"] = t.scales;
   d["zero_points"] = t.zero_points;
+  d["id_rows"] = t.id_rows;
   return d;
 }
 

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <random>
 #include <string>
@@ -28,7 +29,8 @@ const char* kUsage =
     "  --isa NAME        force a kernel path: ref, avx2, ... (sets INTINFER_ISA)\n"
     "  --batch N         size of dynamic input dimensions for random inputs (default 1)\n"
     "  --input FILE.npy  an input, in model input order (repeat for several inputs)\n"
-    "  --output-dir DIR  write each output as DIR/<output name>.npy (after the last run)\n"
+    "  --output-dir DIR  write each output as DIR/<output name>.npy (after the last run;\n"
+    "                    DIR and its parents are made when missing)\n"
     "  --profile         per-op table: median time, share of the total, GOPS of convs and GEMMs\n";
 
 struct Args {
@@ -98,6 +100,14 @@ std::vector<HostTensor> make_inputs(const Model& m, const Args& a) {
         const float v = dist(rng);
         std::memcpy(t.bytes.data() + 4 * i, &v, 4);
       }
+    } else if (t.dtype == DType::kInt32) {
+      // Token ids below their table's rows; int32 inputs that are not ids are attention masks,
+      // where every position takes part.
+      std::uniform_int_distribution<int32_t> id(0, static_cast<int32_t>(std::max<int64_t>(info.id_rows, 1) - 1));
+      for (size_t i = 0; i < n / 4; ++i) {
+        const int32_t v = info.id_rows > 0 ? id(rng) : 1;
+        std::memcpy(t.bytes.data() + 4 * i, &v, 4);
+      }
     } else {
       for (auto& b : t.bytes) b = static_cast<uint8_t>(rng());
     }
@@ -146,6 +156,8 @@ void print_profile(const Model& m, const std::vector<Shape>& shapes, const std::
 int main(int argc, char** argv) {
   const Args a = parse(argc, argv);
   try {
+    // Made before the runs, so that a folder that cannot be made fails at once, not after them.
+    if (!a.output_dir.empty()) std::filesystem::create_directories(a.output_dir);
     Options options;
     options.num_threads = a.threads;
     auto model = Model::load_file(a.model, options);

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Iterable
 
 import numpy as np
@@ -53,7 +54,14 @@ def quantize(model: torch.nn.Module, example_inputs, calibration: Iterable, obse
         raise ValueError(f"unknown weight_rounding '{weight_rounding}'; choose 'gptq' or 'nearest'")
     example = _as_inputs(example_inputs)
     make_observer(observer, **observer_options)  # refuses an unknown name before the slow work
+    # capture() puts the model in eval mode: a model still in training mode is most often a
+    # forgotten model.eval(), and would be exported with behaviour other than its own.
+    in_training = any(m.training for m in model.modules())
     graph = capture(model, example, dynamic_shapes)
+    if in_training:
+        warnings.warn("the model was in training mode: intinfer.quantize exports its eval-mode behaviour "
+                      "(dropout off, batch norms on their running statistics) and leaves it in eval mode; "
+                      "call model.eval() first", UserWarning, stacklevel=2)
     if smooth:
         calibration = list(calibration)  # read twice: the smoothing ranges, then the observers
         smooth_layer_norms(graph, [_as_inputs(b) for b in calibration[:report_batches]])

@@ -85,6 +85,18 @@ def _source(fx_node) -> str:
     return "(unknown source line)"
 
 
+def _module(fx_node) -> str:
+    """' in module 'enc.1' (GRU)': the innermost submodule that made the node. An op from inside
+    a torch module (an LSTM's aten.zeros) has its source line in torch, which names no layer of
+    the user's model."""
+    stack = fx_node.meta.get("nn_module_stack") or {}
+    path, cls = list(stack.values())[-1] if stack else ("", "")
+    if not path:  # the model itself: the source line is the user's own
+        return ""
+    name = cls if isinstance(cls, str) else cls.__qualname__
+    return f" in module '{path}' ({name.rsplit('.', 1)[-1]})"
+
+
 def _lut_fn(target, args, kwargs) -> Callable:
     if target == aten.gelu.default:
         approximate = kwargs.get("approximate", args[1] if len(args) > 1 else "none")
@@ -239,8 +251,8 @@ def _simplify(ep) -> FloatGraph:
         return a
 
     def fail(fx_node, why: str):
-        raise ExportError(f"{why}: '{fx_node.target}' at {_source(fx_node)} (node '{fx_node.name}'). "
-                          f"Supported ops: {', '.join(SUPPORTED)}")
+        raise ExportError(f"{why}: '{fx_node.target}'{_module(fx_node)} at {_source(fx_node)} "
+                          f"(node '{fx_node.name}'). Supported ops: {', '.join(SUPPORTED)}")
 
     def add(fx_node, op, inputs, _drop=None, **attrs) -> Node:
         meta = fx_node.meta.get("val")

@@ -41,6 +41,9 @@ struct TensorInfo {
   Shape shape;  // -1 marks a dimension that may vary between calls
   std::vector<float> scales;
   std::vector<int32_t> zero_points;
+  // Inputs read as ids by GATHERs (token ids): the fewest rows among their tables, so ids must
+  // lie in [0, id_rows); 0 for any other tensor. Tools that make up inputs need it.
+  int64_t id_rows;
 };
 
 struct OpInfo {
