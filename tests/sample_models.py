@@ -96,3 +96,15 @@ def token_batch(n: int, s: int, gen):
     mask = torch.ones(n, s, dtype=torch.long)
     mask[:, s // 2:] = torch.randint(0, 2, (n, s - s // 2), generator=gen)
     return ids, mask, torch.zeros(n, s, dtype=torch.long)
+
+
+def write_seed_corpus(directory) -> None:
+    """The libFuzzer seeds (tests/test_fuzz.py, tests/test_sanitizers.py, scripts/fuzz_long.py):
+    valid files with every op and every constant encoding, so mutations start past the header."""
+    from pathlib import Path
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    for seed in range(4):
+        (directory / f"seed{seed}.iif").write_bytes(every_op_model(seed).to_bytes())
+        (directory / f"encoded{seed}.iif").write_bytes(encoded_constants_model(seed).to_bytes())
