@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT / "tests" / "fuzz"))
 
 from mutate import mutate  # noqa: E402
 
-# Leaks are reported too; a report aborts with a stack, and the exit code says it was one.
+# Leaks are reported too; any report ends the process after its stack with exit code 86.
 SANITIZER_ENV = {**os.environ, "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:exitcode=86",
                  "UBSAN_OPTIONS": "print_stacktrace=1:halt_on_error=1:exitcode=86"}
 TARGETS = ("intinfer-capi-test", "intinfer-bench", "intinfer-fuzz-corpus")
