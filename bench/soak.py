@@ -8,7 +8,7 @@ mismatch and a leak as RSS growth.
     python3 bench/soak.py --effnet effnet.iif --minilm minilm.iif [--threads 8] [--runs 10000]
     python3 bench/soak.py --quick       # the every-op sample model, 8 x 200 runs (seconds)
 
-Shapes: an image model (one input [N, H, W, C]) takes batch 1..8; a MiniLM-style model (inputs
+Shapes: an image model (one input, batch first) takes batch 1..8; a MiniLM-style model (inputs
 input_ids, attention_mask, token_type_ids) batch 1..4 and sequence length 1..128, ids in
 [0, 30522), a 0/1 mask with at least one 1 per row, zero token types. The models come from
 `python3 examples/efficientnet_lite0.py --save` and `python3 examples/minilm.py --save`.
