@@ -116,3 +116,15 @@ def ids_and_mask_model(seed: int = 0) -> GraphBuilder:
     x = g.add(g.add(small, large, 0.004, 128), positions, 0.006, 128)
     g.output(g.masked_mean(x, mask))
     return g
+
+
+def write_seed_corpus(directory) -> None:
+    """The libFuzzer seeds (tests/test_fuzz.py, tests/test_sanitizers.py, scripts/fuzz_long.py):
+    valid files with every op and every constant encoding, so mutations start past the header."""
+    from pathlib import Path
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    for seed in range(4):
+        (directory / f"seed{seed}.iif").write_bytes(every_op_model(seed).to_bytes())
+        (directory / f"encoded{seed}.iif").write_bytes(encoded_constants_model(seed).to_bytes())

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from sample_models import encoded_constants_model, every_op_model
+from sample_models import write_seed_corpus
 
 ROOT = Path(__file__).resolve().parent.parent
 SECONDS = int(os.environ.get("INTINFER_FUZZ_SECONDS", "30"))
@@ -45,10 +45,7 @@ def libfuzzer_binary(tmp_path_factory):
 
 def test_libfuzzer_with_sanitizers(libfuzzer_binary, tmp_path):
     corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    for seed in range(4):
-        (corpus / f"seed{seed}.iif").write_bytes(every_op_model(seed).to_bytes())
-        (corpus / f"encoded{seed}.iif").write_bytes(encoded_constants_model(seed).to_bytes())
+    write_seed_corpus(corpus)
     out = subprocess.run([str(libfuzzer_binary), str(corpus), f"-max_total_time={SECONDS}", "-max_len=8192",
                           # libFuzzer's RSS limit reads the peak RSS, which a child inherits from
                           # its parent (pytest, several GB once torch models are loaded), so it

@@ -1,0 +1,150 @@
+#!/usr/bin/env python3
+"""Soak test (docs/testing.md): N threads x R runs each on one shared loaded model, every run on
+a random shape, the process's RSS sampled throughout, and every output compared bit for bit
+with a single-threaded run of the same input afterwards (a fresh load with one intra-op thread,
+one run at a time), so a race in the sessions, the plan cache or the thread pool shows as a
+mismatch and a leak as RSS growth.
+
+    python3 bench/soak.py --effnet effnet.iif --minilm minilm.iif [--threads 8] [--runs 10000]
+    python3 bench/soak.py --quick       # the every-op sample model, 8 x 200 runs (seconds)
+
+Shapes: an image model (one input, batch first) takes batch 1..8; a MiniLM-style model (inputs
+input_ids, attention_mask, token_type_ids) batch 1..4 and sequence length 1..128, ids in
+[0, 30522), a 0/1 mask with at least one 1 per row, zero token types. The models come from
+`python3 examples/efficientnet_lite0.py --save` and `python3 examples/minilm.py --save`.
+Exit status 1 on any mismatch or error.
+"""
+
+import argparse
+import hashlib
+import os
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+import intinfer  # noqa: E402
+
+TEXT_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+VOCAB = 30522
+
+
+def make_inputs(model, rng: np.random.Generator):
+    """A random shape and input for the model: (shape key, list of arrays)."""
+    names = [t.name for t in model.inputs]
+    if names == list(TEXT_INPUTS):
+        b, s = int(rng.integers(1, 5)), int(rng.integers(1, 129))
+        ids = rng.integers(0, VOCAB, size=(b, s), dtype=np.int32)
+        mask = rng.integers(0, 2, size=(b, s), dtype=np.int32)
+        mask[np.arange(b), rng.integers(0, s, size=b)] = 1
+        return (b, s), [ids, mask, np.zeros((b, s), np.int32)]
+    (info,) = model.inputs
+    b = int(rng.integers(1, 9))
+    shape = (b, *info.shape[1:])
+    if info.dtype == "float32":
+        x = rng.uniform(-1.0, 1.0, size=shape).astype(np.float32)
+    else:
+        x = rng.integers(0, 256, size=shape, dtype=np.uint8)
+    return (b,), [x]
+
+
+def digest(outputs) -> bytes:
+    h = hashlib.blake2b(digest_size=16)
+    for o in outputs if isinstance(outputs, list) else [outputs]:
+        h.update(np.ascontiguousarray(o).tobytes())
+    return h.digest()
+
+
+class RssSampler(threading.Thread):
+    """The process's resident set from /proc/self/statm every `period` seconds."""
+
+    def __init__(self, period: float = 0.05):
+        super().__init__(daemon=True)
+        self.period, self.samples, self.stop = period, [], threading.Event()
+        self.page = os.sysconf("SC_PAGE_SIZE")
+
+    def read(self) -> int:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * self.page
+
+    def run(self):
+        while not self.stop.is_set():
+            self.samples.append(self.read())
+            time.sleep(self.period)
+
+
+def soak(name: str, path, threads: int, runs: int, intra_threads: int) -> int:
+    shared = intinfer.load(path, num_threads=intra_threads)
+    rss = RssSampler()
+    rss.start()
+    start = time.monotonic()
+
+    def worker(t: int):
+        """Runs R inputs; returns (seed, shape, digest) per run. The seed regenerates the input."""
+        results = []
+        for i in range(runs):
+            seed = (t, i)
+            shape, inputs = make_inputs(shared, np.random.default_rng(seed))
+            results.append((seed, shape, digest(shared.run(inputs, raw=True))))
+        return results
+
+    with ThreadPoolExecutor(threads) as pool:
+        per_thread = list(pool.map(worker, range(threads)))
+    seconds = time.monotonic() - start
+    rss.stop.set()
+    rss.join()
+    del shared
+
+    # The reference: the same inputs, one run at a time on a model with one intra-op thread.
+    single = intinfer.load(path, num_threads=1)
+    mismatches, shapes = [], set()
+    ref_start = time.monotonic()
+    for results in per_thread:
+        for seed, shape, got in results:
+            shapes.add(shape)
+            _, inputs = make_inputs(single, np.random.default_rng(seed))
+            if digest(single.run(inputs, raw=True)) != got:
+                mismatches.append((seed, shape))
+    mib = [s / 2**20 for s in rss.samples]
+    tenth = max(1, len(mib) // 10)
+    print(f"{name}: {threads} threads x {runs} runs = {threads * runs} runs in {seconds:.0f} s "
+          f"(intra-op threads {intra_threads}; reference pass {time.monotonic() - ref_start:.0f} s)")
+    print(f"  distinct shapes {len(shapes)}")
+    print(f"  RSS MiB min {min(mib):.0f} max {max(mib):.0f}; max of the first tenth {max(mib[:tenth]):.0f}, "
+          f"of the last tenth {max(mib[-tenth:]):.0f} ({len(mib)} samples)")
+    print(f"  mismatches {len(mismatches)}" + (f", first: seed {mismatches[0][0]} shape {mismatches[0][1]}"
+                                               if mismatches else ""))
+    return len(mismatches)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--effnet", help="EfficientNet-Lite0 .iif (examples/efficientnet_lite0.py --save)")
+    parser.add_argument("--minilm", help="all-MiniLM-L6-v2 .iif (examples/minilm.py --save)")
+    parser.add_argument("--threads", type=int, default=8, help="calling threads (default 8)")
+    parser.add_argument("--runs", type=int, help="runs per thread (default 10,000; 200 with --quick)")
+    parser.add_argument("--intra-threads", type=int, default=2, help="intra-op threads of the shared model (default 2)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a short run; without --effnet/--minilm on the every-op sample model")
+    args = parser.parse_args()
+    runs = args.runs or (200 if args.quick else 10_000)
+    models = [(n, p) for n, p in (("EfficientNet-Lite0", args.effnet), ("MiniLM", args.minilm)) if p]
+    if not models:
+        if not args.quick:
+            parser.error("give --effnet and/or --minilm (or --quick for the sample model)")
+        from sample_models import every_op_model
+
+        models = [("every-op sample model", every_op_model().to_bytes())]
+    failures = sum(soak(name, path, args.threads, runs, args.intra_threads) for name, path in models)
+    print("result: " + ("no mismatch" if failures == 0 else f"{failures} MISMATCHES"))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
