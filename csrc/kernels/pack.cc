@@ -3,20 +3,21 @@
 #include <cstring>
 
 namespace intinfer {
+namespace {
 
-void pack_requant(const std::vector<QuantizedMultiplier>& multipliers, size_t padded, std::vector<int32_t>* m,
+// The `count` multipliers and shifts, padded to `padded` entries with a harmless multiplier
+// (1/2, no shift).
+void pack_requant(const QuantizedMultiplier* multipliers, size_t count, size_t padded, std::vector<int32_t>* m,
                   std::vector<int32_t>* left, std::vector<int32_t>* right) {
   m->assign(padded, 1 << 30);
   left->assign(padded, 0);
   right->assign(padded, 0);
-  for (size_t c = 0; c < multipliers.size(); ++c) {
+  for (size_t c = 0; c < count; ++c) {
     (*m)[c] = multipliers[c].multiplier;
     (*left)[c] = multipliers[c].shift > 0 ? multipliers[c].shift : 0;
     (*right)[c] = multipliers[c].shift > 0 ? 0 : -multipliers[c].shift;
   }
 }
-
-namespace {
 
 // Codes [n][k] of type Src into tiles of Dst (TileLayout), and each channel's sum of codes in
 // `sums` (for the activation offset). One instance per (source, packed) width pair, so the
@@ -55,7 +56,7 @@ void pack_codes_to(const TileLayout& layout, const Src* codes, size_t n, size_t 
 PackedWeights::PackedWeights(const TileLayout& layout, const void* codes, const WeightFormat& format, size_t n,
                              size_t k, const int32_t* bias, const std::vector<QuantizedMultiplier>& multipliers,
                              const std::vector<float>& output_scales)
-    : layout_(layout), source_(codes), format_bits_(format.bits), n_(n), k_(k), multipliers_(multipliers) {
+    : layout_(layout), source_(codes), format_bits_(format.bits), n_(n), k_(k) {
   const size_t nr = layout.nr == 0 ? n : layout.nr;
   n_tiles_ = layout.nr == 0 ? 1 : (n + nr - 1) / nr;
   k_pad_ = (k + layout.k_align - 1) / layout.k_align * layout.k_align;
@@ -63,12 +64,15 @@ PackedWeights::PackedWeights(const TileLayout& layout, const void* codes, const 
   bias_.assign(n_pad, 0);
   std::memcpy(bias_.data(), bias, n * sizeof(int32_t));
   if (!multipliers.empty()) {
-    pack_requant(multipliers, n_pad, &multiplier_, &left_shift_, &right_shift_);
+    pack_requant(multipliers.data(), multipliers.size(), n_pad, &multiplier_, &left_shift_, &right_shift_);
   } else {
     output_scales_.assign(n_pad, 0.0f);
     std::memcpy(output_scales_.data(), output_scales.data(), n * sizeof(float));
   }
-  if (layout.nr == 0) return;
+  if (layout.nr == 0) {
+    multipliers_ = multipliers;  // the reference kernels take them as they are
+    return;
+  }
   codes_.assign(n_tiles_ * nr * k_pad_ * layout.elem_bytes, 0);
   std::vector<int64_t> sums(n);
   if (format.bits == 16)
@@ -99,8 +103,7 @@ PackedView PackedWeights::view() const {
 
 PackedLayerNorm::PackedLayerNorm(const LayerNormParams& p, size_t width) {
   const size_t padded = (p.h + width - 1) / width * width;
-  pack_requant(std::vector<QuantizedMultiplier>(p.multipliers, p.multipliers + p.h), padded, &multiplier_,
-               &left_shift_, &right_shift_);
+  pack_requant(p.multipliers, p.h, padded, &multiplier_, &left_shift_, &right_shift_);
   sign_.assign(padded, 0);
   offset_.assign(padded, 0);
   bias_.assign(padded, 0);

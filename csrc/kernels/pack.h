@@ -35,7 +35,7 @@ struct PackedView {
   const int32_t* multiplier;               // uint8 output: Q31 multipliers
   const int32_t* left_shift;               // both >= 0, at most one non-zero per channel
   const int32_t* right_shift;
-  const QuantizedMultiplier* multipliers;  // uint8 output, unpadded (the reference rows)
+  const QuantizedMultiplier* multipliers;  // uint8 output, unpadded: the reference rows only
   const float* output_scales;              // float output: s_in * s_w[c]; null for a uint8 output
   size_t n, k, k_pad, n_tiles;
   uint8_t code_bits;                       // width of the codes at `weights`: 8 or 16
@@ -60,14 +60,9 @@ class PackedWeights {
   size_t n_, k_, k_pad_, n_tiles_;
   std::vector<uint8_t> codes_;
   std::vector<int32_t> bias_, multiplier_, left_shift_, right_shift_;
-  std::vector<QuantizedMultiplier> multipliers_;
+  std::vector<QuantizedMultiplier> multipliers_;  // in-place (reference) layouts only
   std::vector<float> output_scales_;
 };
-
-// The multipliers and shifts of `multipliers`, padded to `padded` entries with a harmless
-// multiplier (1/2, no shift).
-void pack_requant(const std::vector<QuantizedMultiplier>& multipliers, size_t padded, std::vector<int32_t>* m,
-                  std::vector<int32_t>* left, std::vector<int32_t>* right);
 
 // LAYER_NORM's per-channel output stage (params.h) as the vector kernels load it, padded to a
 // multiple of `width` channels.

@@ -44,8 +44,8 @@ class Conv2D : public Op {
     // is, others through an im2col block) where the GEMM table has an optimized row; depthwise
     // convs: the depthwise table's row; the reference convolution otherwise.
     if (groups == 1) {
-      gemm_ = std::make_unique<Gemm>(weights_, p_.out, ctx.features());
-      if (is_reference(gemm_->row())) gemm_.reset();
+      const GemmRow& row = select(gemm_table(), ctx.features(), weights_.format, weights_.depth);
+      if (!is_reference(row)) gemm_ = std::make_unique<Gemm>(row, weights_, p_.out);
       pointwise_ = p_.kernel_h == 1 && p_.kernel_w == 1 && p_.stride_h == 1 && p_.stride_w == 1 && p_.pad_top == 0 &&
                    p_.pad_left == 0 && pad_bottom_ == 0 && pad_right_ == 0;
     } else if (cin_per_group_ == 1 && groups == p_.out_c) {

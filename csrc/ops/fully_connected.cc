@@ -14,7 +14,8 @@ class FullyConnected : public Op {
     weights_ = read_weights(ctx, ctx.input(0), w, ctx.input(2), /*float_output_ok=*/true);
     if (weights_.output_scales.empty()) out_ = ctx.output_stage();
     if (OpContext::is_wide(ctx.output(0))) wide_scale_ = ctx.output(0).scales[0];
-    gemm_ = std::make_unique<Gemm>(weights_, out_, ctx.features());
+    gemm_ = std::make_unique<Gemm>(select(gemm_table(), ctx.features(), weights_.format, weights_.depth), weights_,
+                                   out_);
   }
 
   std::vector<Shape> infer(const std::vector<Shape>& in) const override {

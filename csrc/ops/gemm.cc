@@ -4,8 +4,8 @@
 
 namespace intinfer {
 
-Gemm::Gemm(const QuantizedWeights& w, const OutputStage& out, Features features)
-    : row_(select(gemm_table(), features, w.format, w.depth)),
+Gemm::Gemm(const GemmRow& row, const QuantizedWeights& w, const OutputStage& out)
+    : row_(row),
       packed_(row_.tile, w.codes, w.format, w.channels, w.depth, w.bias.data(), w.multipliers, w.output_scales),
       view_(packed_.view()),
       out_(out) {}

@@ -1,6 +1,6 @@
-// y = output_stage(x W^T + bias) over rows of x, on the GEMM kernel table's best row for the
-// model's CPU features and the weights' format. Used by FULLY_CONNECTED and by CONV2D (directly
-// for 1x1 convs, through im2col otherwise).
+// y = output_stage(x W^T + bias) over rows of x, on a row of the GEMM kernel table (the op's
+// select() for its CPU features and the weights' format). Used by FULLY_CONNECTED and by CONV2D
+// (directly for 1x1 convs, through im2col otherwise).
 #pragma once
 
 #include <cstdint>
@@ -12,7 +12,7 @@ namespace intinfer {
 
 class Gemm {
  public:
-  Gemm(const QuantizedWeights& weights, const OutputStage& out, Features features);
+  Gemm(const GemmRow& row, const QuantizedWeights& weights, const OutputStage& out);
 
   // Rows [0, rows) of x (row stride x_stride) into y (row stride y_stride elements), for the
   // output channels of column blocks [block_begin, block_end) (all by default); the output is
@@ -22,7 +22,6 @@ class Gemm {
   // How many column blocks run() can split the output channels into.
   size_t column_blocks() const { return view_.n_tiles; }
   bool float_output() const { return view_.output_scales != nullptr; }
-  const GemmRow& row() const { return row_; }
 
  private:
   const GemmRow& row_;
