@@ -42,23 +42,29 @@ void gemm_4xn(const PackedView& w, const OutputStage& out, const uint8_t* x, siz
         [&](size_t t, int32x4_t acc[kGemmMR][kQ]) { kTile(a, w.k_pad, codes + t * w.k_pad * kNR, acc); },
         [&](size_t r, size_t t, const int32x4_t* acc) { store(r, t * kNR, acc); });
   };
+  // Each 8 channels [c, c + 8) of a row stored by `store8`; written out for kNR 8 and 16 rather
+  // than as a loop, which gcc kept rolled, spilling the accumulators (+6% instructions per
+  // EfficientNet-Lite0 inference on the SDOT path).
+  auto store_row = [&](auto&& store8) {
+    return [&, store8](size_t r, size_t c, const int32x4_t* acc) {
+      store8(r, c, acc[0], acc[1]);
+      if constexpr (kNR == 16)
+        if (c + 8 < w.n) store8(r, c + 8, acc[2], acc[3]);
+    };
+  };
   if (w.output_scales != nullptr) {
     float* yf = static_cast<float*>(y);
-    drive([&](size_t r, size_t c, const int32x4_t* acc) {
-      for (size_t h = 0; h < kNR && c + h < w.n; h += 8)
-        store_f32x8(w.bias, w.output_scales, w.n, yf + r * y_stride, c + h, acc[h / 4], acc[h / 4 + 1]);
-    });
+    drive(store_row([&](size_t r, size_t c, int32x4_t a0, int32x4_t a1) {
+      store_f32x8(w.bias, w.output_scales, w.n, yf + r * y_stride, c, a0, a1);
+    }));
     return;
   }
   uint8_t* yu = static_cast<uint8_t*>(y);
   const OutputStageNeon stage(w.bias, w.multiplier, w.left_shift, w.right_shift, out.zero_point, out.act_min,
                               out.act_max);
-  drive([&](size_t r, size_t c, const int32x4_t* acc) {
-    for (size_t h = 0; h < kNR && c + h < w.n; h += 8) {
-      const size_t valid = w.n - c - h < 8 ? w.n - c - h : 8;
-      store_u8x8(yu + r * y_stride + c + h, stage.apply8(acc[h / 4], acc[h / 4 + 1], c + h), valid);
-    }
-  });
+  drive(store_row([&](size_t r, size_t c, int32x4_t a0, int32x4_t a1) {
+    store_u8x8(yu + r * y_stride + c, stage.apply8(a0, a1, c), w.n - c < 8 ? w.n - c : 8);
+  }));
 }
 
 }  // namespace
