@@ -1,5 +1,7 @@
 """The model's thread pool (csrc/core/thread_pool.cc) as servers and data loaders use it: after
-fork(), when threads cannot be started, and the cap on num_threads (docs/runtime.md, Threads).
+fork(), when threads cannot be started, and the cap on num_threads (docs/runtime.md, Threads);
+and its work sharing checked directly by tests/core/thread_pool_test.cc, natively and under
+ThreadSanitizer.
 
 Each scenario runs in a fresh interpreter with a timeout: a hang fails the test, never CI."""
 
@@ -12,9 +14,11 @@ from pathlib import Path
 import pytest
 
 import intinfer
+from conftest import build_native_tool
 from sample_models import every_op_model
 
 TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
 
 PRELUDE = """
 import os, sys, threading, time
@@ -170,3 +174,25 @@ def test_num_threads_is_capped():
         intinfer.load(data, num_threads=4 * cpus + 1)
     with pytest.raises(intinfer.ModelError, match="num_threads 1000 is above"):
         intinfer.load(data, num_threads=1000)
+
+
+def test_work_sharing_natively():
+    # Every index once, chunks aligned to the grain, a stalled worker's share taken by the others.
+    out = subprocess.run([str(build_native_tool("intinfer-pool-test"))], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_work_sharing_under_thread_sanitizer(tmp_path):
+    # The chunk claiming is lock-free: ThreadSanitizer checks its memory ordering on the same
+    # program (only thread_pool.cc is needed, so it is compiled directly).
+    exe = tmp_path / "pool_tsan"
+    build = subprocess.run(["g++", "-std=c++17", "-O1", "-g", "-fsanitize=thread", f"-I{REPO / 'csrc'}",
+                            str(TESTS / "core" / "thread_pool_test.cc"), str(REPO / "csrc" / "core" / "thread_pool.cc"),
+                            "-lpthread", "-o", str(exe)], capture_output=True, text=True)
+    if build.returncode != 0:
+        why = f"g++ cannot build with -fsanitize=thread: {build.stderr.strip()[-300:]}"
+        if os.environ.get("CI"):
+            pytest.fail(f"{why}: CI must have the ThreadSanitizer runtime (libtsan)")
+        pytest.skip(why)
+    out = subprocess.run([str(exe)], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "ThreadSanitizer" not in out.stderr, out.stdout + out.stderr[-6000:]

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <fstream>
 #include <set>
@@ -17,14 +18,16 @@
 namespace intinfer {
 namespace {
 
-std::pair<size_t, size_t> chunk(size_t n, int parts, int i) {
-  const size_t base = n / parts, extra = n % parts;
-  const size_t begin = i * base + std::min<size_t>(i, extra);
-  return {begin, begin + base + (static_cast<size_t>(i) < extra ? 1 : 0)};
-}
+// Each thread claims chunks of a parallel_for until none is left, so a thread that the OS does
+// not run (another process's, or another pool's spinning threads hold its core) delays the
+// others by at most the chunk it holds, instead of a fixed share of the op. Four chunks per thread
+// balance that against the cost of a claim and of a kernel's edge tiles.
+constexpr size_t kChunksPerThread = 4;
 
-// About 50 microseconds of polling before a thread sleeps: longer than the gap between two ops.
-constexpr int kSpins = 20000;
+// How long an idle worker, or the caller waiting for the last chunks, polls before it sleeps:
+// longer than the gap between two ops of one run, short enough that spinning threads do not take
+// a core from another pool or process for long once the run is over.
+constexpr auto kSpinTime = std::chrono::microseconds(100);
 
 inline void relax() {
 #if defined(__x86_64__) || defined(__i386__)
@@ -33,6 +36,30 @@ inline void relax() {
   asm volatile("yield");
 #endif
 }
+
+// Polls done() for kSpinTime; true when it became true.
+template <typename Done>
+bool spin_until(Done done) {
+  const auto deadline = std::chrono::steady_clock::now() + kSpinTime;
+  for (;;) {
+    for (int i = 0; i < 64; ++i) {
+      if (done()) return true;
+      relax();
+    }
+    if (std::chrono::steady_clock::now() >= deadline) return done();
+  }
+}
+
+// The word that workers claim chunks from: generation (32 bits) | chunk count (16) | next chunk (16).
+// Claiming is one compare-and-swap on it, so a worker that wakes late, after its generation has
+// ended, can never claim a chunk of the next one with the old count.
+constexpr uint64_t claim_word(uint32_t generation, uint32_t chunks, uint32_t next) {
+  return (static_cast<uint64_t>(generation) << 32) | (static_cast<uint64_t>(chunks) << 16) | next;
+}
+constexpr uint32_t generation_of(uint64_t w) { return static_cast<uint32_t>(w >> 32); }
+constexpr uint32_t chunks_of(uint64_t w) { return static_cast<uint32_t>(w >> 16) & 0xffff; }
+constexpr uint32_t next_of(uint64_t w) { return static_cast<uint32_t>(w) & 0xffff; }
+constexpr size_t kMaxChunks = 0xffff;
 
 }  // namespace
 
@@ -84,18 +111,21 @@ ForkMutex::~ForkMutex() {
 // What the worker threads share with the caller. A forked child abandons it whole (thread_pool.h):
 // its threads, mutex and condition variables belong to the parent.
 struct ThreadPool::Workers {
-  explicit Workers(int parts) : parts(parts) {}
-  void loop(int index);
+  void loop();
+  // Runs chunks of the job of `generation` until none is left to claim.
+  void work(uint32_t generation);
   void stop_and_join();
 
-  const int parts;
   std::vector<std::thread> threads;
   std::mutex mutex;  // pairs with the condition variables
   std::condition_variable wake, done;
-  const std::function<void(size_t, size_t)>* job = nullptr;  // published by generation
-  size_t job_n = 0;
-  std::atomic<size_t> generation{0};
-  std::atomic<int> pending{0};
+  // The job: written by the caller before it publishes the generation in `claim`, read by a
+  // thread only after it claimed one of its chunks (the caller does not return, and so does not
+  // write the next job, before every claimed chunk has finished).
+  const std::function<void(size_t, size_t)>* job = nullptr;
+  size_t job_n = 0, job_chunk = 0;
+  std::atomic<uint64_t> claim{0};
+  std::atomic<uint32_t> finished{0};  // chunks of the current job that have run
   std::atomic<bool> stop{false};
 };
 
@@ -108,22 +138,33 @@ void ThreadPool::Workers::stop_and_join() {
   for (auto& t : threads) t.join();
 }
 
-void ThreadPool::Workers::loop(int index) {
-  size_t seen = 0;
+void ThreadPool::Workers::work(uint32_t generation) {
+  uint64_t w = claim.load(std::memory_order_acquire);
+  while (generation_of(w) == generation && next_of(w) < chunks_of(w)) {
+    if (!claim.compare_exchange_weak(w, w + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
+    const uint32_t chunks = chunks_of(w);
+    const size_t begin = next_of(w) * job_chunk;
+    (*job)(begin, std::min(job_n, begin + job_chunk));
+    if (finished.fetch_add(1, std::memory_order_acq_rel) + 1 == chunks) {
+      std::lock_guard<std::mutex> lock(mutex);  // the caller may be between its check and its wait
+      done.notify_one();
+      return;
+    }
+    w = claim.load(std::memory_order_acquire);
+  }
+}
+
+void ThreadPool::Workers::loop() {
+  uint32_t seen = 0;
+  auto woken = [&] { return stop.load() || generation_of(claim.load(std::memory_order_acquire)) != seen; };
   for (;;) {
-    for (int i = 0; i < kSpins && generation.load(std::memory_order_acquire) == seen && !stop.load(); ++i) relax();
-    if (generation.load(std::memory_order_acquire) == seen && !stop.load()) {
+    if (!spin_until(woken)) {
       std::unique_lock<std::mutex> lock(mutex);
-      wake.wait(lock, [&] { return stop.load() || generation.load(std::memory_order_acquire) != seen; });
+      wake.wait(lock, woken);
     }
     if (stop.load()) return;
-    seen = generation.load(std::memory_order_acquire);
-    auto [b, e] = chunk(job_n, parts, index);
-    if (b < e) (*job)(b, e);
-    if (pending.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-      std::lock_guard<std::mutex> lock(mutex);
-      done.notify_one();
-    }
+    seen = generation_of(claim.load(std::memory_order_acquire));
+    work(seen);
   }
 }
 
@@ -133,10 +174,10 @@ ThreadPool::ThreadPool(int num_threads)
 }
 
 std::unique_ptr<ThreadPool::Workers> ThreadPool::start() const {
-  auto w = std::make_unique<Workers>(num_threads_);
+  auto w = std::make_unique<Workers>();
   w->threads.reserve(num_threads_ - 1);
   try {
-    for (int i = 1; i < num_threads_; ++i) w->threads.emplace_back(&Workers::loop, w.get(), i);
+    for (int i = 1; i < num_threads_; ++i) w->threads.emplace_back(&Workers::loop, w.get());
   } catch (const std::system_error& e) {
     // Those already started wait on w's condition variable: stop them before it is destroyed.
     const size_t started = w->threads.size();
@@ -168,9 +209,12 @@ ThreadPool::Workers* ThreadPool::workers() {
   return workers_.get();
 }
 
-void ThreadPool::parallel_for(size_t n, const std::function<void(size_t, size_t)>& fn) {
+void ThreadPool::parallel_for(size_t n, const std::function<void(size_t, size_t)>& fn, size_t grain) {
   if (n == 0) return;
-  if (num_threads_ == 1 || n == 1) {
+  grain = std::max<size_t>(grain, 1);
+  const size_t units = (n + grain - 1) / grain;
+  const size_t chunks = std::min({units, num_threads_ * kChunksPerThread, kMaxChunks});
+  if (num_threads_ == 1 || chunks == 1) {
     fn(0, n);
     return;
   }
@@ -178,18 +222,21 @@ void ThreadPool::parallel_for(size_t n, const std::function<void(size_t, size_t)
   Workers& w = *workers();
   w.job = &fn;
   w.job_n = n;
-  w.pending.store(num_threads_ - 1, std::memory_order_relaxed);
+  w.job_chunk = (units + chunks - 1) / chunks * grain;
+  // Rounding the chunk up to whole grains may leave fewer chunks than asked for.
+  const auto count = static_cast<uint32_t>((n + w.job_chunk - 1) / w.job_chunk);
+  w.finished.store(0, std::memory_order_relaxed);
+  const uint32_t generation = generation_of(w.claim.load(std::memory_order_relaxed)) + 1;
   {
     std::lock_guard<std::mutex> lock(w.mutex);
-    w.generation.fetch_add(1, std::memory_order_release);  // publishes job and job_n
+    w.claim.store(claim_word(generation, count, 0), std::memory_order_release);  // publishes the job
   }
   w.wake.notify_all();
-  auto [b, e] = chunk(n, num_threads_, 0);
-  if (b < e) fn(b, e);
-  for (int i = 0; i < kSpins && w.pending.load(std::memory_order_acquire) != 0; ++i) relax();
-  if (w.pending.load(std::memory_order_acquire) != 0) {
+  w.work(generation);
+  auto all_done = [&] { return w.finished.load(std::memory_order_acquire) == count; };
+  if (!spin_until(all_done)) {
     std::unique_lock<std::mutex> lock(w.mutex);
-    w.done.wait(lock, [&] { return w.pending.load(std::memory_order_acquire) == 0; });
+    w.done.wait(lock, all_done);
   }
   w.job = nullptr;
 }

@@ -1,10 +1,13 @@
-// A fixed pool of worker threads for intra-op parallelism. parallel_for splits [0, n) into
-// contiguous chunks, one per thread; the caller's thread takes the first chunk.
+// A fixed pool of worker threads for intra-op parallelism. parallel_for splits [0, n) into a few
+// contiguous chunks per thread, which the caller's thread and the workers claim one at a time
+// until none is left: a thread that the OS does not run just then (the machine busy with another
+// process, or another runtime's threads still spinning after its call) leaves its share to the
+// others instead of holding up the op (docs/runtime.md, bench/contention.py).
 //
 // A model runs dozens of short ops in a row, so waking workers through a condition variable
 // for each (tens of microseconds) would eat the gain of a second core. Workers and caller
-// therefore spin briefly on atomics first and only then sleep on the condition variables (as
-// pthreadpool does for XNNPACK).
+// therefore poll atomics for about 100 microseconds first and only then sleep on the condition
+// variables (as pthreadpool does for XNNPACK).
 //
 // fork(): the child has only the thread that called fork(). pthread_atfork handlers take every
 // ForkMutex before fork(), so no parallel section is in flight and no plan is being cached; in the
@@ -49,8 +52,10 @@ class ThreadPool {
 
   int num_threads() const { return num_threads_; }
 
-  // fn(begin, end) over disjoint chunks covering [0, n). Serialised: one call at a time.
-  void parallel_for(size_t n, const std::function<void(size_t, size_t)>& fn);
+  // fn(begin, end) over disjoint chunks covering [0, n), each a multiple of `grain` long but the
+  // last (a kernel's rows per tile: no chunk ends in a partial tile that a whole one could have
+  // been). Serialised: one call at a time.
+  void parallel_for(size_t n, const std::function<void(size_t, size_t)>& fn, size_t grain = 1);
 
  private:
   struct Workers;

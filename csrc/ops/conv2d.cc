@@ -81,10 +81,10 @@ class Conv2D : public Op {
       const size_t pixels = static_cast<size_t>(p.batch) * p.in_h * p.in_w;
       ctx.pool->parallel_for(pixels, [&](size_t b, size_t e) {
         gemm_->run(in + b * p.in_c, p.in_c, out + b * p.out_c, p.out_c, e - b);
-      });
+      }, gemm_->row_tile());
     } else if (gemm_) {
       const size_t pixels = static_cast<size_t>(p.batch) * p.out_h * p.out_w;
-      ctx.pool->parallel_for(pixels, [&](size_t b, size_t e) { im2col_gemm(p, in, out, b, e); });
+      ctx.pool->parallel_for(pixels, [&](size_t b, size_t e) { im2col_gemm(p, in, out, b, e); }, gemm_->row_tile());
     } else if (dwconv_) {
       const PackedView w = dwconv_weights_->view();
       ctx.pool->parallel_for(static_cast<size_t>(p.batch) * p.out_h, [&](size_t b, size_t e) {

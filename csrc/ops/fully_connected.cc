@@ -42,7 +42,7 @@ class FullyConnected : public Op {
       ctx.pool->parallel_for(rows, [&](size_t b, size_t e) {
         gemm_->run(x + b * k, k, y + b * n * elem, n, e - b);
         if (wide_scale_ > 0) wide_from_f32__ref(y + b * n * elem, (e - b) * n, wide_scale_);
-      });
+      }, gemm_->row_tile());
     }
   }
 

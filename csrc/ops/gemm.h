@@ -22,6 +22,8 @@ class Gemm {
   // How many column blocks run() can split the output channels into.
   size_t column_blocks() const { return view_.n_tiles; }
   bool float_output() const { return view_.output_scales != nullptr; }
+  // The micro-kernel's rows per tile: the grain of a split over rows.
+  size_t row_tile() const { return row_.tile.mr; }
 
  private:
   const GemmRow& row_;
