@@ -1,4 +1,4 @@
-// The window gather shared by the depthwise kernels of every ISA (ISA-neutral).
+// The window walk shared by the depthwise kernels of every ISA (ISA-neutral).
 #pragma once
 
 #include <cstddef>
@@ -21,6 +21,44 @@ inline void window_taps(const ConvParams& p, const uint8_t* xb, const uint8_t* z
       *taps++ = iy < 0 || iy >= p.in_h || ix < 0 || ix >= p.in_w
                     ? zero_row
                     : xb + (static_cast<size_t>(iy) * p.in_w + ix) * channels;
+    }
+  }
+}
+
+// Calls pixel(index, tap) for every output pixel of output rows [row_begin, row_end) (row =
+// batch * out_h + oy; index = row * out_w + ox), where tap(i) is the input pixel under tap i.
+// A pixel whose window lies wholly inside the input (most of them) gets its window's first pixel
+// plus a per-layer offset: no bounds checks and no table to fill; a border pixel gets the table
+// of window_taps. `taps` and `offsets` hold kernel_h * kernel_w entries. pixel is instantiated
+// for both kinds of tap, so each kernel's inner loop is compiled for each.
+template <typename Pixel>
+inline void for_each_window(const ConvParams& p, const uint8_t* x, const uint8_t* zero_row, size_t channels,
+                            size_t row_begin, size_t row_end, const uint8_t** taps, size_t* offsets, Pixel pixel) {
+  for (int ky = 0; ky < p.kernel_h; ++ky)
+    for (int kx = 0; kx < p.kernel_w; ++kx)
+      offsets[ky * p.kernel_w + kx] =
+          (static_cast<size_t>(ky) * p.dilation_h * p.in_w + static_cast<size_t>(kx) * p.dilation_w) * channels;
+  // The columns whose window is inside horizontally: ox * stride - pad_left >= 0 and
+  // ox * stride - pad_left + (kernel_w - 1) * dilation <= in_w - 1.
+  const int span_w = (p.kernel_w - 1) * p.dilation_w, span_h = (p.kernel_h - 1) * p.dilation_h;
+  const int last = p.in_w - 1 - span_w + p.pad_left;
+  const int col_begin = (p.pad_left + p.stride_w - 1) / p.stride_w;
+  const int col_end = last < 0 ? 0 : last / p.stride_w + 1 < p.out_w ? last / p.stride_w + 1 : p.out_w;
+  for (size_t row = row_begin; row < row_end; ++row) {
+    const size_t b = row / p.out_h;
+    const int oy = static_cast<int>(row % p.out_h);
+    const uint8_t* xb = x + b * p.in_h * p.in_w * channels;
+    const int iy = oy * p.stride_h - p.pad_top;
+    const bool inside = iy >= 0 && iy + span_h < p.in_h;
+    for (int ox = 0; ox < p.out_w; ++ox) {
+      const size_t index = row * p.out_w + ox;
+      if (inside && ox >= col_begin && ox < col_end) {
+        const uint8_t* origin = xb + (static_cast<size_t>(iy) * p.in_w + ox * p.stride_w - p.pad_left) * channels;
+        pixel(index, [origin, offsets](size_t i) { return origin + offsets[i]; });
+      } else {
+        window_taps(p, xb, zero_row, oy, ox, channels, taps);
+        pixel(index, [taps](size_t i) { return taps[i]; });
+      }
     }
   }
 }

@@ -29,6 +29,11 @@ bool dense_s8_taps(const WeightFormat& f, size_t taps) {
   return dense_s8(f, taps) && taps <= kMaxTaps;
 }
 
+template <size_t kMaxTaps>
+bool dense_s8_pairs_taps(const WeightFormat& f, size_t taps) {
+  return dense_s8_taps<kMaxTaps>(f, taps) && pairs_fit_int16(f);
+}
+
 // The reference rows read the validated weights in place (TileLayout nr = 0), in every format
 // an op hands their table: a format is read by the engine only once it has a reference kernel.
 template <typename W>
@@ -108,8 +113,8 @@ const DwconvRow kDwconvRows[] = {
      {1, 16, 2, 2, 2, 0, kDwconvAvx2LaneOrder}, dwconv_u8s8_16c2__avx2},
 #endif
 #if defined(INTINFER_HAVE_NEON)
-    {"dwconv_u8s8_8c1__neon", kFeatureNeon, dense_s8_taps<kDwconvNeonMaxTaps>, {1, 8, 1, 1, 2, 0, nullptr},
-     dwconv_u8s8_8c1__neon},
+    {"dwconv_u8s8_16c1__neon", kFeatureNeon, dense_s8_pairs_taps<kDwconvNeonMaxTaps>,
+     {1, 16, 1, 1, 1, 128, nullptr}, dwconv_u8s8_16c1__neon},
 #endif
     {"conv2d_u8s8__ref", 0, dense_s8, kInPlace, dwconv__ref},
 };

@@ -31,4 +31,11 @@ constexpr int64_t max_accumulator(const WeightFormat& format, size_t depth) {
   return int64_t{255} * format.max_abs * static_cast<int64_t>(depth);
 }
 
+// Whether two products of an activation shifted to int8 (x - 128, within [-128, 127]) and codes
+// of `format` sum exactly in int16 (2 * 128 * max_abs <= 32767: codes within +-127). Kernels that
+// multiply 8-bit operands (SMULL + SMLAL) and widen only every second product rely on it.
+constexpr bool pairs_fit_int16(const WeightFormat& format) {
+  return format.bits == 8 && 2 * 128 * format.max_abs <= 32767;
+}
+
 }  // namespace intinfer

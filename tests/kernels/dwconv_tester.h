@@ -33,8 +33,13 @@ class DwconvTester {
   DwconvTester& act(int32_t lo, int32_t hi) { act_min_ = lo; act_max_ = hi; return *this; }
   // Output rows (batch * out_h + oy) [begin, end); end past the last = all.
   DwconvTester& rows(size_t begin, size_t end) { row_begin_ = begin; row_end_ = end; return *this; }
-  // Every input 255 and every weight +127 (or -127): the accumulator's extreme.
-  DwconvTester& extreme(int sign) { extreme_ = sign; return *this; }
+  // Every input `input` (255: the accumulator's extreme; 0: x - 128 = -128, the extreme of the
+  // kernels that shift inputs to int8) and every weight +127 (or -127).
+  DwconvTester& extreme(int sign, uint8_t input = 255) {
+    extreme_ = sign;
+    extreme_input_ = input;
+    return *this;
+  }
   DwconvTester& seed(uint64_t v) { seed_ = v; return *this; }
 
   int out_h() const { return (in_h_ + pads_[0] + pads_[2] - dilation_h_ * (kernel_h_ - 1) - 1) / stride_h_ + 1; }
@@ -49,10 +54,10 @@ class DwconvTester {
     p.kernel_h = kernel_h_, p.kernel_w = kernel_w_, p.stride_h = stride_h_, p.stride_w = stride_w_;
     p.pad_top = pads_[0], p.pad_left = pads_[1], p.dilation_h = dilation_h_, p.dilation_w = dilation_w_;
     p.groups = channels_;
-    p.input_zero_point = extreme_ ? 255 : input_zero_point_;
+    p.input_zero_point = extreme_ ? extreme_input_ : input_zero_point_;
     p.out.zero_point = output_zero_point_, p.out.act_min = act_min_, p.out.act_max = act_max_;
 
-    std::vector<uint8_t> x(static_cast<size_t>(batch_) * in_h_ * in_w_ * c, 255);
+    std::vector<uint8_t> x(static_cast<size_t>(batch_) * in_h_ * in_w_ * c, extreme_input_);
     if (!extreme_) rng.fill_u8(x);
     std::vector<int8_t> w(c * taps);
     for (int8_t& v : w) v = static_cast<int8_t>(extreme_ ? extreme_ * 127 : rng.uniform(-127, 127));
@@ -82,10 +87,10 @@ class DwconvTester {
     char buf[320];
     std::snprintf(buf, sizeof buf,
                   "channels=%d batch=%d input=%dx%d kernel=%dx%d stride=%dx%d dilation=%dx%d pads=[%d, %d, %d, %d] "
-                  "z_in=%d z_out=%d act=[%d, %d] rows=[%zu, %zu) extreme=%d seed=%llu",
+                  "z_in=%d z_out=%d act=[%d, %d] rows=[%zu, %zu) extreme=%d input=%d seed=%llu",
                   channels_, batch_, in_h_, in_w_, kernel_h_, kernel_w_, stride_h_, stride_w_, dilation_h_, dilation_w_,
                   pads_[0], pads_[1], pads_[2], pads_[3], input_zero_point_, output_zero_point_, act_min_, act_max_,
-                  row_begin_, row_end_, extreme_, static_cast<unsigned long long>(seed_));
+                  row_begin_, row_end_, extreme_, extreme_input_, static_cast<unsigned long long>(seed_));
     return buf;
   }
 
@@ -96,6 +101,7 @@ class DwconvTester {
   int32_t input_zero_point_ = 0, output_zero_point_ = 0, act_min_ = 0, act_max_ = 255;
   size_t row_begin_ = 0, row_end_ = SIZE_MAX;
   int extreme_ = 0;
+  uint8_t extreme_input_ = 255;
   uint64_t seed_ = 1;
 };
 

@@ -134,7 +134,9 @@ void sweep_dwconv(const DwconvRow& row, Cases& c) {
       return;
     if (!c(t().channels(ch).kernel(1, max_taps).input(3, max_taps).pads(0, 1, 0, 2).Test(row))) return;
     for (int sign : {1, -1})
-      if (!c(t().channels(ch).kernel(side, side).input(side, side).pads(1, 1, 1, 1).extreme(sign).Test(row))) return;
+      for (int input : {255, 0})
+        if (!c(t().channels(ch).kernel(side, side).input(side, side).pads(1, 1, 1, 1).extreme(sign, input).Test(row)))
+          return;
   }
   // Output row ranges of a batch of two.
   const DwconvTester batch2 = DwconvTester().channels(nr + 1).batch(2).input(6, 5).stride(2, 1).pads(1, 1, 1, 1);

@@ -25,11 +25,12 @@ void gemm_u8s8_4x16c8__neoni8mm(const PackedView& w, const OutputStage& out, con
                                 void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
                                 void* scratch);
 
-// Depthwise convolution (DwconvFn): per tap and 8 channels, one widening load of the input and
-// two SMLAL into int32 against int16 weights.
+// Depthwise convolution (DwconvFn): 16 channels a step, the input shifted to int8 (x - 128, its
+// 128 * sum(w) folded into the bias), two taps' SMULL + SMLAL products summed in int16, then
+// widened into int32 (SADDW); weights of at most 127 in magnitude (pairs_fit_int16).
 constexpr size_t kDwconvNeonMaxTaps = 64;
-void dwconv_u8s8_8c1__neon(const PackedView& w, const ConvParams& p, const uint8_t* x, const uint8_t* zero_row,
-                           uint8_t* y, size_t row_begin, size_t row_end);
+void dwconv_u8s8_16c1__neon(const PackedView& w, const ConvParams& p, const uint8_t* x, const uint8_t* zero_row,
+                            uint8_t* y, size_t row_begin, size_t row_end);
 
 // Elementwise and pooling (same signatures as the reference).
 void add_u8__neon(const AddParams& p, const uint8_t* a, size_t a_step, const uint8_t* b, size_t b_step, uint8_t* y,

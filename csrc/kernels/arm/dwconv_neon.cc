@@ -9,46 +9,109 @@
 namespace intinfer {
 namespace {
 
-constexpr size_t kC = 8;  // channels per tile
+constexpr size_t kC = 16;  // channels per tile
 
-// 8 channels from p as int16; a partial tile goes through a buffer so nothing past the tensor
-// is read.
-inline int16x8_t load8(const uint8_t* p, size_t valid) {
-  if (valid == kC) return vreinterpretq_s16_u16(vmovl_u8(vld1_u8(p)));
-  uint8_t tmp[kC] = {0};
-  std::memcpy(tmp, p, valid);
-  return vreinterpretq_s16_u16(vmovl_u8(vld1_u8(tmp)));
+// 16 channels from p minus 128, as int8 (x ^ 0x80 = x - 128 for a byte).
+inline int8x16_t load16(const uint8_t* p) {
+  return vreinterpretq_s8_u8(veorq_u8(vld1q_u8(p), vdupq_n_u8(0x80)));
+}
+
+// The products of the high 8 lanes (SMULL2 / SMLAL2 / SADDW2 on aarch64).
+inline int16x8_t mull_high(int8x16_t a, int8x16_t b) {
+#if defined(__aarch64__)
+  return vmull_high_s8(a, b);
+#else
+  return vmull_s8(vget_high_s8(a), vget_high_s8(b));
+#endif
+}
+inline int16x8_t mlal_high(int16x8_t acc, int8x16_t a, int8x16_t b) {
+#if defined(__aarch64__)
+  return vmlal_high_s8(acc, a, b);
+#else
+  return vmlal_s8(acc, vget_high_s8(a), vget_high_s8(b));
+#endif
+}
+inline int32x4_t addw_high(int32x4_t acc, int16x8_t v) {
+#if defined(__aarch64__)
+  return vaddw_high_s16(acc, v);
+#else
+  return vaddw_s16(acc, vget_high_s16(v));
+#endif
+}
+
+// Stores the first `valid` (<= 16) bytes of lo:hi.
+inline void store16(uint8_t* dst, uint8x8_t lo, uint8x8_t hi, size_t valid) {
+  if (valid == kC) {
+    vst1q_u8(dst, vcombine_u8(lo, hi));
+    return;
+  }
+  store_u8x8(dst, lo, valid < 8 ? valid : 8);
+  if (valid > 8) store_u8x8(dst + 8, hi, valid - 8);
+}
+
+// kTaps > 0: a window of that many taps (3x3, 5x5), whose tap loop the compiler unrolls; 0: any.
+template <size_t kTaps>
+void dwconv_16c1(const PackedView& w, const ConvParams& p, const uint8_t* x, const uint8_t* zero_row, uint8_t* y,
+                 size_t row_begin, size_t row_end) {
+  const OutputStageNeon stage(w.bias, w.multiplier, w.left_shift, w.right_shift,
+                              p.out.zero_point, p.out.act_min, p.out.act_max);
+  const size_t c_count = w.n, taps_count = kTaps ? kTaps : w.k;
+  const size_t full_tiles = c_count / kC;
+  const uint8_t* taps[kDwconvNeonMaxTaps];
+  size_t offsets[kDwconvNeonMaxTaps];
+  uint8_t partial[kDwconvNeonMaxTaps][kC];  // a partial last tile's channels, copied per tap
+  for_each_window(p, x, zero_row, c_count, row_begin, row_end, taps, offsets, [&](size_t pixel, auto tap) {
+    uint8_t* out = y + pixel * c_count;
+    // The sums of 16 channels from c: full 16-byte loads at tap_at(i) (channel c of tap i).
+    auto tile = [&](size_t c, auto tap_at, size_t valid) {
+      const int8_t* wt = static_cast<const int8_t*>(w.weights) + c * taps_count;
+      int32x4_t acc0 = vdupq_n_s32(0), acc1 = acc0, acc2 = acc0, acc3 = acc0;
+      // Two taps' products summed in int16 before widening: (x - 128) * w is within
+      // +-128 * 127 = +-16256, so two of them are within +-32512 (docs/quantization.md).
+      size_t i = 0;
+      for (; i + 2 <= taps_count; i += 2) {
+        const int8x16_t x0 = load16(tap_at(i)), x1 = load16(tap_at(i + 1));
+        const int8x16_t w0 = vld1q_s8(wt + i * kC), w1 = vld1q_s8(wt + (i + 1) * kC);
+        const int16x8_t lo = vmlal_s8(vmull_s8(vget_low_s8(x0), vget_low_s8(w0)), vget_low_s8(x1), vget_low_s8(w1));
+        const int16x8_t hi = mlal_high(mull_high(x0, w0), x1, w1);
+        acc0 = vaddw_s16(acc0, vget_low_s16(lo));
+        acc1 = addw_high(acc1, lo);
+        acc2 = vaddw_s16(acc2, vget_low_s16(hi));
+        acc3 = addw_high(acc3, hi);
+      }
+      if (i < taps_count) {
+        const int8x16_t x0 = load16(tap_at(i)), w0 = vld1q_s8(wt + i * kC);
+        const int16x8_t lo = vmull_s8(vget_low_s8(x0), vget_low_s8(w0)), hi = mull_high(x0, w0);
+        acc0 = vaddw_s16(acc0, vget_low_s16(lo));
+        acc1 = addw_high(acc1, lo);
+        acc2 = vaddw_s16(acc2, vget_low_s16(hi));
+        acc3 = addw_high(acc3, hi);
+      }
+      store16(out + c, stage.apply8(acc0, acc1, c), stage.apply8(acc2, acc3, c + 8), valid);
+    };
+    for (size_t t = 0; t < full_tiles; ++t) {
+      const size_t c = t * kC;
+      tile(c, [&](size_t i) { return tap(i) + c; }, kC);
+    }
+    if (const size_t c = full_tiles * kC; c < c_count) {
+      // Nothing past the tensor is read: the last channels of every tap go through a buffer.
+      for (size_t i = 0; i < taps_count; ++i) std::memcpy(partial[i], tap(i) + c, c_count - c);
+      tile(c, [&](size_t i) { return static_cast<const uint8_t*>(partial[i]); }, c_count - c);
+    }
+  });
 }
 
 }  // namespace
 
-void dwconv_u8s8_8c1__neon(const PackedView& w, const ConvParams& p, const uint8_t* x, const uint8_t* zero_row,
-                           uint8_t* y, size_t row_begin, size_t row_end) {
-  const OutputStageNeon stage(w.bias, w.multiplier, w.left_shift, w.right_shift,
-                              p.out.zero_point, p.out.act_min, p.out.act_max);
-  const size_t c_count = w.n, taps_count = w.k;
-  const uint8_t* taps[kDwconvNeonMaxTaps];
-  for (size_t row = row_begin; row < row_end; ++row) {
-    const size_t b = row / p.out_h;
-    const int oy = static_cast<int>(row % p.out_h);
-    const uint8_t* xb = x + b * p.in_h * p.in_w * c_count;
-    for (int ox = 0; ox < p.out_w; ++ox) {
-      window_taps(p, xb, zero_row, oy, ox, c_count, taps);
-      uint8_t* out = y + (row * p.out_w + ox) * c_count;
-      for (size_t tile = 0; tile < w.n_tiles; ++tile) {
-        const size_t c = tile * kC;
-        const size_t valid = c_count - c < kC ? c_count - c : kC;
-        const int16_t* wt = static_cast<const int16_t*>(w.weights) + tile * taps_count * kC;
-        int32x4_t acc0 = vdupq_n_s32(0), acc1 = vdupq_n_s32(0);
-        for (size_t i = 0; i < taps_count; ++i) {
-          const int16x8_t v = load8(taps[i] + c, valid);
-          const int16x8_t wv = vld1q_s16(wt + i * kC);
-          acc0 = vmlal_s16(acc0, vget_low_s16(v), vget_low_s16(wv));
-          acc1 = vmlal_s16(acc1, vget_high_s16(v), vget_high_s16(wv));
-        }
-        store_u8x8(out + c, stage.apply8(acc0, acc1, c), valid);
-      }
-    }
+void dwconv_u8s8_16c1__neon(const PackedView& w, const ConvParams& p, const uint8_t* x, const uint8_t* zero_row,
+                            uint8_t* y, size_t row_begin, size_t row_end) {
+  switch (w.k) {
+    case 9:
+      return dwconv_16c1<9>(w, p, x, zero_row, y, row_begin, row_end);
+    case 25:
+      return dwconv_16c1<25>(w, p, x, zero_row, y, row_begin, row_end);
+    default:
+      return dwconv_16c1<0>(w, p, x, zero_row, y, row_begin, row_end);
   }
 }
 
