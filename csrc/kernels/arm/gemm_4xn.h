@@ -36,7 +36,7 @@ void gemm_4xn(const PackedView& w, const OutputStage& out, const uint8_t* x, siz
   auto* a = static_cast<Act*>(scratch);
   const auto* codes = static_cast<const Code*>(w.weights);
   auto drive = [&](auto&& store) {
-    for_each_gemm_tile<kGemmMR, int32x4_t[kQ]>(
+    for_each_gemm_tile<kGemmMR, int32x4_t[kQ], true>(
         rows, tile_begin, tile_end,
         [&](size_t r0, size_t mr) { kPrepare(x + r0 * x_stride, x_stride, mr, w.k, w.k_pad, a); },
         [&](size_t t, int32x4_t acc[kGemmMR][kQ]) { kTile(a, w.k_pad, codes + t * w.k_pad * kNR, acc); },

@@ -66,7 +66,7 @@ void gemm_4x16(const PackedView& w, const OutputStage& out, const uint8_t* x, si
   const uint8_t* codes = static_cast<const uint8_t*>(w.weights);
   const size_t groups = w.k_pad / Mac::kKr;
   auto drive = [&](auto&& store) {
-    for_each_gemm_tile<kGemmMR, __m256i[2]>(
+    for_each_gemm_tile<kGemmMR, __m256i[2], false>(
         rows, tile_begin, tile_end,
         [&](size_t r0, size_t mr) { Mac::prepare(x + r0 * x_stride, x_stride, mr, w.k, w.k_pad, scratch); },
         [&](size_t t, __m256i acc[kGemmMR][2]) { gemm_micro_tile<Mac>(scratch, groups, codes + t * groups * 64, acc); },
