@@ -32,7 +32,53 @@ aten = torch.ops.aten
 
 
 class ExportError(ValueError):
-    """The model cannot be exported: capture failed or it uses an op intinfer does not run."""
+    """The model cannot be exported: capture failed or it uses an op intinfer does not run.
+    `problem` is the Unsupported record when one op is the cause."""
+
+    def __init__(self, message: str, problem: "Unsupported | None" = None):
+        super().__init__(message)
+        self.problem = problem
+
+
+@dataclass
+class Unsupported:
+    """One op the exporter cannot take: what (the aten op), where (module path and class, source
+    line, graph node), why, and what to do instead."""
+    op: str
+    module: str
+    source: str
+    node: str
+    reason: str
+    hint: str
+
+    def __str__(self) -> str:
+        return f"{self.reason}: '{self.op}'{self.module} at {self.source} (node '{self.node}'). {self.hint}"
+
+
+# What to do instead, for the ops models most often bring (by the aten op's name before the
+# overload); anything else gets GENERIC_HINT.
+HINTS = {
+    "aten.pow": "x ** c has no integer op: for a power inside an activation (gelu_new's tanh form) use "
+                "F.gelu(x, approximate='tanh'), one lookup table; x * x is a MUL",
+    "aten.silu_": "the in-place SiLU: use inplace=False (aten.silu is a lookup table)",
+    "aten.sort": "sorting has no integer op: keep it outside the model, in float post-processing",
+    "aten.cumsum": "a running sum of activations has no integer op: keep it outside the model",
+    "aten.log_softmax": "softmax is supported: take the log outside the model",
+    "aten.zeros": "a tensor made inside forward: make it a buffer, or build it outside the model",
+    "aten.full": "a tensor made inside forward: make it a buffer, or build it outside the model",
+    "aten.index": "indexing activations with computed indices: an embedding of an integer input is a GATHER",
+    "aten.mean": "mean over the spatial dims [2, 3] (GLOBAL_AVG_POOL) or a masked mean over tokens is supported",
+}
+GENERIC_HINT = "The engine has no integer op for it: keep it outside the model (float pre- or post-processing)"
+
+
+def _hint(target) -> str:
+    name = str(target).rsplit(".", 1)[0] if str(target).count(".") >= 2 else str(target)
+    return HINTS.get(name, GENERIC_HINT)
+
+
+def _is_unsupported(v) -> bool:
+    return isinstance(v, tuple) and v[0] == "unsupported"
 
 
 @dataclass(eq=False)
@@ -226,15 +272,26 @@ def _eval(n: Node, a: list) -> torch.Tensor:
     raise AssertionError(n.op)
 
 
-def capture(model: torch.nn.Module, example_inputs: tuple, dynamic_shapes=None) -> FloatGraph:
+def export_program(model: torch.nn.Module, example_inputs: tuple, dynamic_shapes=None):
     model = model.eval()
     try:
-        ep = torch.export.export(model, tuple(example_inputs), dynamic_shapes=dynamic_shapes)
+        return torch.export.export(model, tuple(example_inputs), dynamic_shapes=dynamic_shapes)
     except Exception as e:  # torch raises many types here; the message is what helps the user
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ExportError(f"torch.export could not capture the model ({type(e).__name__}: {first}). "
                           "intinfer needs a graph without data-dependent control flow.") from e
-    return _simplify(ep, _as_tuple(example_inputs))
+
+
+def capture(model: torch.nn.Module, example_inputs: tuple, dynamic_shapes=None) -> FloatGraph:
+    return _simplify(export_program(model, example_inputs, dynamic_shapes), _as_tuple(example_inputs))
+
+
+def find_unsupported(model: torch.nn.Module, example_inputs: tuple, dynamic_shapes=None) -> list:
+    """Every op of the captured model the exporter cannot take, as Unsupported records (empty:
+    the model exports). Raises ExportError when torch.export itself cannot capture it."""
+    problems: list = []
+    _simplify(export_program(model, example_inputs, dynamic_shapes), _as_tuple(example_inputs), problems)
+    return problems
 
 
 def _as_tuple(example_inputs) -> tuple:
@@ -264,7 +321,9 @@ def _constants(ep) -> dict:
     return out
 
 
-def _simplify(ep, example_inputs: tuple) -> FloatGraph:
+def _simplify(ep, example_inputs: tuple, problems: list | None = None) -> FloatGraph:
+    """The float graph; with `problems` a list, every unsupported op is appended to it (ops
+    that only read its result are not) instead of raising at the first."""
     g = FloatGraph()
     consts = _constants(ep)
     env: dict = {}  # fx node name -> Node or tensor
@@ -280,8 +339,9 @@ def _simplify(ep, example_inputs: tuple) -> FloatGraph:
         return a
 
     def fail(fx_node, why: str):
-        raise ExportError(f"{why}: '{fx_node.target}'{_module(fx_node)} at {_source(fx_node)} "
-                          f"(node '{fx_node.name}'). Supported ops: {', '.join(SUPPORTED)}")
+        problem = Unsupported(str(fx_node.target), _module(fx_node), _source(fx_node), fx_node.name, why,
+                              _hint(fx_node.target))
+        raise ExportError(f"{problem} Supported ops: {', '.join(SUPPORTED)}", problem)
 
     def add(fx_node, op, inputs, _drop=None, _name=None, _shape=None, **attrs) -> Node:
         meta = fx_node.meta.get("val")
@@ -314,6 +374,8 @@ def _simplify(ep, example_inputs: tuple) -> FloatGraph:
             outs = fx.args[0]
             for o in (outs if isinstance(outs, (list, tuple)) else [outs]):
                 v = val(o)
+                if problems is not None and _is_unsupported(v):
+                    continue
                 if not isinstance(v, Node):
                     raise ExportError("a model output is a constant, not computed from the inputs")
                 g.outputs.append(v)
@@ -321,120 +383,134 @@ def _simplify(ep, example_inputs: tuple) -> FloatGraph:
         if fx.op != "call_function":
             fail(fx, "unsupported graph node")
 
-        t, args, kw = fx.target, fx.args, fx.kwargs
-        x = val(args[0]) if args else None
-        transformer = _transformer_op(fx, t, args, kw, x, val, add, fail, uses, probe)
-        if transformer is not None:
-            env[fx.name] = transformer
-        elif t in PASS_THROUGH:
-            env[fx.name] = x
-        elif t in (aten.pad.default, aten.constant_pad_nd.default):
-            pad = list(args[1])
-            mode = args[2] if len(args) > 2 and t == aten.pad.default else kw.get("mode", "constant")
-            value = (args[3] if len(args) > 3 else kw.get("value")) if t == aten.pad.default else \
-                (args[2] if len(args) > 2 else 0)
-            if mode != "constant" or (value not in (None, 0, 0.0)) or len(pad) != 4 or min(pad) < 0:
-                fail(fx, "only zero padding of H and W, folded into the next conv, is supported")
-            env[fx.name] = ("pad", x, pad, fx)
-        elif t == aten.conv2d.default:
-            src = x
-            pads = [0, 0, 0, 0]
-            if isinstance(src, tuple) and src[0] == "pad":
-                _, src, (l, r, tp, b), _ = src
-                pads = [tp, l, b, r]
-            if isinstance(src, tuple):
-                fail(src[3], "a pad must be followed by a conv")
-            w = val(args[1])
-            bias = val(args[2]) if len(args) > 2 and args[2] is not None else torch.zeros(w.shape[0])
-            stride = list(args[3]) if len(args) > 3 else [1, 1]
-            padding = args[4] if len(args) > 4 else [0, 0]
-            if isinstance(padding, str):
-                fail(fx, "string padding is not supported; use explicit sizes")
-            dilation = list(args[5]) if len(args) > 5 else [1, 1]
-            groups = args[6] if len(args) > 6 else 1
-            ph, pw = list(padding) if len(padding) == 2 else [padding[0]] * 2
-            pads = [pads[0] + ph, pads[1] + pw, pads[2] + ph, pads[3] + pw]
-            env[fx.name] = add(fx, "conv", [src], weight=w.float().clone(), bias=bias.float().clone(),
-                               stride=_pair(stride), pads=pads, dilation=_pair(dilation), groups=int(groups))
-        elif t == aten.linear.default:
-            w = val(args[1])
-            bias = val(args[2]) if len(args) > 2 and args[2] is not None else torch.zeros(w.shape[0])
-            env[fx.name] = add(fx, "linear", [x], weight=w.float().clone(), bias=bias.float().clone())
-        elif t in BN_OPS:
-            env[fx.name] = _fold_bn(fx, x, [val(a) for a in args[1:5]], args, uses, fail)
-        elif t in RELU_OPS:
-            kind = _relu_kind(t, args)
-            if kind is None:
-                fail(fx, "only clamps to [0, inf) and [0, 6] are supported")
-            if isinstance(x, Node) and x.op in ("conv", "linear", "add") and x.act is None and uses[fx.args[0].name] == 1:
-                x.act = kind  # fused: the producer's output range is the clamped one
+        if problems is not None and any(_is_unsupported(val(a)) for a in fx.all_input_nodes):
+            env[fx.name] = ("unsupported", fx)  # follows from a problem already listed
+            continue
+        try:
+            t, args, kw = fx.target, fx.args, fx.kwargs
+            x = val(args[0]) if args else None
+            transformer = _transformer_op(fx, t, args, kw, x, val, add, fail, uses, probe)
+            if transformer is not None:
+                env[fx.name] = transformer
+            elif t in PASS_THROUGH:
                 env[fx.name] = x
+            elif t in (aten.pad.default, aten.constant_pad_nd.default):
+                pad = list(args[1])
+                mode = args[2] if len(args) > 2 and t == aten.pad.default else kw.get("mode", "constant")
+                value = (args[3] if len(args) > 3 else kw.get("value")) if t == aten.pad.default else \
+                    (args[2] if len(args) > 2 else 0)
+                if mode != "constant" or (value not in (None, 0, 0.0)) or len(pad) != 4 or min(pad) < 0:
+                    fail(fx, "only zero padding of H and W, folded into the next conv, is supported")
+                env[fx.name] = ("pad", x, pad, fx)
+            elif t == aten.conv2d.default:
+                src = x
+                pads = [0, 0, 0, 0]
+                if isinstance(src, tuple) and src[0] == "pad":
+                    _, src, (l, r, tp, b), _ = src
+                    pads = [tp, l, b, r]
+                if isinstance(src, tuple):
+                    fail(src[3], "a pad must be followed by a conv")
+                w = val(args[1])
+                bias = val(args[2]) if len(args) > 2 and args[2] is not None else torch.zeros(w.shape[0])
+                stride = list(args[3]) if len(args) > 3 else [1, 1]
+                padding = args[4] if len(args) > 4 else [0, 0]
+                if isinstance(padding, str):
+                    fail(fx, "string padding is not supported; use explicit sizes")
+                dilation = list(args[5]) if len(args) > 5 else [1, 1]
+                groups = args[6] if len(args) > 6 else 1
+                ph, pw = list(padding) if len(padding) == 2 else [padding[0]] * 2
+                pads = [pads[0] + ph, pads[1] + pw, pads[2] + ph, pads[3] + pw]
+                env[fx.name] = add(fx, "conv", [src], weight=w.float().clone(), bias=bias.float().clone(),
+                                   stride=_pair(stride), pads=pads, dilation=_pair(dilation), groups=int(groups))
+            elif t == aten.linear.default:
+                w = val(args[1])
+                bias = val(args[2]) if len(args) > 2 and args[2] is not None else torch.zeros(w.shape[0])
+                env[fx.name] = add(fx, "linear", [x], weight=w.float().clone(), bias=bias.float().clone())
+            elif t in BN_OPS:
+                env[fx.name] = _fold_bn(fx, x, [val(a) for a in args[1:5]], args, uses, fail)
+            elif t in RELU_OPS:
+                kind = _relu_kind(t, args)
+                if kind is None:
+                    fail(fx, "only clamps to [0, inf) and [0, 6] are supported")
+                if isinstance(x, Node) and x.op in ("conv", "linear", "add") and x.act is None and uses[fx.args[0].name] == 1:
+                    x.act = kind  # fused: the producer's output range is the clamped one
+                    env[fx.name] = x
+                else:
+                    node = add(fx, "relu", [x])
+                    node.act = kind
+                    env[fx.name] = node
+            elif t in LUT_OPS:
+                env[fx.name] = add(fx, "lut", [x], fn=_lut_fn(t, args, kw))
+            elif t in (aten.add.Tensor, aten.add_.Tensor, aten.mul.Tensor, aten.mul_.Tensor, aten.sub.Tensor):
+                env[fx.name] = _binary(fx, t, args, kw, val, add, fail)
+            elif t == aten.cat.default:
+                xs = [val(a) for a in args[0]]
+                dim = args[1] if len(args) > 1 else kw.get("dim", 0)
+                env[fx.name] = add(fx, "cat", xs, dim=dim % len(fx.meta["val"].shape))
+            elif t == aten.avg_pool2d.default:
+                kernel = _pair(args[1])
+                stride = _pair(args[2]) if len(args) > 2 and args[2] else kernel
+                padding = _pair(args[3]) if len(args) > 3 else [0, 0]
+                if (len(args) > 4 and args[4]) or (len(args) > 6 and args[6] is not None):
+                    fail(fx, "avg_pool2d with ceil_mode or divisor_override is not supported")
+                cip = bool(args[5]) if len(args) > 5 else True
+                env[fx.name] = add(fx, "avg_pool", [x], kernel=kernel, stride=stride, padding=padding,
+                                   count_include_pad=cip)
+            elif t in (aten.max_pool2d.default, aten.max_pool2d_with_indices.default):
+                kernel = _pair(args[1])
+                stride = _pair(args[2]) if len(args) > 2 and args[2] else kernel
+                padding = _pair(args[3]) if len(args) > 3 else [0, 0]
+                if (len(args) > 4 and _pair(args[4]) != [1, 1]) or (len(args) > 5 and args[5]):
+                    fail(fx, "max_pool2d with dilation or ceil_mode is not supported")
+                env[fx.name] = add(fx, "max_pool", [x], kernel=kernel, stride=stride, padding=padding)
+            elif t == aten.adaptive_avg_pool2d.default:
+                h, w = x.shape[2], x.shape[3]
+                oh, ow = _pair(args[1])
+                if (oh, ow) == (1, 1):
+                    env[fx.name] = add(fx, "global_avg_pool", [x])
+                elif h % oh == 0 and w % ow == 0:
+                    k = [h // oh, w // ow]
+                    env[fx.name] = add(fx, "avg_pool", [x], kernel=k, stride=k, padding=[0, 0], count_include_pad=True)
+                else:
+                    fail(fx, "adaptive_avg_pool2d whose output does not divide its input is not supported")
+            elif t == aten.mean.dim:
+                dims = sorted(d % len(x.shape) for d in args[1])
+                keep = args[2] if len(args) > 2 else kw.get("keepdim", False)
+                if dims != [2, 3] or len(x.shape) != 4:
+                    fail(fx, "mean is supported over the spatial dims [2, 3] of NCHW tensors only")
+                node = add(fx, "global_avg_pool", [x])
+                node.shape = (x.shape[0], x.shape[1], 1, 1)
+                env[fx.name] = node if keep else add(fx, "reshape", [node],
+                                                     shape=_reshape_target(node.shape, fx.meta["val"].shape))
+            elif t in RESHAPE_OPS:
+                env[fx.name] = add(fx, "reshape", [x], shape=_reshape_target(x.shape, fx.meta["val"].shape))
+            elif t in (aten.select.int, aten.slice.Tensor) and isinstance(x, Node):
+                env[fx.name] = _slice(fx, t, args, x, add, fail)
+            elif t is operator.getitem:
+                src = val(args[0])
+                if isinstance(src, Node) and src.op == "max_pool" and args[1] == 0:
+                    env[fx.name] = src
+                else:
+                    fail(fx, "unsupported use of a multi-output op")
             else:
-                node = add(fx, "relu", [x])
-                node.act = kind
-                env[fx.name] = node
-        elif t in LUT_OPS:
-            env[fx.name] = add(fx, "lut", [x], fn=_lut_fn(t, args, kw))
-        elif t in (aten.add.Tensor, aten.add_.Tensor, aten.mul.Tensor, aten.mul_.Tensor, aten.sub.Tensor):
-            env[fx.name] = _binary(fx, t, args, kw, val, add, fail)
-        elif t == aten.cat.default:
-            xs = [val(a) for a in args[0]]
-            dim = args[1] if len(args) > 1 else kw.get("dim", 0)
-            env[fx.name] = add(fx, "cat", xs, dim=dim % len(fx.meta["val"].shape))
-        elif t == aten.avg_pool2d.default:
-            kernel = _pair(args[1])
-            stride = _pair(args[2]) if len(args) > 2 and args[2] else kernel
-            padding = _pair(args[3]) if len(args) > 3 else [0, 0]
-            if (len(args) > 4 and args[4]) or (len(args) > 6 and args[6] is not None):
-                fail(fx, "avg_pool2d with ceil_mode or divisor_override is not supported")
-            cip = bool(args[5]) if len(args) > 5 else True
-            env[fx.name] = add(fx, "avg_pool", [x], kernel=kernel, stride=stride, padding=padding,
-                               count_include_pad=cip)
-        elif t in (aten.max_pool2d.default, aten.max_pool2d_with_indices.default):
-            kernel = _pair(args[1])
-            stride = _pair(args[2]) if len(args) > 2 and args[2] else kernel
-            padding = _pair(args[3]) if len(args) > 3 else [0, 0]
-            if (len(args) > 4 and _pair(args[4]) != [1, 1]) or (len(args) > 5 and args[5]):
-                fail(fx, "max_pool2d with dilation or ceil_mode is not supported")
-            env[fx.name] = add(fx, "max_pool", [x], kernel=kernel, stride=stride, padding=padding)
-        elif t == aten.adaptive_avg_pool2d.default:
-            h, w = x.shape[2], x.shape[3]
-            oh, ow = _pair(args[1])
-            if (oh, ow) == (1, 1):
-                env[fx.name] = add(fx, "global_avg_pool", [x])
-            elif h % oh == 0 and w % ow == 0:
-                k = [h // oh, w // ow]
-                env[fx.name] = add(fx, "avg_pool", [x], kernel=k, stride=k, padding=[0, 0], count_include_pad=True)
-            else:
-                fail(fx, "adaptive_avg_pool2d whose output does not divide its input is not supported")
-        elif t == aten.mean.dim:
-            dims = sorted(d % len(x.shape) for d in args[1])
-            keep = args[2] if len(args) > 2 else kw.get("keepdim", False)
-            if dims != [2, 3] or len(x.shape) != 4:
-                fail(fx, "mean is supported over the spatial dims [2, 3] of NCHW tensors only")
-            node = add(fx, "global_avg_pool", [x])
-            node.shape = (x.shape[0], x.shape[1], 1, 1)
-            env[fx.name] = node if keep else add(fx, "reshape", [node],
-                                                 shape=_reshape_target(node.shape, fx.meta["val"].shape))
-        elif t in RESHAPE_OPS:
-            env[fx.name] = add(fx, "reshape", [x], shape=_reshape_target(x.shape, fx.meta["val"].shape))
-        elif t in (aten.select.int, aten.slice.Tensor) and isinstance(x, Node):
-            env[fx.name] = _slice(fx, t, args, x, add, fail)
-        elif t is operator.getitem:
-            src = val(args[0])
-            if isinstance(src, Node) and src.op == "max_pool" and args[1] == 0:
-                env[fx.name] = src
-            else:
-                fail(fx, "unsupported use of a multi-output op")
-        else:
-            fail(fx, "unsupported op")
+                fail(fx, "unsupported op")
+        except ExportError as e:
+            if problems is None or e.problem is None:
+                raise
+            problems.append(e.problem)
+            env[fx.name] = ("unsupported", fx)
     for n in g.nodes:
         for i in n.inputs:
-            if isinstance(i, tuple) and i[0] == "pad":
-                fail(i[3], "a pad must be followed by a conv")
-            if isinstance(i, tuple):
-                fail(i[-1], "a value computed from integer inputs alone may only be an attention mask, the mask "
-                            "or count of a mean pool, or the ids of an embedding lookup")
+            try:
+                if isinstance(i, tuple) and i[0] == "pad":
+                    fail(i[3], "a pad must be followed by a conv")
+                if isinstance(i, tuple):
+                    fail(i[-1], "a value computed from integer inputs alone may only be an attention mask, the "
+                                "mask or count of a mean pool, or the ids of an embedding lookup")
+            except ExportError as e:
+                if problems is None:
+                    raise
+                problems.append(e.problem)
     return g
 
 
