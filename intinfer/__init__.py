@@ -28,5 +28,13 @@ def quantize(model, example_inputs, calibration, observer: str = "minmax", **opt
     return _quantize(model, example_inputs, calibration, observer=observer, **options)
 
 
-__all__ = ["Model", "ModelError", "TensorInfo", "available_paths", "load", "max_num_threads", "quantize"]
+def check(model, example_inputs, dynamic_shapes=None):
+    """Every op of a torch model that intinfer.quantize cannot export, all at once (an empty list:
+    it exports); see intinfer.export.check. `for p in intinfer.check(model, (x,)): print(p)`."""
+    from .export import check as _check
+
+    return _check(model, example_inputs, dynamic_shapes)
+
+
+__all__ = ["Model", "ModelError", "TensorInfo", "available_paths", "check", "load", "max_num_threads", "quantize"]
 __version__ = "0.1.0"

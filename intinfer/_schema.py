@@ -39,6 +39,7 @@ OP_TYPES = {
     "SOFTMAX": 17,
     "MATMUL": 18,
     "MASKED_MEAN": 19,
+    "SLICE": 20,
 }
 # The attributes each op reads, with their types.
 OP_ATTRS = {
@@ -61,4 +62,5 @@ OP_ATTRS = {
     "SOFTMAX": {},
     "MATMUL": {"transpose_b": "int", "alpha": "float", "act_min": "int", "act_max": "int"},
     "MASKED_MEAN": {},
+    "SLICE": {"axis": "int", "start": "int", "end": "int"},
 }

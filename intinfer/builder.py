@@ -285,6 +285,10 @@ class GraphBuilder:
         """`shape` may hold one -1 (inferred) and 0s (copy the input's dimension at that index)."""
         return self._same_q("RESHAPE", x, name, shape=[int(d) for d in shape])
 
+    def slice(self, x: Tensor, axis: int, start: int, end: int, name=None) -> Tensor:
+        """Indices [start, min(end, size)) of `axis`; an `end` past any size keeps the rest."""
+        return self._same_q("SLICE", x, name, axis=int(axis), start=int(start), end=int(end))
+
     def lut(self, x: Tensor, table: np.ndarray, scale: float, zero_point: int, name=None) -> Tensor:
         t = self.constant(f"{name or 'lut'}_table", np.asarray(table, np.uint8))
         y = self.activation(name or f"lut_{len(self.ops)}", "uint8", scale, zero_point)

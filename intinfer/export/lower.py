@@ -23,7 +23,7 @@ NHWC_TO_NCHW = (0, 3, 1, 2)
 NCHW_AXIS_IN_NHWC = (0, 3, 1, 2)  # logical NCHW axis d lives at physical axis [d]
 
 # Ops whose output keeps its input's quantization (they move or select values, or clamp them).
-SAME_QUANT = {"max_pool", "reshape", "relu", "permute"}
+SAME_QUANT = {"max_pool", "reshape", "relu", "permute", "slice"}
 # Ops that read NHWC images.
 IMAGE_OPS = {"conv", "avg_pool", "max_pool", "global_avg_pool"}
 # Ops whose output quantization is fixed (softmax: 1/256).
@@ -295,6 +295,10 @@ class Lowering(LayoutValues):
 
     def _permute(self, node: Node):
         return self.b.transpose(self.plain(node.inputs[0]), node.attrs["perm"], name=node.name), False
+
+    def _slice(self, node: Node):
+        a = node.attrs
+        return self.b.slice(self.plain(node.inputs[0]), a["axis"], a["start"], a["end"], name=node.name), False
 
     def _matmul(self, node: Node):
         scale, zp = self.q[node]

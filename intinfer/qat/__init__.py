@@ -325,7 +325,7 @@ class QATModel(torch.nn.Module):
             return I.global_avg_pool(a[0], qin, qout)
         if op == "max_pool":
             return I.max_pool(a[0], at["kernel"], at["stride"], at["padding"])
-        if op in ("reshape", "permute"):
+        if op in ("reshape", "permute", "slice"):
             return _eval(node, a)
         if op == "relu":
             return torch.clamp(a[0], *activation_range(node.act, *qin))

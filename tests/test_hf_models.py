@@ -1,0 +1,177 @@
+"""Hugging Face transformers encoders as they are (small random-weight configs built from the
+config classes; nothing downloaded), through intinfer.quantize and intinfer.qat: the exporter's
+float graph equals torch's output, the engine runs the export with dynamic batch and sequence
+length close to torch, and the engine equals intinfer.qat's eval model (and tests/oracle.py) bit
+for bit. Both attention implementations: SDPA (the default) and eager. Outputs per token are
+compared at real tokens only: RoBERTa numbers its positions from the padding mask, which the
+engine takes as PAD + 1 + i (the same at every real token of a right-padded batch)."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers", reason="installed by scripts/setup.sh")
+
+import intinfer  # noqa: E402
+from intinfer import qat  # noqa: E402
+from test_qat import engine_and_oracle  # noqa: E402
+
+VOCAB = 60
+MAX_SEQ = 16
+SMALL = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64)
+
+
+PAD = 1  # RoBERTa's padding token (and position offset); no other token of a batch is PAD
+
+
+def bert(attn, head=None):
+    config = transformers.BertConfig(vocab_size=VOCAB, max_position_embeddings=MAX_SEQ, attn_implementation=attn,
+                                     num_labels=3, **SMALL)
+    torch.manual_seed(0)
+    cls = transformers.BertForSequenceClassification if head == "classifier" else transformers.BertModel
+    return cls(config).eval()
+
+
+def distilbert(attn):
+    config = transformers.DistilBertConfig(vocab_size=VOCAB, max_position_embeddings=MAX_SEQ, dim=32, n_layers=2,
+                                           n_heads=4, hidden_dim=64, attn_implementation=attn)
+    torch.manual_seed(0)
+    return transformers.DistilBertModel(config).eval()
+
+
+def roberta(attn):
+    # Position ids start at PAD + 1: the table has MAX_SEQ + PAD + 1 rows, as RoBERTa's 514.
+    config = transformers.RobertaConfig(vocab_size=VOCAB, max_position_embeddings=MAX_SEQ + PAD + 1,
+                                        pad_token_id=PAD, attn_implementation=attn, **SMALL)
+    torch.manual_seed(0)
+    return transformers.RobertaModel(config).eval()
+
+
+def call(model, input_ids, attention_mask, token_type_ids):
+    if token_type_ids is None:
+        return model(input_ids=input_ids, attention_mask=attention_mask)
+    return model(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+
+
+class MeanPooled(torch.nn.Module):
+    """sentence-transformers' mean pooling over the attention mask of the last hidden state."""
+
+    def __init__(self, encoder):
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None):
+        h = call(self.encoder, input_ids, attention_mask, token_type_ids).last_hidden_state
+        keep = attention_mask.unsqueeze(-1).to(h.dtype)
+        return (h * keep).sum(1) / torch.clamp(keep.sum(1), min=1e-9)
+
+
+class Output(torch.nn.Module):
+    """One named output of a transformers model called with ids, mask (and token types)."""
+
+    def __init__(self, model, name):
+        super().__init__()
+        self.model, self.name = model, name
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None):
+        return getattr(call(self.model, input_ids, attention_mask, token_type_ids), self.name)
+
+
+def batch(model, n, s, gen):
+    """Random ids (PAD at padding only), a right-padded mask (at least one token per row), and
+    random token types when the model takes them."""
+    ids = torch.randint(PAD + 1, VOCAB, (n, s), generator=gen)
+    lengths = torch.randint(1, s + 1, (n,), generator=gen)
+    lengths[0] = s
+    mask = (torch.arange(s)[None, :] < lengths[:, None]).long()
+    ids[mask == 0] = PAD
+    types = torch.randint(0, 2, (n, s), generator=gen)
+    return (ids, mask, types) if n_inputs(model) == 3 else (ids, mask)
+
+
+def n_inputs(model) -> int:
+    inner = model.encoder if isinstance(model, MeanPooled) else model.model
+    return 2 if isinstance(inner, transformers.DistilBertModel) else 3
+
+
+def dynamic(model):
+    return ({0: torch.export.Dim("batch", max=64), 1: torch.export.Dim("seq", max=MAX_SEQ)},) * n_inputs(model)
+
+
+def real_positions(y, mask):
+    """The values at real (unpadded) tokens of a [B, S, ...] output; others pass whole."""
+    return y[mask.bool()] if y.dim() >= 3 else y
+
+
+def cosine(a, b):
+    a, b = np.asarray(a, np.float64).reshape(len(a), -1), np.asarray(b, np.float64).reshape(len(b), -1)
+    return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+
+SHAPES = [(3, 11), (1, 16), (2, 5)]
+
+MODELS = {
+    "bert_sdpa_mean": lambda: MeanPooled(bert("sdpa")),
+    "bert_eager_mean": lambda: MeanPooled(bert("eager")),
+    "bert_sdpa_hidden": lambda: Output(bert("sdpa"), "last_hidden_state"),
+    "bert_eager_hidden": lambda: Output(bert("eager"), "last_hidden_state"),
+    "bert_sdpa_pooler": lambda: Output(bert("sdpa"), "pooler_output"),
+    "bert_sdpa_classifier": lambda: Output(bert("sdpa", "classifier"), "logits"),
+    "bert_eager_classifier": lambda: Output(bert("eager", "classifier"), "logits"),
+    "distilbert_sdpa_mean": lambda: MeanPooled(distilbert("sdpa")),
+    "distilbert_eager_hidden": lambda: Output(distilbert("eager"), "last_hidden_state"),
+    "roberta_sdpa_mean": lambda: MeanPooled(roberta("sdpa")),
+    "roberta_eager_hidden": lambda: Output(roberta("eager"), "last_hidden_state"),
+    "roberta_sdpa_pooler": lambda: Output(roberta("sdpa"), "pooler_output"),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(MODELS))
+def exported(request):
+    model = MODELS[request.param]().eval()
+    gen = torch.Generator().manual_seed(1)
+    calibration = [batch(model, 4, 4 + i % (MAX_SEQ - 3), gen) for i in range(12)]
+    q = intinfer.quantize(model, calibration[0], calibration, dynamic_shapes=dynamic(model))
+    return request.param, model, q
+
+
+def test_float_graph_equals_torch(exported):
+    _, model, q = exported
+    gen = torch.Generator().manual_seed(2)
+    for n, s in SHAPES:
+        xs = batch(model, n, s, gen)
+        with torch.no_grad():
+            want = model(*xs)
+        got = q.graph.run(*xs)[q.graph.outputs[0]]
+        np.testing.assert_allclose(real_positions(got, xs[1]).numpy(), real_positions(want, xs[1]).numpy(),
+                                   atol=2e-5, rtol=1e-4)
+
+
+def test_engine_tracks_torch_at_any_batch_and_length(exported):
+    _, model, q = exported
+    m = q.load(num_threads=2)
+    gen = torch.Generator().manual_seed(3)
+    for n, s in SHAPES:
+        xs = batch(model, n, s, gen)
+        with torch.no_grad():
+            want = real_positions(model(*xs), xs[1]).numpy()
+        got = m.run([x.numpy() for x in xs])
+        assert got.shape == tuple(model(*xs).shape)
+        got = real_positions(torch.from_numpy(got), xs[1]).numpy()
+        c = cosine(got, want)
+        assert c.mean() >= 0.99 and c.min() >= 0.97, (n, s, c.mean(), c.min())
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_engine_equals_the_qat_eval_model_bit_for_bit(name):
+    model = MODELS[name]().eval()
+    gen = torch.Generator().manual_seed(4)
+    qm = qat.prepare(model, batch(model, 2, 8, gen), dynamic_shapes=dynamic(model)).train()
+    with torch.no_grad():
+        for i in range(6):
+            qm(*batch(model, 4, 4 + i % (MAX_SEQ - 3), gen))
+    qm.eval()
+    for n, s in SHAPES:
+        xs = batch(model, n, s, gen)
+        want, _ = engine_and_oracle(qm, xs, num_threads=1 + n % 2)
+        np.testing.assert_array_equal(qm(*xs).numpy(), want)
