@@ -34,7 +34,8 @@ def info_lines(m) -> list:
     def line(kind, i, t):
         dims = ",".join("-1" if d is None else str(d) for d in t.shape)
         q = f"scale {t.scale:.9g} zero_point {t.zero_point}" if t.scale is not None else "not quantized"
-        return f"{kind} {i} {t.name} {t.dtype} [{dims}] {q}"
+        ids = f" ids [0, {t.id_rows})" if t.id_rows else ""
+        return f"{kind} {i} {t.name} {t.dtype} [{dims}] {q}{ids}"
     return [line("input", i, t) for i, t in enumerate(m.inputs)] + [line("output", i, t) for i, t in enumerate(m.outputs)]
 
 
@@ -86,6 +87,21 @@ def test_quantized_inputs_and_two_outputs(capi_test, tmp_path):
         "output 0 clamped uint8 [-1,2,5] scale 0.5 zero_point 3",
         "output 1 flat uint8 [-1,10] scale 0.5 zero_point 3",
     ]
+
+
+def test_ids_input_gives_its_valid_range(capi_test, tmp_path):
+    """An int32 input read by GATHERs of 10 and 50 rows: ids [0, 10) in its info, as in Python."""
+    g = GraphBuilder()
+    ids = g.input("ids", (None, 3), "int32")
+    table = g.constant("table", (np.arange(40) % 100 - 50).astype(np.int8).reshape(10, 4), "int8", scale=np.full(10, 0.01))
+    large = g.constant("large", (np.arange(200) % 100 - 50).astype(np.int8).reshape(50, 4), "int8", scale=np.full(50, 0.01))
+    g.output(g.add(g.gather(table, ids, 0.02, 128), g.gather(large, ids, 0.02, 128), 0.04, 128, name="y"))
+    x = np.array([[0, 9, 3], [1, 2, 8]], dtype=np.int32)
+    out = run_c(capi_test, tmp_path, g, x)
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = [s for s in out.stdout.splitlines() if s.startswith(("input ", "output "))]
+    assert lines[0] == "input 0 ids int32 [-1,3] not quantized ids [0, 10)"
+    assert lines == info_lines(intinfer.load(tmp_path / "m.iif"))
 
 
 def test_output_of_unknown_shape(capi_test, tmp_path):

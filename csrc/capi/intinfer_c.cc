@@ -130,6 +130,7 @@ void fill_info(const TensorInfo& t, const Shape* shape, intinfer_tensor_info* ou
   out->quantized = t.scales.size() == 1 ? 1 : 0;
   out->scale = out->quantized ? t.scales[0] : 0.0f;
   out->zero_point = out->quantized ? t.zero_points[0] : 0;
+  out->id_rows = t.id_rows;
 }
 
 // The element count of a valid shape; 0 when a dimension is below 1 or the count overflows,

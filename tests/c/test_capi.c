@@ -93,15 +93,18 @@ static void print_info(const char* kind, int i, const intinfer_tensor_info* t) {
   if (t->rank < 0) printf("unknown");
   for (d = 0; d < t->rank; ++d) printf("%s%lld", d ? "," : "", (long long)t->dims[d]);
   if (t->quantized)
-    printf("] scale %.9g zero_point %d\n", t->scale, (int)t->zero_point);
+    printf("] scale %.9g zero_point %d", t->scale, (int)t->zero_point);
   else
-    printf("] not quantized\n");
+    printf("] not quantized");
+  if (t->id_rows > 0) printf(" ids [0, %lld)", (long long)t->id_rows);
+  printf("\n");
 }
 
 static int same_info(const intinfer_tensor_info* a, const intinfer_tensor_info* b) {
   return strcmp(a->name, b->name) == 0 && a->dtype == b->dtype && a->rank == b->rank &&
          (a->rank <= 0 || memcmp(a->dims, b->dims, (size_t)a->rank * sizeof(int64_t)) == 0) &&
-         a->quantized == b->quantized && a->scale == b->scale && a->zero_point == b->zero_point;
+         a->quantized == b->quantized && a->scale == b->scale && a->zero_point == b->zero_point &&
+         a->id_rows == b->id_rows;
 }
 
 /* Checks the model's counts and info against the input given on the command line and prints

@@ -47,6 +47,8 @@ typedef struct intinfer_tensor_info {
   int32_t quantized;    /* 1: per-tensor quantization, real = scale * (q - zero_point); else 0 */
   float scale;          /* 0 when not quantized */
   int32_t zero_point;   /* 0 when not quantized */
+  int64_t id_rows;      /* an int32 input read as row ids (a GATHER's): valid ids are [0, id_rows), the
+                           fewest rows of the tables that read it; 0 for any other tensor */
 } intinfer_tensor_info;
 
 /* A tensor passed to or returned by intinfer_session_run: dense, row-major (C order). */
