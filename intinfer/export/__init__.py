@@ -72,6 +72,9 @@ def quantize(model: torch.nn.Module, example_inputs, calibration: Iterable, obse
                  for n in graph.nodes if needs_observer(n)}
     stats = {n: InputStatistics(n) for n in graph.nodes if n.op in ("conv", "linear")} \
         if weight_rounding == "gptq" else None
+    readers: dict = {}  # value -> the statistics of the layers that read it
+    for node, st in (stats or {}).items():
+        readers.setdefault(node.inputs[0], []).append(st)
     kept = []
     count = 0
     for i, batch in enumerate(calibration):
@@ -82,11 +85,11 @@ def quantize(model: torch.nn.Module, example_inputs, calibration: Iterable, obse
             expected_shapes_match(graph, xs)
         except ValueError as e:
             raise ValueError(f"calibration batch {i}: {e}") from None
-        values = graph.run(*xs)
-        for node, obs in observers.items():
-            obs.update(values[node])
-        for node, st in (stats or {}).items():
-            st.update(values[node.inputs[0]])
+        for node, value in graph.stream(*xs):
+            if node in observers:
+                observers[node].update(value)
+            for st in readers.get(node, ()):
+                st.update(value)
         if len(kept) < report_batches:
             kept.append(xs)
         count += 1
@@ -94,6 +97,7 @@ def quantize(model: torch.nn.Module, example_inputs, calibration: Iterable, obse
         raise ValueError("the calibration set is empty: give at least one batch of representative inputs")
     qparams = {node: _wide_qparams(*obs.range()) if node in wide else _qparams(*obs.range(), symmetric_activations)
                for node, obs in observers.items()}
+    observers.clear()  # their samples (percentile, mse: 1 MB each) are not needed by the lowering
     correction = BiasCorrection(graph, kept) if bias_correction else None
     lowering = Lowering(graph, qparams, {"producer": "intinfer.quantize", "observer": observer,
                                          "weight_rounding": weight_rounding, "bias_correction": str(bias_correction),
@@ -137,21 +141,27 @@ class QuantizedModel:
         calibration batches: SQNR = 10 log10(sum f^2 / sum (f - q)^2) in dB, where q is the
         engine's dequantized output of that layer with all earlier layers quantized too."""
         from .. import load
+        from ..model import _dequantize
 
         nodes = [n for n in self.graph.nodes if n.op != "input"]
         tensors = [self._lowering.tensor(n) for n in nodes]
         m = load(self.builder.to_bytes(outputs=tensors), num_threads=1)
         signal = np.zeros(len(nodes))
         noise = np.zeros(len(nodes))
+        position = {node: k for k, node in enumerate(nodes)}
         for xs in self._report_inputs:
-            ref = self.graph.run(*xs)
-            got = m.run([x.numpy() for x in xs])
+            # Raw outputs (a quarter of the bytes), each dequantized when its layer is compared.
+            got = m.run([x.numpy() for x in xs], raw=True)
             got = got if isinstance(got, list) else [got]
-            for k, node in enumerate(nodes):
-                q = got[k]
+            for node, value in self.graph.stream(*xs):
+                if node not in position:
+                    continue
+                k = position[node]
+                q = _dequantize(got[k], m.outputs[k])
+                got[k] = None
                 if self._lowering.nhwc(node):
                     q = q.transpose(NHWC_TO_NCHW)
-                f = ref[node].double().numpy()
+                f = value.double().numpy()
                 signal[k] += np.sum(f * f)
                 noise[k] += np.sum((f - q) ** 2)
         rows = []
