@@ -356,17 +356,23 @@ def test_quantize_keeps_few_activations_alive():
     what is alive (glibc's starts at 128 KB and rises, up to 32 MB, as mapped blocks are freed;
     freed blocks below it stay in the heap)."""
     code = textwrap.dedent("""
-        import os, resource, torch, intinfer
+        import torch, intinfer
         nn = torch.nn
         torch.manual_seed(0)
         layers = [m for _ in range(48) for m in (nn.Linear(64, 64), nn.ReLU6())]
         model = nn.Sequential(*layers, nn.Linear(64, 10)).eval()
         intinfer.quantize(model, (torch.randn(1, 2, 64),), [torch.randn(2, 2, 64)])  # loads torch.export
         calibration = [torch.randn(8, 1024, 64) for _ in range(2)]
-        with open("/proc/self/statm") as f:
-            before = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+        def status(key):
+            with open("/proc/self/status") as f:
+                return next(int(line.split()[1]) for line in f if line.startswith(key)) / 1024
+
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")  # the peak RSS (VmHWM) starts again from the current RSS
+        before = status("VmRSS")
         intinfer.quantize(model, (calibration[0][:1],), calibration, report_batches=1)
-        print(before, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        print(before, status("VmHWM"))
     """)
     env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
     out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent, env=env, capture_output=True,
