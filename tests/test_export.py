@@ -346,6 +346,48 @@ def test_a_head_on_masked_mean_pooling_reads_it_quantized():
     assert np.abs(got - ref).max() < 0.1 * np.abs(ref).max()
 
 
+def _bert_bytes(threads: int) -> bytes:
+    from sample_models import tiny_bert, token_batch
+
+    torch.set_num_threads(threads)
+    gen = torch.Generator().manual_seed(0)
+    batch, seq = torch.export.Dim("batch", max=64), torch.export.Dim("seq", max=16)
+    calib = [token_batch(4, 9, gen) for _ in range(3)]
+    return intinfer.quantize(tiny_bert(head=True), calib[0], calib, dynamic_shapes=({0: batch, 1: seq},) * 3,
+                             observer="mse").to_bytes()
+
+
+def _cnn_bytes(threads: int) -> bytes:
+    torch.set_num_threads(threads)
+    model, shape, calib, _ = make("mobilenet_v2_block")
+    return intinfer.quantize(model, (calib[0][:1],), calib, observer="mse").to_bytes()
+
+
+@pytest.mark.parametrize("bytes_at", [_cnn_bytes, _bert_bytes], ids=["cnn", "transformer"])
+def test_the_file_does_not_depend_on_torchs_thread_count(bytes_at):
+    """Torch's float sums follow its thread count (the CNN's file differed at 1 and 2 threads):
+    quantize runs torch on one thread and gives the caller's count back."""
+    threads = torch.get_num_threads()
+    try:
+        one = bytes_at(1)
+        assert bytes_at(2) == one
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_the_callers_thread_count_is_restored_after_an_error():
+    threads = torch.get_num_threads()
+    model, shape, calib, _ = make("mlp")
+    torch.set_num_threads(3)
+    try:
+        with pytest.raises(ValueError, match="calibration set is empty"):
+            intinfer.quantize(model, (calib[0][:1],), [])
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(threads)
+
+
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="reads /proc and sets glibc's mmap threshold")
 def test_quantize_keeps_few_activations_alive():
     """quantize() holds a few values of a batch at a time, not all of them: on a 48-layer model

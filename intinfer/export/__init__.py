@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import warnings
 from typing import Iterable
 
@@ -26,6 +27,29 @@ def _as_inputs(batch) -> tuple:
     return (batch if isinstance(batch, torch.Tensor) else torch.as_tensor(np.asarray(batch)),)
 
 
+def _on_one_torch_thread(fn):
+    """Runs `fn` with torch on one thread, and gives the caller's thread count back after.
+
+    Torch splits its float sums by thread count: the float graph's convolutions (2e-7 apart at
+    1 and 2 threads on a small CNN), the float64 products of the GPTQ statistics. Their last
+    bits then move a range, a Hessian and so a weight code, and the file changes with the
+    thread count (EfficientNet-Lite0's top-1 agreement read 88.5% at 2 threads, 89.5% at 1).
+    Float64 statistics would not help, since the activations they are computed from already
+    differ; one thread fixes the order of every sum (docs/exporter.md, Thread count)."""
+
+    @functools.wraps(fn)
+    def on_one_thread(*args, **kwargs):
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            torch.set_num_threads(threads)
+
+    return on_one_thread
+
+
+@_on_one_torch_thread
 def quantize(model: torch.nn.Module, example_inputs, calibration: Iterable, observer: str = "minmax",
              weight_rounding: str = "gptq", bias_correction: bool = True, report_batches: int = 4,
              dynamic_shapes=None, symmetric_activations: bool = False, smooth: bool = False,
@@ -48,6 +72,10 @@ def quantize(model: torch.nn.Module, example_inputs, calibration: Iterable, obse
     (smoothing.py; transformers), measured on the first `report_batches` calibration batches.
     weight_bits: 2 to 8; below 8, conv/linear weights are int8 codes within [-(2^(b-1) - 1),
     2^(b-1) - 1] (the engine runs them as int8; embedding tables stay 8-bit, as Q-BERT advises).
+
+    Memory grows with the size of a calibration batch (and of the `report_batches` kept ones),
+    not with their number (docs/exporter.md, Memory). Torch runs on one thread during the call,
+    whatever torch.set_num_threads says (restored after), so the file does not depend on it.
     """
     weight_qmax(weight_bits)  # refuses a bad width before the slow work
     if weight_rounding not in ("gptq", "nearest"):
