@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import warnings
 from typing import Iterable
 
@@ -35,6 +36,29 @@ def check(model: torch.nn.Module, example_inputs, dynamic_shapes=None) -> list:
     return find_unsupported(model, _as_inputs(example_inputs), dynamic_shapes)
 
 
+def _on_one_torch_thread(fn):
+    """Runs `fn` with torch on one thread, and gives the caller's thread count back after.
+
+    Torch splits its float sums by thread count: the float graph's convolutions (2e-7 apart at
+    1 and 2 threads on a small CNN), the float64 products of the GPTQ statistics. Their last
+    bits then move a range, a Hessian and so a weight code, and the file changes with the
+    thread count (EfficientNet-Lite0's top-1 agreement read 88.5% at 2 threads, 89.5% at 1).
+    Float64 statistics would not help, since the activations they are computed from already
+    differ; one thread fixes the order of every sum (docs/exporter.md, Thread count)."""
+
+    @functools.wraps(fn)
+    def on_one_thread(*args, **kwargs):
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            torch.set_num_threads(threads)
+
+    return on_one_thread
+
+
+@_on_one_torch_thread
 def quantize(model: torch.nn.Module, example_inputs, calibration: Iterable, observer: str = "minmax",
              weight_rounding: str = "gptq", bias_correction: bool = True, report_batches: int = 4,
              dynamic_shapes=None, symmetric_activations: bool = False, smooth: bool = False,
@@ -57,6 +81,10 @@ def quantize(model: torch.nn.Module, example_inputs, calibration: Iterable, obse
     (smoothing.py; transformers), measured on the first `report_batches` calibration batches.
     weight_bits: 2 to 8; below 8, conv/linear weights are int8 codes within [-(2^(b-1) - 1),
     2^(b-1) - 1] (the engine runs them as int8; embedding tables stay 8-bit, as Q-BERT advises).
+
+    Memory grows with the size of a calibration batch (and of the `report_batches` kept ones),
+    not with their number (docs/exporter.md, Memory). Torch runs on one thread during the call,
+    whatever torch.set_num_threads says (restored after), so the file does not depend on it.
     """
     weight_qmax(weight_bits)  # refuses a bad width before the slow work
     if weight_rounding not in ("gptq", "nearest"):
@@ -81,6 +109,9 @@ def quantize(model: torch.nn.Module, example_inputs, calibration: Iterable, obse
                  for n in graph.nodes if needs_observer(n)}
     stats = {n: InputStatistics(n) for n in graph.nodes if n.op in ("conv", "linear")} \
         if weight_rounding == "gptq" else None
+    readers: dict = {}  # value -> the statistics of the layers that read it
+    for node, st in (stats or {}).items():
+        readers.setdefault(node.inputs[0], []).append(st)
     kept = []
     count = 0
     for i, batch in enumerate(calibration):
@@ -91,11 +122,11 @@ def quantize(model: torch.nn.Module, example_inputs, calibration: Iterable, obse
             expected_shapes_match(graph, xs)
         except ValueError as e:
             raise ValueError(f"calibration batch {i}: {e}") from None
-        values = graph.run(*xs)
-        for node, obs in observers.items():
-            obs.update(values[node])
-        for node, st in (stats or {}).items():
-            st.update(values[node.inputs[0]])
+        for node, value in graph.stream(*xs):
+            if node in observers:
+                observers[node].update(value)
+            for st in readers.get(node, ()):
+                st.update(value)
         if len(kept) < report_batches:
             kept.append(xs)
         count += 1
@@ -103,6 +134,7 @@ def quantize(model: torch.nn.Module, example_inputs, calibration: Iterable, obse
         raise ValueError("the calibration set is empty: give at least one batch of representative inputs")
     qparams = {node: _wide_qparams(*obs.range()) if node in wide else _qparams(*obs.range(), symmetric_activations)
                for node, obs in observers.items()}
+    observers.clear()  # their samples (percentile, mse: 1 MB each) are not needed by the lowering
     correction = BiasCorrection(graph, kept) if bias_correction else None
     lowering = Lowering(graph, qparams, {"producer": "intinfer.quantize", "observer": observer,
                                          "weight_rounding": weight_rounding, "bias_correction": str(bias_correction),
@@ -146,21 +178,27 @@ class QuantizedModel:
         calibration batches: SQNR = 10 log10(sum f^2 / sum (f - q)^2) in dB, where q is the
         engine's dequantized output of that layer with all earlier layers quantized too."""
         from .. import load
+        from ..model import _dequantize
 
         nodes = [n for n in self.graph.nodes if n.op != "input"]
         tensors = [self._lowering.tensor(n) for n in nodes]
         m = load(self.builder.to_bytes(outputs=tensors), num_threads=1)
         signal = np.zeros(len(nodes))
         noise = np.zeros(len(nodes))
+        position = {node: k for k, node in enumerate(nodes)}
         for xs in self._report_inputs:
-            ref = self.graph.run(*xs)
-            got = m.run([x.numpy() for x in xs])
+            # Raw outputs (a quarter of the bytes), each dequantized when its layer is compared.
+            got = m.run([x.numpy() for x in xs], raw=True)
             got = got if isinstance(got, list) else [got]
-            for k, node in enumerate(nodes):
-                q = got[k]
+            for node, value in self.graph.stream(*xs):
+                if node not in position:
+                    continue
+                k = position[node]
+                q = _dequantize(got[k], m.outputs[k])
+                got[k] = None
                 if self._lowering.nhwc(node):
                     q = q.transpose(NHWC_TO_NCHW)
-                f = ref[node].double().numpy()
+                f = value.double().numpy()
                 signal[k] += np.sum(f * f)
                 noise[k] += np.sum((f - q) ** 2)
         rows = []

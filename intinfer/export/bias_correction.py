@@ -15,24 +15,40 @@ import torch
 from .graph import FloatGraph, Node, _apply_act, _eval
 
 
-def _fake_quant(y: torch.Tensor, t) -> torch.Tensor:
-    """y rounded to tensor t's grid: uint8, or wide int32 (16-bit range); unchanged for float
-    and integer (ids, masks) tensors."""
+def _fake_quant(y: torch.Tensor, t):
+    """y rounded to tensor t's grid: uint8, or wide int32 (16-bit range), kept as its integer
+    codes with the scale and zero point that read them (`_real`), a quarter (half) of float32's
+    bytes; float and integer (ids, masks) tensors are kept unchanged."""
     if t.scales.size == 0:
         return y
     s, z = float(t.scales[0]), int(t.zero_points[0])
-    lo, hi = (-32767, 32767) if t.dtype == "int32" else (0, 255)
-    return (torch.clamp(torch.round(y / s) + z, lo, hi) - z) * s
+    lo, hi, dtype = (-32767, 32767, torch.int16) if t.dtype == "int32" else (0, 255, torch.uint8)
+    return torch.clamp(torch.round(y / s) + z, lo, hi).to(dtype), s, z
+
+
+def _real(v) -> torch.Tensor:
+    """The float value of what `_fake_quant` keeps: (codes - z) * s, in float32."""
+    if isinstance(v, tuple):
+        codes, s, z = v
+        return (codes.float() - z) * s
+    return v
 
 
 class BiasCorrection:
+    """Follows the lowering node by node (`delta`, then `record`) on the kept batches. The float
+    and simulated values of a node are dropped once the last node that reads them is recorded:
+    kept all at once, they took 1.7 GB for EfficientNet-Lite0's 32 images (docs/exporter.md)."""
+
     def __init__(self, graph: FloatGraph, batches: list):
+        self.graph = graph
         self.batches = batches
-        self.ref = [graph.run(*xs) for xs in batches]
+        self.ref: list = [{} for _ in batches]
         self.sim: list = [{} for _ in batches]
+        self._position = {n: k for k, n in enumerate(graph.nodes)}
+        self._last = graph.last_readers()
 
     def _args(self, node: Node, values: dict) -> list:
-        return [values[i] if isinstance(i, Node) else i for i in node.inputs]
+        return [_real(values[i]) if isinstance(i, Node) else i for i in node.inputs]
 
     def delta(self, node: Node, weight: torch.Tensor) -> np.ndarray:
         """Per-channel mean of (float pre-activation - quantized pre-activation)."""
@@ -48,10 +64,16 @@ class BiasCorrection:
 
     def record(self, node: Node, tensor, weight: torch.Tensor | None = None, bias: torch.Tensor | None = None):
         """Simulates `node` as lowered: its quantized weights and bias, its output rounded."""
+        k = self._position[node]
         for xs, ref, sim in zip(self.batches, self.ref, self.sim):
+            ref[node] = self.graph.evaluate(node, ref, xs)
             if node.op == "input":
                 sim[node] = _fake_quant(ref[node], tensor)
-                continue
-            n = node if weight is None else dataclasses.replace(node, attrs={**node.attrs, "weight": weight,
-                                                                             "bias": bias})
-            sim[node] = _fake_quant(_apply_act(_eval(n, self._args(node, sim)), node.act), tensor)
+            else:
+                n = node if weight is None else dataclasses.replace(node, attrs={**node.attrs, "weight": weight,
+                                                                                 "bias": bias})
+                sim[node] = _fake_quant(_apply_act(_eval(n, self._args(node, sim)), node.act), tensor)
+            for i in [node] + node.inputs:
+                if isinstance(i, Node) and self._last.get(i, -1) <= k:
+                    ref.pop(i, None)
+                    sim.pop(i, None)

@@ -37,7 +37,10 @@ class InputStatistics:
                 groups = a["groups"]
             cols = cols.reshape(groups, -1, cols.shape[-1])  # [groups, K, positions]
             h = torch.einsum("gkp,gjp->gkj", cols, cols).numpy()
-            self.h = h if self.h is None else self.h + h
+            if self.h is None:
+                self.h = h
+            else:
+                self.h += h
             self.count += cols.shape[-1]
 
     def hessians(self) -> np.ndarray:

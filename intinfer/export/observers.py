@@ -50,12 +50,14 @@ class EMAObserver(Observer):
 
 
 class _Sampling(Observer):
-    """Keeps a uniform random sample of the values seen (at most max_samples)."""
+    """Keeps a uniform random sample of the values seen (at most max_samples), in one buffer
+    allocated at the first batch rather than per-batch arrays and their concatenated copies."""
 
     def __init__(self, max_samples: int = 1 << 18, seed: int = 0):
         self.max_samples = max_samples
         self.rng = np.random.default_rng(seed)
-        self.samples: list[np.ndarray] = []
+        self.buffer = np.empty(0, np.float32)
+        self.kept = 0
         self.seen = 0
         self.lo, self.hi = float("inf"), float("-inf")
 
@@ -66,14 +68,16 @@ class _Sampling(Observer):
         per_batch = max(1, self.max_samples // 8)
         if v.size > per_batch:
             v = self.rng.choice(v, per_batch, replace=False)
-        self.samples.append(v)
-        kept = sum(s.size for s in self.samples)
-        if kept > self.max_samples:
-            allv = np.concatenate(self.samples)
-            self.samples = [self.rng.choice(allv, self.max_samples, replace=False)]
+        if self.buffer.size == 0:
+            self.buffer = np.empty(self.max_samples + per_batch, np.float32)  # room for a batch beyond the cap
+        self.buffer[self.kept:self.kept + v.size] = v
+        self.kept += v.size
+        if self.kept > self.max_samples:
+            self.buffer[:self.max_samples] = self.rng.choice(self.buffer[:self.kept], self.max_samples, replace=False)
+            self.kept = self.max_samples
 
     def values(self) -> np.ndarray:
-        return np.concatenate(self.samples)
+        return self.buffer[:self.kept]
 
 
 class PercentileObserver(_Sampling):

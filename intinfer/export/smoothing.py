@@ -29,10 +29,10 @@ def smooth_layer_norms(graph: FloatGraph, batches: list, alpha: float = 0.5) -> 
         return 0
     amax = {n: None for n in targets}
     for xs in batches:
-        values = graph.run(*xs)
-        for n in targets:
-            m = values[n].abs().reshape(-1, values[n].shape[-1]).amax(0)
-            amax[n] = m if amax[n] is None else torch.maximum(amax[n], m)
+        for n, v in graph.stream(*xs):
+            if n in targets:
+                m = v.abs().reshape(-1, v.shape[-1]).amax(0)
+                amax[n] = m if amax[n] is None else torch.maximum(amax[n], m)
     for norm, readers in targets.items():
         w_max = torch.stack([r.attrs["weight"].abs().amax(0) for r in readers]).amax(0)
         s = (amax[norm].clamp(min=1e-5) ** alpha / w_max.clamp(min=1e-5) ** (1 - alpha)).clamp(1e-2, 1e2)
