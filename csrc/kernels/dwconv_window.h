@@ -3,6 +3,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <type_traits>
 
 #include "params.h"
 
@@ -60,6 +62,38 @@ inline void for_each_window(const ConvParams& p, const uint8_t* x, const uint8_t
         pixel(index, [taps](size_t i) { return taps[i]; });
       }
     }
+  }
+}
+
+// Calls tile(c, tap_at, valid) for each kC-channel tile of one output pixel (channels
+// [c, c + valid)), where tap_at(i) points at channel c of tap i and kC bytes may be read there.
+// Full tiles read the input in place; a partial last tile's channels are first copied into
+// `partial` (one row per tap), so nothing past the tensor is read.
+template <size_t kC, typename Tap, typename Tile>
+inline void for_each_channel_tile(size_t c_count, size_t taps_count, Tap tap, uint8_t (*partial)[kC], Tile tile) {
+  const size_t full_tiles = c_count / kC;
+  for (size_t t = 0; t < full_tiles; ++t) {
+    const size_t c = t * kC;
+    tile(c, [&](size_t i) { return tap(i) + c; }, kC);
+  }
+  if (const size_t c = full_tiles * kC; c < c_count) {
+    for (size_t i = 0; i < taps_count; ++i) std::memcpy(partial[i], tap(i) + c, c_count - c);
+    tile(c, [partial](size_t i) { return static_cast<const uint8_t*>(partial[i]); }, c_count - c);
+  }
+}
+
+// Calls kernel(std::integral_constant<size_t, N>{}) with N the window's tap count where it is a
+// common one (3x3: 9, 5x5: 25), so the kernel's tap loop is unrolled for it, and N = 0 (any
+// count, read at run time) otherwise.
+template <typename Kernel>
+inline void dispatch_tap_count(size_t taps, Kernel kernel) {
+  switch (taps) {
+    case 9:
+      return kernel(std::integral_constant<size_t, 9>{});
+    case 25:
+      return kernel(std::integral_constant<size_t, 25>{});
+    default:
+      return kernel(std::integral_constant<size_t, 0>{});
   }
 }
 

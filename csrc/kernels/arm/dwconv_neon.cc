@@ -1,7 +1,5 @@
 #include <arm_neon.h>
 
-#include <cstring>
-
 #include "../dwconv_window.h"
 #include "arm_kernels.h"
 #include "requant_neon.h"
@@ -56,7 +54,6 @@ void dwconv_16c1(const PackedView& w, const ConvParams& p, const uint8_t* x, con
   const OutputStageNeon stage(w.bias, w.multiplier, w.left_shift, w.right_shift,
                               p.out.zero_point, p.out.act_min, p.out.act_max);
   const size_t c_count = w.n, taps_count = kTaps ? kTaps : w.k;
-  const size_t full_tiles = c_count / kC;
   const uint8_t* taps[kDwconvNeonMaxTaps];
   size_t offsets[kDwconvNeonMaxTaps];
   uint8_t partial[kDwconvNeonMaxTaps][kC];  // a partial last tile's channels, copied per tap
@@ -89,15 +86,7 @@ void dwconv_16c1(const PackedView& w, const ConvParams& p, const uint8_t* x, con
       }
       store16(out + c, stage.apply8(acc0, acc1, c), stage.apply8(acc2, acc3, c + 8), valid);
     };
-    for (size_t t = 0; t < full_tiles; ++t) {
-      const size_t c = t * kC;
-      tile(c, [&](size_t i) { return tap(i) + c; }, kC);
-    }
-    if (const size_t c = full_tiles * kC; c < c_count) {
-      // Nothing past the tensor is read: the last channels of every tap go through a buffer.
-      for (size_t i = 0; i < taps_count; ++i) std::memcpy(partial[i], tap(i) + c, c_count - c);
-      tile(c, [&](size_t i) { return static_cast<const uint8_t*>(partial[i]); }, c_count - c);
-    }
+    for_each_channel_tile(c_count, taps_count, tap, partial, tile);
   });
 }
 
@@ -105,14 +94,9 @@ void dwconv_16c1(const PackedView& w, const ConvParams& p, const uint8_t* x, con
 
 void dwconv_u8s8_16c1__neon(const PackedView& w, const ConvParams& p, const uint8_t* x, const uint8_t* zero_row,
                             uint8_t* y, size_t row_begin, size_t row_end) {
-  switch (w.k) {
-    case 9:
-      return dwconv_16c1<9>(w, p, x, zero_row, y, row_begin, row_end);
-    case 25:
-      return dwconv_16c1<25>(w, p, x, zero_row, y, row_begin, row_end);
-    default:
-      return dwconv_16c1<0>(w, p, x, zero_row, y, row_begin, row_end);
-  }
+  dispatch_tap_count(w.k, [&](auto taps) {
+    dwconv_16c1<decltype(taps)::value>(w, p, x, zero_row, y, row_begin, row_end);
+  });
 }
 
 }  // namespace intinfer

@@ -1,7 +1,5 @@
 #include <immintrin.h>
 
-#include <cstring>
-
 #include "../dwconv_window.h"
 #include "requant_avx2.h"
 #include "x86_kernels.h"
@@ -22,7 +20,7 @@ void dwconv_16c2(const PackedView& w, const ConvParams& p, const uint8_t* x, con
                  size_t row_begin, size_t row_end) {
   const OutputStageAvx2 stage(w.bias, w.multiplier, w.left_shift, w.right_shift, w.n, p.out.zero_point,
                               p.out.act_min, p.out.act_max);
-  const size_t c_count = w.n, taps_count = kTaps ? kTaps : w.k, full_tiles = c_count / kC;
+  const size_t c_count = w.n, taps_count = kTaps ? kTaps : w.k;
   const uint8_t* taps[kDwconvAvx2MaxTaps];
   size_t offsets[kDwconvAvx2MaxTaps];
   alignas(16) uint8_t partial[kDwconvAvx2MaxTaps][kC];  // a partial last tile's channels, copied per tap
@@ -47,15 +45,7 @@ void dwconv_16c2(const PackedView& w, const ConvParams& p, const uint8_t* x, con
       const __m256i hi = _mm256_permute2x128_si256(acc_a, acc_b, 0x31);
       store_u8x16(out + c, stage.apply16(lo, hi, c), valid);
     };
-    for (size_t t = 0; t < full_tiles; ++t) {
-      const size_t c = t * kC;
-      tile(c, [&](size_t i) { return tap(i) + c; }, kC);
-    }
-    if (const size_t c = full_tiles * kC; c < c_count) {
-      // Nothing past the tensor is read: the last channels of every tap go through a buffer.
-      for (size_t i = 0; i < taps_count; ++i) std::memcpy(partial[i], tap(i) + c, c_count - c);
-      tile(c, [&](size_t i) { return static_cast<const uint8_t*>(partial[i]); }, c_count - c);
-    }
+    for_each_channel_tile(c_count, taps_count, tap, partial, tile);
   });
 }
 
@@ -63,14 +53,9 @@ void dwconv_16c2(const PackedView& w, const ConvParams& p, const uint8_t* x, con
 
 void dwconv_u8s8_16c2__avx2(const PackedView& w, const ConvParams& p, const uint8_t* x, const uint8_t* zero_row,
                             uint8_t* y, size_t row_begin, size_t row_end) {
-  switch (w.k) {
-    case 9:
-      return dwconv_16c2<9>(w, p, x, zero_row, y, row_begin, row_end);
-    case 25:
-      return dwconv_16c2<25>(w, p, x, zero_row, y, row_begin, row_end);
-    default:
-      return dwconv_16c2<0>(w, p, x, zero_row, y, row_begin, row_end);
-  }
+  dispatch_tap_count(w.k, [&](auto taps) {
+    dwconv_16c2<decltype(taps)::value>(w, p, x, zero_row, y, row_begin, row_end);
+  });
 }
 
 }  // namespace intinfer
