@@ -12,6 +12,7 @@ import numpy as np
 
 from . import _core
 from ._schema import NUMPY_DTYPES as _NUMPY
+from .cost import Cost, model_cost
 
 
 @dataclass(frozen=True)
@@ -208,7 +209,7 @@ class Model:
         session = self._session()
         session.run(inputs)
         times = np.array([session.run(inputs, True)[1] for _ in range(max(1, runs))])
-        return Profile([(t, n) for t, n, _ in self._core.ops()], np.median(times, axis=0))
+        return Profile([op[:2] for op in self._core.ops()], np.median(times, axis=0))
 
     def memory(self, shapes: Mapping[str, Sequence[int]] | None = None) -> dict:
         """Activation memory of the static plan for these input shapes (dynamic dims = 1 when
@@ -218,9 +219,15 @@ class Model:
         arena, naive = self._core.memory(full)
         return {"arena_bytes": arena, "naive_bytes": naive}
 
+    def cost(self, shapes: Mapping[str, Sequence[int]] | None = None) -> "Cost":
+        """Parameters, stored weight bytes, multiply-accumulates and other ops of each layer for
+        input shapes {name: shape} (dynamic dimensions not given are 1), the activation arena,
+        and `.verdict(budget_params, budget_macs)` (docs/cost.md)."""
+        return model_cost(self, shapes)
+
     def summary(self) -> str:
         """A table of the ops with their weight bytes, and the memory plan at batch 1."""
-        ops = self._core.ops()
+        ops = [op[:3] for op in self._core.ops()]
         width = max([len(name) for _, name, _ in ops] + [4])
         lines = [f"{'#':>4}  {'op':<16} {'name':<{width}} {'weight bytes':>12}"]
         for i, (type_, name, wbytes) in enumerate(ops):

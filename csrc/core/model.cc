@@ -320,8 +320,19 @@ std::vector<std::pair<std::string, std::string>> Model::metadata() const { retur
 
 std::vector<OpInfo> Model::ops() const {
   std::vector<OpInfo> out;
-  for (size_t i = 0; i < impl_->ops.size(); ++i)
-    out.push_back({op_type_name(impl_->desc.ops[i].type), impl_->desc.ops[i].name, impl_->ops[i]->weight_bytes()});
+  std::vector<bool> counted(impl_->desc.tensors.size(), false);
+  for (size_t i = 0; i < impl_->ops.size(); ++i) {
+    const OpDesc& od = impl_->desc.ops[i];
+    OpInfo info{op_type_name(od.type), od.name, impl_->ops[i]->weight_bytes(), 0, 0};
+    for (uint32_t t : od.inputs) {
+      const TensorDesc& td = impl_->desc.tensors[t];
+      if (td.kind != TensorKind::kConstant || counted[t]) continue;
+      counted[t] = true;
+      info.parameters += static_cast<uint64_t>(td.numel());
+      info.stored_bytes += td.data_bytes;
+    }
+    out.push_back(std::move(info));
+  }
   return out;
 }
 
@@ -355,15 +366,17 @@ MemoryInfo Model::memory(const std::vector<Shape>& input_shapes) const {
   return {plan->arena_bytes, plan->naive_bytes};
 }
 
-std::vector<uint64_t> Model::op_macs(const std::vector<Shape>& input_shapes) const {
+std::vector<OpCost> Model::op_costs(const std::vector<Shape>& input_shapes) const {
   auto plan = plan_for(*impl_, input_shapes);
-  std::vector<uint64_t> out;
+  std::vector<OpCost> out;
   for (size_t s = 0; s < impl_->ops.size(); ++s) {
     const OpDesc& od = impl_->desc.ops[s];
     std::vector<Shape> in, outs;
     for (uint32_t t : od.inputs) in.push_back(plan->shapes[t]);
     for (uint32_t t : od.outputs) outs.push_back(plan->shapes[t]);
-    out.push_back(impl_->ops[s]->macs(in, outs));
+    uint64_t written = 0;
+    for (const Shape& shape : outs) written += numel(shape);
+    out.push_back({impl_->ops[s]->macs(in, outs), written});
   }
   return out;
 }

@@ -108,7 +108,8 @@ PYBIND11_MODULE(_core, m) {
       })
       .def("ops", [](const Model& self) {
         py::list out;
-        for (const OpInfo& op : self.ops()) out.append(py::make_tuple(op.type, op.name, op.weight_bytes));
+        for (const OpInfo& op : self.ops())
+          out.append(py::make_tuple(op.type, op.name, op.weight_bytes, op.parameters, op.stored_bytes));
         return out;
       })
       .def("metadata", &Model::metadata)
@@ -117,7 +118,11 @@ PYBIND11_MODULE(_core, m) {
         return py::make_tuple(mi.arena_bytes, mi.naive_bytes);
       }, py::arg("shapes") = std::vector<Shape>{})
       .def("output_shapes", &Model::output_shapes, py::arg("shapes") = std::vector<Shape>{})
-      .def("op_macs", &Model::op_macs, py::arg("shapes") = std::vector<Shape>{});
+      .def("op_costs", [](const Model& self, const std::vector<Shape>& shapes) {
+        py::list out;
+        for (const OpCost& c : self.op_costs(shapes)) out.append(py::make_tuple(c.macs, c.output_elements));
+        return out;
+      }, py::arg("shapes") = std::vector<Shape>{});
 
   py::class_<Session>(m, "Session")
       .def(py::init<std::shared_ptr<const Model>>())

@@ -125,7 +125,7 @@ double percentile(std::vector<double> v, double p) {
 
 void print_profile(const Model& m, const std::vector<Shape>& shapes, const std::vector<std::vector<double>>& per_run) {
   const std::vector<OpInfo> ops = m.ops();
-  const std::vector<uint64_t> macs = m.op_macs(shapes);
+  const std::vector<OpCost> costs = m.op_costs(shapes);
   std::vector<double> med(ops.size());
   double total = 0;
   for (size_t i = 0; i < ops.size(); ++i) {
@@ -139,10 +139,11 @@ void print_profile(const Model& m, const std::vector<Shape>& shapes, const std::
   std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return med[a] > med[b]; });
   std::printf("\n%-4s %-16s %-32s %10s %7s %8s\n", "#", "op", "name", "ms", "share", "GOPS");
   for (size_t i : order) {
-    const double gops = macs[i] ? 2.0 * macs[i] / med[i] / 1e9 : 0.0;
+    const uint64_t macs = costs[i].macs;
+    const double gops = macs ? 2.0 * macs / med[i] / 1e9 : 0.0;
     std::printf("%-4zu %-16s %-32.32s %10.3f %6.1f%% ", i, ops[i].type.c_str(), ops[i].name.c_str(), med[i] * 1e3,
                 100.0 * med[i] / total);
-    if (macs[i]) std::printf("%8.1f\n", gops); else std::printf("%8s\n", "-");
+    if (macs) std::printf("%8.1f\n", gops); else std::printf("%8s\n", "-");
   }
   std::map<std::string, double> by_type;
   for (size_t i = 0; i < ops.size(); ++i) by_type[ops[i].type] += med[i];

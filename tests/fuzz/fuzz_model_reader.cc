@@ -23,7 +23,7 @@ void try_run(const std::shared_ptr<Model>& model) {
   }
   if (model->memory(shapes).naive_bytes > kMaxActivationBytes) return;
   uint64_t macs = 0;
-  for (uint64_t m : model->op_macs(shapes)) macs += m;
+  for (const intinfer::OpCost& c : model->op_costs(shapes)) macs += c.macs;
   if (macs > kMaxMacs) return;
   std::vector<std::vector<uint8_t>> buffers;
   std::vector<HostTensor> inputs;

@@ -49,7 +49,15 @@ struct TensorInfo {
 struct OpInfo {
   std::string type;
   std::string name;
-  size_t weight_bytes;
+  size_t weight_bytes;    // in memory, as packed for the kernels
+  uint64_t parameters;    // elements of the constants this op reads first (a shared one counts once)
+  uint64_t stored_bytes;  // their bytes in the file, at their stored bits and encoding
+};
+
+// The work of one op for given input shapes.
+struct OpCost {
+  uint64_t macs;             // multiply-accumulates (pools: window steps; 0 for ops without products)
+  uint64_t output_elements;  // elements the op writes
 };
 
 struct MemoryInfo {
@@ -117,8 +125,8 @@ class Model : public std::enable_shared_from_this<Model> {
   MemoryInfo memory(const std::vector<Shape>& input_shapes = {}) const;
   // The shapes the outputs take for these input shapes (empty: dynamic dimensions taken as 1).
   std::vector<Shape> output_shapes(const std::vector<Shape>& input_shapes = {}) const;
-  // Multiply-accumulates of each op for these input shapes (0 for ops without products).
-  std::vector<uint64_t> op_macs(const std::vector<Shape>& input_shapes = {}) const;
+  // The work of each op for these input shapes (empty: dynamic dimensions taken as 1).
+  std::vector<OpCost> op_costs(const std::vector<Shape>& input_shapes = {}) const;
   int num_threads() const;
   const char* isa() const;
   size_t plan_cache_size() const;
