@@ -29,9 +29,12 @@ bool dense_s8_taps(const WeightFormat& f, size_t taps) {
   return dense_s8(f, taps) && taps <= kMaxTaps;
 }
 
+// int8 codes within +-127: two products with x - 128 sum exactly in int16 (weight_format.h).
+bool dense_s8_pairs(const WeightFormat& f, size_t depth) { return dense_s8(f, depth) && pairs_fit_int16(f); }
+
 template <size_t kMaxTaps>
 bool dense_s8_pairs_taps(const WeightFormat& f, size_t taps) {
-  return dense_s8_taps<kMaxTaps>(f, taps) && pairs_fit_int16(f);
+  return dense_s8_pairs(f, taps) && taps <= kMaxTaps;
 }
 
 // The reference rows read the validated weights in place (TileLayout nr = 0), in every format
@@ -100,6 +103,10 @@ const GemmRow kGemmRows[] = {
 #if defined(INTINFER_HAVE_NEONDOT)
     {"gemm_u8s8_4x16c4__neondot", kFeatureNeon | kFeatureNeonDot, dense_s8, {4, 16, 4, 16, 1, 128, nullptr},
      gemm_u8s8_4x16c4__neondot},
+#endif
+#if defined(INTINFER_HAVE_NEON) && defined(__aarch64__)
+    {"gemm_u8s8_4x8c16__neon", kFeatureNeon, dense_s8_pairs, {4, 8, 16, 16, 1, 128, nullptr},
+     gemm_u8s8_4x8c16__neon},
 #endif
 #if defined(INTINFER_HAVE_NEON)
     {"gemm_u8s8_4x8__neon", kFeatureNeon, dense_s8_or_s16, {4, 8, 1, 8, 2, 0, nullptr}, gemm_u8s8_4x8__neon},

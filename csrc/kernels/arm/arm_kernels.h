@@ -13,11 +13,20 @@ namespace intinfer {
 
 // GEMM (GemmFn, tables.h), one template over a MAC policy (gemm_4xn.h):
 // - gemm_u8s8_4x8__neon: any ARMv7/ARMv8 NEON, int16 codes, widening SMLAL (4 x 8 tile);
+// - gemm_u8s8_4x8c16__neon: aarch64 without the dot product, int8 x int8 (a - 128 as for
+//   SDOT) with weights within +-127, two products summed in int16 (SMULL + SMLAL2), then
+//   pairwise into int32 (SADALP); 16 accumulators of 4 partial sums per 4 x 4 block (aarch64
+//   only: armv7's 16 q registers cannot hold them);
 // - gemm_u8s8_4x16c4__neondot: aarch64 + ARMv8.2 SDOT, int8 x int8, so activations enter as
 //   a - 128 (one EOR) and the bias carries + 128 * sum_k w (TileLayout::act_offset);
 // - gemm_u8s8_4x16c8__neoni8mm: aarch64 + ARMv8.6 USMMLA, 2 x 8 u8 by 8 x 2 s8 blocks, exact.
 void gemm_u8s8_4x8__neon(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride, void* y,
                          size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end, void* scratch);
+#if defined(__aarch64__)
+void gemm_u8s8_4x8c16__neon(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
+                            void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
+                            void* scratch);
+#endif
 void gemm_u8s8_4x16c4__neondot(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
                                void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
                                void* scratch);

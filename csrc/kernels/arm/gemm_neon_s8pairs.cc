@@ -1,0 +1,92 @@
+// The ARMv8.0 GEMM at the 8-bit rate, 4 rows x 8 channels: activations flipped to int8 (x - 128,
+// the bias carrying + 128 * sum_k w as in the SDOT path) and weights within +-127, so two
+// products sum exactly in int16 (pairs_fit_int16, docs/quantization.md). Per 16 k and (row,
+// channel): SMULL (k 0-7) + SMLAL2 (k 8-15) into int16x8, SADALP into the pair's int32x4:
+// 3 instructions for 16 multiply-accumulates, against 4 for SMLAL by lane on int16. The 16
+// accumulators of a 4 x 4 block (each holding 4 partial sums) are added across at the end; the
+// 8 channels are two such blocks over the same activations.
+//
+// aarch64 only (CMakeLists.txt): the 16 accumulators, 4 activations, 4 weights and their int16
+// products need more than armv7's 16 q registers. Even on aarch64 gcc's scheduling keeps all 16
+// products of a step alive and spills 4 accumulators in the loop (8 stack accesses in 67
+// instructions); -fno-schedule-insns removed them but did not change the count per
+// EfficientNet-Lite0 inference (167.5 M against 167.3 M on cortex-a53), whose K are mostly
+// 16-112: the steps outside the k loop dominate.
+#include <arm_neon.h>
+
+#include "arm_kernels.h"
+#include "gemm_4xn.h"
+
+namespace intinfer {
+namespace {
+
+constexpr size_t kTileNR = 8;  // output channels per micro-tile: two 4 x 4 blocks
+constexpr size_t kPairsKR = 16;
+
+// Rows [0, mr) of x flipped to int8 (x ^ 0x80 = x - 128), k padded to k_pad with 0, rows past mr
+// zero: row r at out + r * k_pad.
+void flip_rows(const uint8_t* x, size_t x_stride, size_t mr, size_t k, size_t k_pad, int8_t* out) {
+  const uint8x16_t flip = vdupq_n_u8(0x80);
+  for (size_t r = 0; r < kGemmMR; ++r) {
+    int8_t* o = out + r * k_pad;
+    size_t i = 0;
+    if (r < mr) {
+      const uint8_t* xr = x + r * x_stride;
+      for (; i + 16 <= k; i += 16) vst1q_s8(o + i, vreinterpretq_s8_u8(veorq_u8(vld1q_u8(xr + i), flip)));
+      for (; i < k; ++i) o[i] = static_cast<int8_t>(xr[i] ^ 0x80);
+    }
+    for (; i < k_pad; ++i) o[i] = 0;
+  }
+}
+
+// acc + the pairwise sums of x * w over 16 k: (k, k + 8) products summed in int16, lanes then
+// added in pairs into acc's four int32 lanes.
+inline int32x4_t mac16(int32x4_t acc, int8x16_t x, int8x16_t w) {
+  return vpadalq_s16(acc, vmlal_high_s8(vmull_s8(vget_low_s8(x), vget_low_s8(w)), x, w));
+}
+
+// (sum of a's lanes, of b's, of c's, of d's).
+inline int32x4_t add_across4(int32x4_t a, int32x4_t b, int32x4_t c, int32x4_t d) {
+  return vpaddq_s32(vpaddq_s32(a, b), vpaddq_s32(c, d));
+}
+
+// Channels [kC0, kC0 + 4) of the tile for rows 0..3 over the whole padded k.
+template <size_t kC0>
+inline void block_4x4c16(const int8_t* a, size_t k_pad, const int8_t* b, int32x4_t out[kGemmMR]) {
+  int32x4_t c[kGemmMR][4];
+  for (size_t r = 0; r < kGemmMR; ++r)
+    for (size_t j = 0; j < 4; ++j) c[r][j] = vdupq_n_s32(0);
+  for (size_t k0 = 0; k0 < k_pad; k0 += kPairsKR, b += kPairsKR * kTileNR) {
+    const int8x16_t x0 = vld1q_s8(a + k0), x1 = vld1q_s8(a + k_pad + k0);
+    const int8x16_t x2 = vld1q_s8(a + 2 * k_pad + k0), x3 = vld1q_s8(a + 3 * k_pad + k0);
+    for (size_t j = 0; j < 4; ++j) {
+      const int8x16_t w = vld1q_s8(b + (kC0 + j) * kPairsKR);
+      c[0][j] = mac16(c[0][j], x0, w);
+      c[1][j] = mac16(c[1][j], x1, w);
+      c[2][j] = mac16(c[2][j], x2, w);
+      c[3][j] = mac16(c[3][j], x3, w);
+    }
+  }
+  for (size_t r = 0; r < kGemmMR; ++r) out[r] = add_across4(c[r][0], c[r][1], c[r][2], c[r][3]);
+}
+
+inline void tile_4x8c16(const int8_t* a, size_t k_pad, const int8_t* b, int32x4_t acc[kGemmMR][2]) {
+  int32x4_t lo[kGemmMR], hi[kGemmMR];
+  block_4x4c16<0>(a, k_pad, b, lo);
+  block_4x4c16<4>(a, k_pad, b, hi);
+  for (size_t r = 0; r < kGemmMR; ++r) {
+    acc[r][0] = lo[r];
+    acc[r][1] = hi[r];
+  }
+}
+
+}  // namespace
+
+void gemm_u8s8_4x8c16__neon(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
+                            void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
+                            void* scratch) {
+  gemm_4xn<kTileNR, int8_t, int8_t, flip_rows, tile_4x8c16>(w, out, x, x_stride, y, y_stride, rows, tile_begin,
+                                                            tile_end, scratch);
+}
+
+}  // namespace intinfer
