@@ -29,6 +29,11 @@ constexpr size_t kChunksPerThread = 4;
 // a core from another pool or process for long once the run is over.
 constexpr auto kSpinTime = std::chrono::microseconds(100);
 
+// A wait for the workers' last chunks longer than this (and than the caller's own share) means a
+// worker holding a chunk was not running: an OS time slice is milliseconds, a chunk that is just
+// late, or a worker waking from sleep, tens of microseconds.
+constexpr auto kStragglerWait = std::chrono::microseconds(200);
+
 inline void relax() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
@@ -37,7 +42,8 @@ inline void relax() {
 #endif
 }
 
-// Polls done() for kSpinTime; true when it became true.
+// Polls done() for kSpinTime, yielding the core between batches of polls (thread_pool.h); true
+// when it became true.
 template <typename Done>
 bool spin_until(Done done) {
   const auto deadline = std::chrono::steady_clock::now() + kSpinTime;
@@ -47,6 +53,7 @@ bool spin_until(Done done) {
       relax();
     }
     if (std::chrono::steady_clock::now() >= deadline) return done();
+    std::this_thread::yield();
   }
 }
 
@@ -219,6 +226,11 @@ void ThreadPool::parallel_for(size_t n, const std::function<void(size_t, size_t)
     return;
   }
   std::lock_guard<ForkMutex> call(call_mutex_);
+  if (solo_calls_ > 0) {
+    --solo_calls_;
+    fn(0, n);
+    return;
+  }
   Workers& w = *workers();
   w.job = &fn;
   w.job_n = n;
@@ -232,13 +244,22 @@ void ThreadPool::parallel_for(size_t n, const std::function<void(size_t, size_t)
     w.claim.store(claim_word(generation, count, 0), std::memory_order_release);  // publishes the job
   }
   w.wake.notify_all();
+  const auto start = std::chrono::steady_clock::now();
   w.work(generation);
+  const auto own_end = std::chrono::steady_clock::now();
   auto all_done = [&] { return w.finished.load(std::memory_order_acquire) == count; };
   if (!spin_until(all_done)) {
     std::unique_lock<std::mutex> lock(w.mutex);
     w.done.wait(lock, all_done);
   }
   w.job = nullptr;
+  const auto waited = std::chrono::steady_clock::now() - own_end;
+  if (waited > kStragglerWait && waited > own_end - start) {
+    solo_calls_ = next_solo_calls_;
+    next_solo_calls_ = std::min(2 * next_solo_calls_, kMaxSoloCalls);
+  } else {
+    next_solo_calls_ = kMinSoloCalls;
+  }
 }
 
 int available_cpus() {

@@ -7,7 +7,16 @@
 // A model runs dozens of short ops in a row, so waking workers through a condition variable
 // for each (tens of microseconds) would eat the gain of a second core. Workers and caller
 // therefore poll atomics for about 100 microseconds first and only then sleep on the condition
-// variables (as pthreadpool does for XNNPACK).
+// variables (as pthreadpool does for XNNPACK). Between polls they yield the core: on a machine
+// busy with another process, a spinning worker often shares a core with the caller's thread,
+// whose serial work it would otherwise slow (EfficientNet-Lite0, 2 threads, one core busy: 39.3
+// ms with pure spinning, 35.8 ms yielding, 36.1 ms for 1 thread; bench/contention.py).
+//
+// When a worker is descheduled while it holds a chunk, the caller waits for it; if that wait is
+// longer than the caller's own share of the call (and than kStragglerWait), the cores are not
+// really free just then, and the next kMinSoloCalls calls run on the caller's thread alone, as
+// with one thread, before a call tries the workers again; each further such call doubles the
+// count, up to kMaxSoloCalls, and a call that goes well resets it (docs/runtime.md).
 //
 // fork(): the child has only the thread that called fork(). pthread_atfork handlers take every
 // ForkMutex before fork(), so no parallel section is in flight and no plan is being cached; in the
@@ -52,6 +61,9 @@ class ThreadPool {
 
   int num_threads() const { return num_threads_; }
 
+  static constexpr uint32_t kMinSoloCalls = 16;
+  static constexpr uint32_t kMaxSoloCalls = 1024;
+
   // fn(begin, end) over disjoint chunks covering [0, n), each a multiple of `grain` long but the
   // last (a kernel's rows per tile: no chunk ends in a partial tile that a whole one could have
   // been). Serialised: one call at a time.
@@ -64,7 +76,9 @@ class ThreadPool {
   Workers* workers();
 
   const int num_threads_;
-  ForkMutex call_mutex_;  // one parallel_for at a time; no fork() during one
+  ForkMutex call_mutex_;  // one parallel_for at a time; no fork() during one; guards the next two
+  uint32_t solo_calls_ = 0;  // calls left to run on the caller's thread alone
+  uint32_t next_solo_calls_ = kMinSoloCalls;
   std::unique_ptr<Workers> workers_;
   uint64_t fork_count_;  // of the process that started workers_
 };

@@ -1,6 +1,7 @@
 // ThreadPool::parallel_for (csrc/core/thread_pool.cc) checked directly: every index run exactly
 // once and chunks aligned to the grain, over many sizes and thread counts; and a stalled worker
-// (a thread the OS does not run) must not hold up the work it has not started. Run by
+// (a thread the OS does not run) must not hold up the work it has not started, and after a call
+// that waited long for one, the next calls run on the caller alone for a while. Run by
 // tests/test_thread_pool.py; prints one line per failure and exits non-zero after any.
 #include <atomic>
 #include <chrono>
@@ -68,6 +69,42 @@ void check_stalled_worker(int threads) {
   if (held.load() * threads >= n) fail("a stalled worker held a whole thread's share", n, threads, 1);
 }
 
+// Whether a call of parallel_for ran any chunk off the caller's thread. Each chunk the caller
+// runs takes a millisecond (time for an idle worker to wake and claim one), and with
+// `wait_for_worker` the caller's first chunk waits until a worker has started (a 20-second guard
+// ends a wait for a worker that never comes); the first chunk a worker runs takes `hold`.
+bool ran_on_a_worker(intinfer::ThreadPool& pool, std::chrono::milliseconds hold, bool wait_for_worker) {
+  const auto caller = std::this_thread::get_id();
+  std::atomic<bool> worker_started{false};
+  pool.parallel_for(64, [&](size_t, size_t) {
+    if (std::this_thread::get_id() != caller) {
+      if (!worker_started.exchange(true)) std::this_thread::sleep_for(hold);
+      return;
+    }
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (wait_for_worker && !worker_started.load() && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  });
+  return worker_started.load();
+}
+
+// A worker that holds its chunk for half a second (a descheduled thread) makes the caller wait
+// far longer than its own share: the next kMinSoloCalls calls run on the caller alone; the call
+// after them uses the workers again (the caller waits for one to start, so a pool still alone
+// would stop there until the guard).
+void check_straggler_backoff() {
+  using intinfer::ThreadPool;
+  ThreadPool pool(2);
+  if (!ran_on_a_worker(pool, std::chrono::milliseconds(500), true))
+    return fail("no worker started while the caller waited for one", 64, 2, 1);
+  for (uint32_t i = 0; i < ThreadPool::kMinSoloCalls; ++i)
+    if (ran_on_a_worker(pool, std::chrono::milliseconds(0), false))
+      return fail("a worker ran a chunk right after a straggling call", 64, 2, 1);
+  if (!ran_on_a_worker(pool, std::chrono::milliseconds(0), true))
+    fail("the workers did not take part again after kMinSoloCalls calls", 64, 2, 1);
+}
+
 }  // namespace
 
 int main() {
@@ -78,6 +115,7 @@ int main() {
     check_cover(pool, 100000, 4);
   }
   for (int threads : {2, 4}) check_stalled_worker(threads);
+  check_straggler_backoff();
   if (failures == 0) std::printf("thread pool: all checks passed\n");
   return failures == 0 ? 0 : 1;
 }
