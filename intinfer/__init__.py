@@ -36,5 +36,13 @@ def check(model, example_inputs, dynamic_shapes=None):
     return _check(model, example_inputs, dynamic_shapes)
 
 
-__all__ = ["Model", "ModelError", "TensorInfo", "available_paths", "check", "load", "max_num_threads", "quantize"]
+def sensitivity(model, example_inputs, data, loss=None, **options):
+    """Per-layer Hessian sensitivity (top eigenvalue, trace) of a float torch model; see
+    intinfer.hessian.sensitivity (imported lazily: it needs torch)."""
+    from .hessian import sensitivity as _sensitivity
+
+    return _sensitivity(model, example_inputs, data, loss, **options)
+
+
+__all__ = ["Model", "ModelError", "TensorInfo", "available_paths", "check", "load", "max_num_threads", "quantize", "sensitivity"]
 __version__ = "0.1.0"

