@@ -119,3 +119,61 @@ def test_minilm_example_quick(tmp_path):
     layers = json.loads(js.read_text())["layers"]
     assert [r["name"] for r in layers] == example.QUICK_LAYERS and out.stat().st_size > 0
     assert all(r["top_eigenvalue"] > 0 and r["trace"] > 0 for r in layers)
+
+
+def mlp():
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(12, 16), torch.nn.ReLU(), torch.nn.Linear(16, 16), torch.nn.ReLU(),
+                               torch.nn.Linear(16, 8), torch.nn.ReLU(), torch.nn.Linear(8, 4)).eval()
+
+
+def test_bit_allocation_is_optimal_by_brute_force():
+    """Every assignment of {2, 4, 8} bits to the 4 layers (81) against the integer program's:
+    none within the budget has a smaller objective."""
+    import itertools
+
+    from intinfer.hessian import allocate_bits, perturbation
+
+    model = mlp()
+    gen = torch.Generator().manual_seed(0)
+    data = [torch.randn(16, 12, generator=gen) for _ in range(2)]
+    s = intinfer.sensitivity(model, data[0], data, iterations=5, samples=8, progress=False)
+    modules = dict(model.named_modules())
+    layers = [r.name for r in s.layers]
+    cost = {(r.name, b): r.mean_trace * perturbation(modules[r.name].weight, b) for r in s.layers for b in (2, 4, 8)}
+    params = {r.name: r.parameters for r in s.layers}
+    for budget in (160, 260, 400, 600):
+        chosen = allocate_bits(model, s, budget)
+        assert set(chosen) == set(layers) and sum(params[n] * b / 8 for n, b in chosen.items()) <= budget
+        best = min(sum(cost[n, b] for n, b in zip(layers, bits)) for bits in itertools.product((2, 4, 8), repeat=4)
+                   if sum(params[n] * b / 8 for n, b in zip(layers, bits)) <= budget)
+        assert sum(cost[n, b] for n, b in chosen.items()) == pytest.approx(best, rel=1e-9, abs=1e-15)
+    assert set(allocate_bits(model, s, 10_000).values()) == {8}
+    with pytest.raises(ValueError, match="below the 152 bytes of every layer at 2 bits"):
+        allocate_bits(model, s, 100)
+
+
+def test_quantize_takes_bits_per_layer():
+    """weight_bits={module: bits}: each layer's codes within its width, the others 8-bit; a
+    name that is no conv/linear module of the graph is refused."""
+    model = mlp()
+    gen = torch.Generator().manual_seed(0)
+    calib = [torch.randn(8, 12, generator=gen) for _ in range(2)]
+    bits = {"0": 2, "4": 4}
+    q = intinfer.quantize(model, calib[0], calib, weight_bits=bits)
+    tensors = {t.name: t for t in q.builder.tensors}
+    widths = {}
+    for node in q.graph.nodes:
+        if node.op == "linear":
+            codes = np.abs(tensors[f"{node.name}_w"].data)
+            widths[node.attrs["module"]] = int(codes.max())
+    assert widths == {"0": 1, "2": 127, "4": 7, "6": 127}
+    x = calib[0].numpy()
+    with torch.no_grad():
+        ref = model(calib[0]).numpy()
+    cos = (ref * q.load().run(x)).sum() / np.linalg.norm(ref) / np.linalg.norm(q.load().run(x))
+    assert cos > 0.5
+    with pytest.raises(ValueError, match=r"names \['fc'\], which are not conv/linear modules"):
+        intinfer.quantize(model, calib[0], calib, weight_bits={"fc": 4})
+    with pytest.raises(ValueError, match="weight_bits"):
+        intinfer.quantize(model, calib[0], calib, weight_bits={"0": 9})

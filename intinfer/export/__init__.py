@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import warnings
 from typing import Iterable
 
@@ -62,7 +63,7 @@ def _on_one_torch_thread(fn):
 def quantize(model: torch.nn.Module, example_inputs, calibration: Iterable, observer: str = "minmax",
              weight_rounding: str = "gptq", bias_correction: bool = True, report_batches: int = 4,
              dynamic_shapes=None, symmetric_activations: bool = False, smooth: bool = False,
-             weight_bits: int = 8, **observer_options) -> "QuantizedModel":
+             weight_bits: int | dict = 8, **observer_options) -> "QuantizedModel":
     """Post-training quantization of a float model.
 
     example_inputs: a tensor or tuple of tensors, as for torch.export (the batch size may differ
@@ -81,12 +82,15 @@ def quantize(model: torch.nn.Module, example_inputs, calibration: Iterable, obse
     (smoothing.py; transformers), measured on the first `report_batches` calibration batches.
     weight_bits: 2 to 8; below 8, conv/linear weights are int8 codes within [-(2^(b-1) - 1),
     2^(b-1) - 1] (the engine runs them as int8; embedding tables stay 8-bit, as Q-BERT advises).
+    Or a dict {module path: bits} for the Conv2d/Linear modules named (8 for the others), such
+    as `intinfer.hessian.allocate_bits` chooses (docs/mixed_precision.md).
 
     Memory grows with the size of a calibration batch (and of the `report_batches` kept ones),
     not with their number (docs/exporter.md, Memory). Torch runs on one thread during the call,
     whatever torch.set_num_threads says (restored after), so the file does not depend on it.
     """
-    weight_qmax(weight_bits)  # refuses a bad width before the slow work
+    for bits in (weight_bits.values() if isinstance(weight_bits, dict) else [weight_bits]):
+        weight_qmax(bits)  # refuses a bad width before the slow work
     if weight_rounding not in ("gptq", "nearest"):
         raise ValueError(f"unknown weight_rounding '{weight_rounding}'; choose 'gptq' or 'nearest'")
     example = _as_inputs(example_inputs)
@@ -95,6 +99,12 @@ def quantize(model: torch.nn.Module, example_inputs, calibration: Iterable, obse
     # forgotten model.eval(), and would be exported with behaviour other than its own.
     in_training = any(m.training for m in model.modules())
     graph = capture(model, example, dynamic_shapes)
+    if isinstance(weight_bits, dict):
+        layers = {n.attrs["module"] for n in graph.nodes if n.op in ("conv", "linear")}
+        unknown = sorted(set(weight_bits) - layers)
+        if unknown:
+            raise ValueError(f"weight_bits names {unknown}, which are not conv/linear modules of the exported graph; "
+                             f"those are {sorted(layers)}")
     if in_training:
         warnings.warn("the model was in training mode: intinfer.quantize exports its eval-mode behaviour "
                       "(dropout off, batch norms on their running statistics) and leaves it in eval mode; "
@@ -138,7 +148,7 @@ def quantize(model: torch.nn.Module, example_inputs, calibration: Iterable, obse
     correction = BiasCorrection(graph, kept) if bias_correction else None
     lowering = Lowering(graph, qparams, {"producer": "intinfer.quantize", "observer": observer,
                                          "weight_rounding": weight_rounding, "bias_correction": str(bias_correction),
-                                         "weight_bits": str(weight_bits)},
+                                         "weight_bits": json.dumps(weight_bits, sort_keys=True)},
                         stats, correction, wide, weight_bits)
     return QuantizedModel(lowering.run(), graph, lowering, kept)
 

@@ -137,12 +137,17 @@ def _source(fx_node) -> str:
     return "(unknown source line)"
 
 
+def _innermost_module(fx_node) -> tuple:
+    """(path, class) of the innermost submodule that made the node; ("", "") for the model itself."""
+    stack = fx_node.meta.get("nn_module_stack") or {}
+    return list(stack.values())[-1] if stack else ("", "")
+
+
 def _module(fx_node) -> str:
     """' in module 'enc.1' (GRU)': the innermost submodule that made the node. An op from inside
     a torch module (an LSTM's aten.zeros) has its source line in torch, which names no layer of
     the user's model."""
-    stack = fx_node.meta.get("nn_module_stack") or {}
-    path, cls = list(stack.values())[-1] if stack else ("", "")
+    path, cls = _innermost_module(fx_node)
     if not path:  # the model itself: the source line is the user's own
         return ""
     name = cls if isinstance(cls, str) else cls.__qualname__
@@ -483,11 +488,13 @@ def _simplify(ep, example_inputs: tuple, problems: list | None = None) -> FloatG
                 ph, pw = list(padding) if len(padding) == 2 else [padding[0]] * 2
                 pads = [pads[0] + ph, pads[1] + pw, pads[2] + ph, pads[3] + pw]
                 env[fx.name] = add(fx, "conv", [src], weight=w.float().clone(), bias=bias.float().clone(),
-                                   stride=_pair(stride), pads=pads, dilation=_pair(dilation), groups=int(groups))
+                                   stride=_pair(stride), pads=pads, dilation=_pair(dilation), groups=int(groups),
+                                   module=_innermost_module(fx)[0])
             elif t == aten.linear.default:
                 w = val(args[1])
                 bias = val(args[2]) if len(args) > 2 and args[2] is not None else torch.zeros(w.shape[0])
-                env[fx.name] = add(fx, "linear", [x], weight=w.float().clone(), bias=bias.float().clone())
+                env[fx.name] = add(fx, "linear", [x], weight=w.float().clone(), bias=bias.float().clone(),
+                                   module=_innermost_module(fx)[0])
             elif t in BN_OPS:
                 env[fx.name] = _fold_bn(fx, x, [val(a) for a in args[1:5]], args, uses, fail)
             elif t in RELU_OPS:

@@ -118,9 +118,11 @@ class LayoutValues:
 
 class Lowering(LayoutValues):
     def __init__(self, graph: FloatGraph, qparams: dict, metadata: dict | None = None, input_stats: dict | None = None,
-                 correction: BiasCorrection | None = None, wide: set | None = None, weight_bits: int = 8):
+                 correction: BiasCorrection | None = None, wide: set | None = None, weight_bits: int | dict = 8):
         self.graph = graph
-        self.qmax = weight_qmax(weight_bits)  # conv/linear weights; embedding tables stay 8-bit
+        # conv/linear weights, one width or one per module path (8 for the others); embedding
+        # tables stay 8-bit
+        self.weight_bits = weight_bits
         self.q = qparams  # node -> (scale, zero_point) for nodes with observers
         self.wide = wide or set()  # nodes with a wide output (scale, zero point 0)
         self.input_stats = input_stats  # conv/linear node -> gptq.InputStatistics; None: round to nearest
@@ -155,12 +157,14 @@ class Lowering(LayoutValues):
         """int8 codes (PyTorch layout), per-channel scales and int32 bias of a conv or linear."""
         w = node.attrs["weight"].detach().double().numpy()
         b = node.attrs["bias"].detach().double().numpy()
-        scales = layer_scales(w, b, in_scale, self.qmax)
+        bits = self.weight_bits
+        qmax = weight_qmax(bits.get(node.attrs["module"], 8) if isinstance(bits, dict) else bits)
+        scales = layer_scales(w, b, in_scale, qmax)
         if self.input_stats is not None:
             # Each layer's statistics are dropped once its weights are rounded (EfficientNet-Lite0's: 104 MB).
-            codes = gptq_layer(w, scales, self.input_stats.pop(node), self.qmax)
+            codes = gptq_layer(w, scales, self.input_stats.pop(node), qmax)
         else:
-            codes = round_weights(w, scales, self.qmax)
+            codes = round_weights(w, scales, qmax)
         if self.correction is not None:
             deq = torch.from_numpy(codes * scales.astype(np.float64).reshape((-1,) + (1,) * (w.ndim - 1))).float()
             b = b + self.correction.delta(node, deq)
