@@ -15,6 +15,7 @@ Hessian is what quantization's perturbation meets first (docs/mixed_precision.md
 
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import asdict, dataclass
 from typing import Callable, Iterable
@@ -183,12 +184,13 @@ def _layer(name, module, model, batches, references, loss_fn, iterations, sample
     frozen = not weight.requires_grad
     weight.requires_grad_(True)
     try:
-        return _probe(name, module, weight, model, batches, references, loss_fn, iterations, samples, tolerance, gen)
+        return _probe(name, type(module).__name__, weight, model, batches, references, loss_fn, iterations, samples,
+                      tolerance, gen)
     finally:
         weight.requires_grad_(not frozen)
 
 
-def _probe(name, module, weight, model, batches, references, loss_fn, iterations, samples, tolerance, gen):
+def _probe(name, kind, weight, model, batches, references, loss_fn, iterations, samples, tolerance, gen):
 
     def hvp(v: torch.Tensor) -> torch.Tensor:
         """The Hessian block of `weight` times v, averaged over the batches."""
@@ -199,13 +201,14 @@ def _probe(name, module, weight, model, batches, references, loss_fn, iterations
             if grad is None:
                 raise ValueError(f"layer '{name}' does not take part in the model's output: no sensitivity to measure "
                                  "(leave it out with layers=...)")
-            (hv,) = torch.autograd.grad(grad, weight, grad_outputs=v, allow_unused=True)
-            if hv is not None:
-                total += hv.detach()
+            if grad.requires_grad:  # else the loss is linear in the weight: a zero block
+                (hv,) = torch.autograd.grad(grad, weight, grad_outputs=v, allow_unused=True)
+                if hv is not None:
+                    total += hv.detach()
         return total / len(batches)
 
     def finite(value: float, what: str) -> float:
-        if value != value or value in (float("inf"), float("-inf")):
+        if not math.isfinite(value):
             raise ValueError(f"layer '{name}': the Hessian's {what} is not finite ({value}); the loss has no second "
                              "derivative there (a non-differentiable part of the model?)")
         return value
@@ -229,7 +232,7 @@ def _probe(name, module, weight, model, batches, references, loss_fn, iterations
     for _ in range(samples):
         z = torch.randint(0, 2, weight.shape, generator=gen).to(weight.dtype) * 2 - 1
         trace += finite(float(torch.sum(z * hvp(z))), "trace")
-    return LayerSensitivity(name, type(module).__name__, weight.numel(), eigenvalue, trace / samples)
+    return LayerSensitivity(name, kind, weight.numel(), eigenvalue, trace / samples)
 
 
 def perturbation(weight: torch.Tensor, bits: int) -> float:

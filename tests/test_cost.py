@@ -120,8 +120,9 @@ def test_cli_prints_the_table_and_json_or_the_error(tmp_path):
     hand_counted_model().save(path)
 
     def cli(*args):
+        # From tmp_path, so that the installed package is imported, not the source folder.
         return subprocess.run([sys.executable, "-m", "intinfer.cli", "cost", str(path), *args],
-                              capture_output=True, text=True, timeout=120)
+                              capture_output=True, text=True, cwd=tmp_path, timeout=120)
 
     out = cli("--shape", "x=3,8,8,4", "--budget-params", "10M")
     assert out.returncode == 0, out.stderr

@@ -33,6 +33,10 @@ def test_estimates_match_a_closed_form_hessian():
     assert layer.top_eigenvalue == pytest.approx(eig, rel=1e-4)
     assert layer.trace == pytest.approx(trace, rel=0.1)
     assert layer.mean_trace == pytest.approx(layer.trace / (n * k))
+    # A loss linear in the weight has a zero Hessian (its gradient does not depend on the weight).
+    (flat,) = intinfer.sensitivity(model, batches[0], batches, loss=lambda out, ref: out.sum(), iterations=3,
+                                   samples=2, progress=False).layers
+    assert flat.top_eigenvalue == 0 and flat.trace == 0
 
 
 def small_cnn():
