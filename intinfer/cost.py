@@ -111,15 +111,13 @@ class Cost:
 def model_cost(model, shapes=None) -> Cost:
     """The cost of a loaded intinfer Model for input shapes {name: shape} (dynamic dimensions not
     given are 1)."""
-    shapes = dict(shapes or {})
     names = [i.name for i in model.inputs]
-    unknown = sorted(set(shapes) - set(names))
+    unknown = sorted(set(shapes or {}) - set(names))
     if unknown:
         raise ValueError(f"unknown input(s) {unknown}; the model's inputs are {names}")
-    full = {i.name: [int(d) for d in shapes.get(i.name, [1 if d is None else d for d in i.shape])]
-            for i in model.inputs}
-    core_shapes = [full[n] for n in names]
-    ops, work = model._core.ops(), model._core.op_costs(core_shapes)
+    # ints for JSON (a caller's numpy integers are not)
+    full = {name: [int(d) for d in shape] for name, shape in model._input_shapes(shapes).items()}
+    ops, work = model._core.ops(), model._core.op_costs(list(full.values()))
     layers = []
     for (op, name, _, params, stored), (macs, written) in zip(ops, work):
         if op in _PRODUCT_OPS:

@@ -20,9 +20,11 @@ import sys
 from dataclasses import asdict, dataclass
 from typing import Callable, Iterable
 
+import numpy as np
 import torch
 
 from .export import _as_inputs, _on_one_torch_thread
+from .quant import layer_scales, round_weights, weight_qmax
 
 LAYER_TYPES = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Linear, torch.nn.Embedding)
 
@@ -237,11 +239,12 @@ def _probe(name, kind, weight, model, batches, references, loss_fn, iterations, 
 
 def perturbation(weight: torch.Tensor, bits: int) -> float:
     """|W - Q_b(W)|^2 under the exporter's per-output-channel symmetric rounding to nearest at
-    `bits` (codes within +-(2^(b-1) - 1), scale = max |row| / that)."""
-    w = weight.detach().double().reshape(weight.shape[0], -1)
-    qmax = 2 ** (bits - 1) - 1
-    scale = w.abs().amax(1, keepdim=True).clamp_min(1e-30) / qmax
-    return float(((w - torch.round(w / scale).clamp(-qmax, qmax) * scale) ** 2).sum())
+    `bits` (quant.py: codes within +-weight_qmax(bits), scale max |row| / that; no bias here to
+    raise a scale)."""
+    w = weight.detach().double().reshape(weight.shape[0], -1).numpy()
+    qmax = weight_qmax(bits)
+    scales = layer_scales(w, np.zeros(w.shape[0]), 1.0, qmax).astype(np.float64)[:, None]
+    return float(((w - round_weights(w, scales, qmax) * scales) ** 2).sum())
 
 
 def allocate_bits(model: torch.nn.Module, sens: Sensitivity, size_budget: float, choices=(2, 4, 8)) -> dict:
@@ -251,7 +254,6 @@ def allocate_bits(model: torch.nn.Module, sens: Sensitivity, size_budget: float,
     program (scipy.optimize.milp). Returns {module path: bits}, for `intinfer.quantize(...,
     weight_bits=...)`; layers of other kinds (embeddings: 8-bit tables) are left out and their
     bytes are not in the budget."""
-    import numpy as np
     from scipy.optimize import Bounds, LinearConstraint, milp
 
     modules = dict(model.named_modules())

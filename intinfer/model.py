@@ -211,12 +211,15 @@ class Model:
         times = np.array([session.run(inputs, True)[1] for _ in range(max(1, runs))])
         return Profile([op[:2] for op in self._core.ops()], np.median(times, axis=0))
 
+    def _input_shapes(self, shapes: Mapping[str, Sequence[int]] | None = None) -> dict:
+        """{input name: shape} in input order, the dynamic dimensions not given in `shapes` as 1."""
+        shapes = dict(shapes or {})
+        return {i.name: list(shapes.get(i.name, [1 if d is None else d for d in i.shape])) for i in self.inputs}
+
     def memory(self, shapes: Mapping[str, Sequence[int]] | None = None) -> dict:
         """Activation memory of the static plan for these input shapes (dynamic dims = 1 when
         not given), against the naive sum of all activation tensors."""
-        shapes = dict(shapes or {})
-        full = [list(shapes.get(i.name, [1 if d is None else d for d in i.shape])) for i in self.inputs]
-        arena, naive = self._core.memory(full)
+        arena, naive = self._core.memory(list(self._input_shapes(shapes).values()))
         return {"arena_bytes": arena, "naive_bytes": naive}
 
     def cost(self, shapes: Mapping[str, Sequence[int]] | None = None) -> "Cost":
@@ -242,8 +245,7 @@ class Model:
             f"outputs: {io(self.outputs)}",
             f"ops: {len(ops)}, weights: {total:,} bytes",
             f"activation arena: {mem['arena_bytes']:,} bytes (naive sum {mem['naive_bytes']:,} bytes) at "
-            + ", ".join(f"{i.name} {list(s)}" for i, s in zip(self.inputs, [[1 if d is None else d for d in i.shape]
-                                                                             for i in self.inputs])),
+            + ", ".join(f"{name} {shape}" for name, shape in self._input_shapes().items()),
             f"threads: {self.num_threads}, kernels: {self.isa}",
         ]
         return "\n".join(lines)

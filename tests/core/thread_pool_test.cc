@@ -34,6 +34,17 @@ void check_cover(intinfer::ThreadPool& pool, size_t n, size_t grain) {
   if (misaligned) fail("a chunk not aligned to the grain", n, pool.num_threads(), grain);
 }
 
+// Polls ready() every 50 us until it holds (true) or a 20-second guard ends the wait (false).
+template <typename Ready>
+bool wait_for(Ready ready) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!ready()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
+  }
+  return true;
+}
+
 // The first chunk a worker takes stalls until every other index has run, as if the OS had
 // descheduled that thread; the caller is held at its first chunk until a worker has started, so
 // the stall always happens. The other threads must take the stalled worker's remaining work, so
@@ -45,14 +56,6 @@ void check_stalled_worker(int threads) {
   const auto caller = std::this_thread::get_id();
   std::atomic<size_t> done{0}, held{0};
   std::atomic<bool> worker_started{false}, stalled_once{false}, guard_hit{false};
-  auto wait_for = [&](auto ready) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (!ready()) {
-      if (std::chrono::steady_clock::now() > deadline) return false;
-      std::this_thread::sleep_for(std::chrono::microseconds(50));
-    }
-    return true;
-  };
   pool.parallel_for(n, [&](size_t b, size_t e) {
     if (std::this_thread::get_id() == caller) {
       if (!wait_for([&] { return worker_started.load(); })) guard_hit = true;
@@ -81,9 +84,7 @@ bool ran_on_a_worker(intinfer::ThreadPool& pool, std::chrono::milliseconds hold,
       if (!worker_started.exchange(true)) std::this_thread::sleep_for(hold);
       return;
     }
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (wait_for_worker && !worker_started.load() && std::chrono::steady_clock::now() < deadline)
-      std::this_thread::sleep_for(std::chrono::microseconds(50));
+    if (wait_for_worker) wait_for([&] { return worker_started.load(); });
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   });
   return worker_started.load();
