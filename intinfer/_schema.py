@@ -59,7 +59,7 @@ OP_ATTRS = {
     "TRANSPOSE": {"perm": "ints"},
     "GATHER": {"positions": "int", "act_min": "int", "act_max": "int"},
     "LAYER_NORM": {"act_min": "int", "act_max": "int"},
-    "SOFTMAX": {},
+    "SOFTMAX": {"relative": "int"},
     "MATMUL": {"transpose_b": "int", "alpha": "float", "act_min": "int", "act_max": "int"},
     "MASKED_MEAN": {},
     "SLICE": {"axis": "int", "start": "int", "end": "int"},

@@ -318,13 +318,20 @@ class GraphBuilder:
         return self._unary("LAYER_NORM", x, scale, zero_point, name, act_min=act_min, act_max=act_max,
                            _inputs=[x, g, b])
 
-    def softmax(self, x: Tensor, mask: Tensor | None = None, name=None) -> Tensor:
+    def softmax(self, x: Tensor, mask: Tensor | None = None, name=None, relative: np.ndarray | None = None) -> Tensor:
         """Over the last axis of uint8 logits; `mask` ([batch, n], int32, nonzero = attend)
-        leaves positions out. The output has scale 1/256 and zero point 0."""
-        from .quant import exp_table
+        leaves positions out; `relative` (float [heads, 2 R - 1]) is a relative-position bias
+        added to logit [b, h, i, j] from entry [h, j - i + R - 1] (x [B, heads, Q, K]). The output
+        has scale 1/256 and zero point 0."""
+        from .quant import exp_table, relative_bias_steps
 
-        t = self.constant(f"{name or 'softmax'}_exp", exp_table(x.scale))
-        return self._unary("SOFTMAX", x, 1.0 / 256, 0, name, _inputs=[x, t] + ([mask] if mask is not None else []))
+        base = name or f"softmax_{len(self.ops)}"
+        inputs = [x, self.constant(f"{base}_exp", exp_table(x.scale, relative is not None))]
+        inputs += [mask] if mask is not None else []
+        if relative is None:
+            return self._unary("SOFTMAX", x, 1.0 / 256, 0, name, _inputs=inputs)
+        inputs.append(self.constant(f"{base}_relative", relative_bias_steps(relative, x.scale)))
+        return self._unary("SOFTMAX", x, 1.0 / 256, 0, name, relative=1, _inputs=inputs)
 
     def matmul(self, a: Tensor, b: Tensor, scale: float, zero_point: int, transpose_b: bool = False,
                alpha: float = 1.0, act_min: int = 0, act_max: int = 255, name=None) -> Tensor:

@@ -99,9 +99,28 @@ LUT_FUNCTIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
-def exp_table(input_scale: float) -> np.ndarray:
+def exp_table(input_scale: float, relative: bool = False) -> np.ndarray:
     """SOFTMAX's table: entry d = round(2^16 * exp(-d * s_in)) for a logit d steps below the
     row's maximum, as int32 (entry 0 is 2^16). Written into the file, so that every engine reads
-    the same numbers whatever its libm."""
-    d = np.arange(256, dtype=np.float64)
-    return np.round(np.exp(-d * float(np.float32(input_scale))) * 65536.0).astype(np.int32)
+    the same numbers whatever its libm. 256 entries cover a uint8 logit; with a `relative` bias
+    added to the logits the table runs on to its first 0 (at most 65536 entries: the engine reads
+    the last entry further down)."""
+    s = float(np.float32(input_scale))
+    size = 256
+    if relative:
+        # 2^16 exp(-d s) < 1/2 from d > 17 ln 2 / s on.
+        size = int(min(MAX_EXP_TABLE, max(256, np.ceil(17.0 * np.log(2.0) / s) + 2)))
+    d = np.arange(size, dtype=np.float64)
+    return np.round(np.exp(-d * s) * 65536.0).astype(np.int32)
+
+
+# SOFTMAX's limits on its exp table's length and on a relative bias entry (csrc/ops/softmax.cc).
+MAX_EXP_TABLE = 65536
+MAX_RELATIVE_BIAS = 1 << 24
+
+
+def relative_bias_steps(bias: np.ndarray, input_scale: float) -> np.ndarray:
+    """A float relative-position bias [H, 2R - 1] in SOFTMAX's input steps: int32, rounded half away
+    from zero, within +-2^24."""
+    q = np.asarray(bias, np.float64) / float(np.float32(input_scale))
+    return np.clip(np.sign(q) * np.floor(np.abs(q) + 0.5), -MAX_RELATIVE_BIAS, MAX_RELATIVE_BIAS).astype(np.int32)

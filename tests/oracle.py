@@ -434,22 +434,29 @@ def layer_norm(x, in_zero_point: int, gamma, beta, out_scale, out_zero_point: in
     return _clamp_u8(y, act_min, act_max).reshape(x.shape)
 
 
-def softmax(x, table, mask=None) -> np.ndarray:
-    """SOFTMAX: e = table[max - x] over attended positions, y = min(255, round-half-up(e * floor(2^32 /
-    sum e) / 2^24)); an int32 mask [B, n] applies to every row of batch element b."""
+def softmax(x, table, mask=None, bias=None) -> np.ndarray:
+    """SOFTMAX: e = table[min(max - x, L - 1)] over attended positions, y = min(255, round-half-up(e *
+    floor(2^32 / sum e) / 2^24)); an int32 mask [B, n] applies to every row of batch element b; a
+    relative bias [H, 2R - 1] adds bias[h, j - i + R - 1] to logit x[b, h, i, j] first."""
     x = np.asarray(x, np.int64)
+    if bias is not None:
+        bias = np.asarray(bias, np.int64)
+        reach = (bias.shape[1] + 1) // 2
+        distance = np.arange(x.shape[3])[None, :] - np.arange(x.shape[2])[:, None]
+        x = x + bias[:, distance + reach - 1][None]
     n = x.shape[-1]
     keep = np.ones(x.shape, bool)
     if mask is not None:
         mask = np.asarray(mask) != 0
         keep = np.broadcast_to(mask.reshape((mask.shape[0],) + (1,) * (x.ndim - 2) + (n,)), x.shape)
     table = np.asarray(table, np.int64)
-    top = np.where(keep, x, -1).max(axis=-1, keepdims=True)
-    e = np.where(keep, table[np.clip(top - x, 0, 255)], 0)
+    attended = keep.any(axis=-1, keepdims=True)
+    top = np.where(attended, np.where(keep, x, np.iinfo(np.int64).min).max(axis=-1, keepdims=True), 0)
+    e = np.where(keep, table[np.clip(top - x, 0, len(table) - 1)], 0)
     total = e.sum(axis=-1, keepdims=True)
     inv = np.where(total > 0, (np.int64(1) << 32) // np.maximum(total, 1), 0)
     y = np.minimum((e * inv + (1 << 23)) >> 24, 255)
-    return np.where(top < 0, 0, y).astype(np.uint8)
+    return np.where(attended, y, 0).astype(np.uint8)
 
 
 def matmul(a, a_scale, a_zero_point: int, b, b_scale, b_zero_point: int, out_scale, out_zero_point: int,
@@ -577,7 +584,9 @@ def _op_layer_norm(op, args):
 
 
 def _op_softmax(op, args):
-    return softmax(args[0], args[1], args[2] if len(args) > 2 else None)
+    relative = bool(op.attrs.get("relative", 0))
+    mask = args[2] if len(args) > (3 if relative else 2) else None
+    return softmax(args[0], args[1], mask, args[-1] if relative else None)
 
 
 def _op_matmul(op, args):

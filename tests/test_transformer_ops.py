@@ -143,7 +143,9 @@ def test_layer_norm_refuses_a_width_mismatch(rng):
 # -- SOFTMAX ---------------------------------------------------------------------------------
 
 
-def softmax_graph(rng, shape, mask=False, scale=0.08):
+def softmax_graph(rng, shape, mask=False, scale=0.08, reach=None, spread=2.0):
+    """SOFTMAX of uint8 logits; with `reach` R, a float relative bias [heads, 2R - 1] of standard
+    deviation `spread` (in real units) added by key-query distance."""
     x = u8(rng, shape)
     b = GraphBuilder()
     xt = b.input("x", shape, "uint8", scale, 128)
@@ -155,7 +157,8 @@ def softmax_graph(rng, shape, mask=False, scale=0.08):
         keep[0, -1] = 1
         keep[-1, :] = 0  # a fully masked element: its rows are all 0
         inputs.append(keep)
-    b.output(b.softmax(xt, m))
+    relative = None if reach is None else rng.normal(0, spread, (shape[1], 2 * reach - 1)).astype(np.float32)
+    b.output(b.softmax(xt, m, relative=relative))
     return b, inputs
 
 
@@ -166,6 +169,12 @@ SOFTMAX_CASES = {
     "mask": dict(shape=(3, 4, 6, 6), mask=True),
     "mask_rank3": dict(shape=(2, 7, 9), mask=True),
     "small_scale": dict(shape=(2, 2, 4, 8), scale=0.002),
+    "relative": dict(shape=(2, 3, 5, 5), reach=5),
+    "relative_mask": dict(shape=(3, 4, 6, 6), mask=True, reach=6),
+    "relative_reach_past_the_sequence": dict(shape=(2, 2, 4, 4), reach=9),
+    "relative_fewer_queries": dict(shape=(1, 2, 3, 7), reach=7),
+    # Biases of hundreds of steps: logits far past the table's 256th entry.
+    "relative_wide_bias": dict(shape=(2, 2, 6, 6), reach=6, scale=0.01, spread=5.0),
 }
 
 
@@ -185,6 +194,63 @@ def test_softmax_tracks_float_and_masks(rng):
         want = np.nan_to_num(e / e.sum(-1, keepdims=True))
     assert np.abs(got - want).max() <= 1.5 / 256
     assert (got[~k] == 0).all()
+
+
+@pytest.mark.parametrize("scale,spread", [(0.08, 2.0), (0.01, 5.0)])
+def test_softmax_with_relative_bias_tracks_float(rng, scale, spread):
+    b, (x, keep) = softmax_graph(rng, (2, 3, 7, 7), mask=True, scale=scale, reach=9, spread=spread)
+    relative = next(t for t in b.tensors if t.name.endswith("_relative"))
+    bias = relative.data.astype(np.float64) * np.float32(scale)  # as the engine holds it
+    distance = np.arange(7)[None, :] - np.arange(7)[:, None]
+    logits = (x.astype(np.float64) - 128) * np.float32(scale) + bias[:, distance + 8][None]
+    got = load_graph(b).run([x, keep], raw=True).astype(np.float64) / 256
+    k = np.broadcast_to(keep[:, None, None, :] != 0, x.shape)
+    e = np.where(k, np.exp(logits - np.where(k, logits, -np.inf).max(-1, keepdims=True)), 0)
+    with np.errstate(invalid="ignore"):
+        want = np.nan_to_num(e / e.sum(-1, keepdims=True))
+    assert np.abs(got - want).max() <= 1.5 / 256
+    assert (got[~k] == 0).all()
+
+
+def relative_softmax(shape, bias: np.ndarray, dtype="int32"):
+    b = GraphBuilder()
+    xt = b.input("x", shape, "uint8", 0.1, 128)
+    table = b.constant("exp", quant.exp_table(0.1, relative=True))
+    bt = b.constant("relative", bias, dtype)
+    b.output(b._unary("SOFTMAX", xt, 1.0 / 256, 0, "softmax", relative=1, _inputs=[xt, table, bt]))
+    return b
+
+
+@pytest.mark.parametrize("shape,why", [
+    ((2, 3, 4), r"must be \[batch, 2, q <= 3, k <= 3\], got \[2, 3, 4\]"),
+    ((1, 3, 3, 3), r"must be \[batch, 2, q <= 3, k <= 3\], got \[1, 3, 3, 3\]"),
+    ((1, 2, 4, 3), r"q <= 3, k <= 3\], got \[1, 2, 4, 3\]"),
+    ((1, 2, 3, 4), r"q <= 3, k <= 3\], got \[1, 2, 3, 4\]"),
+])
+def test_softmax_relative_bias_refuses_inputs_it_does_not_cover(rng, shape, why):
+    b = relative_softmax((None, None, None, None)[: len(shape)], np.zeros((2, 5), np.int32))
+    with pytest.raises(ValueError, match=why):
+        load_graph(b).run(u8(rng, shape), raw=True)
+
+
+@pytest.mark.parametrize("bias,dtype,why", [
+    (np.zeros((2, 4), np.int32), "int32", r"must be \[heads, 2 R - 1\], got \[2, 4\]"),
+    (np.zeros(5, np.int32), "int32", r"must be \[heads, 2 R - 1\], got \[5\]"),
+    (np.zeros((2, 5), np.float32), "float32", "relative bias .* int32"),
+    (np.full((2, 5), 1 << 25, np.int32), "int32", r"entry 0 is 33554432, outside \+-2\^24"),
+])
+def test_softmax_refuses_a_bad_relative_bias(bias, dtype, why):
+    with pytest.raises(intinfer.ModelError, match=why):
+        load_graph(relative_softmax((1, 2, 3, 3), bias, dtype))
+
+
+def test_softmax_relative_needs_its_bias_input():
+    b = GraphBuilder()
+    xt = b.input("x", (1, 2, 3, 3), "uint8", 0.1, 128)
+    table = b.constant("exp", quant.exp_table(0.1))
+    b.output(b._unary("SOFTMAX", xt, 1.0 / 256, 0, "softmax", relative=1, _inputs=[xt, table]))
+    with pytest.raises(intinfer.ModelError, match="input"):
+        load_graph(b)
 
 
 def test_softmax_refuses_a_mask_of_the_wrong_shape(rng):

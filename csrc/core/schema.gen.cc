@@ -111,6 +111,10 @@ const AttrSchema kLayerNormAttrs[] = {
     {"act_min", 1, false, kLayerNormActMinDefault, 1, 0.0f, nullptr},
     {"act_max", 1, false, kLayerNormActMaxDefault, 1, 0.0f, nullptr},
 };
+const int64_t kSoftmaxRelativeDefault[] = {0};
+const AttrSchema kSoftmaxAttrs[] = {
+    {"relative", 1, false, kSoftmaxRelativeDefault, 1, 0.0f, nullptr},
+};
 const int64_t kMatmulTransposeBDefault[] = {0};
 const int64_t kMatmulActMinDefault[] = {0};
 const int64_t kMatmulActMaxDefault[] = {255};
@@ -145,7 +149,7 @@ const OpSchema kOpTable[] = {
     {"TRANSPOSE", kTransposeAttrs, 1},
     {"GATHER", kGatherAttrs, 3},
     {"LAYER_NORM", kLayerNormAttrs, 2},
-    {"SOFTMAX", nullptr, 0},
+    {"SOFTMAX", kSoftmaxAttrs, 1},
     {"MATMUL", kMatmulAttrs, 4},
     {"MASKED_MEAN", nullptr, 0},
     {"SLICE", kSliceAttrs, 3},

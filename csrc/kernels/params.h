@@ -95,7 +95,8 @@ struct LayerNormParams {
 struct SoftmaxParams {
   static constexpr int kExpBits = 16;  // table[0] = 2^16
   size_t n;
-  const int32_t* exp_table;  // 256 entries: round(2^16 * exp(-d * s_in))
+  const int32_t* exp_table;  // round(2^16 * exp(-d * s_in)), d = 0 .. table_size - 1
+  size_t table_size;         // >= 256; logits further below the maximum read the last entry
 };
 
 // y[m, n] = requant(sum_k (a[m, k] - z_a)(b[k, n] - z_b)) for one matrix of a batch.

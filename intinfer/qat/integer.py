@@ -201,18 +201,24 @@ def layer_norm(x, zero_point, gamma, beta, qout, lo=0, hi=255) -> torch.Tensor:
     return torch.clamp(requant(sign * t + offset, m, e) + bias + qout[1], lo, hi)
 
 
-def softmax(x, table, mask=None) -> torch.Tensor:
-    """SOFTMAX: e = table[max - x] over attended positions, y = min(255, round(e floor(2^32 / sum e) / 2^24))."""
+def softmax(x, table, mask=None, bias=None) -> torch.Tensor:
+    """SOFTMAX: e = table[min(max - x, L - 1)] over attended positions, y = min(255, round(e floor(2^32 /
+    sum e) / 2^24)); a relative bias [H, 2R - 1] adds bias[h, j - i + R - 1] to x[b, h, i, j] first."""
+    if bias is not None:
+        reach = (bias.shape[1] + 1) // 2
+        distance = torch.arange(x.shape[3])[None, :] - torch.arange(x.shape[2])[:, None]
+        x = x + bias[:, distance + reach - 1].unsqueeze(0)
     n = x.shape[-1]
     keep = torch.ones_like(x, dtype=torch.bool)
     if mask is not None:
         keep = (mask != 0).reshape([mask.shape[0]] + [1] * (x.dim() - 2) + [n]).expand(x.shape)
-    top = torch.where(keep, x, -1).amax(-1, keepdim=True)
-    e = torch.where(keep, table[torch.clamp(top - x, 0, 255)], 0)
+    attended = keep.any(-1, keepdim=True)
+    top = torch.where(attended, torch.where(keep, x, torch.iinfo(torch.int64).min).amax(-1, keepdim=True), 0)
+    e = torch.where(keep, table[torch.clamp(top - x, 0, table.shape[0] - 1)], 0)
     total = e.sum(-1, keepdim=True)
     inv = torch.where(total > 0, torch.div(2**32, total.clamp(min=1), rounding_mode="floor"), 0)
     y = torch.clamp(torch.bitwise_right_shift(e * inv + 2**23, 24), max=255)
-    return torch.where(top < 0, 0, y)
+    return torch.where(attended, y, 0)
 
 
 def matmul(a, qa, b, qb, qout, transpose_b, alpha) -> torch.Tensor:

@@ -105,7 +105,7 @@ class SoftmaxTester {
     int32_t table[256];
     for (int d = 0; d < 256; ++d)
       table[d] = static_cast<int32_t>(std::lround(std::ldexp(std::exp(-d * s_in), SoftmaxParams::kExpBits)));
-    const SoftmaxParams p{n_, table};
+    const SoftmaxParams p{n_, table, 256};
     std::vector<uint8_t> x(rows_ * n_), mask(rows_ * n_);
     rng.fill_u8(x);
     std::vector<const uint8_t*> row_mask(rows_);
@@ -119,7 +119,17 @@ class SoftmaxTester {
     std::vector<uint8_t> got(rows_ * n_, 0xA5), want(got);
     row.softmax(p, x.data(), m, got.data(), 0, rows_, scratch.data());
     softmax_u8__ref(p, x.data(), m, want.data(), 0, rows_);
+    // The relative-bias kernel with a zero bias computes the same softmax.
+    const std::vector<int32_t> zeros(n_, 0);
+    const std::vector<const int32_t*> no_bias(rows_, zeros.data());
+    std::vector<uint8_t> biased(rows_ * n_, 0x5A);
+    softmax_biased_u8__ref(p, x.data(), m, no_bias.data(), biased.data(), 0, rows_, scratch.data());
     std::string why;
+    if (!same(biased, want, n_, &why)) {
+      std::printf("  softmax_biased_u8__ref, zero bias: n=%zu rows=%zu seed=%llu: %s\n", n_, rows_,
+                  static_cast<unsigned long long>(seed_), why.c_str());
+      return false;
+    }
     if (same(got, want, n_, &why)) return true;
     std::printf("  %s softmax: n=%zu rows=%zu%s seed=%llu: %s\n", row.name, n_, rows_, masked_ ? " masked" : "",
                 static_cast<unsigned long long>(seed_), why.c_str());

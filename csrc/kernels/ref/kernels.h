@@ -79,6 +79,10 @@ void wide_from_f32__ref(void* data, size_t n, float scale);
 // no mask. Output scale 1/256, zero point 0.
 void softmax_u8__ref(const SoftmaxParams& p, const uint8_t* x, const uint8_t* const* mask, uint8_t* y,
                      size_t row_begin, size_t row_end);
+// SOFTMAX with a relative-position bias: the logits of row r are x[j] + bias[r][j] (int32, in the
+// input's steps), so a logit may lie more than 255 steps below the maximum.
+void softmax_biased_u8__ref(const SoftmaxParams& p, const uint8_t* x, const uint8_t* const* mask,
+                            const int32_t* const* bias, uint8_t* y, size_t row_begin, size_t row_end, int32_t* scratch);
 
 // Rows [row_begin, row_end) of one matrix product (a [m, k], b [k, n] or [n, k], y [m, n]).
 void matmul_u8__ref(const MatMulParams& p, const uint8_t* a, const uint8_t* b, uint8_t* y, size_t row_begin,

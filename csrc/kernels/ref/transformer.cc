@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -99,6 +100,35 @@ void softmax_u8__ref(const SoftmaxParams& p, const uint8_t* x, const uint8_t* co
     const uint64_t inv = (uint64_t{1} << 32) / sum;
     for (size_t j = 0; j < p.n; ++j)
       yr[j] = softmax_output(!mr || mr[j] ? static_cast<uint64_t>(p.exp_table[top - xr[j]]) : 0, inv);
+  }
+}
+
+void softmax_biased_u8__ref(const SoftmaxParams& p, const uint8_t* x, const uint8_t* const* mask,
+                            const int32_t* const* bias, uint8_t* y, size_t row_begin, size_t row_end,
+                            int32_t* scratch) {
+  const int64_t last = static_cast<int64_t>(p.table_size) - 1;
+  for (size_t r = row_begin; r < row_end; ++r) {
+    const uint8_t* xr = x + r * p.n;
+    const uint8_t* mr = mask ? mask[r] : nullptr;
+    uint8_t* yr = y + r * p.n;
+    bool any = false;
+    int32_t top = 0;
+    for (size_t j = 0; j < p.n; ++j) {
+      scratch[j] = static_cast<int32_t>(xr[j]) + bias[r][j];
+      if (!mr || mr[j]) {
+        top = any && top > scratch[j] ? top : scratch[j];
+        any = true;
+      }
+    }
+    uint64_t sum = 0;
+    for (size_t j = 0; j < p.n; ++j) {
+      const int64_t d = std::min<int64_t>(static_cast<int64_t>(top) - scratch[j], last);
+      scratch[j] = !any || (mr && !mr[j]) ? 0 : p.exp_table[d];
+      sum += static_cast<uint64_t>(scratch[j]);
+    }
+    // As softmax_u8__ref: the maximum contributes 2^16, so inv <= 2^16; nothing attended: zeros.
+    const uint64_t inv = any ? (uint64_t{1} << 32) / sum : 0;
+    for (size_t j = 0; j < p.n; ++j) yr[j] = softmax_output(static_cast<uint64_t>(scratch[j]), inv);
   }
 }
 
