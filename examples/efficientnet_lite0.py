@@ -91,7 +91,9 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--observer", default="mse", choices=["minmax", "ema", "percentile", "mse"])
     ap.add_argument("--weight-rounding", default="gptq", choices=["gptq", "nearest"])
-    ap.add_argument("--no-bias-correction", action="store_true")
+    ap.add_argument("--bias-correction", default="total", choices=["weights", "total", "none"],
+                    help="what each conv bias absorbs: the whole network's mean error (measured best here: "
+                         "docs/exporter.md) or its own weights' rounding error")
     ap.add_argument("--calibration", type=int, default=64, help="calibration crops")
     ap.add_argument("--eval", type=int, default=200, help="held-out crops (40 give a top-1 figure with a ~6%% standard error)")
     ap.add_argument("--threads", type=int, default=1)
@@ -110,7 +112,7 @@ def main(argv=None) -> int:
 
     t = time.perf_counter()
     qmodel = intinfer.quantize(model, (held_out[:1],), calib.split(8), observer=args.observer,
-                                weight_rounding=args.weight_rounding, bias_correction=not args.no_bias_correction)
+                                weight_rounding=args.weight_rounding, bias_correction=False if args.bias_correction == "none" else args.bias_correction)
     export_s = time.perf_counter() - t
     with tempfile.TemporaryDirectory() as d:
         path = args.save or os.path.join(d, "efficientnet_lite0.iif")
@@ -128,7 +130,7 @@ def main(argv=None) -> int:
 
     fp32_bytes = sum(v.numel() * v.element_size() for v in model.state_dict().values())
     acc = agreement(ref, got)
-    print(f"EfficientNet-Lite0, observer '{args.observer}', weight rounding '{args.weight_rounding}', bias correction {not args.no_bias_correction}, {args.calibration} calibration crops, "
+    print(f"EfficientNet-Lite0, observer '{args.observer}', weight rounding '{args.weight_rounding}', bias correction {args.bias_correction}, {args.calibration} calibration crops, "
           f"{args.eval} held-out crops, {args.threads} thread(s), intinfer kernels: {engine.isa}")
     print(f"  export + calibration: {export_s:.1f} s")
     print(f"  top-1 agreement with fp32: {acc['top1']:.1%}")

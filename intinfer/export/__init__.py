@@ -59,9 +59,13 @@ def _on_one_torch_thread(fn):
     return on_one_thread
 
 
+# What bias_correction=True does (bias_correction.py; docs/exporter.md, Bias correction).
+DEFAULT_BIAS_CORRECTION = "weights"
+
+
 @_on_one_torch_thread
 def quantize(model: torch.nn.Module, example_inputs, calibration: Iterable, observer: str = "minmax",
-             weight_rounding: str = "gptq", bias_correction: bool = True, report_batches: int = 4,
+             weight_rounding: str = "gptq", bias_correction: bool | str = True, report_batches: int = 4,
              dynamic_shapes=None, symmetric_activations: bool = False, smooth: bool = False,
              weight_bits: int | dict = 8, **observer_options) -> "QuantizedModel":
     """Post-training quantization of a float model.
@@ -72,7 +76,9 @@ def quantize(model: torch.nn.Module, example_inputs, calibration: Iterable, obse
     "percentile" or "mse"; options such as percentile=99.9 pass through). weight_rounding:
     "gptq" (round each layer's weights to minimise its output error on the calibration inputs,
     see gptq.py) or "nearest". bias_correction: shift each conv/linear bias by the mean error
-    that quantization causes in its output (bias_correction.py), measured on the kept batches.
+    that quantization causes in its output (bias_correction.py), measured on the kept batches:
+    "weights" (the error of the layer's own rounded weights; what True means) or "total" (the
+    whole quantized network's error up to the layer), False for none.
     The first `report_batches` batches are kept for `QuantizedModel.report()` and the bias
     correction. dynamic_shapes: as for torch.export, to let dimensions other than the batch vary
     (e.g. a transformer's sequence length, up to the maximum given there).
@@ -93,6 +99,10 @@ def quantize(model: torch.nn.Module, example_inputs, calibration: Iterable, obse
         weight_qmax(bits)  # refuses a bad width before the slow work
     if weight_rounding not in ("gptq", "nearest"):
         raise ValueError(f"unknown weight_rounding '{weight_rounding}'; choose 'gptq' or 'nearest'")
+    correction_mode = DEFAULT_BIAS_CORRECTION if bias_correction is True else bias_correction or None
+    if correction_mode is not None and correction_mode not in BiasCorrection.MODES:
+        raise ValueError(f"unknown bias_correction {bias_correction!r}; choose True, False or one of "
+                         f"{', '.join(repr(m) for m in BiasCorrection.MODES)}")
     example = _as_inputs(example_inputs)
     make_observer(observer, **observer_options)  # refuses an unknown name before the slow work
     # capture() puts the model in eval mode: a model still in training mode is most often a
@@ -145,9 +155,9 @@ def quantize(model: torch.nn.Module, example_inputs, calibration: Iterable, obse
     qparams = {node: _wide_qparams(*obs.range()) if node in wide else _qparams(*obs.range(), symmetric_activations)
                for node, obs in observers.items()}
     observers.clear()  # their samples (percentile, mse: 1 MB each) are not needed by the lowering
-    correction = BiasCorrection(graph, kept) if bias_correction else None
+    correction = BiasCorrection(graph, kept, correction_mode) if correction_mode else None
     lowering = Lowering(graph, qparams, {"producer": "intinfer.quantize", "observer": observer,
-                                         "weight_rounding": weight_rounding, "bias_correction": str(bias_correction),
+                                         "weight_rounding": weight_rounding, "bias_correction": str(correction_mode),
                                          "weight_bits": json.dumps(weight_bits, sort_keys=True)},
                         stats, correction, wide, weight_bits)
     return QuantizedModel(lowering.run(), graph, lowering, kept)

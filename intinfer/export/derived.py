@@ -7,7 +7,9 @@ the result with each meaning the engine has an op for.
 
 Probes have the example inputs' shapes. Mask probes fill each integer input with its own random
 right-padded 0/1 mask (at least one 1 per row; one probe all ones); position probes fill them
-with a value that none of the subgraph's comparisons names (a token that is not padding)."""
+with a value that none of the subgraph's comparisons names (a token that is not padding). A
+relative-position bias is also evaluated at the longest sequence the export allows, so that the
+engine gets its value for every distance it can meet."""
 
 from __future__ import annotations
 
@@ -17,9 +19,10 @@ import torch
 class Derived:
     """Evaluates fx nodes of an exported program on probe values of its integer inputs."""
 
-    def __init__(self, consts: dict, int_inputs: list):
+    def __init__(self, consts: dict, int_inputs: list, range_constraints: dict | None = None):
         self.consts = consts  # placeholder name -> tensor (parameters, buffers, constants)
         self.int_inputs = int_inputs  # [(fx placeholder, graph Node, concrete example shape)]
+        self.range_constraints = range_constraints or {}  # torch.export's symbol -> value range
         self._probes: dict = {}
 
     def _feeds(self, kind: str, literals: frozenset) -> list[dict]:
@@ -34,7 +37,7 @@ class Derived:
                         feeds[fx.name] = _mask_probe(shape, fx.meta["val"].dtype, gen, ones=seed == 0)
                     probes.append(feeds)
             else:
-                token = max([int(v) for v in literals if float(v).is_integer()] + [0]) + 1
+                token = max([int(v) for v in literals if float(v).is_integer() and abs(v) < 2**31] + [0]) + 1
                 probes.append({fx.name: torch.full(shape, token, dtype=fx.meta["val"].dtype)
                                for fx, _, shape in self.int_inputs})
             self._probes[key] = probes
@@ -99,6 +102,41 @@ class Derived:
         s = v.shape[-1]
         return k if torch.equal(v, torch.broadcast_to(torch.arange(k, k + s, dtype=v.dtype), v.shape)) else None
 
+    def longest(self, size) -> int | None:
+        """The largest value a dimension of the export may take: a fixed size, or the upper bound
+        of its symbol (None when unbounded)."""
+        if isinstance(size, int):
+            return size
+        upper = self.range_constraints.get(size.node.expr)
+        upper = getattr(upper, "upper", None)
+        try:
+            return int(upper)
+        except (TypeError, ValueError, OverflowError, AttributeError):  # unbounded: sympy infinities
+            return None
+
+    def relative_bias(self, fx_node, reach: int) -> torch.Tensor | None:
+        """The float table T [H, 2 reach - 1] when the value, a bias of attention scores [B, H, Q,
+        K], is T[h, j - i + reach - 1] at every query i and key j of a sequence up to `reach` long
+        (MPNet's and T5's relative position biases: a function of the sizes alone), else None."""
+        key = fx_node.meta["val"].shape[-1]
+        feeds = {}
+        for fx, _, shape in self.int_inputs:
+            sizes = fx.meta["val"].shape
+            long = [1 if i == 0 and not isinstance(d, int) else reach if str(d) == str(key) else shape[i]
+                    for i, d in enumerate(sizes)]
+            feeds[fx.name] = torch.ones(long, dtype=fx.meta["val"].dtype)
+        table = _by_distance(self.evaluate(fx_node, feeds))
+        if table is None or table.shape[1] != 2 * reach - 1:
+            return None
+        for _, v in self._values(fx_node, "mask"):
+            window = _by_distance(v)
+            if window is None:
+                return None
+            half = (window.shape[1] - 1) // 2
+            if not torch.equal(window, table[:, reach - 1 - half: reach + half]):
+                return None
+        return table.float()
+
     def constant(self, fx_node) -> torch.Tensor | None:
         """The value when it is the same for every probe (it reads no input's values)."""
         values = [v for _, v in self._values(fx_node, "mask") + self._values(fx_node, "positions")]
@@ -146,3 +184,17 @@ def _is_key_mask(v: torch.Tensor, m: torch.Tensor) -> bool:
     if not v.dtype.is_floating_point:
         return False
     return bool((v[keep] == 0).all()) and bool((v[~keep] <= -1e4).all())
+
+
+def _by_distance(v: torch.Tensor) -> torch.Tensor | None:
+    """T [H, 2S - 1] when v [B, H, S, S] (float) is T[h, j - i + S - 1] for every batch element,
+    else None."""
+    if v.dim() != 4 or not v.dtype.is_floating_point or v.shape[2] != v.shape[3] or \
+            not bool((v == v[:1]).all()):
+        return None
+    s = v.shape[2]
+    index = (torch.arange(s)[None, :] - torch.arange(s)[:, None] + s - 1).expand(v.shape[1], s, s)
+    table = torch.zeros(v.shape[1], 2 * s - 1, dtype=v.dtype)
+    table.scatter_(1, index.reshape(v.shape[1], -1), v[0].reshape(v.shape[1], -1))
+    return table if torch.equal(torch.gather(table, 1, index.reshape(v.shape[1], -1)).reshape(v[0].shape), v[0]) \
+        else None

@@ -58,8 +58,8 @@ class Unsupported:
 # What to do instead, for the ops models most often bring (by the aten op's name before the
 # overload); anything else gets GENERIC_HINT.
 HINTS = {
-    "aten.pow": "x ** c has no integer op: for a power inside an activation (gelu_new's tanh form) use "
-                "F.gelu(x, approximate='tanh'), one lookup table; x * x is a MUL",
+    "aten.pow": "only x ** c with a number c is supported (a lookup table); a power whose exponent is a "
+                "tensor has no integer op: keep it outside the model",
     "aten.sort": "sorting has no integer op: keep it outside the model, in float post-processing",
     "aten.cumsum": "a running sum of activations has no integer op: keep it outside the model",
     "aten.log_softmax": "softmax is supported: take the log outside the model",
@@ -122,7 +122,8 @@ SUPPORTED = sorted(["embedding", "layer_norm", "matmul", "softmax", "transpose",
                     "masked mean pooling",
                     "conv2d", "linear", "batch_norm (after conv/linear)", "pad/constant_pad_nd (zeros, before conv)",
                     "relu", "relu6", "hardtanh(0, 6)", "clamp(0[, 6])", "hardswish", "hardsigmoid", "sigmoid", "tanh",
-                    "silu", "gelu", "elu", "leaky_relu", "add", "mul", "cat", "avg_pool2d", "max_pool2d",
+                    "silu", "gelu", "elu", "leaky_relu", "pow (scalar exponent)", "add", "mul", "cat", "avg_pool2d",
+                    "max_pool2d", "relative position bias of attention scores",
                     "select and slice (constant bounds)",
                     "adaptive_avg_pool2d", "mean(dim=[2, 3])", "flatten", "view", "reshape", "dropout", "clone",
                     "contiguous"])
@@ -287,6 +288,11 @@ def _eval(n: Node, a: list) -> torch.Tensor:
         return torch.matmul(a[0], a[1].transpose(-1, -2) if at["transpose_b"] else a[1]) * at["alpha"]
     if n.op == "softmax":
         x = a[0]
+        if "relative" in n.attrs:
+            table = n.attrs["relative"]
+            reach = (table.shape[1] + 1) // 2
+            distance = torch.arange(x.shape[-1])[None, :] - torch.arange(x.shape[-2])[:, None]
+            x = x + table[:, distance + reach - 1].unsqueeze(0)
         if len(a) > 1:
             keep = a[1].reshape([a[1].shape[0]] + [1] * (x.dim() - 2) + [a[1].shape[1]]).to(x.dtype)
             x = x + (1.0 - keep) * -10000.0
@@ -397,7 +403,7 @@ def _simplify(ep, example_inputs: tuple, problems: list | None = None) -> FloatG
     live = _live(ep)
     uses = {n.name: sum(u.name in live for u in n.users) for n in ep.graph.nodes}
     int_inputs: list = []  # filled as the placeholders are read
-    probe = Derived(consts, int_inputs)
+    probe = Derived(consts, int_inputs, ep.range_constraints)
     examples = iter(example_inputs)
 
     def val(a):
@@ -510,6 +516,8 @@ def _simplify(ep, example_inputs: tuple, problems: list | None = None) -> FloatG
                     env[fx.name] = node
             elif t in LUT_OPS:
                 env[fx.name] = add(fx, "lut", [x], fn=_lut_fn(t, args, kw))
+            elif t == aten.pow.Tensor_Scalar and isinstance(x, Node) and _scalar(args[1]) is not None:
+                env[fx.name] = add(fx, "lut", [x], fn=lambda v, e=_scalar(args[1]): torch.pow(v, e))
             elif t in (aten.add.Tensor, aten.mul.Tensor, aten.sub.Tensor):
                 env[fx.name] = _binary(fx, t, args, kw, val, add, fail)
             elif t == aten.cat.default:
@@ -568,20 +576,71 @@ def _simplify(ep, example_inputs: tuple, problems: list | None = None) -> FloatG
                 raise
             problems.append(e.problem)
             env[fx.name] = ("unsupported", fx)
+    _fuse_pointwise(g)
     for n in g.nodes:
         for i in n.inputs:
             try:
                 if isinstance(i, tuple) and i[0] == "pad":
                     fail(i[3], "a pad must be followed by a conv")
                 if isinstance(i, tuple):
-                    fail(i[-1], "a value computed from integer inputs alone may only be an attention mask, the "
-                                "mask or count of a mean pool, or the ids of an embedding lookup")
+                    fail(i[-1], "a value computed from integer inputs alone may only be an attention mask, a "
+                                "relative position bias of the scores, the mask or count of a mean pool, or the "
+                                "ids of an embedding lookup")
             except ExportError as e:
                 if problems is None:
                     raise
                 problems.append(e.problem)
     return g
 
+
+def _fuse_pointwise(g: FloatGraph) -> None:
+    """A function of one tensor written as several elementwise ops becomes one LUT: transformers'
+    gelu_new, 0.5 x (1 + tanh(c (x + 0.044715 x^3))), or a hand-written x * sigmoid(x), would
+    otherwise be LUTs joined by a MUL of two activations, each rounding on its own. A LUT or an
+    add/mul of two tensors is folded when its operands are the same tensor x or LUT chains from
+    it that nothing else reads; the fused node keeps the last op's name."""
+    readers: dict = {}
+    for n in g.nodes:
+        for i in n.inputs:
+            if isinstance(i, Node):
+                readers[i] = readers.get(i, 0) + 1
+    for o in g.outputs:
+        readers[o] = readers.get(o, 0) + 2  # an output is never folded into its reader
+    fused: dict = {}  # node -> (x, fn of x, nodes folded into it)
+
+    def of(i: Node, reader_count: int = 1):
+        if i in fused and readers.get(i, 0) == reader_count:
+            return fused[i][0], fused[i][1], fused[i][2] + [i]
+        return i, (lambda v: v), []
+
+    for n in g.nodes:
+        if n.act is not None:
+            continue
+        if n.op == "lut" and isinstance(n.inputs[0], Node):
+            x, f, inner = of(n.inputs[0])
+            fused[n] = (x, lambda v, f=f, fn=n.attrs["fn"]: fn(f(v)), inner)
+        elif n.op in ("add", "mul") and all(isinstance(i, Node) for i in n.inputs):
+            a, b = n.inputs
+            if a is b:
+                (xa, fa, ia), (xb, fb, ib) = of(a, 2), of(b, 2)
+                ib = []
+            else:
+                (xa, fa, ia), (xb, fb, ib) = of(a), of(b)
+            if xa is xb and (ia or ib or a is b or xa in (a, b)):
+                op = torch.add if n.op == "add" else torch.mul
+                fused[n] = (xa, lambda v, fa=fa, fb=fb, op=op: op(fa(v), fb(v)), ia + ib)
+    gone: set = set()
+    for n in reversed(g.nodes):
+        if n in gone or n not in fused or not fused[n][2] and n.op == "lut":
+            continue
+        x, fn, inner = fused[n]
+        n.op, n.inputs, n.attrs = "lut", [x], {"fn": fn}
+        gone.update(inner)
+    g.nodes = [n for n in g.nodes if n not in gone]
+
+
+# The longest sequence a relative position bias is tabulated for ([heads, 2 R - 1] per softmax).
+MAX_RELATIVE_REACH = 8192
 
 # An end past any axis: SLICE then keeps the rest of the axis, whatever its length at run time.
 SLICE_TO_END = 1 << 62
@@ -657,8 +716,9 @@ def _transformer_op(fx, t, args, kw, x, val, add, fail, uses, probe):
     """The transformer-encoder patterns (see the module docstring): a Node or a marker tuple for
     this fx node, or None when it is not one of them. Markers: ("sym", node, dim) a symbolic size,
     ("derived",) a value computed from the integer inputs alone (derived.py), ("masked", scores,
-    mask) scores plus the mask's bias, ("masked_values", x, mask) and ("masked_sum", x, mask) the
-    steps of a masked mean; each ends with the fx node."""
+    mask, relative) scores plus the mask's bias and/or a relative position bias table,
+    ("masked_values", x, mask) and ("masked_sum", x, mask) the steps of a masked mean; each ends
+    with the fx node."""
     if t in SKIPPED:
         return ("skipped", fx)
     if t == aten.sym_size.int:
@@ -714,16 +774,15 @@ def _transformer_op(fx, t, args, kw, x, val, add, fail, uses, probe):
         if dim not in (-1, len(fx.meta["val"].shape) - 1):
             fail(fx, "softmax over the last dimension only")
         if isinstance(x, tuple) and x[0] == "masked":
-            return add(fx, "softmax", [x[1], x[2]])
+            _, scores, mask, relative, _ = x
+            extra = {} if relative is None else {"relative": relative}
+            return add(fx, "softmax", [scores] + ([mask] if mask is not None else []), **extra)
         return add(fx, "softmax", [x])
     if t == aten.add.Tensor:
         for scores, bias in ((x, args[1]), (val(args[1]), args[0])):
-            if isinstance(scores, Node) and isinstance(bias, torch.fx.Node) and _is_derived(val(bias)):
-                mask = probe.key_mask(bias)
-                if mask is None:
-                    fail(fx, "a value computed from integer inputs is added to activations, but it is not an "
-                             "attention mask of the keys (0 to keep, <= -1e4 to drop)")
-                return ("masked", scores, mask, fx)
+            if isinstance(bias, torch.fx.Node) and _is_derived(val(bias)) and \
+                    (isinstance(scores, Node) or isinstance(scores, tuple) and scores[0] == "masked"):
+                return _score_bias(fx, scores, bias, add, fail, probe)
         return None
     if t == aten.mul.Tensor:
         for h, m in ((x, args[1]), (val(args[1]), args[0])):
@@ -748,6 +807,43 @@ def _transformer_op(fx, t, args, kw, x, val, add, fail, uses, probe):
     return None
 
 
+def _score_bias(fx, scores, bias_fx, add, fail, probe):
+    """x + a value computed from the integer inputs and sizes: the attention mask of the keys or a
+    relative-position bias of scores x (("masked", x, mask, relative table, fx) for the softmax),
+    or a constant (ALBERT's token-type embedding of the default all-zero ids): ADD of it."""
+    node, mask, relative = (scores, None, None) if isinstance(scores, Node) else scores[1:4]
+    key_mask = probe.key_mask(bias_fx)
+    if key_mask is not None and mask is None:
+        return ("masked", node, key_mask, relative, fx)
+    reach = probe.longest(bias_fx.meta["val"].shape[-1]) if bias_fx.meta["val"].dim() == 4 else None
+    table = probe.relative_bias(bias_fx, reach) if reach is not None and reach <= MAX_RELATIVE_REACH else None
+    if table is not None and relative is None:
+        return ("masked", node, mask, table, fx)
+    if key_mask is None and bias_fx.meta["val"].dim() == 4 and (reach is None or reach > MAX_RELATIVE_REACH):
+        fail(fx, f"a bias of the attention scores computed from the sizes needs the longest sequence: give the "
+                 f"sequence dimension a maximum of at most {MAX_RELATIVE_REACH} (torch.export.Dim('seq', max=N))")
+    constant = _broadcastable(probe.constant(bias_fx), bias_fx.meta["val"].shape) if node is scores else None
+    if constant is not None:
+        return node if not constant.any() else add(fx, "add", [node, constant.float()])
+    fail(fx, "a value computed from integer inputs is added to activations, but it is neither an attention mask "
+             "of the keys (0 to keep, <= -1e4 to drop) nor a relative position bias of the scores (a function of "
+             "the head and the key-query distance)")
+
+
+def _broadcastable(c: torch.Tensor | None, sizes) -> torch.Tensor | None:
+    """c with every dimension that varies at run time (a symbolic size) cut to 1, when c holds the
+    same values all along it; else None."""
+    if c is None or not c.is_floating_point():
+        return None
+    for d, size in enumerate(sizes):
+        if not isinstance(size, int):
+            first = c.narrow(d, 0, 1)
+            if not torch.equal(c, first.expand_as(c)):
+                return None
+            c = first
+    return c
+
+
 def _embedding(fx, table, ids_fx, val, add, fail, probe):
     """GATHER of `table` by token ids (an integer input), or by position ids (a value computed
     from the inputs that is k + arange(S) for every token that is not padding: rows k.. of the
@@ -760,7 +856,7 @@ def _embedding(fx, table, ids_fx, val, add, fail, probe):
         fail(fx, "embedding ids must be an integer input or position ids computed from the inputs")
     k = probe.positions(ids_fx)
     if k is None:
-        fail(fx, "embedding ids computed from the inputs are neither an input nor positions k + arange(seq)")
+        return ("derived", fx)  # a lookup by ids that are neither (a relative position bias's buckets)
     seq = ids_fx.meta["val"].shape[-1]
     like = [n for _, n, _ in probe.int_inputs if n.shape and str(n.shape[-1]) == str(seq)]
     if not like:

@@ -313,7 +313,9 @@ class Lowering(LayoutValues):
 
     def _softmax(self, node: Node):
         mask = self.tensor(node.inputs[1]) if len(node.inputs) > 1 else None
-        return self.b.softmax(self.plain(node.inputs[0]), mask, name=node.name), False
+        relative = node.attrs.get("relative")
+        return self.b.softmax(self.plain(node.inputs[0]), mask, name=node.name,
+                              relative=None if relative is None else relative.numpy()), False
 
     def _masked_mean(self, node: Node):
         if writes_float(self.graph, node):

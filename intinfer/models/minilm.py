@@ -508,17 +508,19 @@ def _export_batches(model: MiniLM, texts, batch_size: int, max_seq: int, what: s
 
 
 def quantize_minilm(model: MiniLM, calibration_texts, max_seq: int = 512, batch_size: int = 8, smooth: bool = True,
-                    **options):
+                    bias_correction="total", **options):
     """Exports `model` (with its mean pooling) to int8 with `intinfer.quantize`, calibrated on
     `calibration_texts`; batch and sequence length (up to `max_seq`) stay dynamic; layer-norm
-    outputs smoothed into the linears that read them (`smooth`). `options` pass through
-    (observer, weight_rounding, bias_correction, symmetric_activations, ...).
+    outputs smoothed into the linears that read them (`smooth`); the "total" bias correction,
+    measured a little better for this model than quantize's default "weights" (held-out cosine
+    0.9897 vs 0.9890, docs/exporter.md). `options` pass through (observer, weight_rounding,
+    symmetric_activations, ...).
     Returns the QuantizedModel (save it, or wrap its bytes in Int8SentenceEncoder)."""
     from .. import quantize
 
     calibration, dynamic = _export_batches(model, calibration_texts, batch_size, max_seq, "calibration")
     return quantize(PooledEncoder(model).eval(), calibration[0], calibration, dynamic_shapes=dynamic, smooth=smooth,
-                    **options)
+                    bias_correction=bias_correction, **options)
 
 
 def qat_minilm(model: MiniLM, texts, epochs: int = 3, lr: float = 1e-5, max_seq: int = 512, batch_size: int = 8,
