@@ -246,7 +246,9 @@ def concat(xs, scales, zero_points, axis: int, out_scale, out_zero_point: int) -
     even when the parameters are equal, where it is the identity)."""
     parts = [output_stage(np.asarray(x, np.int64) - int(z), _f64(s) / _f64(out_scale), out_zero_point)
              for x, s, z in zip(xs, scales, zero_points)]
-    return np.concatenate(parts, axis=axis)
+    axis %= parts[0].ndim
+    lead = np.broadcast_shapes(*(p.shape[:axis] for p in parts))  # size 1 before the axis repeats
+    return np.concatenate([np.broadcast_to(p, lead + p.shape[axis:]) for p in parts], axis=axis)
 
 
 def _pool_geometry(x, kernel, strides, pads):

@@ -220,3 +220,72 @@ def test_engine_equals_the_qat_eval_model_bit_for_bit(name):
         xs = batch(model, n, s, gen)
         want, _ = engine_and_oracle(qm, xs, num_threads=1 + n % 2)
         np.testing.assert_array_equal(qm(*xs).numpy(), want)
+
+
+# -- ViT: a [CLS] token concatenated to the patches, learned position embeddings, no mask --------
+
+
+def vit(attn, head=None):
+    config = transformers.ViTConfig(image_size=32, patch_size=8, num_channels=3, attn_implementation=attn,
+                                    num_labels=5, **SMALL)
+    torch.manual_seed(0)
+    cls = transformers.ViTForImageClassification if head == "classifier" else transformers.ViTModel
+    return cls(config).eval()
+
+
+class Pixels(torch.nn.Module):
+    """One named output of a vision model called with pixel values."""
+
+    def __init__(self, model, name):
+        super().__init__()
+        self.model, self.name = model, name
+
+    def forward(self, pixel_values):
+        return getattr(self.model(pixel_values=pixel_values), self.name)
+
+
+VIT_MODELS = {
+    "vit_sdpa_hidden": lambda: Pixels(vit("sdpa"), "last_hidden_state"),
+    "vit_eager_pooler": lambda: Pixels(vit("eager"), "pooler_output"),
+    "vit_sdpa_classifier": lambda: Pixels(vit("sdpa", "classifier"), "logits"),
+}
+VIT_DIMS = ({0: torch.export.Dim("batch", max=64)},)
+
+
+def images(n, gen):
+    return torch.randn(n, 3, 32, 32, generator=gen)
+
+
+@pytest.mark.parametrize("name", sorted(VIT_MODELS))
+def test_vit_exports_and_tracks_torch_at_any_batch(name):
+    model = VIT_MODELS[name]().eval()
+    gen = torch.Generator().manual_seed(5)
+    calibration = [images(4, gen) for _ in range(4)]
+    q = intinfer.quantize(model, (calibration[0],), calibration, dynamic_shapes=VIT_DIMS)
+    m = q.load(num_threads=2)
+    for n in (1, 3):
+        x = images(n, gen)
+        with torch.no_grad():
+            want = model(x)
+        torch.testing.assert_close(q.graph.run(x)[q.graph.outputs[0]], want, atol=2e-5, rtol=1e-4)
+        got = m.run(x.numpy())
+        assert got.shape == tuple(want.shape)
+        c = cosine(got, want.numpy())
+        print(f"\n{name} batch {n}: cosine with torch mean {c.mean():.4f} min {c.min():.4f}")
+        # As for the CNNs (tests/test_cnn_models.py): an image model on random inputs, 0.98; the
+        # classifier's 5 logits of a random head are the noisiest of the three outputs.
+        assert c.mean() >= 0.98 and c.min() >= 0.97, (n, c.mean(), c.min())
+
+
+def test_vit_engine_equals_the_qat_eval_model_bit_for_bit():
+    model = VIT_MODELS["vit_eager_pooler"]().eval()
+    gen = torch.Generator().manual_seed(6)
+    qm = qat.prepare(model, (images(2, gen),), dynamic_shapes=VIT_DIMS).train()
+    with torch.no_grad():
+        for _ in range(4):
+            qm(images(4, gen))
+    qm.eval()
+    for n in (1, 3):
+        x = images(n, gen)
+        want, _ = engine_and_oracle(qm, (x,), num_threads=2)
+        np.testing.assert_array_equal(qm(x).numpy(), want)

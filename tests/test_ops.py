@@ -310,6 +310,10 @@ CONCAT_CASES = {
     "axis1_differing": dict(axis=1, shapes=[(2, 3, 4, 5), (2, 1, 4, 5), (2, 6, 4, 5)], params="differing"),
     "axis1_equal": dict(axis=1, shapes=[(2, 3, 4, 5), (2, 1, 4, 5)], params="equal"),
     "axis2_first_like_output": dict(axis=2, shapes=[(1, 2, 3, 4), (1, 2, 5, 4)], params="mixed"),
+    # Size 1 before the axis repeats: ViT's [CLS] token before the patches, and in two dimensions.
+    "class_token_broadcast": dict(axis=1, shapes=[(1, 1, 6), (3, 4, 6)], params="differing"),
+    "broadcast_two_leading_dims": dict(axis=2, shapes=[(2, 3, 2, 5), (1, 3, 1, 5), (2, 1, 3, 5)],
+                                       params="differing"),
 }
 
 
@@ -328,6 +332,15 @@ def test_concat(case, rng):
     ts = [b.input(f"x{i}", x.shape, "uint8", s, z) for i, (x, (s, z)) in enumerate(zip(xs, qps))]
     b.output(b.concat(ts, case["axis"], *out))
     check_graph(b, xs, threads=THREADS)
+
+
+@pytest.mark.parametrize("shapes", [[(2, 1, 6), (3, 4, 6)], [(1, 1, 5), (3, 4, 6)]], ids=["leading", "trailing"])
+def test_concat_refuses_sizes_that_do_not_broadcast(rng, shapes):
+    b = GraphBuilder()
+    ts = [b.input(f"x{i}", (None, None, None), "uint8", 0.1, 128) for i in range(2)]
+    b.output(b.concat(ts, 1, 0.1, 128))
+    with pytest.raises(ValueError, match=r"cannot concatenate \[.*\] with \[.*\] on axis 1"):
+        load_graph(b).run([u8(rng, s) for s in shapes], raw=True)
 
 
 # -- pools -----------------------------------------------------------------------------------

@@ -1,3 +1,4 @@
+#include <algorithm>
 #include <cstring>
 
 #include "../kernels/ref/kernels.h"
@@ -26,6 +27,8 @@ class Concat : public Op {
     out_.zero_point = y.zero_points[0];
   }
 
+  // Dimensions before the axis broadcast (an input of size 1 there is repeated: a [1, 1, C]
+  // class token before [B, N, C] patches); those after it must be equal.
   std::vector<Shape> infer(const std::vector<Shape>& in) const override {
     const size_t rank = in[0].size();
     const int64_t axis = axis_ < 0 ? axis_ + static_cast<int64_t>(rank) : axis_;
@@ -33,11 +36,16 @@ class Concat : public Op {
       shape_error(name_, "axis " + std::to_string(axis_) + " is out of range for rank " + std::to_string(rank));
     Shape y = in[0];
     y[axis] = 0;
+    for (const Shape& s : in)
+      for (size_t d = 0; d < static_cast<size_t>(axis) && s.size() == rank; ++d) y[d] = std::max(y[d], s[d]);
     for (const Shape& s : in) {
-      for (size_t d = 0; d < rank; ++d)
-        if (s.size() != rank || (static_cast<int64_t>(d) != axis && s[d] != in[0][d]))
+      for (size_t d = 0; d < rank; ++d) {
+        const bool fits = static_cast<int64_t>(d) < axis ? s[d] == y[d] || s[d] == 1
+                                                         : static_cast<int64_t>(d) == axis || s[d] == in[0][d];
+        if (s.size() != rank || !fits)
           shape_error(name_, "cannot concatenate " + shape_str(s) + " with " + shape_str(in[0]) + " on axis " +
                                  std::to_string(axis));
+      }
       y[axis] += s[axis];
     }
     return {y};
@@ -54,19 +62,34 @@ class Concat : public Op {
     uint8_t* out = ctx.out<uint8_t>(0);
     size_t offset = 0;
     for (size_t i = 0; i < parts_.size(); ++i) {
-      const size_t n = (*ctx.input_shapes[i])[axis] * inner;
+      const Shape& s = *ctx.input_shapes[i];
+      const size_t n = s[axis] * inner;
       const uint8_t* x = ctx.in<uint8_t>(i);
       for (size_t o = 0; o < outer; ++o) {
+        const uint8_t* src = x + source_block(s, y, axis, o) * n;
         if (parts_[i].copy)
-          std::memcpy(out + o * row + offset, x + o * n, n);
+          std::memcpy(out + o * row + offset, src, n);
         else
-          requantize_u8__ref(x + o * n, n, parts_[i].zero_point, parts_[i].multiplier, out_, out + o * row + offset);
+          requantize_u8__ref(src, n, parts_[i].zero_point, parts_[i].multiplier, out_, out + o * row + offset);
       }
       offset += n;
     }
   }
 
  private:
+  // The block of input shape `s` that output block `o` (a flat index over y's dimensions before
+  // the axis) reads: o itself, unless s broadcasts (size 1) in one of those dimensions.
+  static size_t source_block(const Shape& s, const Shape& y, size_t axis, size_t o) {
+    size_t index = 0, stride = 1;
+    for (size_t d = axis; d-- > 0;) {
+      const size_t yd = static_cast<size_t>(y[d]), od = o % yd;
+      o /= yd;
+      if (s[d] != 1) index += od * stride;
+      stride *= static_cast<size_t>(s[d]);
+    }
+    return index;
+  }
+
   struct Part {
     bool copy;
     int32_t zero_point;

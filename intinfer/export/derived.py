@@ -23,6 +23,9 @@ class Derived:
         self.consts = consts  # placeholder name -> tensor (parameters, buffers, constants)
         self.int_inputs = int_inputs  # [(fx placeholder, graph Node, concrete example shape)]
         self.range_constraints = range_constraints or {}  # torch.export's symbol -> value range
+        # Float inputs at the example's shape: a value computed from the integer inputs may read
+        # a float input's size (ViT expands its [CLS] token to the images' batch), never its values.
+        self.float_inputs: dict = {}
         self._probes: dict = {}
 
     def _feeds(self, kind: str, literals: frozenset) -> list[dict]:
@@ -53,7 +56,7 @@ class Derived:
                 return n
             if n.name not in memo:
                 if n.op == "placeholder":
-                    memo[n.name] = feeds[n.name] if n.name in feeds else self.consts[n.name]
+                    memo[n.name] = feeds.get(n.name, self.float_inputs.get(n.name, self.consts.get(n.name)))
                 else:
                     memo[n.name] = n.target(*ev(list(n.args)), **{k: ev(v) for k, v in n.kwargs.items()})
             return memo[n.name]

@@ -245,6 +245,12 @@ class FloatGraph:
         return dict(self.stream(*xs))
 
 
+def broadcast_leading(xs: list, dim: int) -> list:
+    """CONCAT's operands with their dimensions before `dim` broadcast (a size 1 repeats)."""
+    lead = torch.broadcast_shapes(*(tuple(x.shape[:dim]) for x in xs))
+    return [x.expand(*lead, *x.shape[dim:]) for x in xs]
+
+
 def _apply_act(y: torch.Tensor, act: str | None) -> torch.Tensor:
     if act == "relu":
         return torch.relu(y)
@@ -266,7 +272,7 @@ def _eval(n: Node, a: list) -> torch.Tensor:
     if n.op == "mul":
         return a[0] * a[1]
     if n.op == "cat":
-        return torch.cat(a, at["dim"])
+        return torch.cat(broadcast_leading(a, at["dim"]), at["dim"])
     if n.op == "avg_pool":
         return F.avg_pool2d(a[0], at["kernel"], at["stride"], at["padding"], False, at["count_include_pad"])
     if n.op == "max_pool":
@@ -435,10 +441,12 @@ def _simplify(ep, example_inputs: tuple, problems: list | None = None) -> FloatG
                 meta = fx.meta["val"]
                 node = Node(fx.name, "input", [], shape=tuple(meta.shape), source="input")
                 example = next(examples, None)
+                shape = list(example.shape) if example is not None else [int(d) for d in meta.shape]
                 if not meta.dtype.is_floating_point:
                     node.attrs["dtype"] = "int32"  # token ids, attention masks
-                    shape = list(example.shape) if example is not None else [int(d) for d in meta.shape]
                     int_inputs.append((fx, node, shape))
+                else:
+                    probe.float_inputs[fx.name] = torch.zeros(shape, dtype=meta.dtype)  # read for its sizes only
                 g.inputs.append(node)
                 g.nodes.append(node)
                 env[fx.name] = node
@@ -467,6 +475,9 @@ def _simplify(ep, example_inputs: tuple, problems: list | None = None) -> FloatG
                 env[fx.name] = transformer
             elif t in PASS_THROUGH:
                 env[fx.name] = x
+            elif t in (aten.to.dtype, aten._to_copy.default) and isinstance(x, Node) and \
+                    fx.meta["val"].dtype == torch.float32:
+                env[fx.name] = x  # a float activation "cast" to float32 (eager attention's softmax(..., dtype))
             elif t in (aten.pad.default, aten.constant_pad_nd.default):
                 pad = list(args[1])
                 mode = args[2] if len(args) > 2 and t == aten.pad.default else kw.get("mode", "constant")
@@ -521,8 +532,10 @@ def _simplify(ep, example_inputs: tuple, problems: list | None = None) -> FloatG
             elif t in (aten.add.Tensor, aten.mul.Tensor, aten.sub.Tensor):
                 env[fx.name] = _binary(fx, t, args, kw, val, add, fail)
             elif t == aten.cat.default:
-                xs = [val(a) for a in args[0]]
+                xs = [_cat_operand(a, val(a), probe, fail) for a in args[0]]
                 dim = args[1] if len(args) > 1 else kw.get("dim", 0)
+                if not any(isinstance(v, Node) for v in xs):
+                    fail(fx, "cat of constants only")
                 env[fx.name] = add(fx, "cat", xs, dim=dim % len(fx.meta["val"].shape))
             elif t == aten.avg_pool2d.default:
                 kernel = _pair(args[1])
@@ -812,12 +825,17 @@ def _score_bias(fx, scores, bias_fx, add, fail, probe):
     relative-position bias of scores x (("masked", x, mask, relative table, fx) for the softmax),
     or a constant (ALBERT's token-type embedding of the default all-zero ids): ADD of it."""
     node, mask, relative = (scores, None, None) if isinstance(scores, Node) else scores[1:4]
+    if _keeps_everything(probe, bias_fx):
+        return scores  # x + 0: ViT's eager attention adds a mask built from no input
     key_mask = probe.key_mask(bias_fx)
     if key_mask is not None and mask is None:
         return ("masked", node, key_mask, relative, fx)
     reach = probe.longest(bias_fx.meta["val"].shape[-1]) if bias_fx.meta["val"].dim() == 4 else None
     table = probe.relative_bias(bias_fx, reach) if reach is not None and reach <= MAX_RELATIVE_REACH else None
     if table is not None and relative is None:
+        heads = node.shape[1] if len(node.shape) == 4 else None
+        if table.shape[0] == 1 and isinstance(heads, int):
+            table = table.expand(heads, -1).clone()  # one bias for every head
         return ("masked", node, mask, table, fx)
     if key_mask is None and bias_fx.meta["val"].dim() == 4 and (reach is None or reach > MAX_RELATIVE_REACH):
         fail(fx, f"a bias of the attention scores computed from the sizes needs the longest sequence: give the "
@@ -881,6 +899,8 @@ def _sdpa(fx, args, kw, q, val, add, fail, probe):
     scores = add(fx, "matmul", [q, k], transpose_b=True, alpha=scale, _name=f"{fx.name}_scores", _shape=scores_shape)
     inputs = [scores]
     mask_fx = a.get("attn_mask")
+    if mask_fx is not None and _keeps_everything(probe, mask_fx):
+        mask_fx = None  # built from no input (ViT): every key attended
     if mask_fx is not None:
         mask = probe.key_mask(mask_fx) if isinstance(mask_fx, torch.fx.Node) and _is_derived(val(mask_fx)) else None
         if mask is None:
@@ -888,6 +908,27 @@ def _sdpa(fx, args, kw, q, val, add, fail, probe):
         inputs.append(mask)
     probs = add(fx, "softmax", inputs, _name=f"{fx.name}_probs", _shape=scores_shape)
     return add(fx, "matmul", [probs, v], transpose_b=False, alpha=1.0)
+
+
+def _cat_operand(fx_node, v, probe, fail):
+    """A cat operand: an activation, or a constant (a parameter, or one expanded to the batch such
+    as ViT's [CLS] token) with size 1 where the export's sizes vary (CONCAT repeats it)."""
+    if isinstance(v, Node):
+        return v
+    if isinstance(v, torch.Tensor) and v.is_floating_point():
+        return v.float()
+    c = _broadcastable(probe.constant(fx_node), fx_node.meta["val"].shape) if _is_derived(v) else None
+    if c is None:
+        fail(fx_node, "a cat operand must be an activation or a constant")
+    return c.float()
+
+
+def _keeps_everything(probe, mask_fx) -> bool:
+    """The attention mask is a constant that keeps every key (all True, or an all-zero bias)."""
+    if not isinstance(mask_fx, torch.fx.Node):
+        return False
+    c = probe.constant(mask_fx)
+    return c is not None and bool(c.all() if c.dtype == torch.bool else (c == 0).all())
 
 
 def _pair(v) -> list:

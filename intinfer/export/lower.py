@@ -171,10 +171,10 @@ class Lowering(LayoutValues):
             self._dequantized[node] = (deq, torch.from_numpy(b).float())
         return codes, scales, quantize_bias(b, in_scale, scales)
 
-    def _const_operand(self, value: torch.Tensor, like: Node, name: str) -> Tensor:
-        """A float constant operand of add/mul, quantized per tensor in the layout of `like`."""
+    def _const_operand(self, value: torch.Tensor, nhwc: bool, name: str) -> Tensor:
+        """A float constant operand of add/mul/cat, quantized per tensor, NHWC when `nhwc`."""
         c = value.detach().double().numpy()
-        if self.nhwc(like):
+        if nhwc:
             c = c.reshape((1,) * (4 - c.ndim) + c.shape).transpose(NCHW_TO_NHWC)
         q, scale, zp = quantize_constant(c)
         return self.b.constant(name, q, scale=scale, zero_point=zp)
@@ -222,7 +222,7 @@ class Lowering(LayoutValues):
             else:
                 b = self.tensor(b_in)
         else:
-            b = self._const_operand(b_in, a_node, f"{node.name}_c")
+            b = self._const_operand(b_in, layout, f"{node.name}_c")
         scale, zp = self.q[node]
         return method(a, b, scale, zp, name=node.name, **self._act(node)), layout
 
@@ -233,9 +233,10 @@ class Lowering(LayoutValues):
         return self._binary(node, self.b.mul)
 
     def _cat(self, node: Node):
-        layouts = {self.nhwc(i) for i in node.inputs}
+        layouts = {self.nhwc(i) for i in node.inputs if isinstance(i, Node)}
         nhwc = layouts == {True}
-        xs = [self.tensor(i) if nhwc else self.plain(i) for i in node.inputs]
+        xs = [(self.tensor(i) if nhwc else self.plain(i)) if isinstance(i, Node) else
+              self._const_operand(i, nhwc, f"{node.name}_c{k}") for k, i in enumerate(node.inputs)]
         axis = NCHW_AXIS_IN_NHWC[node.attrs["dim"]] if nhwc else node.attrs["dim"]
         scale, zp = self.q[node]
         return self.b.concat(xs, axis, scale, zp, name=node.name), nhwc

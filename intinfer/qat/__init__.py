@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from ..export import QuantizedModel, _as_inputs, _qparams, _wide_qparams
-from ..export.graph import FloatGraph, Node, _apply_act, _eval, capture
+from ..export.graph import FloatGraph, Node, _apply_act, _eval, broadcast_leading, capture
 from ..export.lower import (SAME_QUANT, Lowering, check_engine_limits, lut_table, needs_observer, quantize_constant,
                             wide_nodes, writes_float)
 from ..export.smoothing import smooth_layer_norms
@@ -310,16 +310,14 @@ class QATModel(torch.nn.Module):
             return I.output_stage(acc, [I.f32(qin[0]) * I.f32(s) / I.f32(qout[0]) for s in scales], qout[1], lo, hi)
         if op in ("add", "mul"):
             other = node.inputs[1]
-            if isinstance(other, Node):
-                b_val, qb = a[1], q[other]
-            else:
-                codes, scale, zp = quantize_constant(other.detach().double().numpy())
-                b_val, qb = torch.from_numpy(codes.astype(np.int64)), (scale, zp)
+            b_val, qb = (a[1], q[other]) if isinstance(other, Node) else _constant_codes(other)
             if op == "mul":
                 return I.mul(a[0], qin, b_val, qb, qout, lo, hi)
             return I.add(a[0], qin, b_val, qb, qout, lo, hi, wide=node in self.wide)
         if op == "cat":
-            return torch.cat([I.rescale(v, q[i], qout) for v, i in zip(a, node.inputs)], at["dim"])
+            parts = [I.rescale(*((v, q[i]) if isinstance(i, Node) else _constant_codes(i)), qout)
+                     for v, i in zip(a, node.inputs)]
+            return torch.cat(broadcast_leading(parts, at["dim"]), at["dim"])
         if op == "avg_pool":
             return I.avg_pool(a[0], qin, qout, at["kernel"], at["stride"], at["padding"], at["count_include_pad"])
         if op == "global_avg_pool":
@@ -393,3 +391,9 @@ def convert(qat_model: QATModel) -> QuantizedModel:
                         None, None, {new[n] for n in qat_model.wide}, cfg.weight_bits)
     seen = [qat_model._seen] if qat_model._seen is not None else []
     return QuantizedModel(lowering.run(), graph, lowering, seen)
+
+
+def _constant_codes(c: torch.Tensor) -> tuple:
+    """A float constant operand's uint8 codes and (scale, zero point), as the lowering writes it."""
+    codes, scale, zp = quantize_constant(c.detach().double().numpy())
+    return torch.from_numpy(codes.astype(np.int64)), (scale, zp)
