@@ -184,16 +184,21 @@ def test_softmax(case, rng):
     check_graph(b, inputs, threads=THREADS)
 
 
-def test_softmax_tracks_float_and_masks(rng):
-    b, (x, keep) = softmax_graph(rng, (3, 2, 8, 8), mask=True)
+def assert_tracks_float_softmax(b, x, keep, logits):
+    """The engine's SOFTMAX within 1.5/256 of float softmax of `logits` over the kept keys, and 0
+    at the others."""
     got = load_graph(b).run([x, keep], raw=True).astype(np.float64) / 256
-    logits = (x.astype(np.float64) - 128) * np.float32(0.08)
     k = np.broadcast_to(keep[:, None, None, :] != 0, x.shape)
     e = np.where(k, np.exp(logits - np.where(k, logits, -np.inf).max(-1, keepdims=True)), 0)
     with np.errstate(invalid="ignore"):
         want = np.nan_to_num(e / e.sum(-1, keepdims=True))
     assert np.abs(got - want).max() <= 1.5 / 256
     assert (got[~k] == 0).all()
+
+
+def test_softmax_tracks_float_and_masks(rng):
+    b, (x, keep) = softmax_graph(rng, (3, 2, 8, 8), mask=True)
+    assert_tracks_float_softmax(b, x, keep, (x.astype(np.float64) - 128) * np.float32(0.08))
 
 
 @pytest.mark.parametrize("scale,spread", [(0.08, 2.0), (0.01, 5.0)])
@@ -203,13 +208,7 @@ def test_softmax_with_relative_bias_tracks_float(rng, scale, spread):
     bias = relative.data.astype(np.float64) * np.float32(scale)  # as the engine holds it
     distance = np.arange(7)[None, :] - np.arange(7)[:, None]
     logits = (x.astype(np.float64) - 128) * np.float32(scale) + bias[:, distance + 8][None]
-    got = load_graph(b).run([x, keep], raw=True).astype(np.float64) / 256
-    k = np.broadcast_to(keep[:, None, None, :] != 0, x.shape)
-    e = np.where(k, np.exp(logits - np.where(k, logits, -np.inf).max(-1, keepdims=True)), 0)
-    with np.errstate(invalid="ignore"):
-        want = np.nan_to_num(e / e.sum(-1, keepdims=True))
-    assert np.abs(got - want).max() <= 1.5 / 256
-    assert (got[~k] == 0).all()
+    assert_tracks_float_softmax(b, x, keep, logits)
 
 
 def relative_softmax(shape, bias: np.ndarray, dtype="int32"):
