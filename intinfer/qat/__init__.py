@@ -339,9 +339,10 @@ class QATModel(torch.nn.Module):
             return I.layer_norm(a[0], qin[1], params["weight"], params["bias"], qout, lo, hi)
         if op == "softmax":
             relative = at.get("relative")
-            table = torch.from_numpy(exp_table(qin[0], relative is not None).astype(np.int64))
-            bias = None if relative is None else \
-                torch.from_numpy(relative_bias_steps(relative.numpy(), qin[0]).astype(np.int64))
+            steps = None if relative is None else relative_bias_steps(relative.numpy(), qin[0]).astype(np.int64)
+            spread = 0 if steps is None else int(steps.max() - steps.min())
+            table = torch.from_numpy(exp_table(qin[0], spread).astype(np.int64))
+            bias = None if steps is None else torch.from_numpy(steps)
             return I.softmax(a[0], table, a[1] if len(a) > 1 else None, bias)
         if op == "matmul":
             return I.matmul(a[0], qin, a[1], q[node.inputs[1]], qout, at["transpose_b"], at["alpha"])
