@@ -128,3 +128,11 @@ def test_similarity_pairs_rank_like_people(model):
     # Measured 0.9343 (scipy's tie-averaged ranks; float32, 1 thread, torch 2.13, transformers
     # 5.24); the model card's ~0.8+ is the level of a working model.
     assert rho >= 0.90, rho
+
+
+def test_the_cache_is_intinfer_cache_or_the_home_cache(monkeypatch, tmp_path):
+    monkeypatch.delenv("INTINFER_CACHE", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert mpnet.cache_dir() == tmp_path / ".cache" / "intinfer"
+    monkeypatch.setenv("INTINFER_CACHE", str(tmp_path / "elsewhere"))
+    assert mpnet.cache_dir() == tmp_path / "elsewhere"

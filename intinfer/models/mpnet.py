@@ -128,9 +128,10 @@ class _Concatenation(io.RawIOBase):
 
 
 def cache_dir() -> Path:
-    """Where the model folder is extracted: $INTINFER_CACHE, else ~/.cache/intinfer/all-mpnet-base-v2."""
+    """The folder the model folder is extracted into: $INTINFER_CACHE, else ~/.cache/intinfer
+    (the model then lies in ~/.cache/intinfer/all-mpnet-base-v2)."""
     env = os.environ.get("INTINFER_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "intinfer" / _FOLDER
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "intinfer"
 
 
 def _stamp(parts: list[Path]) -> dict:
