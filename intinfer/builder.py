@@ -323,12 +323,11 @@ class GraphBuilder:
         leaves positions out; `relative` (float [heads, 2 R - 1]) is a relative-position bias
         added to logit [b, h, i, j] from entry [h, j - i + R - 1] (x [B, heads, Q, K]). The output
         has scale 1/256 and zero point 0."""
-        from .quant import exp_table, relative_bias_steps
+        from .quant import softmax_constants
 
         base = name or f"softmax_{len(self.ops)}"
-        steps = None if relative is None else relative_bias_steps(relative, x.scale)
-        spread = 0 if steps is None else int(steps.max()) - int(steps.min())
-        inputs = [x, self.constant(f"{base}_exp", exp_table(x.scale, spread))]
+        table, steps = softmax_constants(x.scale, relative)
+        inputs = [x, self.constant(f"{base}_exp", table)]
         inputs += [mask] if mask is not None else []
         if steps is None:
             return self._unary("SOFTMAX", x, 1.0 / 256, 0, name, _inputs=inputs)

@@ -118,6 +118,14 @@ MAX_EXP_TABLE = 65536
 MAX_RELATIVE_BIAS = 1 << 24
 
 
+def softmax_constants(input_scale: float, relative: np.ndarray | None = None) -> tuple:
+    """SOFTMAX's exp table and, with a float relative bias, its int32 steps (else None): the
+    table runs as far as the bias's spread lets a logit fall."""
+    steps = None if relative is None else relative_bias_steps(relative, input_scale)
+    spread = 0 if steps is None else int(steps.max()) - int(steps.min())
+    return exp_table(input_scale, spread), steps
+
+
 def relative_bias_steps(bias: np.ndarray, input_scale: float) -> np.ndarray:
     """A float relative-position bias [H, 2R - 1] in SOFTMAX's input steps: int32, rounded half away
     from zero, within +-2^24."""

@@ -29,8 +29,8 @@ from ..export.graph import FloatGraph, Node, _apply_act, _eval, broadcast_leadin
 from ..export.lower import (SAME_QUANT, Lowering, check_engine_limits, lut_table, needs_observer, quantize_constant,
                             wide_nodes, writes_float)
 from ..export.smoothing import smooth_layer_norms
-from ..quant import (activation_range, exp_table, layer_scales, quantize_bias, quantize_weights, relative_bias_steps,
-                     round_weights, weight_qmax)
+from ..quant import (activation_range, layer_scales, quantize_bias, quantize_weights, round_weights, softmax_constants,
+                     weight_qmax)
 from . import integer
 
 __all__ = ["QATConfig", "QATModel", "prepare", "convert"]
@@ -339,10 +339,9 @@ class QATModel(torch.nn.Module):
             return I.layer_norm(a[0], qin[1], params["weight"], params["bias"], qout, lo, hi)
         if op == "softmax":
             relative = at.get("relative")
-            steps = None if relative is None else relative_bias_steps(relative.numpy(), qin[0]).astype(np.int64)
-            spread = 0 if steps is None else int(steps.max() - steps.min())
-            table = torch.from_numpy(exp_table(qin[0], spread).astype(np.int64))
-            bias = None if steps is None else torch.from_numpy(steps)
+            table, steps = softmax_constants(qin[0], None if relative is None else relative.numpy())
+            table = torch.from_numpy(table.astype(np.int64))
+            bias = None if steps is None else torch.from_numpy(steps.astype(np.int64))
             return I.softmax(a[0], table, a[1] if len(a) > 1 else None, bias)
         if op == "matmul":
             return I.matmul(a[0], qin, a[1], q[node.inputs[1]], qout, at["transpose_b"], at["alpha"])
