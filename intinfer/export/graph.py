@@ -245,6 +245,14 @@ class FloatGraph:
         return dict(self.stream(*xs))
 
 
+def by_distance(table: torch.Tensor, q: int, k: int) -> torch.Tensor:
+    """A relative-position bias table [H, 2R - 1] laid out for scores [1, H, q, k]: entry
+    [h, j - i + R - 1] at query i, key j."""
+    reach = (table.shape[1] + 1) // 2
+    distance = torch.arange(k)[None, :] - torch.arange(q)[:, None]
+    return table[:, distance + reach - 1].unsqueeze(0)
+
+
 def broadcast_leading(xs: list, dim: int) -> list:
     """CONCAT's operands with their dimensions before `dim` broadcast (a size 1 repeats)."""
     lead = torch.broadcast_shapes(*(tuple(x.shape[:dim]) for x in xs))
@@ -295,10 +303,7 @@ def _eval(n: Node, a: list) -> torch.Tensor:
     if n.op == "softmax":
         x = a[0]
         if "relative" in n.attrs:
-            table = n.attrs["relative"]
-            reach = (table.shape[1] + 1) // 2
-            distance = torch.arange(x.shape[-1])[None, :] - torch.arange(x.shape[-2])[:, None]
-            x = x + table[:, distance + reach - 1].unsqueeze(0)
+            x = x + by_distance(n.attrs["relative"], x.shape[-2], x.shape[-1])
         if len(a) > 1:
             keep = a[1].reshape([a[1].shape[0]] + [1] * (x.dim() - 2) + [a[1].shape[1]]).to(x.dtype)
             x = x + (1.0 - keep) * -10000.0

@@ -13,6 +13,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..export.graph import by_distance
+
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 WIDE_MAX = 32767
 
@@ -205,9 +207,7 @@ def softmax(x, table, mask=None, bias=None) -> torch.Tensor:
     """SOFTMAX: e = table[min(max - x, L - 1)] over attended positions, y = min(255, round(e floor(2^32 /
     sum e) / 2^24)); a relative bias [H, 2R - 1] adds bias[h, j - i + R - 1] to x[b, h, i, j] first."""
     if bias is not None:
-        reach = (bias.shape[1] + 1) // 2
-        distance = torch.arange(x.shape[3])[None, :] - torch.arange(x.shape[2])[:, None]
-        x = x + bias[:, distance + reach - 1].unsqueeze(0)
+        x = x + by_distance(bias, x.shape[2], x.shape[3])
     n = x.shape[-1]
     keep = torch.ones_like(x, dtype=torch.bool)
     if mask is not None:
