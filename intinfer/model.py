@@ -218,9 +218,12 @@ class Model:
 
     def memory(self, shapes: Mapping[str, Sequence[int]] | None = None) -> dict:
         """Activation memory of the static plan for these input shapes (dynamic dims = 1 when
-        not given), against the naive sum of all activation tensors."""
-        arena, naive = self._core.memory(list(self._input_shapes(shapes).values()))
-        return {"arena_bytes": arena, "naive_bytes": naive}
+        not given), against the naive sum of all activation tensors; the weights' bytes in the
+        file (mapped, read in place by the reference kernels) and those the optimized kernels
+        hold in their own layout."""
+        arena, naive, weights, kernel_weights = self._core.memory(list(self._input_shapes(shapes).values()))
+        return {"arena_bytes": arena, "naive_bytes": naive, "weight_bytes": weights,
+                "kernel_weight_bytes": kernel_weights}
 
     def cost(self, shapes: Mapping[str, Sequence[int]] | None = None) -> "Cost":
         """Parameters, stored weight bytes, multiply-accumulates and other ops of each layer for

@@ -37,11 +37,17 @@ def quantize_bias(b: np.ndarray, in_scale: float, w_scales: np.ndarray) -> np.nd
 
 
 def weight_qmax(bits: int) -> int:
-    """The largest code of `bits`-bit symmetric weights (2..8): 2^(bits-1) - 1. Lower widths are
-    stored as int8 codes within [-qmax, qmax]: the engine computes them exactly as int8."""
+    """The largest code of `bits`-bit symmetric weights (2..8): 2^(bits-1) - 1."""
     if not isinstance(bits, (int, np.integer)) or not 2 <= bits <= 8:
         raise ValueError(f"weight_bits must be an integer from 2 to 8, got {bits!r}")
     return (1 << (int(bits) - 1)) - 1
+
+
+def weight_dtype(bits: int) -> str:
+    """The file dtype that holds `bits`-bit weight codes: int2 and int4 packed (2 and 3-4 bits),
+    int8 for 5-8 bits (codes within [-qmax, qmax])."""
+    weight_qmax(bits)
+    return "int2" if bits == 2 else "int4" if bits <= 4 else "int8"
 
 
 def layer_scales(w: np.ndarray, b: np.ndarray, in_scale: float, qmax: int = 127) -> np.ndarray:

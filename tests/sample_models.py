@@ -46,7 +46,8 @@ def every_op_model(seed: int = 0) -> GraphBuilder:
 
 def encoded_constants_model(seed: int = 0) -> GraphBuilder:
     """Packed int4 and int2 and block-sparse int8 weights (docs/format.md, Encodings): files the
-    reader must validate, which no op reads yet. Seeds for the fuzzers."""
+    reader must validate (FULLY_CONNECTED reads the packed ones; no op reads block-sparse ones
+    yet). Seeds for the fuzzers."""
     rng = np.random.default_rng(seed)
     g = GraphBuilder({"producer": "tests/sample_models.py"})
     x = g.input("x", (None, 8), "uint8", 0.1, 3)

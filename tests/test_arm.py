@@ -20,6 +20,7 @@ import pytest
 
 import intinfer
 import test_ops
+import test_packed_weights as tpw
 import test_transformer_ops as tto
 from conftest import assert_same, build_native_tool, load_example, load_graph
 from sample_models import every_op_model, sample_input
@@ -112,6 +113,18 @@ def _cases() -> dict:
     }
     for name, c in convs.items():
         cases[name] = lambda n=name, c=c: test_ops.conv_graph(_rng(n), **c)
+    # Packed int4 / int2 weights: the SDOT kernels that unpack them on aarch64, the reference
+    # elsewhere (tests/test_packed_weights.py).
+    for dtype in ("int4", "int2"):
+        n = f"packed_{dtype}_fc_M5_K131_N37"
+        cases[n] = lambda n=n, d=dtype: (tpw.fc_graph(_rng(n), d, 37, 131),
+                                         _rng(n + "x").integers(0, 256, (5, 131), dtype=np.uint8))
+        n = f"packed_{dtype}_fc_M1_K1024_N40"
+        cases[n] = lambda n=n, d=dtype: (tpw.fc_graph(_rng(n), d, 40, 1024),
+                                         _rng(n + "x").integers(0, 256, (1, 1024), dtype=np.uint8))
+        n = f"packed_{dtype}_conv_3x3_cin8"
+        cases[n] = lambda n=n, d=dtype: (tpw.conv_graph(_rng(n), d, 21, 3, 3, 8, padding=1),
+                                         _rng(n + "x").integers(0, 256, (2, 7, 6, 8), dtype=np.uint8))
     cases["model_every_op"] = lambda: (every_op_model(), sample_input(batch=3))
     cases["model_test_cnn"] = lambda: (
         build_cnn(_rng("calib").integers(0, 256, (8,) + IN_SHAPE, dtype=np.uint8)),

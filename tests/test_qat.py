@@ -59,7 +59,7 @@ def test_eval_forward_is_the_engine_bit_for_bit_on_the_zoo(name, weight_bits):
     want, q = engine_and_oracle(qm, (x,))
     np.testing.assert_array_equal(got.numpy(), want)
     qmax = (1 << (weight_bits - 1)) - 1
-    codes = [t.data for t in q.builder.tensors if t.dtype == "int8" and t.data is not None]
+    codes = [t.data for t in q.builder.tensors if t.dtype in ("int8", "int4", "int2") and t.data is not None]
     assert codes and max(int(np.abs(c).max()) for c in codes) <= qmax
 
 
@@ -249,8 +249,13 @@ def test_bad_arguments_are_refused():
 def test_ptq_with_low_bit_weights_stays_bit_exact():
     model, shape, calib, _ = make("mobilenet_v2_block")
     q = intinfer.quantize(model, (calib[0][:1],), calib, weight_bits=4)
-    codes = [t.data for t in q.builder.tensors if t.dtype == "int8" and t.data is not None]
-    assert max(int(np.abs(c).max()) for c in codes) == 7
+    weights = [t for t in q.builder.tensors if t.name.endswith("_w")]
+    assert max(int(np.abs(t.data).max()) for t in weights) == 7
+    # Packed where a channel's codes fill whole bytes (an even last dimension, or one row a
+    # channel); the depthwise conv's rows of one code and the stem's rows of 3 stay int8.
+    whole = lambda t: t.shape[-1] % 2 == 0 or t.data.size == t.shape[0] * t.shape[-1]  # noqa: E731
+    assert [t.dtype for t in weights] == ["int4" if whole(t) else "int8" for t in weights]
+    assert {t.dtype for t in weights} == {"int4", "int8"}
     x = torch.randn(4, *shape).numpy()
     m = q.load(num_threads=2)
     assert_same(m.run(x, raw=True), oracle.run_graph(q.builder, _raw_input(m, 0, x)))

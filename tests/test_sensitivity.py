@@ -166,12 +166,14 @@ def test_quantize_takes_bits_per_layer():
     bits = {"0": 2, "4": 4}
     q = intinfer.quantize(model, calib[0], calib, weight_bits=bits)
     tensors = {t.name: t for t in q.builder.tensors}
-    widths = {}
+    widths, dtypes = {}, {}
     for node in q.graph.nodes:
         if node.op == "linear":
-            codes = np.abs(tensors[f"{node.name}_w"].data)
-            widths[node.attrs["module"]] = int(codes.max())
+            w = tensors[f"{node.name}_w"]
+            widths[node.attrs["module"]] = int(np.abs(w.data).max())
+            dtypes[node.attrs["module"]] = w.dtype
     assert widths == {"0": 1, "2": 127, "4": 7, "6": 127}
+    assert dtypes == {"0": "int2", "2": "int8", "4": "int4", "6": "int8"}
     x = calib[0].numpy()
     with torch.no_grad():
         ref = model(calib[0]).numpy()

@@ -363,7 +363,12 @@ std::shared_ptr<const Plan> plan_for(const Model::Impl& m, const std::vector<Sha
 
 MemoryInfo Model::memory(const std::vector<Shape>& input_shapes) const {
   auto plan = plan_for(*impl_, input_shapes);
-  return {plan->arena_bytes, plan->naive_bytes};
+  MemoryInfo info{plan->arena_bytes, plan->naive_bytes, 0, 0};
+  for (const auto& op : impl_->ops) {
+    info.weight_bytes += op->weight_bytes();
+    info.kernel_weight_bytes += op->held_bytes();
+  }
+  return info;
 }
 
 std::vector<OpCost> Model::op_costs(const std::vector<Shape>& input_shapes) const {

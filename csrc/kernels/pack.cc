@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "codes.h"
+
 namespace intinfer {
 namespace {
 
@@ -42,6 +44,17 @@ void pack_codes(const TileLayout& layout, const Src* codes, size_t n, size_t k, 
   }
 }
 
+// Each group of nr x kr packed int8 codes into its sub-byte form (TileLayout): code j of a group
+// in byte j mod B at bits (j / B) x bits.
+std::vector<uint8_t> compress_groups(const std::vector<uint8_t>& codes, size_t group, int bits) {
+  const size_t bytes = group * bits / 8, mask = (1u << bits) - 1;
+  std::vector<uint8_t> out(codes.size() / group * bytes, 0);
+  for (size_t g = 0; g < codes.size() / group; ++g)
+    for (size_t j = 0; j < group; ++j)
+      out[g * bytes + j % bytes] |= static_cast<uint8_t>((codes[g * group + j] & mask) << (j / bytes * bits));
+  return out;
+}
+
 template <typename Src>
 void pack_codes_to(const TileLayout& layout, const Src* codes, size_t n, size_t k, size_t k_pad, uint8_t* out,
                    int64_t* sums) {
@@ -73,17 +86,45 @@ PackedWeights::PackedWeights(const TileLayout& layout, const void* codes, const 
     multipliers_ = multipliers;  // the reference kernels take them as they are
     return;
   }
-  codes_.assign(n_tiles_ * nr * k_pad_ * layout.elem_bytes, 0);
   std::vector<int64_t> sums(n);
-  if (format.bits == 16)
+  if (format.bits == 16) {
+    codes_.assign(n_tiles_ * nr * k_pad_ * layout.elem_bytes, 0);
     pack_codes_to(layout, static_cast<const int16_t*>(codes), n, k, k_pad_, codes_.data(), sums.data());
-  else
-    pack_codes_to(layout, static_cast<const int8_t*>(codes), n, k, k_pad_, codes_.data(), sums.data());
+  } else {
+    // Packed sub-byte rows are decoded for packing only: the kernel reads its tiles.
+    const int8_t* src = static_cast<const int8_t*>(codes);
+    std::vector<int8_t> decoded;
+    if (format.bits < 8) {
+      decoded.resize(n * k);
+      with_codes(format.bits, [&](auto c) {
+        using C = decltype(c);
+        for (size_t ch = 0; ch < n; ++ch) {
+          const uint8_t* row = static_cast<const uint8_t*>(codes) + ch * C::row_bytes(k);
+          for (size_t i = 0; i < k; ++i) decoded[ch * k + i] = static_cast<int8_t>(C::at(row, i));
+        }
+      });
+      src = decoded.data();
+    }
+    if (layout.code_bits < 8) {
+      codes_.assign(n_tiles_ * nr * k_pad_, 0);
+      pack_codes(layout, src, n, k, k_pad_, reinterpret_cast<int8_t*>(codes_.data()), sums.data());
+      codes_ = compress_groups(codes_, size_t{nr} * layout.kr, layout.code_bits);
+    } else {
+      codes_.assign(n_tiles_ * nr * k_pad_ * layout.elem_bytes, 0);
+      pack_codes_to(layout, src, n, k, k_pad_, codes_.data(), sums.data());
+    }
+  }
   // Modulo 2^32, as the kernel's adds: the final sum is the exact one, proven to fit at load.
   if (layout.act_offset != 0)
     for (size_t c = 0; c < n; ++c)
       bias_[c] = static_cast<int32_t>(static_cast<uint32_t>(bias_[c]) +
                                       static_cast<uint32_t>(static_cast<int64_t>(layout.act_offset) * sums[c]));
+}
+
+size_t PackedWeights::bytes() const {
+  return codes_.size() + sizeof(int32_t) * (bias_.size() + multiplier_.size() + left_shift_.size() +
+                                            right_shift_.size()) +
+         sizeof(QuantizedMultiplier) * multipliers_.size() + sizeof(float) * output_scales_.size();
 }
 
 PackedView PackedWeights::view() const {
@@ -98,7 +139,9 @@ PackedView PackedWeights::view() const {
                     k_,
                     k_pad_,
                     n_tiles_,
-                    static_cast<uint8_t>(layout_.nr == 0 ? format_bits_ : 8 * layout_.elem_bytes)};
+                    static_cast<uint8_t>(layout_.nr == 0     ? format_bits_
+                                         : layout_.code_bits < 8 ? layout_.code_bits
+                                                                 : 8 * layout_.elem_bytes)};
 }
 
 PackedLayerNorm::PackedLayerNorm(const LayerNormParams& p, size_t width) {

@@ -18,14 +18,21 @@ namespace intinfer {
 // lane_order[i]; null: in order). The reduction is padded with zeros to a multiple of k_align
 // (a multiple of kr), the channels to a multiple of nr. nr = 0: no packing, the kernel reads the
 // validated weights where they are ([n][k], the reference rows).
+//
+// Sub-byte tiles (code_bits 4 or 2; elem_bytes 1): each group's G = nr x kr codes, laid out as
+// above, are compressed into B = G x code_bits / 8 bytes, code j of the group in byte j mod B at
+// bits (j / B) x code_bits, two's complement: a kernel loads B bytes and gets its codes in order
+// by masking and shifting whole vectors (for G = 32 and 4 bits: the low nibbles of 16 bytes are
+// codes 0-15, the high nibbles 16-31).
 struct TileLayout {
   uint16_t mr = 1;          // GEMM rows per micro-tile: its activation scratch holds mr padded rows
   uint16_t nr = 0;
   uint16_t kr = 1;
   uint16_t k_align = 1;
-  uint8_t elem_bytes = 1;   // packed code width: 1 (int8) or 2 (int16)
+  uint8_t elem_bytes = 1;   // code and prepared activation width: 1 (int8) or 2 (int16)
   int32_t act_offset = 0;   // the kernel multiplies x - act_offset (SDOT: x - 128): bias += act_offset * sum_k w
   const uint8_t* lane_order = nullptr;
+  uint8_t code_bits = 8;    // 8 (codes of elem_bytes), or 4 / 2: sub-byte tiles (above)
 };
 
 // What a kernel reads: the packed codes and the per-channel output stage, padded to whole tiles.
@@ -38,13 +45,14 @@ struct PackedView {
   const QuantizedMultiplier* multipliers;  // uint8 output, unpadded: the reference rows only
   const float* output_scales;              // float output: s_in * s_w[c]; null for a uint8 output
   size_t n, k, k_pad, n_tiles;
-  uint8_t code_bits;                       // width of the codes at `weights`: 8 or 16
+  uint8_t code_bits;                       // width of the codes at `weights`: 2, 4, 8 or 16
 };
 
 class PackedWeights {
  public:
-  // `codes` [n][k] in `format` (int8, or int16 for kWeightsS16), `bias` [n] folded; exactly one
-  // of `multipliers` / `output_scales` is non-empty.
+  // `codes` [n][k] in `format` (int8; int4 / int2 as rows of the packed encoding, codes.h; int16
+  // for kWeightsS16), `bias` [n] folded; exactly one of `multipliers` / `output_scales` is
+  // non-empty.
   PackedWeights(const TileLayout& layout, const void* codes, const WeightFormat& format, size_t n, size_t k,
                 const int32_t* bias, const std::vector<QuantizedMultiplier>& multipliers,
                 const std::vector<float>& output_scales);
@@ -52,6 +60,9 @@ class PackedWeights {
   PackedView view() const;
   // Bytes of activation scratch one call of a GEMM kernel needs (mr padded rows).
   size_t scratch_bytes() const { return size_t{layout_.mr} * k_pad_ * layout_.elem_bytes; }
+  // Bytes this object holds: the packed codes (none for the reference rows, which read the
+  // file) and the padded output stage.
+  size_t bytes() const;
 
  private:
   TileLayout layout_;

@@ -17,7 +17,19 @@
 namespace intinfer {
 namespace {
 
-bool dense_s8(const WeightFormat& f, size_t) { return f.bits == 8 && f.layout == WeightFormat::Layout::kDense; }
+template <int kBits>
+bool dense_bits(const WeightFormat& f, size_t) {
+  return f.bits == kBits && f.layout == WeightFormat::Layout::kDense;
+}
+constexpr auto dense_s8 = dense_bits<8>;
+
+// What the reference rows read: int8, packed int4 / int2 (codes.h) and, for GEMM, int16.
+bool dense_any(const WeightFormat& f, size_t) {
+  return (f.bits == 8 || f.bits == 4 || f.bits == 2) && f.layout == WeightFormat::Layout::kDense;
+}
+bool dense_any_or_s16(const WeightFormat& f, size_t depth) {
+  return dense_any(f, depth) || (f.bits == 16 && f.layout == WeightFormat::Layout::kDense);
+}
 
 // int16 codes multiply exactly too (vpmaddwd, SMLAL on int16): MATMUL's per-call operand.
 bool dense_s8_or_s16(const WeightFormat& f, size_t) {
@@ -39,40 +51,31 @@ bool dense_s8_pairs_taps(const WeightFormat& f, size_t taps) {
 
 // The reference rows read the validated weights in place (TileLayout nr = 0), in every format
 // an op hands their table: a format is read by the engine only once it has a reference kernel.
-template <typename W>
-void gemm_rows__ref(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride, void* y,
-                    size_t y_stride, size_t rows) {
+void gemm__ref(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride, void* y,
+               size_t y_stride, size_t rows, size_t, size_t, void*) {
   const GemmParams p{1, w.n, w.k, out, w.multipliers};
-  const W* codes = static_cast<const W*>(w.weights);
+  const auto* codes16 = static_cast<const int16_t*>(w.weights);
   for (size_t r = 0; r < rows; ++r) {
     const uint8_t* xr = x + r * x_stride;
     if (w.output_scales != nullptr) {
       float* yr = static_cast<float*>(y) + r * y_stride;
-      if constexpr (sizeof(W) == 2)
-        gemm_u8s16_f32__ref(p, w.output_scales, xr, codes, w.bias, yr, 0, 1);
+      if (w.code_bits == 16)
+        gemm_u8s16_f32__ref(p, w.output_scales, xr, codes16, w.bias, yr, 0, 1);
       else
-        gemm_u8s8_f32__ref(p, w.output_scales, xr, codes, w.bias, yr, 0, 1);
+        gemm_u8sub_f32__ref(p, w.code_bits, w.output_scales, xr, w.weights, w.bias, yr, 0, 1);
     } else {
       uint8_t* yr = static_cast<uint8_t*>(y) + r * y_stride;
-      if constexpr (sizeof(W) == 2)
-        gemm_u8s16__ref(p, xr, codes, w.bias, yr, 0, 1);
+      if (w.code_bits == 16)
+        gemm_u8s16__ref(p, xr, codes16, w.bias, yr, 0, 1);
       else
-        gemm_u8s8__ref(p, xr, codes, w.bias, yr, 0, 1);
+        gemm_u8sub__ref(p, w.code_bits, xr, w.weights, w.bias, yr, 0, 1);
     }
   }
 }
 
-void gemm__ref(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride, void* y,
-               size_t y_stride, size_t rows, size_t, size_t, void*) {
-  if (w.code_bits == 16)
-    gemm_rows__ref<int16_t>(w, out, x, x_stride, y, y_stride, rows);
-  else
-    gemm_rows__ref<int8_t>(w, out, x, x_stride, y, y_stride, rows);
-}
-
 void dwconv__ref(const PackedView& w, const ConvParams& p, const uint8_t* x, const uint8_t*, uint8_t* y,
                  size_t row_begin, size_t row_end) {
-  conv2d_u8s8__ref(p, x, static_cast<const int8_t*>(w.weights), w.bias, y, row_begin, row_end);
+  conv2d_u8sub__ref(p, w.code_bits, x, w.weights, w.bias, y, row_begin, row_end);
 }
 
 void layer_norm_u8_ref(const LayerNormParams& p, const LayerNormView&, const uint8_t* x, uint8_t* y, size_t b,
@@ -95,6 +98,8 @@ const GemmRow kGemmRows[] = {
     {"gemm_u8s8_4x16c4__avxvnni", kFeatureAvx2 | kFeatureAvxVnni, dense_s8, {4, 16, 4, 4, 1, 0, nullptr},
      gemm_u8s8_4x16c4__avxvnni},
     {"gemm_u8s8_4x16c2__avx2", kFeatureAvx2, dense_s8_or_s16, {4, 16, 2, 2, 2, 0, nullptr}, gemm_u8s8_4x16c2__avx2},
+    {"gemm_u8s4_4x16c4__avx2", kFeatureAvx2, dense_bits<4>, {4, 16, 4, 4, 1, 0, nullptr, 4}, gemm_u8s4_4x16c4__avx2},
+    {"gemm_u8s2_4x16c4__avx2", kFeatureAvx2, dense_bits<2>, {4, 16, 4, 4, 1, 0, nullptr, 2}, gemm_u8s2_4x16c4__avx2},
 #endif
 #if defined(INTINFER_HAVE_NEONI8MM)
     {"gemm_u8s8_4x16c8__neoni8mm", kFeatureNeon | kFeatureNeonI8mm, dense_s8, {4, 16, 8, 8, 1, 0, nullptr},
@@ -103,6 +108,10 @@ const GemmRow kGemmRows[] = {
 #if defined(INTINFER_HAVE_NEONDOT)
     {"gemm_u8s8_4x16c4__neondot", kFeatureNeon | kFeatureNeonDot, dense_s8, {4, 16, 4, 16, 1, 128, nullptr},
      gemm_u8s8_4x16c4__neondot},
+    {"gemm_u8s4_4x16c4__neondot", kFeatureNeon | kFeatureNeonDot, dense_bits<4>, {4, 16, 4, 16, 1, 128, nullptr, 4},
+     gemm_u8s4_4x16c4__neondot},
+    {"gemm_u8s2_4x16c4__neondot", kFeatureNeon | kFeatureNeonDot, dense_bits<2>, {4, 16, 4, 16, 1, 128, nullptr, 2},
+     gemm_u8s2_4x16c4__neondot},
 #endif
 #if defined(INTINFER_HAVE_NEON) && defined(__aarch64__)
     {"gemm_u8s8_4x8c16__neon", kFeatureNeon, dense_s8_pairs, {4, 8, 16, 16, 1, 128, nullptr},
@@ -111,7 +120,7 @@ const GemmRow kGemmRows[] = {
 #if defined(INTINFER_HAVE_NEON)
     {"gemm_u8s8_4x8__neon", kFeatureNeon, dense_s8_or_s16, {4, 8, 1, 8, 2, 0, nullptr}, gemm_u8s8_4x8__neon},
 #endif
-    {"gemm_u8s8__ref", 0, dense_s8_or_s16, kInPlace, gemm__ref},
+    {"gemm_u8s8__ref", 0, dense_any_or_s16, kInPlace, gemm__ref},
 };
 
 const DwconvRow kDwconvRows[] = {
@@ -123,7 +132,7 @@ const DwconvRow kDwconvRows[] = {
     {"dwconv_u8s8_16c1__neon", kFeatureNeon, dense_s8_pairs_taps<kDwconvNeonMaxTaps>,
      {1, 16, 1, 1, 1, 128, nullptr}, dwconv_u8s8_16c1__neon},
 #endif
-    {"conv2d_u8s8__ref", 0, dense_s8, kInPlace, dwconv__ref},
+    {"conv2d_u8s8__ref", 0, dense_any, kInPlace, dwconv__ref},
 };
 
 const ElementwiseRow kElementwiseRows[] = {

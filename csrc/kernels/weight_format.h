@@ -12,7 +12,7 @@ struct WeightFormat {
   enum class Scale : uint8_t { kPerTensor, kPerChannel };
   enum class Layout : uint8_t { kDense, kBlockSparse };
 
-  uint8_t bits = 8;         // element width: 8, or 16 for MATMUL's per-call operand
+  uint8_t bits = 8;         // element width: 8; 4 or 2 (packed sub-byte); 16 for MATMUL's per-call operand
   bool is_signed = true;
   int32_t max_abs = 127;    // symmetric codes within [-max_abs, max_abs]
   Scale scale = Scale::kPerChannel;
@@ -22,6 +22,10 @@ struct WeightFormat {
 
 // int8 per-channel symmetric weights of CONV2D and FULLY_CONNECTED.
 constexpr WeightFormat kWeightsS8{};
+// The same in 4 and 2 bits, in the file's packed encoding (docs/format.md; codes.h): codes within
+// [-7, 7] and [-1, 1].
+constexpr WeightFormat kWeightsS4{4, true, 7, WeightFormat::Scale::kPerChannel, WeightFormat::Layout::kDense, 1};
+constexpr WeightFormat kWeightsS2{2, true, 1, WeightFormat::Scale::kPerChannel, WeightFormat::Layout::kDense, 1};
 // MATMUL's second operand minus its zero point, packed per call: int16 codes within [-255, 255].
 constexpr WeightFormat kWeightsS16{16, true, 255, WeightFormat::Scale::kPerTensor, WeightFormat::Layout::kDense, 1};
 

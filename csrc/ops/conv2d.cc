@@ -92,7 +92,7 @@ class Conv2D : public Op {
       });
     } else {
       ctx.pool->parallel_for(static_cast<size_t>(p.batch) * p.out_h, [&](size_t b, size_t e) {
-        conv2d_u8s8__ref(p, in, static_cast<const int8_t*>(weights_.codes), weights_.bias.data(), out, b, e);
+        conv2d_u8sub__ref(p, weights_.format.bits, in, weights_.codes, weights_.bias.data(), out, b, e);
       });
     }
   }
@@ -102,6 +102,9 @@ class Conv2D : public Op {
   }
 
   size_t weight_bytes() const override { return weights_.bytes(); }
+  size_t held_bytes() const override {
+    return gemm_ ? gemm_->held_bytes() : dwconv_weights_ ? dwconv_weights_->bytes() : 0;
+  }
 
  private:
   int64_t out_size(int64_t in, int64_t k, int64_t dilation, int64_t stride, int64_t pads) const {

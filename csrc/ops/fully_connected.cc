@@ -51,6 +51,7 @@ class FullyConnected : public Op {
   }
 
   size_t weight_bytes() const override { return weights_.bytes(); }
+  size_t held_bytes() const override { return gemm_->held_bytes(); }
 
  private:
   std::string name_;

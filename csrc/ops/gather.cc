@@ -1,4 +1,4 @@
-// GATHER: rows of an int8 table with per-row scales (embeddings), requantized to uint8 or wide.
+// GATHER: rows of an int8 (or packed int4 / int2) table with per-row scales (embeddings), requantized to uint8 or wide.
 #include "../kernels/ref/kernels.h"
 #include "ops.h"
 
@@ -10,8 +10,7 @@ class Gather : public Op {
   explicit Gather(const OpContext& ctx) : name_(ctx.desc().name) {
     ctx.expect_io(2, 2, 1);
     const TensorDesc& table = ctx.input(0);
-    ctx.expect_dtype(table, DType::kInt8, "table");
-    ctx.expect_constant(table, "table");
+    bits_ = ctx.expect_weight_codes(table, "table");
     if (table.shape.size() != 2) ctx.fail("table '", table.name, "' must be [rows, width], got ", shape_str(table.shape));
     rows_ = table.shape[0];
     width_ = static_cast<size_t>(table.shape[1]);
@@ -19,7 +18,7 @@ class Gather : public Op {
       ctx.fail("table '", table.name, "' needs one scale per row (axis 0), got ", table.scales.size());
     for (int32_t z : table.zero_points)
       if (z != 0) ctx.fail("table '", table.name, "' must be symmetric (zero point 0)");
-    table_ = reinterpret_cast<const int8_t*>(table.data);
+    table_ = table.data;
     ctx.expect_dtype(ctx.input(1), DType::kInt32, "ids");
     wide_ = OpContext::is_wide(ctx.output(0));
     if (wide_)
@@ -61,19 +60,20 @@ class Gather : public Op {
     }
     ctx.pool->parallel_for(n, [&](size_t b, size_t e) {
       if (wide_)
-        gather_rows_s8_wide__ref(table_, width_, multipliers_.data(), rows.data() + b, e - b,
-                                 ctx.out<int32_t>(0) + b * width_);
+        gather_rows_wide__ref(bits_, table_, width_, multipliers_.data(), rows.data() + b, e - b,
+                              ctx.out<int32_t>(0) + b * width_);
       else
-        gather_rows_s8__ref(table_, width_, multipliers_.data(), out_, rows.data() + b, e - b,
-                            ctx.out<uint8_t>(0) + b * width_);
+        gather_rows__ref(bits_, table_, width_, multipliers_.data(), out_, rows.data() + b, e - b,
+                         ctx.out<uint8_t>(0) + b * width_);
     });
   }
 
-  size_t weight_bytes() const override { return static_cast<size_t>(rows_) * width_; }
+  size_t weight_bytes() const override { return static_cast<size_t>(rows_) * ((width_ * bits_ + 7) / 8); }
 
  private:
   std::string name_;
-  const int8_t* table_;
+  const uint8_t* table_;  // rows of width_ codes of bits_ (codes.h)
+  int bits_;
   int64_t rows_;
   size_t width_;
   std::vector<QuantizedMultiplier> multipliers_;

@@ -24,6 +24,8 @@ class Gemm {
   bool float_output() const { return view_.output_scales != nullptr; }
   // The micro-kernel's rows per tile: the grain of a split over rows.
   size_t row_tile() const { return row_.tile.mr; }
+  // Bytes of the weights in the kernel's layout.
+  size_t held_bytes() const { return packed_.bytes(); }
 
  private:
   const GemmRow& row_;

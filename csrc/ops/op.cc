@@ -22,6 +22,16 @@ void OpContext::expect_dtype(const TensorDesc& t, DType dtype, const char* role)
   if (t.dtype != dtype) fail(role, " '", t.name, "' is ", dtype_name(t.dtype), ", expected ", dtype_name(dtype));
 }
 
+int OpContext::expect_weight_codes(const TensorDesc& t, const char* role) const {
+  expect_constant(t, role);
+  switch (t.dtype) {
+    case DType::kInt8: return 8;
+    case DType::kInt4: return 4;
+    case DType::kInt2: return 2;
+    default: fail(role, " '", t.name, "' is ", dtype_name(t.dtype), ", expected int8, or int4 / int2 packed");
+  }
+}
+
 void OpContext::expect_quantized_u8(const TensorDesc& t, const char* role) const {
   expect_dtype(t, DType::kUInt8, role);
   if (t.scales.size() != 1) fail(role, " '", t.name, "' needs one scale and zero point, has ", t.scales.size());

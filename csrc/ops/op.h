@@ -35,6 +35,9 @@ class Op {
   virtual std::vector<Shape> infer(const std::vector<Shape>& inputs) const = 0;
   virtual void run(const ExecContext& ctx) const = 0;
   virtual size_t weight_bytes() const { return 0; }
+  // Bytes the op holds from load to unload for its kernels (weights packed in a kernel's layout,
+  // its output stage), beside the file's own bytes.
+  virtual size_t held_bytes() const { return 0; }
   // Multiply-accumulates of one run for these shapes (pools: window steps; 0 for ops whose work
   // is linear in their tensors). The max_macs limit sums them.
   virtual uint64_t macs(const std::vector<Shape>& inputs, const std::vector<Shape>& outputs) const {
@@ -90,6 +93,9 @@ class OpContext {
   void expect_wide(const TensorDesc& t, const char* role) const;
   static bool is_wide(const TensorDesc& t) { return t.dtype == DType::kInt32 && t.quantized(); }
   void expect_constant(const TensorDesc& t, const char* role) const;
+  // A constant of weight codes: int8 (dense), or int4 / int2 in the packed encoding. Returns the
+  // width in bits.
+  int expect_weight_codes(const TensorDesc& t, const char* role) const;
   // b keeps a's dtype, scale and zero point (ops that move or select values).
   void expect_same_quantization(const TensorDesc& a, const TensorDesc& b) const;
 

@@ -3,6 +3,8 @@
 #include <cstring>
 #include <limits>
 
+#include "../kernels/codes.h"
+
 namespace intinfer {
 
 QuantizedWeights read_weights(const OpContext& ctx, const TensorDesc& x, const TensorDesc& w, const TensorDesc& b,
@@ -13,14 +15,20 @@ QuantizedWeights read_weights(const OpContext& ctx, const TensorDesc& x, const T
   const bool float_output = float_output_ok && (out == DType::kFloat32 || out == DType::kInt32);
   if (out == DType::kInt32) ctx.expect_wide(ctx.output(0), "output");
   if (!float_output) ctx.expect_quantized_u8(ctx.output(0), "output");
-  ctx.expect_dtype(w, DType::kInt8, "weights");
-  ctx.expect_constant(w, "weights");
+  const int bits = ctx.expect_weight_codes(w, "weights");
   ctx.expect_dtype(b, DType::kInt32, "bias");
   ctx.expect_constant(b, "bias");
   QuantizedWeights p;
-  p.format = kWeightsS8;
+  p.format = bits == 4 ? kWeightsS4 : bits == 2 ? kWeightsS2 : kWeightsS8;
   p.channels = static_cast<size_t>(w.shape[0]);
   p.depth = static_cast<size_t>(w.numel()) / p.channels;
+  // The packed encoding pads each row of the last dimension to whole bytes; the kernels read a
+  // channel's codes as one row, so a channel of several rows must leave no padding between them.
+  const auto row = static_cast<size_t>(w.shape.back());
+  if (bits < 8 && row != p.depth && row * bits % 8 != 0)
+    ctx.fail("weights '", w.name, "' ", shape_str(w.shape), ": packed ", dtype_name(w.dtype), " rows of ", row,
+             " codes end inside a byte; the engine reads packed conv weights whose last dimension x ", bits,
+             " bits fills whole bytes (store this layer as int8)");
   if (b.shape.size() != 1 || static_cast<size_t>(b.shape[0]) != p.channels)
     ctx.fail("bias '", b.name, "' has shape ", shape_str(b.shape), ", expected [", p.channels, "]");
   if (w.scales.size() != 1 && w.scales.size() != p.channels)
@@ -34,21 +42,28 @@ QuantizedWeights read_weights(const OpContext& ctx, const TensorDesc& x, const T
     ctx.fail("reduction depth ", p.depth, " could overflow the int32 accumulator");
 
   p.codes = w.data;
-  const int8_t* codes = reinterpret_cast<const int8_t*>(w.data);
   std::vector<int32_t> bias(p.channels);
   std::memcpy(bias.data(), b.data, p.channels * sizeof(int32_t));
   const int32_t z_in = x.zero_points[0];
   const double s_in = x.scales[0];
   p.bias.resize(p.channels);
-  for (size_t c = 0; c < p.channels; ++c) {
-    int64_t sum = 0;
-    for (size_t k = 0; k < p.depth; ++k) {
-      const int8_t v = codes[c * p.depth + k];
-      if (v < -p.format.max_abs || v > p.format.max_abs)
-        ctx.fail("weights '", w.name, "' hold ", int{v}, " (the range is [", -p.format.max_abs, ", ",
-                 p.format.max_abs, "])");
-      sum += v;
+  const std::vector<int64_t> sums = with_codes(bits, [&](auto codes) {
+    using C = decltype(codes);
+    std::vector<int64_t> s(p.channels, 0);
+    for (size_t c = 0; c < p.channels; ++c) {
+      const uint8_t* channel = w.data + c * C::row_bytes(p.depth);
+      for (size_t k = 0; k < p.depth; ++k) {
+        const int32_t v = C::at(channel, k);
+        if (v < -p.format.max_abs || v > p.format.max_abs)
+          ctx.fail("weights '", w.name, "' hold ", v, " (the range is [", -p.format.max_abs, ", ", p.format.max_abs,
+                   "])");
+        s[c] += v;
+      }
     }
+    return s;
+  });
+  for (size_t c = 0; c < p.channels; ++c) {
+    const int64_t sum = sums[c];
     const int64_t folded = bias[c] - static_cast<int64_t>(z_in) * sum;
     const int64_t magnitude = folded < 0 ? -folded : folded;
     if (magnitude > std::numeric_limits<int32_t>::max() - max_products)

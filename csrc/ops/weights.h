@@ -14,7 +14,9 @@ namespace intinfer {
 // and the per-channel multipliers s_in * s_w[c] / s_out (or, for a float output, s_in * s_w[c]).
 struct QuantizedWeights {
   WeightFormat format;
-  const void* codes = nullptr;  // [channels][depth] in `format`, in the mapped file
+  // [channels][depth] in `format`, in the mapped file: int8, or packed int4 / int2 with each
+  // channel's codes one row of Codes<bits>::row_bytes(depth) bytes (codes.h).
+  const void* codes = nullptr;
   size_t channels = 0;
   size_t depth = 0;  // weights per channel
   std::vector<int32_t> bias;
@@ -22,7 +24,9 @@ struct QuantizedWeights {
   std::vector<float> output_scales;              // float32 output: s_in * s_w[c]
 
   // Bytes the weights and biases take in the file.
-  size_t bytes() const { return channels * depth * format.bits / 8 + bias.size() * sizeof(int32_t); }
+  size_t bytes() const {
+    return channels * ((depth * format.bits + 7) / 8) + bias.size() * sizeof(int32_t);
+  }
 };
 
 // With `float_output_ok`, a float32 output gets the accumulator scaled to real values instead.

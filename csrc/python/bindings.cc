@@ -115,7 +115,7 @@ PYBIND11_MODULE(_core, m) {
       .def("metadata", &Model::metadata)
       .def("memory", [](const Model& self, const std::vector<Shape>& shapes) {
         MemoryInfo mi = self.memory(shapes);
-        return py::make_tuple(mi.arena_bytes, mi.naive_bytes);
+        return py::make_tuple(mi.arena_bytes, mi.naive_bytes, mi.weight_bytes, mi.kernel_weight_bytes);
       }, py::arg("shapes") = std::vector<Shape>{})
       .def("output_shapes", &Model::output_shapes, py::arg("shapes") = std::vector<Shape>{})
       .def("op_costs", [](const Model& self, const std::vector<Shape>& shapes) {

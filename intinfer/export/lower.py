@@ -11,9 +11,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .._schema import DTYPE_BITS
 from ..builder import GraphBuilder, Tensor
 from ..quant import (activation_range, choose_qparams, layer_scales, make_lut, quantize_bias, quantize_weights,
-                     round_weights, weight_qmax)
+                     round_weights, weight_dtype, weight_qmax)
 from .bias_correction import BiasCorrection
 from .gptq import gptq_layer
 from .graph import ExportError, FloatGraph, Node
@@ -153,12 +154,26 @@ class Lowering(LayoutValues):
             raise ValueError(f"'{node.name}' expects an NCHW image input")
         return self.tensor(node)
 
+    def _bits(self, node: Node) -> int:
+        bits = self.weight_bits
+        return bits.get(node.attrs["module"], 8) if isinstance(bits, dict) else bits
+
+    def _weight_constant(self, node: Node, codes: np.ndarray, scales: np.ndarray) -> Tensor:
+        """The weight codes ([out, ..., in], the engine's layout) in the narrowest dtype that holds
+        them: packed int4 / int2 where each output channel's codes fill whole bytes (always for
+        linear layers; convs whose input channels per group times the bits make whole bytes: a
+        depthwise conv's rows of one code would take a byte each, so it stays int8)."""
+        dtype = weight_dtype(self._bits(node))
+        bits = DTYPE_BITS[dtype]
+        if codes.shape[-1] * bits % 8 and codes.size != codes.shape[0] * codes.shape[-1]:
+            dtype = "int8"
+        return self.b.constant(f"{node.name}_w", codes, dtype, scale=scales)
+
     def _weights(self, node: Node, in_scale: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """int8 codes (PyTorch layout), per-channel scales and int32 bias of a conv or linear."""
+        """Weight codes (PyTorch layout), per-channel scales and int32 bias of a conv or linear."""
         w = node.attrs["weight"].detach().double().numpy()
         b = node.attrs["bias"].detach().double().numpy()
-        bits = self.weight_bits
-        qmax = weight_qmax(bits.get(node.attrs["module"], 8) if isinstance(bits, dict) else bits)
+        qmax = weight_qmax(self._bits(node))
         scales = layer_scales(w, b, in_scale, qmax)
         if self.input_stats is not None:
             # Each layer's statistics are dropped once its weights are rounded (EfficientNet-Lite0's: 104 MB).
@@ -197,7 +212,7 @@ class Lowering(LayoutValues):
         wq, ws, bias = self._weights(node, x.scale)
         wq = np.ascontiguousarray(wq.transpose(0, 2, 3, 1))  # OIHW -> OHWI
         scale, zp = self.q[node]
-        y = self.b.conv2d(x, self.b.constant(f"{node.name}_w", wq, scale=ws),
+        y = self.b.conv2d(x, self._weight_constant(node, wq, ws),
                           self.b.constant(f"{node.name}_b", bias), scale, zp, stride=node.attrs["stride"],
                           padding=node.attrs["pads"], dilation=node.attrs["dilation"], groups=node.attrs["groups"],
                           name=node.name, **self._act(node))
@@ -207,7 +222,7 @@ class Lowering(LayoutValues):
         x = self.plain(node.inputs[0])
         wq, ws, bias = self._weights(node, x.scale)
         scale, zp = (None, None) if writes_float(self.graph, node) else self.q[node]
-        y = self.b.fully_connected(x, self.b.constant(f"{node.name}_w", wq, scale=ws),
+        y = self.b.fully_connected(x, self._weight_constant(node, wq, ws),
                                    self.b.constant(f"{node.name}_b", bias), scale, zp, name=node.name,
                                    wide=node in self.wide, **self._act(node))
         return y, False

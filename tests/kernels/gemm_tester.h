@@ -40,12 +40,14 @@ class GemmTester {
   GemmTester& extreme(int sign) { extreme_ = sign; return *this; }
   // int16 codes in [-255, 255]: MATMUL's b - z_b, with a per-tensor multiplier.
   GemmTester& s16(bool v) { s16_ = v; return *this; }
+  // Weight codes of 8 bits, or 4 / 2 handed to the packer as rows of the file's packed encoding.
+  GemmTester& bits(int v) { bits_ = v; return *this; }
   GemmTester& seed(uint64_t v) { seed_ = v; return *this; }
 
   // Runs the row on this case; on a difference prints the row, the case and the first wrong
   // element, and returns false.
   bool Test(const GemmRow& row) const {
-    const WeightFormat format = s16_ ? kWeightsS16 : kWeightsS8;
+    const WeightFormat format = s16_ ? kWeightsS16 : bits_ == 4 ? kWeightsS4 : bits_ == 2 ? kWeightsS2 : kWeightsS8;
     const size_t xs = x_stride_ ? x_stride_ : k_, ys = y_stride_ ? y_stride_ : n_;
     Rng rng(seed_);
 
@@ -99,7 +101,20 @@ class GemmTester {
     out.act_min = act_min_;
     out.act_max = act_max_;
 
-    const void* packed_codes = s16_ ? static_cast<const void*>(codes.data()) : codes8.data();
+    // Sub-byte codes as the file stores them (docs/format.md), written here from the spec; the
+    // oracle below multiplies the int8 codes themselves.
+    std::vector<uint8_t> rows8;
+    if (format.bits < 8) {
+      const size_t per_byte = 8 / format.bits, row_bytes = (k_ + per_byte - 1) / per_byte;
+      rows8.assign(n_ * row_bytes, 0);
+      for (size_t c = 0; c < n_; ++c)
+        for (size_t i = 0; i < k_; ++i)
+          rows8[c * row_bytes + i / per_byte] |= static_cast<uint8_t>(
+              (static_cast<unsigned>(codes[c * k_ + i]) & ((1u << format.bits) - 1)) << (i % per_byte * format.bits));
+    }
+    const void* packed_codes = s16_                ? static_cast<const void*>(codes.data())
+                               : format.bits < 8 ? static_cast<const void*>(rows8.data())
+                                                 : codes8.data();
     const PackedWeights packed(row.tile, packed_codes, format, n_, k_, bias.data(), multipliers, scales);
     const PackedView view = packed.view();
     std::vector<uint8_t> scratch(packed.scratch_bytes());
@@ -141,9 +156,9 @@ class GemmTester {
   std::string describe() const {
     char buf[320];
     std::snprintf(buf, sizeof buf,
-                  "m=%zu n=%zu k=%zu x_stride=%zu y_stride=%zu z_in=%d z_out=%d act=[%d, %d] tiles=[%zu, %s)%s%s%s "
+                  "m=%zu n=%zu k=%zu bits=%d x_stride=%zu y_stride=%zu z_in=%d z_out=%d act=[%d, %d] tiles=[%zu, %s)%s%s%s "
                   "extreme=%d seed=%llu",
-                  m_, n_, k_, x_stride_, y_stride_, input_zero_point_, output_zero_point_, act_min_, act_max_,
+                  m_, n_, k_, s16_ ? 16 : bits_, x_stride_, y_stride_, input_zero_point_, output_zero_point_, act_min_, act_max_,
                   tile_begin_, tile_end_ == SIZE_MAX ? "end" : std::to_string(tile_end_).c_str(), float_output_ ? " float" : "", s16_ ? " s16" : "",
                   shifts_set_ ? (" shifts=[" + std::to_string(shift_lo_) + ", " + std::to_string(shift_hi_) + "]").c_str()
                               : "",
@@ -169,7 +184,7 @@ class GemmTester {
 
   size_t m_ = 1, n_ = 1, k_ = 1, x_stride_ = 0, y_stride_ = 0;
   int32_t input_zero_point_ = 0, output_zero_point_ = 0, act_min_ = 0, act_max_ = 255;
-  int shift_lo_ = 0, shift_hi_ = 0;
+  int shift_lo_ = 0, shift_hi_ = 0, bits_ = 8;
   bool shifts_set_ = false, float_output_ = false, s16_ = false;
   size_t tile_begin_ = 0, tile_end_ = SIZE_MAX;
   int extreme_ = 0;

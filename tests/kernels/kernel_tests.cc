@@ -39,37 +39,49 @@ class Cases {
 };
 
 // The deepest reductions a load accepts: 255 * max_abs * k within int32.
-const size_t kMaxDepthS8 = static_cast<size_t>(INT32_MAX / max_accumulator(kWeightsS8, 1));
-const size_t kMaxDepthS16 = static_cast<size_t>(INT32_MAX / max_accumulator(kWeightsS16, 1));
+size_t max_depth(const WeightFormat& f) { return static_cast<size_t>(INT32_MAX / max_accumulator(f, 1)); }
+const size_t kMaxDepthS8 = max_depth(kWeightsS8);
+const size_t kMaxDepthS16 = max_depth(kWeightsS16);
 
-void sweep_gemm(const GemmRow& row, Cases& c) {
+// Depth tails around the row's k alignment, and primes.
+std::vector<size_t> gemm_depths(size_t ka) {
+  std::vector<size_t> depths;
+  for (size_t k = 1; k <= 3 * ka + 1; ++k) depths.push_back(k);
+  for (size_t k : {17, 31, 127, 257, 1031}) depths.push_back(k);
+  return depths;
+}
+
+// The weight-code sweep of a GEMM row for codes of `bits` (8, 4, 2).
+void sweep_gemm_codes(const GemmRow& row, Cases& c, int bits) {
   // The reference row has no tile: sweep it as a small one.
   const size_t mr = row.tile.mr, nr = row.tile.nr ? row.tile.nr : 8, ka = row.tile.k_align;
-  auto t = [&] { return GemmTester().seed(c.next_seed()); };
+  auto t = [&] { return GemmTester().bits(bits).seed(c.next_seed()); };
   auto zp = [&](size_t i) { return static_cast<int32_t>((i * 37 + 11) % 256); };
+  // The extremes run to the deepest reduction a load accepts, up to int4's (int2's, 8.4 M, would
+  // take gigabytes of test codes; its products are no larger than int4's).
+  const size_t deepest = std::min(max_depth(bits == 4 ? kWeightsS4 : bits == 2 ? kWeightsS2 : kWeightsS8),
+                                  max_depth(kWeightsS4));
 
   // Row and column tails around the micro-tile.
   for (size_t m = 1; m <= 2 * mr + 1; ++m)
     for (size_t n = 1; n <= 3 * nr + 1; ++n)
       if (!c(t().m(m).n(n).k(2 * ka + 1).input_zero_point(zp(m)).output_zero_point(zp(n)).Test(row))) return;
   // Depth tails and primes.
-  std::vector<size_t> depths;
-  for (size_t k = 1; k <= 3 * ka + 1; ++k) depths.push_back(k);
-  for (size_t k : {17, 31, 127, 257, 1031}) depths.push_back(k);
+  const std::vector<size_t> depths = gemm_depths(ka);
   for (size_t k : depths) {
     if (!c(t().m(2 * mr + 1).n(2 * nr + 1).k(k).input_zero_point(zp(k)).output_zero_point(zp(k + 1)).Test(row))) return;
     if (!c(t().m(1).n(nr).k(k).input_zero_point(zp(k + 2)).Test(row))) return;
     if (!c(t().m(mr + 1).n(nr + 3).k(k).float_output(true).input_zero_point(zp(k + 3)).Test(row))) return;
   }
-  // The accumulator's extremes: all 255 times all +-127, up to the deepest reduction a load
+  // The accumulator's extremes: all 255 times all +-max_abs, up to the deepest reduction a load
   // accepts; right shifts that bring +-2^31 into range, and left shifts that saturate.
   for (int sign : {1, -1})
-    for (size_t k : {size_t{1}, ka, 3 * ka + 1, size_t{257}, kMaxDepthS8}) {
+    for (size_t k : {size_t{1}, ka, 3 * ka + 1, size_t{257}, deepest}) {
       if (!c(t().m(mr + 1).n(nr + 1).k(k).extreme(sign).shifts(-31, -8).Test(row))) return;
       if (!c(t().m(mr + 1).n(nr + 1).k(k).extreme(sign).shifts(1, 30).output_zero_point(128).Test(row))) return;
       if (!c(t().m(2).n(nr + 1).k(k).extreme(sign).float_output(true).Test(row))) return;
     }
-  if (!c(t().m(mr + 1).n(nr + 1).k(kMaxDepthS8).input_zero_point(0).Test(row))) return;
+  if (!c(t().m(mr + 1).n(nr + 1).k(deepest).input_zero_point(0).Test(row))) return;
   // Every pair of column tiles [begin, end), uint8 and float.
   const size_t n = 3 * nr + 1, tiles = row.tile.nr ? 4 : 1;
   for (size_t b = 0; b < tiles; ++b)
@@ -86,8 +98,20 @@ void sweep_gemm(const GemmRow& row, Cases& c) {
     if (!c(t().m(mr).n(nr).k(k).output_zero_point(0).Test(row))) return;
     if (!c(t().m(mr).n(nr).k(k).output_zero_point(255).Test(row))) return;
   }
+}
+
+void sweep_gemm(const GemmRow& row, Cases& c) {
+  for (const WeightFormat& f : {kWeightsS8, kWeightsS4, kWeightsS2})
+    if (row.accepts(f, 1)) {
+      sweep_gemm_codes(row, c, f.bits);
+      if (c.failed) return;
+    }
   // MATMUL's int16 codes b - z_b, where the row takes them (the reference row does).
   if (!row.accepts(kWeightsS16, kMaxDepthS16)) return;
+  const size_t mr = row.tile.mr, nr = row.tile.nr ? row.tile.nr : 8, ka = row.tile.k_align;
+  auto t = [&] { return GemmTester().seed(c.next_seed()); };
+  auto zp = [&](size_t i) { return static_cast<int32_t>((i * 37 + 11) % 256); };
+  const std::vector<size_t> depths = gemm_depths(ka);
   for (size_t m = 1; m <= 2 * mr + 1; ++m)
     for (size_t n = 1; n <= 3 * nr + 1; n += m % 2 ? 1 : 3)
       if (!c(t().s16(true).m(m).n(n).k(2 * ka + 1).input_zero_point(zp(m + n)).output_zero_point(zp(n)).Test(row)))
@@ -212,13 +236,14 @@ void sweep_transformer(const TransformerRow& row, Cases& c) {
 
 // The select() rule of every table, on every path of this CPU: the first row in table order
 // whose required features the path has and which accepts; the last row is the reference, which
-// requires nothing and accepts every format its family is handed (GEMM: int8 and MATMUL's int16;
-// depthwise: int8) at every depth. A format no row reads (4-bit, block-sparse: the engine's
-// reader refuses them before any table sees them) is refused by select() with an exception.
+// requires nothing and accepts every format its family is handed (GEMM: int8, packed int4 / int2
+// and MATMUL's int16; depthwise: int8, int4, int2) at every depth. A format no row reads (3-bit,
+// block-sparse: the engine's reader refuses them before any table sees them) is refused by
+// select() with an exception.
 bool check_select(const std::vector<Path>& paths, size_t* checks) {
-  const WeightFormat s4{4, true, 7, WeightFormat::Scale::kPerChannel, WeightFormat::Layout::kDense, 1};
+  const WeightFormat s3{3, true, 3, WeightFormat::Scale::kPerChannel, WeightFormat::Layout::kDense, 1};
   const WeightFormat sparse{8, true, 127, WeightFormat::Scale::kPerChannel, WeightFormat::Layout::kBlockSparse, 4};
-  const std::vector<WeightFormat> unread = {s4, sparse};
+  const std::vector<WeightFormat> unread = {s3, sparse};
   const size_t depths[] = {1, 2, 9, 25, 49, 63, 64, 65, 81, 4096, kMaxDepthS16, kMaxDepthS8};
   bool ok = true;
   auto expect = [&](bool cond, const std::string& what) {
@@ -270,8 +295,8 @@ bool check_select(const std::vector<Path>& paths, size_t* checks) {
       expect(got == want, std::string(family) + " on " + path.name + ": " + got->name + ", expected " + want->name);
     }
   };
-  weights("gemm", gemm_table(), {kWeightsS8, kWeightsS16});
-  weights("dwconv", dwconv_table(), {kWeightsS8});
+  weights("gemm", gemm_table(), {kWeightsS8, kWeightsS16, kWeightsS4, kWeightsS2});
+  weights("dwconv", dwconv_table(), {kWeightsS8, kWeightsS4, kWeightsS2});
   plain("elementwise", elementwise_table());
   plain("pool", pool_table());
   plain("transformer", transformer_table());

@@ -61,8 +61,10 @@ struct OpCost {
 };
 
 struct MemoryInfo {
-  size_t arena_bytes;  // activation memory of the static plan
-  size_t naive_bytes;  // the sum of all activation tensors, as without reuse
+  size_t arena_bytes;          // activation memory of the static plan
+  size_t naive_bytes;          // the sum of all activation tensors, as without reuse
+  size_t weight_bytes;         // the weights and biases in the file (mapped, not copied)
+  size_t kernel_weight_bytes;  // what the kernels hold beside them: weights packed in their layout
 };
 
 // What one run of a model may demand, checked for each new set of input shapes before anything

@@ -5,7 +5,8 @@
 //
 // The MAC policy is the template's arguments:
 //   kNR               output channels per tile (8 or 16: kNR / 4 int32x4 accumulators per row)
-//   Act, Code         element types of the prepared activations and of the packed weights
+//   Act, Code         element types of the prepared activations and of the packed weights (a
+//                     byte for sub-byte tiles, pack.h)
 //   kPrepare(x, x_stride, mr, k, k_pad, out)
 //                     rows [0, mr) of x as kTile reads them, k padded to k_pad, rows mr..3
 //                     neutral (their products are zero or dropped)
@@ -35,11 +36,13 @@ void gemm_4xn(const PackedView& w, const OutputStage& out, const uint8_t* x, siz
   constexpr size_t kQ = kNR / 4;
   auto* a = static_cast<Act*>(scratch);
   const auto* codes = static_cast<const Code*>(w.weights);
+  // Elements of Code per tile: k_pad x kNR codes of w.code_bits (sub-byte tiles pack several a byte).
+  const size_t tile_codes = w.k_pad * kNR * w.code_bits / (8 * sizeof(Code));
   auto drive = [&](auto&& store) {
     for_each_gemm_tile<kGemmMR, int32x4_t[kQ], true>(
         rows, tile_begin, tile_end,
         [&](size_t r0, size_t mr) { kPrepare(x + r0 * x_stride, x_stride, mr, w.k, w.k_pad, a); },
-        [&](size_t t, int32x4_t acc[kGemmMR][kQ]) { kTile(a, w.k_pad, codes + t * w.k_pad * kNR, acc); },
+        [&](size_t t, int32x4_t acc[kGemmMR][kQ]) { kTile(a, w.k_pad, codes + t * tile_codes, acc); },
         [&](size_t r, size_t t, const int32x4_t* acc) { store(r, t * kNR, acc); });
   };
   // Each 8 channels [c, c + 8) of a row stored by `store8`; written out for kNR 8 and 16 rather

@@ -2,6 +2,7 @@
 // (flipped to int8 by one EOR each), sixteen weight loads and 64 SDOT (vdotq_laneq_s32: 4
 // channels x 4 k x one row), 1024 multiply-accumulates. SDOT is int8 x int8, so the activation
 // enters as a - 128 and the bias carries + 128 * sum_k w (TileLayout::act_offset, pack.h); every sum is exact.
+// The same over 4- and 2-bit codes kept packed in sub-byte tiles: two shifts a vector unpack them.
 #include <arm_neon.h>
 
 #include <cstring>
@@ -25,34 +26,60 @@ void pad_rows(const uint8_t* x, size_t x_stride, size_t mr, size_t k, size_t k_p
   }
 }
 
-// The 4 k of group kLane of x0..x3 against 16 channels: four weight vectors of 4 channels x 4 k.
-template <int kLane>
-inline void dot(int32x4_t acc[kGemmMR][4], const int8_t* b, int8x16_t x0, int8x16_t x1, int8x16_t x2, int8x16_t x3) {
-  for (size_t j = 0; j < 4; ++j) {
-    const int8x16_t w = vld1q_s8(b + 16 * j);
-    acc[0][j] = vdotq_laneq_s32(acc[0][j], w, x0, kLane);
-    acc[1][j] = vdotq_laneq_s32(acc[1][j], w, x1, kLane);
-    acc[2][j] = vdotq_laneq_s32(acc[2][j], w, x2, kLane);
-    acc[3][j] = vdotq_laneq_s32(acc[3][j], w, x3, kLane);
+// One group (16 channels x 4 k) of codes as four int8 vectors of 4 channels x 4 k. Sub-byte
+// tiles (pack.h) hold the group's 64 codes in 64 x kBits / 8 bytes, code j in byte j mod B at
+// bits (j / B) x kBits: a shift left that puts a field at the top of each byte and an arithmetic
+// shift right by 8 - kBits give its signed value.
+template <int kBits>
+inline void load_group(const int8_t* b, int8x16_t w[4]) {
+  if constexpr (kBits == 8) {
+    for (size_t j = 0; j < 4; ++j) w[j] = vld1q_s8(b + 16 * j);
+  } else if constexpr (kBits == 4) {
+    const int8x16_t v0 = vld1q_s8(b), v1 = vld1q_s8(b + 16);
+    w[0] = vshrq_n_s8(vshlq_n_s8(v0, 4), 4);
+    w[1] = vshrq_n_s8(vshlq_n_s8(v1, 4), 4);
+    w[2] = vshrq_n_s8(v0, 4);
+    w[3] = vshrq_n_s8(v1, 4);
+  } else {
+    const int8x16_t v = vld1q_s8(b);
+    w[0] = vshrq_n_s8(vshlq_n_s8(v, 6), 6);
+    w[1] = vshrq_n_s8(vshlq_n_s8(v, 4), 6);
+    w[2] = vshrq_n_s8(vshlq_n_s8(v, 2), 6);
+    w[3] = vshrq_n_s8(v, 6);
   }
 }
 
+// The 4 k of group kLane of x0..x3 against 16 channels: four weight vectors of 4 channels x 4 k.
+template <int kLane, int kBits>
+inline void dot(int32x4_t acc[kGemmMR][4], const int8_t* b, int8x16_t x0, int8x16_t x1, int8x16_t x2, int8x16_t x3) {
+  int8x16_t w[4];
+  load_group<kBits>(b, w);
+  for (size_t j = 0; j < 4; ++j) {
+    acc[0][j] = vdotq_laneq_s32(acc[0][j], w[j], x0, kLane);
+    acc[1][j] = vdotq_laneq_s32(acc[1][j], w[j], x1, kLane);
+    acc[2][j] = vdotq_laneq_s32(acc[2][j], w[j], x2, kLane);
+    acc[3][j] = vdotq_laneq_s32(acc[3][j], w[j], x3, kLane);
+  }
+}
+
+template <int kBits>
 inline void tile_4x16c4(const uint8_t* a, size_t k_pad, const int8_t* b, int32x4_t acc[kGemmMR][4]) {
+  constexpr size_t kGroupBytes = 4 * kTileNR * kBits / 8;
   // Local accumulators, stored to acc once at the end: acc itself may alias the int8 weights
   // (a char type), which would make the compiler store all 16 after every SDOT.
   int32x4_t c[kGemmMR][4];
   for (size_t r = 0; r < kGemmMR; ++r)
     for (size_t j = 0; j < 4; ++j) c[r][j] = vdupq_n_s32(0);
   const uint8x16_t flip = vdupq_n_u8(0x80);
-  for (size_t k0 = 0; k0 < k_pad; k0 += kKR, b += kKR * kTileNR) {
+  for (size_t k0 = 0; k0 < k_pad; k0 += kKR, b += 4 * kGroupBytes) {
     const int8x16_t x0 = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(a + k0), flip));
     const int8x16_t x1 = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(a + k_pad + k0), flip));
     const int8x16_t x2 = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(a + 2 * k_pad + k0), flip));
     const int8x16_t x3 = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(a + 3 * k_pad + k0), flip));
-    dot<0>(c, b, x0, x1, x2, x3);
-    dot<1>(c, b + 4 * kTileNR, x0, x1, x2, x3);
-    dot<2>(c, b + 8 * kTileNR, x0, x1, x2, x3);
-    dot<3>(c, b + 12 * kTileNR, x0, x1, x2, x3);
+    dot<0, kBits>(c, b, x0, x1, x2, x3);
+    dot<1, kBits>(c, b + kGroupBytes, x0, x1, x2, x3);
+    dot<2, kBits>(c, b + 2 * kGroupBytes, x0, x1, x2, x3);
+    dot<3, kBits>(c, b + 3 * kGroupBytes, x0, x1, x2, x3);
   }
   for (size_t r = 0; r < kGemmMR; ++r)
     for (size_t j = 0; j < 4; ++j) acc[r][j] = c[r][j];
@@ -63,8 +90,22 @@ inline void tile_4x16c4(const uint8_t* a, size_t k_pad, const int8_t* b, int32x4
 void gemm_u8s8_4x16c4__neondot(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
                                void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
                                void* scratch) {
-  gemm_4xn<kTileNR, uint8_t, int8_t, pad_rows, tile_4x16c4>(w, out, x, x_stride, y, y_stride, rows,
-                                                            tile_begin, tile_end, scratch);
+  gemm_4xn<kTileNR, uint8_t, int8_t, pad_rows, tile_4x16c4<8>>(w, out, x, x_stride, y, y_stride, rows,
+                                                               tile_begin, tile_end, scratch);
+}
+
+void gemm_u8s4_4x16c4__neondot(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
+                               void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
+                               void* scratch) {
+  gemm_4xn<kTileNR, uint8_t, int8_t, pad_rows, tile_4x16c4<4>>(w, out, x, x_stride, y, y_stride, rows,
+                                                               tile_begin, tile_end, scratch);
+}
+
+void gemm_u8s2_4x16c4__neondot(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
+                               void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
+                               void* scratch) {
+  gemm_4xn<kTileNR, uint8_t, int8_t, pad_rows, tile_4x16c4<2>>(w, out, x, x_stride, y, y_stride, rows,
+                                                               tile_begin, tile_end, scratch);
 }
 
 }  // namespace intinfer

@@ -1,30 +1,48 @@
 #include "kernels.h"
 
+#include "../codes.h"
+
 namespace intinfer {
 namespace {
 
+// Output channel n's codes: int16 or int8 rows of k elements, or packed sub-byte rows.
 template <typename W>
-int32_t dot(const uint8_t* x, const W* w, int32_t bias, size_t k) {
-  int32_t acc = bias;
-  for (size_t i = 0; i < k; ++i) acc += static_cast<int32_t>(x[i]) * w[i];
-  return acc;
-}
+struct Rows {
+  const W* w;
+  size_t k;
+  int32_t dot(const uint8_t* x, size_t n, int32_t acc) const {
+    const W* row = w + n * k;
+    for (size_t i = 0; i < k; ++i) acc += static_cast<int32_t>(x[i]) * row[i];
+    return acc;
+  }
+};
 
-template <typename W>
-void gemm_u8(const GemmParams& p, const uint8_t* x, const W* w, const int32_t* bias, uint8_t* y, size_t row_begin,
+template <int kBits>
+struct Rows<Codes<kBits>> {
+  const void* w;
+  size_t k;
+  int32_t dot(const uint8_t* x, size_t n, int32_t acc) const {
+    const uint8_t* row = static_cast<const uint8_t*>(w) + n * Codes<kBits>::row_bytes(k);
+    for (size_t i = 0; i < k; ++i) acc += static_cast<int32_t>(x[i]) * Codes<kBits>::at(row, i);
+    return acc;
+  }
+};
+
+template <typename R>
+void gemm_u8(const GemmParams& p, const uint8_t* x, const R& w, const int32_t* bias, uint8_t* y, size_t row_begin,
              size_t row_end) {
   for (size_t m = row_begin; m < row_end; ++m) {
     const uint8_t* xr = x + m * p.k;
-    for (size_t n = 0; n < p.n; ++n) y[m * p.n + n] = p.out.apply(dot(xr, w + n * p.k, bias[n], p.k), p.multipliers[n]);
+    for (size_t n = 0; n < p.n; ++n) y[m * p.n + n] = p.out.apply(w.dot(xr, n, bias[n]), p.multipliers[n]);
   }
 }
 
-template <typename W>
-void gemm_f32(const GemmParams& p, const float* scales, const uint8_t* x, const W* w, const int32_t* bias, float* y,
+template <typename R>
+void gemm_f32(const GemmParams& p, const float* scales, const uint8_t* x, const R& w, const int32_t* bias, float* y,
               size_t row_begin, size_t row_end) {
   for (size_t m = row_begin; m < row_end; ++m) {
     const uint8_t* xr = x + m * p.k;
-    for (size_t n = 0; n < p.n; ++n) y[m * p.n + n] = static_cast<float>(dot(xr, w + n * p.k, bias[n], p.k)) * scales[n];
+    for (size_t n = 0; n < p.n; ++n) y[m * p.n + n] = static_cast<float>(w.dot(xr, n, bias[n])) * scales[n];
   }
 }
 
@@ -32,22 +50,34 @@ void gemm_f32(const GemmParams& p, const float* scales, const uint8_t* x, const 
 
 void gemm_u8s8__ref(const GemmParams& p, const uint8_t* x, const int8_t* w, const int32_t* bias, uint8_t* y,
                     size_t row_begin, size_t row_end) {
-  gemm_u8(p, x, w, bias, y, row_begin, row_end);
+  gemm_u8(p, x, Rows<int8_t>{w, p.k}, bias, y, row_begin, row_end);
 }
 
 void gemm_u8s8_f32__ref(const GemmParams& p, const float* scales, const uint8_t* x, const int8_t* w,
                         const int32_t* bias, float* y, size_t row_begin, size_t row_end) {
-  gemm_f32(p, scales, x, w, bias, y, row_begin, row_end);
+  gemm_f32(p, scales, x, Rows<int8_t>{w, p.k}, bias, y, row_begin, row_end);
 }
 
 void gemm_u8s16__ref(const GemmParams& p, const uint8_t* x, const int16_t* w, const int32_t* bias, uint8_t* y,
                      size_t row_begin, size_t row_end) {
-  gemm_u8(p, x, w, bias, y, row_begin, row_end);
+  gemm_u8(p, x, Rows<int16_t>{w, p.k}, bias, y, row_begin, row_end);
 }
 
 void gemm_u8s16_f32__ref(const GemmParams& p, const float* scales, const uint8_t* x, const int16_t* w,
                          const int32_t* bias, float* y, size_t row_begin, size_t row_end) {
-  gemm_f32(p, scales, x, w, bias, y, row_begin, row_end);
+  gemm_f32(p, scales, x, Rows<int16_t>{w, p.k}, bias, y, row_begin, row_end);
+}
+
+void gemm_u8sub__ref(const GemmParams& p, int bits, const uint8_t* x, const void* w, const int32_t* bias, uint8_t* y,
+                     size_t row_begin, size_t row_end) {
+  with_codes(bits, [&](auto codes) { gemm_u8(p, x, Rows<decltype(codes)>{w, p.k}, bias, y, row_begin, row_end); });
+}
+
+void gemm_u8sub_f32__ref(const GemmParams& p, int bits, const float* scales, const uint8_t* x, const void* w,
+                         const int32_t* bias, float* y, size_t row_begin, size_t row_end) {
+  with_codes(bits, [&](auto codes) {
+    gemm_f32(p, scales, x, Rows<decltype(codes)>{w, p.k}, bias, y, row_begin, row_end);
+  });
 }
 
 }  // namespace intinfer

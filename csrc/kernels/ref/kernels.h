@@ -13,6 +13,10 @@ namespace intinfer {
 // Output rows are (batch, out_y) pairs: row r = b * out_h + oy.
 void conv2d_u8s8__ref(const ConvParams& p, const uint8_t* x, const int8_t* w, const int32_t* bias, uint8_t* y,
                       size_t row_begin, size_t row_end);
+// The same over codes of `bits` (8, 4 or 2; codes.h): output channel oc's kernel_h x kernel_w x
+// cin codes are one row, so a packed OHWI tensor qualifies when cin x bits fills whole bytes.
+void conv2d_u8sub__ref(const ConvParams& p, int bits, const uint8_t* x, const void* w, const int32_t* bias, uint8_t* y,
+                       size_t row_begin, size_t row_end);
 
 // Rows of x [m, k]; w is [n, k].
 void gemm_u8s8__ref(const GemmParams& p, const uint8_t* x, const int8_t* w, const int32_t* bias, uint8_t* y,
@@ -26,6 +30,13 @@ void gemm_u8s8_f32__ref(const GemmParams& p, const float* scales, const uint8_t*
 void gemm_u8s16__ref(const GemmParams& p, const uint8_t* x, const int16_t* w, const int32_t* bias, uint8_t* y,
                      size_t row_begin, size_t row_end);
 void gemm_u8s16_f32__ref(const GemmParams& p, const float* scales, const uint8_t* x, const int16_t* w,
+                         const int32_t* bias, float* y, size_t row_begin, size_t row_end);
+
+// The same over codes of `bits` (8, or 4 and 2 in the packed encoding of docs/format.md): row n
+// of w is codes.h's Codes<bits> row of k codes.
+void gemm_u8sub__ref(const GemmParams& p, int bits, const uint8_t* x, const void* w, const int32_t* bias, uint8_t* y,
+                     size_t row_begin, size_t row_end);
+void gemm_u8sub_f32__ref(const GemmParams& p, int bits, const float* scales, const uint8_t* x, const void* w,
                          const int32_t* bias, float* y, size_t row_begin, size_t row_end);
 
 // n elements; a or b advances by its step (0 broadcasts one value).
@@ -54,18 +65,19 @@ void dequantize_u8_f32__ref(const uint8_t* x, float* y, size_t n, float scale, i
 
 // Transformer kernels (ref/transformer.cc).
 
-// Rows of an int8 table with one multiplier per row (symmetric per-row quantization): output
-// row i is table row rows[i], each value requantized to the output.
-void gather_rows_s8__ref(const int8_t* table, size_t h, const QuantizedMultiplier* row_multipliers,
-                         const OutputStage& out, const int32_t* rows, size_t n_rows, uint8_t* y);
+// Rows of a table of codes of `bits` (8, 4 or 2; codes.h), h codes a row, with one multiplier per
+// row (symmetric per-row quantization): output row i is table row rows[i], each value
+// requantized to the output.
+void gather_rows__ref(int bits, const void* table, size_t h, const QuantizedMultiplier* row_multipliers,
+                      const OutputStage& out, const int32_t* rows, size_t n_rows, uint8_t* y);
 
 // Rows [row_begin, row_end) of x [rows, H], uint8 or wide.
 void layer_norm_u8__ref(const LayerNormParams& p, const uint8_t* x, uint8_t* y, size_t row_begin, size_t row_end);
 void layer_norm_wide__ref(const LayerNormParams& p, const int32_t* x, uint8_t* y, size_t row_begin, size_t row_end);
 
-// As gather_rows_s8__ref into a wide output: clamp(requant(value, m_row), +-kWideMax).
-void gather_rows_s8_wide__ref(const int8_t* table, size_t h, const QuantizedMultiplier* row_multipliers,
-                              const int32_t* rows, size_t n_rows, int32_t* y);
+// As gather_rows__ref into a wide output: clamp(requant(value, m_row), +-kWideMax).
+void gather_rows_wide__ref(int bits, const void* table, size_t h, const QuantizedMultiplier* row_multipliers,
+                           const int32_t* rows, size_t n_rows, int32_t* y);
 
 // n elements of a (a_step) and b (b_step, each 0 or 1), uint8 or int32 as p says, into a wide y.
 void add_wide__ref(const AddWideParams& p, const void* a, size_t a_step, const void* b, size_t b_step, int32_t* y,

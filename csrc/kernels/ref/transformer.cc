@@ -2,18 +2,22 @@
 #include <cmath>
 #include <cstring>
 
+#include "../codes.h"
 #include "../transformer_math.h"
 #include "kernels.h"
 
 namespace intinfer {
 
-void gather_rows_s8__ref(const int8_t* table, size_t h, const QuantizedMultiplier* row_multipliers,
-                         const OutputStage& out, const int32_t* rows, size_t n_rows, uint8_t* y) {
-  for (size_t i = 0; i < n_rows; ++i) {
-    const int8_t* src = table + static_cast<size_t>(rows[i]) * h;
-    const QuantizedMultiplier m = row_multipliers[rows[i]];
-    for (size_t c = 0; c < h; ++c) y[i * h + c] = out.apply(src[c], m);
-  }
+void gather_rows__ref(int bits, const void* table, size_t h, const QuantizedMultiplier* row_multipliers,
+                      const OutputStage& out, const int32_t* rows, size_t n_rows, uint8_t* y) {
+  with_codes(bits, [&](auto codes) {
+    using C = decltype(codes);
+    for (size_t i = 0; i < n_rows; ++i) {
+      const uint8_t* src = static_cast<const uint8_t*>(table) + static_cast<size_t>(rows[i]) * C::row_bytes(h);
+      const QuantizedMultiplier m = row_multipliers[rows[i]];
+      for (size_t c = 0; c < h; ++c) y[i * h + c] = out.apply(C::at(src, c), m);
+    }
+  });
 }
 
 namespace {
@@ -50,13 +54,16 @@ void layer_norm_wide__ref(const LayerNormParams& p, const int32_t* x, uint8_t* y
   layer_norm_rows(p, x, y, row_begin, row_end);
 }
 
-void gather_rows_s8_wide__ref(const int8_t* table, size_t h, const QuantizedMultiplier* row_multipliers,
-                              const int32_t* rows, size_t n_rows, int32_t* y) {
-  for (size_t i = 0; i < n_rows; ++i) {
-    const int8_t* src = table + static_cast<size_t>(rows[i]) * h;
-    const QuantizedMultiplier m = row_multipliers[rows[i]];
-    for (size_t c = 0; c < h; ++c) y[i * h + c] = clamp_wide(requantize(src[c], m));
-  }
+void gather_rows_wide__ref(int bits, const void* table, size_t h, const QuantizedMultiplier* row_multipliers,
+                           const int32_t* rows, size_t n_rows, int32_t* y) {
+  with_codes(bits, [&](auto codes) {
+    using C = decltype(codes);
+    for (size_t i = 0; i < n_rows; ++i) {
+      const uint8_t* src = static_cast<const uint8_t*>(table) + static_cast<size_t>(rows[i]) * C::row_bytes(h);
+      const QuantizedMultiplier m = row_multipliers[rows[i]];
+      for (size_t c = 0; c < h; ++c) y[i * h + c] = clamp_wide(requantize(C::at(src, c), m));
+    }
+  });
 }
 
 void add_wide__ref(const AddWideParams& p, const void* a, size_t a_step, const void* b, size_t b_step, int32_t* y,

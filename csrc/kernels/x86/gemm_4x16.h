@@ -7,16 +7,27 @@
 //   kKr, kElemBytes   k per 32-bit group of one row's prepared activations, and their width
 //   prepare(x, x_stride, mr, k, k_pad, out)
 //                     rows [0, mr) of x as the micro-kernel reads them, k padded to k_pad with
-//                     zeros; rows mr..3 all zeros (row r at out + r * k_pad * kElemBytes)
-//   mac(acc, x, w)    acc + the kKr-term dot products of one broadcast group x with 8 channels
+//                     zeros; rows mr..3 all zeros (row r at out + r * k_pad * kElemBytes);
+//                     PrepareU8 for uint8 quads
+//   mac(p, x, w)      p + the kKr-term dot products of one broadcast group x with 8 channels,
+//                     into a partial sum p
+//   kBlock, flush(acc, p)
+//                     how many groups a partial sum may take (its lanes narrower than int32:
+//                     vpmaddubsw's int16), and acc + p in int32 lanes (Int32Partials: 1, the
+//                     partial sums are the int32 accumulators, no flush)
+//   kGroupBytes, load(b, w0, w1)
+//                     the bytes of one group of packed weights, and its codes as mac() takes
+//                     them, channels 0-7 and 8-15 (DenseGroups: two 32-byte loads)
 // Weights: PackedWeights with TileLayout{4, 16, kKr, kKr, ...}: per group, 16 channels x kKr
-// codes, 64 bytes for both policies (vpmaddwd: 2 x int16, vpdpbusd: 4 x int8).
+// codes, 64 bytes for the dense policies (vpmaddwd: 2 x int16, vpdpbusd: 4 x int8), 32 and 16
+// for 4- and 2-bit codes unpacked in registers (sub-byte tiles, pack.h).
 #pragma once
 
 #include <immintrin.h>
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #include "../gemm_tiles.h"
 #include "../pack.h"
@@ -28,7 +39,35 @@ namespace {
 constexpr size_t kGemmMR = 4;
 constexpr size_t kGemmNR = 16;
 
-// acc[r][h] (h: channels 0-7, 8-15 of the tile) = sum over the groups of a[r] . b.
+// Groups of weights as they are multiplied: 64 bytes, two vectors.
+struct DenseGroups {
+  static constexpr size_t kGroupBytes = 64;
+  static void load(const uint8_t* b, __m256i& w0, __m256i& w1) {
+    w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b));
+    w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 32));
+  }
+};
+
+// Partial sums that are int32 lanes already: the accumulators themselves (no flush).
+struct Int32Partials {
+  static constexpr size_t kBlock = 1;
+};
+
+// Activations as uint8 quads (vpdpbusd, vpmaddubsw): rows [0, mr) of x copied, k padded with
+// zeros to k_pad, rows mr..3 all zeros.
+struct PrepareU8 {
+  static constexpr size_t kElemBytes = 1;
+  static void prepare(const uint8_t* x, size_t x_stride, size_t mr, size_t k, size_t k_pad, uint8_t* scratch) {
+    for (size_t r = 0; r < kGemmMR; ++r) {
+      uint8_t* o = scratch + r * k_pad;
+      std::memset(o, 0, k_pad);
+      if (r < mr) std::memcpy(o, x + r * x_stride, k);
+    }
+  }
+};
+
+// acc[r][h] (h: channels 0-7, 8-15 of the tile) = sum over the groups of a[r] . b, in blocks of
+// Mac::kBlock groups summed in partials first.
 template <typename Mac>
 inline void gemm_micro_tile(const uint8_t* a, size_t groups, const uint8_t* b, __m256i acc[kGemmMR][2]) {
   // Local accumulators, stored to acc once at the end: acc itself may alias the weights (vector
@@ -38,24 +77,74 @@ inline void gemm_micro_tile(const uint8_t* a, size_t groups, const uint8_t* b, _
   const int32_t* a1 = a0 + groups;
   const int32_t* a2 = a1 + groups;
   const int32_t* a3 = a2 + groups;
-  for (size_t g = 0; g < groups; ++g) {
-    const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + g * 64));
-    const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + g * 64 + 32));
-    __m256i x = _mm256_set1_epi32(a0[g]);
-    c00 = Mac::mac(c00, x, w0);
-    c01 = Mac::mac(c01, x, w1);
-    x = _mm256_set1_epi32(a1[g]);
-    c10 = Mac::mac(c10, x, w0);
-    c11 = Mac::mac(c11, x, w1);
-    x = _mm256_set1_epi32(a2[g]);
-    c20 = Mac::mac(c20, x, w0);
-    c21 = Mac::mac(c21, x, w1);
-    x = _mm256_set1_epi32(a3[g]);
-    c30 = Mac::mac(c30, x, w0);
-    c31 = Mac::mac(c31, x, w1);
+  // One block of groups [g0, g1) into the accumulators, through partials p.
+  auto block = [&](size_t g0, size_t g1, __m256i p00, __m256i p01, __m256i p10, __m256i p11, __m256i p20,
+                   __m256i p21, __m256i p30, __m256i p31) {
+    for (size_t g = g0; g < g1; ++g) {
+      __m256i w0, w1;
+      Mac::load(b + g * Mac::kGroupBytes, w0, w1);
+      __m256i x = _mm256_set1_epi32(a0[g]);
+      p00 = Mac::mac(p00, x, w0);
+      p01 = Mac::mac(p01, x, w1);
+      x = _mm256_set1_epi32(a1[g]);
+      p10 = Mac::mac(p10, x, w0);
+      p11 = Mac::mac(p11, x, w1);
+      x = _mm256_set1_epi32(a2[g]);
+      p20 = Mac::mac(p20, x, w0);
+      p21 = Mac::mac(p21, x, w1);
+      x = _mm256_set1_epi32(a3[g]);
+      p30 = Mac::mac(p30, x, w0);
+      p31 = Mac::mac(p31, x, w1);
+    }
+    if constexpr (Mac::kBlock == 1) {
+      c00 = p00, c01 = p01, c10 = p10, c11 = p11, c20 = p20, c21 = p21, c30 = p30, c31 = p31;
+    } else {
+      c00 = Mac::flush(c00, p00), c01 = Mac::flush(c01, p01), c10 = Mac::flush(c10, p10), c11 = Mac::flush(c11, p11);
+      c20 = Mac::flush(c20, p20), c21 = Mac::flush(c21, p21), c30 = Mac::flush(c30, p30), c31 = Mac::flush(c31, p31);
+    }
+  };
+  if constexpr (Mac::kBlock == 1) {
+    // int32 partials: the accumulators themselves, all groups in one block.
+    block(0, groups, c00, c01, c10, c11, c20, c21, c30, c31);
+  } else {
+    // Whole blocks (a constant trip count, unrolled), then the rest.
+    const __m256i z = _mm256_setzero_si256();
+    size_t g0 = 0;
+    for (; groups - g0 >= Mac::kBlock; g0 += Mac::kBlock) block(g0, g0 + Mac::kBlock, z, z, z, z, z, z, z, z);
+    if (g0 < groups) block(g0, groups, z, z, z, z, z, z, z, z);
   }
   acc[0][0] = c00, acc[0][1] = c01, acc[1][0] = c10, acc[1][1] = c11;
   acc[2][0] = c20, acc[2][1] = c21, acc[3][0] = c30, acc[3][1] = c31;
+}
+
+// The same for one row (a batch-1 GEMV: the weights are read once for one row, and the four-row
+// tile would multiply three rows of zeros).
+template <typename Mac>
+inline void gemm_micro_row(const uint8_t* a, size_t groups, const uint8_t* b, __m256i acc[kGemmMR][2]) {
+  __m256i c0 = _mm256_setzero_si256(), c1 = c0;
+  const int32_t* a0 = reinterpret_cast<const int32_t*>(a);
+  auto block = [&](size_t g0, size_t g1, __m256i p0, __m256i p1) {
+    for (size_t g = g0; g < g1; ++g) {
+      __m256i w0, w1;
+      Mac::load(b + g * Mac::kGroupBytes, w0, w1);
+      const __m256i x = _mm256_set1_epi32(a0[g]);
+      p0 = Mac::mac(p0, x, w0);
+      p1 = Mac::mac(p1, x, w1);
+    }
+    if constexpr (Mac::kBlock == 1)
+      c0 = p0, c1 = p1;
+    else
+      c0 = Mac::flush(c0, p0), c1 = Mac::flush(c1, p1);
+  };
+  if constexpr (Mac::kBlock == 1) {
+    block(0, groups, c0, c1);
+  } else {
+    const __m256i z = _mm256_setzero_si256();
+    size_t g0 = 0;
+    for (; groups - g0 >= Mac::kBlock; g0 += Mac::kBlock) block(g0, g0 + Mac::kBlock, z, z);
+    if (g0 < groups) block(g0, groups, z, z);
+  }
+  acc[0][0] = c0, acc[0][1] = c1;
 }
 
 // The GemmFn of tables.h for one policy.
@@ -65,11 +154,21 @@ void gemm_4x16(const PackedView& w, const OutputStage& out, const uint8_t* x, si
   uint8_t* scratch = static_cast<uint8_t*>(scratch_bytes);
   const uint8_t* codes = static_cast<const uint8_t*>(w.weights);
   const size_t groups = w.k_pad / Mac::kKr;
+  bool one_row = false;
   auto drive = [&](auto&& store) {
     for_each_gemm_tile<kGemmMR, __m256i[2], false>(
         rows, tile_begin, tile_end,
-        [&](size_t r0, size_t mr) { Mac::prepare(x + r0 * x_stride, x_stride, mr, w.k, w.k_pad, scratch); },
-        [&](size_t t, __m256i acc[kGemmMR][2]) { gemm_micro_tile<Mac>(scratch, groups, codes + t * groups * 64, acc); },
+        [&](size_t r0, size_t mr) {
+          Mac::prepare(x + r0 * x_stride, x_stride, mr, w.k, w.k_pad, scratch);
+          one_row = mr == 1;
+        },
+        [&](size_t t, __m256i acc[kGemmMR][2]) {
+          const uint8_t* b = codes + t * groups * Mac::kGroupBytes;
+          if (one_row)
+            gemm_micro_row<Mac>(scratch, groups, b, acc);
+          else
+            gemm_micro_tile<Mac>(scratch, groups, b, acc);
+        },
         [&](size_t r, size_t t, const __m256i* acc) { store(r, t * kGemmNR, acc[0], acc[1]); });
   };
   if (w.output_scales != nullptr) {

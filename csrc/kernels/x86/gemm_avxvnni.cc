@@ -5,25 +5,14 @@
 // instructions. Same tile (4 x 16), same output stage, same results.
 #include <immintrin.h>
 
-#include <cstring>
-
 #include "gemm_4x16.h"
 #include "x86_kernels.h"
 
 namespace intinfer {
 namespace {
 
-struct DpbusdU8S8 {
+struct DpbusdU8S8 : DenseGroups, Int32Partials, PrepareU8 {
   static constexpr size_t kKr = 4;
-  static constexpr size_t kElemBytes = 1;
-
-  static void prepare(const uint8_t* x, size_t x_stride, size_t mr, size_t k, size_t k_pad, uint8_t* scratch) {
-    for (size_t r = 0; r < kGemmMR; ++r) {
-      uint8_t* o = scratch + r * k_pad;
-      std::memset(o, 0, k_pad);
-      if (r < mr) std::memcpy(o, x + r * x_stride, k);
-    }
-  }
 
   static __m256i mac(__m256i acc, __m256i x, __m256i w) { return _mm256_dpbusd_avx_epi32(acc, x, w); }
 };
