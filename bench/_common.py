@@ -9,7 +9,10 @@ import platform
 import re
 import shlex
 import sys
+import time
 from pathlib import Path
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 BENCHMARKS_MD = REPO / "docs" / "benchmarks.md"
@@ -105,6 +108,18 @@ def fmt_ms(ms: float | None) -> str:
     if ms is None:
         return "-"
     return f"{ms:.3f}" if ms < 1 else f"{ms:.2f}" if ms < 10 else f"{ms:.1f}"
+
+
+def median_ms(fn, runs: int, warmup: int = 1) -> float:
+    """The median wall time of `runs` calls of fn() in milliseconds, after `warmup` calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times)) * 1e3
 
 
 def log(msg: str) -> None:

@@ -8,7 +8,7 @@ of a 1-run process, halved, so loading and packing cancel out. Also prints the h
 the micro-kernel's inner loop, with its instruction count. Instruction counts, not time: qemu
 says nothing of a real core's cycles (docs/arm-performance.md turns them into MACs/cycle).
 
-    python3 bench/arm_insn_count.py [--m 64 --k 1024 --n 64]
+    python3 bench/arm_insn_count.py [--m 64 --k 1024 --n 64] [--dtype int4]
 """
 
 from __future__ import annotations
@@ -38,12 +38,13 @@ _INSN = re.compile(r"^0x([0-9a-f]+):\s+[0-9a-f]+(?: [0-9a-f]+)?\s{2,}(.*)$")  # 
 _EXEC = re.compile(r"^Trace \d+: 0x[0-9a-f]+ \[[0-9a-f]+/([0-9a-f]+)/")
 
 
-def fc_model(path: Path, m: int, k: int, n: int) -> None:
+def fc_model(path: Path, m: int, k: int, n: int, dtype: str = "int8") -> None:
     rng = np.random.default_rng(0)
     b = GraphBuilder()
     x = b.input("x", (m, k), "uint8", 0.02, 128)
-    w = rng.integers(-127, 128, (n, k)).astype(np.int8)
-    b.output(b.fully_connected(x, b.constant("w", w, "int8", scale=np.full(n, 0.01, np.float32)),
+    q = {"int8": 127, "int4": 7, "int2": 1}[dtype]
+    w = rng.integers(-q, q + 1, (n, k)).astype(np.int8)
+    b.output(b.fully_connected(x, b.constant("w", w, dtype, scale=np.full(n, 0.01, np.float32)),
                                b.constant("b", np.zeros(n, np.int32), "int32"), 0.5, 128))
     b.save(path)
 
@@ -76,12 +77,14 @@ def main() -> None:
     ap.add_argument("--m", type=int, default=64)
     ap.add_argument("--k", type=int, default=1024)
     ap.add_argument("--n", type=int, default=64)
+    ap.add_argument("--dtype", choices=("int8", "int4", "int2"), default="int8",
+                    help="weights: int8, or packed int4 / int2 (docs/mixed_precision.md)")
     a = ap.parse_args()
     macs = a.m * a.k * a.n
     with tempfile.TemporaryDirectory() as tmp:
         model = Path(tmp) / "fc.iif"
-        fc_model(model, a.m, a.k, a.n)
-        print(f"GEMM {a.m}x{a.k}x{a.n} ({macs} MACs), one inference, 1 thread\n")
+        fc_model(model, a.m, a.k, a.n, a.dtype)
+        print(f"GEMM {a.m}x{a.k}x{a.n} ({macs} MACs), {a.dtype} weights, one inference, 1 thread\n")
         print("| path | instructions / inference | instructions / MAC | hottest block (inner loop): instructions |")
         print("|---|---|---|---|")
         hot_loops = []

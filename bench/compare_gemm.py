@@ -43,7 +43,8 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import busy_warning, command_line, log, machine_line, md_table, now, update_section  # noqa: E402
+from _common import (busy_warning, command_line, log, machine_line, md_table, median_ms, now,  # noqa: E402
+                     update_section)
 
 SHAPES = "1x1024x1024,128x384x384,128x384x1536,128x1536x384,256x1024x1024"
 PRESETS = {"full": dict(rounds=5, runs=50, warmup=5), "quick": dict(rounds=2, runs=10, warmup=2)}
@@ -61,17 +62,6 @@ INT8_COLUMNS = ("intinfer", "intinfer_op", "torch_int8", "ort_matmulinteger", "o
 def reason(e: BaseException) -> str:
     first = (str(e).strip().splitlines() or [""])[0]
     return f"{type(e).__name__}: {first[:200]}"
-
-
-def median_s(fn, runs: int, warmup: int) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
 
 
 class Problem:
@@ -238,7 +228,7 @@ def main(argv=None) -> int:
                 if e == "intinfer_op":
                     s = p.intinfer_op_s(args.runs)
                 else:
-                    s = median_s(p.fns[e], args.runs, args.warmup)
+                    s = median_ms(p.fns[e], args.runs, args.warmup) / 1e3
                 seconds.setdefault((p.label, e), []).append(s)
         log(f"round {r + 1}/{args.rounds}: {time.perf_counter() - t0:.1f} s")
 

@@ -20,14 +20,13 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import command_line, log, machine_line, md_table, now, update_section  # noqa: E402
+from _common import command_line, log, machine_line, md_table, median_ms, now, update_section  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 LENGTHS = (16, 64, 128)
@@ -90,16 +89,6 @@ def build(tmp: Path, threads: int):
     }
 
 
-def median_ms(fn, args, runs: int) -> float:
-    fn(*args)
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn(*args)
-        times.append(time.perf_counter() - t)
-    return float(np.median(times) * 1e3)
-
-
 def worker(threads: int, rounds: int, runs: int, tmp: Path) -> None:
     """Prints 'engine<TAB>length<TAB>ms' lines, and 'cos<TAB>engine<TAB>mean<TAB>min' lines."""
     tokenizer, engines = build(tmp, threads)
@@ -115,7 +104,7 @@ def worker(threads: int, rounds: int, runs: int, tmp: Path) -> None:
         log(f"  {threads} thread(s), round {r + 1}/{rounds}")
         for e in names[r % len(names):] + names[: r % len(names)]:
             for s in LENGTHS:
-                results[(e, s)].append(median_ms(engines[e], inputs[s], runs))
+                results[(e, s)].append(median_ms(lambda: engines[e](*inputs[s]), runs))
     for (e, s), v in results.items():
         print(f"{e}\t{s}\t{np.median(v):.4f}")
     if threads == 1:

@@ -22,13 +22,12 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-from _common import REPO, busy_warning, command_line, log, machine_line, md_table, now, update_section
+from _common import REPO, busy_warning, command_line, log, machine_line, md_table, median_ms, now, update_section
 
 sys.path.insert(0, str(REPO / "tests"))
 
@@ -57,16 +56,6 @@ def cases():
     for name in sorted(cnn.MODELS):
         yield (f"cnn:{name}", cnn.build(name), [(cnn.images(4, 1 + i),) for i in range(2)], (cnn.images(4, 11),),
                None, None)
-
-
-def median_ms(fn, runs: int) -> float:
-    fn()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times) * 1e3)
 
 
 def cosine(got, want, mask) -> np.ndarray:

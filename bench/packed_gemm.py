@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -32,7 +31,8 @@ import intinfer  # noqa: E402
 from intinfer.builder import GraphBuilder  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import busy_warning, command_line, fmt_ms, log, machine_line, md_table, now, update_section  # noqa: E402
+from _common import (busy_warning, command_line, fmt_ms, log, machine_line, md_table, median_ms, now,  # noqa: E402
+                     update_section)
 
 SHAPES = "1x384x1536,1x1536x384,1x1024x1024,1x768x3072,1x3072x768,1x4096x4096,4x1024x1024,128x384x1536"
 PRESETS = {"full": dict(rounds=5, runs=50, shapes=SHAPES), "quick": dict(rounds=1, runs=3, shapes="1x64x48,5x64x48")}
@@ -53,7 +53,6 @@ def ort_matmulinteger(x: np.ndarray, k: int, n: int, rng):
     """ONNX Runtime's MatMulInteger (uint8 x int8 -> int32) on the shape, one thread; None when
     onnxruntime is not installed."""
     try:
-        import onnx
         import onnxruntime as ort
         from onnx import TensorProto, helper, numpy_helper
     except ImportError:
@@ -69,16 +68,6 @@ def ort_matmulinteger(x: np.ndarray, k: int, n: int, rng):
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     return lambda: session.run(None, {"A": x})
-
-
-def median_ms(fn, runs: int) -> float:
-    fn()
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times)) * 1e3
 
 
 def main(argv=None) -> list:

@@ -18,15 +18,15 @@ def choose_qparams(lo: float, hi: float) -> tuple[float, int]:
     return float(scale), zero_point
 
 
-def quantize_weights(w: np.ndarray, axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Symmetric per-channel int8 in [-127, 127]; returns (int8 weights, float32 scales)."""
+def quantize_weights(w: np.ndarray, axis: int = 0, qmax: int = 127) -> tuple[np.ndarray, np.ndarray]:
+    """Symmetric per-channel codes in [-qmax, qmax]; returns (int8 codes, float32 scales)."""
     w = np.asarray(w, np.float32)
     moved = np.moveaxis(w, axis, 0).reshape(w.shape[axis], -1)
     amax = np.abs(moved).max(axis=1)
-    scales = np.where(amax > 0, amax / 127.0, 1.0).astype(np.float32)
+    scales = np.where(amax > 0, amax / np.float32(qmax), 1.0).astype(np.float32)
     shape = [1] * w.ndim
     shape[axis] = -1
-    q = np.clip(np.rint(w / scales.reshape(shape)), -127, 127).astype(np.int8)
+    q = np.clip(np.rint(w / scales.reshape(shape)), -qmax, qmax).astype(np.int8)
     return q, scales
 
 

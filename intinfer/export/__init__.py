@@ -10,11 +10,12 @@ from typing import Iterable
 import numpy as np
 import torch
 
-from ..quant import choose_qparams, weight_qmax
+from ..quant import choose_qparams
 from .bias_correction import BiasCorrection
 from .gptq import InputStatistics
 from .graph import ExportError, FloatGraph, Unsupported, capture, expected_shapes_match, find_unsupported
-from .lower import NHWC_TO_NCHW, Lowering, check_engine_limits, needs_observer, wide_nodes
+from .lower import (NHWC_TO_NCHW, Lowering, check_engine_limits, check_weight_bits, check_weight_bits_names,
+                    needs_observer, wide_nodes)
 from .observers import OBSERVERS, make_observer
 from .smoothing import smooth_layer_norms
 from .torch_ao import import_quantized
@@ -86,17 +87,18 @@ def quantize(model: torch.nn.Module, example_inputs, calibration: Iterable, obse
     symmetric 8-bit quantization); the default fits each range asymmetrically.
     smooth: move per-channel range from layer-norm outputs into the linear layers that read them
     (smoothing.py; transformers), measured on the first `report_batches` calibration batches.
-    weight_bits: 2 to 8; below 8, conv/linear weights are int8 codes within [-(2^(b-1) - 1),
-    2^(b-1) - 1] (the engine runs them as int8; embedding tables stay 8-bit, as Q-BERT advises).
-    Or a dict {module path: bits} for the Conv2d/Linear modules named (8 for the others), such
-    as `intinfer.hessian.allocate_bits` chooses (docs/mixed_precision.md).
+    weight_bits: 2 to 8: conv/linear weights are codes within [-(2^(b-1) - 1), 2^(b-1) - 1],
+    stored packed as int2 (2 bits) or int4 (3-4 bits) where each output channel's codes fill whole
+    bytes (depthwise convs and convs of an odd input width stay int8), as int8 otherwise; embedding
+    tables stay 8-bit, as Q-BERT advises. Or a dict {module path: bits} for the Conv2d, Linear and
+    Embedding modules named (8 for the others), such as `intinfer.hessian.allocate_bits` chooses
+    (docs/mixed_precision.md).
 
     Memory grows with the size of a calibration batch (and of the `report_batches` kept ones),
     not with their number (docs/exporter.md, Memory). Torch runs on one thread during the call,
     whatever torch.set_num_threads says (restored after), so the file does not depend on it.
     """
-    for bits in (weight_bits.values() if isinstance(weight_bits, dict) else [weight_bits]):
-        weight_qmax(bits)  # refuses a bad width before the slow work
+    check_weight_bits(weight_bits)  # refuses a bad width before the slow work
     if weight_rounding not in ("gptq", "nearest"):
         raise ValueError(f"unknown weight_rounding '{weight_rounding}'; choose 'gptq' or 'nearest'")
     correction_mode = DEFAULT_BIAS_CORRECTION if bias_correction is True else bias_correction or None
@@ -109,12 +111,7 @@ def quantize(model: torch.nn.Module, example_inputs, calibration: Iterable, obse
     # forgotten model.eval(), and would be exported with behaviour other than its own.
     in_training = any(m.training for m in model.modules())
     graph = capture(model, example, dynamic_shapes)
-    if isinstance(weight_bits, dict):
-        layers = {n.attrs["module"] for n in graph.nodes if n.op in ("conv", "linear")}
-        unknown = sorted(set(weight_bits) - layers)
-        if unknown:
-            raise ValueError(f"weight_bits names {unknown}, which are not conv/linear modules of the exported graph; "
-                             f"those are {sorted(layers)}")
+    check_weight_bits_names(weight_bits, graph)
     if in_training:
         warnings.warn("the model was in training mode: intinfer.quantize exports its eval-mode behaviour "
                       "(dropout off, batch norms on their running statistics) and leaves it in eval mode; "

@@ -427,7 +427,14 @@ def _simplify(ep, example_inputs: tuple, problems: list | None = None) -> FloatG
                               _hint(fx_node.target))
         raise ExportError(f"{problem} Supported ops: {', '.join(SUPPORTED)}", problem)
 
+    # A table's module (for weight_bits): the module that owns the parameter it is read from.
+    owners = {spec.arg.name: spec.target.rsplit(".", 1)[0] for spec in ep.graph_signature.input_specs
+              if getattr(spec, "target", None) and "." in spec.target}
+
     def add(fx_node, op, inputs, _drop=None, _name=None, _shape=None, **attrs) -> Node:
+        if op == "gather":
+            table = fx_node.args[0]
+            attrs["module"] = owners.get(getattr(table, "name", None), _innermost_module(fx_node)[0])
         meta = fx_node.meta.get("val")
         shape = _shape if _shape is not None else tuple(meta.shape) if meta is not None else ()
         node = Node(_name or fx_node.name, op, inputs, attrs, shape=shape, source=_source(fx_node))

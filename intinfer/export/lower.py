@@ -31,6 +31,32 @@ IMAGE_OPS = {"conv", "avg_pool", "max_pool", "global_avg_pool"}
 FIXED_QUANT = {"softmax"}
 
 
+def check_weight_bits(weight_bits) -> None:
+    """Refuses a width outside 2..8 (an int, or the values of a {module path: bits} dict)."""
+    for bits in (weight_bits.values() if isinstance(weight_bits, dict) else [weight_bits]):
+        weight_qmax(bits)
+
+
+def check_weight_bits_names(weight_bits, graph: FloatGraph) -> None:
+    """Refuses a {module path: bits} dict naming a module that is no conv, linear or embedding of
+    the graph, listing those that are."""
+    if not isinstance(weight_bits, dict):
+        return
+    layers = {n.attrs["module"] for n in graph.nodes if n.op in ("conv", "linear", "gather")}
+    unknown = sorted(set(weight_bits) - layers)
+    if unknown:
+        raise ValueError(f"weight_bits names {unknown}, which are not conv/linear/embedding modules of the exported "
+                         f"graph; those are {sorted(layers)}")
+
+
+def node_bits(weight_bits, node: Node) -> int:
+    """The width of a conv / linear node's weights or an embedding's table: the dict's entry for
+    its module (8 when not named), or the int for convs and linears (tables stay 8-bit)."""
+    if isinstance(weight_bits, dict):
+        return weight_bits.get(node.attrs.get("module"), 8)
+    return weight_bits if node.op in ("conv", "linear") else 8
+
+
 # Ops that can write a wide (int32, 16-bit range) output, for the residual stream.
 WIDE_OPS = {"add", "linear", "gather"}
 
@@ -154,16 +180,12 @@ class Lowering(LayoutValues):
             raise ValueError(f"'{node.name}' expects an NCHW image input")
         return self.tensor(node)
 
-    def _bits(self, node: Node) -> int:
-        bits = self.weight_bits
-        return bits.get(node.attrs["module"], 8) if isinstance(bits, dict) else bits
-
     def _weight_constant(self, node: Node, codes: np.ndarray, scales: np.ndarray) -> Tensor:
         """The weight codes ([out, ..., in], the engine's layout) in the narrowest dtype that holds
         them: packed int4 / int2 where each output channel's codes fill whole bytes (always for
         linear layers; convs whose input channels per group times the bits make whole bytes: a
         depthwise conv's rows of one code would take a byte each, so it stays int8)."""
-        dtype = weight_dtype(self._bits(node))
+        dtype = weight_dtype(node_bits(self.weight_bits, node))
         bits = DTYPE_BITS[dtype]
         if codes.shape[-1] * bits % 8 and codes.size != codes.shape[0] * codes.shape[-1]:
             dtype = "int8"
@@ -173,7 +195,7 @@ class Lowering(LayoutValues):
         """Weight codes (PyTorch layout), per-channel scales and int32 bias of a conv or linear."""
         w = node.attrs["weight"].detach().double().numpy()
         b = node.attrs["bias"].detach().double().numpy()
-        qmax = weight_qmax(self._bits(node))
+        qmax = weight_qmax(node_bits(self.weight_bits, node))
         scales = layer_scales(w, b, in_scale, qmax)
         if self.input_stats is not None:
             # Each layer's statistics are dropped once its weights are rounded (EfficientNet-Lite0's: 104 MB).
@@ -303,9 +325,11 @@ class Lowering(LayoutValues):
     # -- transformer encoders ------------------------------------------------------------
 
     def _gather(self, node: Node):
-        codes, scales = quantize_weights(node.attrs["weight"].detach().numpy())
+        # Tables stay 8-bit unless weight_bits names their module (Q-BERT keeps embeddings at 8).
+        bits = node_bits(self.weight_bits, node)
+        codes, scales = quantize_weights(node.attrs["weight"].detach().numpy(), qmax=weight_qmax(bits))
         scale, zp = self.q[node]
-        table = self.b.constant(f"{node.name}_table", codes, "int8", scale=scales)
+        table = self.b.constant(f"{node.name}_table", codes, weight_dtype(bits), scale=scales)
         return self.b.gather(table, self.tensor(node.inputs[0]), scale, zp, positions=node.attrs["positions"],
                              name=node.name, wide=node in self.wide), False
 

@@ -17,6 +17,7 @@ integer arithmetic (integer.py) on what `convert` writes.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 
@@ -26,8 +27,8 @@ import torch.nn.functional as F
 
 from ..export import QuantizedModel, _as_inputs, _qparams, _wide_qparams
 from ..export.graph import FloatGraph, Node, _apply_act, _eval, broadcast_leading, capture
-from ..export.lower import (SAME_QUANT, Lowering, check_engine_limits, lut_table, needs_observer, quantize_constant,
-                            wide_nodes, writes_float)
+from ..export.lower import (SAME_QUANT, Lowering, check_engine_limits, check_weight_bits, check_weight_bits_names,
+                            lut_table, needs_observer, node_bits, quantize_constant, wide_nodes, writes_float)
 from ..export.smoothing import smooth_layer_norms
 from ..quant import (activation_range, layer_scales, quantize_bias, quantize_weights, round_weights, softmax_constants,
                      weight_qmax)
@@ -38,7 +39,9 @@ __all__ = ["QATConfig", "QATModel", "prepare", "convert"]
 
 @dataclass(frozen=True)
 class QATConfig:
-    """weight_bits: 2 to 8 for conv/linear weights (embeddings stay 8-bit). averaging_constant:
+    """weight_bits: 2 to 8 for conv/linear weights (embeddings stay 8-bit), or a dict {module path:
+    bits} for the conv, linear and embedding modules named (8 for the others), as
+    `intinfer.quantize` takes it. averaging_constant:
     the EMA weight of each batch's min/max in the activation ranges. freeze_bn_after: training
     steps after which batch norms use their running statistics (None: never, until eval and
     convert, which always use them). freeze_observers_after: training steps after which the
@@ -46,7 +49,7 @@ class QATConfig:
     (zero point 128, as Q8BERT). exact_forward: training-mode values are the engine's integer
     results (gradients the float ops'), whenever the batch norms are frozen or there are none;
     False keeps plain fake quantization (faster; training then sees float rounding)."""
-    weight_bits: int = 8
+    weight_bits: int | dict = 8
     averaging_constant: float = 0.01
     freeze_bn_after: int | None = None
     freeze_observers_after: int | None = None
@@ -105,7 +108,6 @@ class QATModel(torch.nn.Module):
         super().__init__()
         self.graph = graph
         self.config = config
-        self.qmax = weight_qmax(config.weight_bits)
         self.wide = wide_nodes(graph)
         check_engine_limits(graph, self.wide)
         self._observed_nodes = {n for n in graph.nodes if needs_observer(n) and not writes_float(graph, n)}
@@ -165,6 +167,9 @@ class QATModel(torch.nn.Module):
             d = codes[node] if q[node] is None else integer.dequantize(codes[node], *q[node])
         return d + (v - v.detach())  # exactly d (v + (d - v) would round in float32)
 
+    def _qmax(self, node: Node) -> int:
+        return weight_qmax(node_bits(self.config.weight_bits, node))
+
     def _float_op(self, node: Node, a: list, bn_live: bool) -> torch.Tensor:
         st = self.states[self._keys[node]]
         at = node.attrs
@@ -176,18 +181,18 @@ class QATModel(torch.nn.Module):
                 x = F.pad(a[0], (l, r, t, bo)) if any(at["pads"]) else a[0]
                 return F.conv2d(x, w, b, at["stride"], 0, at["dilation"], at["groups"])
             if not hasattr(st, "gamma"):
-                return op(_fake_quant_weight(st.weight, self.qmax), st.bias)
+                return op(_fake_quant_weight(st.weight, self._qmax(node)), st.bias)
             bn = at["bn"]
             scale = st.gamma / torch.sqrt(st.running_var + bn["eps"])
             shape = [1, -1] + [1] * (a[0].dim() - 2)
-            y = op(_fake_quant_weight(st.weight * scale.reshape([-1] + [1] * (st.weight.dim() - 1)), self.qmax))
+            y = op(_fake_quant_weight(st.weight * scale.reshape([-1] + [1] * (st.weight.dim() - 1)), self._qmax(node)))
             if bn_live:  # batch statistics of the unfolded output (Jacob et al. 2018, section 3.2)
                 unfolded = y / scale.reshape(shape) + st.bias.reshape(shape)
                 return F.batch_norm(unfolded, st.running_mean, st.running_var, st.gamma, st.beta, True,
                                     bn["momentum"], bn["eps"])
             return y + (st.beta + (st.bias - st.running_mean) * scale).reshape(shape)
         if node.op == "gather":
-            table = _fake_quant_weight(st.weight, 127)
+            table = _fake_quant_weight(st.weight, self._qmax(node))
             return table[: a[0].shape[-1]] if at["positions"] else F.embedding(a[0], table)
         if node.op == "layer_norm":
             return F.layer_norm(a[0], (st.weight.shape[0],), st.weight, st.bias, at["eps"])
@@ -294,8 +299,9 @@ class QATModel(torch.nn.Module):
         op = node.op
         if op in ("conv", "linear"):
             w, b = params["weight"], params["bias"]
-            scales = layer_scales(w.double().numpy(), b.double().numpy(), qin[0], self.qmax)
-            codes = torch.from_numpy(round_weights(w.double().numpy(), scales, self.qmax).astype(np.int64))
+            qmax = self._qmax(node)
+            scales = layer_scales(w.double().numpy(), b.double().numpy(), qin[0], qmax)
+            codes = torch.from_numpy(round_weights(w.double().numpy(), scales, qmax).astype(np.int64))
             bias = torch.from_numpy(quantize_bias(b.double().numpy(), qin[0], scales).astype(np.int64))
             if op == "conv":
                 acc = I.conv_accumulate(a[0], qin[1], codes, bias, at["stride"], at["pads"], at["dilation"],
@@ -332,7 +338,7 @@ class QATModel(torch.nn.Module):
             table = torch.from_numpy(lut_table(at["fn"], qin, qout).astype(np.int64))
             return table[a[0]]
         if op == "gather":
-            codes, scales = quantize_weights(params["weight"].numpy())
+            codes, scales = quantize_weights(params["weight"].numpy(), qmax=self._qmax(node))
             return I.gather(torch.from_numpy(codes.astype(np.int64)), scales, a[0], qout, at["positions"],
                             node in self.wide)
         if op == "layer_norm":
@@ -361,13 +367,14 @@ def prepare(model: torch.nn.Module, example_inputs, config: QATConfig | None = N
     config = config or QATConfig()
     if not isinstance(config, QATConfig):
         raise TypeError(f"config must be an intinfer.qat.QATConfig, got {type(config).__name__}")
-    weight_qmax(config.weight_bits)
+    check_weight_bits(config.weight_bits)
     modes = {m: m.training for m in model.modules()}
     try:
         graph = capture(model, _as_inputs(example_inputs), dynamic_shapes)
     finally:
         for m, training in modes.items():
             m.training = training
+    check_weight_bits_names(config.weight_bits, graph)
     if smooth_with is not None:
         smooth_layer_norms(graph, [_as_inputs(b) for b in smooth_with])
     return QATModel(graph, config)
@@ -386,7 +393,8 @@ def convert(qat_model: QATModel) -> QuantizedModel:
         new[node].attrs.update(params)
     qparams = {new[n]: v for n, v in frozen["q"].items() if v is not None}
     cfg = qat_model.config
-    lowering = Lowering(graph, qparams, {"producer": "intinfer.qat", "weight_bits": str(cfg.weight_bits),
+    lowering = Lowering(graph, qparams, {"producer": "intinfer.qat",
+                                         "weight_bits": json.dumps(cfg.weight_bits, sort_keys=True),
                                          "training_steps": str(int(qat_model.steps))},
                         None, None, {new[n] for n in qat_model.wide}, cfg.weight_bits)
     seen = [qat_model._seen] if qat_model._seen is not None else []

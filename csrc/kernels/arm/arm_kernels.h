@@ -26,6 +26,14 @@ void gemm_u8s8_4x8__neon(const PackedView& w, const OutputStage& out, const uint
 void gemm_u8s8_4x8c16__neon(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
                             void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
                             void* scratch);
+// The same as gemm_u8s8_4x8c16__neon over 4- and 2-bit codes in sub-byte tiles (pack.h),
+// unpacked in registers: TileLayout{4, 8, 16, 16, 1, 128, nullptr, 4 or 2}.
+void gemm_u8s4_4x8c16__neon(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
+                            void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
+                            void* scratch);
+void gemm_u8s2_4x8c16__neon(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
+                            void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
+                            void* scratch);
 #endif
 void gemm_u8s8_4x16c4__neondot(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
                                void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,

@@ -50,17 +50,39 @@ inline int32x4_t add_across4(int32x4_t a, int32x4_t b, int32x4_t c, int32x4_t d)
   return vpaddq_s32(vpaddq_s32(a, b), vpaddq_s32(c, d));
 }
 
+// The 16 k of channel kC0 + j in one int8 vector, from a step's group of 8 channels x 16 k (code
+// i = 16 c + k). A sub-byte tile (pack.h) holds the group's 128 codes in B = 16 x kBits bytes,
+// code i in byte i mod B at bits (i / B) x kBits: channel c's 16 codes are field c / (B / 16) of
+// the 16 bytes at 16 (c mod (B / 16)). A shift left that puts the field at the top of each byte
+// and an arithmetic shift right by 8 - kBits give the signed codes.
+template <int kBits, size_t kC0>
+inline int8x16_t channel_codes(const int8_t* b, size_t j) {
+  constexpr size_t kFields = 8 / kBits;               // fields a byte: channels sharing 16 bytes
+  const size_t c = kC0 + j, per_field = kTileNR / kFields;
+  const int8x16_t v = vld1q_s8(b + (c % per_field) * kPairsKR);
+  if constexpr (kBits == 8) {
+    return v;
+  } else {
+    switch (c / per_field) {  // the field: constant once the loops over j are unrolled
+      case 0: return vshrq_n_s8(vshlq_n_s8(v, 8 - kBits), 8 - kBits);
+      case 1: return kBits == 4 ? vshrq_n_s8(v, 4) : vshrq_n_s8(vshlq_n_s8(v, 4), 6);
+      case 2: return vshrq_n_s8(vshlq_n_s8(v, 2), 6);
+      default: return vshrq_n_s8(v, 6);
+    }
+  }
+}
+
 // Channels [kC0, kC0 + 4) of the tile for rows 0..3 over the whole padded k.
-template <size_t kC0>
+template <int kBits, size_t kC0>
 inline void block_4x4c16(const int8_t* a, size_t k_pad, const int8_t* b, int32x4_t out[kGemmMR]) {
   int32x4_t c[kGemmMR][4];
   for (size_t r = 0; r < kGemmMR; ++r)
     for (size_t j = 0; j < 4; ++j) c[r][j] = vdupq_n_s32(0);
-  for (size_t k0 = 0; k0 < k_pad; k0 += kPairsKR, b += kPairsKR * kTileNR) {
+  for (size_t k0 = 0; k0 < k_pad; k0 += kPairsKR, b += kPairsKR * kTileNR * kBits / 8) {
     const int8x16_t x0 = vld1q_s8(a + k0), x1 = vld1q_s8(a + k_pad + k0);
     const int8x16_t x2 = vld1q_s8(a + 2 * k_pad + k0), x3 = vld1q_s8(a + 3 * k_pad + k0);
     for (size_t j = 0; j < 4; ++j) {
-      const int8x16_t w = vld1q_s8(b + (kC0 + j) * kPairsKR);
+      const int8x16_t w = channel_codes<kBits, kC0>(b, j);
       c[0][j] = mac16(c[0][j], x0, w);
       c[1][j] = mac16(c[1][j], x1, w);
       c[2][j] = mac16(c[2][j], x2, w);
@@ -70,10 +92,11 @@ inline void block_4x4c16(const int8_t* a, size_t k_pad, const int8_t* b, int32x4
   for (size_t r = 0; r < kGemmMR; ++r) out[r] = add_across4(c[r][0], c[r][1], c[r][2], c[r][3]);
 }
 
+template <int kBits>
 inline void tile_4x8c16(const int8_t* a, size_t k_pad, const int8_t* b, int32x4_t acc[kGemmMR][2]) {
   int32x4_t lo[kGemmMR], hi[kGemmMR];
-  block_4x4c16<0>(a, k_pad, b, lo);
-  block_4x4c16<4>(a, k_pad, b, hi);
+  block_4x4c16<kBits, 0>(a, k_pad, b, lo);
+  block_4x4c16<kBits, 4>(a, k_pad, b, hi);
   for (size_t r = 0; r < kGemmMR; ++r) {
     acc[r][0] = lo[r];
     acc[r][1] = hi[r];
@@ -85,8 +108,22 @@ inline void tile_4x8c16(const int8_t* a, size_t k_pad, const int8_t* b, int32x4_
 void gemm_u8s8_4x8c16__neon(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
                             void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
                             void* scratch) {
-  gemm_4xn<kTileNR, int8_t, int8_t, flip_rows, tile_4x8c16>(w, out, x, x_stride, y, y_stride, rows, tile_begin,
-                                                            tile_end, scratch);
+  gemm_4xn<kTileNR, int8_t, int8_t, flip_rows, tile_4x8c16<8>>(w, out, x, x_stride, y, y_stride, rows, tile_begin,
+                                                               tile_end, scratch);
+}
+
+void gemm_u8s4_4x8c16__neon(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
+                            void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
+                            void* scratch) {
+  gemm_4xn<kTileNR, int8_t, int8_t, flip_rows, tile_4x8c16<4>>(w, out, x, x_stride, y, y_stride, rows, tile_begin,
+                                                               tile_end, scratch);
+}
+
+void gemm_u8s2_4x8c16__neon(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
+                            void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
+                            void* scratch) {
+  gemm_4xn<kTileNR, int8_t, int8_t, flip_rows, tile_4x8c16<2>>(w, out, x, x_stride, y, y_stride, rows, tile_begin,
+                                                               tile_end, scratch);
 }
 
 }  // namespace intinfer

