@@ -9,13 +9,16 @@
 
 namespace intinfer {
 
+// Bytes of a row of n codes of `bits` (8, 4 or 2).
+constexpr size_t code_row_bytes(size_t n, int bits) { return (n * static_cast<size_t>(bits) + 7) / 8; }
+
 template <int kBits>
 struct Codes {
   static_assert(kBits == 8 || kBits == 4 || kBits == 2, "codes are int8, int4 or int2");
   static constexpr size_t kPerByte = 8 / kBits;
 
   // Bytes of a row of n codes.
-  static constexpr size_t row_bytes(size_t n) { return (n + kPerByte - 1) / kPerByte; }
+  static constexpr size_t row_bytes(size_t n) { return code_row_bytes(n, kBits); }
 
   // Code i of the row at `row`.
   static int32_t at(const void* row, size_t i) {

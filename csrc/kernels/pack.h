@@ -22,8 +22,8 @@ namespace intinfer {
 // Sub-byte tiles (code_bits 4 or 2; elem_bytes 1): each group's G = nr x kr codes, laid out as
 // above, are compressed into B = G x code_bits / 8 bytes, code j of the group in byte j mod B at
 // bits (j / B) x code_bits, two's complement: a kernel loads B bytes and gets its codes in order
-// by masking and shifting whole vectors (for G = 32 and 4 bits: the low nibbles of 16 bytes are
-// codes 0-15, the high nibbles 16-31).
+// by masking and shifting whole vectors (for the 16 x 4 groups of G = 64 at 4 bits: the low
+// nibbles of 32 bytes are codes 0-31, the high nibbles 32-63).
 struct TileLayout {
   uint16_t mr = 1;          // GEMM rows per micro-tile: its activation scratch holds mr padded rows
   uint16_t nr = 0;

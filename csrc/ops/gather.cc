@@ -1,4 +1,5 @@
 // GATHER: rows of an int8 (or packed int4 / int2) table with per-row scales (embeddings), requantized to uint8 or wide.
+#include "../kernels/codes.h"
 #include "../kernels/ref/kernels.h"
 #include "ops.h"
 
@@ -68,7 +69,7 @@ class Gather : public Op {
     });
   }
 
-  size_t weight_bytes() const override { return static_cast<size_t>(rows_) * ((width_ * bits_ + 7) / 8); }
+  size_t weight_bytes() const override { return static_cast<size_t>(rows_) * code_row_bytes(width_, bits_); }
 
  private:
   std::string name_;

@@ -4,6 +4,7 @@
 
 #include <vector>
 
+#include "../kernels/codes.h"
 #include "../kernels/weight_format.h"
 #include "op.h"
 
@@ -24,9 +25,7 @@ struct QuantizedWeights {
   std::vector<float> output_scales;              // float32 output: s_in * s_w[c]
 
   // Bytes the weights and biases take in the file.
-  size_t bytes() const {
-    return channels * ((depth * format.bits + 7) / 8) + bias.size() * sizeof(int32_t);
-  }
+  size_t bytes() const { return channels * code_row_bytes(depth, format.bits) + bias.size() * sizeof(int32_t); }
 };
 
 // With `float_output_ok`, a float32 output gets the accumulator scaled to real values instead.
