@@ -398,9 +398,9 @@ def data_size_field(data: bytes, name: bytes, rank: int, qcount: int) -> int:
 
 
 @pytest.mark.parametrize("kind", ["int4", "int2", "sparse"])
-def test_encoded_constant_has_the_specified_bytes_and_is_read_or_refused_by_its_op(kind):
-    """FULLY_CONNECTED reads packed weights (tests/test_packed_weights.py); no op reads block-sparse
-    ones yet."""
+def test_encoded_constant_has_the_specified_bytes_and_is_read_by_its_op(kind):
+    """FULLY_CONNECTED reads packed and block-sparse weights (tests/test_packed_weights.py,
+    tests/test_sparse_weights.py)."""
     _, expected, feature_bits = ENCODED[kind]
     data = encoded_fc(kind).to_bytes()
     assert struct.unpack_from("<H", data, 6)[0] == 1  # version 1.1
@@ -409,12 +409,18 @@ def test_encoded_constant_has_the_specified_bytes_and_is_read_or_refused_by_its_
     assert data[start:start + len(expected)] == expected
     size_at = data_size_field(data, b"w", 2, ENCODED[kind][0].shape[0])
     assert header_u64(data, size_at) == len(expected)
-    if kind != "sparse":
-        x = np.arange(ENCODED[kind][0].shape[1], dtype=np.uint8)[None] * 40
-        assert_same(intinfer.load(data).run(x, raw=True), oracle.run_graph(encoded_fc(kind), x))
-        return
-    refused(data, r"op 'fully_connected_0' \(FULLY_CONNECTED\): input 1 'w' is int8 in the "
-                  r"block_sparse encoding, which this op does not read")
+    x = np.arange(ENCODED[kind][0].shape[1], dtype=np.uint8)[None] * 40
+    assert_same(intinfer.load(data).run(x, raw=True), oracle.run_graph(encoded_fc(kind), x))
+
+
+def test_a_block_sparse_constant_an_op_does_not_read_is_refused():
+    """GATHER reads dense and packed tables, not block-sparse ones: refused naming the op."""
+    g = GraphBuilder()
+    ids = g.input("ids", (None,), "int32")
+    table = g.constant("table", np.eye(4, 8, dtype=np.int8), scale=[0.1] * 4, block_sparse=4)
+    g.output(g.gather(table, ids, 0.02, 128))
+    refused(g.to_bytes(), r"op 'gather_0' \(GATHER\): input 0 'table' is int8 in the block_sparse encoding, which "
+                          r"this op does not read")
 
 
 def test_sparse_size_follows_the_block_count():

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "codes.h"
+#include "sparse.h"
 
 namespace intinfer {
 namespace {
@@ -64,11 +65,46 @@ void pack_codes_to(const TileLayout& layout, const Src* codes, size_t n, size_t 
     pack_codes(layout, codes, n, k, k_pad, reinterpret_cast<int8_t*>(out), sums);
 }
 
+// Block-sparse codes (`per` rows of the encoding a channel) regrouped as TileLayout says: the
+// groups of kr reduction indices that hold a non-zero code, their first indices, their codes
+// (kr each, int8 or int16), and each channel's sum of codes.
+void pack_sparse(const TileLayout& layout, const BlockSparseRows& src, size_t n, size_t per,
+                 std::vector<uint32_t>* start, std::vector<uint32_t>* first, std::vector<uint8_t>* codes,
+                 int64_t* sums) {
+  const size_t kr = layout.kr;
+  std::vector<int16_t> values;
+  start->assign(1, 0);
+  for (size_t c = 0; c < n; ++c) {
+    int64_t sum = 0;
+    src.for_each(c * per, (c + 1) * per, [&](size_t k0, const int8_t* v) {
+      for (size_t i = 0; i < src.block(); ++i) {
+        if (v[i] == 0) continue;
+        const size_t k = k0 + i, group_k = k / kr * kr;
+        if (first->size() == start->back() || first->back() != group_k) {
+          first->push_back(static_cast<uint32_t>(group_k));
+          values.resize(values.size() + kr, 0);
+        }
+        values[values.size() - kr + k % kr] = v[i];
+        sum += v[i];
+      }
+    });
+    start->push_back(static_cast<uint32_t>(first->size()));
+    sums[c] = sum;
+  }
+  first->resize(first->size() + 3, 0);
+  values.resize(values.size() + 3 * kr, 0);  // a kernel may load four groups from any group
+  codes->assign(values.size() * layout.elem_bytes, 0);
+  if (layout.elem_bytes == 2)
+    std::memcpy(codes->data(), values.data(), codes->size());
+  else
+    for (size_t i = 0; i < values.size(); ++i) (*codes)[i] = static_cast<uint8_t>(values[i]);
+}
+
 }  // namespace
 
 PackedWeights::PackedWeights(const TileLayout& layout, const void* codes, const WeightFormat& format, size_t n,
                              size_t k, const int32_t* bias, const std::vector<QuantizedMultiplier>& multipliers,
-                             const std::vector<float>& output_scales)
+                             const std::vector<float>& output_scales, size_t row_length)
     : layout_(layout), source_(codes), format_bits_(format.bits), n_(n), k_(k) {
   const size_t nr = layout.nr == 0 ? n : layout.nr;
   n_tiles_ = layout.nr == 0 ? 1 : (n + nr - 1) / nr;
@@ -82,12 +118,15 @@ PackedWeights::PackedWeights(const TileLayout& layout, const void* codes, const 
     output_scales_.assign(n_pad, 0.0f);
     std::memcpy(output_scales_.data(), output_scales.data(), n * sizeof(float));
   }
-  if (layout.nr == 0) {
-    multipliers_ = multipliers;  // the reference kernels take them as they are
-    return;
-  }
+  if (layout.nr == 0) multipliers_ = multipliers;  // the reference kernels take them as they are
   std::vector<int64_t> sums(n);
-  if (format.bits == 16) {
+  if (format.layout == WeightFormat::Layout::kBlockSparse) {
+    const size_t row = row_length == 0 ? k : row_length;
+    pack_sparse(layout, BlockSparseRows(codes, n * (k / row), row), n, k / row, &group_start_, &group_k_, &codes_,
+                sums.data());
+  } else if (layout.nr == 0) {
+    return;
+  } else if (format.bits == 16) {
     codes_.assign(n_tiles_ * nr * k_pad_ * layout.elem_bytes, 0);
     pack_codes_to(layout, static_cast<const int16_t*>(codes), n, k, k_pad_, codes_.data(), sums.data());
   } else {
@@ -122,13 +161,14 @@ PackedWeights::PackedWeights(const TileLayout& layout, const void* codes, const 
 }
 
 size_t PackedWeights::bytes() const {
-  return codes_.size() + sizeof(int32_t) * (bias_.size() + multiplier_.size() + left_shift_.size() +
-                                            right_shift_.size()) +
+  return codes_.size() + sizeof(uint32_t) * (group_start_.size() + group_k_.size()) +
+         sizeof(int32_t) * (bias_.size() + multiplier_.size() + left_shift_.size() + right_shift_.size()) +
          sizeof(QuantizedMultiplier) * multipliers_.size() + sizeof(float) * output_scales_.size();
 }
 
 PackedView PackedWeights::view() const {
-  return PackedView{layout_.nr == 0 ? source_ : codes_.data(),
+  const bool sparse = !group_start_.empty();
+  return PackedView{layout_.nr == 0 && !sparse ? source_ : codes_.data(),
                     bias_.data(),
                     multiplier_.data(),
                     left_shift_.data(),
@@ -139,9 +179,11 @@ PackedView PackedWeights::view() const {
                     k_,
                     k_pad_,
                     n_tiles_,
-                    static_cast<uint8_t>(layout_.nr == 0     ? format_bits_
-                                         : layout_.code_bits < 8 ? layout_.code_bits
-                                                                 : 8 * layout_.elem_bytes)};
+                    static_cast<uint8_t>(layout_.nr == 0 && !sparse ? format_bits_
+                                         : layout_.code_bits < 8    ? layout_.code_bits
+                                                                    : 8 * layout_.elem_bytes),
+                    sparse ? group_start_.data() : nullptr,
+                    sparse ? group_k_.data() : nullptr};
 }
 
 PackedLayerNorm::PackedLayerNorm(const LayerNormParams& p, size_t width) {

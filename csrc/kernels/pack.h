@@ -24,6 +24,14 @@ namespace intinfer {
 // bits (j / B) x code_bits, two's complement: a kernel loads B bytes and gets its codes in order
 // by masking and shifting whole vectors (for the 16 x 4 groups of G = 64 at 4 bits: the low
 // nibbles of 32 bytes are codes 0-31, the high nibbles 32-63).
+//
+// Block-sparse weights (WeightFormat::Layout::kBlockSparse) are regrouped, whatever the file's
+// block, into groups of kr consecutive reduction indices starting at multiples of kr, kept where
+// a code is non-zero: channel c's groups are [group_start[c], group_start[c + 1]), group g starts
+// at reduction index group_k[g] and holds kr codes of elem_bytes (zeros where the file has none);
+// three groups of zero codes at index 0 follow the last, so that a kernel may load four groups
+// from any group.
+// The reference rows (nr = 0) read them too, with kr = 1: one entry per non-zero code.
 struct TileLayout {
   uint16_t mr = 1;          // GEMM rows per micro-tile: its activation scratch holds mr padded rows
   uint16_t nr = 0;
@@ -46,22 +54,25 @@ struct PackedView {
   const float* output_scales;              // float output: s_in * s_w[c]; null for a uint8 output
   size_t n, k, k_pad, n_tiles;
   uint8_t code_bits;                       // width of the codes at `weights`: 2, 4, 8 or 16
+  const uint32_t* group_start;             // block-sparse weights (TileLayout): [n + 1]; null: dense
+  const uint32_t* group_k;                 // block-sparse weights: each group's first reduction index
 };
 
 class PackedWeights {
  public:
   // `codes` [n][k] in `format` (int8; int4 / int2 as rows of the packed encoding, codes.h; int16
-  // for kWeightsS16), `bias` [n] folded; exactly one of `multipliers` / `output_scales` is
-  // non-empty.
+  // for kWeightsS16; block-sparse int8 in the file's encoding, sparse.h, as rows of `row_length`
+  // codes, k / row_length of them a channel), `bias` [n] folded; exactly one of `multipliers` /
+  // `output_scales` is non-empty.
   PackedWeights(const TileLayout& layout, const void* codes, const WeightFormat& format, size_t n, size_t k,
                 const int32_t* bias, const std::vector<QuantizedMultiplier>& multipliers,
-                const std::vector<float>& output_scales);
+                const std::vector<float>& output_scales, size_t row_length = 0);
 
   PackedView view() const;
   // Bytes of activation scratch one call of a GEMM kernel needs (mr padded rows).
   size_t scratch_bytes() const { return size_t{layout_.mr} * k_pad_ * layout_.elem_bytes; }
-  // Bytes this object holds: the packed codes (none for the reference rows, which read the
-  // file) and the padded output stage.
+  // Bytes this object holds: the packed codes (none for the reference rows, which read dense
+  // weights in the file) and the padded output stage.
   size_t bytes() const;
 
  private:
@@ -70,6 +81,7 @@ class PackedWeights {
   uint8_t format_bits_;
   size_t n_, k_, k_pad_, n_tiles_;
   std::vector<uint8_t> codes_;
+  std::vector<uint32_t> group_start_, group_k_;  // block-sparse weights only
   std::vector<int32_t> bias_, multiplier_, left_shift_, right_shift_;
   std::vector<QuantizedMultiplier> multipliers_;  // in-place (reference) layouts only
   std::vector<float> output_scales_;

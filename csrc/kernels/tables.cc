@@ -23,12 +23,14 @@ bool dense_bits(const WeightFormat& f, size_t) {
 }
 constexpr auto dense_s8 = dense_bits<8>;
 
-// What the reference rows read: int8, packed int4 / int2 (codes.h) and, for GEMM, int16.
+// What the reference rows read: int8, packed int4 / int2 (codes.h) and, for GEMM, int16 and
+// block-sparse int8 (sparse.h).
 bool dense_any(const WeightFormat& f, size_t) {
   return (f.bits == 8 || f.bits == 4 || f.bits == 2) && f.layout == WeightFormat::Layout::kDense;
 }
-bool dense_any_or_s16(const WeightFormat& f, size_t depth) {
-  return dense_any(f, depth) || (f.bits == 16 && f.layout == WeightFormat::Layout::kDense);
+bool sparse_s8(const WeightFormat& f, size_t) { return f.bits == 8 && f.layout == WeightFormat::Layout::kBlockSparse; }
+bool gemm_any(const WeightFormat& f, size_t depth) {
+  return dense_any(f, depth) || (f.bits == 16 && f.layout == WeightFormat::Layout::kDense) || sparse_s8(f, depth);
 }
 
 // int16 codes multiply exactly too (vpmaddwd, SMLAL on int16): MATMUL's per-call operand.
@@ -55,17 +57,22 @@ void gemm__ref(const PackedView& w, const OutputStage& out, const uint8_t* x, si
                size_t y_stride, size_t rows, size_t, size_t, void*) {
   const GemmParams p{1, w.n, w.k, out, w.multipliers};
   const auto* codes16 = static_cast<const int16_t*>(w.weights);
+  const SparseCodes sparse{w.group_start, w.group_k, static_cast<const int8_t*>(w.weights)};
   for (size_t r = 0; r < rows; ++r) {
     const uint8_t* xr = x + r * x_stride;
     if (w.output_scales != nullptr) {
       float* yr = static_cast<float*>(y) + r * y_stride;
-      if (w.code_bits == 16)
+      if (w.group_start != nullptr)
+        gemm_u8sparse_f32__ref(p, w.output_scales, sparse, xr, w.bias, yr, 0, 1);
+      else if (w.code_bits == 16)
         gemm_u8s16_f32__ref(p, w.output_scales, xr, codes16, w.bias, yr, 0, 1);
       else
         gemm_u8sub_f32__ref(p, w.code_bits, w.output_scales, xr, w.weights, w.bias, yr, 0, 1);
     } else {
       uint8_t* yr = static_cast<uint8_t*>(y) + r * y_stride;
-      if (w.code_bits == 16)
+      if (w.group_start != nullptr)
+        gemm_u8sparse__ref(p, sparse, xr, w.bias, yr, 0, 1);
+      else if (w.code_bits == 16)
         gemm_u8s16__ref(p, xr, codes16, w.bias, yr, 0, 1);
       else
         gemm_u8sub__ref(p, w.code_bits, xr, w.weights, w.bias, yr, 0, 1);
@@ -98,6 +105,7 @@ const GemmRow kGemmRows[] = {
     {"gemm_u8s8_4x16c4__avxvnni", kFeatureAvx2 | kFeatureAvxVnni, dense_s8, {4, 16, 4, 4, 1, 0, nullptr},
      gemm_u8s8_4x16c4__avxvnni},
     {"gemm_u8s8_4x16c2__avx2", kFeatureAvx2, dense_s8_or_s16, {4, 16, 2, 2, 2, 0, nullptr}, gemm_u8s8_4x16c2__avx2},
+    {"gemm_u8bs8_8x1c4__avx2", kFeatureAvx2, sparse_s8, {8, 16, 4, 4, 2, 0, nullptr}, gemm_u8bs8_8x1c4__avx2},
     {"gemm_u8s4_4x16c4__avx2", kFeatureAvx2, dense_bits<4>, {4, 16, 4, 4, 1, 0, nullptr, 4}, gemm_u8s4_4x16c4__avx2},
     {"gemm_u8s2_4x16c4__avx2", kFeatureAvx2, dense_bits<2>, {4, 16, 4, 4, 1, 0, nullptr, 2}, gemm_u8s2_4x16c4__avx2},
 #endif
@@ -124,7 +132,7 @@ const GemmRow kGemmRows[] = {
 #if defined(INTINFER_HAVE_NEON)
     {"gemm_u8s8_4x8__neon", kFeatureNeon, dense_s8_or_s16, {4, 8, 1, 8, 2, 0, nullptr}, gemm_u8s8_4x8__neon},
 #endif
-    {"gemm_u8s8__ref", 0, dense_any_or_s16, kInPlace, gemm__ref},
+    {"gemm_u8s8__ref", 0, gemm_any, kInPlace, gemm__ref},
 };
 
 const DwconvRow kDwconvRows[] = {

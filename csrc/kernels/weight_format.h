@@ -17,7 +17,7 @@ struct WeightFormat {
   int32_t max_abs = 127;    // symmetric codes within [-max_abs, max_abs]
   Scale scale = Scale::kPerChannel;
   Layout layout = Layout::kDense;
-  uint16_t block_k = 1;     // block-sparse: nonzero blocks of 1 x block_k along the reduction
+  uint32_t block_k = 1;     // block-sparse: stored blocks of 1 x block_k along the reduction
 };
 
 // int8 per-channel symmetric weights of CONV2D and FULLY_CONNECTED.
@@ -26,6 +26,11 @@ constexpr WeightFormat kWeightsS8{};
 // [-7, 7] and [-1, 1].
 constexpr WeightFormat kWeightsS4{4, true, 7, WeightFormat::Scale::kPerChannel, WeightFormat::Layout::kDense, 1};
 constexpr WeightFormat kWeightsS2{2, true, 1, WeightFormat::Scale::kPerChannel, WeightFormat::Layout::kDense, 1};
+// int8 weights in the file's block_sparse encoding (docs/format.md; sparse.h): blocks of 1 x
+// `block` codes along the reduction, the others zero.
+constexpr WeightFormat block_sparse_s8(uint32_t block) {
+  return {8, true, 127, WeightFormat::Scale::kPerChannel, WeightFormat::Layout::kBlockSparse, block};
+}
 // MATMUL's second operand minus its zero point, packed per call: int16 codes within [-255, 255].
 constexpr WeightFormat kWeightsS16{16, true, 255, WeightFormat::Scale::kPerTensor, WeightFormat::Layout::kDense, 1};
 

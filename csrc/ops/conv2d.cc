@@ -41,11 +41,17 @@ class Conv2D : public Op {
     p_.out = ctx.output_stage();
     p_.multipliers = weights_.multipliers.data();
     // Ungrouped convs: a GEMM over output pixels (1x1 stride-1 convs read the NHWC input as it
-    // is, others through an im2col block) where the GEMM table has an optimized row; depthwise
+    // is, others through an im2col block) where the GEMM table has an optimized row or the
+    // weights are block-sparse; depthwise
     // convs: the depthwise table's row; the reference convolution otherwise.
+    // Block-sparse weights are read by the GEMM rows only (the reference row too).
+    const bool sparse = weights_.format.layout == WeightFormat::Layout::kBlockSparse;
+    if (sparse && groups != 1)
+      ctx.fail("weights '", w.name, "' are block-sparse, which the engine reads for ungrouped convs only (groups = ",
+               groups, "): store this layer dense");
     if (groups == 1) {
       const GemmRow& row = select(gemm_table(), ctx.features(), weights_.format, weights_.depth);
-      if (!is_reference(row)) gemm_ = std::make_unique<Gemm>(row, weights_, p_.out);
+      if (!is_reference(row) || sparse) gemm_ = std::make_unique<Gemm>(row, weights_, p_.out);
       pointwise_ = p_.kernel_h == 1 && p_.kernel_w == 1 && p_.stride_h == 1 && p_.stride_w == 1 && p_.pad_top == 0 &&
                    p_.pad_left == 0 && pad_bottom_ == 0 && pad_right_ == 0;
     } else if (cin_per_group_ == 1 && groups == p_.out_c) {

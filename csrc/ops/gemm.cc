@@ -6,7 +6,8 @@ namespace intinfer {
 
 Gemm::Gemm(const GemmRow& row, const QuantizedWeights& w, const OutputStage& out)
     : row_(row),
-      packed_(row_.tile, w.codes, w.format, w.channels, w.depth, w.bias.data(), w.multipliers, w.output_scales),
+      packed_(row_.tile, w.codes, w.format, w.channels, w.depth, w.bias.data(), w.multipliers, w.output_scales,
+              w.row_length),
       view_(packed_.view()),
       out_(out) {}
 

@@ -4,14 +4,15 @@ namespace intinfer {
 
 std::unique_ptr<Op> create_op(const OpContext& ctx) {
   // Packed sub-byte constants are read as the weights of CONV2D and FULLY_CONNECTED and as
-  // GATHER's table (the reader has validated them); no op reads block-sparse ones yet. Every
-  // other use is refused here, in one place.
+  // GATHER's table, block-sparse ones as the weights of CONV2D and FULLY_CONNECTED (the reader
+  // has validated them). Every other use is refused here, in one place.
   const OpType type = ctx.desc().type;
   for (size_t i = 0; i < ctx.desc().inputs.size(); ++i) {
     const TensorDesc& t = ctx.input(i);
-    const bool reads_packed = (i == 1 && (type == OpType::kConv2D || type == OpType::kFullyConnected)) ||
-                              (i == 0 && type == OpType::kGather);
-    if (t.encoding != Encoding::kDense && !(t.encoding == Encoding::kPacked && reads_packed))
+    const bool weights = i == 1 && (type == OpType::kConv2D || type == OpType::kFullyConnected);
+    const bool reads_packed = weights || (i == 0 && type == OpType::kGather);
+    if (t.encoding != Encoding::kDense && !(t.encoding == Encoding::kPacked && reads_packed) &&
+        !(t.encoding == Encoding::kBlockSparse && weights))
       ctx.fail("input ", i, " '", t.name, "' is ", dtype_name(t.dtype), " in the ", encoding_schema(t.encoding).name,
                " encoding, which this op does not read");
   }

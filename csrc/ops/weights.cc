@@ -4,8 +4,27 @@
 #include <limits>
 
 #include "../kernels/codes.h"
+#include "../kernels/sparse.h"
 
 namespace intinfer {
+namespace {
+
+// Each channel's sum of codes of block-sparse weights (`per` rows of the encoding a channel),
+// each code checked by `check`.
+template <typename Check>
+std::vector<int64_t> sparse_sums(const BlockSparseRows& blocks, size_t channels, size_t per, const Check& check) {
+  std::vector<int64_t> sums(channels, 0);
+  for (size_t c = 0; c < channels; ++c)
+    blocks.for_each(c * per, (c + 1) * per, [&](size_t, const int8_t* values) {
+      for (size_t i = 0; i < blocks.block(); ++i) {
+        check(values[i]);
+        sums[c] += values[i];
+      }
+    });
+  return sums;
+}
+
+}  // namespace
 
 QuantizedWeights read_weights(const OpContext& ctx, const TensorDesc& x, const TensorDesc& w, const TensorDesc& b,
                               bool float_output_ok) {
@@ -19,12 +38,16 @@ QuantizedWeights read_weights(const OpContext& ctx, const TensorDesc& x, const T
   ctx.expect_dtype(b, DType::kInt32, "bias");
   ctx.expect_constant(b, "bias");
   QuantizedWeights p;
-  p.format = bits == 4 ? kWeightsS4 : bits == 2 ? kWeightsS2 : kWeightsS8;
   p.channels = static_cast<size_t>(w.shape[0]);
   p.depth = static_cast<size_t>(w.numel()) / p.channels;
+  const size_t row = static_cast<size_t>(w.shape.back());
+  p.row_length = row;
+  const bool sparse = w.encoding == Encoding::kBlockSparse;
+  const BlockSparseRows blocks(w.data, p.channels * (p.depth / row), row);
+  p.format = sparse ? block_sparse_s8(static_cast<uint32_t>(blocks.block()))
+             : bits == 4 ? kWeightsS4 : bits == 2 ? kWeightsS2 : kWeightsS8;
   // The packed encoding pads each row of the last dimension to whole bytes; the kernels read a
   // channel's codes as one row, so a channel of several rows must leave no padding between them.
-  const auto row = static_cast<size_t>(w.shape.back());
   if (bits < 8 && row != p.depth && row * bits % 8 != 0)
     ctx.fail("weights '", w.name, "' ", shape_str(w.shape), ": packed ", dtype_name(w.dtype), " rows of ", row,
              " codes end inside a byte; the engine reads packed conv weights whose last dimension x ", bits,
@@ -47,16 +70,18 @@ QuantizedWeights read_weights(const OpContext& ctx, const TensorDesc& x, const T
   const int32_t z_in = x.zero_points[0];
   const double s_in = x.scales[0];
   p.bias.resize(p.channels);
-  const std::vector<int64_t> sums = with_codes(bits, [&](auto codes) {
+  auto check = [&](int32_t v) {
+    if (v < -p.format.max_abs || v > p.format.max_abs)
+      ctx.fail("weights '", w.name, "' hold ", v, " (the range is [", -p.format.max_abs, ", ", p.format.max_abs, "])");
+  };
+  const std::vector<int64_t> sums = sparse ? sparse_sums(blocks, p.channels, p.depth / row, check) : with_codes(bits, [&](auto codes) {
     using C = decltype(codes);
     std::vector<int64_t> s(p.channels, 0);
     for (size_t c = 0; c < p.channels; ++c) {
       const uint8_t* channel = w.data + c * C::row_bytes(p.depth);
       for (size_t k = 0; k < p.depth; ++k) {
         const int32_t v = C::at(channel, k);
-        if (v < -p.format.max_abs || v > p.format.max_abs)
-          ctx.fail("weights '", w.name, "' hold ", v, " (the range is [", -p.format.max_abs, ", ", p.format.max_abs,
-                   "])");
+        check(v);
         s[c] += v;
       }
     }

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "../kernels/codes.h"
+#include "../kernels/sparse.h"
 #include "../kernels/weight_format.h"
 #include "op.h"
 
@@ -16,16 +17,23 @@ namespace intinfer {
 struct QuantizedWeights {
   WeightFormat format;
   // [channels][depth] in `format`, in the mapped file: int8, or packed int4 / int2 with each
-  // channel's codes one row of Codes<bits>::row_bytes(depth) bytes (codes.h).
+  // channel's codes one row of Codes<bits>::row_bytes(depth) bytes (codes.h), or block-sparse
+  // int8 (sparse.h) in rows of the last dimension, `row_length` codes each.
   const void* codes = nullptr;
   size_t channels = 0;
   size_t depth = 0;  // weights per channel
+  size_t row_length = 0;
   std::vector<int32_t> bias;
   std::vector<QuantizedMultiplier> multipliers;  // uint8 output
   std::vector<float> output_scales;              // float32 output: s_in * s_w[c]
 
   // Bytes the weights and biases take in the file.
-  size_t bytes() const { return channels * code_row_bytes(depth, format.bits) + bias.size() * sizeof(int32_t); }
+  size_t bytes() const {
+    const size_t code_bytes = format.layout == WeightFormat::Layout::kBlockSparse
+                                  ? BlockSparseRows(codes, channels * (depth / row_length), row_length).bytes()
+                                  : channels * code_row_bytes(depth, format.bits);
+    return code_bytes + bias.size() * sizeof(int32_t);
+  }
 };
 
 // With `float_output_ok`, a float32 output gets the accumulator scaled to real values instead.

@@ -68,7 +68,7 @@ DEFAULT_BIAS_CORRECTION = "weights"
 def quantize(model: torch.nn.Module, example_inputs, calibration: Iterable, observer: str = "minmax",
              weight_rounding: str = "gptq", bias_correction: bool | str = True, report_batches: int = 4,
              dynamic_shapes=None, symmetric_activations: bool = False, smooth: bool = False,
-             weight_bits: int | dict = 8, **observer_options) -> "QuantizedModel":
+             weight_bits: int | dict = 8, sparse_weights: bool = True, **observer_options) -> "QuantizedModel":
     """Post-training quantization of a float model.
 
     example_inputs: a tensor or tuple of tensors, as for torch.export (the batch size may differ
@@ -93,6 +93,9 @@ def quantize(model: torch.nn.Module, example_inputs, calibration: Iterable, obse
     tables stay 8-bit, as Q-BERT advises. Or a dict {module path: bits} for the Conv2d, Linear and
     Embedding modules named (8 for the others), such as `intinfer.hessian.allocate_bits` chooses
     (docs/mixed_precision.md).
+    sparse_weights: int8 weights of a pruned conv / linear layer whose 1 x 4 blocks along the
+    input axis are at most 10% non-zero are stored block-sparse, which the engine multiplies
+    faster (docs/pruning.md); False stores every layer dense.
 
     Memory grows with the size of a calibration batch (and of the `report_batches` kept ones),
     not with their number (docs/exporter.md, Memory). Torch runs on one thread during the call,
@@ -156,7 +159,7 @@ def quantize(model: torch.nn.Module, example_inputs, calibration: Iterable, obse
     lowering = Lowering(graph, qparams, {"producer": "intinfer.quantize", "observer": observer,
                                          "weight_rounding": weight_rounding, "bias_correction": str(correction_mode),
                                          "weight_bits": json.dumps(weight_bits, sort_keys=True)},
-                        stats, correction, wide, weight_bits)
+                        stats, correction, wide, weight_bits, sparse_weights)
     return QuantizedModel(lowering.run(), graph, lowering, kept)
 
 

@@ -30,6 +30,21 @@ IMAGE_OPS = {"conv", "avg_pool", "max_pool", "global_avg_pool"}
 # Ops whose output quantization is fixed (softmax: 1/256).
 FIXED_QUANT = {"softmax"}
 
+# Block-sparse int8 weights (docs/pruning.md): a conv / linear layer is written in the file's
+# block_sparse encoding, blocks of SPARSE_BLOCK codes along its input axis, when at most
+# SPARSE_MAX_DENSITY of those blocks hold a non-zero code: below that density the sparse
+# kernel was measured faster than the dense one on every shape of bench/sparse_gemm.py.
+SPARSE_BLOCK = 4
+SPARSE_MAX_DENSITY = 0.1
+
+
+def block_density(codes: np.ndarray, block: int = SPARSE_BLOCK) -> float:
+    """The share of 1 x `block` blocks along the last axis of `codes` that hold a non-zero code
+    (1.0 when `block` does not divide the last axis: such a layer cannot be stored sparse)."""
+    if codes.shape[-1] % block:
+        return 1.0
+    return float(np.any(codes.reshape(-1, block) != 0, axis=1).mean())
+
 
 def check_weight_bits(weight_bits) -> None:
     """Refuses a width outside 2..8 (an int, or the values of a {module path: bits} dict)."""
@@ -145,8 +160,10 @@ class LayoutValues:
 
 class Lowering(LayoutValues):
     def __init__(self, graph: FloatGraph, qparams: dict, metadata: dict | None = None, input_stats: dict | None = None,
-                 correction: BiasCorrection | None = None, wide: set | None = None, weight_bits: int | dict = 8):
+                 correction: BiasCorrection | None = None, wide: set | None = None, weight_bits: int | dict = 8,
+                 sparse_weights: bool = True):
         self.graph = graph
+        self.sparse_weights = sparse_weights
         # conv/linear weights, one width or one per module path (8 for the others); embedding
         # tables stay 8-bit
         self.weight_bits = weight_bits
@@ -184,12 +201,17 @@ class Lowering(LayoutValues):
         """The weight codes ([out, ..., in], the engine's layout) in the narrowest dtype that holds
         them: packed int4 / int2 where each output channel's codes fill whole bytes (always for
         linear layers; convs whose input channels per group times the bits make whole bytes: a
-        depthwise conv's rows of one code would take a byte each, so it stays int8)."""
+        depthwise conv's rows of one code would take a byte each, so it stays int8); int8 codes
+        of an ungrouped layer sparse enough (SPARSE_MAX_DENSITY) in the block-sparse encoding
+        when `sparse_weights`."""
         dtype = weight_dtype(node_bits(self.weight_bits, node))
         bits = DTYPE_BITS[dtype]
         if codes.shape[-1] * bits % 8 and codes.size != codes.shape[0] * codes.shape[-1]:
             dtype = "int8"
-        return self.b.constant(f"{node.name}_w", codes, dtype, scale=scales)
+        sparse = self.sparse_weights and dtype == "int8" and node.attrs.get("groups", 1) == 1 \
+            and block_density(codes) <= SPARSE_MAX_DENSITY
+        return self.b.constant(f"{node.name}_w", codes, dtype, scale=scales,
+                               block_sparse=SPARSE_BLOCK if sparse else None)
 
     def _weights(self, node: Node, in_scale: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Weight codes (PyTorch layout), per-channel scales and int32 bias of a conv or linear."""

@@ -42,12 +42,27 @@ class GemmTester {
   GemmTester& s16(bool v) { s16_ = v; return *this; }
   // Weight codes of 8 bits, or 4 / 2 handed to the packer as rows of the file's packed encoding.
   GemmTester& bits(int v) { bits_ = v; return *this; }
+  // int8 codes in the file's block-sparse encoding (docs/format.md): each block of `block` codes
+  // along rows of `row_length` (0: k; a channel is k / row_length rows, as a conv's OHWI) kept
+  // with probability `density`, the others zero; a block or row length that does not divide k
+  // falls back to 1 and k.
+  GemmTester& sparse(size_t block, double density, size_t row_length = 0) {
+    block_ = block;
+    density_ = density;
+    row_length_ = row_length;
+    return *this;
+  }
   GemmTester& seed(uint64_t v) { seed_ = v; return *this; }
+
+  WeightFormat format() const {
+    if (block_) return block_sparse_s8(static_cast<uint32_t>(k_ % block_ == 0 ? block_ : 1));
+    return s16_ ? kWeightsS16 : bits_ == 4 ? kWeightsS4 : bits_ == 2 ? kWeightsS2 : kWeightsS8;
+  }
 
   // Runs the row on this case; on a difference prints the row, the case and the first wrong
   // element, and returns false.
   bool Test(const GemmRow& row) const {
-    const WeightFormat format = s16_ ? kWeightsS16 : bits_ == 4 ? kWeightsS4 : bits_ == 2 ? kWeightsS2 : kWeightsS8;
+    const WeightFormat format = this->format();
     const size_t xs = x_stride_ ? x_stride_ : k_, ys = y_stride_ ? y_stride_ : n_;
     Rng rng(seed_);
 
@@ -65,6 +80,10 @@ class GemmTester {
       else if (s16_) c = static_cast<int16_t>(rng.uniform(0, 255) - b_zero_point);
       else c = static_cast<int16_t>(rng.uniform(-max_abs, max_abs));
     }
+    // Block-sparse: blocks dropped at random (zero codes), the kept ones encoded from the spec.
+    std::vector<uint8_t> sparse_bytes;
+    const size_t row_length = row_length_ && k_ % row_length_ == 0 && row_length_ % format.block_k == 0 ? row_length_ : k_;
+    if (block_) sparse_bytes = encode_sparse(codes, format.block_k, row_length, rng);
     std::vector<int8_t> codes8;
     if (!s16_) codes8.assign(codes.begin(), codes.end());
 
@@ -113,9 +132,10 @@ class GemmTester {
               (static_cast<unsigned>(codes[c * k_ + i]) & ((1u << format.bits) - 1)) << (i % per_byte * format.bits));
     }
     const void* packed_codes = s16_                ? static_cast<const void*>(codes.data())
+                               : block_          ? static_cast<const void*>(sparse_bytes.data())
                                : format.bits < 8 ? static_cast<const void*>(rows8.data())
                                                  : codes8.data();
-    const PackedWeights packed(row.tile, packed_codes, format, n_, k_, bias.data(), multipliers, scales);
+    const PackedWeights packed(row.tile, packed_codes, format, n_, k_, bias.data(), multipliers, scales, row_length);
     const PackedView view = packed.view();
     std::vector<uint8_t> scratch(packed.scratch_bytes());
     const size_t tile_end = std::min(tile_end_, view.n_tiles);
@@ -156,9 +176,9 @@ class GemmTester {
   std::string describe() const {
     char buf[320];
     std::snprintf(buf, sizeof buf,
-                  "m=%zu n=%zu k=%zu bits=%d x_stride=%zu y_stride=%zu z_in=%d z_out=%d act=[%d, %d] tiles=[%zu, %s)%s%s%s "
+                  "m=%zu n=%zu k=%zu bits=%d sparse=%zu/%.2f/%zu x_stride=%zu y_stride=%zu z_in=%d z_out=%d act=[%d, %d] tiles=[%zu, %s)%s%s%s "
                   "extreme=%d seed=%llu",
-                  m_, n_, k_, s16_ ? 16 : bits_, x_stride_, y_stride_, input_zero_point_, output_zero_point_, act_min_, act_max_,
+                  m_, n_, k_, s16_ ? 16 : bits_, block_, density_, row_length_, x_stride_, y_stride_, input_zero_point_, output_zero_point_, act_min_, act_max_,
                   tile_begin_, tile_end_ == SIZE_MAX ? "end" : std::to_string(tile_end_).c_str(), float_output_ ? " float" : "", s16_ ? " s16" : "",
                   shifts_set_ ? (" shifts=[" + std::to_string(shift_lo_) + ", " + std::to_string(shift_hi_) + "]").c_str()
                               : "",
@@ -167,6 +187,38 @@ class GemmTester {
   }
 
  private:
+  // Zeroes the blocks of `codes` ([n][k], rows of row_length) that are dropped and returns the
+  // block-sparse encoding of what is left, written from docs/format.md: u32 B, u32 blocks, u32
+  // row_start[rows + 1], u32 block_column[blocks], the kept blocks' int8 codes. A kept block may
+  // hold zeros only (the format allows it).
+  std::vector<uint8_t> encode_sparse(std::vector<int16_t>& codes, size_t block, size_t row_length, Rng& rng) const {
+    const size_t rows = n_ * k_ / row_length, per_row = row_length / block;
+    std::vector<uint32_t> starts{0}, columns;
+    std::vector<uint8_t> values;
+    for (size_t r = 0; r < rows; ++r) {
+      for (size_t j = 0; j < per_row; ++j) {
+        int16_t* b = codes.data() + r * row_length + j * block;
+        if (rng.real(0, 1) < density_) {
+          columns.push_back(static_cast<uint32_t>(j));
+          for (size_t i = 0; i < block; ++i) values.push_back(static_cast<uint8_t>(b[i]));
+        } else {
+          std::fill(b, b + block, int16_t{0});
+        }
+      }
+      starts.push_back(static_cast<uint32_t>(columns.size()));
+    }
+    std::vector<uint8_t> out;
+    auto put = [&](uint32_t v) {
+      for (int i = 0; i < 4; ++i) out.push_back(static_cast<uint8_t>(v >> (8 * i)));
+    };
+    put(static_cast<uint32_t>(block));
+    put(static_cast<uint32_t>(columns.size()));
+    for (uint32_t v : starts) put(v);
+    for (uint32_t v : columns) put(v);
+    out.insert(out.end(), values.begin(), values.end());
+    return out;
+  }
+
   // MATMUL's arithmetic in 64 bits, independent of the folded bias: sum_k (a - z_a) * (b - z_b)
   // (w = b - z_b), requantized; the depth bound keeps it within int32, which this checks.
   void matmul_oracle(const uint8_t* a, const int16_t* w, int32_t z_a, QuantizedMultiplier m, const OutputStage& out,
@@ -185,6 +237,8 @@ class GemmTester {
   size_t m_ = 1, n_ = 1, k_ = 1, x_stride_ = 0, y_stride_ = 0;
   int32_t input_zero_point_ = 0, output_zero_point_ = 0, act_min_ = 0, act_max_ = 255;
   int shift_lo_ = 0, shift_hi_ = 0, bits_ = 8;
+  size_t block_ = 0, row_length_ = 0;
+  double density_ = 1;
   bool shifts_set_ = false, float_output_ = false, s16_ = false;
   size_t tile_begin_ = 0, tile_end_ = SIZE_MAX;
   int extreme_ = 0;

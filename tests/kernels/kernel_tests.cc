@@ -51,16 +51,16 @@ std::vector<size_t> gemm_depths(size_t ka) {
   return depths;
 }
 
-// The weight-code sweep of a GEMM row for codes of `bits` (8, 4, 2).
-void sweep_gemm_codes(const GemmRow& row, Cases& c, int bits) {
+// The weight-code sweep of a GEMM row for the codes of `codes` (a tester with only its code
+// options set: 8, 4 or 2 bits, block-sparse).
+void sweep_gemm_codes(const GemmRow& row, Cases& c, const GemmTester& codes) {
   // The reference row has no tile: sweep it as a small one.
   const size_t mr = row.tile.mr, nr = row.tile.nr ? row.tile.nr : 8, ka = row.tile.k_align;
-  auto t = [&] { return GemmTester().bits(bits).seed(c.next_seed()); };
+  auto t = [&] { return GemmTester(codes).seed(c.next_seed()); };
   auto zp = [&](size_t i) { return static_cast<int32_t>((i * 37 + 11) % 256); };
   // The extremes run to the deepest reduction a load accepts, up to int4's (int2's, 8.4 M, would
   // take gigabytes of test codes; its products are no larger than int4's).
-  const size_t deepest = std::min(max_depth(bits == 4 ? kWeightsS4 : bits == 2 ? kWeightsS2 : kWeightsS8),
-                                  max_depth(kWeightsS4));
+  const size_t deepest = std::min(max_depth(codes.format()), max_depth(kWeightsS4));
 
   // Row and column tails around the micro-tile.
   for (size_t m = 1; m <= 2 * mr + 1; ++m)
@@ -103,9 +103,28 @@ void sweep_gemm_codes(const GemmRow& row, Cases& c, int bits) {
 void sweep_gemm(const GemmRow& row, Cases& c) {
   for (const WeightFormat& f : {kWeightsS8, kWeightsS4, kWeightsS2})
     if (row.accepts(f, 1)) {
-      sweep_gemm_codes(row, c, f.bits);
+      sweep_gemm_codes(row, c, GemmTester().bits(f.bits));
       if (c.failed) return;
     }
+  // Block-sparse int8: the full sweep at the kernels' block and unstructured; other blocks,
+  // densities (none kept, all kept) and a conv's channel of several rows on row and depth tails.
+  if (row.accepts(block_sparse_s8(4), 1)) {
+    for (const GemmTester& codes : {GemmTester().sparse(4, 0.3), GemmTester().sparse(1, 0.1)}) {
+      sweep_gemm_codes(row, c, codes);
+      if (c.failed) return;
+    }
+    const size_t mr = row.tile.mr, nr = row.tile.nr ? row.tile.nr : 8;
+    auto zp = [&](size_t i) { return static_cast<int32_t>((i * 37 + 11) % 256); };
+    for (size_t block : {2, 4, 8, 16})
+      for (double density : {0.0, 0.05, 0.5, 1.0})
+        for (size_t m : {size_t{1}, size_t{3}, mr, 2 * mr + 3})
+          for (size_t k : {block, 3 * block, 48 * block}) {
+            auto t = [&] { return GemmTester().sparse(block, density, k % 3 ? 0 : k / 3).seed(c.next_seed()); };
+            if (!c(t().m(m).n(2 * nr + 3).k(k).input_zero_point(zp(m + k)).output_zero_point(zp(k)).Test(row))) return;
+            if (!c(t().m(m).n(nr + 9).k(k).float_output(true).input_zero_point(zp(k + 1)).Test(row))) return;
+            if (row.tile.nr && !c(t().m(m).n(2 * nr + 1).k(k).tiles(1, 2).Test(row))) return;
+          }
+  }
   // MATMUL's int16 codes b - z_b, where the row takes them (the reference row does).
   if (!row.accepts(kWeightsS16, kMaxDepthS16)) return;
   const size_t mr = row.tile.mr, nr = row.tile.nr ? row.tile.nr : 8, ka = row.tile.k_align;
@@ -236,14 +255,12 @@ void sweep_transformer(const TransformerRow& row, Cases& c) {
 
 // The select() rule of every table, on every path of this CPU: the first row in table order
 // whose required features the path has and which accepts; the last row is the reference, which
-// requires nothing and accepts every format its family is handed (GEMM: int8, packed int4 / int2
-// and MATMUL's int16; depthwise: int8, int4, int2) at every depth. A format no row reads (3-bit,
-// block-sparse: the engine's reader refuses them before any table sees them) is refused by
-// select() with an exception.
+// requires nothing and accepts every format its family is handed (GEMM: int8, packed int4 / int2,
+// block-sparse int8 and MATMUL's int16; depthwise: int8, int4, int2) at every depth. A format no
+// row reads (3-bit; block-sparse depthwise: the engine refuses them before any table sees them)
+// is refused by select() with an exception.
 bool check_select(const std::vector<Path>& paths, size_t* checks) {
   const WeightFormat s3{3, true, 3, WeightFormat::Scale::kPerChannel, WeightFormat::Layout::kDense, 1};
-  const WeightFormat sparse{8, true, 127, WeightFormat::Scale::kPerChannel, WeightFormat::Layout::kBlockSparse, 4};
-  const std::vector<WeightFormat> unread = {s3, sparse};
   const size_t depths[] = {1, 2, 9, 25, 49, 63, 64, 65, 81, 4096, kMaxDepthS16, kMaxDepthS8};
   bool ok = true;
   auto expect = [&](bool cond, const std::string& what) {
@@ -251,7 +268,8 @@ bool check_select(const std::vector<Path>& paths, size_t* checks) {
     if (!cond) std::printf("  select: %s\n", what.c_str());
     ok = ok && cond;
   };
-  auto weights = [&](const char* family, auto table, const std::vector<WeightFormat>& formats) {
+  auto weights = [&](const char* family, auto table, const std::vector<WeightFormat>& formats,
+                     const std::vector<WeightFormat>& unread) {
     const auto& last = table.rows[table.size - 1];
     expect(last.required == 0, std::string(family) + ": the last row " + last.name + " requires features");
     for (const WeightFormat& f : formats)
@@ -295,8 +313,9 @@ bool check_select(const std::vector<Path>& paths, size_t* checks) {
       expect(got == want, std::string(family) + " on " + path.name + ": " + got->name + ", expected " + want->name);
     }
   };
-  weights("gemm", gemm_table(), {kWeightsS8, kWeightsS16, kWeightsS4, kWeightsS2});
-  weights("dwconv", dwconv_table(), {kWeightsS8, kWeightsS4, kWeightsS2});
+  weights("gemm", gemm_table(), {kWeightsS8, kWeightsS16, kWeightsS4, kWeightsS2, block_sparse_s8(4), block_sparse_s8(1)},
+          {s3});
+  weights("dwconv", dwconv_table(), {kWeightsS8, kWeightsS4, kWeightsS2}, {s3, block_sparse_s8(4)});
   plain("elementwise", elementwise_table());
   plain("pool", pool_table());
   plain("transformer", transformer_table());

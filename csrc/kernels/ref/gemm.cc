@@ -28,6 +28,15 @@ struct Rows<Codes<kBits>> {
   }
 };
 
+template <>
+struct Rows<SparseCodes> {
+  SparseCodes w;
+  int32_t dot(const uint8_t* x, size_t n, int32_t acc) const {
+    for (uint32_t i = w.start[n]; i < w.start[n + 1]; ++i) acc += static_cast<int32_t>(x[w.index[i]]) * w.codes[i];
+    return acc;
+  }
+};
+
 template <typename R>
 void gemm_u8(const GemmParams& p, const uint8_t* x, const R& w, const int32_t* bias, uint8_t* y, size_t row_begin,
              size_t row_end) {
@@ -78,6 +87,16 @@ void gemm_u8sub_f32__ref(const GemmParams& p, int bits, const float* scales, con
   with_codes(bits, [&](auto codes) {
     gemm_f32(p, scales, x, Rows<decltype(codes)>{w, p.k}, bias, y, row_begin, row_end);
   });
+}
+
+void gemm_u8sparse__ref(const GemmParams& p, const SparseCodes& w, const uint8_t* x, const int32_t* bias, uint8_t* y,
+                        size_t row_begin, size_t row_end) {
+  gemm_u8(p, x, Rows<SparseCodes>{w}, bias, y, row_begin, row_end);
+}
+
+void gemm_u8sparse_f32__ref(const GemmParams& p, const float* scales, const SparseCodes& w, const uint8_t* x,
+                            const int32_t* bias, float* y, size_t row_begin, size_t row_end) {
+  gemm_f32(p, scales, x, Rows<SparseCodes>{w}, bias, y, row_begin, row_end);
 }
 
 }  // namespace intinfer

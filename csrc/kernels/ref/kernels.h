@@ -39,6 +39,19 @@ void gemm_u8sub__ref(const GemmParams& p, int bits, const uint8_t* x, const void
 void gemm_u8sub_f32__ref(const GemmParams& p, int bits, const float* scales, const uint8_t* x, const void* w,
                          const int32_t* bias, float* y, size_t row_begin, size_t row_end);
 
+// The same over sparse codes as the packer lays them out for the reference rows (pack.h, groups
+// of one code): output channel n's non-zero codes are codes[i] at reduction index index[i], for
+// i in [start[n], start[n + 1]).
+struct SparseCodes {
+  const uint32_t* start;
+  const uint32_t* index;
+  const int8_t* codes;
+};
+void gemm_u8sparse__ref(const GemmParams& p, const SparseCodes& w, const uint8_t* x, const int32_t* bias, uint8_t* y,
+                        size_t row_begin, size_t row_end);
+void gemm_u8sparse_f32__ref(const GemmParams& p, const float* scales, const SparseCodes& w, const uint8_t* x,
+                            const int32_t* bias, float* y, size_t row_begin, size_t row_end);
+
 // n elements; a or b advances by its step (0 broadcasts one value).
 void add_u8__ref(const AddParams& p, const uint8_t* a, size_t a_step, const uint8_t* b, size_t b_step, uint8_t* y,
                  size_t n);
