@@ -49,7 +49,11 @@ class InputStatistics:
 
 def gptq_round(w: np.ndarray, scales: np.ndarray, h: np.ndarray, damp: float = 0.01, qmax: int = 127) -> np.ndarray:
     """int8 codes in [-qmax, qmax] of w [O, K] (per-row scales) chosen column by column with error
-    feedback."""
+    feedback. A weight that is exactly zero (pruned, intinfer.prune) keeps code 0: the error
+    feedback would otherwise fill the pruned positions and undo the sparsity; the error of
+    holding it at zero is fed to the columns after it, as SparseGPT does with a fixed mask
+    (Frantar & Alistarh 2023)."""
+    pruned = w == 0
     w = w.astype(np.float64).copy()
     k = w.shape[1]
     h = h.copy()
@@ -60,7 +64,7 @@ def gptq_round(w: np.ndarray, scales: np.ndarray, h: np.ndarray, damp: float = 0
     q = np.zeros(w.shape, np.int8)
     s = scales.astype(np.float64)
     for i in range(k):
-        qi = np.clip(np.rint(w[:, i] / s), -qmax, qmax)
+        qi = np.where(pruned[:, i], 0, np.clip(np.rint(w[:, i] / s), -qmax, qmax))
         q[:, i] = qi
         err = (w[:, i] - qi * s) / u[i, i]
         w[:, i + 1:] -= np.outer(err, u[i, i + 1:])

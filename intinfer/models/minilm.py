@@ -312,13 +312,14 @@ class _Layer(torch.nn.Module):
         return x.reshape(b, s, self.heads, self.head_dim).permute(0, 2, 1, 3)
 
     def forward(self, x: torch.Tensor, mask_bias: torch.Tensor) -> torch.Tensor:
-        b, s, hidden = x.shape
+        b, s, _ = x.shape
         q = self._heads(self.query(x))
         k = self._heads(self.key(x))
         v = self._heads(self.value(x))
         scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(self.head_dim)
         probs = torch.softmax(scores + mask_bias, dim=-1)
-        ctx = torch.matmul(probs, v).permute(0, 2, 1, 3).reshape(b, s, hidden)
+        # heads * head_dim, not the hidden size: head pruning (intinfer.prune) leaves fewer heads.
+        ctx = torch.matmul(probs, v).permute(0, 2, 1, 3).reshape(b, s, self.heads * self.head_dim)
         x = self.attn_norm(self.attn_out(ctx) + x)
         h = F.gelu(self.ffn_in(x))  # erf GELU, as BERT's "gelu"
         return self.ffn_norm(self.ffn_out(h) + x)

@@ -5,6 +5,10 @@
     qm.eval(); qm(x)                                     # the engine's integer result, bit for bit
     intinfer.qat.convert(qm).save("model.iif")
 
+A pruned model keeps its zeros: prepare(..., masks=masks) (intinfer.prune) multiplies each masked
+weight by its mask in every forward pass, so the pruned weights get no gradient, what an
+optimizer does to them is never read, and convert writes zero codes there.
+
 In training mode the forward pass is float with fake quantization: weights per output channel,
 symmetric, with a straight-through estimator; every activation the engine quantizes on the
 grid of its exponential-moving-average range; batch norms folded into their convolutions with
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -59,9 +64,10 @@ class QATConfig:
 
 class _NodeState(torch.nn.Module):
     """One graph node's trainable parameters and, if the engine quantizes its output with
-    parameters of its own, its activation range ([lo, hi], NaN until seen)."""
+    parameters of its own, its activation range ([lo, hi], NaN until seen); a pruned conv /
+    linear weight's mask (True: kept)."""
 
-    def __init__(self, node: Node, observed: bool):
+    def __init__(self, node: Node, observed: bool, mask: torch.Tensor | None = None):
         super().__init__()
         if observed:
             self.register_buffer("range", torch.full((2,), float("nan"), dtype=torch.float64))
@@ -76,19 +82,29 @@ class _NodeState(torch.nn.Module):
                 self.beta = torch.nn.Parameter(bn["beta"].clone())
                 self.register_buffer("running_mean", bn["mean"].clone())
                 self.register_buffer("running_var", bn["var"].clone())
+            if mask is not None:
+                self.register_buffer("mask", mask.clone())
+                with torch.no_grad():
+                    self.weight.masked_fill_(~mask, 0)
         elif node.op == "gather":
             self.weight = torch.nn.Parameter(a["weight"].detach().clone())
         elif node.op == "layer_norm":
             self.weight = torch.nn.Parameter(a["weight"].detach().clone())
             self.bias = torch.nn.Parameter(a["bias"].detach().clone())
 
+    def masked_weight(self) -> torch.Tensor:
+        """The conv/linear weight with its pruned entries zero: their gradient is zero too, and
+        what an optimizer's momentum or weight decay does to them is never read."""
+        return self.weight * self.mask if hasattr(self, "mask") else self.weight
+
     def folded(self, node: Node) -> tuple[torch.Tensor, torch.Tensor]:
         """The conv/linear weight and bias with the batch norm folded in by its running statistics,
         as float32 (what the engine's weights are quantized from)."""
+        weight = self.masked_weight().detach()
         if not hasattr(self, "gamma"):
-            return self.weight.detach().float().clone(), self.bias.detach().float().clone()
+            return weight.float().clone(), self.bias.detach().float().clone()
         scale = self.gamma.detach().double() / torch.sqrt(self.running_var.double() + node.attrs["bn"]["eps"])
-        w = self.weight.detach().double() * scale.reshape([-1] + [1] * (self.weight.dim() - 1))
+        w = weight.double() * scale.reshape([-1] + [1] * (weight.dim() - 1))
         b = (self.bias.detach().double() - self.running_mean.double()) * scale + self.beta.detach().double()
         return w.float(), b.float()
 
@@ -104,7 +120,7 @@ class QATModel(torch.nn.Module):
     """The trainable model `prepare` returns: forward(*inputs) gives the float model's outputs,
     fake-quantized in training mode and computed as the engine does in eval mode."""
 
-    def __init__(self, graph: FloatGraph, config: QATConfig):
+    def __init__(self, graph: FloatGraph, config: QATConfig, masks: dict | None = None):
         super().__init__()
         self.graph = graph
         self.config = config
@@ -113,7 +129,9 @@ class QATModel(torch.nn.Module):
         self._observed_nodes = {n for n in graph.nodes if needs_observer(n) and not writes_float(graph, n)}
         # Keyed by position: a node that torch.export split in two (mean -> pool + reshape) keeps one name.
         self._keys = {n: f"{i}_{n.name}" for i, n in enumerate(graph.nodes)}
-        self.states = torch.nn.ModuleDict({self._keys[n]: _NodeState(n, self._observed(n)) for n in graph.nodes})
+        masks = masks or {}
+        self.states = torch.nn.ModuleDict({self._keys[n]: _NodeState(n, self._observed(n), masks.get(n))
+                                           for n in graph.nodes})
         self.register_buffer("steps", torch.zeros((), dtype=torch.int64))
         self._has_bn = any("bn" in n.attrs for n in graph.nodes)
         self._frozen: tuple | None = None  # (state versions, what _freeze computed from them)
@@ -181,11 +199,12 @@ class QATModel(torch.nn.Module):
                 x = F.pad(a[0], (l, r, t, bo)) if any(at["pads"]) else a[0]
                 return F.conv2d(x, w, b, at["stride"], 0, at["dilation"], at["groups"])
             if not hasattr(st, "gamma"):
-                return op(_fake_quant_weight(st.weight, self._qmax(node)), st.bias)
+                return op(_fake_quant_weight(st.masked_weight(), self._qmax(node)), st.bias)
             bn = at["bn"]
             scale = st.gamma / torch.sqrt(st.running_var + bn["eps"])
             shape = [1, -1] + [1] * (a[0].dim() - 2)
-            y = op(_fake_quant_weight(st.weight * scale.reshape([-1] + [1] * (st.weight.dim() - 1)), self._qmax(node)))
+            y = op(_fake_quant_weight(st.masked_weight() * scale.reshape([-1] + [1] * (st.weight.dim() - 1)),
+                                      self._qmax(node)))
             if bn_live:  # batch statistics of the unfolded output (Jacob et al. 2018, section 3.2)
                 unfolded = y / scale.reshape(shape) + st.bias.reshape(shape)
                 return F.batch_norm(unfolded, st.running_mean, st.running_var, st.gamma, st.beta, True,
@@ -358,11 +377,14 @@ class QATModel(torch.nn.Module):
 
 
 def prepare(model: torch.nn.Module, example_inputs, config: QATConfig | None = None,
-            dynamic_shapes=None, smooth_with=None) -> QATModel:
+            dynamic_shapes=None, smooth_with=None, masks=None) -> QATModel:
     """A trainable copy of `model` that simulates the engine's quantization (see the module
     docstring). example_inputs and dynamic_shapes are as for torch.export and intinfer.quantize.
     smooth_with: a few input batches; layer-norm outputs are then smoothed into the linears that
     read them (as `intinfer.quantize(..., smooth=True)`, transformers) before training.
+    masks: {module path: bool tensor in the shape of its weight, True where kept} of conv and
+    linear modules (the `intinfer.prune.Masks` of a pruned model): those weights stay zero
+    through training and convert.
     The model's own parameters are copied, not shared: `model` is left as it was."""
     config = config or QATConfig()
     if not isinstance(config, QATConfig):
@@ -375,9 +397,36 @@ def prepare(model: torch.nn.Module, example_inputs, config: QATConfig | None = N
         for m, training in modes.items():
             m.training = training
     check_weight_bits_names(config.weight_bits, graph)
+    node_masks = _node_masks(masks, graph) if masks is not None else None
     if smooth_with is not None:
         smooth_layer_norms(graph, [_as_inputs(b) for b in smooth_with])
-    return QATModel(graph, config)
+    return QATModel(graph, config, node_masks)
+
+
+def _node_masks(masks, graph: FloatGraph) -> dict:
+    """{conv/linear node: bool mask} of a {module path: mask} mapping; a path that names no conv or
+    linear module of the graph, or a mask of another shape than its weight, is refused."""
+    if not isinstance(masks, Mapping):
+        raise TypeError(f"masks must map module paths to bool tensors (intinfer.prune.Masks), got "
+                        f"{type(masks).__name__}")
+    layers: dict = {}
+    for n in graph.nodes:
+        if n.op in ("conv", "linear"):
+            layers.setdefault(n.attrs["module"], []).append(n)
+    unknown = sorted(set(masks) - set(layers))
+    if unknown:
+        raise ValueError(f"masks name {unknown}, which are not conv/linear modules of the exported graph; those are "
+                         f"{sorted(layers)}")
+    out = {}
+    for path, mask in masks.items():
+        mask = torch.as_tensor(mask).to(torch.bool).cpu()
+        for n in layers[path]:
+            bn = n.attrs.get("bn")
+            shape = (bn if bn is not None else n.attrs)["weight"].shape  # unfolded, as the module holds it
+            if tuple(mask.shape) != tuple(shape):
+                raise ValueError(f"the mask of '{path}' has shape {list(mask.shape)}, its weight {list(shape)}")
+            out[n] = mask
+    return out
 
 
 def convert(qat_model: QATModel) -> QuantizedModel:
