@@ -169,18 +169,20 @@ class Pruned(torch.nn.Module):
         return self.head(torch.relu(self.fc(torch.relu(self.conv(x)).flatten(1))))
 
 
-@pytest.mark.parametrize("density", [0.05, 0.5])
+@pytest.mark.parametrize("density", [0.05, 0.2, 0.5])
 def test_the_exporter_stores_sparse_layers_block_sparse(density):
-    """Layers at most SPARSE_MAX_DENSITY dense in 1 x 4 blocks are written block-sparse, the
-    others dense; sparse_weights=False writes all dense; the engine equals the oracle and gives
-    the same outputs either way."""
+    """A layer is written block-sparse when at most SPARSE_MAX_DENSITY of its 1 x 4 blocks are
+    non-zero: the conv (16 pixels a sample) and the linear layer on [batch, features] (one row a
+    sample) by their thresholds; sparse_weights=False writes all dense; the engine equals the
+    oracle and gives the same outputs either way."""
     torch.manual_seed(0)
     model = Pruned(density).eval()
     calib = [torch.randn(4, 8, 4, 4) for _ in range(3)]
     files = {flag: intinfer.quantize(model, calib[0], calib, sparse_weights=flag) for flag in (True, False)}
-    # The weights by their output channels: conv 16, fc 64, head 10.
+    # The weights by their output channels: conv 16, fc 64, head 10 (dense).
     encodings = {t.shape[0]: t.encoding for t in files[True].builder.tensors if t.name.endswith("_w")}
-    expected = {16, 64} if density <= SPARSE_MAX_DENSITY else set()
+    expected = {n for n, limit in ((16, SPARSE_MAX_DENSITY["rows"]), (64, SPARSE_MAX_DENSITY["one row"]))
+                if density <= limit}
     assert {n for n, e in encodings.items() if e == "block_sparse"} == expected, encodings
     assert all(t.encoding == "dense" for t in files[False].builder.tensors)
     x = torch.randn(5, 8, 4, 4)

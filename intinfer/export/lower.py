@@ -31,11 +31,23 @@ IMAGE_OPS = {"conv", "avg_pool", "max_pool", "global_avg_pool"}
 FIXED_QUANT = {"softmax"}
 
 # Block-sparse int8 weights (docs/pruning.md): a conv / linear layer is written in the file's
-# block_sparse encoding, blocks of SPARSE_BLOCK codes along its input axis, when at most
-# SPARSE_MAX_DENSITY of those blocks hold a non-zero code: below that density the sparse
-# kernel was measured faster than the dense one on every shape of bench/sparse_gemm.py.
+# block_sparse encoding, blocks of SPARSE_BLOCK codes along its input axis, when at most this
+# share of those blocks hold a non-zero code, by the rows the layer multiplies for one sample:
+# one (a linear layer on a [batch, features] input: the sparse kernel's one-row form) or several
+# (tokens, pixels). Below these densities the sparse kernel was measured faster than the dense
+# one on every shape of bench/sparse_gemm.py (docs/benchmarks.md, sparse-gemm).
 SPARSE_BLOCK = 4
-SPARSE_MAX_DENSITY = 0.1
+SPARSE_MAX_DENSITY = {"one row": 0.1, "rows": 0.3}
+
+
+def sparse_max_density(node: Node) -> float:
+    """The block density under which `node`'s weights are stored block-sparse: the one-row
+    threshold for a layer whose output has no dimension between the batch and its channels, or
+    only 1s (a dynamic dimension counts as several rows)."""
+    shape = node.shape
+    between = shape[2:] if node.op == "conv" else shape[1:-1]
+    one_row = all(isinstance(d, int) and d == 1 for d in between)
+    return SPARSE_MAX_DENSITY["one row" if one_row else "rows"]
 
 
 def block_density(codes: np.ndarray, block: int = SPARSE_BLOCK) -> float:
@@ -202,14 +214,14 @@ class Lowering(LayoutValues):
         them: packed int4 / int2 where each output channel's codes fill whole bytes (always for
         linear layers; convs whose input channels per group times the bits make whole bytes: a
         depthwise conv's rows of one code would take a byte each, so it stays int8); int8 codes
-        of an ungrouped layer sparse enough (SPARSE_MAX_DENSITY) in the block-sparse encoding
+        of an ungrouped layer sparse enough (sparse_max_density) in the block-sparse encoding
         when `sparse_weights`."""
         dtype = weight_dtype(node_bits(self.weight_bits, node))
         bits = DTYPE_BITS[dtype]
         if codes.shape[-1] * bits % 8 and codes.size != codes.shape[0] * codes.shape[-1]:
             dtype = "int8"
         sparse = self.sparse_weights and dtype == "int8" and node.attrs.get("groups", 1) == 1 \
-            and block_density(codes) <= SPARSE_MAX_DENSITY
+            and block_density(codes) <= sparse_max_density(node)
         return self.b.constant(f"{node.name}_w", codes, dtype, scale=scales,
                                block_sparse=SPARSE_BLOCK if sparse else None)
 
