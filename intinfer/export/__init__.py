@@ -94,9 +94,10 @@ def quantize(model: torch.nn.Module, example_inputs, calibration: Iterable, obse
     Embedding modules named (8 for the others), such as `intinfer.hessian.allocate_bits` chooses
     (docs/mixed_precision.md).
     sparse_weights: int8 weights of a pruned conv / linear layer whose 1 x 4 blocks along the
-    input axis are at most 30% non-zero (10% for a layer that multiplies one row a sample, as a
-    classifier on [batch, features]) are stored block-sparse, which the engine multiplies faster
-    (docs/pruning.md); False stores every layer dense.
+    input axis are mostly zero (at most 40% non-zero, 25% for fewer than 96 inputs a channel, 10%
+    for a layer that multiplies one row a sample, as a classifier on [batch, features]) are stored
+    block-sparse, which the engine multiplies faster (docs/pruning.md); False stores every layer
+    dense.
 
     Memory grows with the size of a calibration batch (and of the `report_batches` kept ones),
     not with their number (docs/exporter.md, Memory). Torch runs on one thread during the call,

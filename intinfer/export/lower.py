@@ -31,23 +31,26 @@ IMAGE_OPS = {"conv", "avg_pool", "max_pool", "global_avg_pool"}
 FIXED_QUANT = {"softmax"}
 
 # Block-sparse int8 weights (docs/pruning.md): a conv / linear layer is written in the file's
-# block_sparse encoding, blocks of SPARSE_BLOCK codes along its input axis, when at most this
-# share of those blocks hold a non-zero code, by the rows the layer multiplies for one sample:
-# one (a linear layer on a [batch, features] input: the sparse kernel's one-row form) or several
-# (tokens, pixels). Below these densities the sparse kernel was measured faster than the dense
-# one on every shape of bench/sparse_gemm.py (docs/benchmarks.md, sparse-gemm).
+# block_sparse encoding, blocks of SPARSE_BLOCK codes along its input axis, when at most
+# sparse_max_density of those blocks hold a non-zero code. The thresholds are the densities below
+# which the sparse kernel was measured faster than the dense one on every shape of
+# bench/sparse_gemm.py (docs/benchmarks.md, sparse-gemm), by the rows the layer multiplies for
+# one sample: one (a linear layer on a [batch, features] input: the kernel's one-row form,
+# which gathers), or several (tokens, pixels), where a deeper reduction leaves the per-channel
+# costs less to amortize.
 SPARSE_BLOCK = 4
-SPARSE_MAX_DENSITY = {"one row": 0.1, "rows": 0.3}
+SPARSE_MAX_DENSITY = {"one row": 0.1, "rows, K < 96": 0.25, "rows": 0.4}
 
 
-def sparse_max_density(node: Node) -> float:
-    """The block density under which `node`'s weights are stored block-sparse: the one-row
-    threshold for a layer whose output has no dimension between the batch and its channels, or
-    only 1s (a dynamic dimension counts as several rows)."""
+def sparse_max_density(node: Node, depth: int) -> float:
+    """The block density under which `node`'s weights ([out, ...] with `depth` codes a channel)
+    are stored block-sparse. One row: the layer's output has no dimension between the batch and
+    its channels, or only 1s (a dynamic dimension counts as several rows)."""
     shape = node.shape
     between = shape[2:] if node.op == "conv" else shape[1:-1]
-    one_row = all(isinstance(d, int) and d == 1 for d in between)
-    return SPARSE_MAX_DENSITY["one row" if one_row else "rows"]
+    if all(isinstance(d, int) and d == 1 for d in between):
+        return SPARSE_MAX_DENSITY["one row"]
+    return SPARSE_MAX_DENSITY["rows, K < 96" if depth < 96 else "rows"]
 
 
 def block_density(codes: np.ndarray, block: int = SPARSE_BLOCK) -> float:
@@ -221,7 +224,7 @@ class Lowering(LayoutValues):
         if codes.shape[-1] * bits % 8 and codes.size != codes.shape[0] * codes.shape[-1]:
             dtype = "int8"
         sparse = self.sparse_weights and dtype == "int8" and node.attrs.get("groups", 1) == 1 \
-            and block_density(codes) <= sparse_max_density(node)
+            and block_density(codes) <= sparse_max_density(node, codes[0].size)
         return self.b.constant(f"{node.name}_w", codes, dtype, scale=scales,
                                block_sparse=SPARSE_BLOCK if sparse else None)
 
