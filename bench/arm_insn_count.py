@@ -8,7 +8,11 @@ of a 1-run process, halved, so loading and packing cancel out. Also prints the h
 the micro-kernel's inner loop, with its instruction count. Instruction counts, not time: qemu
 says nothing of a real core's cycles (docs/arm-performance.md turns them into MACs/cycle).
 
-    python3 bench/arm_insn_count.py [--m 64 --k 1024 --n 64] [--dtype int4]
+--density D keeps a random share D of the weights' 1 x 4 blocks (the others zero) and counts the
+same int8 codes twice on each path, stored dense and block-sparse (the block-sparse GEMM rows);
+instructions / MAC are per MAC of the dense shape in both.
+
+    python3 bench/arm_insn_count.py [--m 64 --k 1024 --n 64] [--dtype int4] [--density 0.1]
 """
 
 from __future__ import annotations
@@ -38,13 +42,23 @@ _INSN = re.compile(r"^0x([0-9a-f]+):\s+[0-9a-f]+(?: [0-9a-f]+)?\s{2,}(.*)$")  # 
 _EXEC = re.compile(r"^Trace \d+: 0x[0-9a-f]+ \[[0-9a-f]+/([0-9a-f]+)/")
 
 
-def fc_model(path: Path, m: int, k: int, n: int, dtype: str = "int8") -> None:
+SPARSE_BLOCK = 4  # the block the exporter writes (docs/pruning.md)
+
+
+def fc_model(path: Path, m: int, k: int, n: int, dtype: str = "int8", density: float | None = None,
+             sparse: bool = False) -> None:
+    """density: keep that share of the 1 x SPARSE_BLOCK blocks (the same draw for every call);
+    sparse: store the codes block-sparse."""
     rng = np.random.default_rng(0)
     b = GraphBuilder()
     x = b.input("x", (m, k), "uint8", 0.02, 128)
     q = {"int8": 127, "int4": 7, "int2": 1}[dtype]
     w = rng.integers(-q, q + 1, (n, k)).astype(np.int8)
-    b.output(b.fully_connected(x, b.constant("w", w, dtype, scale=np.full(n, 0.01, np.float32)),
+    if density is not None:
+        keep = rng.random((n, k // SPARSE_BLOCK)) < density
+        w = (w * np.repeat(keep, SPARSE_BLOCK, axis=1)).astype(np.int8)
+    b.output(b.fully_connected(x, b.constant("w", w, dtype, scale=np.full(n, 0.01, np.float32),
+                                             block_sparse=SPARSE_BLOCK if sparse else None),
                                b.constant("b", np.zeros(n, np.int32), "int32"), 0.5, 128))
     b.save(path)
 
@@ -79,12 +93,22 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=64)
     ap.add_argument("--dtype", choices=("int8", "int4", "int2"), default="int8",
                     help="weights: int8, or packed int4 / int2 (docs/mixed_precision.md)")
+    ap.add_argument("--density", type=float,
+                    help="int8 weights keeping this share of their 1 x 4 blocks, counted dense and block-sparse")
     a = ap.parse_args()
+    if a.density is not None and (a.dtype != "int8" or not 0 <= a.density <= 1 or a.k % SPARSE_BLOCK):
+        ap.error(f"--density needs int8 weights, a density in [0, 1] and K a multiple of {SPARSE_BLOCK}")
     macs = a.m * a.k * a.n
     with tempfile.TemporaryDirectory() as tmp:
-        model = Path(tmp) / "fc.iif"
-        fc_model(model, a.m, a.k, a.n, a.dtype)
-        print(f"GEMM {a.m}x{a.k}x{a.n} ({macs} MACs), {a.dtype} weights, one inference, 1 thread\n")
+        # (suffix of the row label, model file): the same codes stored dense, then block-sparse
+        models = []
+        for sparse in ((False, True) if a.density is not None else (False,)):
+            model = Path(tmp) / f"fc{'_sparse' if sparse else ''}.iif"
+            fc_model(model, a.m, a.k, a.n, a.dtype, a.density, sparse)
+            models.append(("" if a.density is None else ", block-sparse" if sparse else ", dense", model))
+        weights = f"{a.dtype} weights" if a.density is None else \
+            f"int8 weights keeping {a.density:.0%} of their 1 x {SPARSE_BLOCK} blocks"
+        print(f"GEMM {a.m}x{a.k}x{a.n} ({macs} MACs), {weights}, one inference, 1 thread\n")
         print("| path | instructions / inference | instructions / MAC | hottest block (inner loop): instructions |")
         print("|---|---|---|---|")
         hot_loops = []
@@ -93,14 +117,15 @@ def main() -> None:
             if not bench.exists():
                 print(f"| {label} | not built ({bench}) | | |")
                 continue
-            one, blocks1 = count(qemu, bench, model, isa, 1, Path(tmp) / "log1")
-            three, blocks = count(qemu, bench, model, isa, 3, Path(tmp) / "log3")
-            per = (three - one) / 2
-            # The block that the two extra inferences ran most (by instructions): the inner loop.
-            extra = {pc: ((n - blocks1.get(pc, (0, []))[0]) // 2, insns) for pc, (n, insns) in blocks.items()}
-            pc, (n, insns) = max(extra.items(), key=lambda kv: kv[1][0] * len(kv[1][1]))
-            print(f"| {label} | {per:,.0f} | {per / macs:.4f} | {len(insns)} |")
-            hot_loops.append((label, pc, n, insns))
+            for suffix, model in models:
+                one, blocks1 = count(qemu, bench, model, isa, 1, Path(tmp) / "log1")
+                three, blocks = count(qemu, bench, model, isa, 3, Path(tmp) / "log3")
+                per = (three - one) / 2
+                # The block that the two extra inferences ran most (by instructions): the inner loop.
+                extra = {pc: ((n - blocks1.get(pc, (0, []))[0]) // 2, insns) for pc, (n, insns) in blocks.items()}
+                pc, (n, insns) = max(extra.items(), key=lambda kv: kv[1][0] * len(kv[1][1]))
+                print(f"| {label}{suffix} | {per:,.0f} | {per / macs:.4f} | {len(insns)} |")
+                hot_loops.append((label + suffix, pc, n, insns))
         for label, pc, n, insns in hot_loops:
             print(f"\n{label}: hottest block at {pc:#x}, {len(insns)} instructions, executed {n} times per inference")
             for s in insns:

@@ -21,6 +21,7 @@ import pytest
 import intinfer
 import test_ops
 import test_packed_weights as tpw
+import test_sparse_weights as tsw
 import test_transformer_ops as tto
 from conftest import assert_same, build_native_tool, load_example, load_graph
 from sample_models import every_op_model, sample_input
@@ -125,6 +126,18 @@ def _cases() -> dict:
         n = f"packed_{dtype}_conv_3x3_cin8"
         cases[n] = lambda n=n, d=dtype: (tpw.conv_graph(_rng(n), d, 21, 3, 3, 8, padding=1),
                                          _rng(n + "x").integers(0, 256, (2, 7, 6, 8), dtype=np.uint8))
+    # Block-sparse int8 weights: the NEON and SDOT sparse rows (tests/test_sparse_weights.py), one
+    # row and passes of 8 and 4 rows, a pointwise and an im2col conv.
+    for block, m in ((4, 1), (4, 13), (1, 6)):
+        n = f"sparse_b{block}_fc_M{m}_K256_N37"
+        cases[n] = lambda n=n, b=block, m=m: (
+            tsw.fc_graph(_rng(n), tsw.sparse_codes(_rng(n + "w"), (37, 256), b, 0.2), b),
+            _rng(n + "x").integers(0, 256, (m, 256), dtype=np.uint8))
+    for kernel in (1, 3):
+        n = f"sparse_conv_{kernel}x{kernel}_cin16"
+        cases[n] = lambda n=n, k=kernel: (
+            tsw.conv_graph(_rng(n), tsw.sparse_codes(_rng(n + "w"), (21, k, k, 16), 4, 0.3), 4, padding=k // 2),
+            _rng(n + "x").integers(0, 256, (2, 7, 6, 16), dtype=np.uint8))
     cases["model_every_op"] = lambda: (every_op_model(), sample_input(batch=3))
     cases["model_test_cnn"] = lambda: (
         build_cnn(_rng("calib").integers(0, 256, (8,) + IN_SHAPE, dtype=np.uint8)),

@@ -29,6 +29,8 @@ bool dense_any(const WeightFormat& f, size_t) {
   return (f.bits == 8 || f.bits == 4 || f.bits == 2) && f.layout == WeightFormat::Layout::kDense;
 }
 bool sparse_s8(const WeightFormat& f, size_t) { return f.bits == 8 && f.layout == WeightFormat::Layout::kBlockSparse; }
+// Block-sparse int8 codes within +-127: two products with x - 128 sum exactly in int16.
+bool sparse_s8_pairs(const WeightFormat& f, size_t depth) { return sparse_s8(f, depth) && pairs_fit_int16(f); }
 bool gemm_any(const WeightFormat& f, size_t depth) {
   return dense_any(f, depth) || (f.bits == 16 && f.layout == WeightFormat::Layout::kDense) || sparse_s8(f, depth);
 }
@@ -120,6 +122,8 @@ const GemmRow kGemmRows[] = {
      gemm_u8s4_4x16c4__neondot},
     {"gemm_u8s2_4x16c4__neondot", kFeatureNeon | kFeatureNeonDot, dense_bits<2>, {4, 16, 4, 16, 1, 128, nullptr, 2},
      gemm_u8s2_4x16c4__neondot},
+    {"gemm_u8bs8_8x1c4__neondot", kFeatureNeon | kFeatureNeonDot, sparse_s8, {8, 16, 4, 4, 1, 128, nullptr},
+     gemm_u8bs8_8x1c4__neondot},
 #endif
 #if defined(INTINFER_HAVE_NEON) && defined(__aarch64__)
     {"gemm_u8s8_4x8c16__neon", kFeatureNeon, dense_s8_pairs, {4, 8, 16, 16, 1, 128, nullptr},
@@ -131,6 +135,8 @@ const GemmRow kGemmRows[] = {
 #endif
 #if defined(INTINFER_HAVE_NEON)
     {"gemm_u8s8_4x8__neon", kFeatureNeon, dense_s8_or_s16, {4, 8, 1, 8, 2, 0, nullptr}, gemm_u8s8_4x8__neon},
+    {"gemm_u8bs8_8x1c4__neon", kFeatureNeon, sparse_s8_pairs, {8, 16, 4, 4, 1, 128, nullptr},
+     gemm_u8bs8_8x1c4__neon},
 #endif
     {"gemm_u8s8__ref", 0, gemm_any, kInPlace, gemm__ref},
 };

@@ -46,6 +46,18 @@ void gemm_u8s4_4x16c4__neondot(const PackedView& w, const OutputStage& out, cons
 void gemm_u8s2_4x16c4__neondot(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
                                void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
                                void* scratch);
+// Block-sparse int8 GEMM (gemm_sparse_neon.h): the groups of 4 reduction indices that hold a
+// non-zero code (pack.h), int8, activations flipped to a - 128 as for SDOT; passes of 8 or 4
+// rows, or one row. TileLayout{8, 16, 4, 4, 1, 128}: 16 channels a column tile.
+// - gemm_u8bs8_8x1c4__neon: any ARMv7/ARMv8 NEON, codes within +-127 (two products summed in
+//   int16 by SMULL + SMLAL, then pairwise into int32 by SADALP; gemm_sparse_neon.cc);
+// - gemm_u8bs8_8x1c4__neondot: aarch64 + SDOT, a group's 4 products in one SDOT lane
+//   (gemm_neondot.cc).
+void gemm_u8bs8_8x1c4__neon(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride, void* y,
+                            size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end, void* scratch);
+void gemm_u8bs8_8x1c4__neondot(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
+                               void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
+                               void* scratch);
 void gemm_u8s8_4x16c8__neoni8mm(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
                                 void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
                                 void* scratch);

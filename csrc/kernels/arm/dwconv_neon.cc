@@ -3,6 +3,7 @@
 #include "../dwconv_window.h"
 #include "arm_kernels.h"
 #include "requant_neon.h"
+#include "widen_neon.h"
 
 namespace intinfer {
 namespace {
@@ -12,29 +13,6 @@ constexpr size_t kC = 16;  // channels per tile
 // 16 channels from p minus 128, as int8 (x ^ 0x80 = x - 128 for a byte).
 inline int8x16_t load16(const uint8_t* p) {
   return vreinterpretq_s8_u8(veorq_u8(vld1q_u8(p), vdupq_n_u8(0x80)));
-}
-
-// The products of the high 8 lanes (SMULL2 / SMLAL2 / SADDW2 on aarch64).
-inline int16x8_t mull_high(int8x16_t a, int8x16_t b) {
-#if defined(__aarch64__)
-  return vmull_high_s8(a, b);
-#else
-  return vmull_s8(vget_high_s8(a), vget_high_s8(b));
-#endif
-}
-inline int16x8_t mlal_high(int16x8_t acc, int8x16_t a, int8x16_t b) {
-#if defined(__aarch64__)
-  return vmlal_high_s8(acc, a, b);
-#else
-  return vmlal_s8(acc, vget_high_s8(a), vget_high_s8(b));
-#endif
-}
-inline int32x4_t addw_high(int32x4_t acc, int16x8_t v) {
-#if defined(__aarch64__)
-  return vaddw_high_s16(acc, v);
-#else
-  return vaddw_s16(acc, vget_high_s16(v));
-#endif
 }
 
 // Stores the first `valid` (<= 16) bytes of lo:hi.

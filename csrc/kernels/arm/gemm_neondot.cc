@@ -3,12 +3,17 @@
 // channels x 4 k x one row), 1024 multiply-accumulates. SDOT is int8 x int8, so the activation
 // enters as a - 128 and the bias carries + 128 * sum_k w (TileLayout::act_offset, pack.h); every sum is exact.
 // The same over 4- and 2-bit codes kept packed in sub-byte tiles: two shifts a vector unpack them.
+// And the block-sparse GEMM of gemm_sparse_neon.h over SDOT (here: the unit built with
+// +dotprod): a group's 4 codes are exactly one SDOT lane's 4 products, so 4 rows' quads of a
+// group take one SDOT by element against the group's codes, and one row's four gathered groups
+// one SDOT.
 #include <arm_neon.h>
 
 #include <cstring>
 
 #include "arm_kernels.h"
 #include "gemm_4xn.h"
+#include "gemm_sparse_neon.h"
 
 namespace intinfer {
 namespace {
@@ -85,6 +90,30 @@ inline void tile_4x16c4(const uint8_t* a, size_t k_pad, const int8_t* b, int32x4
     for (size_t j = 0; j < 4; ++j) acc[r][j] = c[r][j];
 }
 
+// The policy of gemm_sparse_neon.h: four groups a step, their 16 codes in one load and each
+// group's 4 by lane (SDOT by element); lane r of acc[v][0] + acc[v][1] = row 4v + r, two
+// accumulators so that consecutive SDOTs do not wait on each other.
+struct MacSdot {
+  static constexpr size_t kStep = 4;
+  template <size_t kV>
+  static void step(int32x4_t acc[kV][2], const int8x16_t x[kStep][kV], const int8_t* b) {
+    const int8x16_t c = vld1q_s8(b);
+    for (size_t v = 0; v < kV; ++v) {
+      acc[v][0] = vdotq_laneq_s32(acc[v][0], x[0][v], c, 0);
+      acc[v][1] = vdotq_laneq_s32(acc[v][1], x[1][v], c, 1);
+      acc[v][0] = vdotq_laneq_s32(acc[v][0], x[2][v], c, 2);
+      acc[v][1] = vdotq_laneq_s32(acc[v][1], x[3][v], c, 3);
+    }
+  }
+  template <size_t kV>
+  static void single(int32x4_t acc[kV][2], const int8x16_t x[kV], const int8_t* b) {
+    const int8x16_t c = dup_quad(b);
+    for (size_t v = 0; v < kV; ++v) acc[v][0] = vdotq_s32(acc[v][0], x[v], c);
+  }
+  static int32x4_t rows(int32x4_t acc0, int32x4_t acc1) { return vaddq_s32(acc0, acc1); }
+  static int32x4_t sum16(int32x4_t acc, int8x16_t x, int8x16_t c) { return vdotq_s32(acc, x, c); }
+};
+
 }  // namespace
 
 void gemm_u8s8_4x16c4__neondot(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
@@ -106,6 +135,12 @@ void gemm_u8s2_4x16c4__neondot(const PackedView& w, const OutputStage& out, cons
                                void* scratch) {
   gemm_4xn<kTileNR, uint8_t, int8_t, pad_rows, tile_4x16c4<2>>(w, out, x, x_stride, y, y_stride, rows,
                                                                tile_begin, tile_end, scratch);
+}
+
+void gemm_u8bs8_8x1c4__neondot(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
+                               void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
+                               void* scratch) {
+  gemm_sparse<MacSdot>(w, out, x, x_stride, y, y_stride, rows, tile_begin, tile_end, scratch);
 }
 
 }  // namespace intinfer
