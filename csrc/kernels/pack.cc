@@ -65,10 +65,10 @@ void pack_codes_to(const TileLayout& layout, const Src* codes, size_t n, size_t 
     pack_codes(layout, codes, n, k, k_pad, reinterpret_cast<int8_t*>(out), sums);
 }
 
-// Block-sparse codes (`per` rows of the encoding a channel) regrouped as TileLayout says: the
-// groups of kr reduction indices that hold a non-zero code, their first indices, their codes
-// (kr each, int8 or int16), and each channel's sum of codes.
-void pack_sparse(const TileLayout& layout, const BlockSparseRows& src, size_t n, size_t per,
+// Block-sparse codes of n channels regrouped as TileLayout says: the groups of kr reduction
+// indices that hold a non-zero code, their first indices, their codes (kr each, int8 or int16),
+// and each channel's sum of codes.
+void pack_sparse(const TileLayout& layout, const BlockSparseRows& src, size_t n,
                  std::vector<uint32_t>* start, std::vector<uint32_t>* first, std::vector<uint8_t>* codes,
                  int64_t* sums) {
   const size_t kr = layout.kr;
@@ -76,7 +76,7 @@ void pack_sparse(const TileLayout& layout, const BlockSparseRows& src, size_t n,
   start->assign(1, 0);
   for (size_t c = 0; c < n; ++c) {
     int64_t sum = 0;
-    src.for_each(c * per, (c + 1) * per, [&](size_t k0, const int8_t* v) {
+    src.for_each(c, [&](size_t k0, const int8_t* v) {
       for (size_t i = 0; i < src.block(); ++i) {
         if (v[i] == 0) continue;
         const size_t k = k0 + i, group_k = k / kr * kr;
@@ -121,9 +121,8 @@ PackedWeights::PackedWeights(const TileLayout& layout, const void* codes, const 
   if (layout.nr == 0) multipliers_ = multipliers;  // the reference kernels take them as they are
   std::vector<int64_t> sums(n);
   if (format.layout == WeightFormat::Layout::kBlockSparse) {
-    const size_t row = row_length == 0 ? k : row_length;
-    pack_sparse(layout, BlockSparseRows(codes, n * (k / row), row), n, k / row, &group_start_, &group_k_, &codes_,
-                sums.data());
+    pack_sparse(layout, BlockSparseRows(codes, n, k, row_length == 0 ? k : row_length), n, &group_start_, &group_k_,
+                &codes_, sums.data());
   } else if (layout.nr == 0) {
     return;
   } else if (format.bits == 16) {

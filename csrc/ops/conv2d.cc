@@ -41,10 +41,9 @@ class Conv2D : public Op {
     p_.out = ctx.output_stage();
     p_.multipliers = weights_.multipliers.data();
     // Ungrouped convs: a GEMM over output pixels (1x1 stride-1 convs read the NHWC input as it
-    // is, others through an im2col block) where the GEMM table has an optimized row or the
-    // weights are block-sparse; depthwise
-    // convs: the depthwise table's row; the reference convolution otherwise.
-    // Block-sparse weights are read by the GEMM rows only (the reference row too).
+    // is, others through an im2col block) where the GEMM table has an optimized row, or the
+    // weights are block-sparse (which only the GEMM rows read, the reference row included);
+    // depthwise convs: the depthwise table's row; the reference convolution otherwise.
     const bool sparse = weights_.format.layout == WeightFormat::Layout::kBlockSparse;
     if (sparse && groups != 1)
       ctx.fail("weights '", w.name, "' are block-sparse, which the engine reads for ungrouped convs only (groups = ",

@@ -9,13 +9,12 @@
 namespace intinfer {
 namespace {
 
-// Each channel's sum of codes of block-sparse weights (`per` rows of the encoding a channel),
-// each code checked by `check`.
+// Each channel's sum of codes of block-sparse weights, each code checked by `check`.
 template <typename Check>
-std::vector<int64_t> sparse_sums(const BlockSparseRows& blocks, size_t channels, size_t per, const Check& check) {
+std::vector<int64_t> sparse_sums(const BlockSparseRows& blocks, size_t channels, const Check& check) {
   std::vector<int64_t> sums(channels, 0);
   for (size_t c = 0; c < channels; ++c)
-    blocks.for_each(c * per, (c + 1) * per, [&](size_t, const int8_t* values) {
+    blocks.for_each(c, [&](size_t, const int8_t* values) {
       for (size_t i = 0; i < blocks.block(); ++i) {
         check(values[i]);
         sums[c] += values[i];
@@ -43,7 +42,7 @@ QuantizedWeights read_weights(const OpContext& ctx, const TensorDesc& x, const T
   const size_t row = static_cast<size_t>(w.shape.back());
   p.row_length = row;
   const bool sparse = w.encoding == Encoding::kBlockSparse;
-  const BlockSparseRows blocks(w.data, p.channels * (p.depth / row), row);
+  const BlockSparseRows blocks(w.data, p.channels, p.depth, row);
   p.format = sparse ? block_sparse_s8(static_cast<uint32_t>(blocks.block()))
              : bits == 4 ? kWeightsS4 : bits == 2 ? kWeightsS2 : kWeightsS8;
   // The packed encoding pads each row of the last dimension to whole bytes; the kernels read a
@@ -74,7 +73,7 @@ QuantizedWeights read_weights(const OpContext& ctx, const TensorDesc& x, const T
     if (v < -p.format.max_abs || v > p.format.max_abs)
       ctx.fail("weights '", w.name, "' hold ", v, " (the range is [", -p.format.max_abs, ", ", p.format.max_abs, "])");
   };
-  const std::vector<int64_t> sums = sparse ? sparse_sums(blocks, p.channels, p.depth / row, check) : with_codes(bits, [&](auto codes) {
+  auto dense_sums = [&](auto codes) {
     using C = decltype(codes);
     std::vector<int64_t> s(p.channels, 0);
     for (size_t c = 0; c < p.channels; ++c) {
@@ -86,7 +85,8 @@ QuantizedWeights read_weights(const OpContext& ctx, const TensorDesc& x, const T
       }
     }
     return s;
-  });
+  };
+  const std::vector<int64_t> sums = sparse ? sparse_sums(blocks, p.channels, check) : with_codes(bits, dense_sums);
   for (size_t c = 0; c < p.channels; ++c) {
     const int64_t sum = sums[c];
     const int64_t folded = bias[c] - static_cast<int64_t>(z_in) * sum;

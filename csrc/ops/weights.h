@@ -30,7 +30,7 @@ struct QuantizedWeights {
   // Bytes the weights and biases take in the file.
   size_t bytes() const {
     const size_t code_bytes = format.layout == WeightFormat::Layout::kBlockSparse
-                                  ? BlockSparseRows(codes, channels * (depth / row_length), row_length).bytes()
+                                  ? BlockSparseRows(codes, channels, depth, row_length).bytes()
                                   : channels * code_row_bytes(depth, format.bits);
     return code_bytes + bias.size() * sizeof(int32_t);
   }

@@ -23,12 +23,7 @@ namespace {
 
 constexpr size_t kQuad = 4;  // reduction indices a group
 
-__m256i load64x1(const int16_t* p) {
-  int64_t v;
-  std::memcpy(&v, p, sizeof v);
-  return _mm256_set1_epi64x(v);
-}
-
+// The 4 int16 at p as one 64-bit value (any alignment).
 int64_t quad_at(const int16_t* p) {
   int64_t v;
   std::memcpy(&v, p, sizeof v);
@@ -62,7 +57,7 @@ template <size_t R>
 __m256i channel_rows(const PackedView& w, const int16_t* codes, const int16_t* prep, size_t c) {
   __m256i acc0 = _mm256_setzero_si256(), acc1 = acc0;
   for (uint32_t g = w.group_start[c]; g < w.group_start[c + 1]; ++g) {
-    const __m256i b = load64x1(codes + g * kQuad);
+    const __m256i b = _mm256_set1_epi64x(quad_at(codes + g * kQuad));
     const int16_t* a = prep + w.group_k[g] * R;
     acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a)), b));
     if (R == 8)
@@ -117,12 +112,12 @@ void store_channels8(const PackedView& w, const OutputStageAvx2& stage, __m256i 
   for (size_t i = 0; i < valid; ++i, bytes >>= 8) out[i] = static_cast<uint8_t>(bytes);
 }
 
-// Passes of R rows over the channels [c_begin, c_end), 8 channels at a time.
+// Passes of R rows over the channels [c_begin, c_end), 8 channels at a time; output rows
+// y_row_bytes apart.
 template <size_t R>
 void gemm_rows(const PackedView& w, const OutputStageAvx2& stage, const uint8_t* x, size_t x_stride, void* y,
-               size_t y_stride, size_t rows, size_t c_begin, size_t c_end, int16_t* prep) {
+               size_t y_row_bytes, size_t rows, size_t c_begin, size_t c_end, int16_t* prep) {
   const auto* codes = static_cast<const int16_t*>(w.weights);
-  const size_t elem = w.output_scales != nullptr ? sizeof(float) : 1;
   prepare_quads<R>(x, x_stride, rows, w.k, w.k_pad, prep);
   for (size_t c = c_begin; c < c_end; c += 8) {
     const size_t valid = std::min<size_t>(8, c_end - c);
@@ -131,7 +126,7 @@ void gemm_rows(const PackedView& w, const OutputStageAvx2& stage, const uint8_t*
       per_channel[i] = i < valid ? channel_rows<R>(w, codes, prep, c + i) : _mm256_setzero_si256();
     transpose8x8(per_channel, per_row);
     for (size_t r = 0; r < rows; ++r)
-      store_channels8(w, stage, per_row[r], c, valid, static_cast<uint8_t*>(y) + r * y_stride * elem);
+      store_channels8(w, stage, per_row[r], c, valid, static_cast<uint8_t*>(y) + r * y_row_bytes);
   }
 }
 
@@ -182,21 +177,20 @@ void gemm_u8bs8_8x1c4__avx2(const PackedView& w, const OutputStage& out, const u
   const OutputStageAvx2 stage(w.bias, w.multiplier, w.left_shift, w.right_shift, w.output_scales ? 0 : w.n,
                               out.zero_point, out.act_min, out.act_max);
   auto* prep = static_cast<int16_t*>(scratch);
-  const size_t elem = w.output_scales != nullptr ? sizeof(float) : 1;
-  auto* yb = static_cast<uint8_t*>(y);
+  const size_t y_row_bytes = y_stride * (w.output_scales != nullptr ? sizeof(float) : 1);
   for (size_t m = 0; m < rows;) {
     const size_t left = rows - m;
     const uint8_t* xm = x + m * x_stride;
-    void* ym = yb + m * y_stride * elem;
+    void* ym = static_cast<uint8_t*>(y) + m * y_row_bytes;
     if (left == 1) {
       gemm_one_row(w, stage, xm, ym, c_begin, c_end, prep);
       m += 1;
     } else if (left <= 4) {
-      gemm_rows<4>(w, stage, xm, x_stride, ym, y_stride, left, c_begin, c_end, prep);
+      gemm_rows<4>(w, stage, xm, x_stride, ym, y_row_bytes, left, c_begin, c_end, prep);
       m += left;
     } else {
       const size_t n = std::min<size_t>(8, left);
-      gemm_rows<8>(w, stage, xm, x_stride, ym, y_stride, n, c_begin, c_end, prep);
+      gemm_rows<8>(w, stage, xm, x_stride, ym, y_row_bytes, n, c_begin, c_end, prep);
       m += n;
     }
   }
