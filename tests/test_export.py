@@ -438,6 +438,36 @@ def test_a_head_on_masked_mean_pooling_reads_it_quantized():
     assert np.abs(got - ref).max() < 0.1 * np.abs(ref).max()
 
 
+def test_a_linear_layer_reading_an_embedding_keeps_it_8_bit():
+    """A factorized embedding (lookup into a narrow table, then a linear map into the residual
+    stream): the linear writes the wide residual value, the table it reads stays uint8 (the
+    engine's FULLY_CONNECTED reads uint8 only); bit for bit with the oracle."""
+    from sample_models import token_batch
+
+    class Factorized(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.table = nn.Embedding(50, 4)
+            self.proj = nn.Linear(4, 16, bias=False)
+            self.positions = nn.Parameter(torch.randn(16, 16))
+            self.norm = nn.LayerNorm(16)
+
+        def forward(self, ids, mask, types):
+            return self.norm(self.proj(self.table(ids)) + self.positions[:ids.shape[1]])
+
+    torch.manual_seed(0)
+    model = Factorized().eval()
+    gen = torch.Generator().manual_seed(0)
+    batch, seq = torch.export.Dim("batch", max=64), torch.export.Dim("seq", max=16)
+    calib = [token_batch(4, 9, gen) for _ in range(3)]
+    q = intinfer.quantize(model, calib[0], calib, dynamic_shapes=({0: batch, 1: seq},) * 3)
+    dtypes = {t.name: t.dtype for t in q.builder.tensors}
+    assert dtypes["embedding"] == "uint8" and dtypes["linear"] == "int32"
+    xs = [x.numpy() for x in token_batch(3, 12, gen)]
+    got = q.load().run(xs, raw=True)
+    assert_same(got, oracle.run_graph(q.builder, [x.astype(np.int32) for x in xs]))
+
+
 def _bert_bytes(threads: int) -> bytes:
     from sample_models import tiny_bert, token_batch
 

@@ -92,14 +92,16 @@ WIDE_OPS = {"add", "linear", "gather"}
 
 
 def wide_nodes(graph: FloatGraph) -> set:
-    """The residual stream of a transformer: values whose every reader is a layer norm or another
-    such value (the embedding sums, the residual adds and the layers that feed them). Their
-    outlier channels would leave 8 bits no room for the rest, so they are kept wide."""
+    """The residual stream of a transformer: values whose every reader is a layer norm or a wide
+    add (the embedding sums, the residual adds and the layers that feed them). Their outlier
+    channels would leave 8 bits no room for the rest, so they are kept wide. A linear layer reads
+    uint8 only, so a value it reads stays 8-bit even when the linear itself writes wide (a
+    factorized embedding: GATHER -> FULLY_CONNECTED -> ADD)."""
     wide: set = set()
     for node in reversed(graph.nodes):
         users = graph.users(node)
         if node.op in WIDE_OPS and node.act is None and users and \
-                all(u is not None and (u.op == "layer_norm" or u in wide) for u in users):
+                all(u is not None and (u.op == "layer_norm" or (u.op == "add" and u in wide)) for u in users):
             wide.add(node)
     return wide
 

@@ -154,10 +154,15 @@ class WordPieceTokenizer:
 
     SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 
-    def __init__(self, vocab_path, lowercase: bool = True, max_length: int = 128,
+    def __init__(self, vocab, lowercase: bool = True, max_length: int = 128,
                  max_input_chars_per_word: int = 100):
-        with open(vocab_path, encoding="utf-8") as f:
-            tokens = [line.rstrip("\n").rstrip("\r") for line in f]
+        """vocab: the path of a vocab.txt, or the tokens themselves (a list, id = index)."""
+        if isinstance(vocab, (list, tuple)):
+            tokens, source = [str(t) for t in vocab], "the vocabulary"
+        else:
+            with open(vocab, encoding="utf-8") as f:
+                tokens = [line.rstrip("\n").rstrip("\r") for line in f]
+            source = str(vocab)
         self.vocab: dict[str, int] = {}
         for i, t in enumerate(tokens):
             self.vocab.setdefault(t, i)
@@ -169,7 +174,7 @@ class WordPieceTokenizer:
         self.max_input_chars_per_word = max_input_chars_per_word
         for t in ("[UNK]", "[CLS]", "[SEP]", "[PAD]"):
             if t not in self.vocab:
-                raise ValueError(f"{vocab_path}: the vocabulary has no {t} token")
+                raise ValueError(f"{source}: the vocabulary has no {t} token")
         self.unk_id = self.vocab["[UNK]"]
         self.cls_id = self.vocab["[CLS]"]
         self.sep_id = self.vocab["[SEP]"]

@@ -1,0 +1,229 @@
+"""Students made from a teacher (docs/distillation.md, Students): fewer layers, a narrower hidden
+size, a vocabulary shrunk to a corpus, a factorized embedding table. Each returns a new model and
+leaves the teacher as it was."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["FactorizedEmbedding", "VocabularyReport", "factorize_embeddings", "narrow", "shrink_vocabulary",
+           "take_layers"]
+
+# Where the layer stacks of the models users bring live: intinfer.models.MiniLM, transformers'
+# BERT/RoBERTa/MPNet (encoder.layer), and plain stacks.
+LAYER_STACKS = ("layers", "encoder.layer", "layer", "blocks")
+
+
+def _layer_stack(model: torch.nn.Module) -> tuple[str, torch.nn.ModuleList]:
+    for path in LAYER_STACKS:
+        try:
+            stack = model.get_submodule(path)
+        except AttributeError:
+            continue
+        if isinstance(stack, torch.nn.ModuleList):
+            return path, stack
+    raise ValueError(f"{type(model).__name__} has no layer stack (a ModuleList at one of {list(LAYER_STACKS)})")
+
+
+def take_layers(model: torch.nn.Module, every: int | None = None, layers: Iterable[int] | None = None) -> torch.nn.Module:
+    """A copy of `model` with only some of its layers: every `every`-th counted back from the last
+    (6 layers, every=2: 1, 3, 5; the output layer is always kept, as TinyBERT's uniform mapping),
+    or the `layers` given (indices, in order). The kept layers keep their weights (DistilBERT's
+    initialisation). A `config.num_hidden_layers` (transformers) follows."""
+    if (every is None) == (layers is None):
+        raise ValueError("give one of every= or layers=")
+    path, stack = _layer_stack(model)
+    count = len(stack)
+    if every is not None:
+        if not isinstance(every, int) or every < 1:
+            raise ValueError(f"every must be an integer >= 1, got {every!r}")
+        keep = list(range(count - 1, -1, -every))[::-1]
+    else:
+        keep = [int(i) for i in layers]
+        if not keep:
+            raise ValueError("layers is empty: a student needs at least one layer")
+        if any(not 0 <= i < count for i in keep) or keep != sorted(set(keep)):
+            raise ValueError(f"layers {keep}: the teacher has layers 0..{count - 1}; give increasing indices, "
+                             "each once")
+    student = copy.deepcopy(model)
+    parent_path, _, name = path.rpartition(".")
+    parent = student.get_submodule(parent_path) if parent_path else student
+    setattr(parent, name, torch.nn.ModuleList(getattr(parent, name)[i] for i in keep))
+    config = getattr(student, "config", None)
+    if config is not None and hasattr(config, "num_hidden_layers"):
+        config.num_hidden_layers = len(keep)
+    return student
+
+
+def _minilm(model):
+    from ..models.minilm import MiniLM
+
+    if not isinstance(model, MiniLM):
+        raise TypeError(f"this student builder takes an intinfer.models.MiniLM, got {type(model).__name__}")
+    return MiniLM
+
+
+def _config(model) -> dict:
+    heads = {layer.heads for layer in model.layers}
+    if len(heads) != 1:
+        raise ValueError(f"the layers have {sorted(heads)} heads: narrow or shrink a model before pruning its heads")
+    return dict(vocab_size=model.word_embeddings.num_embeddings, hidden=model.hidden, layers=len(model.layers),
+                heads=heads.pop(), intermediate=model.layers[0].ffn_in.out_features,
+                max_positions=model.max_positions, type_vocab_size=model.token_type_embeddings.num_embeddings,
+                eps=model.embeddings_norm.eps)
+
+
+@torch.no_grad()
+def narrow(model, hidden: int, intermediate: int | None = None):
+    """A MiniLM `model` narrowed to `hidden` (a multiple of its head size, which stays: the heads
+    are fewer) and `intermediate` feed-forward units (default: the teacher's ratio), its weights the
+    teacher's first `hidden` residual dimensions, first heads and first units: a start that
+    distillation (with a learned projection for hidden-state losses) moves from."""
+    cls = _minilm(model)
+    config = _config(model)
+    head_dim = config["hidden"] // config["heads"]
+    if not isinstance(hidden, int) or not 0 < hidden < config["hidden"]:
+        raise ValueError(f"hidden {hidden!r}: a student narrower than the teacher's {config['hidden']} is "
+                         "0 < hidden < that")
+    if hidden % head_dim:
+        raise ValueError(f"hidden {hidden} is not a multiple of the head size {head_dim}")
+    if intermediate is None:
+        intermediate = config["intermediate"] * hidden // config["hidden"]
+    if not isinstance(intermediate, int) or not 0 < intermediate <= config["intermediate"]:
+        raise ValueError(f"intermediate {intermediate!r}: 0 < intermediate <= the teacher's {config['intermediate']}")
+    student = cls(**{**config, "hidden": hidden, "heads": hidden // head_dim, "intermediate": intermediate})
+    h, f = slice(0, hidden), slice(0, intermediate)
+    for name in ("word_embeddings", "position_embeddings", "token_type_embeddings"):
+        getattr(student, name).weight.copy_(getattr(model, name).weight[:, h])
+    student.embeddings_norm.load_state_dict({k: v[h] for k, v in model.embeddings_norm.state_dict().items()})
+    for theirs, ours in zip(model.layers, student.layers):
+        for name in ("query", "key", "value"):
+            getattr(ours, name).weight.copy_(getattr(theirs, name).weight[h, h])
+            getattr(ours, name).bias.copy_(getattr(theirs, name).bias[h])
+        ours.attn_out.weight.copy_(theirs.attn_out.weight[h, h])
+        ours.attn_out.bias.copy_(theirs.attn_out.bias[h])
+        ours.ffn_in.weight.copy_(theirs.ffn_in.weight[f, h])
+        ours.ffn_in.bias.copy_(theirs.ffn_in.bias[f])
+        ours.ffn_out.weight.copy_(theirs.ffn_out.weight[h, f])
+        ours.ffn_out.bias.copy_(theirs.ffn_out.bias[h])
+        for norm in ("attn_norm", "ffn_norm"):
+            getattr(ours, norm).load_state_dict({k: v[h] for k, v in getattr(theirs, norm).state_dict().items()})
+    student.tokenizer = model.tokenizer
+    return student.train(model.training)
+
+
+@dataclass
+class VocabularyReport:
+    """What shrink_vocabulary kept, and the share of [UNK] tokens in the held-out texts with the
+    teacher's vocabulary and with the student's."""
+    teacher_tokens: int
+    student_tokens: int
+    held_out_tokens: int
+    teacher_unknown_rate: float
+    student_unknown_rate: float
+
+    def __str__(self) -> str:
+        return (f"vocabulary {self.teacher_tokens} -> {self.student_tokens} tokens; held-out [UNK] rate "
+                f"{self.teacher_unknown_rate:.4%} -> {self.student_unknown_rate:.4%} of {self.held_out_tokens} tokens")
+
+
+def _unknown_rate(tokenizer, texts) -> tuple[int, float]:
+    ids = [i for t in texts for i in tokenizer.tokenize_ids(t)]
+    return len(ids), (sum(i == tokenizer.unk_id for i in ids) / len(ids) if ids else 0.0)
+
+
+@torch.no_grad()
+def shrink_vocabulary(model, corpus, held_out=None, max_unknown_increase: float = 0.005):
+    """A MiniLM `model` whose vocabulary keeps only the special tokens and the tokens its tokenizer
+    gives for the `corpus` texts (their original order): the word-embedding rows shrink with it
+    and the copy gets a tokenizer of the kept tokens, which tokenizes the corpus exactly as before.
+    Words of `held_out` (default: the corpus) that need a dropped token become [UNK]; when that
+    raises their [UNK] share by more than `max_unknown_increase`, a ValueError says by how much.
+    Returns (student, VocabularyReport)."""
+    _minilm(model)
+    from ..models.minilm import WordPieceTokenizer
+
+    tokenizer = model.tokenizer
+    if tokenizer is None:
+        raise ValueError("the model has no tokenizer: build it with MiniLM.from_pretrained() or set .tokenizer")
+    corpus = [corpus] if isinstance(corpus, str) else list(corpus)
+    if not any(t.strip() for t in corpus):
+        raise ValueError("the corpus is empty: a vocabulary is shrunk to the tokens a corpus uses")
+    used = {i for t in corpus for i in tokenizer.tokenize_ids(t)}
+    used |= {tokenizer.vocab[t] for t in WordPieceTokenizer.SPECIAL_TOKENS if t in tokenizer.vocab}
+    keep = sorted(used)
+    tokens = [tokenizer.id_to_token[i] for i in keep]
+    shrunk = WordPieceTokenizer(tokens, lowercase=tokenizer.lowercase, max_length=tokenizer.max_length,
+                                max_input_chars_per_word=tokenizer.max_input_chars_per_word)
+    held_out = corpus if held_out is None else ([held_out] if isinstance(held_out, str) else list(held_out))
+    count, before = _unknown_rate(tokenizer, held_out)
+    _, after = _unknown_rate(shrunk, held_out)
+    report = VocabularyReport(len(tokenizer.id_to_token), len(tokens), count, before, after)
+    if after - before > max_unknown_increase:
+        raise ValueError(f"the shrunk vocabulary drops tokens the held-out text needs: {report} (allowed: "
+                         f"+{max_unknown_increase:.4%}); shrink to a corpus closer to the held-out text")
+    student = copy.deepcopy(model)
+    index = torch.tensor(keep)
+    embedding = student.word_embeddings
+    table = embedding.table if isinstance(embedding, FactorizedEmbedding) else embedding
+    smaller = torch.nn.Embedding(len(keep), table.embedding_dim)
+    smaller.weight.copy_(table.weight[index])
+    if isinstance(embedding, FactorizedEmbedding):
+        embedding.table = smaller
+    else:
+        student.word_embeddings = smaller
+    student.tokenizer = shrunk
+    return student, report
+
+
+class FactorizedEmbedding(torch.nn.Module):
+    """An embedding table [V, H] as the product of [V, rank] and [rank, H] (ALBERT, Lan et al.
+    2020): a lookup into the small table, then a linear map without bias (GATHER then
+    FULLY_CONNECTED in the engine)."""
+
+    def __init__(self, num_embeddings: int, rank: int, embedding_dim: int):
+        super().__init__()
+        self.table = torch.nn.Embedding(num_embeddings, rank)
+        self.proj = torch.nn.Linear(rank, embedding_dim, bias=False)
+
+    @property
+    def num_embeddings(self) -> int:
+        return self.table.num_embeddings
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.proj.out_features
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.table(ids))
+
+
+@torch.no_grad()
+def factorize_embeddings(model: torch.nn.Module, rank: int, name: str | None = None) -> torch.nn.Module:
+    """A copy of `model` whose embedding `name` (default: its largest torch.nn.Embedding) is a
+    FactorizedEmbedding of `rank`, initialised by the truncated SVD of the table (the best rank-r
+    approximation in the least-squares sense)."""
+    embeddings = {n: m for n, m in model.named_modules() if isinstance(m, torch.nn.Embedding)}
+    if not embeddings:
+        raise ValueError(f"{type(model).__name__} has no torch.nn.Embedding to factorize")
+    if name is None:
+        name = max(embeddings, key=lambda n: embeddings[n].weight.numel())
+    if name not in embeddings:
+        raise ValueError(f"no torch.nn.Embedding '{name}'; the model's are {sorted(embeddings)}")
+    weight = embeddings[name].weight
+    vocab, dim = weight.shape
+    if not isinstance(rank, int) or not 0 < rank < vocab * dim / (vocab + dim):
+        raise ValueError(f"rank {rank!r}: a factorization of the {vocab} x {dim} table that is smaller than it has "
+                         f"0 < rank < {vocab * dim / (vocab + dim):.1f}")
+    u, s, vh = torch.linalg.svd(weight.double(), full_matrices=False)
+    factorized = FactorizedEmbedding(vocab, rank, dim)
+    factorized.table.weight.copy_((u[:, :rank] * s[:rank]).float())
+    factorized.proj.weight.copy_(vh[:rank].T.float())
+    student = copy.deepcopy(model)
+    parent_path, _, attr = name.rpartition(".")
+    setattr(student.get_submodule(parent_path) if parent_path else student, attr, factorized)
+    return student
