@@ -113,7 +113,7 @@ def distill(student: torch.nn.Module, teacher: torch.nn.Module, data, loss, *, t
             temperature: float = 4.0, alpha: float = 0.5, hidden_states=(), hidden_weight: float = 1.0,
             attention=(), attention_weight: float = 1.0, relations=("qk", "vv"), relation_heads: int | None = None,
             epochs: int = 1, lr: float = 1e-4, weight_decay: float = 0.0, seed: int = 0, masks=None,
-            train_mode: bool = False, checkpoint=None, progress: bool = True,
+            train_mode: bool = False, allow_larger: bool = False, checkpoint=None, progress: bool = True,
             log: Callable | None = None) -> History:
     """Trains `student` in place to give `teacher`'s outputs (the teacher stays frozen).
 
@@ -131,7 +131,9 @@ def distill(student: torch.nn.Module, teacher: torch.nn.Module, data, loss, *, t
     `relation_heads` heads (default the teacher layer's), weighted `attention_weight`.
     Adam at `lr`; the batches are visited in an order drawn from `seed`; `masks` (an
     intinfer.prune.Masks) keep pruned weights at zero. The student runs in eval mode (batch norms
-    on their running statistics, no dropout) unless `train_mode`. checkpoint: a file written after
+    on their running statistics, no dropout) unless `train_mode`. A student with more parameters
+    than the teacher is refused unless `allow_larger` (an intinfer.qat copy of a model as large as
+    its teacher carries its quantizers' parameters too). checkpoint: a file written after
     every epoch; when it exists, the run resumes from it and ends as an uninterrupted run would.
     progress: a line on stderr; log(epoch, mean_loss) after each epoch.
     """
@@ -151,7 +153,7 @@ def distill(student: torch.nn.Module, teacher: torch.nn.Module, data, loss, *, t
             raise ValueError(f"labels has {len(labels)} batches, data {len(batches)}")
         if loss != "kl":
             raise ValueError("labels are used by the 'kl' loss (Hinton's soft and hard targets) only")
-    if parameter_count(student) > parameter_count(teacher):
+    if parameter_count(student) > parameter_count(teacher) and not allow_larger:
         raise ValueError(f"the student has {parameter_count(student):,} parameters, more than the teacher's "
                          f"{parameter_count(teacher):,}: distillation compresses a teacher into a smaller student")
     output_loss = _output_loss(loss, temperature, alpha)
