@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from intinfer.compress import median_ms
 from intinfer.models import Int8SentenceEncoder, MiniLM, qat_minilm, quantize_minilm
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
@@ -28,16 +29,6 @@ DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 def spearman(a, b) -> float:
     ra, rb = np.argsort(np.argsort(a)), np.argsort(np.argsort(b))
     return float(np.corrcoef(ra, rb)[0, 1])
-
-
-def median_ms(fn, runs: int) -> float:
-    fn()
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times) * 1e3)
 
 
 def main(argv=None) -> int:

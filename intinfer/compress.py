@@ -27,7 +27,7 @@ import torch
 from . import distill as _distill
 from .prune import DEFAULT_BLOCK, Masks, iterative_prune
 
-__all__ = ["ClassifierTask", "Distill", "EncoderTask", "Prune", "Quantize", "Record", "Result", "compress"]
+__all__ = ["ClassifierTask", "Distill", "EncoderTask", "Prune", "Quantize", "Record", "Result", "compress", "median_ms"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -95,8 +95,8 @@ def _check_order(stages: Sequence) -> None:
             if isinstance(after, Prune) and bits <= 2:
                 raise ValueError(f"stage {i + 1} prunes after 2-bit quantization (stage {i}): a 2-bit weight is -1, 0 "
                                  "or 1, which leaves magnitude nothing to choose by; prune before quantizing")
-            raise ValueError(f"stage {i + 1} ({type(after).__name__}) comes after quantization (stage {i}): the integer "
-                             "model Quantize writes ends the pipeline; put Quantize last (with qat=True the "
+            raise ValueError(f"stage {i + 1} ({type(after).__name__}) comes after quantization (stage {i}): the "
+                             "integer model Quantize writes ends the pipeline; put Quantize last (with qat=True the "
                              "quantized model is trained by distillation)")
 
 
@@ -104,7 +104,8 @@ def _check_order(stages: Sequence) -> None:
 # Tasks: what the pipeline needs to know about a kind of model
 # ----------------------------------------------------------------------------------------------
 
-def _median_ms(fn, runs: int) -> float:
+def median_ms(fn, runs: int) -> float:
+    """The median of `runs` timed calls of fn() after one untimed call, in milliseconds."""
     fn()
     times = []
     for _ in range(runs):
@@ -153,7 +154,8 @@ class EncoderTask:
         out = []
         for i in range(0, len(texts), self.batch_size):
             enc = model.tokenizer.encode(texts[i:i + self.batch_size], max_length=self.max_seq)
-            out.append(tuple(torch.from_numpy(enc[k]).long() for k in ("input_ids", "attention_mask", "token_type_ids")))
+            out.append(tuple(torch.from_numpy(enc[k]).long()
+                             for k in ("input_ids", "attention_mask", "token_type_ids")))
         return out
 
     def wrap(self, model):
@@ -170,7 +172,8 @@ class EncoderTask:
 
     def prunable(self, model) -> list:
         """Module paths (of the wrapped model) of the layers' linear maps: the embeddings stay."""
-        return [f"bert.{n}" for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and n.startswith("layers.")]
+        return [f"bert.{n}" for n, m in model.named_modules()
+                if isinstance(m, torch.nn.Linear) and n.startswith("layers.")]
 
     def export_options(self, model) -> dict:
         dims = {0: torch.export.Dim("batch", max=1024), 1: torch.export.Dim("seq", max=self.max_seq)}
@@ -218,7 +221,7 @@ class EncoderTask:
         threads = torch.get_num_threads()
         torch.set_num_threads(self.num_threads or threads)
         try:
-            latency = _median_ms(lambda: run(x), self.runs)
+            latency = median_ms(lambda: run(x), self.runs)
         finally:
             torch.set_num_threads(threads)
         return self._quality(run, model), latency
@@ -227,7 +230,7 @@ class EncoderTask:
         def run(xs):
             return engine.run([x.numpy() for x in xs])
         x = self._tokens(model, self.held_out[:1])[0]
-        return self._quality(run, model), _median_ms(lambda: run(x), self.runs)
+        return self._quality(run, model), median_ms(lambda: run(x), self.runs)
 
 
 class ClassifierTask:
@@ -281,12 +284,12 @@ class ClassifierTask:
         x = self.test_x[:1]
         with torch.no_grad():
             logits = model(self.test_x).numpy()
-            return self._quality(logits), _median_ms(lambda: model(x), self.runs)
+            return self._quality(logits), median_ms(lambda: model(x), self.runs)
 
     def evaluate_engine(self, engine, model) -> tuple[dict, float]:
         logits = engine.run(self.test_x.numpy())
         x = self.test_x[:1].numpy()
-        return self._quality(logits), _median_ms(lambda: engine.run(x), self.runs)
+        return self._quality(logits), median_ms(lambda: engine.run(x), self.runs)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -340,6 +343,16 @@ def _zero_masks(model: torch.nn.Module, paths: list, block: int) -> Masks | None
     return Masks(masks, block) if masks else None
 
 
+def _divisible(model, paths: list, block: int, wrapped) -> list:
+    """The prunable layers whose reduction length (a linear's inputs, a conv's input channels x
+    kernel: the engine's OHWI rows) the block divides; a stem conv of 1 or 3 channels stays dense."""
+    modules = dict(wrapped.named_modules())
+    keep = [p for p in paths if modules[p].weight[0].numel() % block == 0]
+    if not keep:
+        raise ValueError(f"no prunable layer has a reduction length that block {block} divides")
+    return keep
+
+
 class _Pipeline:
     def __init__(self, teacher, task, seed: int, progress: bool):
         self.teacher, self.task, self.seed, self.progress = teacher, task, seed, progress
@@ -379,7 +392,7 @@ class _Pipeline:
             raise ValueError(f"a Prune stage with block {stage.block} after one with block {self.block}: "
                              "give both one block size")
         self.block = stage.block
-        paths = self.task.prunable(model)
+        paths = _divisible(model, self.task.prunable(model), stage.block, self.task.wrap(model))
         before = self.masks(model)
 
         def fine_tune(_, masks):

@@ -214,12 +214,12 @@ def test_hidden_states_and_attention_relations_train_a_narrower_shallower_encode
     data = [token_batch(4, 9, gen) for _ in range(4)]
     count = D.parameter_count(student)
     terms = {}
-    for what, options in {"hidden": dict(hidden_states=[("layers.1", "layers.3")]),
-                          "attention": dict(attention=[("layers.1", "layers.3")], relations=("qk", "vv"))}.items():
+    pair = [("bert.layers.1", "bert.layers.3")]
+    for what, options in {"hidden": dict(hidden_states=pair),
+                          "attention": dict(attention=pair, relations=("qk", "vv"))}.items():
         s = copy.deepcopy(student)
         history = D.distill(PooledEncoder(s), PooledEncoder(teacher), data, None, epochs=15, lr=3e-3,
-                            progress=False, **{k: ([(f"bert.{a}", f"bert.{b}") for a, b in v] if k != "relations" else v)
-                                               for k, v in options.items()})
+                            progress=False, **options)
         assert history.losses[-1] < history.losses[0]
         assert D.parameter_count(s) == count  # the projection is the loop's, not the student's
         terms[what] = history.losses

