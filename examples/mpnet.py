@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 import intinfer
+from intinfer.compress import MeanPooled
 from intinfer.models import mpnet
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
@@ -33,17 +34,6 @@ OPTIONS = [
     dict(bias_correction=False, observer="ema", averaging_constant=0.5),
     dict(observer="ema", averaging_constant=0.5),
 ]
-
-
-class MeanPooled(torch.nn.Module):
-    def __init__(self, encoder):
-        super().__init__()
-        self.encoder = encoder
-
-    def forward(self, input_ids, attention_mask):
-        h = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        keep = attention_mask.unsqueeze(-1).to(h.dtype)
-        return (h * keep).sum(1) / torch.clamp(keep.sum(1), min=1e-9)
 
 
 def texts():

@@ -27,7 +27,8 @@ import torch
 from . import distill as _distill
 from .prune import DEFAULT_BLOCK, Masks, iterative_prune
 
-__all__ = ["ClassifierTask", "Distill", "EncoderTask", "Prune", "Quantize", "Record", "Result", "compress", "median_ms"]
+__all__ = ["ClassifierTask", "Distill", "EncoderTask", "MeanPooled", "Prune", "Quantize", "Record", "Result",
+           "compress", "median_ms"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -121,12 +122,34 @@ def _spearman(a, b) -> float:
     return float(spearmanr(a, b).statistic)
 
 
+class MeanPooled(torch.nn.Module):
+    """A transformers encoder's last hidden state averaged over the real tokens (sentence-
+    transformers' mean pooling): forward(input_ids, attention_mask) -> [B, hidden]."""
+
+    def __init__(self, encoder):
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, input_ids, attention_mask):
+        h = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        keep = attention_mask.unsqueeze(-1).to(h.dtype)
+        return (h * keep).sum(1) / torch.clamp(keep.sum(1), min=1e-9)
+
+
+def _is_minilm(model) -> bool:
+    from .models.minilm import MiniLM
+
+    return isinstance(model, MiniLM)
+
+
 class EncoderTask:
-    """A sentence encoder (intinfer.models.MiniLM and the students made from it): distilled on
-    `train_texts` by 1 - cosine of the mean-pooled embedding; quality on `held_out_texts`: the
-    mean cosine with the teacher's embeddings, and with `pairs` (sentences a, sentences b, human
-    scores) the Spearman correlation of the pairs' similarities with the teacher's and with the
-    human scores. Latency: one sentence (the first held-out text), median of `runs`."""
+    """A sentence encoder, and the students made from it: an intinfer.models.MiniLM (its
+    WordPieceTokenizer), or a transformers encoder (MPNet, BERT, ...) with its tokenizers.Tokenizer
+    attached as `model.tokenizer`. Distilled on `train_texts` by 1 - cosine of the mean-pooled
+    embedding; quality on `held_out_texts`: the mean cosine with the teacher's embeddings, and
+    with `pairs` (sentences a, sentences b, human scores) the Spearman correlation of the pairs'
+    similarities with the teacher's and with the human scores. Texts are cut at `max_seq` tokens.
+    Latency: one sentence (the first held-out text), median of `runs`."""
 
     loss = "cosine"
 
@@ -143,26 +166,54 @@ class EncoderTask:
         self.pairs = pairs
         self.batch_size, self.max_seq = batch_size, max_seq
         self.calibration_batches, self.runs, self.num_threads = calibration_batches, runs, num_threads
+        self._tokenizers: dict = {}
 
     def _check(self, model) -> None:
-        from .models.minilm import MiniLM
+        tokenizer = getattr(model, "tokenizer", None)
+        if _is_minilm(model) and tokenizer is not None:
+            return
+        if hasattr(model, "config") and type(tokenizer).__module__.startswith("tokenizers"):
+            return
+        raise TypeError(f"EncoderTask takes an intinfer.models.MiniLM with a tokenizer, or a transformers encoder "
+                        f"with its tokenizers.Tokenizer as .tokenizer; got {type(model).__name__} with "
+                        f"{type(tokenizer).__name__}")
 
-        if not isinstance(model, MiniLM) or model.tokenizer is None:
-            raise TypeError(f"EncoderTask takes an intinfer.models.MiniLM with a tokenizer, got {type(model).__name__}")
+    def _hf_tokenizer(self, tokenizer):
+        """A copy of a tokenizers.Tokenizer cutting at max_seq and padding to the longest text."""
+        key = id(tokenizer)
+        if key not in self._tokenizers:
+            copy_ = type(tokenizer).from_str(tokenizer.to_str())
+            copy_.enable_truncation(max_length=self.max_seq)
+            padding = tokenizer.padding
+            if padding is None:
+                token = next((t for t in ("<pad>", "[PAD]") if tokenizer.token_to_id(t) is not None), None)
+                if token is None:
+                    raise ValueError("the tokenizer pads with no token and has neither <pad> nor [PAD]: "
+                                     "enable_padding() on it first")
+                padding = {"pad_id": tokenizer.token_to_id(token), "pad_token": token}
+            copy_.enable_padding(pad_id=padding["pad_id"], pad_token=padding["pad_token"])
+            self._tokenizers[key] = (tokenizer, copy_)  # the original kept alive: its id stays its own
+        return self._tokenizers[key][1]
 
     def _tokens(self, model, texts) -> list:
+        self._check(model)
         out = []
         for i in range(0, len(texts), self.batch_size):
-            enc = model.tokenizer.encode(texts[i:i + self.batch_size], max_length=self.max_seq)
-            out.append(tuple(torch.from_numpy(enc[k]).long()
-                             for k in ("input_ids", "attention_mask", "token_type_ids")))
+            chunk = texts[i:i + self.batch_size]
+            if _is_minilm(model):
+                enc = model.tokenizer.encode(chunk, max_length=self.max_seq)
+                out.append(tuple(torch.from_numpy(enc[k]).long()
+                                 for k in ("input_ids", "attention_mask", "token_type_ids")))
+            else:
+                enc = self._hf_tokenizer(model.tokenizer).encode_batch(chunk)
+                out.append(tuple(torch.tensor([getattr(e, k) for e in enc]) for k in ("ids", "attention_mask")))
         return out
 
     def wrap(self, model):
         from .models.minilm import PooledEncoder
 
         self._check(model)
-        return PooledEncoder(model).eval()
+        return (PooledEncoder(model) if _is_minilm(model) else MeanPooled(model)).eval()
 
     def batches(self, model) -> list:
         return self._tokens(model, self.train_texts)
@@ -172,12 +223,12 @@ class EncoderTask:
 
     def prunable(self, model) -> list:
         """Module paths (of the wrapped model) of the layers' linear maps: the embeddings stay."""
-        return [f"bert.{n}" for n, m in model.named_modules()
-                if isinstance(m, torch.nn.Linear) and n.startswith("layers.")]
+        prefix, stack = ("bert.", "layers.") if _is_minilm(model) else ("encoder.", "encoder.layer.")
+        return [prefix + n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) and n.startswith(stack)]
 
     def export_options(self, model) -> dict:
         dims = {0: torch.export.Dim("batch", max=1024), 1: torch.export.Dim("seq", max=self.max_seq)}
-        return {"dynamic_shapes": (dims,) * 3}
+        return {"dynamic_shapes": (dims,) * (3 if _is_minilm(model) else 2)}
 
     def ptq_options(self) -> dict:
         return {"smooth": True, "bias_correction": "total"}

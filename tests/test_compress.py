@@ -92,6 +92,36 @@ def test_the_qat_file_is_what_the_qat_model_computes():
         np.testing.assert_array_equal(engine.run([x.numpy() for x in xs]), want)
 
 
+def test_a_transformers_teacher_through_every_stage():
+    """MPNet (relative position bias) with its tokenizers.Tokenizer: a 2-layer student with a
+    shrunk, factorized vocabulary, pruned and QAT-quantized; the engine computes what the QAT
+    model's eval mode computes."""
+    from test_distill import HF_WORDS, tiny_mpnet
+
+    rng = np.random.default_rng(0)
+    texts = [" ".join(rng.choice(HF_WORDS[:-3], 6)) for _ in range(40)]
+    task = C.EncoderTask(texts[:32], texts[32:], batch_size=8, max_seq=16, runs=2)
+    teacher = tiny_mpnet()
+
+    def student(model):
+        return D.factorize_embeddings(D.shrink_vocabulary(D.take_layers(model, every=2), texts[:32])[0], 4)
+
+    result = C.compress(teacher, task, [C.Distill(student, epochs=2, lr=1e-3), C.Prune(0.5, epochs=1, lr=1e-3),
+                                        C.Quantize(qat=True, lr=1e-4)], progress=False)
+    assert [r.stage for r in result.records] == ["teacher (fp32, torch)", "distill", "prune", "quantize"]
+    assert result.model.config.num_hidden_layers == 2 and result.model.config.vocab_size < teacher.config.vocab_size
+    assert result.records[-1].quality["cosine"] > 0.5
+    weights = [m.weight for n, m in result.model.named_modules() if isinstance(m, nn.Linear)
+               and n.startswith("encoder.layer.")]
+    assert len(weights) == 12 and sum(int((w == 0).sum()) for w in weights) / sum(w.numel() for w in weights) \
+        == pytest.approx(0.5, abs=0.01)
+    engine = intinfer.load(result.quantized.to_bytes())
+    for xs in task.batches(result.model)[:2]:
+        with torch.no_grad():
+            want = result.qat_model(*xs).numpy()
+        np.testing.assert_array_equal(engine.run([x.numpy() for x in xs]), want)
+
+
 def test_a_classifier_with_labels():
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(256, 12, generator=gen)

@@ -364,3 +364,60 @@ def test_a_distilled_factorized_student_runs_in_the_engine_as_the_oracle():
         want = student(*(torch.from_numpy(x).long() for x in xs)).numpy()
     cos = (engine * want).sum(1) / np.linalg.norm(engine, axis=1) / np.linalg.norm(want, axis=1)
     assert cos.min() > 0.95, cos
+
+
+# ----------------------------------------------------------------------------------------------
+# transformers encoders with a tokenizers.Tokenizer
+# ----------------------------------------------------------------------------------------------
+
+HF_WORDS = ["the", "cat", "dog", "sat", "on", "mat", "a", ".", "##s", "ran", "far", "bird", "flew", "home"]
+
+
+def tiny_mpnet(seed: int = 0):
+    """A 4-layer, hidden-32 transformers MPNetModel (random weights, eager attention) with a
+    WordPiece tokenizers.Tokenizer as MPNet's (<s> text </s>, <pad> = 1) attached as .tokenizer."""
+    transformers = pytest.importorskip("transformers")
+    tokenizers = pytest.importorskip("tokenizers")
+    vocab = {t: i for i, t in enumerate(["<s>", "<pad>", "</s>", "<unk>", "[UNK]", *HF_WORDS])}
+    tok = tokenizers.Tokenizer(tokenizers.models.WordPiece(vocab, unk_token="[UNK]"))
+    tok.normalizer = tokenizers.normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = tokenizers.pre_tokenizers.BertPreTokenizer()
+    tok.post_processor = tokenizers.processors.RobertaProcessing(("</s>", 2), ("<s>", 0))
+    tok.enable_padding(pad_id=1, pad_token="<pad>")
+    torch.manual_seed(seed)
+    config = transformers.MPNetConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=4, num_attention_heads=4,
+                                      intermediate_size=64, max_position_embeddings=40, pad_token_id=1)
+    config._attn_implementation = "eager"
+    model = transformers.MPNetModel(config, add_pooling_layer=False).eval()
+    model.tokenizer = tok
+    return model
+
+
+def _hf_embed(model, texts):
+    from intinfer.compress import MeanPooled
+
+    enc = model.tokenizer.encode_batch(texts)
+    ids, mask = (torch.tensor([getattr(e, k) for e in enc]) for k in ("ids", "attention_mask"))
+    with torch.no_grad():
+        return MeanPooled(model).eval()(ids, mask).numpy()
+
+
+def test_shrink_vocabulary_of_a_transformers_encoder():
+    teacher = tiny_mpnet()
+    corpus = ["The cat sat on the mat.", "A dog ran far.", "cats"]
+    student, report = D.shrink_vocabulary(teacher, corpus)
+    # the specials are those the tokenizer names (unk, the post-processor's, padding): <unk> is not one here
+    kept = ["<s>", "<pad>", "</s>", "[UNK]", "the", "cat", "dog", "sat", "on", "mat", "a", ".", "##s", "ran", "far"]
+    assert sorted(student.tokenizer.get_vocab().items(), key=lambda kv: kv[1]) == [(t, i) for i, t in enumerate(kept)]
+    assert student.config.vocab_size == len(kept) == report.student_tokens and teacher.config.vocab_size == 19
+    assert student.embeddings.word_embeddings.padding_idx == 1
+    for text in corpus:
+        assert student.tokenizer.encode(text).tokens == teacher.tokenizer.encode(text).tokens
+    np.testing.assert_array_equal(_hf_embed(student, corpus), _hf_embed(teacher, corpus))
+    with pytest.raises(ValueError, match=r"0\.0000% -> 75\.0000% of 4"):
+        D.shrink_vocabulary(teacher, ["the cat"], held_out=["the bird flew home"])
+    small = D.factorize_embeddings(D.take_layers(teacher, every=2), 4)
+    assert small.config.num_hidden_layers == 2
+    shrunk, _ = D.shrink_vocabulary(small, corpus)
+    assert shrunk.embeddings.word_embeddings.table.num_embeddings == len(kept)
+    assert _hf_embed(shrunk, corpus).shape == (3, 32)

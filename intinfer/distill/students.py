@@ -132,51 +132,145 @@ class VocabularyReport:
                 f"{self.teacher_unknown_rate:.4%} -> {self.student_unknown_rate:.4%} of {self.held_out_tokens} tokens")
 
 
-def _unknown_rate(tokenizer, texts) -> tuple[int, float]:
-    ids = [i for t in texts for i in tokenizer.tokenize_ids(t)]
-    return len(ids), (sum(i == tokenizer.unk_id for i in ids) / len(ids) if ids else 0.0)
+class _WordPieceVocabulary:
+    """intinfer.models.WordPieceTokenizer, as shrink_vocabulary sees a tokenizer."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        self.unk_id = tokenizer.unk_id
+        self.size = len(tokenizer.id_to_token)
+        self.specials = {tokenizer.vocab[t] for t in tokenizer.SPECIAL_TOKENS if t in tokenizer.vocab}
+
+    def ids(self, text: str) -> list:
+        return self.tokenizer.tokenize_ids(text)
+
+    def shrunk(self, keep: list):
+        t = self.tokenizer
+        return type(t)([t.id_to_token[i] for i in keep], lowercase=t.lowercase, max_length=t.max_length,
+                       max_input_chars_per_word=t.max_input_chars_per_word)
+
+
+class _TokenizersVocabulary:
+    """A `tokenizers.Tokenizer` with a WordPiece model (transformers' BERT-style and MPNet
+    tokenizers), as shrink_vocabulary sees a tokenizer: the shrunk one is the same pipeline
+    (normalizer, pre-tokenizer, padding, truncation) with the kept tokens renumbered in their
+    order, its special tokens' ids in the post-processor and padding renumbered with them."""
+
+    def __init__(self, tokenizer):
+        import json
+
+        self.tokenizer = tokenizer
+        self.spec = json.loads(tokenizer.to_str())
+        if self.spec["model"].get("type") != "WordPiece":
+            raise ValueError(f"shrink_vocabulary reads WordPiece vocabularies; this tokenizer's model is "
+                             f"{self.spec['model'].get('type')}")
+        self.counter = type(tokenizer).from_str(tokenizer.to_str())
+        self.counter.no_truncation()
+        self.counter.no_padding()
+        self.unk_id = tokenizer.token_to_id(self.spec["model"]["unk_token"])
+        self.size = tokenizer.get_vocab_size()
+        post = self.spec.get("post_processor") or {}
+        self.specials = ({t["id"] for t in self.spec.get("added_tokens", [])} | {self.unk_id}
+                         | {post[k][1] for k in ("sep", "cls") if k in post}
+                         | {i for special in post.get("special_tokens", {}).values() for i in special["ids"]}
+                         | ({self.spec["padding"]["pad_id"]} if self.spec.get("padding") else set()))
+
+    def ids(self, text: str) -> list:
+        return self.counter.encode(text, add_special_tokens=False).ids
+
+    def shrunk(self, keep: list):
+        import json
+
+        new = {old: i for i, old in enumerate(keep)}
+        spec = copy.deepcopy(self.spec)
+        spec["model"]["vocab"] = {t: new[i] for t, i in spec["model"]["vocab"].items() if i in new}
+        for t in spec.get("added_tokens", []):
+            t["id"] = new[t["id"]]
+        post = spec.get("post_processor") or {}
+        for key in ("sep", "cls"):
+            if key in post:
+                post[key][1] = new[post[key][1]]
+        for special in post.get("special_tokens", {}).values():
+            special["ids"] = [new[i] for i in special["ids"]]
+        if spec.get("padding"):
+            spec["padding"]["pad_id"] = new[spec["padding"]["pad_id"]]
+        return type(self.tokenizer).from_str(json.dumps(spec))
+
+
+def _vocabulary(model):
+    from ..models.minilm import WordPieceTokenizer
+
+    tokenizer = getattr(model, "tokenizer", None)
+    if tokenizer is None:
+        raise ValueError("the model has no tokenizer: build it with MiniLM.from_pretrained(), or set .tokenizer "
+                         "(a transformers model: model.tokenizer = its tokenizers.Tokenizer)")
+    if isinstance(tokenizer, WordPieceTokenizer):
+        return _WordPieceVocabulary(tokenizer)
+    if type(tokenizer).__module__.startswith("tokenizers"):
+        return _TokenizersVocabulary(tokenizer)
+    raise TypeError(f"shrink_vocabulary reads intinfer's WordPieceTokenizer or a tokenizers.Tokenizer, "
+                    f"got {type(tokenizer).__name__}")
+
+
+def _word_embeddings(model) -> tuple:
+    """(the module holding the word-embedding table, the name of it there): intinfer's MiniLM, or
+    a transformers model's input embeddings; either may be a FactorizedEmbedding."""
+    if hasattr(model, "get_input_embeddings"):
+        target = model.get_input_embeddings()
+        for path, module in model.named_modules():
+            if module is target:
+                parent, _, name = path.rpartition(".")
+                return model.get_submodule(parent) if parent else model, name
+    if isinstance(getattr(model, "word_embeddings", None), (torch.nn.Embedding, FactorizedEmbedding)):
+        return model, "word_embeddings"
+    raise TypeError(f"{type(model).__name__} has no word embeddings shrink_vocabulary knows (intinfer's MiniLM, "
+                    "or a transformers model)")
+
+
+def _unknown_rate(vocabulary, texts) -> tuple[int, float]:
+    ids = [i for t in texts for i in vocabulary.ids(t)]
+    return len(ids), (sum(i == vocabulary.unk_id for i in ids) / len(ids) if ids else 0.0)
 
 
 @torch.no_grad()
 def shrink_vocabulary(model, corpus, held_out=None, max_unknown_increase: float = 0.005):
-    """A MiniLM `model` whose vocabulary keeps only the special tokens and the tokens its tokenizer
-    gives for the `corpus` texts (their original order): the word-embedding rows shrink with it
-    and the copy gets a tokenizer of the kept tokens, which tokenizes the corpus exactly as before.
-    Words of `held_out` (default: the corpus) that need a dropped token become [UNK]; when that
-    raises their [UNK] share by more than `max_unknown_increase`, a ValueError says by how much.
-    Returns (student, VocabularyReport)."""
-    _minilm(model)
-    from ..models.minilm import WordPieceTokenizer
-
-    tokenizer = model.tokenizer
-    if tokenizer is None:
-        raise ValueError("the model has no tokenizer: build it with MiniLM.from_pretrained() or set .tokenizer")
+    """A copy of `model` whose vocabulary keeps only the special tokens and the tokens its
+    tokenizer (`model.tokenizer`: intinfer's WordPieceTokenizer, or a WordPiece
+    tokenizers.Tokenizer attached to a transformers model) gives for the `corpus` texts, in their
+    original order: the word-embedding rows shrink with it (a transformers config's vocab_size
+    follows) and the copy gets a tokenizer of the kept tokens, which tokenizes the corpus exactly
+    as before. Words of `held_out` (default: the corpus) that need a dropped token become unknown;
+    when that raises their unknown share by more than `max_unknown_increase`, a ValueError says by
+    how much. Returns (student, VocabularyReport)."""
+    vocabulary = _vocabulary(model)
+    _word_embeddings(model)
     corpus = [corpus] if isinstance(corpus, str) else list(corpus)
     if not any(t.strip() for t in corpus):
         raise ValueError("the corpus is empty: a vocabulary is shrunk to the tokens a corpus uses")
-    used = {i for t in corpus for i in tokenizer.tokenize_ids(t)}
-    used |= {tokenizer.vocab[t] for t in WordPieceTokenizer.SPECIAL_TOKENS if t in tokenizer.vocab}
-    keep = sorted(used)
-    tokens = [tokenizer.id_to_token[i] for i in keep]
-    shrunk = WordPieceTokenizer(tokens, lowercase=tokenizer.lowercase, max_length=tokenizer.max_length,
-                                max_input_chars_per_word=tokenizer.max_input_chars_per_word)
+    keep = sorted({i for t in corpus for i in vocabulary.ids(t)} | vocabulary.specials)
+    shrunk = vocabulary.shrunk(keep)
     held_out = corpus if held_out is None else ([held_out] if isinstance(held_out, str) else list(held_out))
-    count, before = _unknown_rate(tokenizer, held_out)
-    _, after = _unknown_rate(shrunk, held_out)
-    report = VocabularyReport(len(tokenizer.id_to_token), len(tokens), count, before, after)
+    count, before = _unknown_rate(vocabulary, held_out)
+    _, after = _unknown_rate(type(vocabulary)(shrunk), held_out)
+    report = VocabularyReport(vocabulary.size, len(keep), count, before, after)
     if after - before > max_unknown_increase:
         raise ValueError(f"the shrunk vocabulary drops tokens the held-out text needs: {report} (allowed: "
                          f"+{max_unknown_increase:.4%}); shrink to a corpus closer to the held-out text")
     student = copy.deepcopy(model)
-    index = torch.tensor(keep)
-    embedding = student.word_embeddings
+    owner, name = _word_embeddings(student)
+    embedding = getattr(owner, name)
     table = embedding.table if isinstance(embedding, FactorizedEmbedding) else embedding
-    smaller = torch.nn.Embedding(len(keep), table.embedding_dim)
-    smaller.weight.copy_(table.weight[index])
+    new = {old: i for i, old in enumerate(keep)}
+    padding = new.get(table.padding_idx) if table.padding_idx is not None else None
+    smaller = torch.nn.Embedding(len(keep), table.embedding_dim, padding_idx=padding)
+    smaller.weight.copy_(table.weight[torch.tensor(keep)])
     if isinstance(embedding, FactorizedEmbedding):
         embedding.table = smaller
     else:
-        student.word_embeddings = smaller
+        setattr(owner, name, smaller)
+    config = getattr(student, "config", None)
+    if config is not None and hasattr(config, "vocab_size"):
+        config.vocab_size = len(keep)
     student.tokenizer = shrunk
     return student, report
 
@@ -205,14 +299,19 @@ class FactorizedEmbedding(torch.nn.Module):
 
 @torch.no_grad()
 def factorize_embeddings(model: torch.nn.Module, rank: int, name: str | None = None) -> torch.nn.Module:
-    """A copy of `model` whose embedding `name` (default: its largest torch.nn.Embedding) is a
+    """A copy of `model` whose embedding `name` (default: its word embeddings, intinfer's MiniLM's
+    or a transformers model's input embeddings, else its largest torch.nn.Embedding) is a
     FactorizedEmbedding of `rank`, initialised by the truncated SVD of the table (the best rank-r
     approximation in the least-squares sense)."""
     embeddings = {n: m for n, m in model.named_modules() if isinstance(m, torch.nn.Embedding)}
     if not embeddings:
         raise ValueError(f"{type(model).__name__} has no torch.nn.Embedding to factorize")
     if name is None:
-        name = max(embeddings, key=lambda n: embeddings[n].weight.numel())
+        try:
+            owner, attr = _word_embeddings(model)
+            name = next(n for n, m in model.named_modules() if m is getattr(owner, attr))
+        except TypeError:
+            name = max(embeddings, key=lambda n: embeddings[n].weight.numel())
     if name not in embeddings:
         raise ValueError(f"no torch.nn.Embedding '{name}'; the model's are {sorted(embeddings)}")
     weight = embeddings[name].weight
