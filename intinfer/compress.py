@@ -394,7 +394,7 @@ def _zero_masks(model: torch.nn.Module, paths: list, block: int) -> Masks | None
     return Masks(masks, block) if masks else None
 
 
-def _divisible(model, paths: list, block: int, wrapped) -> list:
+def _divisible(wrapped, paths: list, block: int) -> list:
     """The prunable layers whose reduction length (a linear's inputs, a conv's input channels x
     kernel: the engine's OHWI rows) the block divides; a stem conv of 1 or 3 channels stays dense."""
     modules = dict(wrapped.named_modules())
@@ -443,7 +443,7 @@ class _Pipeline:
             raise ValueError(f"a Prune stage with block {stage.block} after one with block {self.block}: "
                              "give both one block size")
         self.block = stage.block
-        paths = _divisible(model, self.task.prunable(model), stage.block, self.task.wrap(model))
+        paths = _divisible(wrapped, self.task.prunable(model), stage.block)
         before = self.masks(model)
 
         def fine_tune(_, masks):
