@@ -13,7 +13,8 @@ for training, the next 256 held out with tests/data/sentences.txt; quality: the
 held-out embedding cosine with the teacher's, and on tests/data/similarity_pairs.tsv the
 Spearman correlation of the pair similarities with the teacher's and with the human scores.
 Students: every second layer (3 of 6), the vocabulary shrunk to the training text, the embedding
-table factorized (rank 128 at 10x, 64 at 30x, 32 at 100x), at 100x narrowed to 192 wide too; P:
+table factorized (rank 128 at 10x, 64 at 30x, 32 at 100x; the Ds configurations do not
+factorize), at 100x narrowed to 192 wide too; P:
 1 x 4 blocks of the layers' linears (70% at 30x, 80% at 100x); Q: int8 (int4 at 100x), QAT by
 default, PTQ where the configuration says so.
 
@@ -45,10 +46,10 @@ from pruning import held_out_sentences, pairs, training_text  # noqa: E402
 
 # -- the encoder study ---------------------------------------------------------------------------
 
-def student_builder(train_texts: list, held_out: list, every: int, rank: int, hidden: int | None = None):
+def student_builder(train_texts: list, held_out: list, every: int, rank: int | None, hidden: int | None = None):
     """A builder: every `every`-th layer, narrowed to `hidden` (MiniLM), the vocabulary shrunk to
     the training text (the held-out unknown-token rates printed), the word embeddings factorized
-    at `rank`."""
+    at `rank` (None: not)."""
     def build(model):
         s = D.take_layers(model, every=every)
         if hidden is not None:
@@ -56,7 +57,7 @@ def student_builder(train_texts: list, held_out: list, every: int, rank: int, hi
         s, report = D.shrink_vocabulary(s, train_texts, held_out=held_out, max_unknown_increase=1.0)
         print(f"  student: one layer in {every}, hidden {hidden or 'kept'}, {report}, embedding rank {rank}",
               flush=True)
-        return D.factorize_embeddings(s, rank)
+        return s if rank is None else D.factorize_embeddings(s, rank)
     return build
 
 
@@ -85,6 +86,10 @@ def encoder_configs(teacher: str, train_texts: list, held_out: list, epochs: int
         "DPQ": ("30x", [d(2, 64), p(0.7), q()]),
         "PDQ": ("30x", [p(0.7), d(2, 64), q()]),
         "DPQ-ptq": ("30x", [d(2, 64), p(0.7), q(qat=False)]),
+        # the same without factorizing the embedding table (its SVD start is far from the teacher)
+        "DsQ": ("10x", [d(2, None), q()]),
+        "DsPQ": ("30x", [d(2, None), p(0.7), q()]),
+        "PDsQ": ("30x", [p(0.7), d(2, None), q()]),
         "DPQ4": ("100x", [d100(), p(0.8), q(4)]),
         "PDQ4": ("100x", [p(0.8), d100(), q(4)]),
     }
