@@ -41,7 +41,7 @@ def _task(**options):
 
 def _student(model):
     return D.shrink_vocabulary(D.take_layers(model, every=2), _texts(48, 1), held_out=_texts(16, 2),
-                               max_unknown_increase=0.0)[0]
+                               max_dropped=0.0)[0]
 
 
 ORDERS = {

@@ -119,17 +119,20 @@ def narrow(model, hidden: int, intermediate: int | None = None):
 
 @dataclass
 class VocabularyReport:
-    """What shrink_vocabulary kept, and the share of [UNK] tokens in the held-out texts with the
-    teacher's vocabulary and with the student's."""
+    """What shrink_vocabulary kept; of the held-out texts' tokens (as the teacher tokenizes them),
+    the share the student's vocabulary lacks (those words are split into other pieces, or become
+    unknown), and the share of unknown tokens with the teacher's vocabulary and with the student's."""
     teacher_tokens: int
     student_tokens: int
     held_out_tokens: int
+    dropped_rate: float
     teacher_unknown_rate: float
     student_unknown_rate: float
 
     def __str__(self) -> str:
-        return (f"vocabulary {self.teacher_tokens} -> {self.student_tokens} tokens; held-out [UNK] rate "
-                f"{self.teacher_unknown_rate:.4%} -> {self.student_unknown_rate:.4%} of {self.held_out_tokens} tokens")
+        return (f"vocabulary {self.teacher_tokens} -> {self.student_tokens} tokens; of {self.held_out_tokens} held-out "
+                f"tokens {self.dropped_rate:.4%} dropped (split otherwise or unknown), unknown "
+                f"{self.teacher_unknown_rate:.4%} -> {self.student_unknown_rate:.4%}")
 
 
 class _WordPieceVocabulary:
@@ -227,21 +230,21 @@ def _word_embeddings(model) -> tuple:
                     "or a transformers model)")
 
 
-def _unknown_rate(vocabulary, texts) -> tuple[int, float]:
-    ids = [i for t in texts for i in vocabulary.ids(t)]
-    return len(ids), (sum(i == vocabulary.unk_id for i in ids) / len(ids) if ids else 0.0)
+def _rate(ids: list, hit) -> float:
+    return sum(1 for i in ids if hit(i)) / len(ids) if ids else 0.0
 
 
 @torch.no_grad()
-def shrink_vocabulary(model, corpus, held_out=None, max_unknown_increase: float = 0.005):
+def shrink_vocabulary(model, corpus, held_out=None, max_dropped: float = 0.005):
     """A copy of `model` whose vocabulary keeps only the special tokens and the tokens its
     tokenizer (`model.tokenizer`: intinfer's WordPieceTokenizer, or a WordPiece
     tokenizers.Tokenizer attached to a transformers model) gives for the `corpus` texts, in their
     original order: the word-embedding rows shrink with it (a transformers config's vocab_size
     follows) and the copy gets a tokenizer of the kept tokens, which tokenizes the corpus exactly
-    as before. Words of `held_out` (default: the corpus) that need a dropped token become unknown;
-    when that raises their unknown share by more than `max_unknown_increase`, a ValueError says by
-    how much. Returns (student, VocabularyReport)."""
+    as before. A word of `held_out` (default: the corpus) that needs a dropped token is split into
+    other pieces or becomes unknown, so the student reads it otherwise than the teacher: when more
+    than `max_dropped` of the held-out tokens are dropped, a ValueError says how many, with the
+    unknown-token rates. Returns (student, VocabularyReport)."""
     vocabulary = _vocabulary(model)
     _word_embeddings(model)
     corpus = [corpus] if isinstance(corpus, str) else list(corpus)
@@ -250,12 +253,16 @@ def shrink_vocabulary(model, corpus, held_out=None, max_unknown_increase: float 
     keep = sorted({i for t in corpus for i in vocabulary.ids(t)} | vocabulary.specials)
     shrunk = vocabulary.shrunk(keep)
     held_out = corpus if held_out is None else ([held_out] if isinstance(held_out, str) else list(held_out))
-    count, before = _unknown_rate(vocabulary, held_out)
-    _, after = _unknown_rate(type(vocabulary)(shrunk), held_out)
-    report = VocabularyReport(vocabulary.size, len(keep), count, before, after)
-    if after - before > max_unknown_increase:
+    teacher_ids = [i for t in held_out for i in vocabulary.ids(t)]
+    student = type(vocabulary)(shrunk)
+    student_ids = [i for t in held_out for i in student.ids(t)]
+    kept = set(keep)
+    report = VocabularyReport(vocabulary.size, len(keep), len(teacher_ids), _rate(teacher_ids, lambda i: i not in kept),
+                              _rate(teacher_ids, lambda i: i == vocabulary.unk_id),
+                              _rate(student_ids, lambda i: i == student.unk_id))
+    if report.dropped_rate > max_dropped:
         raise ValueError(f"the shrunk vocabulary drops tokens the held-out text needs: {report} (allowed: "
-                         f"+{max_unknown_increase:.4%}); shrink to a corpus closer to the held-out text")
+                         f"{max_dropped:.4%} dropped); shrink to a larger corpus, closer to the held-out text")
     student = copy.deepcopy(model)
     owner, name = _word_embeddings(student)
     embedding = getattr(owner, name)
