@@ -105,8 +105,12 @@ def update_section(name: str, body: str, path: Path = BENCHMARKS_MD) -> None:
 
 
 def fmt_ms(ms: float | None) -> str:
+    """Milliseconds for a table: three decimals under 1 ms, three significant digits under a
+    microsecond (a small op's time; "0.000" would read as nothing measured)."""
     if ms is None:
         return "-"
+    if ms < 0.001:
+        return f"{ms:.3g}"
     return f"{ms:.3f}" if ms < 1 else f"{ms:.2f}" if ms < 10 else f"{ms:.1f}"
 
 
