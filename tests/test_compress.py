@@ -44,6 +44,20 @@ def _student(model):
                                max_dropped=0.0)[0]
 
 
+def _zero_share(model, prefix: str) -> float:
+    """The share of exact zeros in the weights of the Linear modules under `prefix`."""
+    weights = [m.weight for n, m in model.named_modules() if isinstance(m, nn.Linear) and n.startswith(prefix)]
+    return sum(int((w == 0).sum()) for w in weights) / sum(w.numel() for w in weights)
+
+
+def _assert_engine_is_the_qat_model(result, batches) -> None:
+    engine = intinfer.load(result.quantized.to_bytes())
+    for xs in batches:
+        with torch.no_grad():
+            want = result.qat_model(*xs).numpy()
+        np.testing.assert_array_equal(engine.run([x.numpy() for x in xs]), want)
+
+
 ORDERS = {
     "D": [C.Distill(_student, epochs=1, lr=1e-3)],
     "P": [C.Prune(0.5, epochs=1, lr=1e-3)],
@@ -73,11 +87,8 @@ def test_every_order_runs_end_to_end_on_the_engine(order, tmp_path):
     assert (tmp_path / "final.iif").read_bytes() == result.quantized.to_bytes()
     if "D" in order:  # the student the builder made, trained
         assert D.parameter_count(result.model) == D.parameter_count(_student(teacher)) < D.parameter_count(teacher)
-    if "P" in order:
-        weights = [m.weight for n, m in result.model.named_modules() if isinstance(m, nn.Linear)
-                   and n.startswith("layers.")]
-        zeros = sum(int((w == 0).sum()) for w in weights) / sum(w.numel() for w in weights)
-        assert zeros == pytest.approx(0.5, abs=0.01)  # the zeros outlive the stages after pruning
+    if "P" in order:  # the zeros outlive the stages after pruning
+        assert _zero_share(result.model, "layers.") == pytest.approx(0.5, abs=0.01)
     assert result.table().count("\n") == len(result.records) + 1 and "teacher (fp32, torch)" in result.table()
 
 
@@ -85,11 +96,7 @@ def test_the_qat_file_is_what_the_qat_model_computes():
     task = _task()
     result = C.compress(_teacher(), task, ORDERS["DPQ"], progress=False, measure=False)
     assert len(result.records) == 2  # the teacher and the final file
-    engine = intinfer.load(result.quantized.to_bytes())
-    for xs in task.batches(result.model)[:3]:
-        with torch.no_grad():
-            want = result.qat_model(*xs).numpy()
-        np.testing.assert_array_equal(engine.run([x.numpy() for x in xs]), want)
+    _assert_engine_is_the_qat_model(result, task.batches(result.model)[:3])
 
 
 def test_a_transformers_teacher_through_every_stage():
@@ -111,15 +118,8 @@ def test_a_transformers_teacher_through_every_stage():
     assert [r.stage for r in result.records] == ["teacher (fp32, torch)", "distill", "prune", "quantize"]
     assert result.model.config.num_hidden_layers == 2 and result.model.config.vocab_size < teacher.config.vocab_size
     assert result.records[-1].quality["cosine"] > 0.5
-    weights = [m.weight for n, m in result.model.named_modules() if isinstance(m, nn.Linear)
-               and n.startswith("encoder.layer.")]
-    assert len(weights) == 12 and sum(int((w == 0).sum()) for w in weights) / sum(w.numel() for w in weights) \
-        == pytest.approx(0.5, abs=0.01)
-    engine = intinfer.load(result.quantized.to_bytes())
-    for xs in task.batches(result.model)[:2]:
-        with torch.no_grad():
-            want = result.qat_model(*xs).numpy()
-        np.testing.assert_array_equal(engine.run([x.numpy() for x in xs]), want)
+    assert _zero_share(result.model, "encoder.layer.") == pytest.approx(0.5, abs=0.01)
+    _assert_engine_is_the_qat_model(result, task.batches(result.model)[:2])
 
 
 def test_a_classifier_with_labels():
