@@ -420,19 +420,19 @@ class _Pipeline:
             return None
         return _zero_masks(self.task.wrap(model), self.task.prunable(model), self.block)
 
-    def train(self, wrapped, model, epochs: int, lr: float, masks=None, **pairs) -> None:
+    def train(self, wrapped, batches: list, epochs: int, lr: float, masks=None, **options) -> None:
+        """Distils `wrapped` (reading `batches`) from the teacher; `options` pass to distill()."""
         if epochs == 0:
             return
-        _distill.distill(wrapped, self.wrapped_teacher, self.task.batches(model), self.task.loss,
-                         teacher_data=self.teacher_batches, labels=self.task.labels(),
-                         temperature=getattr(self.task, "temperature", 4.0), epochs=epochs, lr=lr, seed=self.seed,
-                         masks=masks, progress=self.progress, **pairs)
+        _distill.distill(wrapped, self.wrapped_teacher, batches, self.task.loss, teacher_data=self.teacher_batches,
+                         labels=self.task.labels(), temperature=getattr(self.task, "temperature", 4.0),
+                         epochs=epochs, lr=lr, seed=self.seed, masks=masks, progress=self.progress, **options)
 
     def distill(self, stage: Distill, model):
         student = stage.student(model)
         if not isinstance(student, torch.nn.Module):
             raise TypeError(f"Distill's student builder returned {type(student).__name__}, not a torch module")
-        self.train(self.task.wrap(student), student, stage.epochs, stage.lr, self.masks(student),
+        self.train(self.task.wrap(student), self.task.batches(student), stage.epochs, stage.lr, self.masks(student),
                    hidden_states=stage.hidden_states, attention=stage.attention)
         return student
 
@@ -445,13 +445,14 @@ class _Pipeline:
         self.block = stage.block
         paths = _divisible(wrapped, self.task.prunable(model), stage.block)
         before = self.masks(model)
+        batches = self.task.batches(model)
 
         def fine_tune(_, masks):
-            self.train(wrapped, model, 1 if stage.epochs else 0, stage.lr, masks)
+            self.train(wrapped, batches, 1 if stage.epochs else 0, stage.lr, masks)
 
         masks = iterative_prune(wrapped, stage.sparsity, stage.rounds, fine_tune, block=stage.block, layers=paths,
                                 masks=before)
-        self.train(wrapped, model, max(stage.epochs - stage.rounds, 0), stage.lr, masks)
+        self.train(wrapped, batches, max(stage.epochs - stage.rounds, 0), stage.lr, masks)
         return model
 
     def quantize(self, stage: Quantize, model, result: Result):
@@ -470,10 +471,7 @@ class _Pipeline:
         with torch.no_grad():
             for xs in batches:
                 student(*(xs if isinstance(xs, tuple) else (xs,)))
-        _distill.distill(student, self.wrapped_teacher, batches, self.task.loss, teacher_data=self.teacher_batches,
-                         labels=self.task.labels(), temperature=getattr(self.task, "temperature", 4.0),
-                         epochs=stage.epochs, lr=stage.lr, seed=self.seed, train_mode=True, allow_larger=True,
-                         progress=self.progress)
+        self.train(student, batches, stage.epochs, stage.lr, train_mode=True, allow_larger=True)
         result.qat_model = student.eval()
         return qat.convert(student)
 

@@ -122,8 +122,9 @@ def distill(student: torch.nn.Module, teacher: torch.nn.Module, data, loss, *, t
     teacher_data: the teacher's batches where its inputs differ (a student with a shrunk
     vocabulary reads other token ids), default `data`. loss: "kl" (Hinton: soft targets at
     `temperature`, plus the cross entropy with `labels`, a list of class-index tensors matching
-    `data`, weighted 1 - `alpha`, when given), "cosine" or "mse" (embeddings), or a callable
-    loss(student_output, teacher_output) -> scalar.
+    `data`, weighted 1 - `alpha`, when given), "cosine" or "mse" (embeddings), a callable
+    loss(student_output, teacher_output) -> scalar, or None: the hidden-state and attention terms
+    alone (TinyBERT's intermediate-layer stage).
     hidden_states: (student module, teacher module) pairs whose outputs are matched by mean squared
     error, through a learned linear projection where the widths differ (trained with the student,
     dropped after), weighted `hidden_weight`. attention: (student layer, teacher layer) pairs of
