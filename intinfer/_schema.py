@@ -40,6 +40,7 @@ OP_TYPES = {
     "MATMUL": 18,
     "MASKED_MEAN": 19,
     "SLICE": 20,
+    "APPLY_MASK": 21,
 }
 # The attributes each op reads, with their types.
 OP_ATTRS = {
@@ -63,4 +64,5 @@ OP_ATTRS = {
     "MATMUL": {"transpose_b": "int", "alpha": "float", "act_min": "int", "act_max": "int"},
     "MASKED_MEAN": {},
     "SLICE": {"axis": "int", "start": "int", "end": "int"},
+    "APPLY_MASK": {},
 }

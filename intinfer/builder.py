@@ -346,6 +346,11 @@ class GraphBuilder:
         [batch, seq] is nonzero, as float32 [batch, channels]."""
         return self._unary("MASKED_MEAN", x, None, None, name, dtype="float32", _inputs=[x, mask])
 
+    def apply_mask(self, x: Tensor, mask: Tensor, name=None) -> Tensor:
+        """x [batch, seq, ...] where the int32 mask [batch, seq] is nonzero, x's zero point (the
+        real 0) where it is 0."""
+        return self._same_q("APPLY_MASK", x, name, _inputs=[x, mask])
+
     # -- serialisation -------------------------------------------------------------------
 
     def to_bytes(self, outputs: Sequence[Tensor] | None = None) -> bytes:

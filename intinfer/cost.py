@@ -19,7 +19,7 @@ DEFAULT_BUDGET_MACS = 500_000_000
 # products of two activations (attention's scores and context).
 _PRODUCT_OPS = {"CONV2D", "FULLY_CONNECTED", "MATMUL"}
 # Ops that only move or select data: no arithmetic counted.
-_MOVE_OPS = {"RESHAPE", "TRANSPOSE", "SLICE", "CONCAT", "GATHER"}
+_MOVE_OPS = {"RESHAPE", "TRANSPOSE", "SLICE", "CONCAT", "GATHER", "APPLY_MASK"}
 # Ops whose work the engine counts as window steps (one addition or comparison each).
 _POOL_OPS = {"AVG_POOL", "MAX_POOL", "GLOBAL_AVG_POOL"}
 

@@ -505,9 +505,12 @@ def _op_dequantize(op, args):
 
 def _op_conv2d(op, args):
     a = op.attrs
-    return conv2d(args[0], *_qp(op.inputs[0]), args[1], op.inputs[1].scales, args[2], *_qp(op.outputs[0]),
-                  strides=a.get("strides", 1), pads=a.get("pads", 0), dilations=a.get("dilations", 1),
-                  groups=a.get("groups", 1), **_act(op))
+    x = args[0]
+    sequence = x.ndim == 3  # [N, W, C]: the image [N, 1, W, C]
+    y = conv2d(x[:, None] if sequence else x, *_qp(op.inputs[0]), args[1], op.inputs[1].scales, args[2],
+               *_qp(op.outputs[0]), strides=a.get("strides", 1), pads=a.get("pads", 0),
+               dilations=a.get("dilations", 1), groups=a.get("groups", 1), **_act(op))
+    return y[:, 0] if sequence else y
 
 
 def _op_fully_connected(op, args):
@@ -597,6 +600,19 @@ def _op_matmul(op, args):
                   transpose_b=bool(a.get("transpose_b", 0)), alpha=a.get("alpha", 1.0), **_act(op))
 
 
+def apply_mask(x, zero_point: int, mask) -> np.ndarray:
+    """APPLY_MASK: x at the [B, S] positions where the mask is nonzero, the zero point elsewhere."""
+    x, mask = np.asarray(x), np.asarray(mask)
+    if mask.shape != x.shape[:2]:
+        raise ValueError(f"mask {mask.shape} for input {x.shape}")
+    keep = (mask != 0).reshape(mask.shape + (1,) * (x.ndim - 2))
+    return np.where(keep, x, np.uint8(zero_point)).astype(np.uint8)
+
+
+def _op_apply_mask(op, args):
+    return apply_mask(args[0], _qp(op.inputs[0])[1], args[1])
+
+
 def _op_masked_mean(op, args):
     return masked_mean(args[0], *_qp(op.inputs[0]), args[1])
 
@@ -626,6 +642,7 @@ _OP_FUNCTIONS = {
     "MATMUL": _op_matmul,
     "MASKED_MEAN": _op_masked_mean,
     "SLICE": _op_slice,
+    "APPLY_MASK": _op_apply_mask,
 }
 # END GENERATED dispatch
 

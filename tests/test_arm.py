@@ -21,6 +21,7 @@ import pytest
 import intinfer
 import test_ops
 import test_packed_weights as tpw
+import test_sequence_ops as tso
 import test_sparse_weights as tsw
 import test_transformer_ops as tto
 from conftest import assert_same, build_native_tool, load_example, load_graph
@@ -94,6 +95,13 @@ def _cases() -> dict:
         for name, c in table.items():
             n = f"{kind}_{name}"
             cases[n] = lambda n=n, c=c, build=build: build(_rng(n), **c)
+    # 1-D convolutions over a sequence (Lite Transformer's convolution branch) and APPLY_MASK.
+    for name, c in tso.CONV1D_CASES.items():
+        n = f"conv1d_{name}"
+        cases[n] = lambda n=n, c=c: tso.conv1d_graph(_rng(n), **c)
+    cases["apply_mask"] = lambda: (tso.mask_graph((None, None, 20)),
+                                   [_rng("apply_mask").integers(0, 256, (3, 7, 20), dtype=np.uint8),
+                                    (np.arange(7)[None] < np.array([[7], [3], [1]])).astype(np.int32)])
     # Shapes across the ARM tiles: K past one and several inner steps (8 / 16), N across 8 / 16
     # channel tiles, M = 1 and rows that leave partial 4-row tiles.
     gemm = {

@@ -153,6 +153,7 @@ const OpSchema kOpTable[] = {
     {"MATMUL", kMatmulAttrs, 4},
     {"MASKED_MEAN", nullptr, 0},
     {"SLICE", kSliceAttrs, 3},
+    {"APPLY_MASK", nullptr, 0},
 };
 
 const char* const kAttrTypeNames[][2] = {

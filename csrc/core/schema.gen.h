@@ -31,8 +31,9 @@ enum class OpType : uint16_t {
   kMatMul = 18,
   kMaskedMean = 19,
   kSlice = 20,
+  kApplyMask = 21,
 };
-constexpr uint16_t kMaxOpType = 20;
+constexpr uint16_t kMaxOpType = 21;
 
 constexpr uint8_t kMaxDType = 6;
 

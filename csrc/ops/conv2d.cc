@@ -63,20 +63,24 @@ class Conv2D : public Op {
     }
   }
 
+  // A rank-3 input [N, W, C] is a 1-D convolution over W (a sequence): the image [N, 1, W, C].
   std::vector<Shape> infer(const std::vector<Shape>& in) const override {
-    const Shape& x = in[0];
-    if (x.size() != 4) shape_error(name_, "input must be NHWC (rank 4), got " + shape_str(x));
+    if (in[0].size() == 3 && p_.kernel_h != 1)
+      shape_error(name_, "a 1-D input " + shape_str(in[0]) + " needs a kernel of height 1, the weights have " +
+                             std::to_string(p_.kernel_h));
+    const Shape x = as_image(in[0]);
     if (x[3] != cin_per_group_ * p_.groups)
       shape_error(name_, "input has " + std::to_string(x[3]) + " channels, the weights expect " +
                              std::to_string(cin_per_group_ * p_.groups));
     const int64_t oh = out_size(x[1], p_.kernel_h, p_.dilation_h, p_.stride_h, p_.pad_top + pad_bottom_);
     const int64_t ow = out_size(x[2], p_.kernel_w, p_.dilation_w, p_.stride_w, p_.pad_left + pad_right_);
+    if (in[0].size() == 3) return {{x[0], ow, p_.out_c}};
     return {{x[0], oh, ow, p_.out_c}};
   }
 
   void run(const ExecContext& ctx) const override {
-    const Shape& x = *ctx.input_shapes[0];
-    const Shape& y = *ctx.output_shapes[0];
+    const Shape x = as_image(*ctx.input_shapes[0]);
+    const Shape y = as_image(*ctx.output_shapes[0]);
     ConvParams p = p_;
     set_nhwc_sizes(p, x, y);
     p.in_c = static_cast<int>(x[3]);
@@ -112,6 +116,12 @@ class Conv2D : public Op {
   }
 
  private:
+  Shape as_image(const Shape& s) const {
+    if (s.size() == 3) return {s[0], 1, s[1], s[2]};
+    if (s.size() != 4) shape_error(name_, "input must be NHWC (rank 4) or [N, W, C] (rank 3), got " + shape_str(s));
+    return s;
+  }
+
   int64_t out_size(int64_t in, int64_t k, int64_t dilation, int64_t stride, int64_t pads) const {
     const int64_t span = dilation * (k - 1) + 1;
     if (in + pads < span)

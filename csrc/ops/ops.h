@@ -28,6 +28,7 @@ std::unique_ptr<Op> make_softmax(const OpContext& ctx);
 std::unique_ptr<Op> make_matmul(const OpContext& ctx);
 std::unique_ptr<Op> make_masked_mean(const OpContext& ctx);
 std::unique_ptr<Op> make_slice(const OpContext& ctx);
+std::unique_ptr<Op> make_apply_mask(const OpContext& ctx);
 // END GENERATED factories
 
 }  // namespace intinfer

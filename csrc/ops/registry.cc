@@ -38,6 +38,7 @@ std::unique_ptr<Op> create_op(const OpContext& ctx) {
     case OpType::kMatMul: return make_matmul(ctx);
     case OpType::kMaskedMean: return make_masked_mean(ctx);
     case OpType::kSlice: return make_slice(ctx);
+    case OpType::kApplyMask: return make_apply_mask(ctx);
     // END GENERATED cases
   }
   ctx.fail("has no implementation");

@@ -14,7 +14,7 @@ from ..quant import choose_qparams
 from .bias_correction import BiasCorrection
 from .gptq import InputStatistics
 from .graph import ExportError, FloatGraph, Unsupported, capture, expected_shapes_match, find_unsupported
-from .lower import (NHWC_TO_NCHW, Lowering, check_engine_limits, check_weight_bits, check_weight_bits_names,
+from .lower import (Lowering, check_engine_limits, check_weight_bits, check_weight_bits_names,
                     needs_observer, wide_nodes)
 from .observers import OBSERVERS, make_observer
 from .smoothing import smooth_layer_norms
@@ -218,8 +218,7 @@ class QuantizedModel:
                 k = position[node]
                 q = _dequantize(got[k], m.outputs[k])
                 got[k] = None
-                if self._lowering.nhwc(node):
-                    q = q.transpose(NHWC_TO_NCHW)
+                q = self._lowering.torch_order(node, q)
                 f = value.double().numpy()
                 signal[k] += np.sum(f * f)
                 noise[k] += np.sum((f - q) ** 2)

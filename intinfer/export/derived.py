@@ -77,12 +77,14 @@ class Derived:
                 return node
         return None
 
-    def token_mask(self, fx_node):
-        """The integer input m when the value is m[b, s] as 0/1, shaped [B, S] or broadcast along
-        trailing dimensions ([B, S, 1], [B, S, H])."""
+    def token_mask(self, fx_node, padding: bool = False):
+        """The integer input m when the value is m[b, s] as 0/1 (with `padding`, its complement:
+        1 at the padding), shaped [B, S] or broadcast along trailing dimensions ([B, S, 1],
+        [B, S, H])."""
         values = self._values(fx_node, "mask")
         for fx, node, _ in self.int_inputs:
-            if all(_broadcasts(v, feeds[fx.name]) for feeds, v in values):
+            if all(_broadcasts(v, (feeds[fx.name] == 0).to(feeds[fx.name].dtype) if padding else feeds[fx.name])
+                   for feeds, v in values):
                 return node
         return None
 

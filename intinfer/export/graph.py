@@ -119,8 +119,10 @@ RESHAPE_OPS = {aten.view.default, aten.reshape.default, aten.flatten.using_ints,
 
 SUPPORTED = sorted(["embedding", "layer_norm", "matmul", "softmax", "transpose", "permute",
                     "scaled_dot_product_attention (not causal)", "attention mask from an integer input",
-                    "masked mean pooling",
-                    "conv2d", "linear", "batch_norm (after conv/linear)", "pad/constant_pad_nd (zeros, before conv)",
+                    "masked mean pooling", "activations times a token mask (or masked_fill of the padding with 0)",
+                    "conv1d (also a lightweight convolution's kernel computed from parameters)", "glu",
+                    "conv2d", "linear", "batch_norm (after conv/linear)",
+                    "pad/constant_pad_nd (zeros, before conv1d/conv2d)",
                     "relu", "relu6", "hardtanh(0, 6)", "clamp(0[, 6])", "hardswish", "hardsigmoid", "sigmoid", "tanh",
                     "silu", "gelu", "elu", "leaky_relu", "pow (scalar exponent)", "add", "mul", "cat", "avg_pool2d",
                     "max_pool2d", "relative position bias of attention scores",
@@ -308,6 +310,8 @@ def _eval(n: Node, a: list) -> torch.Tensor:
             keep = a[1].reshape([a[1].shape[0]] + [1] * (x.dim() - 2) + [a[1].shape[1]]).to(x.dtype)
             x = x + (1.0 - keep) * -10000.0
         return torch.softmax(x, dim=-1)
+    if n.op == "apply_mask":
+        return a[0] * a[1].reshape(list(a[1].shape) + [1] * (a[0].dim() - 2)).to(a[0].dtype)
     if n.op == "masked_mean":
         keep = a[1].unsqueeze(-1).to(a[0].dtype)
         return (a[0] * keep).sum(1) / torch.clamp(keep.sum(1), min=1e-9)
@@ -495,13 +499,16 @@ def _simplify(ep, example_inputs: tuple, problems: list | None = None) -> FloatG
                 mode = args[2] if len(args) > 2 and t == aten.pad.default else kw.get("mode", "constant")
                 value = (args[3] if len(args) > 3 else kw.get("value")) if t == aten.pad.default else \
                     (args[2] if len(args) > 2 else 0)
-                if mode != "constant" or (value not in (None, 0, 0.0)) or len(pad) != 4 or min(pad) < 0:
-                    fail(fx, "only zero padding of H and W, folded into the next conv, is supported")
+                if mode != "constant" or (value not in (None, 0, 0.0)) or len(pad) not in (2, 4) or min(pad) < 0:
+                    fail(fx, "only zero padding of H and W (or of a sequence's length), folded into the next conv, "
+                             "is supported")
                 env[fx.name] = ("pad", x, pad, fx)
             elif t == aten.conv2d.default:
                 src = x
                 pads = [0, 0, 0, 0]
                 if isinstance(src, tuple) and src[0] == "pad":
+                    if len(src[2]) != 4:
+                        fail(src[3], "a pad of the last dimension only must be followed by a conv1d")
                     _, src, (l, r, tp, b), _ = src
                     pads = [tp, l, b, r]
                 if isinstance(src, tuple):
@@ -519,6 +526,10 @@ def _simplify(ep, example_inputs: tuple, problems: list | None = None) -> FloatG
                 env[fx.name] = add(fx, "conv", [src], weight=w.float().clone(), bias=bias.float().clone(),
                                    stride=_pair(stride), pads=pads, dilation=_pair(dilation), groups=int(groups),
                                    module=_innermost_module(fx)[0])
+            elif t == aten.conv1d.default:
+                env[fx.name] = _conv1d(fx, x, args, val, add, fail, probe)
+            elif t == aten.glu.default:
+                env[fx.name] = _glu(fx, x, args, kw, add, fail)
             elif t == aten.linear.default:
                 w = val(args[1])
                 bias = val(args[2]) if len(args) > 2 and args[2] is not None else torch.zeros(w.shape[0])
@@ -742,8 +753,8 @@ def _transformer_op(fx, t, args, kw, x, val, add, fail, uses, probe):
     this fx node, or None when it is not one of them. Markers: ("sym", node, dim) a symbolic size,
     ("derived",) a value computed from the integer inputs alone (derived.py), ("masked", scores,
     mask, relative) scores plus the mask's bias and/or a relative position bias table,
-    ("masked_values", x, mask) and ("masked_sum", x, mask) the steps of a masked mean; each ends
-    with the fx node."""
+    ("masked_sum", apply_mask node) the sum over the sequence of a masked mean; each ends with the
+    fx node."""
     if t in SKIPPED:
         return ("skipped", fx)
     if t == aten.sym_size.int:
@@ -815,21 +826,80 @@ def _transformer_op(fx, t, args, kw, x, val, add, fail, uses, probe):
                 mask = probe.token_mask(m)
                 if mask is None:
                     fail(fx, "activations are multiplied by a value computed from integer inputs that is not a "
-                             "token mask (mean pooling)")
-                return ("masked_values", h, mask, fx)
+                             "token mask [batch, sequence, 1, ...]")
+                return add(fx, "apply_mask", [h, mask])
         return None
+    if t == aten.masked_fill.Scalar and isinstance(x, Node) and isinstance(args[1], torch.fx.Node) and \
+            _is_derived(val(args[1])):
+        mask = probe.token_mask(args[1], padding=True)
+        if mask is None or _scalar(args[2]) != 0:
+            fail(fx, "masked_fill of activations is supported with 0 at the padding of a token mask only")
+        return add(fx, "apply_mask", [x, mask])
     if t == aten.sum.dim_IntList:
         rank = len(fx.args[0].meta["val"].shape)
         dims = [d % rank for d in (args[1] if isinstance(args[1], (list, tuple)) else [args[1]])]
-        if isinstance(x, tuple) and x[0] == "masked_values" and dims == [1]:
-            return ("masked_sum", x[1], x[2], fx)
+        if isinstance(x, Node) and x.op == "apply_mask" and dims == [1]:
+            return ("masked_sum", x, fx)
         return None
     if t == aten.div.Tensor and isinstance(x, tuple) and x[0] == "masked_sum":
+        masked = x[1]
+        h, mask = masked.inputs
         if not (isinstance(args[1], torch.fx.Node) and _is_derived(val(args[1])) and
-                probe.token_count(args[1]) is x[2]):
+                probe.token_count(args[1]) is mask):
             fail(fx, "a masked sum must be divided by the count of the same mask")
-        return add(fx, "masked_mean", [x[1], x[2]])
+        return add(fx, "masked_mean", [h, mask], _drop=masked if uses[masked.name] == 1 else None)
     return None
+
+
+def _conv1d(fx, x, args, val, add, fail, probe):
+    """conv1d of [B, C, L] as the engine's convolution of the image [B, C, 1, L] between two
+    reshapes (the lowering runs it on [B, L, C] with no copy); a zero pad of L before it folds in
+    and a kernel computed from parameters alone (a lightweight convolution's softmax-normalized
+    one) is evaluated once."""
+    left = right = 0
+    if isinstance(x, tuple) and x[0] == "pad":
+        _, x, pad, pad_fx = x
+        if len(pad) != 2:
+            fail(pad_fx, "a pad of H and W must be followed by a conv2d")
+        left, right = pad
+    if not isinstance(x, Node) or len(x.shape) != 3:
+        fail(fx, "conv1d is supported on a [batch, channels, length] activation")
+    w = val(args[1])
+    if _is_derived(w):
+        w = probe.constant(args[1])
+    if not isinstance(w, torch.Tensor):
+        fail(fx, "conv1d's weights must be parameters or computed from parameters alone")
+    bias = val(args[2]) if len(args) > 2 and args[2] is not None else torch.zeros(w.shape[0])
+    stride, padding, dilation = (a[0] if isinstance(a, (list, tuple)) else a
+                                 for a in (args[3] if len(args) > 3 else 1, args[4] if len(args) > 4 else 0,
+                                           args[5] if len(args) > 5 else 1))
+    if isinstance(padding, str):
+        fail(fx, "string padding is not supported; use explicit sizes")
+    out = fx.meta["val"].shape
+    image = add(fx, "reshape", [x], _name=f"{fx.name}_image", _shape=(x.shape[0], x.shape[1], 1, x.shape[2]),
+                shape=_reshape_target(x.shape, (x.shape[0], x.shape[1], 1, x.shape[2])))
+    conv = add(fx, "conv", [image], _name=f"{fx.name}_conv", _shape=(out[0], out[1], 1, out[2]),
+               weight=w.float().unsqueeze(2).clone(), bias=bias.float().clone(), stride=[1, int(stride)],
+               pads=[0, left + int(padding), 0, right + int(padding)], dilation=[1, int(dilation)],
+               groups=int(args[6]) if len(args) > 6 else 1, module=_innermost_module(fx)[0], sequence=True)
+    return add(fx, "reshape", [conv], shape=_reshape_target(conv.shape, out))
+
+
+def _glu(fx, x, args, kw, add, fail):
+    """GLU: the first half of a dimension times the sigmoid (a LUT) of the second: two SLICEs, a
+    LUT and a MUL."""
+    if not isinstance(x, Node):
+        fail(fx, "glu of a constant")
+    rank = len(x.shape)
+    dim = (args[1] if len(args) > 1 else kw.get("dim", -1)) % rank
+    size = x.shape[dim]
+    if dim == 0 or not isinstance(size, int):  # torch.export has checked that it is even
+        fail(fx, f"glu halves dimension {dim} of {list(x.shape)}: it must be a fixed size other than the batch")
+    half = tuple(size // 2 if i == dim else d for i, d in enumerate(x.shape))
+    a = add(fx, "slice", [x], _name=f"{fx.name}_a", _shape=half, axis=dim, start=0, end=size // 2)
+    b = add(fx, "slice", [x], _name=f"{fx.name}_b", _shape=half, axis=dim, start=size // 2, end=size)
+    gate = add(fx, "lut", [b], _name=f"{fx.name}_gate", _shape=half, fn=torch.sigmoid)
+    return add(fx, "mul", [a, gate])
 
 
 def _score_bias(fx, scores, bias_fx, add, fail, probe):

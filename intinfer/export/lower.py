@@ -4,6 +4,10 @@ Images are NCHW in PyTorch and NHWC in the engine: 4-D values are kept NHWC insi
 a TRANSPOSE converts at the graph's inputs and outputs and where a 4-D value must be seen in
 PyTorch's element order (flattening a map larger than 1x1, a fully connected layer on a 4-D
 value). Axis arguments (concat) are mapped accordingly.
+
+Sequences are [B, L, C] in a transformer and [B, C, L] where torch convolves them: a 3-D value
+in conv1d's order is kept channels last ("nlc": stored [B, L, C]), so that the transposes on
+each side of a convolution over the sequence cost nothing.
 """
 
 from __future__ import annotations
@@ -22,9 +26,11 @@ from .graph import ExportError, FloatGraph, Node
 NCHW_TO_NHWC = (0, 2, 3, 1)
 NHWC_TO_NCHW = (0, 3, 1, 2)
 NCHW_AXIS_IN_NHWC = (0, 3, 1, 2)  # logical NCHW axis d lives at physical axis [d]
+SWAP_LAST = (0, 2, 1)  # [B, C, L] <-> [B, L, C]
+NLC = "nlc"  # the layout of a value of logical shape [B, C, L] (or [B, C, 1, L]) stored [B, L, C]
 
 # Ops whose output keeps its input's quantization (they move or select values, or clamp them).
-SAME_QUANT = {"max_pool", "reshape", "relu", "permute", "slice"}
+SAME_QUANT = {"max_pool", "reshape", "relu", "permute", "slice", "apply_mask"}
 # Ops that read NHWC images.
 IMAGE_OPS = {"conv", "avg_pool", "max_pool", "global_avg_pool"}
 # Ops whose output quantization is fixed (softmax: 1/256).
@@ -151,28 +157,48 @@ def quantize_constant(c: np.ndarray) -> tuple[np.ndarray, float, int]:
 
 
 class LayoutValues:
-    """The engine tensors a lowering has made, each with its layout: 4-D values are NHWC inside
-    the graph and transposed back to PyTorch's order only on demand (once per value)."""
+    """The engine tensors a lowering has made, each with its layout: False (PyTorch's element
+    order), True (an NHWC image) or NLC (a sequence stored channels last). Values are
+    transposed to PyTorch's order only on demand (once per value)."""
 
     def __init__(self, builder: GraphBuilder):
         self.b = builder
-        self.values: dict = {}  # source node -> (Tensor, nhwc: bool)
+        self.values: dict = {}  # source node -> (Tensor, layout: False, True or NLC)
         self._plain: dict = {}  # source node -> Tensor in PyTorch element order
 
     def tensor(self, node) -> Tensor:
         return self.values[node][0]
 
-    def nhwc(self, node) -> bool:
+    def layout(self, node):
         return self.values[node][1]
 
+    def nhwc(self, node) -> bool:
+        return self.values[node][1] is True
+
     def plain(self, node) -> Tensor:
-        """The value in PyTorch's element order (transposed back from NHWC if needed)."""
-        t, nhwc = self.values[node]
-        if not nhwc:
+        """The value in PyTorch's element order (transposed back from NHWC or NLC if needed)."""
+        t, layout = self.values[node]
+        if layout is False:
             return t
         if node not in self._plain:
-            self._plain[node] = self.b.transpose(t, NHWC_TO_NCHW, name=f"{node.name}_nchw")
+            if layout is True:
+                self._plain[node] = self.b.transpose(t, NHWC_TO_NCHW, name=f"{node.name}_nchw")
+            else:
+                y = self.b.transpose(t, SWAP_LAST, name=f"{node.name}_ncl")
+                if len(node.shape) == 4:  # [B, C, 1, L]
+                    y = self.b.reshape(y, [0, 0, 1, -1], name=f"{node.name}_nc1l")
+                self._plain[node] = y
         return self._plain[node]
+
+    def torch_order(self, node, value: np.ndarray) -> np.ndarray:
+        """An engine value of `node` (as its tensor holds it) in PyTorch's element order."""
+        layout = self.values[node][1]
+        if layout is True:
+            return value.transpose(NHWC_TO_NCHW)
+        if layout == NLC:
+            value = value.transpose(SWAP_LAST)
+            return value[:, :, None] if len(node.shape) == 4 else value
+        return value
 
 
 class Lowering(LayoutValues):
@@ -210,7 +236,7 @@ class Lowering(LayoutValues):
         return {"act_min": lo, "act_max": hi}
 
     def _image(self, node: Node) -> Tensor:
-        if not self.nhwc(node):
+        if self.layout(node) is not True:
             raise ValueError(f"'{node.name}' expects an NCHW image input")
         return self.tensor(node)
 
@@ -269,7 +295,8 @@ class Lowering(LayoutValues):
         return q, False
 
     def _conv(self, node: Node):
-        x = self._image(node.inputs[0])
+        sequence = node.attrs.get("sequence", False)  # conv1d: the engine convolves [B, L, C]
+        x = self.tensor(node.inputs[0]) if sequence else self._image(node.inputs[0])
         wq, ws, bias = self._weights(node, x.scale)
         wq = np.ascontiguousarray(wq.transpose(0, 2, 3, 1))  # OIHW -> OHWI
         scale, zp = self.q[node]
@@ -277,7 +304,7 @@ class Lowering(LayoutValues):
                           self.b.constant(f"{node.name}_b", bias), scale, zp, stride=node.attrs["stride"],
                           padding=node.attrs["pads"], dilation=node.attrs["dilation"], groups=node.attrs["groups"],
                           name=node.name, **self._act(node))
-        return y, True
+        return y, NLC if sequence else True
 
     def _linear(self, node: Node):
         x = self.plain(node.inputs[0])
@@ -291,9 +318,11 @@ class Lowering(LayoutValues):
     def _binary(self, node: Node, method):
         a_node, b_in = node.inputs
         a = self.tensor(a_node)
-        layout = self.nhwc(a_node)
+        layout = self.layout(a_node)
+        if layout == NLC and not (isinstance(b_in, Node) and b_in.shape == a_node.shape):
+            a, layout = self.plain(a_node), False  # a constant or broadcast operand: in PyTorch's order
         if isinstance(b_in, Node):
-            if self.nhwc(b_in) != layout:
+            if self.layout(b_in) != layout:
                 a, b, layout = self.plain(a_node), self.plain(b_in), False
             else:
                 b = self.tensor(b_in)
@@ -309,7 +338,7 @@ class Lowering(LayoutValues):
         return self._binary(node, self.b.mul)
 
     def _cat(self, node: Node):
-        layouts = {self.nhwc(i) for i in node.inputs if isinstance(i, Node)}
+        layouts = {self.layout(i) for i in node.inputs if isinstance(i, Node)}
         nhwc = layouts == {True}
         xs = [(self.tensor(i) if nhwc else self.plain(i)) if isinstance(i, Node) else
               self._const_operand(i, nhwc, f"{node.name}_c{k}") for k, i in enumerate(node.inputs)]
@@ -334,9 +363,20 @@ class Lowering(LayoutValues):
         scale, zp = self.q[node]
         return self.b.global_avg_pool(self._image(node.inputs[0]), scale, zp, name=node.name), True
 
+    def _channels_last(self, node: Node) -> Tensor:
+        """A [B, C, L] value stored [B, L, C]."""
+        if self.layout(node) == NLC:
+            return self.tensor(node)
+        return self.b.transpose(self.plain(node), SWAP_LAST, name=f"{node.name}_nlc")
+
     def _reshape(self, node: Node):
         src = node.inputs[0]
         target = [0] + list(node.attrs["shape"][1:])  # the batch dimension may vary
+        users = self.graph.users(node)
+        if len(src.shape) == 3 and users and all(u is not None and u.attrs.get("sequence") for u in users):
+            return self._channels_last(src), NLC  # [B, C, L] -> [B, C, 1, L] for a conv1d: nothing to move
+        if self.layout(src) == NLC and len(src.shape) == 4 and len(target) == 3:
+            return self.tensor(src), NLC  # a conv1d's [B, C, 1, L] back to [B, C, L]
         if self.nhwc(src) and tuple(src.shape[2:]) == (1, 1) and len(target) == 2:
             # [N, C, 1, 1] flattens to the same bytes in NCHW and NHWC.
             return self.b.reshape(self.tensor(src), target, name=node.name), False
@@ -352,13 +392,13 @@ class Lowering(LayoutValues):
         x = self.tensor(x_node)
         scale, zp = self.q[node]
         table = lut_table(node.attrs["fn"], (x.scale, x.zero_point), (scale, zp))
-        return self.b.lut(x, table, scale, zp, name=node.name), self.nhwc(x_node)
+        return self.b.lut(x, table, scale, zp, name=node.name), self.layout(x_node)
 
     def _relu(self, node: Node):
         x_node = node.inputs[0]
         x = self.tensor(x_node)
         lo, hi = activation_range(node.act, x.scale, x.zero_point)
-        return self.b.clamp(x, lo, hi, name=node.name), self.nhwc(x_node)
+        return self.b.clamp(x, lo, hi, name=node.name), self.layout(x_node)
 
 
     # -- transformer encoders ------------------------------------------------------------
@@ -378,7 +418,14 @@ class Lowering(LayoutValues):
                                  scale, zp, name=node.name), False
 
     def _permute(self, node: Node):
-        return self.b.transpose(self.plain(node.inputs[0]), node.attrs["perm"], name=node.name), False
+        src = node.inputs[0]
+        if list(node.attrs["perm"]) == list(SWAP_LAST) and self.layout(src) is not True:
+            # [B, L, C] <-> [B, C, L]: the same bytes, read in the other layout
+            return self.tensor(src), (False if self.layout(src) == NLC else NLC)
+        return self.b.transpose(self.plain(src), node.attrs["perm"], name=node.name), False
+
+    def _apply_mask(self, node: Node):
+        return self.b.apply_mask(self.plain(node.inputs[0]), self.tensor(node.inputs[1]), name=node.name), False
 
     def _slice(self, node: Node):
         a = node.attrs

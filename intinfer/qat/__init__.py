@@ -351,6 +351,9 @@ class QATModel(torch.nn.Module):
             return I.max_pool(a[0], at["kernel"], at["stride"], at["padding"])
         if op in ("reshape", "permute", "slice"):
             return _eval(node, a)
+        if op == "apply_mask":
+            keep = a[1].reshape(list(a[1].shape) + [1] * (a[0].dim() - 2)) != 0
+            return torch.where(keep, a[0], torch.full_like(a[0], qin[1]))
         if op == "relu":
             return torch.clamp(a[0], *activation_range(node.act, *qin))
         if op == "lut":
