@@ -115,17 +115,25 @@ def load_teacher(name: str):
     return model.eval()
 
 
-def encoder_study(args) -> list:
-    teacher = load_teacher(args.teacher)
-    texts = training_text(10 ** 6)  # every quotation, shuffled
-    train, held = texts[:args.texts], texts[args.texts:args.texts + 256]
-    vocabulary_texts = texts[:args.texts] + texts[args.texts + 256:]  # all but the held-out ones
+def encoder_data(texts: int, quick: bool) -> tuple[list, list, list, tuple]:
+    """The encoder study's split: (the first `texts` quotations for training, tests/data/
+    sentences.txt and the next 256 quotations held out, every quotation but the held-out ones for
+    the students' vocabulary, the similarity pairs (a, b, human scores)); `quick`: 16 held-out
+    texts and 12 pairs."""
+    quotes = training_text(10 ** 6)  # every quotation, shuffled
+    train, held = quotes[:texts], quotes[texts:texts + 256]
+    vocabulary_texts = quotes[:texts] + quotes[texts + 256:]  # all but the held-out ones
     a, b, human = pairs()
     held_out = held_out_sentences() + held
-    if args.quick:
+    if quick:
         held_out, a, b, human = held_out[:16], a[:12], b[:12], human[:12]
-    task = C.EncoderTask(train, held_out, pairs=(a, b, human), max_seq=64, runs=args.runs,
-                         num_threads=args.threads)
+    return train, held_out, vocabulary_texts, (a, b, human)
+
+
+def encoder_study(args) -> list:
+    teacher = load_teacher(args.teacher)
+    train, held_out, vocabulary_texts, pairs_ = encoder_data(args.texts, args.quick)
+    task = C.EncoderTask(train, held_out, pairs=pairs_, max_seq=64, runs=args.runs, num_threads=args.threads)
     configs = encoder_configs(args.teacher, vocabulary_texts, held_out, args.epochs, args.lr)
     return run_configs(TEACHERS[args.teacher], teacher, task, configs, QUICK_ENCODER if args.quick else args.configs)
 

@@ -148,13 +148,22 @@ def torch_cost(module, example_inputs) -> Cost:
     totals = {key: sum(ops.values()) // 2 for key, ops in counter.get_flop_counts().items()}
     root = type(module).__name__
 
-    def counted(name):
-        return totals.get(f"{root}.{name}" if name else root, 0)
+    def key(name):
+        return f"{root}.{name}" if name else root
+
+    def below(name, sub):
+        """What `sub`'s called descendants count: its children's counts, through the containers
+        that are never called themselves (a ModuleList has no count of its own)."""
+        total = 0
+        for c, child in sub.named_children():
+            path = f"{name}.{c}" if name else c
+            total += totals[key(path)] if key(path) in totals else below(path, child)
+        return total
 
     layers = []
     for name, sub in module.named_modules():
         params = sum(p.numel() for p in sub.parameters(recurse=False))
-        macs = counted(name) - sum(counted(f"{name}.{c}" if name else c) for c, _ in sub.named_children())
+        macs = totals[key(name)] - below(name, sub) if key(name) in totals else 0
         if params or macs:
             layers.append(LayerCost(name or root, type(sub).__name__, params, 4 * params, int(macs), 0))
     shapes = {f"input{i}": list(x.shape) for i, x in enumerate(inputs) if hasattr(x, "shape")}

@@ -112,6 +112,10 @@ def test_encoder_counts_follow_the_bert_formulas():
     assert cost.totals["macs"] - cost.totals["activation_macs"] == S * L * (4 * H * H + 2 * H * F)
     ours = torch_cost(model, (ids[:1], mask[:1], types[:1]))
     assert ours.source == "torch" and ours.totals["macs"] == cost.totals["macs"]
+    # each layer's own products: none counted twice and taken back by a container (ModuleList)
+    layer_macs = {r.name: r.macs for r in ours.layers}
+    assert min(layer_macs.values()) >= 0 and layer_macs.get("bert.layers", 0) == 0
+    assert layer_macs["bert.layers.0.query"] == S * H * H
     assert ours.totals["parameters"] == sum(p.numel() for p in model.parameters())
 
 

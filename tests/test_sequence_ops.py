@@ -321,3 +321,11 @@ def test_a_two_sided_pad_before_a_conv2d_is_refused():
 
     with pytest.raises(ExportError, match="a pad of the last dimension only must be followed by a conv1d"):
         intinfer.quantize(Bad(), (torch.randn(1, 2, 5, 5),), [(torch.randn(1, 2, 5, 5),)])
+
+
+def test_report_compares_every_layer_of_a_sequence_convolution(branch):
+    """The transposes the lowering made free share their tensor with the value they read."""
+    _, q = branch
+    rows = q.report().rows
+    assert {r["op"] for r in rows} >= {"conv", "permute", "apply_mask", "lut", "mul"}
+    assert all(r["sqnr_db"] > 10 for r in rows), [(r["name"], r["sqnr_db"]) for r in rows]

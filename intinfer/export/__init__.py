@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import warnings
+from collections import Counter
 from typing import Iterable
 
 import numpy as np
@@ -204,7 +205,11 @@ class QuantizedModel:
 
         nodes = [n for n in self.graph.nodes if n.op != "input"]
         tensors = [self._lowering.tensor(n) for n in nodes]
-        m = load(self.builder.to_bytes(outputs=tensors), num_threads=1)
+        # A node whose value is another's bytes in another layout (a transpose the lowering
+        # needed not make) shares its tensor: each engine tensor is an output once.
+        slots: dict = {}
+        slot = [slots.setdefault(id(t), (len(slots), t))[0] for t in tensors]
+        m = load(self.builder.to_bytes(outputs=[t for _, t in slots.values()]), num_threads=1)
         signal = np.zeros(len(nodes))
         noise = np.zeros(len(nodes))
         position = {node: k for k, node in enumerate(nodes)}
@@ -212,12 +217,15 @@ class QuantizedModel:
             # Raw outputs (a quarter of the bytes), each dequantized when its layer is compared.
             got = m.run([x.numpy() for x in xs], raw=True)
             got = got if isinstance(got, list) else [got]
+            readers = Counter(slot)
             for node, value in self.graph.stream(*xs):
                 if node not in position:
                     continue
                 k = position[node]
-                q = _dequantize(got[k], m.outputs[k])
-                got[k] = None
+                q = _dequantize(got[slot[k]], m.outputs[slot[k]])
+                readers[slot[k]] -= 1
+                if not readers[slot[k]]:
+                    got[slot[k]] = None
                 q = self._lowering.torch_order(node, q)
                 f = value.double().numpy()
                 signal[k] += np.sum(f * f)

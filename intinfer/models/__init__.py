@@ -8,10 +8,16 @@ torch only (no hub access, no transformers/tokenizers at run time).
     from intinfer.models import Int8SentenceEncoder, quantize_minilm
     quantize_minilm(model, calibration_texts).save("minilm.iif")   # or qat_minilm(model, texts): distilled
     int8 = Int8SentenceEncoder("minilm.iif", model.tokenizer).embed(["A cat sat on the mat."])
+
+    from intinfer.models import LiteTransformer, plain_student
+    # Lite Transformer (LSRA) and plain students: the teacher's embeddings, random layers
+    lite = LiteTransformer.from_teacher(model, hidden=384, layers=4, heads=6, conv_heads=6, intermediate=640)
+    plain = plain_student(model, hidden=384, layers=2, heads=12, intermediate=1536)
 """
 
+from .lite_transformer import LiteTransformer, plain_student
 from .minilm import (Int8SentenceEncoder, MiniLM, PooledEncoder, WordPieceTokenizer, default_model_path, mean_pool,
                      qat_minilm, quantize_minilm, read_safetensors)
 
-__all__ = ["Int8SentenceEncoder", "MiniLM", "PooledEncoder", "WordPieceTokenizer", "default_model_path", "mean_pool",
-           "qat_minilm", "quantize_minilm", "read_safetensors"]
+__all__ = ["Int8SentenceEncoder", "LiteTransformer", "MiniLM", "PooledEncoder", "WordPieceTokenizer",
+           "default_model_path", "mean_pool", "plain_student", "qat_minilm", "quantize_minilm", "read_safetensors"]

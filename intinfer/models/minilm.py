@@ -431,8 +431,10 @@ class MiniLM(torch.nn.Module):
         return model.eval()
 
     # -- forward ---------------------------------------------------------------------------------
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+    def _embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
+               token_type_ids: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The normalized sum of the word, position and token-type embeddings [B, S, hidden], and
+        the attention mask (all ones when None)."""
         seq = input_ids.shape[1]
         if seq > self.max_positions:
             raise ValueError(f"sequence of {seq} tokens; the model has {self.max_positions} positions")
@@ -443,7 +445,11 @@ class MiniLM(torch.nn.Module):
         x = (self.word_embeddings(input_ids)
              + self.position_embeddings.weight[:seq]
              + self.token_type_embeddings(token_type_ids))
-        x = self.embeddings_norm(x)
+        return self.embeddings_norm(x), attention_mask
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        x, attention_mask = self._embed(input_ids, attention_mask, token_type_ids)
         mask_bias = (1.0 - attention_mask[:, None, None, :].to(x.dtype)) * MASK_BIAS
         for layer in self.layers:
             x = layer(x, mask_bias)
