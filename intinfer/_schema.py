@@ -58,7 +58,7 @@ OP_ATTRS = {
     "CLAMP": {"act_min": "int", "act_max": "int"},
     "MUL": {"act_min": "int", "act_max": "int"},
     "TRANSPOSE": {"perm": "ints"},
-    "GATHER": {"positions": "int", "act_min": "int", "act_max": "int"},
+    "GATHER": {"positions": "int", "padding_id": "int", "act_min": "int", "act_max": "int"},
     "LAYER_NORM": {"act_min": "int", "act_max": "int"},
     "SOFTMAX": {"relative": "int"},
     "MATMUL": {"transpose_b": "int", "alpha": "float", "act_min": "int", "act_max": "int"},

@@ -300,13 +300,16 @@ class GraphBuilder:
 
     # -- transformer ops -----------------------------------------------------------------
 
-    def gather(self, table: Tensor, ids: Tensor, scale: float, zero_point: int, positions: bool = False,
-               name=None, wide: bool = False) -> Tensor:
+    def gather(self, table: Tensor, ids: Tensor, scale: float, zero_point: int, positions: int = 0,
+               padding_id: int = 0, name=None, wide: bool = False) -> Tensor:
         """Rows of an int8 [rows, width] table with per-row scales (axis 0) for int32 ids,
-        requantized (to a wide int32 output with `wide`); with `positions`, row i of each sequence
-        is table row i (the ids give only the shape: position embeddings)."""
+        requantized (to a wide int32 output with `wide`); with `positions` 1, row i of each
+        sequence is table row i (the ids give only the shape: position embeddings); with 2, the
+        number of ids other than `padding_id` up to and including token i, 0 at `padding_id`
+        (RoBERTa's position ids, left or right padded)."""
+        counted = {"padding_id": int(padding_id)} if positions == 2 else {}
         return self._unary("GATHER", table, scale, 0 if wide else zero_point, name, dtype="int32" if wide else "uint8",
-                           positions=int(bool(positions)), _inputs=[table, ids])
+                           positions=int(positions), _inputs=[table, ids], **counted)
 
     def layer_norm(self, x: Tensor, gamma: np.ndarray, beta: np.ndarray, scale: float, zero_point: int,
                    act_min: int = 0, act_max: int = 255, name=None) -> Tensor:

@@ -378,12 +378,18 @@ def add_wide(a, a_scale, a_zero_point: int, b, b_scale, b_zero_point: int, out_s
     return _clamp_wide(requant(av + bv, mo, eo))
 
 
-def gather(table, row_scales, ids, out_scale, out_zero_point: int, positions: bool = False,
+def gather(table, row_scales, ids, out_scale, out_zero_point: int, positions: int = 0, padding_id: int = 0,
            wide: bool = False) -> np.ndarray:
     """GATHER: rows of an int8 table (per-row scale), each value requantized to the output
-    (uint8, or wide: clamped to +-32767 with zero point 0)."""
+    (uint8, or wide: clamped to +-32767 with zero point 0). The rows are the ids (positions 0),
+    the index along the last axis (1), or the running count of ids other than padding_id, 0 at
+    padding_id (2)."""
     ids = np.asarray(ids)
-    rows = np.broadcast_to(np.arange(ids.shape[-1]), ids.shape) if positions else ids.astype(np.int64)
+    if positions == 2:
+        real = ids != padding_id
+        rows = np.cumsum(real, axis=-1) * real
+    else:
+        rows = np.broadcast_to(np.arange(ids.shape[-1]), ids.shape) if positions else ids.astype(np.int64)
     if rows.size and (rows.min() < 0 or rows.max() >= table.shape[0]):
         raise IndexError("id outside the table")
     m, e = quantize_multipliers(np.asarray(row_scales, np.float64) / _f64(out_scale))
@@ -580,8 +586,8 @@ def _op_slice(op, args):
 
 def _op_gather(op, args):
     t_out = op.outputs[0]
-    return gather(args[0], op.inputs[0].scales, args[1], *_qp(t_out), positions=bool(op.attrs.get("positions", 0)),
-                  wide=t_out.dtype == "int32")
+    return gather(args[0], op.inputs[0].scales, args[1], *_qp(t_out), positions=op.attrs.get("positions", 0),
+                  padding_id=op.attrs.get("padding_id", 0), wide=t_out.dtype == "int32")
 
 
 def _op_layer_norm(op, args):

@@ -222,6 +222,35 @@ def test_engine_equals_the_qat_eval_model_bit_for_bit(name):
         np.testing.assert_array_equal(qm(*xs).numpy(), want)
 
 
+@pytest.mark.parametrize("name", ["roberta_sdpa_mean", "roberta_eager_hidden", "mpnet_eager_mean",
+                                  "mpnet_eager_hidden"])
+def test_left_padded_batches_of_models_that_number_positions_from_the_padding(name):
+    """RoBERTa and MPNet count positions over the tokens that are not padding (GATHER's counted
+    positions): a sentence's real tokens get the same values left padded, right padded or alone,
+    in the engine as in torch."""
+    model = MODELS[name]().eval()
+    gen = torch.Generator().manual_seed(8)
+    calibration = [batch(model, 4, 4 + i % (MAX_SEQ - 3), gen) for i in range(8)]
+    q = intinfer.quantize(model, calibration[0], calibration, dynamic_shapes=dynamic(model))
+    assert any(op.type == "GATHER" and op.attrs.get("positions") == 2 for op in q.builder.ops)
+    m = q.load()
+    ids, mask = batch(model, 3, 12, gen)[:2]
+    lengths = mask.sum(1)
+    left_ids, left_mask = torch.full_like(ids, PAD), torch.zeros_like(mask)
+    for i, n in enumerate(lengths.tolist()):
+        left_ids[i, 12 - n:], left_mask[i, 12 - n:] = ids[i, :n], 1
+    extra = [torch.zeros_like(ids)] * (n_inputs(model) - 2)  # token types
+    right = m.run([x.numpy() for x in (ids, mask, *extra)])
+    left = m.run([x.numpy() for x in (left_ids, left_mask, *extra)])
+    with torch.no_grad():
+        want = model(left_ids, left_mask, *extra).numpy()
+    for i, n in enumerate(lengths.tolist()):
+        real_left, real_want = (v[i, 12 - n:] if v.ndim == 3 else v[i] for v in (left, want))
+        real_right = right[i, :n] if right.ndim == 3 else right[i]
+        np.testing.assert_array_equal(real_left, real_right)
+        assert cosine(real_left[None], real_want[None]).min() >= 0.98
+
+
 # -- ViT: a [CLS] token concatenated to the patches, learned position embeddings, no mask --------
 
 

@@ -21,14 +21,15 @@ def u8(rng, shape) -> np.ndarray:
 # -- GATHER ----------------------------------------------------------------------------------
 
 
-def gather_graph(rng, rows, width, ids_shape, positions=False):
+def gather_graph(rng, rows, width, ids_shape, positions=0, padding_id=0):
     table_f = rng.normal(0, 0.05, (rows, width))
     table_f[3] *= 20  # one row with a much larger scale
     wq, ws = quant.quantize_weights(table_f)
     s_out, z_out = quant.choose_qparams(-0.15, 0.15)
     b = GraphBuilder()
     ids = b.input("ids", ids_shape, "int32")
-    b.output(b.gather(b.constant("table", wq, "int8", scale=ws), ids, s_out, z_out, positions=positions))
+    b.output(b.gather(b.constant("table", wq, "int8", scale=ws), ids, s_out, z_out, positions=positions,
+                             padding_id=padding_id))
     return b, rng.integers(0, rows, tuple(d or 1 for d in ids_shape)).astype(np.int32)
 
 
@@ -36,7 +37,8 @@ GATHER_CASES = {
     "ids_2x9_width7": dict(rows=50, width=7, ids_shape=(2, 9)),
     "ids_1x1": dict(rows=5, width=40, ids_shape=(1, 1)),
     "ids_3x17_width33": dict(rows=300, width=33, ids_shape=(3, 17)),
-    "positions_2x12": dict(rows=20, width=16, ids_shape=(2, 12), positions=True),
+    "positions_2x12": dict(rows=20, width=16, ids_shape=(2, 12), positions=1),
+    "counted_positions_3x12": dict(rows=13, width=16, ids_shape=(3, 12), positions=2, padding_id=5),
 }
 
 
@@ -59,9 +61,35 @@ def test_gather_refuses_ids_outside_the_table(rng):
 
 
 def test_gather_positions_longer_than_the_table(rng):
-    b, _ = gather_graph(rng, 8, 4, (1, None), positions=True)
-    with pytest.raises(ValueError, match="a sequence of 9 positions is longer than the table's 8 rows"):
+    b, _ = gather_graph(rng, 8, 4, (1, None), positions=1)
+    with pytest.raises(ValueError, match="a sequence of 9 positions needs 9 rows, the table has 8"):
         load_graph(b).run(np.zeros((1, 9), np.int32))
+    b, _ = gather_graph(rng, 8, 4, (1, None), positions=2, padding_id=1)
+    with pytest.raises(ValueError, match="a sequence of 8 positions needs 9 rows, the table has 8"):
+        load_graph(b).run(np.zeros((1, 8), np.int32))
+
+
+def test_counted_positions_number_the_real_tokens_left_or_right_padded(rng):
+    """positions 2: the running count of ids other than the padding id, 0 at the padding id, so a
+    sentence gets the same rows wherever its padding is (RoBERTa's position ids)."""
+    b, _ = gather_graph(rng, 10, 4, (None, None), positions=2, padding_id=1)
+    pad = 1
+    ids = np.array([[7, 8, 9, pad, pad], [pad, pad, 7, 8, 9], [pad, 7, pad, 8, 9]], np.int32)
+    got = check_graph(b, ids, threads=THREADS)
+    table = load_graph(b).run(np.array([[0, 0, 0, 0, 0, 0, 0, 0, 0]], np.int32), raw=True)[0]  # rows 1..9
+    pad_row = load_graph(b).run(np.array([[pad]], np.int32), raw=True)[0, 0]
+    for row, counts in zip(got, [[1, 2, 3, 0, 0], [0, 0, 1, 2, 3], [0, 1, 0, 2, 3]]):
+        for value, count in zip(row, counts):
+            np.testing.assert_array_equal(value, table[count - 1] if count else pad_row)
+
+
+def test_gather_refuses_an_unknown_positions_mode():
+    b = GraphBuilder()
+    ids = b.input("ids", (1, 4), "int32")
+    b.output(b.gather(b.constant("table", np.zeros((4, 2), np.int8), "int8", scale=np.ones(4, np.float32)), ids,
+                      0.1, 128, positions=3))
+    with pytest.raises(ValueError, match="'positions' 3 is not 0, 1 or 2"):
+        load_graph(b)
 
 
 # -- LAYER_NORM ------------------------------------------------------------------------------

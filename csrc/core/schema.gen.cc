@@ -98,10 +98,12 @@ const AttrSchema kTransposeAttrs[] = {
     {"perm", 3, true, nullptr, 0, 0.0f, nullptr},
 };
 const int64_t kGatherPositionsDefault[] = {0};
+const int64_t kGatherPaddingIdDefault[] = {0};
 const int64_t kGatherActMinDefault[] = {0};
 const int64_t kGatherActMaxDefault[] = {255};
 const AttrSchema kGatherAttrs[] = {
     {"positions", 1, false, kGatherPositionsDefault, 1, 0.0f, nullptr},
+    {"padding_id", 1, false, kGatherPaddingIdDefault, 1, 0.0f, nullptr},
     {"act_min", 1, false, kGatherActMinDefault, 1, 0.0f, nullptr},
     {"act_max", 1, false, kGatherActMaxDefault, 1, 0.0f, nullptr},
 };
@@ -147,7 +149,7 @@ const OpSchema kOpTable[] = {
     {"CLAMP", kClampAttrs, 2},
     {"MUL", kMulAttrs, 2},
     {"TRANSPOSE", kTransposeAttrs, 1},
-    {"GATHER", kGatherAttrs, 3},
+    {"GATHER", kGatherAttrs, 4},
     {"LAYER_NORM", kLayerNormAttrs, 2},
     {"SOFTMAX", kSoftmaxAttrs, 1},
     {"MATMUL", kMatmulAttrs, 4},

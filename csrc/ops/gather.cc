@@ -30,15 +30,18 @@ class Gather : public Op {
     multipliers_.reserve(rows_);
     for (float s : table.scales) multipliers_.push_back(ctx.multiplier(s / s_out, "row"));
     out_ = ctx.output_stage();
-    positions_ = ctx.attr_int("positions") != 0;
+    positions_ = ctx.attr_int("positions");
+    if (positions_ < 0 || positions_ > 2) ctx.fail("'positions' ", positions_, " is not 0, 1 or 2");
+    padding_id_ = ctx.attr_int("padding_id");
   }
 
   std::vector<Shape> infer(const std::vector<Shape>& in) const override {
     Shape y = in[1];
     if (y.empty()) shape_error(name_, "ids must have at least one dimension");
-    if (positions_ && y.back() > rows_)
-      shape_error(name_, "a sequence of " + std::to_string(y.back()) + " positions is longer than the table's " +
-                             std::to_string(rows_) + " rows");
+    const int64_t needed = y.back() + (positions_ == kCounted ? 1 : 0);  // counted: row 0 is the padding's
+    if (positions_ != kIds && needed > rows_)
+      shape_error(name_, "a sequence of " + std::to_string(y.back()) + " positions needs " + std::to_string(needed) +
+                             " rows, the table has " + std::to_string(rows_));
     y.push_back(static_cast<int64_t>(width_));
     return {y};
   }
@@ -47,9 +50,15 @@ class Gather : public Op {
     const Shape& ids_shape = *ctx.input_shapes[1];
     const size_t n = numel(ids_shape);
     std::vector<int32_t> rows(n);
-    if (positions_) {
-      const size_t seq = static_cast<size_t>(ids_shape.back());
+    const size_t seq = n ? static_cast<size_t>(ids_shape.back()) : 0;
+    if (positions_ == kIndex) {
       for (size_t i = 0; i < n; ++i) rows[i] = static_cast<int32_t>(i % seq);
+    } else if (positions_ == kCounted) {
+      const int32_t* ids = ctx.in<int32_t>(1);
+      for (size_t row = 0; row < n; row += seq) {
+        int32_t count = 0;
+        for (size_t i = row; i < row + seq; ++i) rows[i] = ids[i] != padding_id_ ? ++count : 0;
+      }
     } else {
       const int32_t* ids = ctx.in<int32_t>(1);
       for (size_t i = 0; i < n; ++i) {
@@ -79,7 +88,9 @@ class Gather : public Op {
   size_t width_;
   std::vector<QuantizedMultiplier> multipliers_;
   OutputStage out_;
-  bool positions_;
+  enum : int64_t { kIds = 0, kIndex = 1, kCounted = 2 };  // the 'positions' attribute
+  int64_t positions_;
+  int64_t padding_id_;
   bool wide_;
 };
 

@@ -107,6 +107,36 @@ class Derived:
         s = v.shape[-1]
         return k if torch.equal(v, torch.broadcast_to(torch.arange(k, k + s, dtype=v.dtype), v.shape)) else None
 
+    def counted_positions(self, fx_node):
+        """(the integer input t, k, p) when the value is k + the running count along the last axis
+        of t's entries other than p, and k where t is p (RoBERTa's and MPNet's position ids from
+        the token ids, left or right padded alike), for some literal p of the subgraph; else None.
+        Probed with random mixes of p and another token in every position."""
+        literals = sorted({int(v) for v in _literals(fx_node) if float(v).is_integer() and 0 <= v < 2**31})
+        token = max(literals + [0]) + 1
+        gen = torch.Generator().manual_seed(0)
+        for fx, node, shape in self.int_inputs:
+            for p in literals:
+                found = set()
+                for _ in range(3):
+                    feeds = {f.name: torch.full(s, token, dtype=f.meta["val"].dtype) for f, _, s in self.int_inputs}
+                    pad = torch.rand(shape, generator=gen) < 0.4
+                    feeds[fx.name] = torch.where(pad, p, token).to(fx.meta["val"].dtype)
+                    try:
+                        v = self.evaluate(fx_node, feeds)
+                    except (RuntimeError, IndexError, ValueError):
+                        break
+                    if v.shape != pad.shape or v.dtype.is_floating_point:
+                        break
+                    real = (~pad).long()
+                    found.update(torch.unique(v.long() - torch.cumsum(real, dim=-1) * real).tolist())
+                    if len(found) > 1:
+                        break
+                else:
+                    if len(found) == 1:
+                        return node, found.pop(), p
+        return None
+
     def longest(self, size) -> int | None:
         """The largest value a dimension of the export may take: a fixed size, or the upper bound
         of its symbol (None when unbounded)."""

@@ -261,6 +261,18 @@ def broadcast_leading(xs: list, dim: int) -> list:
     return [x.expand(*lead, *x.shape[dim:]) for x in xs]
 
 
+def gather_rows(ids: torch.Tensor, positions: int, padding_id: int = 0) -> torch.Tensor:
+    """The table rows a GATHER reads: the ids (positions 0), each token's index along the last
+    axis (1), or the running count of ids other than padding_id, 0 at padding_id (2: RoBERTa's
+    and MPNet's position ids less their padding_idx, right or left padded alike)."""
+    if positions == 2:
+        real = (ids != padding_id).long()
+        return torch.cumsum(real, dim=-1) * real
+    if positions:
+        return torch.arange(ids.shape[-1]).expand(ids.shape)
+    return ids.long()
+
+
 def _apply_act(y: torch.Tensor, act: str | None) -> torch.Tensor:
     if act == "relu":
         return torch.relu(y)
@@ -293,7 +305,7 @@ def _eval(n: Node, a: list) -> torch.Tensor:
         # 0 copies the input's dimension, -1 is inferred (the engine's RESHAPE).
         return a[0].reshape([a[0].shape[i] if d == 0 else d for i, d in enumerate(at["shape"])])
     if n.op == "gather":
-        return at["weight"][: a[0].shape[-1]] if at["positions"] else F.embedding(a[0], at["weight"])
+        return F.embedding(gather_rows(a[0], at["positions"], at.get("padding_id", 0)), at["weight"])
     if n.op == "layer_norm":
         return F.layer_norm(a[0], (at["weight"].shape[0],), at["weight"], at["bias"], at["eps"])
     if n.op == "permute":
@@ -768,7 +780,7 @@ def _transformer_op(fx, t, args, kw, x, val, add, fail, uses, probe):
             ids, sym_dim = end[1], end[2]
             if not (isinstance(ids, Node) and sym_dim in (-1, len(ids.shape) - 1)):
                 fail(fx, "a position table may be sliced to the length of the ids' last dimension only")
-            return add(fx, "gather", [ids], weight=x.float().clone(), positions=True)
+            return add(fx, "gather", [ids], weight=x.float().clone(), positions=1)
     if _derived_args(fx, val) and t != aten.embedding.default:
         return ("derived", fx)
     if t == aten.scaled_dot_product_attention.default:
@@ -946,14 +958,19 @@ def _broadcastable(c: torch.Tensor | None, sizes) -> torch.Tensor | None:
 
 def _embedding(fx, table, ids_fx, val, add, fail, probe):
     """GATHER of `table` by token ids (an integer input), or by position ids (a value computed
-    from the inputs that is k + arange(S) for every token that is not padding: rows k.. of the
-    table, read for positions 0..S-1)."""
+    from the inputs): k + the running count of the tokens that are not padding, k at padding
+    (RoBERTa's, MPNet's: rows k.. of the table, read by that count), or else k + arange(S) for
+    every token that is not padding (rows k.., read for positions 0..S-1)."""
     ids = val(ids_fx)
     weight = table.float().clone()
     if _is_int_input(ids):
-        return add(fx, "gather", [ids], weight=weight, positions=False)
+        return add(fx, "gather", [ids], weight=weight, positions=0)
     if not _is_derived(ids):
         fail(fx, "embedding ids must be an integer input or position ids computed from the inputs")
+    counted = probe.counted_positions(ids_fx)
+    if counted is not None:
+        ids_input, k, padding_id = counted
+        return add(fx, "gather", [ids_input], weight=weight[k:].clone(), positions=2, padding_id=padding_id)
     k = probe.positions(ids_fx)
     if k is None:
         return ("derived", fx)  # a lookup by ids that are neither (a relative position bias's buckets)
@@ -961,7 +978,7 @@ def _embedding(fx, table, ids_fx, val, add, fail, probe):
     like = [n for _, n, _ in probe.int_inputs if n.shape and str(n.shape[-1]) == str(seq)]
     if not like:
         fail(fx, "position ids whose length is no integer input's last dimension")
-    return add(fx, "gather", [like[0]], weight=weight[k:].clone(), positions=True)
+    return add(fx, "gather", [like[0]], weight=weight[k:].clone(), positions=1)
 
 
 def _sdpa(fx, args, kw, q, val, add, fail, probe):

@@ -410,7 +410,7 @@ class Lowering(LayoutValues):
         scale, zp = self.q[node]
         table = self.b.constant(f"{node.name}_table", codes, weight_dtype(bits), scale=scales)
         return self.b.gather(table, self.tensor(node.inputs[0]), scale, zp, positions=node.attrs["positions"],
-                             name=node.name, wide=node in self.wide), False
+                             padding_id=node.attrs.get("padding_id", 0), name=node.name, wide=node in self.wide), False
 
     def _layer_norm(self, node: Node):
         scale, zp = self.q[node]

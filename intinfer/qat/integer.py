@@ -153,8 +153,8 @@ def max_pool(x, kernel, stride, padding) -> torch.Tensor:
     return _exact(F.max_pool2d(x.double(), kernel, stride, padding))  # padding is -inf: never wins
 
 
-def gather(codes, row_scales, ids, qout, positions, wide) -> torch.Tensor:
-    rows = torch.arange(ids.shape[-1]).expand(ids.shape) if positions else ids.long()
+def gather(codes, row_scales, rows, qout, wide) -> torch.Tensor:
+    """GATHER of the table rows `rows` (export.graph.gather_rows of the ids)."""
     if rows.numel() and (int(rows.min()) < 0 or int(rows.max()) >= codes.shape[0]):
         raise IndexError(f"an id is outside the embedding table of {codes.shape[0]} rows")
     m, e = multipliers([f32(s) / f32(qout[0]) for s in row_scales])
