@@ -6,8 +6,9 @@ quantized to int8 by intinfer.compress (post-training, and QAT from the distille
 run by the engine (docs/lite_transformer.md).
 
     python examples/lite_transformer_study.py [--epochs 2] [--texts 1024] [--lr 1e-3] [--qat-epochs 1]
-                                              [--qat-lr 1e-5] [--write-docs]
+                                              [--qat-lr 1e-5] [--write-docs] [--json rows.json]
     python examples/lite_transformer_study.py --quick     # 16 texts, 1 epoch: the whole path in < 2 min
+    python examples/lite_transformer_study.py --profile   # the int8 time by op type, per kernel path
 
 Data: examples/compression_study.py's encoder split (Debian's fortunes quotations: the first
 --texts for training, tests/data/sentences.txt and the next 256 held out, every quotation but the
@@ -20,22 +21,25 @@ cosine needs) and first 128 positions, random layers from one seed:
 - LSRA: intinfer.models.LiteTransformer, attention on half the channels, a lightweight
   convolution on the other half, and a flatter feed-forward block with the MACs saved.
 
-Until the exporter has conv1d, GLU and the mask product, the LSRA's int8 export fails; its row
-then gives the float student and the export error.
+A student the exporter cannot take gets its float row and the export's error.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import json
+import os
 import re
 import sys
 import textwrap
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
+import intinfer
 from intinfer import compress as C
 from intinfer import distill as D
 from intinfer.cost import torch_cost
@@ -107,6 +111,34 @@ def quantized(teacher: MiniLM, task, stages: list, seed: int) -> dict:
     return {"int8": record.quality, "engine_ms": record.latency_ms, "error": None}
 
 
+def profile(teacher: MiniLM, texts: list, runs: int, threads: int) -> str:
+    """Where each student's int8 time goes, by op type, on one sequence of SEQ tokens: the
+    students as the study builds them (random layers: the time does not depend on the weights),
+    quantized post-training on `texts`, profiled on the reference kernels and on the default
+    path (INTINFER_ISA)."""
+    keys = ("input_ids", "attention_mask", "token_type_ids")
+    dims = {0: torch.export.Dim("batch", max=64), 1: torch.export.Dim("seq", max=SEQ)}
+    x = [np.ones((1, SEQ), np.int32), np.ones((1, SEQ), np.int32), np.zeros((1, SEQ), np.int32)]
+    lines = [f"int8, 1 x {SEQ} tokens, {threads} thread(s), median of {runs} profiled runs:"]
+    for name, (_, make) in STUDENTS.items():
+        torch.manual_seed(0)
+        student = make(teacher).eval()
+        batches = [tuple(torch.from_numpy(enc[k]).long() for k in keys)
+                   for enc in (student.tokenizer.encode(texts[i:i + 8], max_length=SEQ) for i in range(0, 32, 8))]
+        q = intinfer.quantize(PooledEncoder(student).eval(), batches[0], batches, dynamic_shapes=(dims,) * 3)
+        for isa in ("ref", None):
+            if isa is None:
+                os.environ.pop("INTINFER_ISA", None)
+            else:
+                os.environ["INTINFER_ISA"] = isa
+            m = q.load(num_threads=threads)
+            p = m.profile(x, runs=runs)
+            shares = ", ".join(f"{op} {ms / p.total_ms:.1%}" for op, ms in p.by_type().items())
+            lines.append(f"- {name}, {m.isa}: {p.total_ms:.2f} ms: {shares}")
+        os.environ.pop("INTINFER_ISA", None)
+    return "\n".join(lines)
+
+
 def teacher_row(teacher: MiniLM, task) -> dict:
     quality, ms = task.evaluate_float(teacher)
     totals = cost(teacher)
@@ -155,10 +187,16 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="engine and torch threads for the latencies")
     ap.add_argument("--runs", type=int, default=20, help="timed runs a latency")
     ap.add_argument("--write-docs", action="store_true", help=f"write the table into {DOCS.name} between its markers")
+    ap.add_argument("--json", type=Path, help="also write the rows to this JSON file")
+    ap.add_argument("--profile", action="store_true",
+                    help="only profile the students' int8 files by op type (reference and default kernels)")
     args = ap.parse_args(argv)
     if args.quick:
         args.epochs, args.texts, args.runs = 1, 16, 3
     train, held_out, vocabulary_texts, pairs = encoder_data(args.texts, args.quick)
+    if args.profile:
+        print(profile(MiniLM.from_pretrained().eval(), train, args.runs, args.threads))
+        return 0
     task = C.EncoderTask(train, held_out, pairs=pairs, max_seq=SEQ, runs=args.runs, num_threads=args.threads)
     teacher = MiniLM.from_pretrained().eval()
     task.prepare(teacher)
@@ -175,6 +213,8 @@ def main(argv=None) -> int:
                 f"{'both fit' if fits else 'NOT MET'}; LSRA MACs / plain MACs = {lsra['macs'] / plain['macs']:.3f}.")
     text = f"{textwrap.fill(settings, 100)}\n\n{table(rows)}"
     print(f"\n{text}")
+    if args.json:
+        args.json.write_text(json.dumps(rows, indent=1))
     if args.write_docs:
         write_docs(text)
     return 0

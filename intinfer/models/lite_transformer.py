@@ -17,12 +17,11 @@ dimensions), every layer random.
 from __future__ import annotations
 
 import copy
-import math
 
 import torch
 import torch.nn.functional as F
 
-from .minilm import MASK_BIAS, MiniLM
+from .minilm import MASK_BIAS, MiniLM, _Layer
 
 __all__ = ["ConvBranch", "LSRALayer", "LightweightConv", "LiteTransformer", "plain_student"]
 
@@ -105,48 +104,25 @@ class ConvBranch(torch.nn.Module):
         return self.conv_out(y)
 
 
-class LSRALayer(torch.nn.Module):
-    """A Long-Short Range Attention block: self-attention of `heads` heads on the first half of the
-    channels, the convolution branch on the second, their outputs concatenated and mixed by
-    `attn_out`, residual + LayerNorm; then the feed-forward block (GELU), residual + LayerNorm.
-    The attention is written as MiniLM's layers write it. forward(x [B, S, hidden], mask_bias
-    [B, 1, 1, S] (MiniLM's additive key mask), attention_mask [B, S]) -> [B, S, hidden]."""
+class LSRALayer(_Layer):
+    """A Long-Short Range Attention block: MiniLM's layer with its self-attention (`heads` heads)
+    on the first half of the channels and the convolution branch on the second, their outputs
+    concatenated and mixed by `attn_out`, residual + LayerNorm; then the feed-forward block
+    (GELU), residual + LayerNorm. forward(x [B, S, hidden], mask_bias [B, 1, 1, S] (MiniLM's
+    additive key mask), attention_mask [B, S]) -> [B, S, hidden]."""
 
     def __init__(self, hidden: int, heads: int, conv_heads: int, kernel_size: int, intermediate: int, eps: float,
                  padding: str = "centred"):
-        super().__init__()
         _check_lsra(hidden, heads, conv_heads, kernel_size, intermediate, padding)
+        super().__init__(hidden, heads, intermediate, eps, attention_width=hidden // 2)
         self.half = hidden // 2
-        self.heads = heads
-        self.head_dim = self.half // heads
-        self.query = torch.nn.Linear(self.half, self.half)
-        self.key = torch.nn.Linear(self.half, self.half)
-        self.value = torch.nn.Linear(self.half, self.half)
         self.conv = ConvBranch(self.half, conv_heads, kernel_size, padding)
-        self.attn_out = torch.nn.Linear(hidden, hidden)
-        self.attn_norm = torch.nn.LayerNorm(hidden, eps=eps)
-        self.ffn_in = torch.nn.Linear(hidden, intermediate)
-        self.ffn_out = torch.nn.Linear(intermediate, hidden)
-        self.ffn_norm = torch.nn.LayerNorm(hidden, eps=eps)
-
-    def _heads(self, x: torch.Tensor) -> torch.Tensor:
-        # [B, S, H*D] -> [B, H, S, D]
-        b, s, _ = x.shape
-        return x.reshape(b, s, self.heads, self.head_dim).permute(0, 2, 1, 3)
 
     def forward(self, x: torch.Tensor, mask_bias: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        b, s, _ = x.shape
-        long, short = x[..., :self.half], x[..., self.half:]
-        q = self._heads(self.query(long))
-        k = self._heads(self.key(long))
-        v = self._heads(self.value(long))
-        scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(self.head_dim)
-        probs = torch.softmax(scores + mask_bias, dim=-1)
-        ctx = torch.matmul(probs, v).permute(0, 2, 1, 3).reshape(b, s, self.heads * self.head_dim)
-        mixed = torch.cat([ctx, self.conv(short, attention_mask)], dim=-1)
+        mixed = torch.cat([self.attend(x[..., :self.half], mask_bias),
+                           self.conv(x[..., self.half:], attention_mask)], dim=-1)
         x = self.attn_norm(self.attn_out(mixed) + x)
-        h = F.gelu(self.ffn_in(x))
-        return self.ffn_norm(self.ffn_out(h) + x)
+        return self.feed_forward(x)
 
 
 @torch.no_grad()

@@ -298,13 +298,18 @@ MASK_BIAS = -10000.0
 
 
 class _Layer(torch.nn.Module):
-    def __init__(self, hidden: int, heads: int, intermediate: int, eps: float):
+    """A BERT layer (post-norm): self-attention of `heads` heads over `attention_width` channels
+    (all by default; Lite Transformer's blocks give it their first half), `attn_out`, residual +
+    LayerNorm, then the feed-forward block (GELU), residual + LayerNorm."""
+
+    def __init__(self, hidden: int, heads: int, intermediate: int, eps: float, attention_width: int | None = None):
         super().__init__()
+        width = hidden if attention_width is None else attention_width
         self.heads = heads
-        self.head_dim = hidden // heads
-        self.query = torch.nn.Linear(hidden, hidden)
-        self.key = torch.nn.Linear(hidden, hidden)
-        self.value = torch.nn.Linear(hidden, hidden)
+        self.head_dim = width // heads
+        self.query = torch.nn.Linear(width, width)
+        self.key = torch.nn.Linear(width, width)
+        self.value = torch.nn.Linear(width, width)
         self.attn_out = torch.nn.Linear(hidden, hidden)
         self.attn_norm = torch.nn.LayerNorm(hidden, eps=eps)
         self.ffn_in = torch.nn.Linear(hidden, intermediate)
@@ -316,7 +321,8 @@ class _Layer(torch.nn.Module):
         b, s, _ = x.shape
         return x.reshape(b, s, self.heads, self.head_dim).permute(0, 2, 1, 3)
 
-    def forward(self, x: torch.Tensor, mask_bias: torch.Tensor) -> torch.Tensor:
+    def attend(self, x: torch.Tensor, mask_bias: torch.Tensor) -> torch.Tensor:
+        """The attention heads' context [B, S, heads * head_dim] of x [B, S, attention width]."""
         b, s, _ = x.shape
         q = self._heads(self.query(x))
         k = self._heads(self.key(x))
@@ -324,10 +330,15 @@ class _Layer(torch.nn.Module):
         scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(self.head_dim)
         probs = torch.softmax(scores + mask_bias, dim=-1)
         # heads * head_dim, not the hidden size: head pruning (intinfer.prune) leaves fewer heads.
-        ctx = torch.matmul(probs, v).permute(0, 2, 1, 3).reshape(b, s, self.heads * self.head_dim)
-        x = self.attn_norm(self.attn_out(ctx) + x)
+        return torch.matmul(probs, v).permute(0, 2, 1, 3).reshape(b, s, self.heads * self.head_dim)
+
+    def feed_forward(self, x: torch.Tensor) -> torch.Tensor:
         h = F.gelu(self.ffn_in(x))  # erf GELU, as BERT's "gelu"
         return self.ffn_norm(self.ffn_out(h) + x)
+
+    def forward(self, x: torch.Tensor, mask_bias: torch.Tensor) -> torch.Tensor:
+        x = self.attn_norm(self.attn_out(self.attend(x, mask_bias)) + x)
+        return self.feed_forward(x)
 
 
 class MiniLM(torch.nn.Module):
