@@ -78,3 +78,14 @@ def test_hf_bert_through_quantize_tracks_fp32(hf_minilm):
     # As the project's own MiniLM (tests/test_minilm.py, same options): 0.989 mean, 0.96 min.
     assert cosine.mean() >= 0.985, cosine.mean()
     assert cosine.min() >= 0.95, cosine.min()
+
+
+def test_hf_minilm_example_ptq_and_qat():
+    """examples/hf_minilm.py with one QAT epoch (the documented run has 3): both files track fp32
+    as the project's own MiniLM does (docs/models.md)."""
+    from conftest import load_example
+
+    (_, ptq), (_, qat) = load_example("hf_minilm").run(qat_epochs=1)
+    assert ptq.stage == qat.stage == "quantize"
+    assert ptq.quality["cosine"] >= 0.985 and qat.quality["cosine"] >= 0.985, (ptq.quality, qat.quality)
+    assert qat.quality["spearman_teacher"] >= 0.99
