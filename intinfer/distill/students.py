@@ -72,10 +72,8 @@ def _config(model) -> dict:
     heads = {layer.heads for layer in model.layers}
     if len(heads) != 1:
         raise ValueError(f"the layers have {sorted(heads)} heads: narrow or shrink a model before pruning its heads")
-    return dict(vocab_size=model.word_embeddings.num_embeddings, hidden=model.hidden, layers=len(model.layers),
-                heads=heads.pop(), intermediate=model.layers[0].ffn_in.out_features,
-                max_positions=model.max_positions, type_vocab_size=model.token_type_embeddings.num_embeddings,
-                eps=model.embeddings_norm.eps)
+    return dict(model.embedding_config(), hidden=model.hidden, layers=len(model.layers), heads=heads.pop(),
+                intermediate=model.layers[0].ffn_in.out_features)
 
 
 @torch.no_grad()
@@ -97,10 +95,8 @@ def narrow(model, hidden: int, intermediate: int | None = None):
     if not isinstance(intermediate, int) or not 0 < intermediate <= config["intermediate"]:
         raise ValueError(f"intermediate {intermediate!r}: 0 < intermediate <= the teacher's {config['intermediate']}")
     student = cls(**{**config, "hidden": hidden, "heads": hidden // head_dim, "intermediate": intermediate})
+    student.take_embeddings(model)
     h, f = slice(0, hidden), slice(0, intermediate)
-    for name in ("word_embeddings", "position_embeddings", "token_type_embeddings"):
-        getattr(student, name).weight.copy_(getattr(model, name).weight[:, h])
-    student.embeddings_norm.load_state_dict({k: v[h] for k, v in model.embeddings_norm.state_dict().items()})
     for theirs, ours in zip(model.layers, student.layers):
         for name in ("query", "key", "value"):
             getattr(ours, name).weight.copy_(getattr(theirs, name).weight[h, h])

@@ -261,16 +261,22 @@ def broadcast_leading(xs: list, dim: int) -> list:
     return [x.expand(*lead, *x.shape[dim:]) for x in xs]
 
 
-def gather_rows(ids: torch.Tensor, positions: int, padding_id: int = 0) -> torch.Tensor:
-    """The table rows a GATHER reads: the ids (positions 0), each token's index along the last
-    axis (1), or the running count of ids other than padding_id, 0 at padding_id (2: RoBERTa's
-    and MPNet's position ids less their padding_idx, right or left padded alike)."""
+def gather_rows(node: Node, ids: torch.Tensor) -> torch.Tensor:
+    """The table rows a gather node reads: the ids (positions 0), each token's index along the
+    last axis (1), or the running count of ids other than padding_id, 0 at padding_id (2:
+    RoBERTa's and MPNet's position ids less their padding_idx, right or left padded alike)."""
+    positions = node.attrs["positions"]
     if positions == 2:
-        real = (ids != padding_id).long()
+        real = (ids != node.attrs["padding_id"]).long()
         return torch.cumsum(real, dim=-1) * real
     if positions:
         return torch.arange(ids.shape[-1]).expand(ids.shape)
     return ids.long()
+
+
+def per_token(mask: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """A [B, S] token mask shaped to broadcast over x [B, S, ...]."""
+    return mask.reshape(list(mask.shape) + [1] * (x.dim() - 2))
 
 
 def _apply_act(y: torch.Tensor, act: str | None) -> torch.Tensor:
@@ -305,7 +311,7 @@ def _eval(n: Node, a: list) -> torch.Tensor:
         # 0 copies the input's dimension, -1 is inferred (the engine's RESHAPE).
         return a[0].reshape([a[0].shape[i] if d == 0 else d for i, d in enumerate(at["shape"])])
     if n.op == "gather":
-        return F.embedding(gather_rows(a[0], at["positions"], at.get("padding_id", 0)), at["weight"])
+        return F.embedding(gather_rows(n, a[0]), at["weight"])
     if n.op == "layer_norm":
         return F.layer_norm(a[0], (at["weight"].shape[0],), at["weight"], at["bias"], at["eps"])
     if n.op == "permute":
@@ -323,7 +329,7 @@ def _eval(n: Node, a: list) -> torch.Tensor:
             x = x + (1.0 - keep) * -10000.0
         return torch.softmax(x, dim=-1)
     if n.op == "apply_mask":
-        return a[0] * a[1].reshape(list(a[1].shape) + [1] * (a[0].dim() - 2)).to(a[0].dtype)
+        return a[0] * per_token(a[1], a[0]).to(a[0].dtype)
     if n.op == "masked_mean":
         keep = a[1].unsqueeze(-1).to(a[0].dtype)
         return (a[0] * keep).sum(1) / torch.clamp(keep.sum(1), min=1e-9)

@@ -125,24 +125,16 @@ class LSRALayer(_Layer):
         return self.feed_forward(x)
 
 
-@torch.no_grad()
 def _inherit_embeddings(student: MiniLM, teacher: MiniLM) -> None:
-    """The student's word, position and token-type embeddings and embedding LayerNorm become the
-    teacher's first `student.hidden` dimensions (and first `student.max_positions` positions); its
-    tokenizer the teacher's, cut at the student's positions when the teacher's is longer."""
-    if not isinstance(teacher.word_embeddings, torch.nn.Embedding):
-        raise TypeError(f"the teacher's word embeddings are a {type(teacher.word_embeddings).__name__}, not a "
-                        "torch.nn.Embedding: make the student before factorizing the table")
+    """The student's embeddings and embedding LayerNorm become the teacher's first
+    `student.hidden` dimensions and first `student.max_positions` positions (MiniLM.take_embeddings);
+    its tokenizer the teacher's, cut at the student's positions when the teacher's is longer."""
     if student.hidden > teacher.hidden:
         raise ValueError(f"hidden {student.hidden} is wider than the teacher's {teacher.hidden}: the student's "
                          "embeddings are the teacher's first dimensions")
     if student.max_positions > teacher.max_positions:
         raise ValueError(f"max_positions {student.max_positions} is more than the teacher's {teacher.max_positions}")
-    h, p = slice(0, student.hidden), slice(0, student.max_positions)
-    student.word_embeddings.weight.copy_(teacher.word_embeddings.weight[:, h])
-    student.position_embeddings.weight.copy_(teacher.position_embeddings.weight[p, h])
-    student.token_type_embeddings.weight.copy_(teacher.token_type_embeddings.weight[:, h])
-    student.embeddings_norm.load_state_dict({k: v[h] for k, v in teacher.embeddings_norm.state_dict().items()})
+    student.take_embeddings(teacher)
     tokenizer = teacher.tokenizer
     if tokenizer is not None and tokenizer.max_length > student.max_positions:
         tokenizer = copy.copy(tokenizer)
@@ -153,9 +145,8 @@ def _inherit_embeddings(student: MiniLM, teacher: MiniLM) -> None:
 def _teacher_config(teacher, max_positions: int | None) -> dict:
     if not isinstance(teacher, MiniLM):
         raise TypeError(f"the teacher must be an intinfer.models.MiniLM, got {type(teacher).__name__}")
-    return dict(vocab_size=teacher.word_embeddings.num_embeddings,
-                max_positions=teacher.max_positions if max_positions is None else max_positions,
-                type_vocab_size=teacher.token_type_embeddings.num_embeddings, eps=teacher.embeddings_norm.eps)
+    config = teacher.embedding_config()
+    return config if max_positions is None else dict(config, max_positions=max_positions)
 
 
 class LiteTransformer(MiniLM):

@@ -441,6 +441,26 @@ class MiniLM(torch.nn.Module):
                                              max_length=min(max_length, model.max_positions))
         return model.eval()
 
+    # -- students --------------------------------------------------------------------------------
+    def embedding_config(self) -> dict:
+        """The constructor's embedding arguments: vocabulary, positions, token types, LayerNorm eps."""
+        return dict(vocab_size=self.word_embeddings.num_embeddings, max_positions=self.max_positions,
+                    type_vocab_size=self.token_type_embeddings.num_embeddings, eps=self.embeddings_norm.eps)
+
+    @torch.no_grad()
+    def take_embeddings(self, teacher: "MiniLM") -> None:
+        """This model's word, position and token-type embeddings and embedding LayerNorm become the
+        teacher's first `self.hidden` dimensions (and first `self.max_positions` positions): the
+        start of a narrower student (intinfer.distill.narrow, the Lite Transformer students)."""
+        if not isinstance(teacher.word_embeddings, torch.nn.Embedding):
+            raise TypeError(f"the teacher's word embeddings are a {type(teacher.word_embeddings).__name__}, not a "
+                            "torch.nn.Embedding: make the student before factorizing the table")
+        h, p = slice(0, self.hidden), slice(0, self.max_positions)
+        self.word_embeddings.weight.copy_(teacher.word_embeddings.weight[:, h])
+        self.position_embeddings.weight.copy_(teacher.position_embeddings.weight[p, h])
+        self.token_type_embeddings.weight.copy_(teacher.token_type_embeddings.weight[:, h])
+        self.embeddings_norm.load_state_dict({k: v[h] for k, v in teacher.embeddings_norm.state_dict().items()})
+
     # -- forward ---------------------------------------------------------------------------------
     def _embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
                token_type_ids: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:

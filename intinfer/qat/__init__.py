@@ -31,7 +31,8 @@ import torch
 import torch.nn.functional as F
 
 from ..export import QuantizedModel, _as_inputs, _qparams, _wide_qparams
-from ..export.graph import FloatGraph, Node, _apply_act, _eval, broadcast_leading, capture, gather_rows
+from ..export.graph import (FloatGraph, Node, _apply_act, _eval, broadcast_leading, capture, gather_rows,
+                            per_token)
 from ..export.lower import (SAME_QUANT, Lowering, check_engine_limits, check_weight_bits, check_weight_bits_names,
                             lut_table, needs_observer, node_bits, quantize_constant, wide_nodes, writes_float)
 from ..export.smoothing import smooth_layer_norms
@@ -212,7 +213,7 @@ class QATModel(torch.nn.Module):
             return y + (st.beta + (st.bias - st.running_mean) * scale).reshape(shape)
         if node.op == "gather":
             table = _fake_quant_weight(st.weight, self._qmax(node))
-            return F.embedding(gather_rows(a[0], at["positions"], at.get("padding_id", 0)), table)
+            return F.embedding(gather_rows(node, a[0]), table)
         if node.op == "layer_norm":
             return F.layer_norm(a[0], (st.weight.shape[0],), st.weight, st.bias, at["eps"])
         return _eval(node, a)
@@ -352,8 +353,7 @@ class QATModel(torch.nn.Module):
         if op in ("reshape", "permute", "slice"):
             return _eval(node, a)
         if op == "apply_mask":
-            keep = a[1].reshape(list(a[1].shape) + [1] * (a[0].dim() - 2)) != 0
-            return torch.where(keep, a[0], torch.full_like(a[0], qin[1]))
+            return torch.where(per_token(a[1], a[0]) != 0, a[0], torch.full_like(a[0], qin[1]))
         if op == "relu":
             return torch.clamp(a[0], *activation_range(node.act, *qin))
         if op == "lut":
@@ -361,8 +361,7 @@ class QATModel(torch.nn.Module):
             return table[a[0]]
         if op == "gather":
             codes, scales = quantize_weights(params["weight"].numpy(), qmax=self._qmax(node))
-            return I.gather(torch.from_numpy(codes.astype(np.int64)), scales,
-                            gather_rows(a[0], at["positions"], at.get("padding_id", 0)), qout,
+            return I.gather(torch.from_numpy(codes.astype(np.int64)), scales, gather_rows(node, a[0]), qout,
                             node in self.wide)
         if op == "layer_norm":
             return I.layer_norm(a[0], qin[1], params["weight"], params["bias"], qout, lo, hi)
