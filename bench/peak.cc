@@ -72,6 +72,23 @@ double maddubs_u8s8() {  // vpmaddubsw + vpmaddwd(ones) + vpaddd: 32 MACs, satur
   return 32.0 * kChains * kIters / s;
 }
 
+// u8 x s8 made exact by the bound of int8 weights in [-127, 127]: with a' = a - 128 (its 128 x sum(w)
+// term folded in the bias), vpmaddubsw multiplies |a'| (vpabsb, per activation, shared by every
+// weight vector) by the weights with a''s sign applied (vpsignb, per weight vector); a pair of
+// products is then at most 2 x 128 x 127 = 32512 and never saturates. 32 MACs per vpsignb +
+// vpmaddubsw + vpmaddwd(ones) + vpaddd.
+double maddubs_signed_exact() {
+  __m256i a = _mm256_set1_epi8(-3);
+  const __m256i b = _mm256_set1_epi8(5);
+  const __m256i abs_a = _mm256_abs_epi8(a);
+#define STEP(c) \
+  KEEP(ra); c = _mm256_add_epi32(c, _mm256_madd_epi16(_mm256_maddubs_epi16(abs_a, _mm256_sign_epi8(rb, ra)), \
+                                                       _mm256_set1_epi16(1)))
+  const double s = seconds(BODY12(__m256i, _mm256_setzero_si256(), STEP));
+#undef STEP
+  return 32.0 * kChains * kIters / s;
+}
+
 double dpbusd_u8s8() {  // AVX-VNNI vpdpbusd: 32 exact MACs (4 u8 x s8 products per int32 lane)
   __m256i a = _mm256_set1_epi8(3);
   const __m256i b = _mm256_set1_epi8(5);
@@ -104,6 +121,7 @@ int main() {
   auto row = [&](const char* name, double macs) { std::printf("%-52s %10.1f %10.1f\n", name, macs / 1e9, macs / hz); };
   row("s16 x s16 vpmaddwd + vpaddd (intinfer's GEMM, exact)", madd_s16());
   row("u8 x s8 vpmaddubsw + vpmaddwd + vpaddd (saturating)", maddubs_u8s8());
+  row("u8 x s8 vpsignb + vpmaddubsw + vpmaddwd + vpaddd (exact, |a - 128|)", maddubs_signed_exact());
   if (has_avxvnni()) row("u8 x s8 vpdpbusd (AVX-VNNI, exact; intinfer's avxvnni GEMM)", dpbusd_u8s8());
   row("fp32 vfmadd231ps", fma_f32());
   return 0;

@@ -170,7 +170,7 @@ class Pruned(torch.nn.Module):
         return self.head(torch.relu(self.fc(torch.relu(self.conv(x)).flatten(1))))
 
 
-@pytest.mark.parametrize("density", [0.05, 0.2, 0.35, 0.5])
+@pytest.mark.parametrize("density", [0.05, 0.12, 0.35, 0.5])
 def test_the_exporter_stores_sparse_layers_block_sparse(density):
     """A layer is written block-sparse when at most SPARSE_MAX_DENSITY of its 1 x 4 blocks are
     non-zero: the conv (16 pixels a sample, K = 8) and the linear layer on [batch, features] (one

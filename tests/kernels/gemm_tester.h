@@ -35,9 +35,14 @@ class GemmTester {
   GemmTester& float_output(bool v) { float_output_ = v; return *this; }
   // Column tiles [begin, end) of the row's nr channels; end past the last tile = all.
   GemmTester& tiles(size_t begin, size_t end) { tile_begin_ = begin; tile_end_ = end; return *this; }
-  // 0: random codes; +1 / -1: every activation 255 and every code +max_abs / -max_abs, the
-  // accumulator's extreme.
-  GemmTester& extreme(int sign) { extreme_ = sign; return *this; }
+  // 0: random codes; +1 / -1: every code +max_abs / -max_abs and every activation `input`: 255
+  // with a zero point of 0 (the accumulator's extreme), or 0 with a zero point of 255 (the same
+  // extreme of the other sign, and x - 128 = -128: the 8-bit-pairs kernels' largest products).
+  GemmTester& extreme(int sign, uint8_t input = 255) {
+    extreme_ = sign;
+    extreme_input_ = input;
+    return *this;
+  }
   // int16 codes in [-255, 255]: MATMUL's b - z_b, with a per-tensor multiplier.
   GemmTester& s16(bool v) { s16_ = v; return *this; }
   // Weight codes of 8 bits, or 4 / 2 handed to the packer as rows of the file's packed encoding.
@@ -67,7 +72,7 @@ class GemmTester {
     Rng rng(seed_);
 
     std::vector<uint8_t> x((m_ - 1) * xs + k_);
-    if (extreme_) std::fill(x.begin(), x.end(), uint8_t{255});
+    if (extreme_) std::fill(x.begin(), x.end(), extreme_input_);
     else rng.fill_u8(x);
 
     // Codes as MATMUL makes them (b - z_b) or symmetric int8; for int16 the operand b itself is
@@ -89,7 +94,7 @@ class GemmTester {
 
     // The bias as the ops fold it: MATMUL's -z_a * sum w; for int8 weights a random bias minus
     // z_in * sum w, kept within what a load proves (|bias| <= INT32_MAX - max_accumulator).
-    const int32_t z_a = extreme_ ? 0 : input_zero_point_;
+    const int32_t z_a = extreme_ ? (extreme_input_ == 0 ? 255 : 0) : input_zero_point_;
     const int64_t bound = int64_t{INT32_MAX} - max_accumulator(format, k_);
     std::vector<int32_t> bias(n_);
     for (size_t c = 0; c < n_; ++c) {
@@ -177,12 +182,12 @@ class GemmTester {
     char buf[320];
     std::snprintf(buf, sizeof buf,
                   "m=%zu n=%zu k=%zu bits=%d sparse=%zu/%.2f/%zu x_stride=%zu y_stride=%zu z_in=%d z_out=%d act=[%d, %d] tiles=[%zu, %s)%s%s%s "
-                  "extreme=%d seed=%llu",
+                  "extreme=%d/%d seed=%llu",
                   m_, n_, k_, s16_ ? 16 : bits_, block_, density_, row_length_, x_stride_, y_stride_, input_zero_point_, output_zero_point_, act_min_, act_max_,
                   tile_begin_, tile_end_ == SIZE_MAX ? "end" : std::to_string(tile_end_).c_str(), float_output_ ? " float" : "", s16_ ? " s16" : "",
                   shifts_set_ ? (" shifts=[" + std::to_string(shift_lo_) + ", " + std::to_string(shift_hi_) + "]").c_str()
                               : "",
-                  extreme_, static_cast<unsigned long long>(seed_));
+                  extreme_, extreme_input_, static_cast<unsigned long long>(seed_));
     return buf;
   }
 
@@ -242,6 +247,7 @@ class GemmTester {
   bool shifts_set_ = false, float_output_ = false, s16_ = false;
   size_t tile_begin_ = 0, tile_end_ = SIZE_MAX;
   int extreme_ = 0;
+  uint8_t extreme_input_ = 255;
   uint64_t seed_ = 1;
 };
 

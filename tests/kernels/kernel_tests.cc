@@ -73,14 +73,17 @@ void sweep_gemm_codes(const GemmRow& row, Cases& c, const GemmTester& codes) {
     if (!c(t().m(1).n(nr).k(k).input_zero_point(zp(k + 2)).Test(row))) return;
     if (!c(t().m(mr + 1).n(nr + 3).k(k).float_output(true).input_zero_point(zp(k + 3)).Test(row))) return;
   }
-  // The accumulator's extremes: all 255 times all +-max_abs, up to the deepest reduction a load
-  // accepts; right shifts that bring +-2^31 into range, and left shifts that saturate.
+  // The accumulator's extremes: all 255 (or all 0) times all +-max_abs, up to the deepest
+  // reduction a load accepts; right shifts that bring +-2^31 into range, and left shifts that
+  // saturate.
   for (int sign : {1, -1})
-    for (size_t k : {size_t{1}, ka, 3 * ka + 1, size_t{257}, deepest}) {
-      if (!c(t().m(mr + 1).n(nr + 1).k(k).extreme(sign).shifts(-31, -8).Test(row))) return;
-      if (!c(t().m(mr + 1).n(nr + 1).k(k).extreme(sign).shifts(1, 30).output_zero_point(128).Test(row))) return;
-      if (!c(t().m(2).n(nr + 1).k(k).extreme(sign).float_output(true).Test(row))) return;
-    }
+    for (uint8_t input : {255, 0})
+      for (size_t k : {size_t{1}, ka, 3 * ka + 1, size_t{257}, deepest}) {
+        if (!c(t().m(mr + 1).n(nr + 1).k(k).extreme(sign, input).shifts(-31, -8).Test(row))) return;
+        if (!c(t().m(mr + 1).n(nr + 1).k(k).extreme(sign, input).shifts(1, 30).output_zero_point(128).Test(row)))
+          return;
+        if (!c(t().m(2).n(nr + 1).k(k).extreme(sign, input).float_output(true).Test(row))) return;
+      }
   if (!c(t().m(mr + 1).n(nr + 1).k(deepest).input_zero_point(0).Test(row))) return;
   // Every pair of column tiles [begin, end), uint8 and float.
   const size_t n = 3 * nr + 1, tiles = row.tile.nr ? 4 : 1;

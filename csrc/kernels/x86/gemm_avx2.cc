@@ -34,6 +34,37 @@ struct MaddS16 : DenseGroups, Int32Partials {
   static __m256i mac(__m256i acc, __m256i x, __m256i w) { return _mm256_add_epi32(acc, _mm256_madd_epi16(x, w)); }
 };
 
+// int8 codes within +-127 (weight_format.h's pairs bound) as int8 quads, multiplied by
+// vpmaddubsw exactly: activations flipped to a = x - 128 (TileLayout act_offset 128 folds
+// 128 * sum w into the bias), the unsigned operand |a| <= 128 and the signed one the weights
+// with a's sign (vpsignb; never -128), so a pair of products is at most 2 * 128 * 127 = 32512,
+// within vpmaddubsw's int16. vpmaddwd by ones then adds the pairs into int32 (docs/kernels.md).
+struct MaddubsSignedS8 : DenseGroups, Int32Partials {
+  static constexpr size_t kKr = 4;
+  static constexpr size_t kElemBytes = 1;
+
+  static void prepare(const uint8_t* x, size_t x_stride, size_t mr, size_t k, size_t k_pad, uint8_t* scratch) {
+    const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
+    for (size_t r = 0; r < kGemmMR; ++r) {
+      uint8_t* o = scratch + r * k_pad;
+      size_t i = 0;
+      if (r < mr) {
+        const uint8_t* xr = x + r * x_stride;
+        for (; i + 32 <= k; i += 32)
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + i),
+                              _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr + i)), flip));
+        for (; i < k; ++i) o[i] = xr[i] ^ 0x80;
+      }
+      for (; i < k_pad; ++i) o[i] = 0;
+    }
+  }
+
+  static __m256i mac(__m256i acc, __m256i x, __m256i w) {
+    const __m256i pairs = _mm256_maddubs_epi16(_mm256_abs_epi8(x), _mm256_sign_epi8(w, x));
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
+  }
+};
+
 // Sub-byte codes (pack.h's sub-byte tiles, groups of 16 channels x 4 k as vpdpbusd's), turned
 // into int8 in registers by a vpshufb table from their fields, and multiplied by uint8
 // activations with vpmaddubsw: its int16 sum of two products saturates only beyond 32767, and
@@ -82,6 +113,11 @@ struct MaddubsSubByte : PrepareU8 {
 void gemm_u8s8_4x16c2__avx2(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride, void* y,
                             size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end, void* scratch) {
   gemm_4x16<MaddS16>(w, out, x, x_stride, y, y_stride, rows, tile_begin, tile_end, scratch);
+}
+
+void gemm_u8s8_4x16c4__avx2(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride, void* y,
+                            size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end, void* scratch) {
+  gemm_4x16<MaddubsSignedS8>(w, out, x, x_stride, y, y_stride, rows, tile_begin, tile_end, scratch);
 }
 
 void gemm_u8s4_4x16c4__avx2(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride, void* y,

@@ -17,6 +17,10 @@ void gemm_u8s8_4x16c2__avx2(const PackedView& w, const OutputStage& out, const u
 void gemm_u8s8_4x16c4__avxvnni(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
                                void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
                                void* scratch);
+// AVX2 vpmaddubsw on int8 quads of codes within +-127, activations flipped to x - 128 (exact:
+// gemm_avx2.cc): TileLayout{4, 16, 4, 4, 1, 128}.
+void gemm_u8s8_4x16c4__avx2(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride, void* y,
+                            size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end, void* scratch);
 // The AVX2 GEMM over 4- and 2-bit codes in sub-byte tiles (pack.h) of int8 quads, unpacked in
 // registers and multiplied by vpmaddubsw (exact for codes within +-7): TileLayout{4, 16, 4, 4, 1,
 // 0, nullptr, 4 or 2}.
