@@ -143,10 +143,19 @@ class Conv2D : public Op {
         const size_t batch = pix / (static_cast<size_t>(p.out_h) * p.out_w);
         const int oy = static_cast<int>(pix / p.out_w % p.out_h), ox = static_cast<int>(pix % p.out_w);
         uint8_t* row = cols.data() + i * k;
+        const int ix0 = ox * p.stride_w - p.pad_left;
+        // A window row inside the input is contiguous when taps are adjacent: one copy.
+        const bool row_inside = p.dilation_w == 1 && ix0 >= 0 && ix0 + p.kernel_w <= p.in_w;
         for (int ky = 0; ky < p.kernel_h; ++ky) {
           const int iy = oy * p.stride_h - p.pad_top + ky * p.dilation_h;
+          if (row_inside && iy >= 0 && iy < p.in_h) {
+            const size_t bytes = static_cast<size_t>(p.kernel_w) * p.in_c;
+            std::memcpy(row, in + ((batch * p.in_h + iy) * p.in_w + ix0) * p.in_c, bytes);
+            row += bytes;
+            continue;
+          }
           for (int kx = 0; kx < p.kernel_w; ++kx, row += p.in_c) {
-            const int ix = ox * p.stride_w - p.pad_left + kx * p.dilation_w;
+            const int ix = ix0 + kx * p.dilation_w;
             if (iy < 0 || iy >= p.in_h || ix < 0 || ix >= p.in_w)
               std::memset(row, p.input_zero_point, p.in_c);
             else
