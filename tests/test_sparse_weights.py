@@ -109,9 +109,8 @@ def test_sparse_codes_out_of_range_are_refused(rng):
 
 def test_sparse_weights_take_their_bytes_in_the_file_and_in_memory(rng):
     """A 1024 x 1024 layer at 10% of its 1 x 4 blocks: the file holds the kept blocks, their
-    column indices and the row starts; the kernels hold 8 bytes a kept group (int16) and its index
-    on the AVX2 path (4 on the NEON paths, int8), one byte and an index a non-zero code on the
-    reference path."""
+    column indices and the row starts; the kernels hold 4 bytes a kept group (int8) and its index
+    on the AVX2 and NEON paths, one byte and an index a non-zero code on the reference path."""
     codes = sparse_codes(rng, (1024, 1024), 4, 0.1)
     kept = int(np.any(codes.reshape(-1, 4) != 0, axis=1).sum())
     dense = GraphBuilder()
@@ -127,7 +126,7 @@ def test_sparse_weights_take_their_bytes_in_the_file_and_in_memory(rng):
     stage = 1024 * 4 * 4  # bias, multiplier, two shifts (padded to whole tiles: at most 2x)
     for isa in ISAS:
         held = load_graph(sparse, isa=isa).memory()["kernel_weight_bytes"]
-        codes_held = nonzero * 5 if isa == "ref" else kept * (12 if isa == "avx2" else 8)
+        codes_held = nonzero * 5 if isa == "ref" else kept * 8
         assert codes_held <= held <= codes_held + 4 * 1028 + 2 * stage + 64, (isa, held)
 
 

@@ -45,7 +45,7 @@ FIXED_QUANT = {"softmax"}
 # which gathers), or several (tokens, pixels), where a deeper reduction leaves the per-channel
 # costs less to amortize.
 SPARSE_BLOCK = 4
-SPARSE_MAX_DENSITY = {"one row": 0.1, "rows, K < 96": 0.15, "rows": 0.4}
+SPARSE_MAX_DENSITY = {"one row": 0.1, "rows, K < 96": 0.25, "rows": 0.4}
 
 
 def sparse_max_density(node: Node, depth: int) -> float:

@@ -1,15 +1,16 @@
 // Block-sparse GEMM on AVX2: weights as pack.h regroups them (groups of 4 consecutive reduction
-// indices that hold a non-zero code, int16), multiplied by vpmaddwd, as the dense AVX2 kernel
-// multiplies (vpmaddubsw would saturate int8 codes). Only the stored groups are read and
-// multiplied, so the work falls with the density.
+// indices that hold a non-zero code, int8), multiplied by vpmaddubsw made exact as the dense
+// AVX2 kernel does (gemm_avx2.cc): activations flipped to a = x - 128 (the layout's act_offset
+// puts 128 * sum w in the bias), |a| times the codes with a's sign, a pair of products within
+// 32512. Only the stored groups are read and multiplied, so the work falls with the density.
 //
-// Several rows (the layout's mr = 8): the rows' activations are transposed once per pass into
-// int16 quads, group by group (group q of row r at prep[(q * R + r) * 4], R = 4 or 8 rows a
-// pass); for each channel a group's four codes are broadcast and multiply all rows' quads of that
-// group at once (one vpmaddwd per 4 rows), then the channel's output stage runs over the rows.
-// One row: the row as int16, and four groups of one channel at a time: their quads gathered by
-// 64-bit loads against four groups' codes (one 32-byte load); 8 channels reduced together and
-// stored contiguously.
+// Several rows (the layout's mr = 8): the rows' flipped activations are transposed once per pass
+// into quads, group by group (group q of row r at prep[(q * R + r) * 4], R = 4 or 8 rows a pass);
+// for each channel a group's four codes are broadcast and multiply all rows' quads of that group
+// at once (one vpmaddubsw), vpmaddwd by ones leaving row r's sum in lane r; then the channel's
+// output stage runs over the rows. One row: four groups of one channel a step, their quads loaded
+// at the groups' first indices against the four groups' codes (one 16-byte load); 8 channels
+// reduced together and stored contiguously.
 #include <immintrin.h>
 
 #include <algorithm>
@@ -23,50 +24,49 @@ namespace {
 
 constexpr size_t kQuad = 4;  // reduction indices a group
 
-// The 4 int16 at p as one 64-bit value (any alignment).
-int64_t quad_at(const int16_t* p) {
-  int64_t v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
+// Lane i: the dot product of the quads i of a (flipped activations) and b (codes), exact.
+inline __m256i dot_quads(__m256i a, __m256i b) {
+  const __m256i pairs = _mm256_maddubs_epi16(_mm256_abs_epi8(a), _mm256_sign_epi8(b, a));
+  return _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
 }
 
-// Rows [0, rows) of x as int16 quads for R rows a pass: group q of row r at (q * R + r) * 4,
+// Four bytes of x flipped to x - 128 (as int8 bits).
+inline uint32_t flipped_quad(const uint8_t* x) {
+  uint32_t v;
+  std::memcpy(&v, x, sizeof v);
+  return v ^ 0x80808080u;
+}
+
+// Rows [0, rows) of x flipped, as quads for R rows a pass: group q of row r at (q * R + r) * 4,
 // zeros past k and in rows rows..R-1.
 template <size_t R>
-void prepare_quads(const uint8_t* x, size_t x_stride, size_t rows, size_t k, size_t k_pad, int16_t* prep) {
-  if (rows < R || k < k_pad) std::memset(prep, 0, k_pad * R * sizeof(int16_t));
+void prepare_quads(const uint8_t* x, size_t x_stride, size_t rows, size_t k, size_t k_pad, uint8_t* prep) {
+  if (rows < R || k < k_pad) std::memset(prep, 0, k_pad * R);
   for (size_t r = 0; r < rows; ++r) {
     const uint8_t* xr = x + r * x_stride;
-    int16_t* d = prep + r * kQuad;
+    uint8_t* d = prep + r * kQuad;
     size_t i = 0;
-    // 16 activations: four groups, stored R quads apart.
-    for (; i + 16 <= k; i += 16, d += 4 * R * kQuad) {
-      const __m256i v = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xr + i)));
-      const __m128i lo = _mm256_castsi256_si128(v), hi = _mm256_extracti128_si256(v, 1);
-      _mm_storel_epi64(reinterpret_cast<__m128i*>(d), lo);
-      _mm_storel_epi64(reinterpret_cast<__m128i*>(d + R * kQuad), _mm_unpackhi_epi64(lo, lo));
-      _mm_storel_epi64(reinterpret_cast<__m128i*>(d + 2 * R * kQuad), hi);
-      _mm_storel_epi64(reinterpret_cast<__m128i*>(d + 3 * R * kQuad), _mm_unpackhi_epi64(hi, hi));
+    for (; i + kQuad <= k; i += kQuad, d += R * kQuad) {
+      const uint32_t v = flipped_quad(xr + i);
+      std::memcpy(d, &v, sizeof v);
     }
-    for (; i < k; ++i) prep[(i / kQuad * R + r) * kQuad + i % kQuad] = xr[i];
+    for (; i < k; ++i) prep[(i / kQuad * R + r) * kQuad + i % kQuad] = xr[i] ^ 0x80;
   }
 }
 
 // Channel c of R <= 8 rows: lane r of the result is row r's sum of products (lanes past R: 0).
 template <size_t R>
-__m256i channel_rows(const PackedView& w, const int16_t* codes, const int16_t* prep, size_t c) {
-  __m256i acc0 = _mm256_setzero_si256(), acc1 = acc0;
+__m256i channel_rows(const PackedView& w, const uint8_t* codes, const uint8_t* prep, size_t c) {
+  __m256i acc = _mm256_setzero_si256();
   for (uint32_t g = w.group_start[c]; g < w.group_start[c + 1]; ++g) {
-    const __m256i b = _mm256_set1_epi64x(quad_at(codes + g * kQuad));
-    const int16_t* a = prep + w.group_k[g] * R;
-    acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a)), b));
-    if (R == 8)
-      acc1 = _mm256_add_epi32(acc1,
-                              _mm256_madd_epi16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + 16)), b));
+    int32_t quad;
+    std::memcpy(&quad, codes + g * kQuad, sizeof quad);
+    const uint8_t* a = prep + w.group_k[g] * R;
+    const __m256i rows = R == 8 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a))
+                                : _mm256_zextsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a)));
+    acc = _mm256_add_epi32(acc, dot_quads(rows, _mm256_set1_epi32(quad)));
   }
-  // Lanes 2r, 2r + 1 of acc0 (rows 0-3) and acc1 (rows 4-7) are row r's two halves:
-  // hadd gives rows [0 1 4 5 | 2 3 6 7], the permute puts them in order.
-  return _mm256_permute4x64_epi64(_mm256_hadd_epi32(acc0, acc1), 0xD8);
+  return acc;
 }
 
 // v[i] (channel i's rows) into rows: out[r] = row r's channels 0-7.
@@ -116,8 +116,8 @@ void store_channels8(const PackedView& w, const OutputStageAvx2& stage, __m256i 
 // y_row_bytes apart.
 template <size_t R>
 void gemm_rows(const PackedView& w, const OutputStageAvx2& stage, const uint8_t* x, size_t x_stride, void* y,
-               size_t y_row_bytes, size_t rows, size_t c_begin, size_t c_end, int16_t* prep) {
-  const auto* codes = static_cast<const int16_t*>(w.weights);
+               size_t y_row_bytes, size_t rows, size_t c_begin, size_t c_end, uint8_t* prep) {
+  const auto* codes = static_cast<const uint8_t*>(w.weights);
   prepare_quads<R>(x, x_stride, rows, w.k, w.k_pad, prep);
   for (size_t c = c_begin; c < c_end; c += 8) {
     const size_t valid = std::min<size_t>(8, c_end - c);
@@ -130,19 +130,25 @@ void gemm_rows(const PackedView& w, const OutputStageAvx2& stage, const uint8_t*
   }
 }
 
-// One row: channel c's 8 partial sums (their total is the row's sum of products). Four groups a
-// step, the last step masked: lanes past the channel's groups multiply zeros (the packer pads
-// the codes and group_k, so the loads stay inside them).
-__m256i channel_one_row(const PackedView& w, const int16_t* codes, const int16_t* a, size_t c) {
+// One row: channel c's 8 partial sums (their total is the row's sum of products). The row
+// flipped and widened to int16, four groups of one channel a step: their quads gathered by 64-bit
+// loads against the four groups' codes widened in registers (vpmovsxbw), one vpmaddwd; the last
+// step masked (the packer pads the codes and group_k, so the loads stay inside them).
+__m256i channel_one_row(const PackedView& w, const uint8_t* codes, const int16_t* a, size_t c) {
   const __m256i lane = _mm256_setr_epi64x(0, 1, 2, 3);
+  auto quad = [a](uint32_t k) {
+    int64_t v;
+    std::memcpy(&v, a + k, sizeof v);
+    return v;
+  };
   __m256i acc = _mm256_setzero_si256();
   const uint32_t end = w.group_start[c + 1];
   for (uint32_t g = w.group_start[c]; g < end; g += 4) {
-    const __m256i x4 = _mm256_setr_epi64x(quad_at(a + w.group_k[g]), quad_at(a + w.group_k[g + 1]),
-                                          quad_at(a + w.group_k[g + 2]), quad_at(a + w.group_k[g + 3]));
     const __m256i valid = _mm256_cmpgt_epi64(_mm256_set1_epi64x(end - g), lane);
-    const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(codes + g * kQuad));
-    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_and_si256(x4, valid), b));
+    const uint32_t* k = w.group_k + g;
+    const __m256i x4 = _mm256_and_si256(_mm256_setr_epi64x(quad(k[0]), quad(k[1]), quad(k[2]), quad(k[3])), valid);
+    const __m256i b = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(codes + g * kQuad)));
+    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(x4, b));
   }
   return acc;
 }
@@ -156,8 +162,8 @@ __m256i totals8(const __m256i v[8]) {
 
 void gemm_one_row(const PackedView& w, const OutputStageAvx2& stage, const uint8_t* x, void* y, size_t c_begin,
                   size_t c_end, int16_t* a) {
-  const auto* codes = static_cast<const int16_t*>(w.weights);
-  for (size_t i = 0; i < w.k; ++i) a[i] = x[i];
+  const auto* codes = static_cast<const uint8_t*>(w.weights);
+  for (size_t i = 0; i < w.k; ++i) a[i] = static_cast<int16_t>(x[i] - 128);
   std::fill(a + w.k, a + w.k_pad, int16_t{0});
   for (size_t c = c_begin; c < c_end; c += 8) {
     const size_t valid = std::min<size_t>(8, c_end - c);
@@ -176,14 +182,14 @@ void gemm_u8bs8_8x1c4__avx2(const PackedView& w, const OutputStage& out, const u
   // A float output has no requantization (and no shifts to scan).
   const OutputStageAvx2 stage(w.bias, w.multiplier, w.left_shift, w.right_shift, w.output_scales ? 0 : w.n,
                               out.zero_point, out.act_min, out.act_max);
-  auto* prep = static_cast<int16_t*>(scratch);
+  auto* prep = static_cast<uint8_t*>(scratch);
   const size_t y_row_bytes = y_stride * (w.output_scales != nullptr ? sizeof(float) : 1);
   for (size_t m = 0; m < rows;) {
     const size_t left = rows - m;
     const uint8_t* xm = x + m * x_stride;
     void* ym = static_cast<uint8_t*>(y) + m * y_row_bytes;
     if (left == 1) {
-      gemm_one_row(w, stage, xm, ym, c_begin, c_end, prep);
+      gemm_one_row(w, stage, xm, ym, c_begin, c_end, reinterpret_cast<int16_t*>(prep));
       m += 1;
     } else if (left <= 4) {
       gemm_rows<4>(w, stage, xm, x_stride, ym, y_row_bytes, left, c_begin, c_end, prep);

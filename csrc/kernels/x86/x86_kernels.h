@@ -30,8 +30,9 @@ void gemm_u8s2_4x16c4__avx2(const PackedView& w, const OutputStage& out, const u
                             size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end, void* scratch);
 
 // Block-sparse int8 GEMM: the groups of 4 reduction indices that hold a non-zero code (pack.h),
-// as int16, multiplied by vpmaddwd; passes of 8 or 4 rows, or one row (gemm_sparse_avx2.cc).
-// TileLayout{8, 16, 4, 4, 2}: 16 channels a column tile.
+// int8, multiplied by the exact vpmaddubsw of the dense kernel (activations flipped to x - 128);
+// passes of 8 or 4 rows, or one row (gemm_sparse_avx2.cc). TileLayout{8, 16, 4, 4, 1, 128}: 16
+// channels a column tile.
 void gemm_u8bs8_8x1c4__avx2(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride, void* y,
                             size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end, void* scratch);
 
