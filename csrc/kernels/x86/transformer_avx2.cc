@@ -86,6 +86,39 @@ void layer_norm_rows(const LayerNormParams& p, const LayerNormView& w, const T* 
   }
 }
 
+// softmax_row_max (transformer_math.h) 32 inputs a step: the largest attended input (masked
+// inputs count as 0, below or equal to any attended one), or -1 with the row written as zeros
+// when none is attended.
+int32_t softmax_row_max_avx2(size_t n, const uint8_t* x, const uint8_t* mask, uint8_t* y) {
+  const size_t full = n / 32 * 32;
+  __m256i top = _mm256_setzero_si256(), kept = _mm256_setzero_si256();
+  for (size_t j = 0; j < full; j += 32) {
+    __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + j));
+    if (mask) {
+      const __m256i m = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(mask + j));
+      const __m256i masked = _mm256_cmpeq_epi8(m, _mm256_setzero_si256());
+      v = _mm256_andnot_si256(masked, v);
+      kept = _mm256_or_si256(kept, _mm256_andnot_si256(masked, _mm256_set1_epi8(-1)));
+    }
+    top = _mm256_max_epu8(top, v);
+  }
+  __m128i t = _mm_max_epu8(_mm256_castsi256_si128(top), _mm256_extracti128_si256(top, 1));
+  t = _mm_max_epu8(t, _mm_srli_si128(t, 8));
+  t = _mm_max_epu8(t, _mm_srli_si128(t, 4));
+  t = _mm_max_epu8(t, _mm_srli_si128(t, 2));
+  t = _mm_max_epu8(t, _mm_srli_si128(t, 1));
+  bool any = full > 0 && (!mask || !_mm256_testz_si256(kept, kept));
+  int32_t best = _mm_cvtsi128_si32(t) & 0xFF;
+  for (size_t j = full; j < n; ++j)
+    if (!mask || mask[j]) {
+      any = true;
+      if (x[j] > best) best = x[j];
+    }
+  if (any) return best;
+  for (size_t j = 0; j < n; ++j) y[j] = 0;
+  return -1;
+}
+
 }  // namespace
 
 void layer_norm_u8__avx2(const LayerNormParams& p, const LayerNormView& w, const uint8_t* x, uint8_t* y,
@@ -106,7 +139,7 @@ void softmax_u8__avx2(const SoftmaxParams& p, const uint8_t* x, const uint8_t* c
     const uint8_t* xr = x + r * p.n;
     const uint8_t* mr = mask ? mask[r] : nullptr;
     uint8_t* yr = y + r * p.n;
-    const int32_t top = softmax_row_max(p.n, xr, mr, yr);
+    const int32_t top = softmax_row_max_avx2(p.n, xr, mr, yr);
     if (top < 0) continue;  // nothing attended: written as zeros
     // e = table[top - x] (0 where masked), gathered 8 at a time; the sum in 64-bit lanes.
     const __m256i vtop = _mm256_set1_epi32(top);
