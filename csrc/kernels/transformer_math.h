@@ -34,14 +34,22 @@ inline uint8_t layer_norm_output(const LayerNormParams& p, int64_t d, int64_t in
 }
 
 // SOFTMAX's row maximum over the attended positions (mask null: all); -1 when there are none,
-// and then the row's output y is written: all 0.
+// and then the row's output y is written: all 0. softmax_row_max_from goes on from position
+// `from` with the maximum `top` of the positions before it (0 when none was attended) and whether
+// any was: the vector kernels' tail.
+inline int32_t softmax_row_max_from(size_t from, size_t n, const uint8_t* x, const uint8_t* mask, uint8_t* y,
+                                    int32_t top, bool any) {
+  for (size_t j = from; j < n; ++j)
+    if (!mask || mask[j]) {
+      any = true;
+      if (x[j] > top) top = x[j];
+    }
+  if (any) return top;
+  for (size_t j = 0; j < n; ++j) y[j] = 0;
+  return -1;
+}
 inline int32_t softmax_row_max(size_t n, const uint8_t* x, const uint8_t* mask, uint8_t* y) {
-  int32_t top = -1;
-  for (size_t j = 0; j < n; ++j)
-    if ((!mask || mask[j]) && x[j] > top) top = x[j];
-  if (top < 0)
-    for (size_t j = 0; j < n; ++j) y[j] = 0;
-  return top;
+  return softmax_row_max_from(0, n, x, mask, y, 0, false);
 }
 
 // SOFTMAX's output for an exponential e (<= 2^16) and the row's floor(2^32 / sum e) (<= 2^16).

@@ -73,6 +73,29 @@ void layer_norm_rows(const LayerNormParams& p, const LayerNormView& w, const T* 
   }
 }
 
+// softmax_row_max (transformer_math.h) 16 inputs a step: masked inputs count as 0, below or
+// equal to any attended one.
+int32_t softmax_row_max_neon(size_t n, const uint8_t* x, const uint8_t* mask, uint8_t* y) {
+  const size_t full = n / 16 * 16;
+  uint8x16_t top = vdupq_n_u8(0), kept = vdupq_n_u8(0);
+  for (size_t j = 0; j < full; j += 16) {
+    uint8x16_t v = vld1q_u8(x + j);
+    if (mask) {
+      const uint8x16_t attended = vtstq_u8(vld1q_u8(mask + j), vld1q_u8(mask + j));
+      v = vandq_u8(v, attended);
+      kept = vorrq_u8(kept, attended);
+    }
+    top = vmaxq_u8(top, v);
+  }
+  uint8x8_t t = vmax_u8(vget_low_u8(top), vget_high_u8(top));
+  t = vpmax_u8(t, t);
+  t = vpmax_u8(t, t);
+  t = vpmax_u8(t, t);
+  const uint8x8_t k = vorr_u8(vget_low_u8(kept), vget_high_u8(kept));
+  const bool any = full > 0 && (!mask || vget_lane_u64(vreinterpret_u64_u8(k), 0) != 0);
+  return softmax_row_max_from(full, n, x, mask, y, vget_lane_u8(t, 0), any);
+}
+
 }  // namespace
 
 void layer_norm_u8__neon(const LayerNormParams& p, const LayerNormView& w, const uint8_t* x, uint8_t* y,
@@ -93,7 +116,7 @@ void softmax_u8__neon(const SoftmaxParams& p, const uint8_t* x, const uint8_t* c
     const uint8_t* xr = x + r * p.n;
     const uint8_t* mr = mask ? mask[r] : nullptr;
     uint8_t* yr = y + r * p.n;
-    const int32_t top = softmax_row_max(p.n, xr, mr, yr);
+    const int32_t top = softmax_row_max_neon(p.n, xr, mr, yr);
     if (top < 0) continue;  // nothing attended: written as zeros
     uint64_t sum = 0;
     for (size_t j = 0; j < p.n; ++j) {

@@ -107,16 +107,8 @@ int32_t softmax_row_max_avx2(size_t n, const uint8_t* x, const uint8_t* mask, ui
   t = _mm_max_epu8(t, _mm_srli_si128(t, 4));
   t = _mm_max_epu8(t, _mm_srli_si128(t, 2));
   t = _mm_max_epu8(t, _mm_srli_si128(t, 1));
-  bool any = full > 0 && (!mask || !_mm256_testz_si256(kept, kept));
-  int32_t best = _mm_cvtsi128_si32(t) & 0xFF;
-  for (size_t j = full; j < n; ++j)
-    if (!mask || mask[j]) {
-      any = true;
-      if (x[j] > best) best = x[j];
-    }
-  if (any) return best;
-  for (size_t j = 0; j < n; ++j) y[j] = 0;
-  return -1;
+  const bool any = full > 0 && (!mask || !_mm256_testz_si256(kept, kept));
+  return softmax_row_max_from(full, n, x, mask, y, _mm_cvtsi128_si32(t) & 0xFF, any);
 }
 
 }  // namespace
