@@ -118,7 +118,7 @@ const GemmRow kGemmRows[] = {
      gemm_u8s8_4x16c8__neoni8mm},
 #endif
 #if defined(INTINFER_HAVE_NEONDOT)
-    {"gemm_u8s8_4x16c4__neondot", kFeatureNeon | kFeatureNeonDot, dense_s8, {4, 16, 4, 16, 1, 128, nullptr},
+    {"gemm_u8s8_4x16c4__neondot", kFeatureNeon | kFeatureNeonDot, dense_s8, {4, 16, 4, 8, 1, 128, nullptr},
      gemm_u8s8_4x16c4__neondot},
     {"gemm_u8s4_4x16c4__neondot", kFeatureNeon | kFeatureNeonDot, dense_bits<4>, {4, 16, 4, 16, 1, 128, nullptr, 4},
      gemm_u8s4_4x16c4__neondot},
