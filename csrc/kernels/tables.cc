@@ -182,12 +182,12 @@ const PoolRow kPoolRows[] = {
 
 const TransformerRow kTransformerRows[] = {
 #if defined(INTINFER_HAVE_AVX2)
-    {"avx2", kFeatureAvx2, 8, layer_norm_u8__avx2, layer_norm_wide__avx2, softmax_u8__avx2},
+    {"avx2", kFeatureAvx2, 8, layer_norm_u8__avx2, layer_norm_wide__avx2, softmax_u8__avx2, gather_rows_wide__avx2},
 #endif
 #if defined(INTINFER_HAVE_NEON)
-    {"neon", kFeatureNeon, 4, layer_norm_u8__neon, layer_norm_wide__neon, softmax_u8__neon},
+    {"neon", kFeatureNeon, 4, layer_norm_u8__neon, layer_norm_wide__neon, softmax_u8__neon, gather_rows_wide__neon},
 #endif
-    {"ref", 0, 1, layer_norm_u8_ref, layer_norm_wide_ref, softmax_ref},
+    {"ref", 0, 1, layer_norm_u8_ref, layer_norm_wide_ref, softmax_ref, gather_rows_wide__ref},
 };
 
 template <typename Row, size_t N>

@@ -69,6 +69,9 @@ struct TransformerRow {
   // `scratch` holds SoftmaxParams::n int32.
   void (*softmax)(const SoftmaxParams&, const uint8_t*, const uint8_t* const*, uint8_t*, size_t, size_t,
                   int32_t* scratch);
+  // GATHER into a wide output (gather_rows_wide__ref's contract): rows of int8, int4 or int2 codes.
+  void (*gather_wide)(int bits, const void* table, size_t h, const QuantizedMultiplier* row_multipliers,
+                      const int32_t* rows, size_t n_rows, int32_t* y);
 };
 
 // A family's rows, best first, reference last.

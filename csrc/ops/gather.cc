@@ -1,6 +1,7 @@
 // GATHER: rows of an int8 (or packed int4 / int2) table with per-row scales (embeddings), requantized to uint8 or wide.
 #include "../kernels/codes.h"
 #include "../kernels/ref/kernels.h"
+#include "../kernels/tables.h"
 #include "ops.h"
 
 namespace intinfer {
@@ -33,6 +34,7 @@ class Gather : public Op {
     positions_ = ctx.attr_int("positions");
     if (positions_ < 0 || positions_ > 2) ctx.fail("'positions' ", positions_, " is not 0, 1 or 2");
     padding_id_ = ctx.attr_int("padding_id");
+    kernel_ = &select(transformer_table(), ctx.features());
   }
 
   std::vector<Shape> infer(const std::vector<Shape>& in) const override {
@@ -70,8 +72,8 @@ class Gather : public Op {
     }
     ctx.pool->parallel_for(n, [&](size_t b, size_t e) {
       if (wide_)
-        gather_rows_wide__ref(bits_, table_, width_, multipliers_.data(), rows.data() + b, e - b,
-                              ctx.out<int32_t>(0) + b * width_);
+        kernel_->gather_wide(bits_, table_, width_, multipliers_.data(), rows.data() + b, e - b,
+                             ctx.out<int32_t>(0) + b * width_);
       else
         gather_rows__ref(bits_, table_, width_, multipliers_.data(), out_, rows.data() + b, e - b,
                          ctx.out<uint8_t>(0) + b * width_);
@@ -92,6 +94,7 @@ class Gather : public Op {
   int64_t positions_;
   int64_t padding_id_;
   bool wide_;
+  const TransformerRow* kernel_;  // its gather_wide
 };
 
 }  // namespace

@@ -254,6 +254,9 @@ void sweep_transformer(const TransformerRow& row, Cases& c) {
       if (!c(SoftmaxTester().n(n).rows(5).masked(masked).seed(c.next_seed()).Test(row))) return;
   for (size_t n : {128, 384})
     if (!c(SoftmaxTester().n(n).rows(4).masked(n == 384).seed(c.next_seed()).Test(row))) return;
+  for (int bits : {8, 4, 2})
+    for (size_t h : {size_t{1}, size_t{7}, size_t{8}, size_t{9}, size_t{16}, size_t{37}, size_t{384}})
+      if (!c(GatherTester().h(h).bits(bits).seed(c.next_seed()).Test(row))) return;
 }
 
 // The select() rule of every table, on every path of this CPU: the first row in table order

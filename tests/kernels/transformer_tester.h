@@ -2,7 +2,9 @@
 // ops/layer_norm.cc builds them (flat channels for gamma 0 or too small included), the output
 // stage packed to the row's width with PackedLayerNorm, uint8 or wide input (constant rows
 // too: a variance of 0). SOFTMAX: an exponential table as the exporter writes it, with or
-// without a mask (rows with nothing attended too), a scratch of n int32.
+// without a mask (rows with nothing attended too), a scratch of n int32. GATHER into a wide
+// output: a table of int8 rows (or random bytes as rows of packed int4 / int2 codes), per-row
+// multipliers with left and right shifts, ids that repeat and skip rows.
 #pragma once
 
 #include <cmath>
@@ -139,6 +141,39 @@ class SoftmaxTester {
  private:
   size_t n_ = 1, rows_ = 4;
   bool masked_ = false;
+  uint64_t seed_ = 1;
+};
+
+class GatherTester {
+ public:
+  GatherTester& h(size_t v) { h_ = v; return *this; }
+  GatherTester& bits(int v) { bits_ = v; return *this; }
+  GatherTester& seed(uint64_t v) { seed_ = v; return *this; }
+
+  bool Test(const TransformerRow& row) const {
+    Rng rng(seed_);
+    constexpr size_t kTableRows = 5, kIds = 7;
+    const size_t row_bytes = (h_ * static_cast<size_t>(bits_) + 7) / 8;
+    std::vector<uint8_t> table(kTableRows * row_bytes);
+    for (uint8_t& b : table) b = static_cast<uint8_t>(bits_ == 8 ? rng.uniform(-127, 127) : rng.uniform(0, 255));
+    if (bits_ == 8) std::fill(table.begin(), table.begin() + static_cast<std::ptrdiff_t>(row_bytes), uint8_t{127});
+    std::vector<QuantizedMultiplier> multipliers(kTableRows);
+    for (QuantizedMultiplier& m : multipliers) m = rng.multiplier(-24, 12);
+    std::vector<int32_t> ids(kIds);
+    for (int32_t& id : ids) id = rng.uniform(0, static_cast<int32_t>(kTableRows) - 1);
+    std::vector<int32_t> got(kIds * h_, 0x5A5A5A5A), want(got);
+    row.gather_wide(bits_, table.data(), h_, multipliers.data(), ids.data(), kIds, got.data());
+    gather_rows_wide__ref(bits_, table.data(), h_, multipliers.data(), ids.data(), kIds, want.data());
+    std::string why;
+    if (same(got, want, h_, &why)) return true;
+    std::printf("  %s gather_wide: h=%zu bits=%d seed=%llu: %s\n", row.name, h_, bits_,
+                static_cast<unsigned long long>(seed_), why.c_str());
+    return false;
+  }
+
+ private:
+  size_t h_ = 1;
+  int bits_ = 8;
   uint64_t seed_ = 1;
 };
 

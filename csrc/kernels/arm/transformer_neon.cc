@@ -3,6 +3,7 @@
 #include <arm_neon.h>
 
 
+#include "../ref/kernels.h"
 #include "../transformer_math.h"
 #include "requant_neon.h"
 
@@ -106,6 +107,31 @@ void layer_norm_u8__neon(const LayerNormParams& p, const LayerNormView& w, const
 void layer_norm_wide__neon(const LayerNormParams& p, const LayerNormView& w, const int32_t* x, uint8_t* y,
                            size_t row_begin, size_t row_end) {
   layer_norm_rows(p, w, x, y, row_begin, row_end);
+}
+
+void gather_rows_wide__neon(int bits, const void* table, size_t h, const QuantizedMultiplier* row_multipliers,
+                            const int32_t* rows, size_t n_rows, int32_t* y) {
+  if (bits != 8) {
+    gather_rows_wide__ref(bits, table, h, row_multipliers, rows, n_rows, y);
+    return;
+  }
+  const size_t full = h / 8 * 8;
+  const int32x4_t lo = vdupq_n_s32(-kWideMax), hi = vdupq_n_s32(kWideMax);
+  for (size_t i = 0; i < n_rows; ++i) {
+    const int8_t* src = static_cast<const int8_t*>(table) + static_cast<size_t>(rows[i]) * h;
+    const QuantizedMultiplier m = row_multipliers[rows[i]];
+    const int32x4_t mult = vdupq_n_s32(m.multiplier), left = vdupq_n_s32(m.shift > 0 ? m.shift : 0);
+    const int32x4_t neg_right = vdupq_n_s32(m.shift > 0 ? 0 : m.shift);
+    int32_t* yr = y + i * h;
+    for (size_t c = 0; c < full; c += 8) {
+      const int16x8_t codes = vmovl_s8(vld1_s8(src + c));
+      const int32x4_t q0 = requantize_neon(vmovl_s16(vget_low_s16(codes)), mult, left, neg_right);
+      const int32x4_t q1 = requantize_neon(vmovl_s16(vget_high_s16(codes)), mult, left, neg_right);
+      vst1q_s32(yr + c, vminq_s32(vmaxq_s32(q0, lo), hi));
+      vst1q_s32(yr + c + 4, vminq_s32(vmaxq_s32(q1, lo), hi));
+    }
+    for (size_t c = full; c < h; ++c) yr[c] = clamp_wide(requantize(src[c], m));
+  }
 }
 
 void softmax_u8__neon(const SoftmaxParams& p, const uint8_t* x, const uint8_t* const* mask, uint8_t* y,

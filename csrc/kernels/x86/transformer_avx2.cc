@@ -3,6 +3,7 @@
 #include <immintrin.h>
 
 
+#include "../ref/kernels.h"
 #include "../transformer_math.h"
 #include "requant_avx2.h"
 
@@ -121,6 +122,30 @@ void layer_norm_u8__avx2(const LayerNormParams& p, const LayerNormView& w, const
 void layer_norm_wide__avx2(const LayerNormParams& p, const LayerNormView& w, const int32_t* x, uint8_t* y,
                            size_t row_begin, size_t row_end) {
   layer_norm_rows(p, w, x, y, row_begin, row_end);
+}
+
+void gather_rows_wide__avx2(int bits, const void* table, size_t h, const QuantizedMultiplier* row_multipliers,
+                            const int32_t* rows, size_t n_rows, int32_t* y) {
+  if (bits != 8) {
+    gather_rows_wide__ref(bits, table, h, row_multipliers, rows, n_rows, y);
+    return;
+  }
+  const size_t full = h / 8 * 8;
+  const __m256i lo = _mm256_set1_epi32(-kWideMax), hi = _mm256_set1_epi32(kWideMax);
+  for (size_t i = 0; i < n_rows; ++i) {
+    const int8_t* src = static_cast<const int8_t*>(table) + static_cast<size_t>(rows[i]) * h;
+    const QuantizedMultiplier m = row_multipliers[rows[i]];
+    const int32_t left = m.shift > 0 ? m.shift : 0, right = m.shift > 0 ? 0 : -m.shift;
+    const __m256i mult = _mm256_set1_epi32(m.multiplier), vleft = _mm256_set1_epi32(left);
+    const __m256i vright = _mm256_set1_epi32(right);
+    int32_t* yr = y + i * h;
+    for (size_t c = 0; c < full; c += 8) {
+      const __m256i codes = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(src + c)));
+      const __m256i q = requantize_avx2(codes, mult, vleft, vright, left != 0);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(yr + c), _mm256_min_epi32(_mm256_max_epi32(q, lo), hi));
+    }
+    for (size_t c = full; c < h; ++c) yr[c] = clamp_wide(requantize(src[c], m));
+  }
 }
 
 void softmax_u8__avx2(const SoftmaxParams& p, const uint8_t* x, const uint8_t* const* mask, uint8_t* y,
