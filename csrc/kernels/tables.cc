@@ -158,16 +158,17 @@ const DwconvRow kDwconvRows[] = {
 const ElementwiseRow kElementwiseRows[] = {
 #if defined(INTINFER_HAVE_AVX2)
     {"avx2", kFeatureAvx2, add_u8__avx2, mul_u8__avx2, quantize_f32_u8__avx2, dequantize_u8_f32__avx2, lut_u8__avx2,
-     add_wide__avx2},
+     add_wide__avx2, wide_from_f32__avx2},
 #endif
 #if defined(INTINFER_HAVE_NEON) && defined(__aarch64__)
     {"neon", kFeatureNeon, add_u8__neon, mul_u8__neon, quantize_f32_u8__neon, dequantize_u8_f32__neon, lut_u8__neon,
-     add_wide__neon},
+     add_wide__neon, wide_from_f32__neon},
 #elif defined(INTINFER_HAVE_NEON)
     {"neon", kFeatureNeon, add_u8__neon, mul_u8__neon, quantize_f32_u8__ref, dequantize_u8_f32__ref, lut_u8__ref,
-     add_wide__neon},
+     add_wide__neon, wide_from_f32__ref},
 #endif
-    {"ref", 0, add_u8__ref, mul_u8__ref, quantize_f32_u8__ref, dequantize_u8_f32__ref, lut_u8__ref, add_wide__ref},
+    {"ref", 0, add_u8__ref, mul_u8__ref, quantize_f32_u8__ref, dequantize_u8_f32__ref, lut_u8__ref, add_wide__ref,
+     wide_from_f32__ref},
 };
 
 const PoolRow kPoolRows[] = {

@@ -49,6 +49,7 @@ struct ElementwiseRow {
   void (*dequantize)(const uint8_t*, float*, size_t, float, int32_t);
   void (*lut)(const uint8_t*, const uint8_t*, uint8_t*, size_t);
   void (*add_wide)(const AddWideParams&, const void*, size_t, const void*, size_t, int32_t*, size_t);
+  void (*wide_from_f32)(void* data, size_t n, float scale);  // wide_from_f32__ref's contract
 };
 
 struct PoolRow {

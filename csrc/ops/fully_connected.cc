@@ -1,4 +1,4 @@
-#include "../kernels/ref/kernels.h"
+#include "../kernels/tables.h"
 #include "gemm.h"
 #include "ops.h"
 
@@ -14,6 +14,7 @@ class FullyConnected : public Op {
     weights_ = read_weights(ctx, ctx.input(0), w, ctx.input(2), /*float_output_ok=*/true);
     if (weights_.output_scales.empty()) out_ = ctx.output_stage();
     if (OpContext::is_wide(ctx.output(0))) wide_scale_ = ctx.output(0).scales[0];
+    elementwise_ = &select(elementwise_table(), ctx.features());
     gemm_ = std::make_unique<Gemm>(select(gemm_table(), ctx.features(), weights_.format, weights_.depth), weights_,
                                    out_);
   }
@@ -37,11 +38,11 @@ class FullyConnected : public Op {
     // A wide output: the real values, written in place, become int32 steps of the output scale.
     if (rows < 4 * static_cast<size_t>(ctx.pool->num_threads()) && gemm_->column_blocks() > 1) {
       ctx.pool->parallel_for(gemm_->column_blocks(), [&](size_t b, size_t e) { gemm_->run(x, k, y, n, rows, b, e); });
-      if (wide_scale_ > 0) wide_from_f32__ref(y, rows * n, wide_scale_);  // few rows: one pass
+      if (wide_scale_ > 0) elementwise_->wide_from_f32(y, rows * n, wide_scale_);  // few rows: one pass
     } else {
       ctx.pool->parallel_for(rows, [&](size_t b, size_t e) {
         gemm_->run(x + b * k, k, y + b * n * elem, n, e - b);
-        if (wide_scale_ > 0) wide_from_f32__ref(y + b * n * elem, (e - b) * n, wide_scale_);
+        if (wide_scale_ > 0) elementwise_->wide_from_f32(y + b * n * elem, (e - b) * n, wide_scale_);
       }, gemm_->row_tile());
     }
   }
@@ -58,6 +59,7 @@ class FullyConnected : public Op {
   QuantizedWeights weights_;
   OutputStage out_;
   float wide_scale_ = 0;  // > 0: the output is wide
+  const ElementwiseRow* elementwise_;  // its wide_from_f32
   std::unique_ptr<Gemm> gemm_;
 };
 

@@ -1,11 +1,13 @@
 // The elementwise tester: each entry point of an elementwise row (ADD, MUL, QUANTIZE,
-// DEQUANTIZE, LUT, wide ADD) against its reference on n elements, with the operands' steps (0
+// DEQUANTIZE, LUT, wide ADD, float to wide) against its reference on n elements, with the operands' steps (0
 // broadcasts one value), parameters built as the ops build them (ops/binary.cc), and a guard of
 // sentinel elements past n that no kernel may write.
 #pragma once
 
 #include <cfloat>
+#include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <string>
 
 #include "kernels/ref/kernels.h"
@@ -67,6 +69,30 @@ class ElementwiseTester {
     row.quantize(x.data(), got.data(), n_, scale, zero_point);
     quantize_f32_u8__ref(x.data(), want.data(), n_, scale, zero_point);
     return check(row, "quantize", got, want);
+  }
+
+  // A float FULLY_CONNECTED output to wide, in place: ordinary values, exact ties, the clamps'
+  // edges, infinities and NaN (0), past a guard the kernel must not touch.
+  bool TestWideFromF32(const ElementwiseRow& row) const {
+    Rng rng(seed_);
+    const bool power_of_two = rng.chance(0.5);
+    const float scale = power_of_two ? std::ldexp(1.0f, rng.uniform(-8, 2)) : static_cast<float>(rng.real(1e-3, 1.0));
+    static const float kSpecial[] = {0.0f, -0.0f, FLT_MIN, FLT_TRUE_MIN, FLT_MAX, -FLT_MAX, 1e30f, -1e30f,
+                                     32767.5f, -32767.5f, 65536.5f, -65536.5f, INFINITY, -INFINITY, NAN};
+    std::vector<float> x(n_ + kGuard, 1.5f);
+    for (size_t i = 0; i < n_; ++i) {
+      const int kind = rng.uniform(0, 5);
+      if (kind == 0) x[i] = kSpecial[rng.uniform(0, sizeof kSpecial / sizeof kSpecial[0] - 1)];
+      else if (kind == 1) x[i] = (static_cast<float>(rng.uniform(-40000, 40000)) + 0.5f) * scale;
+      else x[i] = static_cast<float>(rng.real(-40000, 40000)) * scale;
+    }
+    std::vector<float> got_f(x), want_f(x);
+    row.wide_from_f32(got_f.data(), n_, scale);
+    wide_from_f32__ref(want_f.data(), n_, scale);
+    std::vector<int32_t> got(x.size()), want(x.size());
+    std::memcpy(got.data(), got_f.data(), got.size() * sizeof(int32_t));
+    std::memcpy(want.data(), want_f.data(), want.size() * sizeof(int32_t));
+    return check(row, "wide_from_f32", got, want);
   }
 
   bool TestDequantize(const ElementwiseRow& row) const {

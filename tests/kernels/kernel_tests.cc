@@ -207,6 +207,7 @@ void sweep_elementwise(const ElementwiseRow& row, Cases& c) {
       }
     const ElementwiseTester t = ElementwiseTester().n(n);
     if (!c(ElementwiseTester(t).seed(c.next_seed()).TestQuantize(row))) return;
+    if (!c(ElementwiseTester(t).seed(c.next_seed()).TestWideFromF32(row))) return;
     if (!c(ElementwiseTester(t).seed(c.next_seed()).TestDequantize(row))) return;
     if (!c(ElementwiseTester(t).seed(c.next_seed()).TestLut(row))) return;
   }

@@ -83,6 +83,7 @@ void max_pool_u8__neon(const PoolParams& p, const uint8_t* x, uint8_t* y, size_t
 // out the dequantize multiply there); TBL/TBX over four registers look up 64 entries at once,
 // so a 256-entry table is four lookups, where 32-bit NEON's VTBL reaches 32.
 void quantize_f32_u8__neon(const float* x, uint8_t* y, size_t n, float scale, int32_t zero_point);
+void wide_from_f32__neon(void* data, size_t n, float scale);
 void dequantize_u8_f32__neon(const uint8_t* x, float* y, size_t n, float scale, int32_t zero_point);
 void lut_u8__neon(const uint8_t* table, const uint8_t* x, uint8_t* y, size_t n);
 #endif

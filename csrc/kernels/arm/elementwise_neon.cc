@@ -110,6 +110,18 @@ void quantize_f32_u8__neon(const float* x, uint8_t* y, size_t n, float scale, in
   for_each_block<8>(n, [&](size_t i) { narrow.store(y + i, quantize4(x + i), quantize4(x + i + 4)); },
               [&](size_t i, size_t rest) { quantize_f32_u8__ref(x + i, y + i, rest, scale, zero_point); });
 }
+
+void wide_from_f32__neon(void* data, size_t n, float scale) {
+  float* x = static_cast<float*>(data);
+  const float32x4_t s = vdupq_n_f32(scale), lo = vdupq_n_f32(-65536.0f), hi = vdupq_n_f32(65536.0f);
+  const int32x4_t q_lo = vdupq_n_s32(-kWideMax), q_hi = vdupq_n_s32(kWideMax);
+  for_each_block<4>(n, [&](size_t i) {
+    float32x4_t v = vdivq_f32(vld1q_f32(x + i), s);  // a true division, as the reference
+    v = vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(v), vceqq_f32(v, v)));  // NaN -> 0
+    const int32x4_t q = vcvtnq_s32_f32(vminq_f32(vmaxq_f32(v, lo), hi));  // round half to even
+    vst1q_s32(reinterpret_cast<int32_t*>(x + i), vminq_s32(vmaxq_s32(q, q_lo), q_hi));
+  }, [&](size_t i, size_t rest) { wide_from_f32__ref(x + i, rest, scale); });
+}
 #endif
 
 }  // namespace intinfer

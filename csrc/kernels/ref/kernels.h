@@ -97,7 +97,7 @@ void add_wide__ref(const AddWideParams& p, const void* a, size_t a_step, const v
                    size_t n);
 
 // Real values (a float32 FULLY_CONNECTED output) to wide: clamp(rint(x / scale), +-kWideMax), in
-// place.
+// place (NaN: 0).
 void wide_from_f32__ref(void* data, size_t n, float scale);
 
 // Rows [row_begin, row_end) of x [rows, n]; mask[r] (n bytes, nonzero = attend) or null for

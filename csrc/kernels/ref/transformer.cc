@@ -86,6 +86,7 @@ void wide_from_f32__ref(void* data, size_t n, float scale) {
     float f;
     std::memcpy(&f, bytes + 4 * i, 4);
     float v = f / scale;
+    if (std::isnan(v)) v = 0.0f;
     v = v < -65536.0f ? -65536.0f : (v > 65536.0f ? 65536.0f : v);  // bounded before the cast
     const int32_t q = clamp_wide(static_cast<int64_t>(std::nearbyint(v)));
     std::memcpy(bytes + 4 * i, &q, 4);

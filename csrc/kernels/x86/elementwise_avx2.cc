@@ -99,4 +99,18 @@ void quantize_f32_u8__avx2(const float* x, uint8_t* y, size_t n, float scale, in
   }, [&](size_t i, size_t rest) { quantize_f32_u8__ref(x + i, y + i, rest, scale, zero_point); });
 }
 
+void wide_from_f32__avx2(void* data, size_t n, float scale) {
+  float* x = static_cast<float*>(data);
+  const __m256 s = _mm256_set1_ps(scale);
+  const __m256 lo = _mm256_set1_ps(-65536.0f), hi = _mm256_set1_ps(65536.0f);
+  const __m256i q_lo = _mm256_set1_epi32(-kWideMax), q_hi = _mm256_set1_epi32(kWideMax);
+  for_each_block<8>(n, [&](size_t i) {
+    __m256 v = _mm256_div_ps(_mm256_loadu_ps(x + i), s);  // a true division, as the reference
+    v = _mm256_andnot_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q), v);  // NaN -> 0
+    v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+    const __m256i q = _mm256_cvtps_epi32(_mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(x + i), _mm256_min_epi32(_mm256_max_epi32(q, q_lo), q_hi));
+  }, [&](size_t i, size_t rest) { wide_from_f32__ref(x + i, rest, scale); });
+}
+
 }  // namespace intinfer

@@ -52,6 +52,7 @@ void mul_u8__avx2(const MulParams& p, const uint8_t* a, size_t a_step, const uin
 void add_wide__avx2(const AddWideParams& p, const void* a, size_t a_step, const void* b, size_t b_step, int32_t* y,
                     size_t n);
 void quantize_f32_u8__avx2(const float* x, uint8_t* y, size_t n, float scale, int32_t zero_point);
+void wide_from_f32__avx2(void* data, size_t n, float scale);
 void dequantize_u8_f32__avx2(const uint8_t* x, float* y, size_t n, float scale, int32_t zero_point);
 // 256-entry table lookup with vpshufb: 16 lookups of 16 entries, each kept where the high
 // nibble of x selects its chunk.
