@@ -8,9 +8,9 @@
 // into quads, group by group (group q of row r at prep[(q * R + r) * 4], R = 4 or 8 rows a pass);
 // for each channel a group's four codes are broadcast and multiply all rows' quads of that group
 // at once (one vpmaddubsw), vpmaddwd by ones leaving row r's sum in lane r; then the channel's
-// output stage runs over the rows. One row: four groups of one channel a step, their quads loaded
-// at the groups' first indices against the four groups' codes (one 16-byte load); 8 channels
-// reduced together and stored contiguously.
+// output stage runs over the rows. One row: the flipped row as int16, four groups of one channel
+// a step, their quads gathered by 64-bit loads against the four groups' codes widened in
+// registers, one vpmaddwd; 8 channels reduced together and stored contiguously.
 #include <immintrin.h>
 
 #include <algorithm>
