@@ -9,14 +9,6 @@
 namespace intinfer {
 namespace {
 
-struct Multiplier {
-  int32x4_t m, left, neg_right;
-  explicit Multiplier(QuantizedMultiplier q)
-      : m(vdupq_n_s32(q.multiplier)), left(vdupq_n_s32(q.shift > 0 ? q.shift : 0)),
-        neg_right(vdupq_n_s32(q.shift > 0 ? 0 : q.shift)) {}
-  int32x4_t apply(int32x4_t x) const { return requantize_neon(x, m, left, neg_right); }
-};
-
 // 8 values minus a zero point as two int32x4: 8 consecutive bytes, or one byte repeated when
 // step is 0.
 struct Centered8 {
@@ -98,15 +90,22 @@ void add_wide__neon(const AddWideParams& p, const void* a, size_t a_step, const 
 }
 
 #if defined(__aarch64__)
+namespace {
+
+// rint(x / s) clamped to [lo, hi] first, as the reference: a true division, NaN to 0, ties to
+// even (the default rounding mode, as std::nearbyint).
+inline int32x4_t rounded_quotient(float32x4_t x, float32x4_t s, float32x4_t lo, float32x4_t hi) {
+  float32x4_t v = vdivq_f32(x, s);
+  v = vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(v), vceqq_f32(v, v)));
+  return vcvtnq_s32_f32(vminq_f32(vmaxq_f32(v, lo), hi));
+}
+
+}  // namespace
+
 void quantize_f32_u8__neon(const float* x, uint8_t* y, size_t n, float scale, int32_t zero_point) {
   const float32x4_t s = vdupq_n_f32(scale), lo = vdupq_n_f32(-512.0f), hi = vdupq_n_f32(512.0f);
   const Narrow8 narrow(OutputStage{zero_point, 0, 255});
-  auto quantize4 = [&](const float* p) {
-    float32x4_t v = vdivq_f32(vld1q_f32(p), s);  // a true division, as the reference
-    v = vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(v), vceqq_f32(v, v)));  // NaN -> 0
-    // Round half to even (the default rounding mode, as std::nearbyint) after the clamp.
-    return vcvtnq_s32_f32(vminq_f32(vmaxq_f32(v, lo), hi));
-  };
+  auto quantize4 = [&](const float* p) { return rounded_quotient(vld1q_f32(p), s, lo, hi); };
   for_each_block<8>(n, [&](size_t i) { narrow.store(y + i, quantize4(x + i), quantize4(x + i + 4)); },
               [&](size_t i, size_t rest) { quantize_f32_u8__ref(x + i, y + i, rest, scale, zero_point); });
 }
@@ -116,9 +115,7 @@ void wide_from_f32__neon(void* data, size_t n, float scale) {
   const float32x4_t s = vdupq_n_f32(scale), lo = vdupq_n_f32(-65536.0f), hi = vdupq_n_f32(65536.0f);
   const int32x4_t q_lo = vdupq_n_s32(-kWideMax), q_hi = vdupq_n_s32(kWideMax);
   for_each_block<4>(n, [&](size_t i) {
-    float32x4_t v = vdivq_f32(vld1q_f32(x + i), s);  // a true division, as the reference
-    v = vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(v), vceqq_f32(v, v)));  // NaN -> 0
-    const int32x4_t q = vcvtnq_s32_f32(vminq_f32(vmaxq_f32(v, lo), hi));  // round half to even
+    const int32x4_t q = rounded_quotient(vld1q_f32(x + i), s, lo, hi);
     vst1q_s32(reinterpret_cast<int32_t*>(x + i), vminq_s32(vmaxq_s32(q, q_lo), q_hi));
   }, [&](size_t i, size_t rest) { wide_from_f32__ref(x + i, rest, scale); });
 }

@@ -86,7 +86,8 @@ inline void dot8(int32x4_t acc[kGemmMR][4], const int8_t* b, int8x8_t x0, int8x8
 // Always inlined into the driver, so that the accumulators stay in registers through the output
 // stage (the int8 instance, with its half step, is otherwise left out of line: +6% instructions).
 template <int kBits>
-[[gnu::always_inline]] inline void tile_4x16c4(const uint8_t* a, size_t k_pad, const int8_t* b, int32x4_t acc[kGemmMR][4]) {
+[[gnu::always_inline]] inline void tile_4x16c4(const uint8_t* a, size_t k_pad, const int8_t* b,
+                                               int32x4_t acc[kGemmMR][4]) {
   constexpr size_t kGroupBytes = 4 * kTileNR * kBits / 8;
   // Local accumulators, stored to acc once at the end: acc itself may alias the int8 weights
   // (a char type), which would make the compiler store all 16 after every SDOT.

@@ -28,6 +28,15 @@ static inline int32x4_t requantize_neon(int32x4_t x, int32x4_t multiplier, int32
   return vrshlq_s32(vqaddq_s32(x, fixup), neg_right);
 }
 
+// One QuantizedMultiplier for every lane: requantize() of 4 lanes.
+struct Multiplier {
+  int32x4_t m, left, neg_right;
+  explicit Multiplier(QuantizedMultiplier q)
+      : m(vdupq_n_s32(q.multiplier)), left(vdupq_n_s32(q.shift > 0 ? q.shift : 0)),
+        neg_right(vdupq_n_s32(q.shift > 0 ? 0 : q.shift)) {}
+  int32x4_t apply(int32x4_t x) const { return requantize_neon(x, m, left, neg_right); }
+};
+
 // bias, requantization, zero point and clamp of 8 channels [c, c + 8), narrowed to 8 bytes.
 struct OutputStageNeon {
   const int32_t* bias;

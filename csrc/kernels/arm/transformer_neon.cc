@@ -120,13 +120,12 @@ void gather_rows_wide__neon(int bits, const void* table, size_t h, const Quantiz
   for (size_t i = 0; i < n_rows; ++i) {
     const int8_t* src = static_cast<const int8_t*>(table) + static_cast<size_t>(rows[i]) * h;
     const QuantizedMultiplier m = row_multipliers[rows[i]];
-    const int32x4_t mult = vdupq_n_s32(m.multiplier), left = vdupq_n_s32(m.shift > 0 ? m.shift : 0);
-    const int32x4_t neg_right = vdupq_n_s32(m.shift > 0 ? 0 : m.shift);
+    const Multiplier mult(m);
     int32_t* yr = y + i * h;
     for (size_t c = 0; c < full; c += 8) {
       const int16x8_t codes = vmovl_s8(vld1_s8(src + c));
-      const int32x4_t q0 = requantize_neon(vmovl_s16(vget_low_s16(codes)), mult, left, neg_right);
-      const int32x4_t q1 = requantize_neon(vmovl_s16(vget_high_s16(codes)), mult, left, neg_right);
+      const int32x4_t q0 = mult.apply(vmovl_s16(vget_low_s16(codes)));
+      const int32x4_t q1 = mult.apply(vmovl_s16(vget_high_s16(codes)));
       vst1q_s32(yr + c, vminq_s32(vmaxq_s32(q0, lo), hi));
       vst1q_s32(yr + c + 4, vminq_s32(vmaxq_s32(q1, lo), hi));
     }

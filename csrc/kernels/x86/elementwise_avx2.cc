@@ -9,13 +9,14 @@
 namespace intinfer {
 namespace {
 
-struct Multiplier {
-  __m256i m, left, right;
-  explicit Multiplier(QuantizedMultiplier q)
-      : m(_mm256_set1_epi32(q.multiplier)), left(_mm256_set1_epi32(q.shift > 0 ? q.shift : 0)),
-        right(_mm256_set1_epi32(q.shift > 0 ? 0 : -q.shift)) {}
-  __m256i apply(__m256i x) const { return requantize_avx2(x, m, left, right); }
-};
+// rint(x / s) clamped to [lo, hi] first, as the reference: a true division, NaN to 0, ties to
+// even (the default rounding mode, as std::nearbyint).
+inline __m256i rounded_quotient(__m256 x, __m256 s, __m256 lo, __m256 hi) {
+  __m256 v = _mm256_div_ps(x, s);
+  v = _mm256_andnot_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q), v);
+  v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
+  return _mm256_cvtps_epi32(_mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
 
 // 8 values as int32: 8 consecutive bytes, or one byte repeated when step is 0.
 inline __m256i load8(const uint8_t* p, size_t step) {
@@ -90,11 +91,7 @@ void quantize_f32_u8__avx2(const float* x, uint8_t* y, size_t n, float scale, in
   const __m256i z = _mm256_set1_epi32(zero_point);
   const __m256i q_lo = _mm256_setzero_si256(), q_hi = _mm256_set1_epi32(255);
   for_each_block<8>(n, [&](size_t i) {
-    __m256 v = _mm256_div_ps(_mm256_loadu_ps(x + i), s);  // a true division, as the reference
-    v = _mm256_andnot_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q), v);  // NaN -> 0
-    v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
-    // Round half to even (the default rounding mode, as std::nearbyint), then offset and clamp.
-    const __m256i q = _mm256_cvtps_epi32(_mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    const __m256i q = rounded_quotient(_mm256_loadu_ps(x + i), s, lo, hi);
     store8(y + i, _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(q, z), q_lo), q_hi));
   }, [&](size_t i, size_t rest) { quantize_f32_u8__ref(x + i, y + i, rest, scale, zero_point); });
 }
@@ -105,10 +102,7 @@ void wide_from_f32__avx2(void* data, size_t n, float scale) {
   const __m256 lo = _mm256_set1_ps(-65536.0f), hi = _mm256_set1_ps(65536.0f);
   const __m256i q_lo = _mm256_set1_epi32(-kWideMax), q_hi = _mm256_set1_epi32(kWideMax);
   for_each_block<8>(n, [&](size_t i) {
-    __m256 v = _mm256_div_ps(_mm256_loadu_ps(x + i), s);  // a true division, as the reference
-    v = _mm256_andnot_ps(_mm256_cmp_ps(v, v, _CMP_UNORD_Q), v);  // NaN -> 0
-    v = _mm256_min_ps(_mm256_max_ps(v, lo), hi);
-    const __m256i q = _mm256_cvtps_epi32(_mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    const __m256i q = rounded_quotient(_mm256_loadu_ps(x + i), s, lo, hi);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(x + i), _mm256_min_epi32(_mm256_max_epi32(q, q_lo), q_hi));
   }, [&](size_t i, size_t rest) { wide_from_f32__ref(x + i, rest, scale); });
 }

@@ -1,12 +1,14 @@
-// AVX2 GEMM for u8 activations x s8 weights, exact (no saturating vpmaddubsw): weights are
-// prepacked once as int16 pairs, activations widened to int16 once per 4-row tile, and the inner
-// loop is vpmaddwd + vpaddd only (docs/kernels.md). 4- and 2-bit codes stay packed (an eighth and
-// a sixteenth of the int16 bytes) and are multiplied with vpmaddubsw, exact at their range.
+// AVX2 GEMMs for u8 activations x s8 weights, all exact: int8 codes within +-127 as int8 quads
+// multiplied by vpmaddubsw with the sign trick of maddubs_exact.h; MATMUL's int16 operand
+// prepacked as int16 pairs, activations widened to int16 once per 4-row tile, vpmaddwd +
+// vpaddd (docs/kernels.md). 4- and 2-bit codes stay packed (an eighth and a sixteenth of the
+// int16 bytes) and are multiplied with vpmaddubsw, exact at their range.
 #include <immintrin.h>
 
 #include <cstring>
 
 #include "gemm_4x16.h"
+#include "maddubs_exact.h"
 #include "x86_kernels.h"
 
 namespace intinfer {
@@ -34,11 +36,8 @@ struct MaddS16 : DenseGroups, Int32Partials {
   static __m256i mac(__m256i acc, __m256i x, __m256i w) { return _mm256_add_epi32(acc, _mm256_madd_epi16(x, w)); }
 };
 
-// int8 codes within +-127 (weight_format.h's pairs bound) as int8 quads, multiplied by
-// vpmaddubsw exactly: activations flipped to a = x - 128 (TileLayout act_offset 128 folds
-// 128 * sum w into the bias), the unsigned operand |a| <= 128 and the signed one the weights
-// with a's sign (vpsignb; never -128), so a pair of products is at most 2 * 128 * 127 = 32512,
-// within vpmaddubsw's int16. vpmaddwd by ones then adds the pairs into int32 (docs/kernels.md).
+// int8 codes within +-127 (weight_format.h's pairs bound) as int8 quads, activations flipped to
+// x - 128 (TileLayout act_offset 128), multiplied exactly by maddubs_exact.h's dot_quads_s8.
 struct MaddubsSignedS8 : DenseGroups, Int32Partials {
   static constexpr size_t kKr = 4;
   static constexpr size_t kElemBytes = 1;
@@ -59,10 +58,7 @@ struct MaddubsSignedS8 : DenseGroups, Int32Partials {
     }
   }
 
-  static __m256i mac(__m256i acc, __m256i x, __m256i w) {
-    const __m256i pairs = _mm256_maddubs_epi16(_mm256_abs_epi8(x), _mm256_sign_epi8(w, x));
-    return _mm256_add_epi32(acc, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
-  }
+  static __m256i mac(__m256i acc, __m256i x, __m256i w) { return _mm256_add_epi32(acc, dot_quads_s8(x, w)); }
 };
 
 // Sub-byte codes (pack.h's sub-byte tiles, groups of 16 channels x 4 k as vpdpbusd's), turned

@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "maddubs_exact.h"
 #include "requant_avx2.h"
 #include "x86_kernels.h"
 
@@ -23,12 +24,6 @@ namespace intinfer {
 namespace {
 
 constexpr size_t kQuad = 4;  // reduction indices a group
-
-// Lane i: the dot product of the quads i of a (flipped activations) and b (codes), exact.
-inline __m256i dot_quads(__m256i a, __m256i b) {
-  const __m256i pairs = _mm256_maddubs_epi16(_mm256_abs_epi8(a), _mm256_sign_epi8(b, a));
-  return _mm256_madd_epi16(pairs, _mm256_set1_epi16(1));
-}
 
 // Four bytes of x flipped to x - 128 (as int8 bits).
 inline uint32_t flipped_quad(const uint8_t* x) {
@@ -64,7 +59,7 @@ __m256i channel_rows(const PackedView& w, const uint8_t* codes, const uint8_t* p
     const uint8_t* a = prep + w.group_k[g] * R;
     const __m256i rows = R == 8 ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a))
                                 : _mm256_zextsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a)));
-    acc = _mm256_add_epi32(acc, dot_quads(rows, _mm256_set1_epi32(quad)));
+    acc = _mm256_add_epi32(acc, dot_quads_s8(rows, _mm256_set1_epi32(quad)));
   }
   return acc;
 }

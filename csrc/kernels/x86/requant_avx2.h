@@ -12,6 +12,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "../ref/requant.h"
+
 namespace intinfer {
 namespace {
 
@@ -42,6 +44,16 @@ static inline __m256i requantize_avx2(__m256i x, __m256i multiplier, __m256i lef
   // cmpgt gives -1 where the remainder rounds up: subtracting it adds 1.
   return _mm256_sub_epi32(_mm256_srav_epi32(high, right), _mm256_cmpgt_epi32(remainder, threshold));
 }
+
+// One QuantizedMultiplier for every lane: requantize() of 8 lanes.
+struct Multiplier {
+  __m256i m, left, right;
+  bool any_left;
+  explicit Multiplier(QuantizedMultiplier q)
+      : m(_mm256_set1_epi32(q.multiplier)), left(_mm256_set1_epi32(q.shift > 0 ? q.shift : 0)),
+        right(_mm256_set1_epi32(q.shift > 0 ? 0 : -q.shift)), any_left(q.shift > 0) {}
+  __m256i apply(__m256i x) const { return requantize_avx2(x, m, left, right, any_left); }
+};
 
 // 16 int32 lanes (a: 0-7, b: 8-15) already within [0, 255] as 16 bytes in order: the
 // saturating packs only narrow.

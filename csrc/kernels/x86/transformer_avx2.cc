@@ -135,13 +135,11 @@ void gather_rows_wide__avx2(int bits, const void* table, size_t h, const Quantiz
   for (size_t i = 0; i < n_rows; ++i) {
     const int8_t* src = static_cast<const int8_t*>(table) + static_cast<size_t>(rows[i]) * h;
     const QuantizedMultiplier m = row_multipliers[rows[i]];
-    const int32_t left = m.shift > 0 ? m.shift : 0, right = m.shift > 0 ? 0 : -m.shift;
-    const __m256i mult = _mm256_set1_epi32(m.multiplier), vleft = _mm256_set1_epi32(left);
-    const __m256i vright = _mm256_set1_epi32(right);
+    const Multiplier mult(m);
     int32_t* yr = y + i * h;
     for (size_t c = 0; c < full; c += 8) {
       const __m256i codes = _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(src + c)));
-      const __m256i q = requantize_avx2(codes, mult, vleft, vright, left != 0);
+      const __m256i q = mult.apply(codes);
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(yr + c), _mm256_min_epi32(_mm256_max_epi32(q, lo), hi));
     }
     for (size_t c = full; c < h; ++c) yr[c] = clamp_wide(requantize(src[c], m));
