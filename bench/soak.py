@@ -1,12 +1,17 @@
 #!/usr/bin/env python3
 """Soak test (docs/testing.md): N threads x R runs each on one shared loaded model, every run on
 a random shape, the process's RSS sampled throughout, and every output compared bit for bit
-with a single-threaded run of the same input afterwards (a fresh load with one intra-op thread,
-one run at a time), so a race in the sessions, the plan cache or the thread pool shows as a
-mismatch and a leak as RSS growth.
+with a single-threaded run of the same input (a separate load with one intra-op thread, one run
+at a time, before the soak), so a race in the sessions, the plan cache or the thread pool shows
+as a mismatch and a leak as RSS growth.
 
-    python3 bench/soak.py --effnet effnet.iif --minilm minilm.iif [--threads 8] [--runs 10000]
+    python3 bench/soak.py --effnet effnet.iif --minilm minilm.iif [--threads 8] [--runs 10000] [--pool P]
     python3 bench/soak.py --quick       # the every-op sample model, 8 x 200 runs (seconds)
+
+Inputs: by default every run has its own random input. With `--pool P` the runs draw from P
+random inputs (run j takes input j mod P), so the single-threaded reference pass costs P runs
+instead of threads x runs; the soak itself is unchanged in length, and at any moment the
+threads run different inputs and shapes.
 
 Shapes: an image model (one input, batch first) takes batch 1..8; a MiniLM-style model (inputs
 input_ids, attention_mask, token_type_ids) batch 1..4 and sequence length 1..128, ids in
@@ -79,46 +84,48 @@ class RssSampler(threading.Thread):
             time.sleep(self.period)
 
 
-def soak(name: str, path, threads: int, runs: int, intra_threads: int) -> int:
+def soak(name: str, path, threads: int, runs: int, intra_threads: int, pool: int) -> int:
+    # The reference first: each pool input once, one run at a time on a model with one intra-op thread.
+    single = intinfer.load(path, num_threads=1)
+    ref_start = time.monotonic()
+    shapes, expected = [], []
+    for seed in range(pool):
+        shape, inputs = make_inputs(single, np.random.default_rng(seed))
+        shapes.append(shape)
+        expected.append(digest(single.run(inputs, raw=True)))
+    ref_seconds = time.monotonic() - ref_start
+    del single
+
     shared = intinfer.load(path, num_threads=intra_threads)
     rss = RssSampler()
     rss.start()
     start = time.monotonic()
 
     def worker(t: int):
-        """Runs R inputs; returns (seed, shape, digest) per run. The seed regenerates the input."""
-        results = []
+        """Runs R inputs (run j of all takes pool input j mod P); returns the mismatching seeds."""
+        bad = []
         for i in range(runs):
-            seed = (t, i)
-            shape, inputs = make_inputs(shared, np.random.default_rng(seed))
-            results.append((seed, shape, digest(shared.run(inputs, raw=True))))
-        return results
+            seed = (t * runs + i) % pool
+            _, inputs = make_inputs(shared, np.random.default_rng(seed))
+            if digest(shared.run(inputs, raw=True)) != expected[seed]:
+                bad.append(seed)
+        return bad
 
-    with ThreadPoolExecutor(threads) as pool:
-        per_thread = list(pool.map(worker, range(threads)))
+    with ThreadPoolExecutor(threads) as executor:
+        mismatches = [seed for bad in executor.map(worker, range(threads)) for seed in bad]
     seconds = time.monotonic() - start
     rss.stop.set()
     rss.join()
     del shared
 
-    # The reference: the same inputs, one run at a time on a model with one intra-op thread.
-    single = intinfer.load(path, num_threads=1)
-    mismatches, shapes = [], set()
-    ref_start = time.monotonic()
-    for results in per_thread:
-        for seed, shape, got in results:
-            shapes.add(shape)
-            _, inputs = make_inputs(single, np.random.default_rng(seed))
-            if digest(single.run(inputs, raw=True)) != got:
-                mismatches.append((seed, shape))
     mib = [s / 2**20 for s in rss.samples]
     tenth = max(1, len(mib) // 10)
     print(f"{name}: {threads} threads x {runs} runs = {threads * runs} runs in {seconds:.0f} s "
-          f"(intra-op threads {intra_threads}; reference pass {time.monotonic() - ref_start:.0f} s)")
-    print(f"  distinct shapes {len(shapes)}")
+          f"(intra-op threads {intra_threads}; reference pass over {pool} inputs {ref_seconds:.0f} s)")
+    print(f"  distinct shapes {len(set(shapes))}")
     print(f"  RSS MiB min {min(mib):.0f} max {max(mib):.0f}; max of the first tenth {max(mib[:tenth]):.0f}, "
           f"of the last tenth {max(mib[-tenth:]):.0f} ({len(mib)} samples)")
-    print(f"  mismatches {len(mismatches)}" + (f", first: seed {mismatches[0][0]} shape {mismatches[0][1]}"
+    print(f"  mismatches {len(mismatches)}" + (f", first: seed {mismatches[0]} shape {shapes[mismatches[0]]}"
                                                if mismatches else ""))
     return len(mismatches)
 
@@ -129,11 +136,15 @@ def main() -> int:
     parser.add_argument("--minilm", help="all-MiniLM-L6-v2 .iif (examples/minilm.py --save)")
     parser.add_argument("--threads", type=int, default=8, help="calling threads (default 8)")
     parser.add_argument("--runs", type=int, help="runs per thread (default 10,000; 200 with --quick)")
+    parser.add_argument("--pool", type=int, help="draw the runs from this many random inputs (default: one per run)")
     parser.add_argument("--intra-threads", type=int, default=2, help="intra-op threads of the shared model (default 2)")
     parser.add_argument("--quick", action="store_true",
                         help="a short run; without --effnet/--minilm on the every-op sample model")
     args = parser.parse_args()
     runs = args.runs or (200 if args.quick else 10_000)
+    pool = min(args.pool or args.threads * runs, args.threads * runs)
+    if args.threads < 1 or runs < 1 or pool < 1:
+        parser.error("--threads, --runs and --pool must be positive")
     models = [(n, p) for n, p in (("EfficientNet-Lite0", args.effnet), ("MiniLM", args.minilm)) if p]
     if not models:
         if not args.quick:
@@ -141,7 +152,7 @@ def main() -> int:
         from sample_models import every_op_model
 
         models = [("every-op sample model", every_op_model().to_bytes())]
-    failures = sum(soak(name, path, args.threads, runs, args.intra_threads) for name, path in models)
+    failures = sum(soak(name, path, args.threads, runs, args.intra_threads, pool) for name, path in models)
     print("result: " + ("no mismatch" if failures == 0 else f"{failures} MISMATCHES"))
     return 1 if failures else 0
 
