@@ -7,6 +7,7 @@ rest 4" rule
 
     python examples/mixed_precision.py [--sensitivity s.json] [--qat-epochs 8] [--plot pareto.png]
     python examples/mixed_precision.py --latency [--sensitivity s.json]   # under a latency budget
+    python examples/mixed_precision.py --group-ranges    # one weight range per group of output rows
     python examples/mixed_precision.py --quick [--latency]   # a few rows, sensitivity of 2 layers, for CI
 
 Sensitivity: 1 - cosine of the hidden states with the float model's own, on 16 calibration
@@ -22,6 +23,9 @@ draws cosine against size ratio for every row (the Pareto plot of docs/mixed_pre
 files give each Linear layer's engine time at each width (`QuantizedModel.layer_times`, the
 median of 50 runs on one held-out sentence), then `allocate_bits(..., latency_budget=...)` keeps
 the layers' summed time within 90% and 80% of the 8-bit file's, alone and with the 6x size budget.
+--group-ranges runs instead Q-BERT's group-wise ranges at 8 and 4 bits (tables 8): one weight
+range per 4, 16, 64 or all output rows of every Linear layer against per-channel ranges (one
+row); with --quick 8 bits, per channel and per 64 rows.
 Size: the weights' bytes in the file (packed codes and int32 biases, `Model.memory()`) and the
 whole file, against 4 bytes per float parameter.
 """
@@ -29,8 +33,10 @@ whole file, against 4 bytes per float parameter.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import time
+import unittest.mock
 from pathlib import Path
 
 import numpy as np
@@ -92,6 +98,7 @@ def main(argv=None) -> int:
     ap.add_argument("--qat-epochs", type=int, default=0, help="also distil two points by QAT for N epochs (0: no)")
     ap.add_argument("--plot", help="write the cosine / size-ratio plot (PNG) there")
     ap.add_argument("--latency", action="store_true", help="the rows under a latency budget instead")
+    ap.add_argument("--group-ranges", action="store_true", help="the group-wise weight ranges' rows instead")
     args = ap.parse_args(argv)
 
     model = MiniLM.from_pretrained()
@@ -103,10 +110,6 @@ def main(argv=None) -> int:
     table_params = sum(modules[t].weight.numel() for t in TABLES)
     fp32_embeddings = model.embed(held_out)
     with_prefix = lambda bits: {f"bert.{n}": b for n, b in bits.items()}  # noqa: E731 (PooledEncoder's paths)
-
-    t0 = time.perf_counter()
-    sens = layer_sensitivity(model, calibration, args.sensitivity, layers[:2] if args.quick else layers)
-    print(f"sensitivity of {len(sens.layers)} layers: {time.perf_counter() - t0:.0f} s", flush=True)
 
     rows = []
 
@@ -138,6 +141,11 @@ def main(argv=None) -> int:
           f"{len(held_out)} sentences; latency: one sentence, {args.threads} thread(s)")
     print("| configuration | weight MiB | file MiB | smaller than fp32 | cosine mean | cosine min | ms |")
     print("|---|---:|---:|---:|---:|---:|---:|")
+    if args.group_ranges:
+        return group_range_rows(run, {n: modules[n].weight.shape[0] for n in layers}, args.quick)
+    t0 = time.perf_counter()
+    sens = layer_sensitivity(model, calibration, args.sensitivity, layers[:2] if args.quick else layers)
+    print(f"sensitivity of {len(sens.layers)} layers: {time.perf_counter() - t0:.0f} s", flush=True)
     if args.latency:
         return latency_rows(model, sens, run, layers, args.threads, fp32_bytes / 6 - table_params / 2, args.quick)
     if args.quick:
@@ -196,6 +204,40 @@ def latency_rows(model, sens: Sensitivity, run, layers: list, threads: int, size
         within(f"Hessian, time <= {share:.0%} of 8-bit's, tables 4", share)
     if not quick:
         within("Hessian 6x, time <= 90% of 8-bit's, tables 4", 0.9, size_6x)
+    return 0
+
+
+@contextlib.contextmanager
+def group_ranges(rows: int):
+    """Every `rows` consecutive output channels of a layer share one weight range (0: the whole
+    layer), the largest of their per-channel scales, which every row of the group gets: the codes
+    and outputs are those of a file that stores one scale per group (the engine stores one per
+    channel, the finest case, docs/mixed_precision.md)."""
+    from intinfer.export import lower
+
+    per_channel = lower.layer_scales
+
+    def grouped(w, b, in_scale, qmax=127):
+        scales = per_channel(w, b, in_scale, qmax)
+        g = len(scales) if rows == 0 else rows
+        largest = np.pad(scales, (0, -len(scales) % g), mode="edge").reshape(-1, g).max(1)
+        return np.repeat(largest, g)[:len(scales)].astype(np.float32)
+
+    with unittest.mock.patch.object(lower, "layer_scales", grouped):
+        yield
+
+
+def group_range_rows(run, out_channels: dict, quick: bool) -> int:
+    """Per-channel ranges against one range per group of output rows ({layer: output rows}),
+    uniform widths, tables 8; the scale bytes a file with one float32 scale per group would save
+    beside each row."""
+    for bits in (8,) if quick else (8, 4):
+        for rows in (1, 64) if quick else (1, 4, 16, 64, 0):
+            what = "per channel" if rows == 1 else "per layer" if rows == 0 else f"per {rows} rows"
+            saved = sum(4 * (n - (1 if rows == 0 else -(-n // rows))) for n in out_channels.values())
+            with group_ranges(rows):
+                run(f"uniform {bits}, tables 8, ranges {what}", dict.fromkeys(out_channels, bits), 8)
+            print(f"  scale bytes a group-wise file saves: {saved:,}", flush=True)
     return 0
 
 

