@@ -86,7 +86,8 @@ def _cases() -> dict:
         for name, c in table.items():
             n = f"{kind}_{name}"
             cases[n] = lambda n=n, c=c, build=build: build(_rng(n), c)
-    # The transformer ops (MATMUL on the NEON int16 GEMM, the others on the reference kernels).
+    # The transformer ops (MATMUL on the SDOT kernel where the core has the dot product, else on the
+    # NEON int16 GEMM; the others on their NEON or reference kernels).
     for kind, table, build in (("gather", tto.GATHER_CASES, tto.gather_graph),
                                ("layer_norm", tto.LAYER_NORM_CASES, lambda r, **c: tto.layer_norm_graph(r, **c)[:2]),
                                ("softmax", tto.SOFTMAX_CASES, tto.softmax_graph),

@@ -17,7 +17,7 @@ from conftest import build_native_tool
 ROW = re.compile(r"^(PASS|FAIL|SKIP) (\S+)(?: \(needs ([^)]*)\))?", re.M)
 CLOSING = re.compile(r"(\d+) passed, (\d+) failed(?:, (\d+) skipped)?")
 REFERENCE_ROWS = {"select", "gemm/gemm_u8s8__ref", "dwconv/conv2d_u8s8__ref", "elementwise/ref", "pool/ref",
-                  "transformer/ref"}
+                  "transformer/ref", "matmul/matmul_u8__ref"}
 
 # /proc/cpuinfo flags -> the tester's feature names (csrc/core/cpu.cc detects the same).
 CPUINFO_FEATURES = {"avx2": {"avx2", "fma"}, "avxvnni": {"avx_vnni"}, "neon": {"asimd"}, "neondot": {"asimddp"},

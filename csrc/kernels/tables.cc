@@ -191,6 +191,13 @@ const TransformerRow kTransformerRows[] = {
     {"ref", 0, 1, layer_norm_u8_ref, layer_norm_wide_ref, softmax_ref, gather_rows_wide__ref},
 };
 
+const MatMulRow kMatMulRows[] = {
+#if defined(INTINFER_HAVE_NEONDOT)
+    {"matmul_u8__neondot", kFeatureNeonDot, matmul_u8__neondot},
+#endif
+    {"matmul_u8__ref", 0, matmul_u8__ref},
+};
+
 template <typename Row, size_t N>
 KernelTable<Row> table(const Row (&rows)[N]) {
   return {rows, N};
@@ -214,6 +221,7 @@ KernelTable<DwconvRow> dwconv_table() { return table(kDwconvRows); }
 KernelTable<ElementwiseRow> elementwise_table() { return table(kElementwiseRows); }
 KernelTable<PoolRow> pool_table() { return table(kPoolRows); }
 KernelTable<TransformerRow> transformer_table() { return table(kTransformerRows); }
+KernelTable<MatMulRow> matmul_table() { return table(kMatMulRows); }
 
 const GemmRow& select(KernelTable<GemmRow> t, Features features, const WeightFormat& format, size_t depth) {
   return first(t, features, [&](const GemmRow& row) { return row.accepts(format, depth); });
@@ -229,6 +237,9 @@ const PoolRow& select(KernelTable<PoolRow> t, Features features) {
 }
 const TransformerRow& select(KernelTable<TransformerRow> t, Features features) {
   return first(t, features, [](const TransformerRow&) { return true; });
+}
+const MatMulRow& select(KernelTable<MatMulRow> t, Features features) {
+  return first(t, features, [](const MatMulRow&) { return true; });
 }
 
 }  // namespace intinfer

@@ -27,6 +27,11 @@ using GemmFn = void (*)(const PackedView& w, const OutputStage& out, const uint8
 using DwconvFn = void (*)(const PackedView& w, const ConvParams& p, const uint8_t* x, const uint8_t* zero_row,
                           uint8_t* y, size_t row_begin, size_t row_end);
 
+// MATMUL of one matrix (MatMulParams: a [m, k], b [k, n] or [n, k]), rows [row_begin, row_end)
+// of y [m, n]; `scratch` holds matmul_scratch_bytes(p.k, p.n).
+using MatMulFn = void (*)(const MatMulParams& p, const uint8_t* a, const uint8_t* b, uint8_t* y, size_t row_begin,
+                          size_t row_end, void* scratch);
+
 // A row of a family with weights: `accepts` the weight format and the reduction depth (k of a
 // GEMM, taps of a depthwise conv); `tile` is how the packer lays the weights out for `run`.
 template <typename Fn>
@@ -75,6 +80,12 @@ struct TransformerRow {
                       const int32_t* rows, size_t n_rows, int32_t* y);
 };
 
+struct MatMulRow {
+  const char* name;
+  Features required;
+  MatMulFn run;
+};
+
 // A family's rows, best first, reference last.
 template <typename Row>
 struct KernelTable {
@@ -89,6 +100,7 @@ KernelTable<DwconvRow> dwconv_table();
 KernelTable<ElementwiseRow> elementwise_table();
 KernelTable<PoolRow> pool_table();
 KernelTable<TransformerRow> transformer_table();
+KernelTable<MatMulRow> matmul_table();
 
 // The first row that `features` can run (and, for weights, that accepts `format` at `depth`).
 const GemmRow& select(KernelTable<GemmRow> table, Features features, const WeightFormat& format, size_t depth);
@@ -96,9 +108,13 @@ const DwconvRow& select(KernelTable<DwconvRow> table, Features features, const W
 const ElementwiseRow& select(KernelTable<ElementwiseRow> table, Features features);
 const PoolRow& select(KernelTable<PoolRow> table, Features features);
 const TransformerRow& select(KernelTable<TransformerRow> table, Features features);
+const MatMulRow& select(KernelTable<MatMulRow> table, Features features);
 
 // Whether `row` is its table's reference row (ops with a scalar specification of their own,
 // CONV2D's direct convolution and MATMUL's, run that instead of a reference GEMM).
-inline bool is_reference(const GemmRow& row) { return row.required == 0; }
+template <typename Row>
+inline bool is_reference(const Row& row) {
+  return row.required == 0;
+}
 
 }  // namespace intinfer

@@ -29,9 +29,11 @@ class MatMul : public Op {
     if (!(alpha > 0)) ctx.fail("alpha must be positive, got ", alpha);
     p_.multiplier = ctx.multiplier(alpha * a.scales[0] * b.scales[0] / y.scales[0], "output");
     p_.out = ctx.output_stage();
-    // A GEMM row for the per-call int16 packing of b - z_b; the reference is matmul_u8__ref.
+    // A MATMUL kernel of the ISA, else a GEMM row for the per-call int16 packing of b - z_b, else
+    // the reference, matmul_u8__ref.
+    matmul_ = &select(matmul_table(), ctx.features());
     gemm_ = &select(gemm_table(), ctx.features(), kWeightsS16, kMaxDepth);
-    if (is_reference(*gemm_)) gemm_ = nullptr;
+    if (!is_reference(*matmul_) || is_reference(*gemm_)) gemm_ = nullptr;
   }
 
   std::vector<Shape> infer(const std::vector<Shape>& in) const override {
@@ -56,12 +58,23 @@ class MatMul : public Op {
     const size_t batches = numel(a) / (p.m * p.k);
     const uint8_t *ap = ctx.in<uint8_t>(0), *bp = ctx.in<uint8_t>(1);
     uint8_t* yp = ctx.out<uint8_t>(0);
+    if (!is_reference(*matmul_)) {
+      // Work items are matrices: the kernel packs b once per call.
+      ctx.pool->parallel_for(batches, [&](size_t begin, size_t end) {
+        std::vector<uint8_t> scratch(matmul_scratch_bytes(p.k, p.n));
+        for (size_t batch = begin; batch < end; ++batch)
+          matmul_->run(p, ap + batch * p.m * p.k, bp + batch * p.k * p.n, yp + batch * p.m * p.n, 0, p.m,
+                       scratch.data());
+      });
+      return;
+    }
     if (gemm_ == nullptr) {
       // The reference: work items are (batch, row) pairs.
       ctx.pool->parallel_for(batches * p.m, [&](size_t begin, size_t end) {
         for (size_t i = begin; i < end;) {
           const size_t batch = i / p.m, row = i % p.m, stop = std::min(end - i, p.m - row);
-          matmul_u8__ref(p, ap + batch * p.m * p.k, bp + batch * p.k * p.n, yp + batch * p.m * p.n, row, row + stop);
+          matmul_->run(p, ap + batch * p.m * p.k, bp + batch * p.k * p.n, yp + batch * p.m * p.n, row, row + stop,
+                       nullptr);
           i += stop;
         }
       });
@@ -100,7 +113,8 @@ class MatMul : public Op {
 
  private:
   std::string name_;
-  const GemmRow* gemm_;  // null: the reference
+  const MatMulRow* matmul_;
+  const GemmRow* gemm_;  // null: matmul_ runs (an ISA's MATMUL kernel, or the reference)
   MatMulParams p_{};
 };
 

@@ -13,6 +13,7 @@
 #include "dwconv_tester.h"
 #include "elementwise_tester.h"
 #include "gemm_tester.h"
+#include "matmul_tester.h"
 #include "pool_tester.h"
 #include "transformer_tester.h"
 
@@ -42,6 +43,8 @@ class Cases {
 size_t max_depth(const WeightFormat& f) { return static_cast<size_t>(INT32_MAX / max_accumulator(f, 1)); }
 const size_t kMaxDepthS8 = max_depth(kWeightsS8);
 const size_t kMaxDepthS16 = max_depth(kWeightsS16);
+// MATMUL's deepest reduction (ops/matmul.cc): 255 * 255 * k within int32.
+const size_t kMaxDepthMatMul = kMaxDepthS16;
 
 // Depth tails around the row's k alignment, and primes.
 std::vector<size_t> gemm_depths(size_t ka) {
@@ -260,6 +263,27 @@ void sweep_transformer(const TransformerRow& row, Cases& c) {
       if (!c(GatherTester().h(h).bits(bits).seed(c.next_seed()).Test(row))) return;
 }
 
+// MATMUL: row, column and depth tails around the 4 x 16 tile and the 16-k step, both layouts
+// of b, row ranges, and the accumulator's extremes to the deepest reduction MATMUL accepts.
+void sweep_matmul(const MatMulRow& row, Cases& c) {
+  auto t = [&] { return MatMulTester().seed(c.next_seed()); };
+  for (bool tb : {false, true}) {
+    for (size_t m = 1; m <= 9; ++m)
+      for (size_t n = 1; n <= 35; ++n)
+        if (!c(t().m(m).n(n).k(2 * m + n).transpose_b(tb).Test(row))) return;
+    for (size_t k = 1; k <= 49; ++k)
+      if (!c(t().m(5).n(19).k(k).transpose_b(tb).Test(row))) return;
+    for (size_t k : {63, 64, 65, 127, 128, 129, 384, 1031})
+      if (!c(t().m(7).n(33).k(k).transpose_b(tb).Test(row))) return;
+    for (size_t b = 0; b < 9; ++b)
+      if (!c(t().m(9).n(17).k(32).range(b, b + 1 + b % 5).transpose_b(tb).Test(row))) return;
+    for (int a_value : {0, 255})
+      for (int b_value : {0, 255})
+        for (size_t k : {size_t{1}, size_t{300}, kMaxDepthMatMul})
+          if (!c(t().m(5).n(17).k(k).extreme(a_value, b_value).transpose_b(tb).Test(row))) return;
+  }
+}
+
 // The select() rule of every table, on every path of this CPU: the first row in table order
 // whose required features the path has and which accepts; the last row is the reference, which
 // requires nothing and accepts every format its family is handed (GEMM: int8, packed int4 / int2,
@@ -326,6 +350,7 @@ bool check_select(const std::vector<Path>& paths, size_t* checks) {
   plain("elementwise", elementwise_table());
   plain("pool", pool_table());
   plain("transformer", transformer_table());
+  plain("matmul", matmul_table());
   // Every optimized path has an optimized GEMM for int8 weights (else it would not be a path).
   for (const Path& path : paths)
     if (path.features != 0)
@@ -381,6 +406,7 @@ int main() {
   test_table<ElementwiseRow>("elementwise", elementwise_table(), cpu, sweep_elementwise, totals);
   test_table<PoolRow>("pool", pool_table(), cpu, sweep_pool, totals);
   test_table<TransformerRow>("transformer", transformer_table(), cpu, sweep_transformer, totals);
+  test_table<MatMulRow>("matmul", matmul_table(), cpu, sweep_matmul, totals);
   std::printf("%zu passed, %zu failed, %zu skipped\n", totals.passed, totals.failed, totals.skipped);
   return totals.failed == 0 ? 0 : 1;
 }

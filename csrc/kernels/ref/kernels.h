@@ -109,9 +109,10 @@ void softmax_u8__ref(const SoftmaxParams& p, const uint8_t* x, const uint8_t* co
 void softmax_biased_u8__ref(const SoftmaxParams& p, const uint8_t* x, const uint8_t* const* mask,
                             const int32_t* const* bias, uint8_t* y, size_t row_begin, size_t row_end, int32_t* scratch);
 
-// Rows [row_begin, row_end) of one matrix product (a [m, k], b [k, n] or [n, k], y [m, n]).
+// Rows [row_begin, row_end) of one matrix product (a [m, k], b [k, n] or [n, k], y [m, n]); the
+// MatMulFn of tables.h (no scratch).
 void matmul_u8__ref(const MatMulParams& p, const uint8_t* a, const uint8_t* b, uint8_t* y, size_t row_begin,
-                    size_t row_end);
+                    size_t row_end, void* scratch);
 
 // Mean over the masked positions of x [s, h] (one batch element): y[c] = float(sum) * scale,
 // scale = float(s_in / count); all zeros when nothing is masked in.

@@ -141,7 +141,7 @@ void softmax_biased_u8__ref(const SoftmaxParams& p, const uint8_t* x, const uint
 }
 
 void matmul_u8__ref(const MatMulParams& p, const uint8_t* a, const uint8_t* b, uint8_t* y, size_t row_begin,
-                    size_t row_end) {
+                    size_t row_end, void*) {
   for (size_t i = row_begin; i < row_end; ++i)
     for (size_t j = 0; j < p.n; ++j) {
       int32_t acc = 0;
