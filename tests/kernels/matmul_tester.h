@@ -1,8 +1,8 @@
 // The MATMUL tester: one matrix product of uint8 operands with their zero points (b [k, n] or,
-// transposed, [n, k]), a random multiplier, output zero point and activation range, rows
-// [begin, end) of the kernel call, against matmul_u8__ref; the accumulator's extremes (every a
-// and b at 0 or 255 against zero points at the other end, to the deepest reduction MATMUL
-// accepts) with a multiplier that brings them into range.
+// transposed, [n, k]), a random multiplier (above 1 too: a left shift), output zero point and
+// activation range, rows [begin, end) of the kernel call, against matmul_u8__ref; the
+// accumulator's extremes (every a and b at 0 or 255 against zero points at the other end, to the
+// deepest reduction MATMUL accepts) with a multiplier that brings them into range.
 #pragma once
 
 #include <algorithm>
@@ -34,7 +34,8 @@ class MatMulTester {
     rng.fill_u8(a);
     rng.fill_u8(b);
     MatMulParams p{m_, k_, n_, transpose_b_, rng.uniform(0, 255), rng.uniform(0, 255), {}, {}};
-    double real = rng.real(1e-4, 0.05);
+    // One in four scales up (a left shift; small depths stay in range), the others down.
+    double real = rng.chance(0.25) ? rng.real(1.0, 4.0) : rng.real(1e-4, 0.05);
     if (a_value_ >= 0) {
       std::fill(a.begin(), a.end(), static_cast<uint8_t>(a_value_));
       std::fill(b.begin(), b.end(), static_cast<uint8_t>(b_value_));

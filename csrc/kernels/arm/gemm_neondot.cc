@@ -86,7 +86,8 @@ inline void dot8(int32x4_t acc[kGemmMR][4], const int8_t* b, int8x8_t x0, int8x8
 
 // Always inlined into the driver, so that the accumulators stay in registers through the output
 // stage (the int8 instance, with its half step, is otherwise left out of line: +6% instructions).
-template <int kBits>
+// kFlip: the rows are uint8 and enter as a - 128 (one EOR a load); else they are already int8.
+template <int kBits, bool kFlip = true>
 [[gnu::always_inline]] inline void tile_4x16c4(const uint8_t* a, size_t k_pad, const int8_t* b,
                                                int32x4_t acc[kGemmMR][4]) {
   constexpr size_t kGroupBytes = 4 * kTileNR * kBits / 8;
@@ -95,19 +96,20 @@ template <int kBits>
   int32x4_t c[kGemmMR][4];
   for (size_t r = 0; r < kGemmMR; ++r)
     for (size_t j = 0; j < 4; ++j) c[r][j] = vdupq_n_s32(0);
-  const uint8x16_t flip = vdupq_n_u8(0x80);
+  auto row = [](const uint8_t* p) {
+    const uint8x16_t v = vld1q_u8(p);
+    return vreinterpretq_s8_u8(kFlip ? veorq_u8(v, vdupq_n_u8(0x80)) : v);
+  };
   size_t k0 = 0;
   for (; k0 + kKR <= k_pad; k0 += kKR, b += 4 * kGroupBytes) {
-    const int8x16_t x0 = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(a + k0), flip));
-    const int8x16_t x1 = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(a + k_pad + k0), flip));
-    const int8x16_t x2 = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(a + 2 * k_pad + k0), flip));
-    const int8x16_t x3 = vreinterpretq_s8_u8(veorq_u8(vld1q_u8(a + 3 * k_pad + k0), flip));
+    const int8x16_t x0 = row(a + k0), x1 = row(a + k_pad + k0), x2 = row(a + 2 * k_pad + k0),
+                    x3 = row(a + 3 * k_pad + k0);
     dot<0, kBits>(c, b, x0, x1, x2, x3);
     dot<1, kBits>(c, b + kGroupBytes, x0, x1, x2, x3);
     dot<2, kBits>(c, b + 2 * kGroupBytes, x0, x1, x2, x3);
     dot<3, kBits>(c, b + 3 * kGroupBytes, x0, x1, x2, x3);
   }
-  if constexpr (kBits == 8) {
+  if constexpr (kBits == 8 && kFlip) {
     // int8 codes pad k to 8 only (their row's k_align, tables.cc): a last half step of 8 k.
     if (k0 < k_pad) {
       const uint8x8_t flip8 = vdup_n_u8(0x80);
@@ -147,14 +149,14 @@ struct MacSdot {
   static int32x4_t sum16(int32x4_t acc, int8x16_t x, int8x16_t c) { return vdotq_s32(acc, x, c); }
 };
 
-// MATMUL's operands flipped to int8: 16 bytes of src of which `valid` (<= 16, may be 0) are real,
-// as x - 128; the others 0 (a product of 0 in any dot product).
+// MATMUL's operands flipped to int8: 16 bytes of src of which `valid` (1..16) are real, as
+// x - 128; the others 0 (a product of 0 in any dot product).
 inline int8x16_t load_flipped(const uint8_t* src, size_t valid) {
   const uint8x16_t flip = vdupq_n_u8(0x80);
   if (valid >= 16) return vreinterpretq_s8_u8(veorq_u8(vld1q_u8(src), flip));
   uint8_t tmp[16];
   std::memset(tmp, 0x80, sizeof tmp);
-  if (valid > 0) std::memcpy(tmp, src, valid);
+  std::memcpy(tmp, src, valid);
   return vreinterpretq_s8_u8(veorq_u8(vld1q_u8(tmp), flip));
 }
 
@@ -172,12 +174,12 @@ void pack_matmul_b(const MatMulParams& p, const uint8_t* b, size_t k_pad, int8_t
       int8x16_t v[4][4];  // [group q][columns 4j..4j+3]
       if (p.transpose_b) {
         // Rows of b are columns: 16 k of each column (4 quads), and 4 x 4 blocks of quads transposed.
-        const size_t valid_k = k0 < p.k ? std::min(p.k - k0, kKR) : 0;
+        const size_t valid_k = std::min(p.k - k0, kKR);  // k0 < p.k: k_pad rounds p.k up to kKR
         for (size_t j = 0; j < 4; ++j) {
           int32x4_t col[4];
           for (size_t i = 0; i < 4; ++i) {
             const size_t c = c0 + 4 * j + i;
-            col[i] = vreinterpretq_s32_s8(load_flipped(b + c * p.k + k0, c < p.n ? valid_k : 0));
+            col[i] = c < p.n ? vreinterpretq_s32_s8(load_flipped(b + c * p.k + k0, valid_k)) : vdupq_n_s32(0);
           }
           const int64x2_t t0 = vreinterpretq_s64_s32(vtrn1q_s32(col[0], col[1]));
           const int64x2_t t1 = vreinterpretq_s64_s32(vtrn2q_s32(col[0], col[1]));
@@ -195,7 +197,7 @@ void pack_matmul_b(const MatMulParams& p, const uint8_t* b, size_t k_pad, int8_t
           int8x16_t r[4];
           for (size_t i = 0; i < 4; ++i) {
             const size_t k = k0 + 4 * q + i;
-            r[i] = load_flipped(b + k * p.n + c0, k < p.k ? valid_c : 0);
+            r[i] = k < p.k ? load_flipped(b + k * p.n + c0, valid_c) : vdupq_n_s8(0);
           }
           const int16x8_t lo01 = vreinterpretq_s16_s8(vzip1q_s8(r[0], r[1]));
           const int16x8_t lo23 = vreinterpretq_s16_s8(vzip1q_s8(r[2], r[3]));
@@ -223,8 +225,12 @@ inline int32_t low32(int64_t v) { return static_cast<int32_t>(static_cast<uint32
 
 }  // namespace
 
-void matmul_u8__neondot(const MatMulParams& p, const uint8_t* a, const uint8_t* b, uint8_t* y, size_t row_begin,
-                        size_t row_end, void* scratch) {
+namespace {
+
+// matmul_u8__neondot with the multiplier's left shift (kLeft) or without (most MATMULs scale down).
+template <bool kLeft>
+void matmul_4x16c4(const MatMulParams& p, const uint8_t* a, const uint8_t* b, uint8_t* y, size_t row_begin,
+                   size_t row_end, void* scratch) {
   // sum_k (a - z_a)(b - z_b) with a' = a - 128, b' = b - 128 and z' = z - 128:
   //   sum_k a' b'  -  z_b' sum_k a'  -  z_a' sum_k b'  +  k z_a' z_b'
   // the SDOT tiles, a term per row and one per column.
@@ -237,19 +243,25 @@ void matmul_u8__neondot(const MatMulParams& p, const uint8_t* a, const uint8_t* 
   for (size_t c = 0; c < n_tiles * kTileNR; ++c)
     col_terms[c] = low32(static_cast<int64_t>(p.k) * za * zb - za * col_terms[c]);
 
-  const Multiplier multiplier(p.multiplier);
+  const int32x4_t multiplier = vdupq_n_s32(p.multiplier.multiplier);
+  const int32x4_t left = vdupq_n_s32(kLeft ? p.multiplier.shift : 0);
+  const int32x4_t neg_right = vdupq_n_s32(kLeft ? 0 : p.multiplier.shift);
   const int32x4_t zero_point = vdupq_n_s32(p.out.zero_point);
   const uint8x16_t lo = vdupq_n_u8(static_cast<uint8_t>(p.out.act_min));
   const uint8x16_t hi = vdupq_n_u8(static_cast<uint8_t>(p.out.act_max));
-  const uint8x16_t ones = vdupq_n_u8(1);
   int32_t row_terms[kGemmMR];
   auto prepare = [&](size_t r0, size_t mr) {
-    pad_rows(a + (row_begin + r0) * p.k, p.k, mr, p.k, k_pad, rows);
+    // The rows flipped to a' once, padded with 0 (and rows past mr all 0), and each row's sum of a'.
+    const int8x16_t ones = vdupq_n_s8(1);
     for (size_t r = 0; r < kGemmMR; ++r) {
-      // sum_k a' of the row: its padding holds 128, a' = 0.
-      uint32x4_t sum = vdupq_n_u32(0);
-      for (size_t k0 = 0; k0 < k_pad; k0 += kKR) sum = vdotq_u32(sum, vld1q_u8(rows + r * k_pad + k0), ones);
-      row_terms[r] = low32(-zb * (static_cast<int64_t>(vaddvq_u32(sum)) - 128 * static_cast<int64_t>(k_pad)));
+      const uint8_t* src = r < mr ? a + (row_begin + r0 + r) * p.k : nullptr;
+      int32x4_t sum = vdupq_n_s32(0);
+      for (size_t k0 = 0; k0 < k_pad; k0 += kKR) {
+        const int8x16_t v = src != nullptr ? load_flipped(src + k0, std::min(p.k - k0, kKR)) : vdupq_n_s8(0);
+        vst1q_s8(reinterpret_cast<int8_t*>(rows + r * k_pad + k0), v);
+        sum = vdotq_s32(sum, v, ones);
+      }
+      row_terms[r] = low32(-zb * vaddvq_s32(sum));
     }
   };
   auto store = [&](size_t r, size_t t, const int32x4_t* acc) {
@@ -257,8 +269,9 @@ void matmul_u8__neondot(const MatMulParams& p, const uint8_t* a, const uint8_t* 
     const int32x4_t row_term = vdupq_n_s32(row_terms[(r - row_begin) % kGemmMR]);
     int16x4_t v[4];
     for (size_t j = 0; j < 4; ++j) {
-      const int32x4_t sum = vaddq_s32(vaddq_s32(acc[j], row_term), vld1q_s32(col_terms + c0 + 4 * j));
-      v[j] = vqmovn_s32(vaddq_s32(multiplier.apply(sum), zero_point));
+      int32x4_t sum = vaddq_s32(vaddq_s32(acc[j], row_term), vld1q_s32(col_terms + c0 + 4 * j));
+      if constexpr (kLeft) sum = vqshlq_s32(sum, left);
+      v[j] = vqmovn_s32(vaddq_s32(requantize_right_neon(sum, multiplier, neg_right), zero_point));
     }
     const uint8x16_t out = vcombine_u8(vqmovun_s16(vcombine_s16(v[0], v[1])), vqmovun_s16(vcombine_s16(v[2], v[3])));
     uint8_t* dst = y + r * p.n + c0;
@@ -273,8 +286,17 @@ void matmul_u8__neondot(const MatMulParams& p, const uint8_t* a, const uint8_t* 
   };
   for_each_gemm_tile<kGemmMR, int32x4_t[4], true>(
       row_end - row_begin, 0, n_tiles, prepare,
-      [&](size_t t, int32x4_t acc[kGemmMR][4]) { tile_4x16c4<8>(rows, k_pad, packed + t * kTileNR * k_pad, acc); },
+      [&](size_t t, int32x4_t acc[kGemmMR][4]) {
+        tile_4x16c4<8, false>(rows, k_pad, packed + t * kTileNR * k_pad, acc);
+      },
       [&](size_t r, size_t t, const int32x4_t* acc) { store(row_begin + r, t, acc); });
+}
+
+}  // namespace
+
+void matmul_u8__neondot(const MatMulParams& p, const uint8_t* a, const uint8_t* b, uint8_t* y, size_t row_begin,
+                        size_t row_end, void* scratch) {
+  (p.multiplier.shift > 0 ? matmul_4x16c4<true> : matmul_4x16c4<false>)(p, a, b, y, row_begin, row_end, scratch);
 }
 
 void gemm_u8s8_4x16c4__neondot(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,

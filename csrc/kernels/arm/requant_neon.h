@@ -21,11 +21,16 @@
 namespace intinfer {
 namespace {
 
+// The multiplier and the right shift of x already shifted left (or with no left shift to do);
 // `neg_right` holds -right (SRSHL shifts right for negative counts).
-static inline int32x4_t requantize_neon(int32x4_t x, int32x4_t multiplier, int32x4_t left, int32x4_t neg_right) {
-  x = vqrdmulhq_s32(vqshlq_s32(x, left), multiplier);
+static inline int32x4_t requantize_right_neon(int32x4_t x, int32x4_t multiplier, int32x4_t neg_right) {
+  x = vqrdmulhq_s32(x, multiplier);
   const int32x4_t fixup = vshrq_n_s32(vandq_s32(x, neg_right), 31);  // -1 where x < 0 and right > 0
   return vrshlq_s32(vqaddq_s32(x, fixup), neg_right);
+}
+
+static inline int32x4_t requantize_neon(int32x4_t x, int32x4_t multiplier, int32x4_t left, int32x4_t neg_right) {
+  return requantize_right_neon(vqshlq_s32(x, left), multiplier, neg_right);
 }
 
 // One QuantizedMultiplier for every lane: requantize() of 4 lanes.
