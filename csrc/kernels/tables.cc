@@ -193,7 +193,10 @@ const TransformerRow kTransformerRows[] = {
 
 const MatMulRow kMatMulRows[] = {
 #if defined(INTINFER_HAVE_NEONDOT)
-    {"matmul_u8__neondot", kFeatureNeonDot, matmul_u8__neondot},
+    {"matmul_u8_4x16c4__neondot", kFeatureNeon | kFeatureNeonDot, matmul_u8_4x16c4__neondot},
+#endif
+#if defined(INTINFER_HAVE_NEON) && defined(__aarch64__)
+    {"matmul_u8_4x8c16__neon", kFeatureNeon, matmul_u8_4x8c16__neon},
 #endif
     {"matmul_u8__ref", 0, matmul_u8__ref},
 };

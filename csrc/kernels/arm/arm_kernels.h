@@ -62,12 +62,19 @@ void gemm_u8s8_4x16c8__neoni8mm(const PackedView& w, const OutputStage& out, con
                                 void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
                                 void* scratch);
 
-// MATMUL (MatMulFn, tables.h) over SDOT, aarch64: b - 128 packed per call into the int8 tiles of
-// gemm_u8s8_4x16c4__neondot and multiplied by a - 128 as there; sum (a - z_a)(b - z_b) is that
+// MATMUL (MatMulFn, tables.h), aarch64 (matmul_neon.h): b - 128 packed per call into the int8
+// tiles of a GEMM above and multiplied by a - 128 as there; sum (a - z_a)(b - z_b) is that
 // product plus a term per row (the rows' sums of a - 128) and one per column (the columns' sums
-// of b - 128, and k z_a z_b), all in int32 (gemm_neondot.cc).
-void matmul_u8__neondot(const MatMulParams& p, const uint8_t* a, const uint8_t* b, uint8_t* y, size_t row_begin,
-                        size_t row_end, void* scratch);
+// of b - 128, and k z_a z_b), all in int32.
+// - matmul_u8_4x16c4__neondot: SDOT (gemm_neondot.cc);
+// - matmul_u8_4x8c16__neon: cores without the dot product, SMULL + SADALP one product at a time
+//   (b - 128 reaches -128, outside the pairs' bound; gemm_neon_s8pairs.cc).
+void matmul_u8_4x16c4__neondot(const MatMulParams& p, const uint8_t* a, const uint8_t* b, uint8_t* y,
+                               size_t row_begin, size_t row_end, void* scratch);
+#if defined(__aarch64__)
+void matmul_u8_4x8c16__neon(const MatMulParams& p, const uint8_t* a, const uint8_t* b, uint8_t* y, size_t row_begin,
+                            size_t row_end, void* scratch);
+#endif
 
 // Depthwise convolution (DwconvFn): 16 channels a step, the input shifted to int8 (x - 128, its
 // 128 * sum(w) folded into the bias), two taps' SMULL + SMLAL products summed in int16, then

@@ -16,6 +16,7 @@
 
 #include "arm_kernels.h"
 #include "gemm_4xn.h"
+#include "matmul_neon.h"
 
 namespace intinfer {
 namespace {
@@ -45,6 +46,13 @@ inline int32x4_t mac16(int32x4_t acc, int8x16_t x, int8x16_t w) {
   return vpadalq_s16(acc, vmlal_high_s8(vmull_s8(vget_low_s8(x), vget_low_s8(w)), x, w));
 }
 
+// acc + the products of x * w over 16 k, each widened on its own (SMULL, SMULL2, two SADALP):
+// exact for any int8 operands, such as MATMUL's b - 128, down to -128, which the pairs' bound
+// leaves out.
+inline int32x4_t mac16_exact(int32x4_t acc, int8x16_t x, int8x16_t w) {
+  return vpadalq_s16(vpadalq_s16(acc, vmull_s8(vget_low_s8(x), vget_low_s8(w))), vmull_high_s8(x, w));
+}
+
 // (sum of a's lanes, of b's, of c's, of d's).
 inline int32x4_t add_across4(int32x4_t a, int32x4_t b, int32x4_t c, int32x4_t d) {
   return vpaddq_s32(vpaddq_s32(a, b), vpaddq_s32(c, d));
@@ -72,8 +80,9 @@ inline int8x16_t channel_codes(const int8_t* b, size_t j) {
   }
 }
 
-// Channels [kC0, kC0 + 4) of the tile for rows 0..3 over the whole padded k.
-template <int kBits, size_t kC0>
+// Channels [kC0, kC0 + 4) of the tile for rows 0..3 over the whole padded k; kExact: products
+// widened one by one (mac16_exact), else in pairs (mac16).
+template <int kBits, size_t kC0, bool kExact>
 inline void block_4x4c16(const int8_t* a, size_t k_pad, const int8_t* b, int32x4_t out[kGemmMR]) {
   int32x4_t c[kGemmMR][4];
   for (size_t r = 0; r < kGemmMR; ++r)
@@ -83,27 +92,69 @@ inline void block_4x4c16(const int8_t* a, size_t k_pad, const int8_t* b, int32x4
     const int8x16_t x2 = vld1q_s8(a + 2 * k_pad + k0), x3 = vld1q_s8(a + 3 * k_pad + k0);
     for (size_t j = 0; j < 4; ++j) {
       const int8x16_t w = channel_codes<kBits, kC0>(b, j);
-      c[0][j] = mac16(c[0][j], x0, w);
-      c[1][j] = mac16(c[1][j], x1, w);
-      c[2][j] = mac16(c[2][j], x2, w);
-      c[3][j] = mac16(c[3][j], x3, w);
+      const auto mac = kExact ? mac16_exact : mac16;
+      c[0][j] = mac(c[0][j], x0, w);
+      c[1][j] = mac(c[1][j], x1, w);
+      c[2][j] = mac(c[2][j], x2, w);
+      c[3][j] = mac(c[3][j], x3, w);
     }
   }
   for (size_t r = 0; r < kGemmMR; ++r) out[r] = add_across4(c[r][0], c[r][1], c[r][2], c[r][3]);
 }
 
-template <int kBits>
+template <int kBits, bool kExact = false>
 inline void tile_4x8c16(const int8_t* a, size_t k_pad, const int8_t* b, int32x4_t acc[kGemmMR][2]) {
   int32x4_t lo[kGemmMR], hi[kGemmMR];
-  block_4x4c16<kBits, 0>(a, k_pad, b, lo);
-  block_4x4c16<kBits, 4>(a, k_pad, b, hi);
+  block_4x4c16<kBits, 0, kExact>(a, k_pad, b, lo);
+  block_4x4c16<kBits, 4, kExact>(a, k_pad, b, hi);
   for (size_t r = 0; r < kGemmMR; ++r) {
     acc[r][0] = lo[r];
     acc[r][1] = hi[r];
   }
 }
 
+// MATMUL over SMULL (matmul_neon.h): b' in the int8 tiles of the GEMM above (TileLayout{4, 8,
+// 16, 16}: per column tile of 8 and step of 16 k, each column's 16 k in order), multiplied by
+// mac16_exact, since b' reaches -128.
+struct MatMulSmull {
+  static constexpr size_t kNR = kTileNR;
+
+  static void pack(const MatMulParams& p, const uint8_t* b, size_t k_pad, int8_t* packed, int32_t* col_sums) {
+    const size_t n_tiles = (p.n + kTileNR - 1) / kTileNR;
+    for (size_t c = 0; c < n_tiles * kTileNR; ++c) {
+      int32x4_t sum = vdupq_n_s32(0);
+      int8_t* out = packed + (c / kTileNR) * kTileNR * k_pad + (c % kTileNR) * kMatMulKR;
+      for (size_t k0 = 0; k0 < k_pad; k0 += kMatMulKR, out += kTileNR * kMatMulKR) {
+        const size_t valid_k = std::min(p.k - k0, kMatMulKR);  // k0 < p.k: k_pad rounds p.k up
+        int8x16_t v = vdupq_n_s8(0);
+        if (c < p.n && p.transpose_b) {
+          v = load_flipped(b + c * p.k + k0, valid_k);
+        } else if (c < p.n) {
+          // Rows of b are k: the column's bytes are p.n apart.
+          int8_t column[kMatMulKR] = {};
+          for (size_t i = 0; i < valid_k; ++i) column[i] = static_cast<int8_t>(b[(k0 + i) * p.n + c] ^ 0x80);
+          v = vld1q_s8(column);
+        }
+        vst1q_s8(out, v);
+        sum = row_sum(sum, v);
+      }
+      col_sums[c] = vaddvq_s32(sum);
+    }
+  }
+
+  static int32x4_t row_sum(int32x4_t sum, int8x16_t v) { return vpadalq_s16(sum, vpaddlq_s8(v)); }
+
+  static void tile(const int8_t* rows, size_t k_pad, const int8_t* b, int32x4_t acc[kGemmMR][2]) {
+    tile_4x8c16<8, true>(rows, k_pad, b, acc);
+  }
+};
+
 }  // namespace
+
+void matmul_u8_4x8c16__neon(const MatMulParams& p, const uint8_t* a, const uint8_t* b, uint8_t* y, size_t row_begin,
+                            size_t row_end, void* scratch) {
+  matmul_neon<MatMulSmull>(p, a, b, y, row_begin, row_end, scratch);
+}
 
 void gemm_u8s8_4x8c16__neon(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
                             void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,

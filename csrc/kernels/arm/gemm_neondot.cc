@@ -17,6 +17,7 @@
 #include "arm_kernels.h"
 #include "gemm_4xn.h"
 #include "gemm_sparse_neon.h"
+#include "matmul_neon.h"
 
 namespace intinfer {
 namespace {
@@ -149,154 +150,81 @@ struct MacSdot {
   static int32x4_t sum16(int32x4_t acc, int8x16_t x, int8x16_t c) { return vdotq_s32(acc, x, c); }
 };
 
-// MATMUL's operands flipped to int8: 16 bytes of src of which `valid` (1..16) are real, as
-// x - 128; the others 0 (a product of 0 in any dot product).
-inline int8x16_t load_flipped(const uint8_t* src, size_t valid) {
-  const uint8x16_t flip = vdupq_n_u8(0x80);
-  if (valid >= 16) return vreinterpretq_s8_u8(veorq_u8(vld1q_u8(src), flip));
-  uint8_t tmp[16];
-  std::memset(tmp, 0x80, sizeof tmp);
-  std::memcpy(tmp, src, valid);
-  return vreinterpretq_s8_u8(veorq_u8(vld1q_u8(tmp), flip));
-}
+// MATMUL over SDOT (matmul_neon.h): b' in the int8 tiles of the GEMM above.
+struct MatMulSdot {
+  static constexpr size_t kNR = kTileNR;
 
-// b - 128 as the int8 tiles tile_4x16c4<8> reads (TileLayout{4, 16, 4, ...}): per column tile of
-// 16 and step of 16 k, groups q = 0..3 (k 4q..4q+3) of four vectors (columns 4j..4j+3, their 4 k
-// each); columns past n and k past p.k are 0. col_sums[c] = sum_k (b[k][c] - 128).
-void pack_matmul_b(const MatMulParams& p, const uint8_t* b, size_t k_pad, int8_t* packed, int32_t* col_sums) {
-  const size_t n_tiles = (p.n + kTileNR - 1) / kTileNR;
-  const int8x16_t ones = vdupq_n_s8(1);
-  for (size_t t = 0; t < n_tiles; ++t) {
-    const size_t c0 = t * kTileNR;
-    int32x4_t sums[4] = {vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0)};
-    int8_t* out = packed + t * kTileNR * k_pad;
-    for (size_t k0 = 0; k0 < k_pad; k0 += kKR, out += 4 * 64) {
-      int8x16_t v[4][4];  // [group q][columns 4j..4j+3]
-      if (p.transpose_b) {
-        // Rows of b are columns: 16 k of each column (4 quads), and 4 x 4 blocks of quads transposed.
-        const size_t valid_k = std::min(p.k - k0, kKR);  // k0 < p.k: k_pad rounds p.k up to kKR
-        for (size_t j = 0; j < 4; ++j) {
-          int32x4_t col[4];
-          for (size_t i = 0; i < 4; ++i) {
-            const size_t c = c0 + 4 * j + i;
-            col[i] = c < p.n ? vreinterpretq_s32_s8(load_flipped(b + c * p.k + k0, valid_k)) : vdupq_n_s32(0);
-          }
-          const int64x2_t t0 = vreinterpretq_s64_s32(vtrn1q_s32(col[0], col[1]));
-          const int64x2_t t1 = vreinterpretq_s64_s32(vtrn2q_s32(col[0], col[1]));
-          const int64x2_t t2 = vreinterpretq_s64_s32(vtrn1q_s32(col[2], col[3]));
-          const int64x2_t t3 = vreinterpretq_s64_s32(vtrn2q_s32(col[2], col[3]));
-          v[0][j] = vreinterpretq_s8_s64(vtrn1q_s64(t0, t2));
-          v[1][j] = vreinterpretq_s8_s64(vtrn1q_s64(t1, t3));
-          v[2][j] = vreinterpretq_s8_s64(vtrn2q_s64(t0, t2));
-          v[3][j] = vreinterpretq_s8_s64(vtrn2q_s64(t1, t3));
-        }
-      } else {
-        // Rows of b are k: the 16 columns of 4 consecutive k interleaved into quads.
-        const size_t valid_c = std::min(p.n - c0, kTileNR);
-        for (size_t q = 0; q < 4; ++q) {
-          int8x16_t r[4];
-          for (size_t i = 0; i < 4; ++i) {
-            const size_t k = k0 + 4 * q + i;
-            r[i] = k < p.k ? load_flipped(b + k * p.n + c0, valid_c) : vdupq_n_s8(0);
-          }
-          const int16x8_t lo01 = vreinterpretq_s16_s8(vzip1q_s8(r[0], r[1]));
-          const int16x8_t lo23 = vreinterpretq_s16_s8(vzip1q_s8(r[2], r[3]));
-          const int16x8_t hi01 = vreinterpretq_s16_s8(vzip2q_s8(r[0], r[1]));
-          const int16x8_t hi23 = vreinterpretq_s16_s8(vzip2q_s8(r[2], r[3]));
-          v[q][0] = vreinterpretq_s8_s16(vzip1q_s16(lo01, lo23));
-          v[q][1] = vreinterpretq_s8_s16(vzip2q_s16(lo01, lo23));
-          v[q][2] = vreinterpretq_s8_s16(vzip1q_s16(hi01, hi23));
-          v[q][3] = vreinterpretq_s8_s16(vzip2q_s16(hi01, hi23));
-        }
-      }
-      for (size_t q = 0; q < 4; ++q)
-        for (size_t j = 0; j < 4; ++j) {
-          vst1q_s8(out + 64 * q + 16 * j, v[q][j]);
-          sums[j] = vdotq_s32(sums[j], v[q][j], ones);
-        }
-    }
-    for (size_t j = 0; j < 4; ++j) vst1q_s32(col_sums + c0 + 4 * j, sums[j]);
-  }
-}
-
-// The low 32 bits of v: the terms below are exact modulo 2^32, and so is their sum with the
-// dot products, which MATMUL's depth limit keeps within int32 (ops/matmul.cc).
-inline int32_t low32(int64_t v) { return static_cast<int32_t>(static_cast<uint32_t>(static_cast<uint64_t>(v))); }
-
-}  // namespace
-
-namespace {
-
-// matmul_u8__neondot with the multiplier's left shift (kLeft) or without (most MATMULs scale down).
-template <bool kLeft>
-void matmul_4x16c4(const MatMulParams& p, const uint8_t* a, const uint8_t* b, uint8_t* y, size_t row_begin,
-                   size_t row_end, void* scratch) {
-  // sum_k (a - z_a)(b - z_b) with a' = a - 128, b' = b - 128 and z' = z - 128:
-  //   sum_k a' b'  -  z_b' sum_k a'  -  z_a' sum_k b'  +  k z_a' z_b'
-  // the SDOT tiles, a term per row and one per column.
-  const size_t k_pad = (p.k + kKR - 1) / kKR * kKR, n_tiles = (p.n + kTileNR - 1) / kTileNR;
-  auto* packed = static_cast<int8_t*>(scratch);
-  auto* col_terms = reinterpret_cast<int32_t*>(packed + n_tiles * kTileNR * k_pad);
-  auto* rows = reinterpret_cast<uint8_t*>(col_terms + n_tiles * kTileNR);
-  pack_matmul_b(p, b, k_pad, packed, col_terms);
-  const int64_t za = p.a_zero_point - 128, zb = p.b_zero_point - 128;
-  for (size_t c = 0; c < n_tiles * kTileNR; ++c)
-    col_terms[c] = low32(static_cast<int64_t>(p.k) * za * zb - za * col_terms[c]);
-
-  const int32x4_t multiplier = vdupq_n_s32(p.multiplier.multiplier);
-  const int32x4_t left = vdupq_n_s32(kLeft ? p.multiplier.shift : 0);
-  const int32x4_t neg_right = vdupq_n_s32(kLeft ? 0 : p.multiplier.shift);
-  const int32x4_t zero_point = vdupq_n_s32(p.out.zero_point);
-  const uint8x16_t lo = vdupq_n_u8(static_cast<uint8_t>(p.out.act_min));
-  const uint8x16_t hi = vdupq_n_u8(static_cast<uint8_t>(p.out.act_max));
-  int32_t row_terms[kGemmMR];
-  auto prepare = [&](size_t r0, size_t mr) {
-    // The rows flipped to a' once, padded with 0 (and rows past mr all 0), and each row's sum of a'.
+  // b - 128 as the int8 tiles tile_4x16c4<8> reads (TileLayout{4, 16, 4, ...}): per column tile of
+  // 16 and step of 16 k, groups q = 0..3 (k 4q..4q+3) of four vectors (columns 4j..4j+3, their 4 k
+  // each); columns past n and k past p.k are 0. col_sums[c] = sum_k (b[k][c] - 128).
+  static void pack(const MatMulParams& p, const uint8_t* b, size_t k_pad, int8_t* packed, int32_t* col_sums) {
+    const size_t n_tiles = (p.n + kTileNR - 1) / kTileNR;
     const int8x16_t ones = vdupq_n_s8(1);
-    for (size_t r = 0; r < kGemmMR; ++r) {
-      const uint8_t* src = r < mr ? a + (row_begin + r0 + r) * p.k : nullptr;
-      int32x4_t sum = vdupq_n_s32(0);
-      for (size_t k0 = 0; k0 < k_pad; k0 += kKR) {
-        const int8x16_t v = src != nullptr ? load_flipped(src + k0, std::min(p.k - k0, kKR)) : vdupq_n_s8(0);
-        vst1q_s8(reinterpret_cast<int8_t*>(rows + r * k_pad + k0), v);
-        sum = vdotq_s32(sum, v, ones);
+    for (size_t t = 0; t < n_tiles; ++t) {
+      const size_t c0 = t * kTileNR;
+      int32x4_t sums[4] = {vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0)};
+      int8_t* out = packed + t * kTileNR * k_pad;
+      for (size_t k0 = 0; k0 < k_pad; k0 += kMatMulKR, out += 4 * 64) {
+        int8x16_t v[4][4];  // [group q][columns 4j..4j+3]
+        if (p.transpose_b) {
+          // Rows of b are columns: 16 k of each column (4 quads), and 4 x 4 blocks of quads transposed.
+          const size_t valid_k = std::min(p.k - k0, kMatMulKR);  // k0 < p.k: k_pad rounds p.k up to kMatMulKR
+          for (size_t j = 0; j < 4; ++j) {
+            int32x4_t col[4];
+            for (size_t i = 0; i < 4; ++i) {
+              const size_t c = c0 + 4 * j + i;
+              col[i] = c < p.n ? vreinterpretq_s32_s8(load_flipped(b + c * p.k + k0, valid_k)) : vdupq_n_s32(0);
+            }
+            const int64x2_t t0 = vreinterpretq_s64_s32(vtrn1q_s32(col[0], col[1]));
+            const int64x2_t t1 = vreinterpretq_s64_s32(vtrn2q_s32(col[0], col[1]));
+            const int64x2_t t2 = vreinterpretq_s64_s32(vtrn1q_s32(col[2], col[3]));
+            const int64x2_t t3 = vreinterpretq_s64_s32(vtrn2q_s32(col[2], col[3]));
+            v[0][j] = vreinterpretq_s8_s64(vtrn1q_s64(t0, t2));
+            v[1][j] = vreinterpretq_s8_s64(vtrn1q_s64(t1, t3));
+            v[2][j] = vreinterpretq_s8_s64(vtrn2q_s64(t0, t2));
+            v[3][j] = vreinterpretq_s8_s64(vtrn2q_s64(t1, t3));
+          }
+        } else {
+          // Rows of b are k: the 16 columns of 4 consecutive k interleaved into quads.
+          const size_t valid_c = std::min(p.n - c0, kTileNR);
+          for (size_t q = 0; q < 4; ++q) {
+            int8x16_t r[4];
+            for (size_t i = 0; i < 4; ++i) {
+              const size_t k = k0 + 4 * q + i;
+              r[i] = k < p.k ? load_flipped(b + k * p.n + c0, valid_c) : vdupq_n_s8(0);
+            }
+            const int16x8_t lo01 = vreinterpretq_s16_s8(vzip1q_s8(r[0], r[1]));
+            const int16x8_t lo23 = vreinterpretq_s16_s8(vzip1q_s8(r[2], r[3]));
+            const int16x8_t hi01 = vreinterpretq_s16_s8(vzip2q_s8(r[0], r[1]));
+            const int16x8_t hi23 = vreinterpretq_s16_s8(vzip2q_s8(r[2], r[3]));
+            v[q][0] = vreinterpretq_s8_s16(vzip1q_s16(lo01, lo23));
+            v[q][1] = vreinterpretq_s8_s16(vzip2q_s16(lo01, lo23));
+            v[q][2] = vreinterpretq_s8_s16(vzip1q_s16(hi01, hi23));
+            v[q][3] = vreinterpretq_s8_s16(vzip2q_s16(hi01, hi23));
+          }
+        }
+        for (size_t q = 0; q < 4; ++q)
+          for (size_t j = 0; j < 4; ++j) {
+            vst1q_s8(out + 64 * q + 16 * j, v[q][j]);
+            sums[j] = vdotq_s32(sums[j], v[q][j], ones);
+          }
       }
-      row_terms[r] = low32(-zb * vaddvq_s32(sum));
+      for (size_t j = 0; j < 4; ++j) vst1q_s32(col_sums + c0 + 4 * j, sums[j]);
     }
-  };
-  auto store = [&](size_t r, size_t t, const int32x4_t* acc) {
-    const size_t c0 = t * kTileNR, valid = std::min(p.n - c0, kTileNR);
-    const int32x4_t row_term = vdupq_n_s32(row_terms[(r - row_begin) % kGemmMR]);
-    int16x4_t v[4];
-    for (size_t j = 0; j < 4; ++j) {
-      int32x4_t sum = vaddq_s32(vaddq_s32(acc[j], row_term), vld1q_s32(col_terms + c0 + 4 * j));
-      if constexpr (kLeft) sum = vqshlq_s32(sum, left);
-      v[j] = vqmovn_s32(vaddq_s32(requantize_right_neon(sum, multiplier, neg_right), zero_point));
-    }
-    const uint8x16_t out = vcombine_u8(vqmovun_s16(vcombine_s16(v[0], v[1])), vqmovun_s16(vcombine_s16(v[2], v[3])));
-    uint8_t* dst = y + r * p.n + c0;
-    const uint8x16_t clamped = vminq_u8(vmaxq_u8(out, lo), hi);
-    if (valid == kTileNR) {
-      vst1q_u8(dst, clamped);
-    } else {
-      uint8_t tmp[kTileNR];
-      vst1q_u8(tmp, clamped);
-      std::memcpy(dst, tmp, valid);
-    }
-  };
-  for_each_gemm_tile<kGemmMR, int32x4_t[4], true>(
-      row_end - row_begin, 0, n_tiles, prepare,
-      [&](size_t t, int32x4_t acc[kGemmMR][4]) {
-        tile_4x16c4<8, false>(rows, k_pad, packed + t * kTileNR * k_pad, acc);
-      },
-      [&](size_t r, size_t t, const int32x4_t* acc) { store(row_begin + r, t, acc); });
-}
+  }
+
+  static int32x4_t row_sum(int32x4_t sum, int8x16_t v) { return vdotq_s32(sum, v, vdupq_n_s8(1)); }
+
+  static void tile(const int8_t* rows, size_t k_pad, const int8_t* b, int32x4_t acc[kGemmMR][4]) {
+    tile_4x16c4<8, false>(reinterpret_cast<const uint8_t*>(rows), k_pad, b, acc);
+  }
+};
 
 }  // namespace
 
-void matmul_u8__neondot(const MatMulParams& p, const uint8_t* a, const uint8_t* b, uint8_t* y, size_t row_begin,
-                        size_t row_end, void* scratch) {
-  (p.multiplier.shift > 0 ? matmul_4x16c4<true> : matmul_4x16c4<false>)(p, a, b, y, row_begin, row_end, scratch);
+void matmul_u8_4x16c4__neondot(const MatMulParams& p, const uint8_t* a, const uint8_t* b, uint8_t* y,
+                               size_t row_begin, size_t row_end, void* scratch) {
+  matmul_neon<MatMulSdot>(p, a, b, y, row_begin, row_end, scratch);
 }
 
 void gemm_u8s8_4x16c4__neondot(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
