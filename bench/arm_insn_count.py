@@ -12,7 +12,13 @@ says nothing of a real core's cycles (docs/arm-performance.md turns them into MA
 same int8 codes twice on each path, stored dense and block-sparse (the block-sparse GEMM rows);
 instructions / MAC are per MAC of the dense shape in both.
 
+--matmul counts a MATMUL of two activations instead (attention's products): --batch matrices of
+a [M x K] by b [K x N] (b [N x K] with --transpose-b), random zero points; e.g. all-MiniLM-L6-v2's
+Q K^T and P V at 128 tokens (12 heads of 32):
+
     python3 bench/arm_insn_count.py [--m 64 --k 1024 --n 64] [--dtype int4] [--density 0.1]
+    python3 bench/arm_insn_count.py --matmul --batch 12 --m 128 --k 32 --n 128 --transpose-b
+    python3 bench/arm_insn_count.py --matmul --batch 12 --m 128 --k 128 --n 32
 """
 
 from __future__ import annotations
@@ -63,6 +69,15 @@ def fc_model(path: Path, m: int, k: int, n: int, dtype: str = "int8", density: f
     b.save(path)
 
 
+def matmul_model(path: Path, batch: int, m: int, k: int, n: int, transpose_b: bool) -> None:
+    """One MATMUL of uint8 activations a [batch, m, k] and b [batch, k, n] (or [batch, n, k])."""
+    b = GraphBuilder()
+    a_in = b.input("a", (batch, m, k), "uint8", 0.05, 120)
+    b_in = b.input("b", (batch, n, k) if transpose_b else (batch, k, n), "uint8", 0.04, 131)
+    b.output(b.matmul(a_in, b_in, 0.1, 100, transpose_b=transpose_b, alpha=k ** -0.5))
+    b.save(path)
+
+
 def count(qemu: list, bench: Path, model: Path, isa: str, runs: int, log: Path):
     """Total guest instructions executed, and per block start: (executions, instructions)."""
     subprocess.run([*qemu, "-d", "in_asm,exec,nochain", "-D", str(log), str(bench), str(model), "--runs", str(runs),
@@ -95,20 +110,30 @@ def main() -> None:
                     help="weights: int8, or packed int4 / int2 (docs/mixed_precision.md)")
     ap.add_argument("--density", type=float,
                     help="int8 weights keeping this share of their 1 x 4 blocks, counted dense and block-sparse")
+    ap.add_argument("--matmul", action="store_true", help="a MATMUL of two activations instead of a GEMM")
+    ap.add_argument("--batch", type=int, default=1, help="--matmul: matrices per inference")
+    ap.add_argument("--transpose-b", action="store_true", help="--matmul: b is [N x K]")
     a = ap.parse_args()
     if a.density is not None and (a.dtype != "int8" or not 0 <= a.density <= 1 or a.k % SPARSE_BLOCK):
         ap.error(f"--density needs int8 weights, a density in [0, 1] and K a multiple of {SPARSE_BLOCK}")
-    macs = a.m * a.k * a.n
+    if a.matmul and (a.density is not None or a.dtype != "int8"):
+        ap.error("--matmul multiplies two activations: no --dtype or --density")
+    macs = a.batch * a.m * a.k * a.n
     with tempfile.TemporaryDirectory() as tmp:
         # (suffix of the row label, model file): the same codes stored dense, then block-sparse
         models = []
-        for sparse in ((False, True) if a.density is not None else (False,)):
+        if a.matmul:
+            matmul_model(Path(tmp) / "matmul.iif", a.batch, a.m, a.k, a.n, a.transpose_b)
+            models.append(("", Path(tmp) / "matmul.iif"))
+            what = f"MATMUL {a.batch} x {a.m}x{a.k}x{a.n}{' (b transposed)' if a.transpose_b else ''}"
+        for sparse in ((False, True) if a.density is not None else () if a.matmul else (False,)):
             model = Path(tmp) / f"fc{'_sparse' if sparse else ''}.iif"
             fc_model(model, a.m, a.k, a.n, a.dtype, a.density, sparse)
             models.append(("" if a.density is None else ", block-sparse" if sparse else ", dense", model))
-        weights = f"{a.dtype} weights" if a.density is None else \
-            f"int8 weights keeping {a.density:.0%} of their 1 x {SPARSE_BLOCK} blocks"
-        print(f"GEMM {a.m}x{a.k}x{a.n} ({macs} MACs), {weights}, one inference, 1 thread\n")
+            weights = f"{a.dtype} weights" if a.density is None else \
+                f"int8 weights keeping {a.density:.0%} of their 1 x {SPARSE_BLOCK} blocks"
+            what = f"GEMM {a.m}x{a.k}x{a.n}, {weights}"
+        print(f"{what} ({macs} MACs), one inference, 1 thread\n")
         print("| path | instructions / inference | instructions / MAC | hottest block (inner loop): instructions |")
         print("|---|---|---|---|")
         hot_loops = []
