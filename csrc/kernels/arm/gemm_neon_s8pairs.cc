@@ -24,22 +24,6 @@ namespace {
 constexpr size_t kTileNR = 8;  // output channels per micro-tile: two 4 x 4 blocks
 constexpr size_t kPairsKR = 16;
 
-// Rows [0, mr) of x flipped to int8 (x ^ 0x80 = x - 128), k padded to k_pad with 0, rows past mr
-// zero: row r at out + r * k_pad.
-void flip_rows(const uint8_t* x, size_t x_stride, size_t mr, size_t k, size_t k_pad, int8_t* out) {
-  const uint8x16_t flip = vdupq_n_u8(0x80);
-  for (size_t r = 0; r < kGemmMR; ++r) {
-    int8_t* o = out + r * k_pad;
-    size_t i = 0;
-    if (r < mr) {
-      const uint8_t* xr = x + r * x_stride;
-      for (; i + 16 <= k; i += 16) vst1q_s8(o + i, vreinterpretq_s8_u8(veorq_u8(vld1q_u8(xr + i), flip)));
-      for (; i < k; ++i) o[i] = static_cast<int8_t>(xr[i] ^ 0x80);
-    }
-    for (; i < k_pad; ++i) o[i] = 0;
-  }
-}
-
 // acc + the pairwise sums of x * w over 16 k: (k, k + 8) products summed in int16, lanes then
 // added in pairs into acc's four int32 lanes.
 inline int32x4_t mac16(int32x4_t acc, int8x16_t x, int8x16_t w) {

@@ -12,7 +12,6 @@
 #include <arm_neon.h>
 
 #include <algorithm>
-#include <cstring>
 
 #include "arm_kernels.h"
 #include "gemm_4xn.h"
@@ -24,16 +23,6 @@ namespace {
 
 constexpr size_t kTileNR = 16;  // output channels per micro-tile (four int32x4 per row)
 constexpr size_t kKR = 16;  // k per step of the inner loop (one 16-byte load per row)
-
-// Rows [0, mr) of x with k padded to k_pad; padding and rows past mr hold 128, which the
-// flip to int8 turns into 0 (their weights are 0 as well).
-void pad_rows(const uint8_t* x, size_t x_stride, size_t mr, size_t k, size_t k_pad, uint8_t* out) {
-  for (size_t r = 0; r < kGemmMR; ++r) {
-    uint8_t* o = out + r * k_pad;
-    std::memset(o, 0x80, k_pad);
-    if (r < mr) std::memcpy(o, x + r * x_stride, k);
-  }
-}
 
 // One group (16 channels x 4 k) of codes as four int8 vectors of 4 channels x 4 k. Sub-byte
 // tiles (pack.h) hold the group's 64 codes in 64 x kBits / 8 bytes, code j in byte j mod B at
@@ -87,9 +76,9 @@ inline void dot8(int32x4_t acc[kGemmMR][4], const int8_t* b, int8x8_t x0, int8x8
 
 // Always inlined into the driver, so that the accumulators stay in registers through the output
 // stage (the int8 instance, with its half step, is otherwise left out of line: +6% instructions).
-// kFlip: the rows are uint8 and enter as a - 128 (one EOR a load); else they are already int8.
-template <int kBits, bool kFlip = true>
-[[gnu::always_inline]] inline void tile_4x16c4(const uint8_t* a, size_t k_pad, const int8_t* b,
+// The rows are flipped to a - 128 once per row tile (flip_rows), not at every load of every tile.
+template <int kBits>
+[[gnu::always_inline]] inline void tile_4x16c4(const int8_t* a, size_t k_pad, const int8_t* b,
                                                int32x4_t acc[kGemmMR][4]) {
   constexpr size_t kGroupBytes = 4 * kTileNR * kBits / 8;
   // Local accumulators, stored to acc once at the end: acc itself may alias the int8 weights
@@ -97,27 +86,20 @@ template <int kBits, bool kFlip = true>
   int32x4_t c[kGemmMR][4];
   for (size_t r = 0; r < kGemmMR; ++r)
     for (size_t j = 0; j < 4; ++j) c[r][j] = vdupq_n_s32(0);
-  auto row = [](const uint8_t* p) {
-    const uint8x16_t v = vld1q_u8(p);
-    return vreinterpretq_s8_u8(kFlip ? veorq_u8(v, vdupq_n_u8(0x80)) : v);
-  };
   size_t k0 = 0;
   for (; k0 + kKR <= k_pad; k0 += kKR, b += 4 * kGroupBytes) {
-    const int8x16_t x0 = row(a + k0), x1 = row(a + k_pad + k0), x2 = row(a + 2 * k_pad + k0),
-                    x3 = row(a + 3 * k_pad + k0);
+    const int8x16_t x0 = vld1q_s8(a + k0), x1 = vld1q_s8(a + k_pad + k0), x2 = vld1q_s8(a + 2 * k_pad + k0),
+                    x3 = vld1q_s8(a + 3 * k_pad + k0);
     dot<0, kBits>(c, b, x0, x1, x2, x3);
     dot<1, kBits>(c, b + kGroupBytes, x0, x1, x2, x3);
     dot<2, kBits>(c, b + 2 * kGroupBytes, x0, x1, x2, x3);
     dot<3, kBits>(c, b + 3 * kGroupBytes, x0, x1, x2, x3);
   }
-  if constexpr (kBits == 8 && kFlip) {
+  if constexpr (kBits == 8) {
     // int8 codes pad k to 8 only (their row's k_align, tables.cc): a last half step of 8 k.
     if (k0 < k_pad) {
-      const uint8x8_t flip8 = vdup_n_u8(0x80);
-      const int8x8_t x0 = vreinterpret_s8_u8(veor_u8(vld1_u8(a + k0), flip8));
-      const int8x8_t x1 = vreinterpret_s8_u8(veor_u8(vld1_u8(a + k_pad + k0), flip8));
-      const int8x8_t x2 = vreinterpret_s8_u8(veor_u8(vld1_u8(a + 2 * k_pad + k0), flip8));
-      const int8x8_t x3 = vreinterpret_s8_u8(veor_u8(vld1_u8(a + 3 * k_pad + k0), flip8));
+      const int8x8_t x0 = vld1_s8(a + k0), x1 = vld1_s8(a + k_pad + k0), x2 = vld1_s8(a + 2 * k_pad + k0),
+                     x3 = vld1_s8(a + 3 * k_pad + k0);
       dot8<0>(c, b, x0, x1, x2, x3);
       dot8<1>(c, b + kGroupBytes, x0, x1, x2, x3);
     }
@@ -216,7 +198,7 @@ struct MatMulSdot {
   static int32x4_t row_sum(int32x4_t sum, int8x16_t v) { return vdotq_s32(sum, v, vdupq_n_s8(1)); }
 
   static void tile(const int8_t* rows, size_t k_pad, const int8_t* b, int32x4_t acc[kGemmMR][4]) {
-    tile_4x16c4<8, false>(reinterpret_cast<const uint8_t*>(rows), k_pad, b, acc);
+    tile_4x16c4<8>(rows, k_pad, b, acc);
   }
 };
 
@@ -230,21 +212,21 @@ void matmul_u8_4x16c4__neondot(const MatMulParams& p, const uint8_t* a, const ui
 void gemm_u8s8_4x16c4__neondot(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
                                void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
                                void* scratch) {
-  gemm_4xn<kTileNR, uint8_t, int8_t, pad_rows, tile_4x16c4<8>>(w, out, x, x_stride, y, y_stride, rows,
+  gemm_4xn<kTileNR, int8_t, int8_t, flip_rows, tile_4x16c4<8>>(w, out, x, x_stride, y, y_stride, rows,
                                                                tile_begin, tile_end, scratch);
 }
 
 void gemm_u8s4_4x16c4__neondot(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
                                void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
                                void* scratch) {
-  gemm_4xn<kTileNR, uint8_t, int8_t, pad_rows, tile_4x16c4<4>>(w, out, x, x_stride, y, y_stride, rows,
+  gemm_4xn<kTileNR, int8_t, int8_t, flip_rows, tile_4x16c4<4>>(w, out, x, x_stride, y, y_stride, rows,
                                                                tile_begin, tile_end, scratch);
 }
 
 void gemm_u8s2_4x16c4__neondot(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
                                void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
                                void* scratch) {
-  gemm_4xn<kTileNR, uint8_t, int8_t, pad_rows, tile_4x16c4<2>>(w, out, x, x_stride, y, y_stride, rows,
+  gemm_4xn<kTileNR, int8_t, int8_t, flip_rows, tile_4x16c4<2>>(w, out, x, x_stride, y, y_stride, rows,
                                                                tile_begin, tile_end, scratch);
 }
 
