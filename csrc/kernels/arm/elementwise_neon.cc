@@ -5,6 +5,7 @@
 #include "../blocks.h"
 #include "../ref/kernels.h"
 #include "requant_neon.h"
+#include "widen_neon.h"
 
 namespace intinfer {
 namespace {
@@ -67,9 +68,7 @@ inline int32x4_t load4_any(const void* p, bool wide, size_t step, size_t i) {
     return step == 0 ? vdupq_n_s32(*v) : vld1q_s32(v + i);
   }
   const uint8_t* v = static_cast<const uint8_t*>(p);
-  if (step == 0) return vdupq_n_s32(*v);
-  const uint8_t bytes[8] = {v[i], v[i + 1], v[i + 2], v[i + 3], 0, 0, 0, 0};
-  return vreinterpretq_s32_u32(vmovl_u16(vget_low_u16(vmovl_u8(vld1_u8(bytes)))));
+  return step == 0 ? vdupq_n_s32(*v) : widen4_u8(v + i);
 }
 
 void add_wide__neon(const AddWideParams& p, const void* a, size_t a_step, const void* b, size_t b_step, int32_t* y,

@@ -6,16 +6,21 @@
 #include "../ref/kernels.h"
 #include "../transformer_math.h"
 #include "requant_neon.h"
+#include "widen_neon.h"
 
 namespace intinfer {
 namespace {
 
-// 4 inputs minus the zero point as int32.
-inline int32x4_t load4(const uint8_t* x, int32x4_t zero_point) {
-  const uint8_t b[8] = {x[0], x[1], x[2], x[3], 0, 0, 0, 0};
-  return vsubq_s32(vreinterpretq_s32_u32(vmovl_u16(vget_low_u16(vmovl_u8(vld1_u8(b))))), zero_point);
+// 4 inputs as int32.
+inline int32x4_t load4(const uint8_t* x) { return widen4_u8(x); }
+inline int32x4_t load4(const int32_t* x) { return vld1q_s32(x); }
+
+// (v + 2^(shift - 1)) >> shift of the 64-bit products of a and b, narrowed to int32 (RSHRN).
+template <int kShift>
+inline int32x4_t mul_round_shift(int32x4_t a, int32x4_t b) {
+  return vcombine_s32(vrshrn_n_s64(vmull_s32(vget_low_s32(a), vget_low_s32(b)), kShift),
+                      vrshrn_n_s64(mull_high(a, b), kShift));
 }
-inline int32x4_t load4(const int32_t* x, int32x4_t zero_point) { return vsubq_s32(vld1q_s32(x), zero_point); }
 
 inline int64_t sum_lanes(int64x2_t v) { return vgetq_lane_s64(v, 0) + vgetq_lane_s64(v, 1); }
 
@@ -23,24 +28,30 @@ template <typename T>
 void layer_norm_rows(const LayerNormParams& p, const LayerNormView& w, const T* x, uint8_t* y,
                      size_t row_begin, size_t row_end) {
   const size_t full = p.h / 4 * 4;
-  const int32x4_t zp = vdupq_n_s32(p.input_zero_point), h = vdupq_n_s32(static_cast<int32_t>(p.h));
+  const int32x4_t h = vdupq_n_s32(static_cast<int32_t>(p.h));
   const int32x4_t out_zp = vdupq_n_s32(p.out.zero_point);
   const int32x4_t lo = vdupq_n_s32(p.out.act_min), hi = vdupq_n_s32(p.out.act_max);
   const int64_t hh = static_cast<int64_t>(p.h);
+  // The per-channel arrays in locals: the byte stores to y may alias the view, which would
+  // reload its pointers at every step.
+  const int32_t *offset = w.offset, *sign = w.sign, *multiplier = w.multiplier, *left_shift = w.left_shift,
+                *right_shift = w.right_shift, *bias = w.bias;
   for (size_t r = row_begin; r < row_end; ++r) {
     const T* xr = x + r * p.h;
     uint8_t* yr = y + r * p.h;
     // sum(x - z) fits int32 (H <= 1024 for wide inputs, 8192 for uint8).
-    int32x4_t s = vdupq_n_s32(0);
-    for (size_t c = 0; c < full; c += 4) s = vaddq_s32(s, load4(xr + c, zp));
-    int64_t sum = static_cast<int64_t>(vgetq_lane_s32(s, 0)) + vgetq_lane_s32(s, 1) + vgetq_lane_s32(s, 2) +
-                  vgetq_lane_s32(s, 3);
+    // Summed as x, less full z at the end, modulo 2^32 (the true sum fits).
+    uint32x4_t s = vdupq_n_u32(0);
+    for (size_t c = 0; c < full; c += 4) s = vaddq_u32(s, vreinterpretq_u32_s32(load4(xr + c)));
+    const uint32_t lanes = vgetq_lane_u32(s, 0) + vgetq_lane_u32(s, 1) + vgetq_lane_u32(s, 2) + vgetq_lane_u32(s, 3);
+    int64_t sum = static_cast<int32_t>(lanes - static_cast<uint32_t>(full) * static_cast<uint32_t>(p.input_zero_point));
     for (size_t c = full; c < p.h; ++c) sum += static_cast<int64_t>(xr[c]) - p.input_zero_point;
+    // d = H (x - z) - sum = H x - (H z + sum): one multiply-add, modulo 2^32 as d itself fits.
+    const int32x4_t base = vdupq_n_s32(static_cast<int32_t>(static_cast<uint32_t>(-(hh * p.input_zero_point + sum))));
     // V = sum d^2 with widening multiplies into 64-bit lanes.
-    const int32x4_t vsum = vdupq_n_s32(static_cast<int32_t>(sum));
     int64x2_t v2 = vdupq_n_s64(0);
     for (size_t c = 0; c < full; c += 4) {
-      const int32x4_t d = vsubq_s32(vmulq_s32(h, load4(xr + c, zp)), vsum);
+      const int32x4_t d = vmlaq_s32(base, h, load4(xr + c));
       v2 = vmlal_s32(v2, vget_low_s32(d), vget_low_s32(d));
       v2 = vmlal_s32(v2, vget_high_s32(d), vget_high_s32(d));
     }
@@ -53,21 +64,16 @@ void layer_norm_rows(const LayerNormParams& p, const LayerNormView& w, const T* 
     // t = (d * inv + 2^30) >> 31 with inv = inv_hi 2^31 + inv_lo, as in the AVX2 kernel:
     // d * inv_hi (<= 2^15) plus the 64-bit (d * inv_lo + 2^30) >> 31.
     const int32x4_t inv_hi = vdupq_n_s32(static_cast<int32_t>(inv >> 31));
-    const int32x2_t inv_lo = vdup_n_s32(static_cast<int32_t>(inv & 0x7FFFFFFF));
-    const int64x2_t nudge = vdupq_n_s64(int64_t{1} << 30);
+    const int32x4_t inv_lo = vdupq_n_s32(static_cast<int32_t>(inv & 0x7FFFFFFF));
     for (size_t c = 0; c < full; c += 4) {
-      const int32x4_t d = vsubq_s32(vmulq_s32(h, load4(xr + c, zp)), vsum);
-      const int32x2_t t_lo = vmovn_s64(vshrq_n_s64(vmlal_s32(nudge, vget_low_s32(d), inv_lo), 31));
-      const int32x2_t t_hi = vmovn_s64(vshrq_n_s64(vmlal_s32(nudge, vget_high_s32(d), inv_lo), 31));
-      const int32x4_t t = vaddq_s32(vmulq_s32(d, inv_hi), vcombine_s32(t_lo, t_hi));
-      const int32x4_t signed_t = vmlaq_s32(vld1q_s32(w.offset + c), t, vld1q_s32(w.sign + c));
-      int32x4_t q = requantize_neon(signed_t, vld1q_s32(w.multiplier + c),
-                                    vld1q_s32(w.left_shift + c), vnegq_s32(vld1q_s32(w.right_shift + c)));
-      q = vminq_s32(vmaxq_s32(vaddq_s32(vaddq_s32(q, vld1q_s32(w.bias + c)), out_zp), lo), hi);
+      const int32x4_t d = vmlaq_s32(base, h, load4(xr + c));
+      const int32x4_t t = vmlaq_s32(mul_round_shift<31>(d, inv_lo), d, inv_hi);
+      const int32x4_t signed_t = vmlaq_s32(vld1q_s32(offset + c), t, vld1q_s32(sign + c));
+      int32x4_t q = requantize_neon(signed_t, vld1q_s32(multiplier + c), vld1q_s32(left_shift + c),
+                                    vnegq_s32(vld1q_s32(right_shift + c)));
+      q = vminq_s32(vmaxq_s32(vaddq_s32(vaddq_s32(q, vld1q_s32(bias + c)), out_zp), lo), hi);
       const uint16x4_t q16 = vqmovun_s32(q);
-      uint8_t b[8];
-      vst1_u8(b, vqmovn_u16(vcombine_u16(q16, q16)));
-      for (size_t i = 0; i < 4; ++i) yr[c + i] = b[i];
+      store4_u8(yr + c, vqmovn_u16(vcombine_u16(q16, q16)));
     }
     for (size_t c = full; c < p.h; ++c)
       yr[c] = layer_norm_output(p, hh * (static_cast<int64_t>(xr[c]) - p.input_zero_point) - sum, inv, c);
@@ -95,6 +101,18 @@ int32_t softmax_row_max_neon(size_t n, const uint8_t* x, const uint8_t* mask, ui
   const uint8x8_t k = vorr_u8(vget_low_u8(kept), vget_high_u8(kept));
   const bool any = full > 0 && (!mask || vget_lane_u64(vreinterpret_u64_u8(k), 0) != 0);
   return softmax_row_max_from(full, n, x, mask, y, vget_lane_u8(t, 0), any);
+}
+
+// Whether every one of the n mask bytes is non-zero.
+bool all_attended(size_t n, const uint8_t* mask) {
+  const size_t full = n / 16 * 16;
+  uint8x16_t all = vdupq_n_u8(0xFF);
+  for (size_t j = 0; j < full; j += 16) all = vandq_u8(all, vtstq_u8(vld1q_u8(mask + j), vld1q_u8(mask + j)));
+  const uint8x8_t half = vand_u8(vget_low_u8(all), vget_high_u8(all));
+  if (vget_lane_u64(vreinterpret_u64_u8(half), 0) != ~uint64_t{0}) return false;
+  for (size_t j = full; j < n; ++j)
+    if (!mask[j]) return false;
+  return true;
 }
 
 }  // namespace
@@ -135,8 +153,9 @@ void gather_rows_wide__neon(int bits, const void* table, size_t h, const Quantiz
 
 void softmax_u8__neon(const SoftmaxParams& p, const uint8_t* x, const uint8_t* const* mask, uint8_t* y,
                       size_t row_begin, size_t row_end, int32_t* scratch) {
-  const size_t full = p.n / 4 * 4;
   uint32_t* e = reinterpret_cast<uint32_t*>(scratch);
+  // In a local: the stores to e may alias p, which would reload the table's address at every step.
+  const int32_t* table = p.exp_table;
   for (size_t r = row_begin; r < row_end; ++r) {
     const uint8_t* xr = x + r * p.n;
     const uint8_t* mr = mask ? mask[r] : nullptr;
@@ -144,26 +163,34 @@ void softmax_u8__neon(const SoftmaxParams& p, const uint8_t* x, const uint8_t* c
     const int32_t top = softmax_row_max_neon(p.n, xr, mr, yr);
     if (top < 0) continue;  // nothing attended: written as zeros
     uint64_t sum = 0;
-    for (size_t j = 0; j < p.n; ++j) {
-      e[j] = !mr || mr[j] ? static_cast<uint32_t>(p.exp_table[top - xr[j]]) : 0;
-      sum += e[j];
+    size_t j = 0;
+    if (mr && !all_attended(p.n, mr)) {
+      // A masked position may hold a logit above the attended maximum: its table index is not read.
+      for (; j < p.n; ++j) {
+        e[j] = mr[j] ? static_cast<uint32_t>(table[top - xr[j]]) : 0;
+        sum += e[j];
+      }
+    } else {
+      for (; j + 4 <= p.n; j += 4) {  // four a step: each entry <= 2^16, their sum fits 32 bits
+        const uint32_t e0 = table[top - xr[j]], e1 = table[top - xr[j + 1]], e2 = table[top - xr[j + 2]],
+                       e3 = table[top - xr[j + 3]];
+        e[j] = e0, e[j + 1] = e1, e[j + 2] = e2, e[j + 3] = e3;
+        sum += e0 + e1 + e2 + e3;
+      }
+      for (; j < p.n; ++j) sum += e[j] = static_cast<uint32_t>(table[top - xr[j]]);
     }
     const uint64_t inv = (uint64_t{1} << 32) / sum;
-    // e * inv < 2^33: widening multiplies into 64-bit lanes, then (+ 2^23) >> 24, capped at 255.
-    const uint32x2_t vinv = vdup_n_u32(static_cast<uint32_t>(inv));
-    const uint64x2_t nudge = vdupq_n_u64(uint64_t{1} << 23);
-    const uint32x4_t cap = vdupq_n_u32(255);
-    for (size_t j = 0; j < full; j += 4) {
-      const uint32x4_t ev = vld1q_u32(e + j);
-      const uint32x2_t q_lo = vmovn_u64(vshrq_n_u64(vmlal_u32(nudge, vget_low_u32(ev), vinv), 24));
-      const uint32x2_t q_hi = vmovn_u64(vshrq_n_u64(vmlal_u32(nudge, vget_high_u32(ev), vinv), 24));
-      const uint32x4_t q = vminq_u32(vcombine_u32(q_lo, q_hi), cap);
-      const uint16x4_t q16 = vmovn_u32(q);
-      uint8_t b[8];
-      vst1_u8(b, vmovn_u16(vcombine_u16(q16, q16)));
-      for (size_t i = 0; i < 4; ++i) yr[j + i] = b[i];
-    }
-    for (size_t j = full; j < p.n; ++j) yr[j] = softmax_output(e[j], inv);
+    // e * inv < 2^33 (sum >= table[0] = 2^16 bounds inv): widening multiplies, (+ 2^23) >> 24
+    // narrowed (RSHRN), then to bytes with unsigned saturation, which is the cap at 255.
+    const uint32x4_t vinv = vdupq_n_u32(static_cast<uint32_t>(inv));
+    auto quotients = [&](uint32x4_t v) {
+      return vqmovn_u32(vcombine_u32(vrshrn_n_u64(vmull_u32(vget_low_u32(v), vget_low_u32(vinv)), 24),
+                                     vrshrn_n_u64(mull_high(v, vinv), 24)));
+    };
+    j = 0;
+    for (; j + 8 <= p.n; j += 8)
+      vst1_u8(yr + j, vqmovn_u16(vcombine_u16(quotients(vld1q_u32(e + j)), quotients(vld1q_u32(e + j + 4)))));
+    for (; j < p.n; ++j) yr[j] = softmax_output(e[j], inv);
   }
 }
 

@@ -5,7 +5,8 @@
 namespace intinfer {
 namespace {
 
-// The innermost output dimension is copied in one strided loop per row.
+// The innermost output dimension is copied in one strided loop per row, or as one block when it
+// is the input's innermost too (a permutation of whole rows: attention's head split and merge).
 template <typename T>
 void transpose_rows(const T* x, T* y, int rank, const int64_t* out_shape, const int64_t* step) {
   int64_t idx[8] = {0};
@@ -15,7 +16,10 @@ void transpose_rows(const T* x, T* y, int rank, const int64_t* out_shape, const 
   int64_t offset = 0;  // of the row's first element in x
   for (int64_t r = 0; r < rows; ++r) {
     const T* src = x + offset;
-    for (int64_t i = 0; i < n; ++i) y[i] = src[i * s];
+    if (s == 1)
+      std::memcpy(y, src, static_cast<size_t>(n) * sizeof(T));
+    else
+      for (int64_t i = 0; i < n; ++i) y[i] = src[i * s];
     y += n;
     for (int d = rank - 2; d >= 0; --d) {
       offset += step[d];
