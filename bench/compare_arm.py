@@ -385,6 +385,9 @@ def main() -> None:
     a = ap.parse_args()
     if a.quick and a.write_docs:
         ap.error("--quick is a smoke run: its table does not go into the docs")
+    if a.write_docs and (set(a.models) != set(MODELS) or set(a.cpus) != set(CPUS) or set(a.seq) != set(SEQS)):
+        ap.error("--write-docs replaces the whole section of docs/arm-performance.md: run every model, CPU and "
+                 "sequence length (the defaults), or leave --write-docs out")
     models, cpus = (["effnet"], ["cortex-a76"]) if a.quick else (a.models, a.cpus)
     root, tools = a.root.resolve(), a.tools.resolve()
     missing = missing_setup(root, tools, cpus)

@@ -126,3 +126,17 @@ def test_onnx_runtime_is_counted_between_its_markers(tmp_path):
     np.save(x, np.ones((8, 64), np.float32))
     count = compare_arm.count_ort(tools, root, "cortex-a76", model, x, tmp_path / "ort.cnt")
     assert 8 * 64 * 64 / 4 < count < 5e6  # at least a 4-lane FMA per 4 MACs, and far below the import
+
+
+@pytest.mark.parametrize("subset, why", [(["--models", "minilm"], "replaces the whole section"),
+                                         (["--cpus", "cortex-a76"], "replaces the whole section"),
+                                         (["--seq", "16"], "replaces the whole section"),
+                                         (["--quick"], "smoke run")])
+def test_write_docs_refuses_a_partial_run(subset, why, monkeypatch, capsys):
+    """A subset would replace the docs' whole section with its own tables (dropping the other
+    models'), and --quick is a smoke run: both are refused before anything runs."""
+    monkeypatch.setattr(sys, "argv", ["compare_arm.py", *subset, "--write-docs"])
+    with pytest.raises(SystemExit) as e:
+        compare_arm.main()
+    assert e.value.code == 2
+    assert why in capsys.readouterr().err
