@@ -1,5 +1,6 @@
 #include "pack.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "codes.h"
@@ -114,6 +115,7 @@ PackedWeights::PackedWeights(const TileLayout& layout, const void* codes, const 
   std::memcpy(bias_.data(), bias, n * sizeof(int32_t));
   if (!multipliers.empty()) {
     pack_requant(multipliers.data(), multipliers.size(), n_pad, &multiplier_, &left_shift_, &right_shift_);
+    left_shifts_ = std::any_of(left_shift_.begin(), left_shift_.end(), [](int32_t l) { return l != 0; });
   } else {
     output_scales_.assign(n_pad, 0.0f);
     std::memcpy(output_scales_.data(), output_scales.data(), n * sizeof(float));
@@ -182,7 +184,8 @@ PackedView PackedWeights::view() const {
                                          : layout_.code_bits < 8    ? layout_.code_bits
                                                                     : 8 * layout_.elem_bytes),
                     sparse ? group_start_.data() : nullptr,
-                    sparse ? group_k_.data() : nullptr};
+                    sparse ? group_k_.data() : nullptr,
+                    left_shifts_};
 }
 
 PackedLayerNorm::PackedLayerNorm(const LayerNormParams& p, size_t width) {

@@ -56,6 +56,7 @@ struct PackedView {
   uint8_t code_bits;                       // width of the codes at `weights`: 2, 4, 8 or 16
   const uint32_t* group_start;             // block-sparse weights (TileLayout): [n + 1]; null: dense
   const uint32_t* group_k;                 // block-sparse weights: each group's first reduction index
+  bool left_shifts;                        // some channel's left_shift is non-zero
 };
 
 class PackedWeights {
@@ -85,6 +86,7 @@ class PackedWeights {
   std::vector<int32_t> bias_, multiplier_, left_shift_, right_shift_;
   std::vector<QuantizedMultiplier> multipliers_;  // in-place (reference) layouts only
   std::vector<float> output_scales_;
+  bool left_shifts_ = false;
 };
 
 // LAYER_NORM's per-channel output stage (params.h) as the vector kernels load it, padded to a

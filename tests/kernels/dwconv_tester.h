@@ -40,6 +40,11 @@ class DwconvTester {
     extreme_input_ = input;
     return *this;
   }
+  // Multiplier shifts drawn from [lo, hi] (positive: left shifts); default: [-10 - log2(taps) / 2, 2].
+  DwconvTester& shifts(int lo, int hi) {
+    shift_lo_ = lo, shift_hi_ = hi, shifts_set_ = true;
+    return *this;
+  }
   DwconvTester& seed(uint64_t v) { seed_ = v; return *this; }
 
   int out_h() const { return (in_h_ + pads_[0] + pads_[2] - dilation_h_ * (kernel_h_ - 1) - 1) / stride_h_ + 1; }
@@ -66,7 +71,8 @@ class DwconvTester {
     for (int32_t& b : bias) b = static_cast<int32_t>(std::clamp<int64_t>(rng.uniform(-(1 << 20), 1 << 20), -bound, bound));
     const int depth_bits = static_cast<int>(std::log2(static_cast<double>(taps)));
     std::vector<QuantizedMultiplier> multipliers;
-    for (size_t i = 0; i < c; ++i) multipliers.push_back(rng.multiplier(-10 - depth_bits / 2, 2));
+    const int lo = shifts_set_ ? shift_lo_ : -10 - depth_bits / 2, hi = shifts_set_ ? shift_hi_ : 2;
+    for (size_t i = 0; i < c; ++i) multipliers.push_back(rng.multiplier(lo, hi));
     p.multipliers = multipliers.data();
 
     const PackedWeights packed(row.tile, w.data(), kWeightsS8, c, taps, bias.data(), multipliers, {});
@@ -84,13 +90,14 @@ class DwconvTester {
   }
 
   std::string describe() const {
-    char buf[320];
+    char buf[400];
     std::snprintf(buf, sizeof buf,
                   "channels=%d batch=%d input=%dx%d kernel=%dx%d stride=%dx%d dilation=%dx%d pads=[%d, %d, %d, %d] "
-                  "z_in=%d z_out=%d act=[%d, %d] rows=[%zu, %zu) extreme=%d input=%d seed=%llu",
+                  "z_in=%d z_out=%d act=[%d, %d] rows=[%zu, %zu) extreme=%d input=%d shifts=[%d, %d]%s seed=%llu",
                   channels_, batch_, in_h_, in_w_, kernel_h_, kernel_w_, stride_h_, stride_w_, dilation_h_, dilation_w_,
                   pads_[0], pads_[1], pads_[2], pads_[3], input_zero_point_, output_zero_point_, act_min_, act_max_,
-                  row_begin_, row_end_, extreme_, extreme_input_, static_cast<unsigned long long>(seed_));
+                  row_begin_, row_end_, extreme_, extreme_input_, shift_lo_, shift_hi_, shifts_set_ ? "" : " (default)",
+                  static_cast<unsigned long long>(seed_));
     return buf;
   }
 
@@ -102,6 +109,8 @@ class DwconvTester {
   size_t row_begin_ = 0, row_end_ = SIZE_MAX;
   int extreme_ = 0;
   uint8_t extreme_input_ = 255;
+  int shift_lo_ = 0, shift_hi_ = 0;
+  bool shifts_set_ = false;
   uint64_t seed_ = 1;
 };
 

@@ -174,6 +174,10 @@ void sweep_dwconv(const DwconvRow& row, Cases& c) {
           if (!c(base().pads(k[0] / 2, k[1] / 2, (k[0] - 1) / 2, (k[1] - 1) / 2).Test(row))) return;
           if (!c(base().pads(k[0] - 1, 0, 0, k[1] - 1).Test(row))) return;
           if (!c(base().pads(span_h, span_w, span_h, span_w).act(20, 230).Test(row))) return;
+          // Right shifts only, and left shifts only (the output stage has an instance for each).
+          if (!c(base().pads(k[0] / 2, k[1] / 2, k[0] / 2, k[1] / 2).shifts(-14, 0).Test(row))) return;
+          if (!c(base().pads(k[0] / 2, k[1] / 2, k[0] / 2, k[1] / 2).shifts(1, 4).output_zero_point(128).Test(row)))
+            return;
         }
   // The row's tap limit, square where it is a square (8x8 = 64) and as one line.
   const int side = static_cast<int>(std::sqrt(static_cast<double>(max_taps)));

@@ -54,36 +54,48 @@ void gemm_4xn(const PackedView& w, const OutputStage& out, const uint8_t* x, siz
   const auto* codes = static_cast<const Code*>(w.weights);
   // Elements of Code per tile: k_pad x kNR codes of w.code_bits (sub-byte tiles pack several a byte).
   const size_t tile_codes = w.k_pad * kNR * w.code_bits / (8 * sizeof(Code));
-  auto drive = [&](auto&& store) {
+  // finish(c, acc) after each tile (channels [c, c + kNR)), then store(r, c, acc[r]) per row.
+  auto drive = [&](auto&& finish, auto&& store) {
     for_each_gemm_tile<kGemmMR, int32x4_t[kQ], true>(
         rows, tile_begin, tile_end,
         [&](size_t r0, size_t mr) { kPrepare(x + r0 * x_stride, x_stride, mr, w.k, w.k_pad, a); },
-        [&](size_t t, int32x4_t acc[kGemmMR][kQ]) { kTile(a, w.k_pad, codes + t * tile_codes, acc); },
+        [&](size_t t, int32x4_t acc[kGemmMR][kQ]) {
+          kTile(a, w.k_pad, codes + t * tile_codes, acc);
+          finish(t * kNR, acc);
+        },
         [&](size_t r, size_t t, const int32x4_t* acc) { store(r, t * kNR, acc); });
-  };
-  // Each 8 channels [c, c + 8) of a row stored by `store8`; written out for kNR 8 and 16 rather
-  // than as a loop, which gcc kept rolled, spilling the accumulators (+6% instructions per
-  // EfficientNet-Lite0 inference on the SDOT path).
-  auto store_row = [&](auto&& store8) {
-    return [&, store8](size_t r, size_t c, const int32x4_t* acc) {
-      store8(r, c, acc[0], acc[1]);
-      if constexpr (kNR == 16)
-        if (c + 8 < w.n) store8(r, c + 8, acc[2], acc[3]);
-    };
   };
   if (w.output_scales != nullptr) {
     float* yf = static_cast<float*>(y);
-    drive(store_row([&](size_t r, size_t c, int32x4_t a0, int32x4_t a1) {
-      store_f32x8(w.bias, w.output_scales, w.n, yf + r * y_stride, c, a0, a1);
-    }));
+    drive([](size_t, int32x4_t(*)[kQ]) {},
+          // Written out for kNR 8 and 16 rather than as a loop, which gcc kept rolled, spilling the
+          // accumulators.
+          [&](size_t r, size_t c, const int32x4_t* acc) {
+            store_f32x8(w.bias, w.output_scales, w.n, yf + r * y_stride, c, acc[0], acc[1]);
+            if constexpr (kNR == 16)
+              if (c + 8 < w.n) store_f32x8(w.bias, w.output_scales, w.n, yf + r * y_stride, c + 8, acc[2], acc[3]);
+          });
     return;
   }
   uint8_t* yu = static_cast<uint8_t*>(y);
-  const OutputStageNeon stage(w.bias, w.multiplier, w.left_shift, w.right_shift, out.zero_point, out.act_min,
-                              out.act_max);
-  drive(store_row([&](size_t r, size_t c, int32x4_t a0, int32x4_t a1) {
-    store_u8x8(yu + r * y_stride + c, stage.apply8(a0, a1, c), w.n - c < 8 ? w.n - c : 8);
-  }));
+  with_output_stage(w, out, [&](const auto& stage) {
+    drive(
+        // Each 4 channels' parameters loaded once for the tile's 4 rows (rows past the last are
+        // requantized too, and not stored).
+        [&](size_t c, int32x4_t acc[kGemmMR][kQ]) {
+          for (size_t j = 0; j < kQ; ++j) {
+            const ChannelStage s = stage.channels(c + 4 * j);
+            for (size_t r = 0; r < kGemmMR; ++r) acc[r][j] = stage.apply4(acc[r][j], s);
+          }
+        },
+        [&](size_t r, size_t c, const int32x4_t* q) {
+          const size_t valid = w.n - c;
+          if constexpr (kNR == 16)
+            store_u8x16(yu + r * y_stride + c, stage.narrow16(q[0], q[1], q[2], q[3]), valid);
+          else
+            store_u8x8(yu + r * y_stride + c, stage.narrow8(q[0], q[1]), valid < 8 ? valid : 8);
+        });
+  });
 }
 
 }  // namespace

@@ -188,7 +188,8 @@ inline int32x4_t channel_one_row(const PackedView& w, const int8_t* codes, const
 // The output stage of one row's 8 channels [c, c + 8) (lo: c..c+3, hi: c+4..c+7) into the output
 // row y: uint8 through `stage`, or float(acc + bias) * scale; only channels below w.n are stored
 // (a column tile range ends at a multiple of 16 or at n).
-inline void store_channels8(const PackedView& w, const OutputStageNeon& stage, int32x4_t lo, int32x4_t hi, size_t c,
+template <typename Stage>
+inline void store_channels8(const PackedView& w, const Stage& stage, int32x4_t lo, int32x4_t hi, size_t c,
                             void* y) {
   if (w.output_scales != nullptr)
     store_f32x8(w.bias, w.output_scales, w.n, static_cast<float*>(y), c, lo, hi);
@@ -197,8 +198,8 @@ inline void store_channels8(const PackedView& w, const OutputStageNeon& stage, i
 }
 
 // Passes of R rows over the channels [c_begin, c_end), 8 channels at a time.
-template <typename Mac, size_t R>
-void sparse_rows(const PackedView& w, const OutputStageNeon& stage, const uint8_t* x, size_t x_stride, void* y,
+template <typename Mac, size_t R, typename Stage>
+void sparse_rows(const PackedView& w, const Stage& stage, const uint8_t* x, size_t x_stride, void* y,
                  size_t y_row_bytes, size_t rows, size_t c_begin, size_t c_end, int8_t* prep) {
   constexpr size_t kV = R / 4;
   const auto* codes = static_cast<const int8_t*>(w.weights);
@@ -224,8 +225,8 @@ void sparse_rows(const PackedView& w, const OutputStageNeon& stage, const uint8_
 }
 
 // One row over the channels [c_begin, c_end), 8 channels at a time.
-template <typename Mac>
-void sparse_one_row(const PackedView& w, const OutputStageNeon& stage, const uint8_t* x, void* y, size_t c_begin,
+template <typename Mac, typename Stage>
+void sparse_one_row(const PackedView& w, const Stage& stage, const uint8_t* x, void* y, size_t c_begin,
                     size_t c_end, int8_t* a) {
   const auto* codes = static_cast<const int8_t*>(w.weights);
   flip_quads<1>(x, 0, 1, w.k, w.k_pad, a);
@@ -245,27 +246,27 @@ void gemm_sparse(const PackedView& w, const OutputStage& out, const uint8_t* x, 
                  size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end, void* scratch) {
   const size_t c_begin = tile_begin * kSparseTile < w.n ? tile_begin * kSparseTile : w.n;
   const size_t c_end = tile_end * kSparseTile < w.n ? tile_end * kSparseTile : w.n;
-  const OutputStageNeon stage(w.bias, w.multiplier, w.left_shift, w.right_shift, out.zero_point, out.act_min,
-                              out.act_max);
   auto* prep = static_cast<int8_t*>(scratch);
   const size_t y_row_bytes = y_stride * (w.output_scales != nullptr ? sizeof(float) : 1);
   auto* yb = static_cast<uint8_t*>(y);
-  for (size_t m = 0; m < rows;) {
-    const size_t left = rows - m;
-    const uint8_t* xm = x + m * x_stride;
-    uint8_t* ym = yb + m * y_row_bytes;
-    if (left == 1) {
-      sparse_one_row<Mac>(w, stage, xm, ym, c_begin, c_end, prep);
-      m += 1;
-    } else if (left <= 4) {
-      sparse_rows<Mac, 4>(w, stage, xm, x_stride, ym, y_row_bytes, left, c_begin, c_end, prep);
-      m += left;
-    } else {
-      const size_t n = left < 8 ? left : 8;
-      sparse_rows<Mac, 8>(w, stage, xm, x_stride, ym, y_row_bytes, n, c_begin, c_end, prep);
-      m += n;
+  with_output_stage(w, out, [&](const auto& stage) {
+    for (size_t m = 0; m < rows;) {
+      const size_t left = rows - m;
+      const uint8_t* xm = x + m * x_stride;
+      uint8_t* ym = yb + m * y_row_bytes;
+      if (left == 1) {
+        sparse_one_row<Mac>(w, stage, xm, ym, c_begin, c_end, prep);
+        m += 1;
+      } else if (left <= 4) {
+        sparse_rows<Mac, 4>(w, stage, xm, x_stride, ym, y_row_bytes, left, c_begin, c_end, prep);
+        m += left;
+      } else {
+        const size_t n = left < 8 ? left : 8;
+        sparse_rows<Mac, 8>(w, stage, xm, x_stride, ym, y_row_bytes, n, c_begin, c_end, prep);
+        m += n;
+      }
     }
-  }
+  });
 }
 
 }  // namespace

@@ -6,9 +6,11 @@
 //   which is the reference's result for every a and b > 0 (for ab < 0 its nudge 1 - 2^30 and
 //   truncation toward zero give the same floor); both saturate INT32_MIN * INT32_MIN.
 // - Rounding divide by 2^right, ties away from zero: SRSHL by -right (vrshlq_s32) rounds ties
-//   upward, so negative values are first moved down by one (gemmlowp's fix-up). A negative
-//   x >= INT32_MIN + 1 cannot saturate there; x = INT32_MIN stays, and
-//   (INT32_MIN + 2^(right-1)) >> right = INT32_MIN >> right as the reference.
+//   upward, so negative values are first moved down by one (gemmlowp's fix-up), by one SSRA:
+//   x + ((x & -right) >> 31) is x - 1 where x < 0 and right > 0 (the sign bit of x & -right).
+//   It cannot wrap: SQRDMULH never returns INT32_MIN (|a * b| <= 2^62 with equality only for
+//   a = b = INT32_MIN, a positive product, so a negative result is at least
+//   floor((-2^63 + 2^32 + 2^31) / 2^32) = INT32_MIN + 1).
 #pragma once
 
 #include <arm_neon.h>
@@ -25,8 +27,7 @@ namespace {
 // `neg_right` holds -right (SRSHL shifts right for negative counts).
 static inline int32x4_t requantize_right_neon(int32x4_t x, int32x4_t multiplier, int32x4_t neg_right) {
   x = vqrdmulhq_s32(x, multiplier);
-  const int32x4_t fixup = vshrq_n_s32(vandq_s32(x, neg_right), 31);  // -1 where x < 0 and right > 0
-  return vrshlq_s32(vqaddq_s32(x, fixup), neg_right);
+  return vrshlq_s32(vsraq_n_s32(x, vandq_s32(x, neg_right), 31), neg_right);
 }
 
 static inline int32x4_t requantize_neon(int32x4_t x, int32x4_t multiplier, int32x4_t left, int32x4_t neg_right) {
@@ -42,33 +43,69 @@ struct Multiplier {
   int32x4_t apply(int32x4_t x) const { return requantize_neon(x, m, left, neg_right); }
 };
 
-// bias, requantization, zero point and clamp of 8 channels [c, c + 8), narrowed to 8 bytes.
+// The per-channel parameters of the output stage for 4 channels, loaded once for every row that
+// uses them.
+struct ChannelStage {
+  int32x4_t bias, multiplier, left, neg_right;
+};
+
+// Bias, requantization, zero point and clamp of uint8 outputs with per-channel multipliers.
+// kLeft: some channel shifts left before the multiply (PackedView::left_shifts); without, the
+// SQSHL and its load are left out.
+template <bool kLeft>
 struct OutputStageNeon {
   const int32_t* bias;
   const int32_t* multiplier;
   const int32_t* left_shift;
   const int32_t* right_shift;
   int32x4_t zero_point;
-  uint8x8_t lo, hi;
+  uint8x16_t lo, hi;
 
-  OutputStageNeon(const int32_t* b, const int32_t* m, const int32_t* l, const int32_t* r, int32_t zp,
-                  int32_t act_min, int32_t act_max)
-      : bias(b), multiplier(m), left_shift(l), right_shift(r), zero_point(vdupq_n_s32(zp)),
-        lo(vdup_n_u8(static_cast<uint8_t>(act_min))), hi(vdup_n_u8(static_cast<uint8_t>(act_max))) {}
+  OutputStageNeon(const PackedView& w, const OutputStage& out)
+      : bias(w.bias), multiplier(w.multiplier), left_shift(w.left_shift), right_shift(w.right_shift),
+        zero_point(vdupq_n_s32(out.zero_point)), lo(vdupq_n_u8(static_cast<uint8_t>(out.act_min))),
+        hi(vdupq_n_u8(static_cast<uint8_t>(out.act_max))) {}
 
-  int32x4_t stage4(int32x4_t acc, size_t c) const {
-    acc = vaddq_s32(acc, vld1q_s32(bias + c));
-    acc = requantize_neon(acc, vld1q_s32(multiplier + c), vld1q_s32(left_shift + c), vnegq_s32(vld1q_s32(right_shift + c)));
-    return vaddq_s32(acc, zero_point);
+  ChannelStage channels(size_t c) const {
+    return {vld1q_s32(bias + c), vld1q_s32(multiplier + c), kLeft ? vld1q_s32(left_shift + c) : vdupq_n_s32(0),
+            vnegq_s32(vld1q_s32(right_shift + c))};
   }
 
-  // Saturating narrows to [0, 255] first: act_min >= 0 and act_max <= 255, so clamping after the
-  // narrowing gives what clamping the int32 would.
+  // x (bias included) requantized, plus the zero point: int32, before the clamp.
+  int32x4_t requantize(int32x4_t x, const ChannelStage& s) const {
+    if constexpr (kLeft) x = vqshlq_s32(x, s.left);
+    return vaddq_s32(requantize_right_neon(x, s.multiplier, s.neg_right), zero_point);
+  }
+
+  int32x4_t apply4(int32x4_t acc, const ChannelStage& s) const { return requantize(vaddq_s32(acc, s.bias), s); }
+
+  // Requantized lanes narrowed to bytes and clamped. Saturating narrows to [0, 255] first:
+  // act_min >= 0 and act_max <= 255, so clamping after the narrowing gives what clamping the
+  // int32 would.
+  uint8x8_t narrow8(int32x4_t q0, int32x4_t q1) const {
+    const uint8x8_t v = vqmovun_s16(vcombine_s16(vqmovn_s32(q0), vqmovn_s32(q1)));
+    return vmin_u8(vmax_u8(v, vget_low_u8(lo)), vget_low_u8(hi));
+  }
+  uint8x16_t narrow16(int32x4_t q0, int32x4_t q1, int32x4_t q2, int32x4_t q3) const {
+    const uint8x16_t v = vcombine_u8(vqmovun_s16(vcombine_s16(vqmovn_s32(q0), vqmovn_s32(q1))),
+                                     vqmovun_s16(vcombine_s16(vqmovn_s32(q2), vqmovn_s32(q3))));
+    return vminq_u8(vmaxq_u8(v, lo), hi);
+  }
+
+  // The 8 channels [c, c + 8) of one row.
   uint8x8_t apply8(int32x4_t acc0, int32x4_t acc1, size_t c) const {
-    const int16x8_t v16 = vcombine_s16(vqmovn_s32(stage4(acc0, c)), vqmovn_s32(stage4(acc1, c + 4)));
-    return vmin_u8(vmax_u8(vqmovun_s16(v16), lo), hi);
+    return narrow8(apply4(acc0, channels(c)), apply4(acc1, channels(c + 4)));
   }
 };
+
+// kernel(stage) with the OutputStageNeon instance w's shifts need.
+template <typename Kernel>
+inline void with_output_stage(const PackedView& w, const OutputStage& out, Kernel&& kernel) {
+  if (w.left_shifts)
+    kernel(OutputStageNeon<true>(w, out));
+  else
+    kernel(OutputStageNeon<false>(w, out));
+}
 
 // Stores the first `valid` (<= 8) bytes of v.
 static inline void store_u8x8(uint8_t* dst, uint8x8_t v, size_t valid) {
@@ -79,6 +116,16 @@ static inline void store_u8x8(uint8_t* dst, uint8x8_t v, size_t valid) {
   uint8_t tmp[8];
   vst1_u8(tmp, v);
   for (size_t i = 0; i < valid; ++i) dst[i] = tmp[i];
+}
+
+// Stores the first `valid` (<= 16) bytes of v.
+static inline void store_u8x16(uint8_t* dst, uint8x16_t v, size_t valid) {
+  if (valid >= 16) {
+    vst1q_u8(dst, v);
+    return;
+  }
+  store_u8x8(dst, vget_low_u8(v), valid < 8 ? valid : 8);
+  if (valid > 8) store_u8x8(dst + 8, vget_high_u8(v), valid - 8);
 }
 
 // Real-valued outputs of 8 channels [c, c + 8): float(acc + bias) * scale, in scalar code as
