@@ -15,11 +15,17 @@ namespace {
 inline int32x4_t load4(const uint8_t* x) { return widen4_u8(x); }
 inline int32x4_t load4(const int32_t* x) { return vld1q_s32(x); }
 
-// (v + 2^(shift - 1)) >> shift of the 64-bit products of a and b, narrowed to int32 (RSHRN).
+// (v + 2^(shift - 1)) >> shift of the 64-bit products of a and b, narrowed to 32 bits (RSHRN):
+// signed and unsigned.
 template <int kShift>
 inline int32x4_t mul_round_shift(int32x4_t a, int32x4_t b) {
   return vcombine_s32(vrshrn_n_s64(vmull_s32(vget_low_s32(a), vget_low_s32(b)), kShift),
                       vrshrn_n_s64(mull_high(a, b), kShift));
+}
+template <int kShift>
+inline uint32x4_t mul_round_shift(uint32x4_t a, uint32x4_t b) {
+  return vcombine_u32(vrshrn_n_u64(vmull_u32(vget_low_u32(a), vget_low_u32(b)), kShift),
+                      vrshrn_n_u64(mull_high(a, b), kShift));
 }
 
 inline int64_t sum_lanes(int64x2_t v) { return vgetq_lane_s64(v, 0) + vgetq_lane_s64(v, 1); }
@@ -183,10 +189,7 @@ void softmax_u8__neon(const SoftmaxParams& p, const uint8_t* x, const uint8_t* c
     // e * inv < 2^33 (sum >= table[0] = 2^16 bounds inv): widening multiplies, (+ 2^23) >> 24
     // narrowed (RSHRN), then to bytes with unsigned saturation, which is the cap at 255.
     const uint32x4_t vinv = vdupq_n_u32(static_cast<uint32_t>(inv));
-    auto quotients = [&](uint32x4_t v) {
-      return vqmovn_u32(vcombine_u32(vrshrn_n_u64(vmull_u32(vget_low_u32(v), vget_low_u32(vinv)), 24),
-                                     vrshrn_n_u64(mull_high(v, vinv), 24)));
-    };
+    auto quotients = [&](uint32x4_t v) { return vqmovn_u32(mul_round_shift<24>(v, vinv)); };
     j = 0;
     for (; j + 8 <= p.n; j += 8)
       vst1_u8(yr + j, vqmovn_u16(vcombine_u16(quotients(vld1q_u32(e + j)), quotients(vld1q_u32(e + j + 4)))));
