@@ -7,21 +7,34 @@ namespace {
 
 // The innermost output dimension is copied in one strided loop per row, or as one block when it
 // is the input's innermost too (a permutation of whole rows: attention's head split and merge).
+// Where the input's innermost dimension becomes the output's second innermost (NCHW -> NHWC), each
+// block of the last two output dimensions is moved column by column instead: contiguous reads, and
+// one loop per column rather than per row of a few elements (3 channels a row for an image).
 template <typename T>
 void transpose_rows(const T* x, T* y, int rank, const int64_t* out_shape, const int64_t* step) {
+  const bool columns = rank >= 2 && step[rank - 2] == 1 && step[rank - 1] != 1;
+  const int block_rank = columns ? 2 : 1;  // output dimensions moved per step of the outer loop
   int64_t idx[8] = {0};
-  int64_t rows = 1;
-  for (int d = 0; d + 1 < rank; ++d) rows *= out_shape[d];
+  int64_t blocks = 1;
+  for (int d = 0; d + block_rank < rank; ++d) blocks *= out_shape[d];
   const int64_t n = out_shape[rank - 1], s = step[rank - 1];
-  int64_t offset = 0;  // of the row's first element in x
-  for (int64_t r = 0; r < rows; ++r) {
+  const int64_t m = columns ? out_shape[rank - 2] : 1;
+  int64_t offset = 0;  // of the block's first element in x
+  for (int64_t b = 0; b < blocks; ++b) {
     const T* src = x + offset;
-    if (s == 1)
+    if (columns) {
+      for (int64_t i = 0; i < n; ++i) {
+        const T* column = src + i * s;
+        T* out = y + i;
+        for (int64_t j = 0; j < m; ++j) out[j * n] = column[j];
+      }
+    } else if (s == 1) {
       std::memcpy(y, src, static_cast<size_t>(n) * sizeof(T));
-    else
+    } else {
       for (int64_t i = 0; i < n; ++i) y[i] = src[i * s];
-    y += n;
-    for (int d = rank - 2; d >= 0; --d) {
+    }
+    y += m * n;
+    for (int d = rank - block_rank - 1; d >= 0; --d) {
       offset += step[d];
       if (++idx[d] < out_shape[d]) break;
       offset -= step[d] * out_shape[d];
