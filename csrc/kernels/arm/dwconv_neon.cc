@@ -16,10 +16,14 @@ inline int8x16_t load16(const uint8_t* p) {
 }
 
 // kTaps > 0: a window of that many taps (3x3, 5x5), whose tap loop is unrolled; 0: any.
+// `stage` by value and the weights' pointers in locals: the output's byte stores may alias
+// anything reached through a reference, which made the compiler reload them for every tile.
 template <size_t kTaps, typename Stage>
-void dwconv_16c1(const PackedView& w, const ConvParams& p, const Stage& stage, const uint8_t* x,
+void dwconv_16c1(const PackedView& w, const ConvParams& p, const Stage stage, const uint8_t* x,
                  const uint8_t* zero_row, uint8_t* y, size_t row_begin, size_t row_end) {
   const size_t c_count = w.n, taps_count = kTaps ? kTaps : w.k;
+  const int8_t* const weights = static_cast<const int8_t*>(w.weights);
+  const int32_t* const bias = w.bias;
   const uint8_t* taps[kDwconvNeonMaxTaps];
   size_t offsets[kDwconvNeonMaxTaps];
   uint8_t partial[kDwconvNeonMaxTaps][kC];  // a partial last tile's channels, copied per tap
@@ -27,10 +31,10 @@ void dwconv_16c1(const PackedView& w, const ConvParams& p, const Stage& stage, c
     uint8_t* out = y + pixel * c_count;
     // The sums of 16 channels from c: full 16-byte loads at tap_at(i) (channel c of tap i).
     auto tile = [&](size_t c, auto tap_at, size_t valid) {
-      const int8_t* wt = static_cast<const int8_t*>(w.weights) + c * taps_count;
+      const int8_t* wt = weights + c * taps_count;
       // The sums start from the bias.
-      int32x4_t acc0 = vld1q_s32(w.bias + c), acc1 = vld1q_s32(w.bias + c + 4), acc2 = vld1q_s32(w.bias + c + 8),
-                acc3 = vld1q_s32(w.bias + c + 12);
+      int32x4_t acc0 = vld1q_s32(bias + c), acc1 = vld1q_s32(bias + c + 4), acc2 = vld1q_s32(bias + c + 8),
+                acc3 = vld1q_s32(bias + c + 12);
       // Two taps' products summed in int16 before widening: (x - 128) * w is within
       // +-128 * 127 = +-16256, so two of them are within +-32512 (docs/quantization.md).
       // gcc unrolls 9 taps by itself but not 25 (6 of the 18 instructions of each pair were the
@@ -69,7 +73,7 @@ void dwconv_16c1(const PackedView& w, const ConvParams& p, const Stage& stage, c
 
 void dwconv_u8s8_16c1__neon(const PackedView& w, const ConvParams& p, const uint8_t* x, const uint8_t* zero_row,
                             uint8_t* y, size_t row_begin, size_t row_end) {
-  with_output_stage(w, p.out, [&](const auto& stage) {
+  with_output_stage(w, p.out, [&](auto stage) {
     dispatch_tap_count(w.k, [&](auto taps) {
       dwconv_16c1<decltype(taps)::value>(w, p, stage, x, zero_row, y, row_begin, row_end);
     });

@@ -51,16 +51,19 @@ void gemm_4xn(const PackedView& w, const OutputStage& out, const uint8_t* x, siz
               size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end, void* scratch) {
   constexpr size_t kQ = kNR / 4;
   auto* a = static_cast<Act*>(scratch);
+  // w's fields in locals (and the output stage by value, below): the output's byte stores may
+  // alias anything reached through a reference, which made the compiler reload them per tile.
   const auto* codes = static_cast<const Code*>(w.weights);
+  const size_t n = w.n, k = w.k, k_pad = w.k_pad;
   // Elements of Code per tile: k_pad x kNR codes of w.code_bits (sub-byte tiles pack several a byte).
-  const size_t tile_codes = w.k_pad * kNR * w.code_bits / (8 * sizeof(Code));
+  const size_t tile_codes = k_pad * kNR * w.code_bits / (8 * sizeof(Code));
   // finish(c, acc) after each tile (channels [c, c + kNR)), then store(r, c, acc[r]) per row.
   auto drive = [&](auto&& finish, auto&& store) {
     for_each_gemm_tile<kGemmMR, int32x4_t[kQ], true>(
         rows, tile_begin, tile_end,
-        [&](size_t r0, size_t mr) { kPrepare(x + r0 * x_stride, x_stride, mr, w.k, w.k_pad, a); },
+        [&](size_t r0, size_t mr) { kPrepare(x + r0 * x_stride, x_stride, mr, k, k_pad, a); },
         [&](size_t t, int32x4_t acc[kGemmMR][kQ]) {
-          kTile(a, w.k_pad, codes + t * tile_codes, acc);
+          kTile(a, k_pad, codes + t * tile_codes, acc);
           finish(t * kNR, acc);
         },
         [&](size_t r, size_t t, const int32x4_t* acc) { store(r, t * kNR, acc); });
@@ -71,14 +74,14 @@ void gemm_4xn(const PackedView& w, const OutputStage& out, const uint8_t* x, siz
           // Written out for kNR 8 and 16 rather than as a loop, which gcc kept rolled, spilling the
           // accumulators.
           [&](size_t r, size_t c, const int32x4_t* acc) {
-            store_f32x8(w.bias, w.output_scales, w.n, yf + r * y_stride, c, acc[0], acc[1]);
+            store_f32x8(w.bias, w.output_scales, n, yf + r * y_stride, c, acc[0], acc[1]);
             if constexpr (kNR == 16)
-              if (c + 8 < w.n) store_f32x8(w.bias, w.output_scales, w.n, yf + r * y_stride, c + 8, acc[2], acc[3]);
+              if (c + 8 < n) store_f32x8(w.bias, w.output_scales, n, yf + r * y_stride, c + 8, acc[2], acc[3]);
           });
     return;
   }
   uint8_t* yu = static_cast<uint8_t*>(y);
-  with_output_stage(w, out, [&](const auto& stage) {
+  with_output_stage(w, out, [&](auto stage) {
     drive(
         // Each 4 channels' parameters loaded once for the tile's 4 rows (rows past the last are
         // requantized too, and not stored).
@@ -89,7 +92,7 @@ void gemm_4xn(const PackedView& w, const OutputStage& out, const uint8_t* x, siz
           }
         },
         [&](size_t r, size_t c, const int32x4_t* q) {
-          const size_t valid = w.n - c;
+          const size_t valid = n - c;
           if constexpr (kNR == 16)
             store_u8x16(yu + r * y_stride + c, stage.narrow16(q[0], q[1], q[2], q[3]), valid);
           else

@@ -249,7 +249,7 @@ void gemm_sparse(const PackedView& w, const OutputStage& out, const uint8_t* x, 
   auto* prep = static_cast<int8_t*>(scratch);
   const size_t y_row_bytes = y_stride * (w.output_scales != nullptr ? sizeof(float) : 1);
   auto* yb = static_cast<uint8_t*>(y);
-  with_output_stage(w, out, [&](const auto& stage) {
+  with_output_stage(w, out, [&](auto stage) {
     for (size_t m = 0; m < rows;) {
       const size_t left = rows - m;
       const uint8_t* xm = x + m * x_stride;

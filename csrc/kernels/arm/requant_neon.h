@@ -98,7 +98,8 @@ struct OutputStageNeon {
   }
 };
 
-// kernel(stage) with the OutputStageNeon instance w's shifts need.
+// kernel(stage) with the OutputStageNeon instance w's shifts need (kernels take it by value: see
+// dwconv_16c1).
 template <typename Kernel>
 inline void with_output_stage(const PackedView& w, const OutputStage& out, Kernel&& kernel) {
   if (w.left_shifts)
