@@ -51,7 +51,9 @@ template <typename Policy, bool kLeft>
 void matmul_4xn(const MatMulParams& p, const uint8_t* a, const uint8_t* b, uint8_t* y, size_t row_begin,
                 size_t row_end, void* scratch) {
   constexpr size_t kNR = Policy::kNR, kQ = kNR / 4;
-  const size_t k_pad = (p.k + kMatMulKR - 1) / kMatMulKR * kMatMulKR, n_tiles = (p.n + kNR - 1) / kNR;
+  // In locals: the output's byte stores may alias p's fields, which the compiler would reload.
+  const size_t n = p.n, k = p.k;
+  const size_t k_pad = (k + kMatMulKR - 1) / kMatMulKR * kMatMulKR, n_tiles = (n + kNR - 1) / kNR;
   // matmul_scratch_bytes' layout: the tiles, an int32 per column, 4 rows.
   auto* packed = static_cast<int8_t*>(scratch);
   auto* col_terms = reinterpret_cast<int32_t*>(packed + n_tiles * kNR * k_pad);
@@ -59,7 +61,7 @@ void matmul_4xn(const MatMulParams& p, const uint8_t* a, const uint8_t* b, uint8
   Policy::pack(p, b, k_pad, packed, col_terms);
   const int64_t za = p.a_zero_point - 128, zb = p.b_zero_point - 128;
   for (size_t c = 0; c < n_tiles * kNR; ++c)
-    col_terms[c] = low32(static_cast<int64_t>(p.k) * za * zb - za * col_terms[c]);
+    col_terms[c] = low32(static_cast<int64_t>(k) * za * zb - za * col_terms[c]);
 
   const int32x4_t multiplier = vdupq_n_s32(p.multiplier.multiplier);
   const int32x4_t left = vdupq_n_s32(kLeft ? p.multiplier.shift : 0);
@@ -71,10 +73,10 @@ void matmul_4xn(const MatMulParams& p, const uint8_t* a, const uint8_t* b, uint8
   auto prepare = [&](size_t r0, size_t mr) {
     // The rows flipped to a' once, padded with 0 (rows past mr all 0), and each row's sum of a'.
     for (size_t r = 0; r < kGemmMR; ++r) {
-      const uint8_t* src = r < mr ? a + (row_begin + r0 + r) * p.k : nullptr;
+      const uint8_t* src = r < mr ? a + (row_begin + r0 + r) * k : nullptr;
       int32x4_t sum = vdupq_n_s32(0);
       for (size_t k0 = 0; k0 < k_pad; k0 += kMatMulKR) {
-        const int8x16_t v = src != nullptr ? load_flipped(src + k0, std::min(p.k - k0, kMatMulKR)) : vdupq_n_s8(0);
+        const int8x16_t v = src != nullptr ? load_flipped(src + k0, std::min(k - k0, kMatMulKR)) : vdupq_n_s8(0);
         vst1q_s8(rows + r * k_pad + k0, v);
         sum = Policy::row_sum(sum, v);
       }
@@ -82,7 +84,7 @@ void matmul_4xn(const MatMulParams& p, const uint8_t* a, const uint8_t* b, uint8
     }
   };
   auto store = [&](size_t r, size_t t, const int32x4_t* acc) {
-    const size_t c0 = t * kNR, valid = std::min(p.n - c0, kNR);
+    const size_t c0 = t * kNR, valid = std::min(n - c0, kNR);
     const int32x4_t row_term = vdupq_n_s32(row_terms[(r - row_begin) % kGemmMR]);
     int16x4_t v[kQ];
     for (size_t j = 0; j < kQ; ++j) {
@@ -90,7 +92,7 @@ void matmul_4xn(const MatMulParams& p, const uint8_t* a, const uint8_t* b, uint8
       if constexpr (kLeft) sum = vqshlq_s32(sum, left);
       v[j] = vqmovn_s32(vaddq_s32(requantize_right_neon(sum, multiplier, neg_right), zero_point));
     }
-    uint8_t* dst = y + r * p.n + c0;
+    uint8_t* dst = y + r * n + c0;
     uint8_t out[kNR];
     const uint8x8_t low = vqmovun_s16(vcombine_s16(v[0], v[1]));
     if constexpr (kQ == 4) {
