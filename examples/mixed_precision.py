@@ -293,26 +293,16 @@ def qat_effnet(model: torch.nn.Module, train: torch.Tensor, bits: dict, epochs: 
     learns the float model's own class distribution on the crops `train` (KL divergence, no
     labels), batch norms frozen, one pass first to set the activation ranges."""
     from intinfer import qat
+    from intinfer.distill import distill
 
-    batches = train.split(8)
-    with torch.no_grad():
-        targets = [torch.log_softmax(model(x), 1) for x in batches]
+    batches = list(train.split(8))
     student = qat.prepare(model, (batches[0],), qat.QATConfig(weight_bits=bits, freeze_bn_after=0)).train()
     with torch.no_grad():
         for x in batches:
             student(x)
-    opt = torch.optim.Adam(student.parameters(), lr=lr)
-    order = torch.Generator().manual_seed(0)
-    for epoch in range(epochs):
-        total = 0.0
-        for i in torch.randperm(len(batches), generator=order).tolist():
-            loss = torch.nn.functional.kl_div(torch.log_softmax(student(batches[i]), 1), targets[i],
-                                              log_target=True, reduction="batchmean")
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            total += loss.item()
-        print(f"  QAT epoch {epoch + 1}: KL {total / len(batches):.4f}", flush=True)
+    distill(student, model, batches, "kl", temperature=1.0, epochs=epochs, lr=lr, train_mode=True,
+            allow_larger=True, progress=False, log=lambda e, loss: print(f"  QAT epoch {e + 1}: KL {loss:.4f}",
+                                                                        flush=True))
     return qat.convert(student)
 
 
