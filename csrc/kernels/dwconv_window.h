@@ -33,9 +33,13 @@ inline void window_taps(const ConvParams& p, const uint8_t* xb, const uint8_t* z
 // plus a per-layer offset: no bounds checks and no table to fill; a border pixel gets the table
 // of window_taps. `taps` and `offsets` hold kernel_h * kernel_w entries. pixel is instantiated
 // for both kinds of tap, so each kernel's inner loop is compiled for each.
-template <typename Pixel>
+// With `pair` (not std::nullptr_t), two neighbouring pixels whose windows are both inside go to
+// pair(index, tap, tap_next) instead (index + 1 is the second), so that a kernel may load its
+// weights once for both.
+template <typename Pixel, typename Pair = std::nullptr_t>
 inline void for_each_window(const ConvParams& p, const uint8_t* x, const uint8_t* zero_row, size_t channels,
-                            size_t row_begin, size_t row_end, const uint8_t** taps, size_t* offsets, Pixel pixel) {
+                            size_t row_begin, size_t row_end, const uint8_t** taps, size_t* offsets, Pixel pixel,
+                            Pair pair = nullptr) {
   for (int ky = 0; ky < p.kernel_h; ++ky)
     for (int kx = 0; kx < p.kernel_w; ++kx)
       offsets[ky * p.kernel_w + kx] =
@@ -46,6 +50,10 @@ inline void for_each_window(const ConvParams& p, const uint8_t* x, const uint8_t
   const int last = p.in_w - 1 - span_w + p.pad_left;
   const int col_begin = (p.pad_left + p.stride_w - 1) / p.stride_w;
   const int col_end = last < 0 ? 0 : last / p.stride_w + 1 < p.out_w ? last / p.stride_w + 1 : p.out_w;
+  // tap(i) of a window inside the input, from its first pixel (one type for every window).
+  auto inside_tap = [offsets](const uint8_t* origin) {
+    return [origin, offsets](size_t i) { return origin + offsets[i]; };
+  };
   for (size_t row = row_begin; row < row_end; ++row) {
     const size_t b = row / p.out_h;
     const int oy = static_cast<int>(row % p.out_h);
@@ -56,12 +64,28 @@ inline void for_each_window(const ConvParams& p, const uint8_t* x, const uint8_t
       const size_t index = row * p.out_w + ox;
       if (inside && ox >= col_begin && ox < col_end) {
         const uint8_t* origin = xb + (static_cast<size_t>(iy) * p.in_w + ox * p.stride_w - p.pad_left) * channels;
-        pixel(index, [origin, offsets](size_t i) { return origin + offsets[i]; });
+        if constexpr (!std::is_same_v<Pair, std::nullptr_t>) {
+          if (ox + 1 < col_end) {
+            pair(index, inside_tap(origin), inside_tap(origin + static_cast<size_t>(p.stride_w) * channels));
+            ++ox;
+            continue;
+          }
+        }
+        pixel(index, inside_tap(origin));
       } else {
         window_taps(p, xb, zero_row, oy, ox, channels, taps);
         pixel(index, [taps](size_t i) { return taps[i]; });
       }
     }
+  }
+}
+
+// The partial last tile of for_each_channel_tile (below) alone: nothing where kC divides c_count.
+template <size_t kC, typename Tap, typename Tile>
+inline void partial_channel_tile(size_t c_count, size_t taps_count, Tap tap, uint8_t (*partial)[kC], Tile tile) {
+  if (const size_t c = c_count / kC * kC; c < c_count) {
+    for (size_t i = 0; i < taps_count; ++i) std::memcpy(partial[i], tap(i) + c, c_count - c);
+    tile(c, [partial](size_t i) { return static_cast<const uint8_t*>(partial[i]); }, c_count - c);
   }
 }
 
@@ -76,10 +100,7 @@ inline void for_each_channel_tile(size_t c_count, size_t taps_count, Tap tap, ui
     const size_t c = t * kC;
     tile(c, [&](size_t i) { return tap(i) + c; }, kC);
   }
-  if (const size_t c = full_tiles * kC; c < c_count) {
-    for (size_t i = 0; i < taps_count; ++i) std::memcpy(partial[i], tap(i) + c, c_count - c);
-    tile(c, [partial](size_t i) { return static_cast<const uint8_t*>(partial[i]); }, c_count - c);
-  }
+  partial_channel_tile(c_count, taps_count, tap, partial, tile);
 }
 
 // Calls kernel(std::integral_constant<size_t, N>{}) with N the window's tap count where it is a
