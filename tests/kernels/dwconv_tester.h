@@ -73,6 +73,9 @@ class DwconvTester {
     std::vector<QuantizedMultiplier> multipliers;
     const int lo = shifts_set_ ? shift_lo_ : -10 - depth_bits / 2, hi = shifts_set_ ? shift_hi_ : 2;
     for (size_t i = 0; i < c; ++i) multipliers.push_back(rng.multiplier(lo, hi));
+    // Left shifts asked for: the first channel's multiplier is a real one (a zero multiplier has
+    // no shift), so that the kernels' left-shift instance runs even with one channel.
+    if (lo > 0 && multipliers[0].multiplier == 0) multipliers[0] = {1 << 30, lo};
     p.multipliers = multipliers.data();
 
     const PackedWeights packed(row.tile, w.data(), kWeightsS8, c, taps, bias.data(), multipliers, {});
