@@ -130,8 +130,6 @@ class Conv2D : public Op {
     return (in + pads - span) / stride + 1;
   }
 
-  // Output pixels [begin, end), in blocks: gather each pixel's window (OHWI order, padding
-  // reads the input zero point, as the folded bias assumes) and multiply the block at once.
   // n bytes: two overlapping 8-byte copies where 8 <= n <= 16 (a 3x3 window row of 3 channels is
   // 9 bytes), which the compiler inlines, rather than a call to memcpy.
   static void copy_bytes(uint8_t* dst, const uint8_t* src, size_t n) {
@@ -143,6 +141,8 @@ class Conv2D : public Op {
     }
   }
 
+  // Output pixels [begin, end), in blocks: gather each pixel's window (OHWI order, padding
+  // reads the input zero point, as the folded bias assumes) and multiply the block at once.
   void im2col_gemm(const ConvParams& params, const uint8_t* in, uint8_t* out, size_t begin, size_t end) const {
     // A copy: the byte stores below may alias a reference's fields, which the compiler would reload.
     const ConvParams p = params;
