@@ -93,15 +93,11 @@ void matmul_4xn(const MatMulParams& p, const uint8_t* a, const uint8_t* b, uint8
       v[j] = vqmovn_s32(vaddq_s32(requantize_right_neon(sum, multiplier, neg_right), zero_point));
     }
     uint8_t* dst = y + r * n + c0;
-    uint8_t out[kNR];
     const uint8x8_t low = vqmovun_s16(vcombine_s16(v[0], v[1]));
-    if constexpr (kQ == 4) {
-      const uint8x16_t all = vminq_u8(vmaxq_u8(vcombine_u8(low, vqmovun_s16(vcombine_s16(v[2], v[3]))), lo), hi);
-      vst1q_u8(valid == kNR ? dst : out, all);
-    } else {
-      vst1_u8(valid == kNR ? dst : out, vmin_u8(vmax_u8(low, vget_low_u8(lo)), vget_low_u8(hi)));
-    }
-    if (valid < kNR) std::memcpy(dst, out, valid);
+    if constexpr (kQ == 4)
+      store_u8x16(dst, vminq_u8(vmaxq_u8(vcombine_u8(low, vqmovun_s16(vcombine_s16(v[2], v[3]))), lo), hi), valid);
+    else
+      store_u8x8(dst, vmin_u8(vmax_u8(low, vget_low_u8(lo)), vget_low_u8(hi)), valid);
   };
   for_each_gemm_tile<kGemmMR, int32x4_t[kQ], true>(
       row_end - row_begin, 0, n_tiles, prepare,
