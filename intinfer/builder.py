@@ -312,12 +312,15 @@ class GraphBuilder:
                            positions=int(positions), _inputs=[table, ids], **counted)
 
     def layer_norm(self, x: Tensor, gamma: np.ndarray, beta: np.ndarray, scale: float, zero_point: int,
-                   act_min: int = 0, act_max: int = 255, name=None) -> Tensor:
+                   act_min: int = 0, act_max: int = 255, name=None, wide: bool = False) -> Tensor:
         """Over the last axis; gamma and beta are stored as float32 and turned into integer
-        multipliers and biases at load (docs/quantization.md)."""
+        multipliers and biases at load (docs/quantization.md). wide: an int32 output of 16-bit
+        range (zero point 0), for a wide ADD (a residual stream)."""
         base = name or f"layer_norm_{len(self.ops)}"
         g = self.constant(f"{base}_gamma", np.asarray(gamma, np.float32))
         b = self.constant(f"{base}_beta", np.asarray(beta, np.float32))
+        if wide:
+            return self._unary("LAYER_NORM", x, scale, 0, name, dtype="int32", _inputs=[x, g, b])
         return self._unary("LAYER_NORM", x, scale, zero_point, name, act_min=act_min, act_max=act_max,
                            _inputs=[x, g, b])
 

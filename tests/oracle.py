@@ -408,11 +408,12 @@ def _isqrt(v: int) -> int:
 
 
 def layer_norm(x, in_zero_point: int, gamma, beta, out_scale, out_zero_point: int, act_min: int = 0,
-               act_max: int = 255) -> np.ndarray:
+               act_max: int = 255, wide: bool = False) -> np.ndarray:
     """LAYER_NORM as docs/quantization.md: d = H x - sum(x) (exact), r = isqrt(sum d^2),
     t = round(d * floor(2^46 / r) / 2^31) (Q15), y = requant(sign(g) t + round(beta 2^15 / (|g| sqrt(H))),
     |g| sqrt(H) / (2^15 s_out)) + z_out; a flat channel (g = 0, that offset beyond 2^31 - 2^16, or
-    that multiplier below 2^-31) gives round(beta / s_out) + z_out. Python ints: no overflow anywhere."""
+    that multiplier below 2^-31) gives round(beta / s_out) + z_out. Python ints: no overflow anywhere.
+    wide: an int32 output within +-32767 (zero point 0; act_min / act_max unused)."""
     x = np.asarray(x, np.int64) - int(in_zero_point)
     h = x.shape[-1]
     gamma = np.asarray(gamma, np.float32).astype(np.float64)
@@ -439,7 +440,7 @@ def layer_norm(x, in_zero_point: int, gamma, beta, out_scale, out_zero_point: in
         inv = (1 << 46) // r if r else 0
         t[i] = [(v * inv + (1 << 30)) >> 31 for v in d]
     y = requant(sign * t + offset, m, e) + bias + int(out_zero_point)
-    return _clamp_u8(y, act_min, act_max).reshape(x.shape)
+    return (_clamp_wide(y) if wide else _clamp_u8(y, act_min, act_max)).reshape(x.shape)
 
 
 def softmax(x, table, mask=None, bias=None) -> np.ndarray:
@@ -591,6 +592,8 @@ def _op_gather(op, args):
 
 
 def _op_layer_norm(op, args):
+    if op.outputs[0].dtype == "int32":
+        return layer_norm(args[0], _qp(op.inputs[0])[1], args[1], args[2], *_qp(op.outputs[0]), wide=True)
     return layer_norm(args[0], _qp(op.inputs[0])[1], args[1], args[2], *_qp(op.outputs[0]), **_act(op))
 
 

@@ -95,10 +95,10 @@ def test_gather_refuses_an_unknown_positions_mode():
 # -- LAYER_NORM ------------------------------------------------------------------------------
 
 
-def layer_norm_graph(rng, shape, act=(0, 255), special=None):
+def layer_norm_graph(rng, shape, act=(0, 255), special=None, wide_in=False, wide_out=False):
     h = shape[-1]
-    s_in, z_in = 0.04, 120
-    x = u8(rng, shape)
+    s_in, z_in = (200 / 32767, 0) if wide_in else (0.04, 120)
+    x = rng.integers(-32767, 32768, shape).astype(np.int32) if wide_in else u8(rng, shape)
     if special == "constant_row":
         x[0, 0] = 77  # zero variance: every t is 0, the output is the bias
     if special == "outlier":
@@ -109,10 +109,10 @@ def layer_norm_graph(rng, shape, act=(0, 255), special=None):
     beta = rng.normal(0, 0.3, h).astype(np.float32)
     if special == "tiny_gamma":  # beta in units of t leaves int32: the offset saturates
         gamma[2:4], beta[2:4] = [1e-30, -1e-30], [0.5, -3.0]
-    s_out, z_out = quant.choose_qparams(-6, 6)
+    s_out, z_out = (6 / 32767, 0) if wide_out else quant.choose_qparams(-6, 6)
     b = GraphBuilder()
-    xt = b.input("x", shape, "uint8", s_in, z_in)
-    b.output(b.layer_norm(xt, gamma, beta, s_out, z_out, act_min=act[0], act_max=act[1]))
+    xt = b.input("x", shape, "int32" if wide_in else "uint8", s_in, z_in)
+    b.output(b.layer_norm(xt, gamma, beta, s_out, z_out, act_min=act[0], act_max=act[1], wide=wide_out))
     return b, x, (s_in, z_in, gamma, beta, s_out, z_out)
 
 
@@ -124,6 +124,13 @@ LAYER_NORM_CASES = {
     "outlier": dict(shape=(2, 4, 64), special="outlier"),
     "tiny_gamma": dict(shape=(3, 20), special="tiny_gamma"),
     "act_20_230": dict(shape=(2, 6, 32), act=(20, 230)),
+    "wide_in_2x5x384": dict(shape=(2, 5, 384), wide_in=True),
+    "wide_out_2x5x384": dict(shape=(2, 5, 384), wide_out=True),
+    "wide_out_3x7": dict(shape=(3, 7), wide_out=True),
+    "wide_out_constant_row": dict(shape=(2, 3, 16), special="constant_row", wide_out=True),
+    "wide_out_tiny_gamma": dict(shape=(3, 20), special="tiny_gamma", wide_out=True),
+    "wide_in_out_2x5x384": dict(shape=(2, 5, 384), wide_in=True, wide_out=True),
+    "wide_in_out_width1": dict(shape=(4, 1), wide_in=True, wide_out=True),
 }
 
 
@@ -145,6 +152,24 @@ def test_layer_norm_tracks_float_within_half_a_step(rng):
     err = np.abs(got - want) / s_out
     assert err.max() <= 0.55, err.max()
     assert err.mean() < 0.26
+
+
+def test_layer_norm_into_a_wide_output_tracks_float_within_its_finer_step(rng):
+    """A wide output (a post-norm encoder's residual stream) is the same arithmetic clamped to
+    +-32767 instead of uint8. Its error against float: the requantization's rounding (half a
+    step, and up to a quarter more from the rounding before its right shift) plus t's and the
+    offset's roundings in Q15 (|gamma| sqrt(H) / 2^15 in real units); on average about a
+    hundredth of a uint8 output's step over the same range."""
+    b, x, (s_in, z_in, gamma, beta, s_out, z_out) = layer_norm_graph(rng, (4, 16, 384), wide_in=True, wide_out=True)
+    got = check_graph(b, x, threads=(1, 2))
+    assert got.dtype == np.int32 and np.abs(got).max() <= 32767
+    real = x.astype(np.float64) * s_in
+    mean, var = real.mean(-1, keepdims=True), real.var(-1, keepdims=True)
+    want = np.clip((real - mean) / np.sqrt(var + 1e-12) * gamma + beta, -32767 * s_out, 32767 * s_out)
+    err = np.abs(got * s_out - want)
+    bound = 0.75 * s_out + 1.01 * np.abs(gamma) * np.sqrt(384) / 2**15
+    assert (err <= bound).all(), (err / bound).max()
+    assert err.mean() < 0.01 * quant.choose_qparams(-6, 6)[0]
 
 
 def test_layer_norm_keeps_beta_when_gamma_is_tiny(rng):

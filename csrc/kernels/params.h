@@ -79,7 +79,9 @@ struct AddWideParams {
 };
 
 // Per row of H values (the last axis): integer standardization, then per channel
-// y = requant(sign[c] * t[c], multipliers[c]) + biases[c] + out.zero_point (docs/quantization.md).
+// y = requant(sign[c] * t[c], multipliers[c]) + biases[c] + out.zero_point (docs/quantization.md),
+// clamped to [out.act_min, out.act_max]: uint8, or wide (int32 within +-kWideMax, zero point 0)
+// when wide_output is set.
 struct LayerNormParams {
   static constexpr int kFractionBits = 15;  // t = (x - mean) / std in Q15
   size_t h;
@@ -89,6 +91,7 @@ struct LayerNormParams {
   const int32_t* offsets;                  // round(beta 2^15 / (|gamma| sqrt(H))), added to t; 0 if flat
   const int32_t* biases;                   // round(beta / s_out) for a flat channel (sign 0), else 0
   OutputStage out;
+  bool wide_output;                        // y is int32 (wide), else uint8
 };
 
 // Per row of n logits: e = table[max - x] over the attended positions, y = e / sum in 1/256.

@@ -87,11 +87,11 @@ void dwconv__ref(const PackedView& w, const ConvParams& p, const uint8_t* x, con
   conv2d_u8sub__ref(p, w.code_bits, x, w.weights, w.bias, y, row_begin, row_end);
 }
 
-void layer_norm_u8_ref(const LayerNormParams& p, const LayerNormView&, const uint8_t* x, uint8_t* y, size_t b,
+void layer_norm_u8_ref(const LayerNormParams& p, const LayerNormView&, const uint8_t* x, void* y, size_t b,
                        size_t e) {
   layer_norm_u8__ref(p, x, y, b, e);
 }
-void layer_norm_wide_ref(const LayerNormParams& p, const LayerNormView&, const int32_t* x, uint8_t* y, size_t b,
+void layer_norm_wide_ref(const LayerNormParams& p, const LayerNormView&, const int32_t* x, void* y, size_t b,
                          size_t e) {
   layer_norm_wide__ref(p, x, y, b, e);
 }

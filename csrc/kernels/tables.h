@@ -64,14 +64,15 @@ struct PoolRow {
   void (*max)(const PoolParams&, const uint8_t*, uint8_t*, size_t, size_t);
 };
 
-// The transformer ops: LAYER_NORM (rows [row_begin, row_end) of a uint8 or wide input, with its
-// output stage packed to `width` channels) and SOFTMAX.
+// The transformer ops: LAYER_NORM (rows [row_begin, row_end) of a uint8 or wide input into a
+// uint8 or wide output as LayerNormParams::wide_output says, with its output stage packed to
+// `width` channels) and SOFTMAX.
 struct TransformerRow {
   const char* name;
   Features required;
   size_t width;
-  void (*layer_norm_u8)(const LayerNormParams&, const LayerNormView&, const uint8_t*, uint8_t*, size_t, size_t);
-  void (*layer_norm_wide)(const LayerNormParams&, const LayerNormView&, const int32_t*, uint8_t*, size_t, size_t);
+  void (*layer_norm_u8)(const LayerNormParams&, const LayerNormView&, const uint8_t*, void*, size_t, size_t);
+  void (*layer_norm_wide)(const LayerNormParams&, const LayerNormView&, const int32_t*, void*, size_t, size_t);
   // `scratch` holds SoftmaxParams::n int32.
   void (*softmax)(const SoftmaxParams&, const uint8_t*, const uint8_t* const*, uint8_t*, size_t, size_t,
                   int32_t* scratch);

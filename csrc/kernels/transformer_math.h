@@ -26,11 +26,20 @@ inline int64_t layer_norm_inverse(uint64_t v) {
 
 // t = d / sqrt(V) in Q15 (|d| <= sqrt(V), so |d * inv| <= 2^46), then channel c's output: beta
 // joins t before the one rounding of the requantization (|offset| <= 2^31 - 2^16 keeps the sum in int32);
-// a flat channel (sign 0, offset 0) outputs its bias.
-inline uint8_t layer_norm_output(const LayerNormParams& p, int64_t d, int64_t inv, size_t c) {
+// a flat channel (sign 0, offset 0) outputs its bias. Clamped to the output's range (uint8 or wide).
+inline int32_t layer_norm_output(const LayerNormParams& p, int64_t d, int64_t inv, size_t c) {
   const int32_t t = static_cast<int32_t>((d * inv + (int64_t{1} << 30)) >> 31);
   const int32_t q = requantize(p.signs[c] * t + p.offsets[c], p.multipliers[c]) + p.biases[c] + p.out.zero_point;
-  return clamp_u8(q, p.out.act_min, p.out.act_max);
+  return q < p.out.act_min ? p.out.act_min : (q > p.out.act_max ? p.out.act_max : q);
+}
+
+// Calls f with LAYER_NORM's output as its type: int32 rows when p.wide_output, else uint8.
+template <typename F>
+inline void with_layer_norm_output(const LayerNormParams& p, void* y, F&& f) {
+  if (p.wide_output)
+    f(static_cast<int32_t*>(y));
+  else
+    f(static_cast<uint8_t*>(y));
 }
 
 // SOFTMAX's row maximum over the attended positions (mask null: all); -1 when there are none,

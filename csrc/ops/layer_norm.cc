@@ -1,5 +1,5 @@
-// LAYER_NORM over the last axis of a uint8 or wide input, integer-only (docs/quantization.md):
-// gamma and beta are float
+// LAYER_NORM over the last axis of a uint8 or wide input into a uint8 or wide output (a residual
+// stream, read by a wide ADD), integer-only (docs/quantization.md): gamma and beta are float
 // constants, turned into per-channel multipliers, signs and integer biases once at load.
 #include <cmath>
 
@@ -26,7 +26,11 @@ class LayerNorm : public Op {
       ctx.expect_wide(ctx.input(0), "input");
     else
       ctx.expect_quantized_u8(ctx.input(0), "input");
-    ctx.expect_quantized_u8(ctx.output(0), "output");
+    wide_output_ = OpContext::is_wide(ctx.output(0));
+    if (wide_output_)
+      ctx.expect_wide(ctx.output(0), "output");
+    else
+      ctx.expect_quantized_u8(ctx.output(0), "output");
     const TensorDesc &gamma = ctx.input(1), &beta = ctx.input(2);
     for (const TensorDesc* t : {&gamma, &beta}) {
       ctx.expect_dtype(*t, DType::kFloat32, t == &gamma ? "gamma" : "beta");
@@ -57,8 +61,9 @@ class LayerNorm : public Op {
       const double bias = flat ? std::round(b[c] / s_out) : 0.0;
       biases_.push_back(static_cast<int32_t>(std::fmax(-(1 << 24), std::fmin(1 << 24, bias))));
     }
+    const OutputStage out = wide_output_ ? OutputStage{0, -kWideMax, kWideMax} : ctx.output_stage();
     p_ = LayerNormParams{h, ctx.input(0).zero_points[0], multipliers_.data(), signs_.data(), offsets_.data(),
-                         biases_.data(), ctx.output_stage()};
+                         biases_.data(), out, wide_output_};
     kernel_ = &select(transformer_table(), ctx.features());
     packed_ = std::make_unique<PackedLayerNorm>(p_, kernel_->width);
   }
@@ -73,7 +78,7 @@ class LayerNorm : public Op {
 
   void run(const ExecContext& ctx) const override {
     const size_t rows = numel(*ctx.input_shapes[0]) / p_.h;
-    uint8_t* y = ctx.out<uint8_t>(0);
+    void* y = ctx.out<void>(0);
     const LayerNormView w = packed_->view();
     ctx.pool->parallel_for(rows, [&](size_t b, size_t e) {
       if (wide_)
@@ -91,7 +96,7 @@ class LayerNorm : public Op {
   std::vector<int8_t> signs_;
   std::vector<int32_t> offsets_, biases_;
   LayerNormParams p_;
-  bool wide_;
+  bool wide_, wide_output_;
   const TransformerRow* kernel_;
   std::unique_ptr<PackedLayerNorm> packed_;
 };

@@ -16,7 +16,7 @@ from .bias_correction import BiasCorrection
 from .gptq import InputStatistics
 from .graph import ExportError, FloatGraph, Unsupported, capture, expected_shapes_match, find_unsupported
 from .lower import (Lowering, check_engine_limits, check_weight_bits, check_weight_bits_names,
-                    needs_observer, wide_nodes)
+                    needs_observer, split_residual_norms, wide_nodes)
 from .observers import OBSERVERS, make_observer
 from .smoothing import smooth_layer_norms
 from .torch_ao import import_quantized
@@ -125,6 +125,7 @@ def quantize(model: torch.nn.Module, example_inputs, calibration: Iterable, obse
     if smooth:
         calibration = list(calibration)  # read twice: the smoothing ranges, then the observers
         smooth_layer_norms(graph, [_as_inputs(b) for b in calibration[:report_batches]])
+    split_residual_norms(graph)
     wide = wide_nodes(graph)
     check_engine_limits(graph, wide)
     # Wide values keep their outliers: 16 bits leave room for them, so their ranges are not clipped.

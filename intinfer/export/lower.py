@@ -12,6 +12,8 @@ each side of a convolution over the sequence cost nothing.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import torch
 
@@ -94,13 +96,14 @@ def node_bits(weight_bits, node: Node) -> int:
 
 
 # Ops that can write a wide (int32, 16-bit range) output, for the residual stream.
-WIDE_OPS = {"add", "linear", "gather"}
+WIDE_OPS = {"add", "linear", "gather", "layer_norm"}
 
 
 def wide_nodes(graph: FloatGraph) -> set:
     """The residual stream of a transformer: values whose every reader is a layer norm or a wide
-    add (the embedding sums, the residual adds and the layers that feed them). Their outlier
-    channels would leave 8 bits no room for the rest, so they are kept wide. A linear layer reads
+    add (the embedding sums, the residual adds, the layers that feed them and a post-norm
+    encoder's norms, whose output is the next residual add's input). Their outlier channels
+    would leave 8 bits no room for the rest, so they are kept wide. A linear layer reads
     uint8 only, so a value it reads stays 8-bit even when the linear itself writes wide (a
     factorized embedding: GATHER -> FULLY_CONNECTED -> ADD)."""
     wide: set = set()
@@ -110,6 +113,28 @@ def wide_nodes(graph: FloatGraph) -> set:
                 all(u is not None and (u.op == "layer_norm" or (u.op == "add" and u in wide)) for u in users):
             wide.add(node)
     return wide
+
+
+def split_residual_norms(graph: FloatGraph) -> int:
+    """Rewrites `graph` in place so that a post-norm encoder's residual stream stays wide: a layer
+    norm whose output is both a wide add's operand (the next residual) and another op's input
+    (the next layer's linears, which read uint8) is computed twice, a wide copy for the adds.
+    Returns how many norms were split. (Smoothing, smoothing.py, already splits the norms it
+    smooths; this covers the others.)"""
+    wide = wide_nodes(graph)
+    count = 0
+    for node in list(graph.nodes):
+        if node.op != "layer_norm" or node in wide:
+            continue
+        residual = [u for u in graph.users(node) if u is not None and u.op == "add" and u in wide]
+        if not residual:
+            continue
+        copy = dataclasses.replace(node, name=f"{node.name}_residual", attrs=dict(node.attrs))
+        graph.nodes.insert(graph.nodes.index(node) + 1, copy)
+        for u in residual:
+            u.inputs = [copy if i is node else i for i in u.inputs]
+        count += 1
+    return count
 
 
 # The engine's LAYER_NORM widths (csrc/ops/layer_norm.cc): sum d^2 must fit 64 bits.
@@ -415,7 +440,7 @@ class Lowering(LayoutValues):
     def _layer_norm(self, node: Node):
         scale, zp = self.q[node]
         return self.b.layer_norm(self.plain(node.inputs[0]), node.attrs["weight"].numpy(), node.attrs["bias"].numpy(),
-                                 scale, zp, name=node.name), False
+                                 scale, zp, name=node.name, wide=node in self.wide), False
 
     def _permute(self, node: Node):
         src = node.inputs[0]

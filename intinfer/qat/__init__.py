@@ -34,7 +34,8 @@ from ..export import QuantizedModel, _as_inputs, _qparams, _wide_qparams
 from ..export.graph import (FloatGraph, Node, _apply_act, _eval, broadcast_leading, capture, gather_rows,
                             per_token)
 from ..export.lower import (SAME_QUANT, Lowering, check_engine_limits, check_weight_bits, check_weight_bits_names,
-                            lut_table, needs_observer, node_bits, quantize_constant, wide_nodes, writes_float)
+                            lut_table, needs_observer, node_bits, quantize_constant, split_residual_norms, wide_nodes,
+                            writes_float)
 from ..export.smoothing import smooth_layer_norms
 from ..quant import (activation_range, layer_scales, quantize_bias, quantize_weights, round_weights, softmax_constants,
                      weight_qmax)
@@ -364,6 +365,8 @@ class QATModel(torch.nn.Module):
             return I.gather(torch.from_numpy(codes.astype(np.int64)), scales, gather_rows(node, a[0]), qout,
                             node in self.wide)
         if op == "layer_norm":
+            if node in self.wide:
+                lo, hi = -I.WIDE_MAX, I.WIDE_MAX
             return I.layer_norm(a[0], qin[1], params["weight"], params["bias"], qout, lo, hi)
         if op == "softmax":
             relative = at.get("relative")
@@ -403,6 +406,7 @@ def prepare(model: torch.nn.Module, example_inputs, config: QATConfig | None = N
     node_masks = _node_masks(masks, graph) if masks is not None else None
     if smooth_with is not None:
         smooth_layer_norms(graph, [_as_inputs(b) for b in smooth_with])
+    split_residual_norms(graph)
     return QATModel(graph, config, node_masks)
 
 

@@ -248,15 +248,17 @@ void sweep_pool(const PoolRow& row, Cases& c) {
 }
 
 void sweep_transformer(const TransformerRow& row, Cases& c) {
-  for (bool wide : {false, true}) {
-    std::vector<size_t> widths;
-    for (size_t h = 1; h <= 70; ++h) widths.push_back(h);
-    for (size_t h : {size_t{384}, wide ? size_t{1024} : size_t{8192}}) widths.push_back(h);
-    for (size_t h : widths)
-      if (!c(LayerNormTester().h(h).rows(5).wide(wide).seed(c.next_seed()).Test(row))) return;
-    for (size_t b = 0; b < 6; ++b)
-      if (!c(LayerNormTester().h(37).rows(8).range(b, b + 1 + b % 3).wide(wide).seed(c.next_seed()).Test(row))) return;
-  }
+  for (bool wide : {false, true})
+    for (bool wide_output : {false, true}) {
+      std::vector<size_t> widths;
+      for (size_t h = 1; h <= 70; ++h) widths.push_back(h);
+      for (size_t h : {size_t{384}, wide ? size_t{1024} : size_t{8192}}) widths.push_back(h);
+      const auto t = [&] { return LayerNormTester().wide(wide).wide_output(wide_output).seed(c.next_seed()); };
+      for (size_t h : widths)
+        if (!c(t().h(h).rows(5).Test(row))) return;
+      for (size_t b = 0; b < 6; ++b)
+        if (!c(t().h(37).rows(8).range(b, b + 1 + b % 3).Test(row))) return;
+    }
   for (size_t n = 1; n <= 70; ++n)
     for (bool masked : {false, true})
       if (!c(SoftmaxTester().n(n).rows(5).masked(masked).seed(c.next_seed()).Test(row))) return;

@@ -1,7 +1,7 @@
 // The transformer-op testers. LAYER_NORM: parameters built from float gamma and beta exactly as
 // ops/layer_norm.cc builds them (flat channels for gamma 0 or too small included), the output
 // stage packed to the row's width with PackedLayerNorm, uint8 or wide input (constant rows
-// too: a variance of 0). SOFTMAX: an exponential table as the exporter writes it, with or
+// too: a variance of 0), uint8 or wide output. SOFTMAX: an exponential table as the exporter writes it, with or
 // without a mask (rows with nothing attended too), a scratch of n int32. GATHER into a wide
 // output: a table of int8 rows (or random bytes as rows of packed int4 / int2 codes), per-row
 // multipliers with left and right shifts, ids that repeat and skip rows.
@@ -26,6 +26,7 @@ class LayerNormTester {
   // Rows [begin, end) of the kernel call.
   LayerNormTester& range(size_t begin, size_t end) { begin_ = begin; end_ = end; return *this; }
   LayerNormTester& wide(bool v) { wide_ = v; return *this; }
+  LayerNormTester& wide_output(bool v) { wide_output_ = v; return *this; }
   LayerNormTester& seed(uint64_t v) { seed_ = v; return *this; }
 
   bool Test(const TransformerRow& row) const {
@@ -33,7 +34,9 @@ class LayerNormTester {
     std::vector<QuantizedMultiplier> multipliers;
     std::vector<int8_t> signs;
     std::vector<int32_t> offsets, biases;
-    const double s_out = rng.real(0.01, 0.1), root_h = std::sqrt(static_cast<double>(h_));
+    // A wide output's steps are finer: multipliers above 1 (left shifts) and clamping at +-kWideMax.
+    const double s_out = wide_output_ ? rng.real(0.0001, 0.01) : rng.real(0.01, 0.1);
+    const double root_h = std::sqrt(static_cast<double>(h_));
     constexpr double kMaxOffset = 2147483648.0 - 65536.0;
     for (size_t c = 0; c < h_; ++c) {
       const int kind = rng.uniform(0, 9);
@@ -51,10 +54,10 @@ class LayerNormTester {
       const double bias = flat ? std::round(b / s_out) : 0.0;
       biases.push_back(static_cast<int32_t>(std::fmax(-(1 << 24), std::fmin(1 << 24, bias))));
     }
-    OutputStage out;
-    out.zero_point = rng.uniform(0, 255);
+    const OutputStage out = wide_output_ ? OutputStage{0, -kWideMax, kWideMax} : OutputStage{rng.uniform(0, 255)};
     const int32_t zero_point = wide_ ? 0 : rng.uniform(0, 255);
-    const LayerNormParams p{h_, zero_point, multipliers.data(), signs.data(), offsets.data(), biases.data(), out};
+    const LayerNormParams p{h_, zero_point, multipliers.data(), signs.data(), offsets.data(), biases.data(), out,
+                            wide_output_};
     const PackedLayerNorm packed(p, row.width);
 
     std::vector<uint8_t> x8(rows_ * h_);
@@ -72,7 +75,23 @@ class LayerNormTester {
       }
     }
     const size_t end = std::min(end_, rows_), begin = std::min(begin_, end);
-    std::vector<uint8_t> got(rows_ * h_, 0xA5), want(got);
+    std::string why;
+    const bool ok = wide_output_ ? Compare<int32_t>(row, p, packed, x8, x32, begin, end, &why)
+                                 : Compare<uint8_t>(row, p, packed, x8, x32, begin, end, &why);
+    if (ok) return true;
+    std::printf("  %s layer_norm_%s->%s: h=%zu rows=%zu range=[%zu, %zu) seed=%llu: %s\n", row.name,
+                wide_ ? "wide" : "u8", wide_output_ ? "wide" : "u8", h_, rows_, begin_, end_,
+                static_cast<unsigned long long>(seed_), why.c_str());
+    return false;
+  }
+
+ private:
+  // The row's output against the reference's, rows outside [begin, end) left as they were.
+  template <typename Out>
+  bool Compare(const TransformerRow& row, const LayerNormParams& p, const PackedLayerNorm& packed,
+               const std::vector<uint8_t>& x8, const std::vector<int32_t>& x32, size_t begin, size_t end,
+               std::string* why) const {
+    std::vector<Out> got(rows_ * h_, static_cast<Out>(0xA5)), want(got);
     if (wide_) {
       row.layer_norm_wide(p, packed.view(), x32.data(), got.data(), begin, end);
       layer_norm_wide__ref(p, x32.data(), want.data(), begin, end);
@@ -80,16 +99,11 @@ class LayerNormTester {
       row.layer_norm_u8(p, packed.view(), x8.data(), got.data(), begin, end);
       layer_norm_u8__ref(p, x8.data(), want.data(), begin, end);
     }
-    std::string why;
-    if (same(got, want, h_, &why)) return true;
-    std::printf("  %s layer_norm_%s: h=%zu rows=%zu range=[%zu, %zu) seed=%llu: %s\n", row.name, wide_ ? "wide" : "u8",
-                h_, rows_, begin_, end_, static_cast<unsigned long long>(seed_), why.c_str());
-    return false;
+    return same(got, want, h_, why);
   }
 
- private:
   size_t h_ = 1, rows_ = 4, begin_ = 0, end_ = SIZE_MAX;
-  bool wide_ = false;
+  bool wide_ = false, wide_output_ = false;
   uint64_t seed_ = 1;
 };
 

@@ -104,9 +104,9 @@ void lut_u8__neon(const uint8_t* table, const uint8_t* x, uint8_t* y, size_t n);
 
 // Transformer ops: LAYER_NORM with its output stage packed to 4 channels; SOFTMAX, whose
 // exponentials are looked up one by one (NEON has no gather) and whose normalization is vector.
-void layer_norm_u8__neon(const LayerNormParams& p, const LayerNormView& w, const uint8_t* x, uint8_t* y,
+void layer_norm_u8__neon(const LayerNormParams& p, const LayerNormView& w, const uint8_t* x, void* y,
                          size_t row_begin, size_t row_end);
-void layer_norm_wide__neon(const LayerNormParams& p, const LayerNormView& w, const int32_t* x, uint8_t* y,
+void layer_norm_wide__neon(const LayerNormParams& p, const LayerNormView& w, const int32_t* x, void* y,
                            size_t row_begin, size_t row_end);
 // GATHER into a wide output: int8 rows 8 channels a step (other widths: the reference).
 void gather_rows_wide__neon(int bits, const void* table, size_t h, const QuantizedMultiplier* row_multipliers,

@@ -2,6 +2,7 @@
 
 #include <arm_neon.h>
 
+#include <type_traits>
 
 #include "../ref/kernels.h"
 #include "../transformer_math.h"
@@ -30,8 +31,8 @@ inline uint32x4_t mul_round_shift(uint32x4_t a, uint32x4_t b) {
 
 inline int64_t sum_lanes(int64x2_t v) { return vgetq_lane_s64(v, 0) + vgetq_lane_s64(v, 1); }
 
-template <typename T>
-void layer_norm_rows(const LayerNormParams& p, const LayerNormView& w, const T* x, uint8_t* y,
+template <typename T, typename Out>
+void layer_norm_rows(const LayerNormParams& p, const LayerNormView& w, const T* x, Out* y,
                      size_t row_begin, size_t row_end) {
   const size_t full = p.h / 4 * 4;
   const int32x4_t h = vdupq_n_s32(static_cast<int32_t>(p.h));
@@ -44,7 +45,7 @@ void layer_norm_rows(const LayerNormParams& p, const LayerNormView& w, const T* 
                 *right_shift = w.right_shift, *bias = w.bias;
   for (size_t r = row_begin; r < row_end; ++r) {
     const T* xr = x + r * p.h;
-    uint8_t* yr = y + r * p.h;
+    Out* yr = y + r * p.h;
     // sum(x - z) fits int32 (H <= 1024 for wide inputs, 8192 for uint8).
     // Summed as x, less full z at the end, modulo 2^32 (the true sum fits).
     uint32x4_t s = vdupq_n_u32(0);
@@ -78,11 +79,15 @@ void layer_norm_rows(const LayerNormParams& p, const LayerNormView& w, const T* 
       int32x4_t q = requantize_neon(signed_t, vld1q_s32(multiplier + c), vld1q_s32(left_shift + c),
                                     vnegq_s32(vld1q_s32(right_shift + c)));
       q = vminq_s32(vmaxq_s32(vaddq_s32(vaddq_s32(q, vld1q_s32(bias + c)), out_zp), lo), hi);
-      const uint16x4_t q16 = vqmovun_s32(q);
-      store4_u8(yr + c, vqmovn_u16(vcombine_u16(q16, q16)));
+      if constexpr (std::is_same_v<Out, int32_t>) {
+        vst1q_s32(yr + c, q);
+      } else {
+        const uint16x4_t q16 = vqmovun_s32(q);
+        store4_u8(yr + c, vqmovn_u16(vcombine_u16(q16, q16)));
+      }
     }
     for (size_t c = full; c < p.h; ++c)
-      yr[c] = layer_norm_output(p, hh * (static_cast<int64_t>(xr[c]) - p.input_zero_point) - sum, inv, c);
+      yr[c] = static_cast<Out>(layer_norm_output(p, hh * (static_cast<int64_t>(xr[c]) - p.input_zero_point) - sum, inv, c));
   }
 }
 
@@ -123,14 +128,14 @@ bool all_attended(size_t n, const uint8_t* mask) {
 
 }  // namespace
 
-void layer_norm_u8__neon(const LayerNormParams& p, const LayerNormView& w, const uint8_t* x, uint8_t* y,
+void layer_norm_u8__neon(const LayerNormParams& p, const LayerNormView& w, const uint8_t* x, void* y,
                          size_t row_begin, size_t row_end) {
-  layer_norm_rows(p, w, x, y, row_begin, row_end);
+  with_layer_norm_output(p, y, [&](auto* out) { layer_norm_rows(p, w, x, out, row_begin, row_end); });
 }
 
-void layer_norm_wide__neon(const LayerNormParams& p, const LayerNormView& w, const int32_t* x, uint8_t* y,
+void layer_norm_wide__neon(const LayerNormParams& p, const LayerNormView& w, const int32_t* x, void* y,
                            size_t row_begin, size_t row_end) {
-  layer_norm_rows(p, w, x, y, row_begin, row_end);
+  with_layer_norm_output(p, y, [&](auto* out) { layer_norm_rows(p, w, x, out, row_begin, row_end); });
 }
 
 void gather_rows_wide__neon(int bits, const void* table, size_t h, const QuantizedMultiplier* row_multipliers,

@@ -85,8 +85,8 @@ void gather_rows__ref(int bits, const void* table, size_t h, const QuantizedMult
                       const OutputStage& out, const int32_t* rows, size_t n_rows, uint8_t* y);
 
 // Rows [row_begin, row_end) of x [rows, H], uint8 or wide.
-void layer_norm_u8__ref(const LayerNormParams& p, const uint8_t* x, uint8_t* y, size_t row_begin, size_t row_end);
-void layer_norm_wide__ref(const LayerNormParams& p, const int32_t* x, uint8_t* y, size_t row_begin, size_t row_end);
+void layer_norm_u8__ref(const LayerNormParams& p, const uint8_t* x, void* y, size_t row_begin, size_t row_end);
+void layer_norm_wide__ref(const LayerNormParams& p, const int32_t* x, void* y, size_t row_begin, size_t row_end);
 
 // As gather_rows__ref into a wide output: clamp(requant(value, m_row), +-kWideMax).
 void gather_rows_wide__ref(int bits, const void* table, size_t h, const QuantizedMultiplier* row_multipliers,

@@ -22,13 +22,14 @@ void gather_rows__ref(int bits, const void* table, size_t h, const QuantizedMult
 
 namespace {
 
-// The LAYER_NORM row loop for any integer input type (uint8 with a zero point, or wide).
-template <typename T>
-void layer_norm_rows(const LayerNormParams& p, const T* x, uint8_t* y, size_t row_begin, size_t row_end) {
+// The LAYER_NORM row loop for any integer input type (uint8 with a zero point, or wide) and
+// output type (uint8 or wide).
+template <typename T, typename Out>
+void layer_norm_rows(const LayerNormParams& p, const T* x, Out* y, size_t row_begin, size_t row_end) {
   const int64_t h = static_cast<int64_t>(p.h);
   for (size_t r = row_begin; r < row_end; ++r) {
     const T* xr = x + r * p.h;
-    uint8_t* yr = y + r * p.h;
+    Out* yr = y + r * p.h;
     int64_t sum = 0;
     for (size_t c = 0; c < p.h; ++c) sum += static_cast<int64_t>(xr[c]) - p.input_zero_point;
     // d = H * (x - mean), exact; V = sum of d^2 = H^3 * variance.
@@ -40,18 +41,18 @@ void layer_norm_rows(const LayerNormParams& p, const T* x, uint8_t* y, size_t ro
     // t = d / sqrt(V) in Q15 = (x - mean) / std / sqrt(H).
     const int64_t inv = layer_norm_inverse(v);
     for (size_t c = 0; c < p.h; ++c)
-      yr[c] = layer_norm_output(p, h * (static_cast<int64_t>(xr[c]) - p.input_zero_point) - sum, inv, c);
+      yr[c] = static_cast<Out>(layer_norm_output(p, h * (static_cast<int64_t>(xr[c]) - p.input_zero_point) - sum, inv, c));
   }
 }
 
 }  // namespace
 
-void layer_norm_u8__ref(const LayerNormParams& p, const uint8_t* x, uint8_t* y, size_t row_begin, size_t row_end) {
-  layer_norm_rows(p, x, y, row_begin, row_end);
+void layer_norm_u8__ref(const LayerNormParams& p, const uint8_t* x, void* y, size_t row_begin, size_t row_end) {
+  with_layer_norm_output(p, y, [&](auto* out) { layer_norm_rows(p, x, out, row_begin, row_end); });
 }
 
-void layer_norm_wide__ref(const LayerNormParams& p, const int32_t* x, uint8_t* y, size_t row_begin, size_t row_end) {
-  layer_norm_rows(p, x, y, row_begin, row_end);
+void layer_norm_wide__ref(const LayerNormParams& p, const int32_t* x, void* y, size_t row_begin, size_t row_end) {
+  with_layer_norm_output(p, y, [&](auto* out) { layer_norm_rows(p, x, out, row_begin, row_end); });
 }
 
 void gather_rows_wide__ref(int bits, const void* table, size_t h, const QuantizedMultiplier* row_multipliers,

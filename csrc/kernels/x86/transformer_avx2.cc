@@ -2,6 +2,7 @@
 
 #include <immintrin.h>
 
+#include <type_traits>
 
 #include "../ref/kernels.h"
 #include "../transformer_math.h"
@@ -33,8 +34,8 @@ inline __m256i mul_shift31(__m256i a, __m256i b, __m256i nudge) {
   return _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
 }
 
-template <typename T>
-void layer_norm_rows(const LayerNormParams& p, const LayerNormView& w, const T* x, uint8_t* y,
+template <typename T, typename Out>
+void layer_norm_rows(const LayerNormParams& p, const LayerNormView& w, const T* x, Out* y,
                      size_t row_begin, size_t row_end) {
   const size_t full = p.h / 8 * 8;
   const __m256i zp = _mm256_set1_epi32(p.input_zero_point), h = _mm256_set1_epi32(static_cast<int32_t>(p.h));
@@ -43,7 +44,7 @@ void layer_norm_rows(const LayerNormParams& p, const LayerNormView& w, const T* 
   const __m256i nudge = _mm256_set1_epi64x(int64_t{1} << 30);
   for (size_t r = row_begin; r < row_end; ++r) {
     const T* xr = x + r * p.h;
-    uint8_t* yr = y + r * p.h;
+    Out* yr = y + r * p.h;
     // sum(x - z) fits int32: |x - z| <= 32767 and H <= 1024 for wide inputs, 255 and 8192 otherwise.
     __m256i s = _mm256_setzero_si256();
     for (size_t c = 0; c < full; c += 8) s = _mm256_add_epi32(s, load8(xr + c, zp));
@@ -79,11 +80,15 @@ void layer_norm_rows(const LayerNormParams& p, const LayerNormView& w, const T* 
       __m256i q = requantize_avx2(_mm256_add_epi32(_mm256_sign_epi32(t, at(w.sign)), at(w.offset)), at(w.multiplier),
                                   at(w.left_shift), at(w.right_shift));
       q = _mm256_min_epi32(_mm256_max_epi32(_mm256_add_epi32(_mm256_add_epi32(q, at(w.bias)), out_zp), lo), hi);
-      const __m128i q16 = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
-      _mm_storel_epi64(reinterpret_cast<__m128i*>(yr + c), _mm_packus_epi16(q16, q16));
+      if constexpr (std::is_same_v<Out, int32_t>) {
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(yr + c), q);
+      } else {
+        const __m128i q16 = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+        _mm_storel_epi64(reinterpret_cast<__m128i*>(yr + c), _mm_packus_epi16(q16, q16));
+      }
     }
     for (size_t c = full; c < p.h; ++c)
-      yr[c] = layer_norm_output(p, hh * (static_cast<int64_t>(xr[c]) - p.input_zero_point) - sum, inv, c);
+      yr[c] = static_cast<Out>(layer_norm_output(p, hh * (static_cast<int64_t>(xr[c]) - p.input_zero_point) - sum, inv, c));
   }
 }
 
@@ -114,14 +119,14 @@ int32_t softmax_row_max_avx2(size_t n, const uint8_t* x, const uint8_t* mask, ui
 
 }  // namespace
 
-void layer_norm_u8__avx2(const LayerNormParams& p, const LayerNormView& w, const uint8_t* x, uint8_t* y,
+void layer_norm_u8__avx2(const LayerNormParams& p, const LayerNormView& w, const uint8_t* x, void* y,
                          size_t row_begin, size_t row_end) {
-  layer_norm_rows(p, w, x, y, row_begin, row_end);
+  with_layer_norm_output(p, y, [&](auto* out) { layer_norm_rows(p, w, x, out, row_begin, row_end); });
 }
 
-void layer_norm_wide__avx2(const LayerNormParams& p, const LayerNormView& w, const int32_t* x, uint8_t* y,
+void layer_norm_wide__avx2(const LayerNormParams& p, const LayerNormView& w, const int32_t* x, void* y,
                            size_t row_begin, size_t row_end) {
-  layer_norm_rows(p, w, x, y, row_begin, row_end);
+  with_layer_norm_output(p, y, [&](auto* out) { layer_norm_rows(p, w, x, out, row_begin, row_end); });
 }
 
 void gather_rows_wide__avx2(int bits, const void* table, size_t h, const QuantizedMultiplier* row_multipliers,

@@ -63,9 +63,9 @@ void avg_pool_u8__avx2(const PoolParams& p, const uint8_t* x, uint8_t* y, size_t
 void max_pool_u8__avx2(const PoolParams& p, const uint8_t* x, uint8_t* y, size_t row_begin, size_t row_end);
 
 // Transformer ops: LAYER_NORM with its output stage packed to 8 channels, SOFTMAX.
-void layer_norm_u8__avx2(const LayerNormParams& p, const LayerNormView& w, const uint8_t* x, uint8_t* y,
+void layer_norm_u8__avx2(const LayerNormParams& p, const LayerNormView& w, const uint8_t* x, void* y,
                          size_t row_begin, size_t row_end);
-void layer_norm_wide__avx2(const LayerNormParams& p, const LayerNormView& w, const int32_t* x, uint8_t* y,
+void layer_norm_wide__avx2(const LayerNormParams& p, const LayerNormView& w, const int32_t* x, void* y,
                            size_t row_begin, size_t row_end);
 // GATHER into a wide output: int8 rows 8 channels a step (other widths: the reference).
 void gather_rows_wide__avx2(int bits, const void* table, size_t h, const QuantizedMultiplier* row_multipliers,
