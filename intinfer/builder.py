@@ -231,12 +231,18 @@ class GraphBuilder:
         return y
 
     def fully_connected(self, x: Tensor, w: Tensor, b: Tensor, scale: float | None, zero_point: int | None,
-                        act_min: int = 0, act_max: int = 255, name=None, wide: bool = False) -> Tensor:
+                        act_min: int = 0, act_max: int = 255, name=None, wide: bool = False,
+                        input_bound: int | None = None) -> Tensor:
         """scale None: a float32 output, the accumulator times s_in * s_w[c] (no requantization).
-        wide: an int32 output of 16-bit range (zero point 0), the real value over `scale` rounded."""
+        wide: an int32 output of 16-bit range (zero point 0), the real value over `scale` rounded.
+        input_bound: x is wide (int32, zero point 0), read within +-input_bound (1 .. 32767), with
+        dense int8 weights."""
         dtype = "int32" if wide else ("uint8" if scale is not None else "float32")
         y = self.activation(name or f"fc_{len(self.ops)}", dtype, scale, 0 if wide else zero_point)
-        self.op("FULLY_CONNECTED", [x, w, b], [y], name, act_min=act_min, act_max=act_max)
+        attrs = dict(act_min=act_min, act_max=act_max)
+        if input_bound is not None:
+            attrs["input_bound"] = int(input_bound)
+        self.op("FULLY_CONNECTED", [x, w, b], [y], name, **attrs)
         return y
 
     def _binary(self, type: str, a: Tensor, b: Tensor, scale, zero_point, act_min, act_max, name,
@@ -289,9 +295,11 @@ class GraphBuilder:
         """Indices [start, min(end, size)) of `axis`; an `end` past any size keeps the rest."""
         return self._same_q("SLICE", x, name, axis=int(axis), start=int(start), end=int(end))
 
-    def lut(self, x: Tensor, table: np.ndarray, scale: float, zero_point: int, name=None) -> Tensor:
-        t = self.constant(f"{name or 'lut'}_table", np.asarray(table, np.uint8))
-        y = self.activation(name or f"lut_{len(self.ops)}", "uint8", scale, zero_point)
+    def lut(self, x: Tensor, table: np.ndarray, scale: float, zero_point: int, name=None, wide: bool = False) -> Tensor:
+        """y = table[x]; wide: an int32 table (entries within +-32767) into a wide output (zero point 0)."""
+        t = self.constant(f"{name or 'lut'}_table", np.asarray(table, np.int32 if wide else np.uint8))
+        y = self.activation(name or f"lut_{len(self.ops)}", "int32" if wide else "uint8", scale,
+                            0 if wide else zero_point)
         self.op("LUT", [x, t], [y], name)
         return y
 

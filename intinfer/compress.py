@@ -65,11 +65,13 @@ class Prune:
 class Quantize:
     """The engine's integer model at `bits` (2-8, or a dict {module path: bits}): post-training
     quantization, or with `qat` quantization-aware distillation from the teacher for `epochs` at
-    `lr` (intinfer.qat: training sees the engine's own arithmetic). The last stage."""
+    `lr` (intinfer.qat: training sees the engine's own arithmetic). wide_ffn: as
+    `intinfer.quantize`'s (a transformer's FFN activation kept wide). The last stage."""
     bits: int | dict = 8
     qat: bool = False
     epochs: int = 1
     lr: float = 1e-5
+    wide_ffn: bool = False
     name: str = "quantize"
 
 
@@ -463,9 +465,10 @@ class _Pipeline:
         options = self.task.export_options(model)
         if not stage.qat:
             calibration = batches[:getattr(self.task, "calibration_batches", 8)]
-            return quantize(wrapped, calibration[0], calibration, weight_bits=stage.bits,
+            return quantize(wrapped, calibration[0], calibration, weight_bits=stage.bits, wide_ffn=stage.wide_ffn,
                             **options, **self.task.ptq_options())
-        student = qat.prepare(wrapped, batches[0], qat.QATConfig(weight_bits=stage.bits), masks=self.masks(model),
+        student = qat.prepare(wrapped, batches[0], qat.QATConfig(weight_bits=stage.bits, wide_ffn=stage.wide_ffn),
+                              masks=self.masks(model),
                               smooth_with=batches[:4] if self.task.ptq_options().get("smooth") else None,
                               **options).train()
         with torch.no_grad():

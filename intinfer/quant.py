@@ -85,11 +85,14 @@ def activation_range(act: str | None, scale: float, zero_point: int) -> tuple[in
 
 
 def make_lut(fn: Callable[[np.ndarray], np.ndarray], in_scale: float, in_zero_point: int, out_scale: float,
-             out_zero_point: int) -> np.ndarray:
-    """The 256-entry table of `fn` from the input's quantized domain to the output's."""
+             out_zero_point: int, wide_bound: int | None = None) -> np.ndarray:
+    """The 256-entry table of `fn` from the input's quantized domain to the output's: uint8, or
+    with `wide_bound` int32 entries within +-wide_bound (a wide output, zero point 0)."""
     real = np.float64(in_scale) * (np.arange(256, dtype=np.float64) - in_zero_point)
-    y = np.asarray(fn(real), np.float64)
-    return np.clip(np.rint(y / out_scale) + out_zero_point, 0, 255).astype(np.uint8)
+    y = np.rint(np.asarray(fn(real), np.float64) / out_scale)
+    if wide_bound is not None:
+        return np.clip(y, -wide_bound, wide_bound).astype(np.int32)
+    return np.clip(y + out_zero_point, 0, 255).astype(np.uint8)
 
 
 def _gelu(x):

@@ -306,10 +306,15 @@ def max_pool(x, kernel, strides=None, pads=0, act_min: int = 0, act_max: int = 2
 
 
 def lut(x, table) -> np.ndarray:
-    table = np.asarray(table, np.uint8)
+    """table[x]: a uint8 table, or an int32 one (entries within +-32767) into a wide output."""
+    table = np.asarray(table)
     if table.shape != (256,):
         raise ValueError(f"a LUT table has 256 entries, got shape {table.shape}")
-    return table[np.asarray(x, np.uint8)]
+    if table.dtype == np.int32:
+        if np.abs(table.astype(np.int64)).max() > WIDE_MAX:
+            raise ValueError("a wide LUT's entries lie within +-32767")
+        return table[np.asarray(x, np.uint8)]
+    return table.astype(np.uint8)[np.asarray(x, np.uint8)]
 
 
 def clamp(x, act_min: int, act_max: int) -> np.ndarray:
@@ -522,6 +527,9 @@ def _op_conv2d(op, args):
 
 def _op_fully_connected(op, args):
     x, t_in, t_out, w_scales = args[0], op.inputs[0], op.outputs[0], op.inputs[1].scales
+    if t_in.dtype == "int32":  # a wide input, read within +-input_bound
+        bound = int(op.attrs.get("input_bound", WIDE_MAX))
+        x = np.clip(np.asarray(x, np.int64), -bound, bound)
     if t_out.dtype == "float32":
         return fully_connected_float(x, *_qp(t_in), args[1], w_scales, args[2])
     if t_out.dtype == "int32":

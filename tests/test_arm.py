@@ -87,12 +87,14 @@ def _cases() -> dict:
             n = f"{kind}_{name}"
             cases[n] = lambda n=n, c=c, build=build: build(_rng(n), c)
     # The transformer ops (MATMUL on the SDOT kernel where the core has the dot product, else on the
-    # NEON int16 GEMM; the others on their NEON or reference kernels).
+    # NEON int16 GEMM; a wide input's FULLY_CONNECTED on gemm_s16s8_4x8__neon; the others on their
+    # NEON or reference kernels).
     for kind, table, build in (("gather", tto.GATHER_CASES, tto.gather_graph),
                                ("layer_norm", tto.LAYER_NORM_CASES, lambda r, **c: tto.layer_norm_graph(r, **c)[:2]),
                                ("softmax", tto.SOFTMAX_CASES, tto.softmax_graph),
                                ("matmul", tto.MATMUL_CASES, tto.matmul_graph),
-                               ("add_wide", tto.ADD_WIDE_CASES, tto.add_wide_graph)):
+                               ("add_wide", tto.ADD_WIDE_CASES, tto.add_wide_graph),
+                               ("wide_input_fc", tto.WIDE_INPUT_FC_CASES, tto.wide_input_fc_graph)):
         for name, c in table.items():
             n = f"{kind}_{name}"
             cases[n] = lambda n=n, c=c, build=build: build(_rng(n), **c)

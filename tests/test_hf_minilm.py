@@ -75,9 +75,9 @@ def test_hf_bert_through_quantize_tracks_fp32(hf_minilm):
     unit = lambda a: a / np.linalg.norm(a, axis=1, keepdims=True)  # noqa: E731
     cosine = (unit(want) * unit(got)).sum(1)
     print(f"\nheld-out cosine with fp32: mean {cosine.mean():.4f}, min {cosine.min():.4f}")
-    # As the project's own MiniLM (tests/test_minilm.py, same options): 0.989 mean, 0.96 min.
-    assert cosine.mean() >= 0.985, cosine.mean()
-    assert cosine.min() >= 0.95, cosine.min()
+    # As the project's own MiniLM (tests/test_minilm.py, same options): 0.995 mean, 0.985 min.
+    assert cosine.mean() >= 0.993, cosine.mean()
+    assert cosine.min() >= 0.975, cosine.min()
 
 
 def test_hf_minilm_example_ptq_and_qat():
@@ -87,5 +87,5 @@ def test_hf_minilm_example_ptq_and_qat():
 
     (_, ptq), (_, qat) = load_example("hf_minilm").run(qat_epochs=1)
     assert ptq.stage == qat.stage == "quantize"
-    assert ptq.quality["cosine"] >= 0.985 and qat.quality["cosine"] >= 0.985, (ptq.quality, qat.quality)
+    assert ptq.quality["cosine"] >= 0.99 and qat.quality["cosine"] >= 0.99, (ptq.quality, qat.quality)
     assert qat.quality["spearman_teacher"] >= 0.99

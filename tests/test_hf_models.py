@@ -14,6 +14,7 @@ transformers = pytest.importorskip("transformers", reason="installed by scripts/
 
 import intinfer  # noqa: E402
 from intinfer import qat  # noqa: E402
+from intinfer.export import ExportError  # noqa: E402
 from test_qat import engine_and_oracle  # noqa: E402
 
 VOCAB = 60
@@ -220,6 +221,52 @@ def test_engine_equals_the_qat_eval_model_bit_for_bit(name):
         xs = batch(model, n, s, gen)
         want, _ = engine_and_oracle(qm, xs, num_threads=1 + n % 2)
         np.testing.assert_array_equal(qm(*xs).numpy(), want)
+
+
+@pytest.mark.parametrize("name", ["bert_sdpa_mean", "mpnet_eager_mean", "distilbert_eager_hidden"])
+def test_wide_ffn_reads_the_ffn_activation_wide(name):
+    """wide_ffn: each FFN's GELU table writes int32 codes within the bound its linear's depth
+    allows (K x 127 x bound <= 2^30), the linear reads them as int16 (dense int8 weights), the
+    post-norm residual norms write wide; the engine tracks torch and equals intinfer.qat's eval
+    model (and the oracle) bit for bit."""
+    model = MODELS[name]().eval()
+    gen = torch.Generator().manual_seed(5)
+    calibration = [batch(model, 4, 4 + i % (MAX_SEQ - 3), gen) for i in range(8)]
+    q = intinfer.quantize(model, calibration[0], calibration, dynamic_shapes=dynamic(model), wide_ffn=True)
+    luts = [op for op in q.builder.ops if op.type == "LUT"]
+    readers = [op for op in q.builder.ops if op.type == "FULLY_CONNECTED" and op.inputs[0].dtype == "int32"]
+    assert luts and all(op.outputs[0].dtype == "int32" for op in luts)
+    assert len(readers) == len(luts)
+    for op in readers:
+        k = op.inputs[1].shape[1]
+        assert op.attrs["input_bound"] == min(32767, (1 << 30) // (127 * k)) and op.inputs[1].dtype == "int8"
+    assert any(op.type == "LAYER_NORM" and op.outputs[0].dtype == "int32" for op in q.builder.ops)
+    m = q.load(num_threads=2)
+    for n, s in SHAPES:
+        xs = batch(model, n, s, gen)
+        with torch.no_grad():
+            want = real_positions(model(*xs), xs[1]).numpy()
+        got = real_positions(torch.from_numpy(m.run([x.numpy() for x in xs])), xs[1]).numpy()
+        c = cosine(got, want)
+        assert c.mean() >= 0.99 and c.min() >= 0.97, (n, s, c.mean(), c.min())
+    qm = qat.prepare(model, calibration[0], qat.QATConfig(wide_ffn=True), dynamic_shapes=dynamic(model)).train()
+    with torch.no_grad():
+        for xs in calibration[:4]:
+            qm(*xs)
+    qm.eval()
+    for n, s in SHAPES:
+        xs = batch(model, n, s, gen)
+        want, _ = engine_and_oracle(qm, xs, num_threads=1 + n % 2)
+        np.testing.assert_array_equal(qm(*xs).numpy(), want)
+
+
+def test_wide_ffn_refuses_a_wide_input_linear_below_8_bits():
+    model = MODELS["bert_sdpa_mean"]().eval()
+    gen = torch.Generator().manual_seed(6)
+    xs = batch(model, 2, 6, gen)
+    with pytest.raises(ExportError, match=r"linear '.*' at .* reads a wide input \(wide_ffn\), which takes "
+                                          r"8-bit weights; weight_bits gives it 4"):
+        intinfer.quantize(model, xs, [xs], dynamic_shapes=dynamic(model), wide_ffn=True, weight_bits=4)
 
 
 @pytest.mark.parametrize("name", ["roberta_sdpa_mean", "roberta_eager_hidden", "mpnet_eager_mean",

@@ -46,10 +46,10 @@ def test_sentence_embeddings_track_fp32(minilm):
     got = Int8SentenceEncoder(q.to_bytes(), model.tokenizer, num_threads=2).embed(sentences)
     cosine = (want * got).sum(1)  # both L2-normalized
     print(f"\nheld-out cosine with fp32: mean {cosine.mean():.4f}, min {cosine.min():.4f}")
-    # Measured 0.989 mean / 0.96 min with nearest rounding (docs/transformers.md); the issue's
-    # target (0.99 / 0.98) is not quite met: the bounds guard what is reached.
-    assert cosine.mean() >= 0.985, cosine.mean()
-    assert cosine.min() >= 0.95, cosine.min()
+    # Measured 0.9953 mean / 0.9822 min with nearest rounding since the norms write the residual
+    # stream wide (docs/transformers.md); the bounds guard what is reached.
+    assert cosine.mean() >= 0.993, cosine.mean()
+    assert cosine.min() >= 0.975, cosine.min()
 
 
 def test_similarity_ranking_agrees_with_fp32(minilm):

@@ -484,6 +484,87 @@ def test_layer_norm_of_wide_input_with_outlier_channels(rng):
     assert errors[False] > 3 * errors[True], errors
 
 
+def wide_input_fc_graph(rng, shape, n, bound, out="u8"):
+    """A LUT into a wide output (the FFN's GELU, entries within +-bound) read by a FULLY_CONNECTED
+    with a wide input, and the graph's uint8 input."""
+    k = shape[-1]
+    x = u8(rng, shape)
+    table = np.rint(np.tanh(np.linspace(-3, 3, 256)) * bound).astype(np.int32)
+    w, ws = quant.quantize_weights(rng.normal(0, 0.05, (n, k)))
+    bias = rng.integers(-5000, 5000, n).astype(np.int32)
+    b = GraphBuilder()
+    xt = b.input("x", shape, "uint8", 0.05, 128)
+    h = b.lut(xt, table, 1.0 / bound, 0, wide=True)
+    scale = {"u8": 0.05, "float": None, "wide": 20 / 32767}[out]
+    b.output(b.fully_connected(h, b.constant("w", w, "int8", scale=ws), b.constant("b", bias), scale,
+                               None if out == "wide" else (128 if scale else None), wide=out == "wide",
+                               input_bound=bound))
+    return b, x
+
+
+WIDE_INPUT_FC_CASES = {
+    "u8_out_2x5x96": dict(shape=(2, 5, 96), n=40, bound=2752),
+    "float_out_3x37": dict(shape=(3, 37), n=19, bound=32767),
+    "wide_out_2x9x64": dict(shape=(2, 9, 64), n=33, bound=5504),
+    "one_row_many_channels": dict(shape=(1, 1, 48), n=130, bound=1000),
+    "rows_13_K300_N40": dict(shape=(13, 300), n=40, bound=28000, out="float"),
+}
+
+
+@pytest.mark.parametrize("case", WIDE_INPUT_FC_CASES.values(), ids=WIDE_INPUT_FC_CASES.keys())
+def test_fully_connected_of_a_wide_lut_output(case, rng):
+    """The FFN's second linear reading its GELU's output wide: LUT into int32 entries, then the
+    int16-activation GEMM (gemm_s16_table) on every path, uint8 / float / wide outputs."""
+    b, x = wide_input_fc_graph(rng, **case)
+    got = check_graph(b, x, threads=THREADS)
+    assert got.shape == case["shape"][:-1] + (case["n"],)
+
+
+def test_a_wide_input_is_read_within_its_bound(rng):
+    """Values of a wide input beyond the op's input_bound are clamped to it (so the accumulator
+    bound proven at load holds whatever the input): the same result as the input clamped first."""
+    x = rng.integers(-32767, 32768, (4, 24)).astype(np.int32)
+    w, ws = quant.quantize_weights(rng.normal(0, 0.05, (10, 24)))
+    outs = {}
+    for name, data in (("raw", x), ("clamped", np.clip(x, -300, 300))):
+        b = GraphBuilder()
+        xt = b.input("x", x.shape, "int32", 0.01, 0)
+        b.output(b.fully_connected(xt, b.constant("w", w, "int8", scale=ws), b.constant("b", np.zeros(10, np.int32)),
+                                   None, None, input_bound=300))
+        outs[name] = check_graph(b, data, threads=(1, 2))
+    np.testing.assert_array_equal(outs["raw"], outs["clamped"])
+    assert not np.array_equal(np.clip(x, -300, 300), x)
+
+
+def test_a_wide_input_refuses_what_could_overflow_or_is_not_int8(rng):
+    def load(k, bound, dtype="int8"):
+        b = GraphBuilder()
+        xt = b.input("x", (1, k), "int32", 0.01, 0)
+        w = np.full((2, k), 7 if dtype == "int4" else 127, np.int8)
+        b.output(b.fully_connected(xt, b.constant("w", w, dtype, scale=np.full(2, 0.01)),
+                                   b.constant("b", np.zeros(2, np.int32)), None, None, input_bound=bound))
+        return load_graph(b)
+
+    load(516, 32767)  # 516 * 127 * 32767 < 2^31
+    with pytest.raises(intinfer.ModelError, match=r"reduction depth 517 with inputs within \+-32767 could overflow"):
+        load(517, 32767)
+    load(6144, 2752)
+    with pytest.raises(intinfer.ModelError, match="a wide input takes dense int8 weights"):
+        load(16, 100, "int4")
+    with pytest.raises(intinfer.ModelError, match=r"input_bound 0 is outside \[1, 32767\]"):
+        load(16, 0)
+
+
+def test_a_wide_lut_refuses_entries_beyond_16_bits(rng):
+    b = GraphBuilder()
+    xt = b.input("x", (2, 3), "uint8", 0.05, 128)
+    table = np.zeros(256, np.int32)
+    table[7] = 40000
+    b.output(b.lut(xt, table, 0.001, 0, wide=True))
+    with pytest.raises(intinfer.ModelError, match=r"entry 7 is 40000, outside a wide output's \+-32767"):
+        load_graph(b)
+
+
 def test_wide_tensors_need_zero_point_zero():
     b = GraphBuilder()
     xt = b.input("x", (2, 4), "int32", 0.01, 5)

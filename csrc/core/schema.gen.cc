@@ -37,9 +37,11 @@ const AttrSchema kConv2dAttrs[] = {
 };
 const int64_t kFullyConnectedActMinDefault[] = {0};
 const int64_t kFullyConnectedActMaxDefault[] = {255};
+const int64_t kFullyConnectedInputBoundDefault[] = {32767};
 const AttrSchema kFullyConnectedAttrs[] = {
     {"act_min", 1, false, kFullyConnectedActMinDefault, 1, 0.0f, nullptr},
     {"act_max", 1, false, kFullyConnectedActMaxDefault, 1, 0.0f, nullptr},
+    {"input_bound", 1, false, kFullyConnectedInputBoundDefault, 1, 0.0f, nullptr},
 };
 const int64_t kAddActMinDefault[] = {0};
 const int64_t kAddActMaxDefault[] = {255};
@@ -138,7 +140,7 @@ const OpSchema kOpTable[] = {
     {"QUANTIZE", nullptr, 0},
     {"DEQUANTIZE", nullptr, 0},
     {"CONV2D", kConv2dAttrs, 6},
-    {"FULLY_CONNECTED", kFullyConnectedAttrs, 2},
+    {"FULLY_CONNECTED", kFullyConnectedAttrs, 3},
     {"ADD", kAddAttrs, 2},
     {"CONCAT", kConcatAttrs, 1},
     {"AVG_POOL", kAvgPoolAttrs, 6},

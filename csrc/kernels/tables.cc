@@ -102,6 +102,20 @@ void softmax_ref(const SoftmaxParams& p, const uint8_t* x, const uint8_t* const*
 
 constexpr TileLayout kInPlace{};
 
+// The GEMM of a wide input: x holds int16 rows (x_stride in bytes).
+void gemm_s16__ref(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride, void* y,
+                   size_t y_stride, size_t rows, size_t, size_t, void*) {
+  const GemmParams p{1, w.n, w.k, out, w.multipliers};
+  const auto* codes = static_cast<const int8_t*>(w.weights);
+  for (size_t r = 0; r < rows; ++r) {
+    const auto* xr = reinterpret_cast<const int16_t*>(x + r * x_stride);
+    if (w.output_scales != nullptr)
+      gemm_s16s8_f32__ref(p, w.output_scales, xr, codes, w.bias, static_cast<float*>(y) + r * y_stride, 0, 1);
+    else
+      gemm_s16s8__ref(p, xr, codes, w.bias, static_cast<uint8_t*>(y) + r * y_stride, 0, 1);
+  }
+}
+
 const GemmRow kGemmRows[] = {
 #if defined(INTINFER_HAVE_AVX2)
     {"gemm_u8s8_4x16c4__avxvnni", kFeatureAvx2 | kFeatureAvxVnni, dense_s8, {4, 16, 4, 4, 1, 0, nullptr},
@@ -141,6 +155,16 @@ const GemmRow kGemmRows[] = {
      gemm_u8bs8_8x1c4__neon},
 #endif
     {"gemm_u8s8__ref", 0, gemm_any, kInPlace, gemm__ref},
+};
+
+const GemmRow kGemmS16Rows[] = {
+#if defined(INTINFER_HAVE_AVX2)
+    {"gemm_s16s8_4x16c2__avx2", kFeatureAvx2, dense_s8, {4, 16, 2, 2, 2, 0, nullptr}, gemm_s16s8_4x16c2__avx2},
+#endif
+#if defined(INTINFER_HAVE_NEON)
+    {"gemm_s16s8_4x8__neon", kFeatureNeon, dense_s8, {4, 8, 1, 8, 2, 0, nullptr}, gemm_s16s8_4x8__neon},
+#endif
+    {"gemm_s16s8__ref", 0, dense_s8, kInPlace, gemm_s16__ref},
 };
 
 const DwconvRow kDwconvRows[] = {
@@ -220,6 +244,7 @@ const Row& first(KernelTable<Row> t, Features features, Accepts&& accepts) {
 }  // namespace
 
 KernelTable<GemmRow> gemm_table() { return table(kGemmRows); }
+KernelTable<GemmRow> gemm_s16_table() { return table(kGemmS16Rows); }
 KernelTable<DwconvRow> dwconv_table() { return table(kDwconvRows); }
 KernelTable<ElementwiseRow> elementwise_table() { return table(kElementwiseRows); }
 KernelTable<PoolRow> pool_table() { return table(kPoolRows); }

@@ -97,6 +97,9 @@ struct KernelTable {
 };
 
 KernelTable<GemmRow> gemm_table();
+// The GEMM of a FULLY_CONNECTED's wide input: the same GemmFn with x int16 rows (x_stride in
+// bytes; the op narrows the int32 input to its input bound first) and int8 weights.
+KernelTable<GemmRow> gemm_s16_table();
 KernelTable<DwconvRow> dwconv_table();
 KernelTable<ElementwiseRow> elementwise_table();
 KernelTable<PoolRow> pool_table();

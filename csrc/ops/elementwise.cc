@@ -1,5 +1,8 @@
 // Unary elementwise ops: LUT, CLAMP, QUANTIZE, DEQUANTIZE.
+#include <array>
+#include <cstring>
 #include <functional>
+#include <memory>
 
 #include "../kernels/ref/kernels.h"
 #include "../kernels/tables.h"
@@ -34,11 +37,25 @@ class Unary : public Op {
 std::unique_ptr<Op> make_lut(const OpContext& ctx) {
   ctx.expect_io(2, 2, 1);
   ctx.expect_quantized_u8(ctx.input(0), "input");
-  ctx.expect_quantized_u8(ctx.output(0), "output");
   const TensorDesc& table = ctx.input(1);
-  ctx.expect_dtype(table, DType::kUInt8, "table");
+  const bool wide = OpContext::is_wide(ctx.output(0));
+  if (wide)
+    ctx.expect_wide(ctx.output(0), "output");
+  else
+    ctx.expect_quantized_u8(ctx.output(0), "output");
+  ctx.expect_dtype(table, wide ? DType::kInt32 : DType::kUInt8, "table");
   ctx.expect_constant(table, "table");
   if (table.numel() != 256) ctx.fail("table '", table.name, "' has ", table.numel(), " entries, expected 256");
+  if (wide) {  // int32 entries into a wide output, on every path
+    auto t = std::make_shared<std::array<int32_t, 256>>();
+    std::memcpy(t->data(), table.data, sizeof(*t));
+    for (int i = 0; i < 256; ++i)
+      if ((*t)[i] < -kWideMax || (*t)[i] > kWideMax)
+        ctx.fail("table '", table.name, "' entry ", i, " is ", (*t)[i], ", outside a wide output's +-", kWideMax);
+    return std::make_unique<Unary>([t](const void* x, void* y, size_t n) {
+      lut_wide__ref(t->data(), static_cast<const uint8_t*>(x), static_cast<int32_t*>(y), n);
+    }, 1, sizeof(int32_t));
+  }
   const uint8_t* t = table.data;
   const auto kernel = select(elementwise_table(), ctx.features()).lut;
   return std::make_unique<Unary>([t, kernel](const void* x, void* y, size_t n) {

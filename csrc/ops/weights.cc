@@ -26,8 +26,11 @@ std::vector<int64_t> sparse_sums(const BlockSparseRows& blocks, size_t channels,
 }  // namespace
 
 QuantizedWeights read_weights(const OpContext& ctx, const TensorDesc& x, const TensorDesc& w, const TensorDesc& b,
-                              bool float_output_ok) {
-  ctx.expect_quantized_u8(x, "input");
+                              bool float_output_ok, int32_t wide_input_bound) {
+  if (wide_input_bound > 0)
+    ctx.expect_wide(x, "input");
+  else
+    ctx.expect_quantized_u8(x, "input");
   // A wide (int32) output is computed through the real-valued output, then quantized.
   const DType out = ctx.output(0).dtype;
   const bool float_output = float_output_ok && (out == DType::kFloat32 || out == DType::kInt32);
@@ -59,9 +62,18 @@ QuantizedWeights read_weights(const OpContext& ctx, const TensorDesc& x, const T
     ctx.fail("weights '", w.name, "' must be quantized per output channel (axis 0), not axis ", w.axis);
   for (int32_t z : w.zero_points)
     if (z != 0) ctx.fail("weights '", w.name, "' must be symmetric (zero point 0), found ", z);
-  const int64_t max_products = max_accumulator(p.format, p.depth);
-  if (max_products > std::numeric_limits<int32_t>::max())
+  if (wide_input_bound > 0 && (sparse || bits != 8))
+    ctx.fail("weights '", w.name, "' are ", sparse ? "block-sparse" : dtype_name(w.dtype),
+             "; a wide input takes dense int8 weights");
+  const int64_t max_products = wide_input_bound > 0
+                                   ? int64_t{wide_input_bound} * p.format.max_abs * static_cast<int64_t>(p.depth)
+                                   : max_accumulator(p.format, p.depth);
+  if (max_products > std::numeric_limits<int32_t>::max()) {
+    if (wide_input_bound > 0)
+      ctx.fail("reduction depth ", p.depth, " with inputs within +-", wide_input_bound,
+               " could overflow the int32 accumulator");
     ctx.fail("reduction depth ", p.depth, " could overflow the int32 accumulator");
+  }
 
   p.codes = w.data;
   std::vector<int32_t> bias(p.channels);

@@ -37,7 +37,9 @@ struct QuantizedWeights {
 };
 
 // With `float_output_ok`, a float32 output gets the accumulator scaled to real values instead.
+// wide_input_bound > 0: x is a wide input read within +-wide_input_bound (FULLY_CONNECTED), which
+// takes dense int8 weights; the accumulator bound is proven with it in place of uint8's 255.
 QuantizedWeights read_weights(const OpContext& ctx, const TensorDesc& x, const TensorDesc& w, const TensorDesc& b,
-                              bool float_output_ok = false);
+                              bool float_output_ok = false, int32_t wide_input_bound = 0);
 
 }  // namespace intinfer

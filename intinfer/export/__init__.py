@@ -15,8 +15,8 @@ from ..quant import choose_qparams
 from .bias_correction import BiasCorrection
 from .gptq import InputStatistics
 from .graph import ExportError, FloatGraph, Unsupported, capture, expected_shapes_match, find_unsupported
-from .lower import (Lowering, check_engine_limits, check_weight_bits, check_weight_bits_names,
-                    needs_observer, split_residual_norms, wide_nodes)
+from .lower import (WIDE_MAX, Lowering, check_engine_limits, check_weight_bits, check_weight_bits_names,
+                    needs_observer, split_residual_norms, wide_bounds, wide_nodes)
 from .observers import OBSERVERS, make_observer
 from .smoothing import smooth_layer_norms
 from .torch_ao import import_quantized
@@ -69,7 +69,8 @@ DEFAULT_BIAS_CORRECTION = "weights"
 def quantize(model: torch.nn.Module, example_inputs, calibration: Iterable, observer: str = "minmax",
              weight_rounding: str = "gptq", bias_correction: bool | str = True, report_batches: int = 4,
              dynamic_shapes=None, symmetric_activations: bool = False, smooth: bool = False,
-             weight_bits: int | dict = 8, sparse_weights: bool = True, **observer_options) -> "QuantizedModel":
+             weight_bits: int | dict = 8, sparse_weights: bool = True, wide_ffn: bool = False,
+             **observer_options) -> "QuantizedModel":
     """Post-training quantization of a float model.
 
     example_inputs: a tensor or tuple of tensors, as for torch.export (the batch size may differ
@@ -99,6 +100,10 @@ def quantize(model: torch.nn.Module, example_inputs, calibration: Iterable, obse
     for a layer that multiplies one row a sample, as a classifier on [batch, features]) are stored
     block-sparse, which the engine multiplies faster (docs/pruning.md); False stores every layer
     dense.
+    wide_ffn: the output of an elementwise function that only linear layers read (a
+    transformer's FFN activation, GELU) is kept wide, up to 15 bits (the most the readers'
+    accumulators allow) instead of uint8, and those linears multiply it as int16 with int8
+    weights (slower kernels; all-mpnet-base-v2 needs it, docs/transformers.md).
 
     Memory grows with the size of a calibration batch (and of the `report_batches` kept ones),
     not with their number (docs/exporter.md, Memory). Torch runs on one thread during the call,
@@ -126,8 +131,9 @@ def quantize(model: torch.nn.Module, example_inputs, calibration: Iterable, obse
         calibration = list(calibration)  # read twice: the smoothing ranges, then the observers
         smooth_layer_norms(graph, [_as_inputs(b) for b in calibration[:report_batches]])
     split_residual_norms(graph)
-    wide = wide_nodes(graph)
-    check_engine_limits(graph, wide)
+    wide = wide_nodes(graph, wide_ffn)
+    check_engine_limits(graph, wide, weight_bits)
+    bounds = wide_bounds(graph, wide)
     # Wide values keep their outliers: 16 bits leave room for them, so their ranges are not clipped.
     observers = {n: make_observer("minmax") if n in wide else make_observer(observer, **observer_options)
                  for n in graph.nodes if needs_observer(n)}
@@ -156,13 +162,14 @@ def quantize(model: torch.nn.Module, example_inputs, calibration: Iterable, obse
         count += 1
     if count == 0:
         raise ValueError("the calibration set is empty: give at least one batch of representative inputs")
-    qparams = {node: _wide_qparams(*obs.range()) if node in wide else _qparams(*obs.range(), symmetric_activations)
-               for node, obs in observers.items()}
+    qparams = {node: _wide_qparams(*obs.range(), bounds[node]) if node in wide
+               else _qparams(*obs.range(), symmetric_activations) for node, obs in observers.items()}
     observers.clear()  # their samples (percentile, mse: 1 MB each) are not needed by the lowering
     correction = BiasCorrection(graph, kept, correction_mode) if correction_mode else None
     lowering = Lowering(graph, qparams, {"producer": "intinfer.quantize", "observer": observer,
                                          "weight_rounding": weight_rounding, "bias_correction": str(correction_mode),
-                                         "weight_bits": json.dumps(weight_bits, sort_keys=True)},
+                                         "weight_bits": json.dumps(weight_bits, sort_keys=True),
+                                         "wide_ffn": str(bool(wide_ffn))},
                         stats, correction, wide, weight_bits, sparse_weights)
     return QuantizedModel(lowering.run(), graph, lowering, kept)
 
@@ -174,8 +181,9 @@ def _qparams(lo: float, hi: float, symmetric: bool) -> tuple[float, int]:
     return float(np.float32(m / 127.0)), 128  # q = x / s + 128 in [1, 255]: int8 shifted by 128
 
 
-def _wide_qparams(lo: float, hi: float) -> tuple[float, int]:
-    return float(np.float32(max(-float(lo), float(hi), 1e-8) / 32767.0)), 0
+def _wide_qparams(lo: float, hi: float, bound: int = WIDE_MAX) -> tuple[float, int]:
+    """A wide value's (scale, zero point 0): its largest magnitude at code +-bound."""
+    return float(np.float32(max(-float(lo), float(hi), 1e-8) / bound)), 0
 
 
 class QuantizedModel:

@@ -99,20 +99,38 @@ def node_bits(weight_bits, node: Node) -> int:
 WIDE_OPS = {"add", "linear", "gather", "layer_norm"}
 
 
-def wide_nodes(graph: FloatGraph) -> set:
+def wide_nodes(graph: FloatGraph, wide_ffn: bool = False) -> set:
     """The residual stream of a transformer: values whose every reader is a layer norm or a wide
     add (the embedding sums, the residual adds, the layers that feed them and a post-norm
     encoder's norms, whose output is the next residual add's input). Their outlier channels
-    would leave 8 bits no room for the rest, so they are kept wide. A linear layer reads
-    uint8 only, so a value it reads stays 8-bit even when the linear itself writes wide (a
-    factorized embedding: GATHER -> FULLY_CONNECTED -> ADD)."""
+    would leave 8 bits no room for the rest, so they are kept wide. A value a linear layer reads
+    stays 8-bit even when the linear itself writes wide (a factorized embedding: GATHER ->
+    FULLY_CONNECTED -> ADD), except, with `wide_ffn`, an elementwise function's output (a LUT:
+    the FFN's GELU) that only linear layers read: those read it wide, within wide_bounds'."""
     wide: set = set()
     for node in reversed(graph.nodes):
         users = graph.users(node)
         if node.op in WIDE_OPS and node.act is None and users and \
                 all(u is not None and (u.op == "layer_norm" or (u.op == "add" and u in wide)) for u in users):
             wide.add(node)
+        elif wide_ffn and node.op == "lut" and node.act is None and users and \
+                all(u is not None and u.op == "linear" and u.inputs[0] is node for u in users):
+            wide.add(node)
     return wide
+
+
+WIDE_MAX = 32767
+
+
+def wide_bounds(graph: FloatGraph, wide: set) -> dict:
+    """{wide node: the bound of its values}: 32767 (16 bits), or for a value linear layers read
+    the largest bound with K x 127 x bound <= 2^30 for every reader (ops/weights.cc proves the
+    int32 accumulator at load; the other 2^30 are the bias's)."""
+    bounds = {}
+    for node in wide:
+        depths = [u.attrs["weight"].shape[1] for u in graph.users(node) if u is not None and u.op == "linear"]
+        bounds[node] = min(WIDE_MAX, (1 << 30) // (127 * max(depths))) if depths else WIDE_MAX
+    return bounds
 
 
 def split_residual_norms(graph: FloatGraph) -> int:
@@ -142,9 +160,13 @@ LAYER_NORM_MAX_WIDTH = 8192
 LAYER_NORM_MAX_WIDE_WIDTH = 1024
 
 
-def check_engine_limits(graph: FloatGraph, wide: set) -> None:
+def check_engine_limits(graph: FloatGraph, wide: set, weight_bits: int | dict = 8) -> None:
     """Refuses, at export, a graph the engine would refuse at load."""
     for node in graph.nodes:
+        if node.op == "linear" and node.inputs[0] in wide and node_bits(weight_bits, node) != 8:
+            raise ExportError(f"linear '{node.name}' at {node.source} reads a wide input (wide_ffn), which takes 8-bit "
+                              f"weights; weight_bits gives it {node_bits(weight_bits, node)} (leave wide_ffn off, or "
+                              "give this layer 8 bits)")
         if node.op != "layer_norm":
             continue
         h = node.attrs["weight"].shape[0]
@@ -170,9 +192,10 @@ def needs_observer(node: Node) -> bool:
     return node.op not in SAME_QUANT and node.op not in FIXED_QUANT
 
 
-def lut_table(fn, in_q: tuple, out_q: tuple) -> np.ndarray:
-    """LUT's table for the torch function `fn` between the input's and the output's (scale, zero point)."""
-    return make_lut(lambda r: fn(torch.from_numpy(r)).numpy(), in_q[0], in_q[1], out_q[0], out_q[1])
+def lut_table(fn, in_q: tuple, out_q: tuple, wide_bound: int | None = None) -> np.ndarray:
+    """LUT's table for the torch function `fn` between the input's and the output's (scale, zero
+    point); int32 within +-wide_bound for a wide output."""
+    return make_lut(lambda r: fn(torch.from_numpy(r)).numpy(), in_q[0], in_q[1], out_q[0], out_q[1], wide_bound)
 
 
 def quantize_constant(c: np.ndarray) -> tuple[np.ndarray, float, int]:
@@ -237,6 +260,7 @@ class Lowering(LayoutValues):
         self.weight_bits = weight_bits
         self.q = qparams  # node -> (scale, zero_point) for nodes with observers
         self.wide = wide or set()  # nodes with a wide output (scale, zero point 0)
+        self.bounds = wide_bounds(graph, self.wide)
         self.input_stats = input_stats  # conv/linear node -> gptq.InputStatistics; None: round to nearest
         self.correction = correction
         self._dequantized: dict = {}  # conv/linear node -> (weight, bias) as lowered, in float, until recorded
@@ -265,18 +289,18 @@ class Lowering(LayoutValues):
             raise ValueError(f"'{node.name}' expects an NCHW image input")
         return self.tensor(node)
 
-    def _weight_constant(self, node: Node, codes: np.ndarray, scales: np.ndarray) -> Tensor:
+    def _weight_constant(self, node: Node, codes: np.ndarray, scales: np.ndarray, dense: bool = False) -> Tensor:
         """The weight codes ([out, ..., in], the engine's layout) in the narrowest dtype that holds
         them: packed int4 / int2 where each output channel's codes fill whole bytes (always for
         linear layers; convs whose input channels per group times the bits make whole bytes: a
         depthwise conv's rows of one code would take a byte each, so it stays int8); int8 codes
         of an ungrouped layer sparse enough (sparse_max_density) in the block-sparse encoding
-        when `sparse_weights`."""
+        when `sparse_weights` (and not `dense`)."""
         dtype = weight_dtype(node_bits(self.weight_bits, node))
         bits = DTYPE_BITS[dtype]
         if codes.shape[-1] * bits % 8 and codes.size != codes.shape[0] * codes.shape[-1]:
             dtype = "int8"
-        sparse = self.sparse_weights and dtype == "int8" and node.attrs.get("groups", 1) == 1 \
+        sparse = self.sparse_weights and not dense and dtype == "int8" and node.attrs.get("groups", 1) == 1 \
             and block_density(codes) <= sparse_max_density(node, codes[0].size)
         return self.b.constant(f"{node.name}_w", codes, dtype, scale=scales,
                                block_sparse=SPARSE_BLOCK if sparse else None)
@@ -335,9 +359,11 @@ class Lowering(LayoutValues):
         x = self.plain(node.inputs[0])
         wq, ws, bias = self._weights(node, x.scale)
         scale, zp = (None, None) if writes_float(self.graph, node) else self.q[node]
-        y = self.b.fully_connected(x, self._weight_constant(node, wq, ws),
+        wide_input = node.inputs[0] in self.wide  # dense int8 weights, the input read within its bound
+        y = self.b.fully_connected(x, self._weight_constant(node, wq, ws, dense=wide_input),
                                    self.b.constant(f"{node.name}_b", bias), scale, zp, name=node.name,
-                                   wide=node in self.wide, **self._act(node))
+                                   wide=node in self.wide, input_bound=self.bounds.get(node.inputs[0]),
+                                   **self._act(node))
         return y, False
 
     def _binary(self, node: Node, method):
@@ -416,8 +442,9 @@ class Lowering(LayoutValues):
         x_node = node.inputs[0]
         x = self.tensor(x_node)
         scale, zp = self.q[node]
-        table = lut_table(node.attrs["fn"], (x.scale, x.zero_point), (scale, zp))
-        return self.b.lut(x, table, scale, zp, name=node.name), self.layout(x_node)
+        bound = self.bounds.get(node)
+        table = lut_table(node.attrs["fn"], (x.scale, x.zero_point), (scale, zp), bound)
+        return self.b.lut(x, table, scale, zp, name=node.name, wide=bound is not None), self.layout(x_node)
 
     def _relu(self, node: Node):
         x_node = node.inputs[0]

@@ -567,12 +567,13 @@ def quantize_minilm(model: MiniLM, calibration_texts, max_seq: int = 512, batch_
 
 
 def qat_minilm(model: MiniLM, texts, epochs: int = 3, lr: float = 1e-5, max_seq: int = 512, batch_size: int = 8,
-               seed: int = 0, log=None, weight_bits: int | dict = 8):
+               seed: int = 0, log=None, weight_bits: int | dict = 8, wide_ffn: bool = False):
     """Quantization-aware distillation (intinfer.qat) of `model` with its mean pooling: the
     int8 model learns to give the fp32 model's sentence embeddings on `texts` (loss 1 - cosine),
     seeing the engine's own integer values in every forward pass. One pass over the texts sets
     the activation ranges first. `log(epoch, loss)` is called after each epoch. weight_bits: as
     `intinfer.quantize` takes it (module paths under the pooled wrapper: "bert.layers.0.query").
+    wide_ffn: as `intinfer.quantize`'s (the FFN activation kept wide).
     Returns the QuantizedModel (save it, or wrap its bytes in Int8SentenceEncoder)."""
     from .. import qat
 
@@ -580,8 +581,8 @@ def qat_minilm(model: MiniLM, texts, epochs: int = 3, lr: float = 1e-5, max_seq:
     teacher = PooledEncoder(model).eval()
     with torch.no_grad():
         targets = [teacher(*xs) for xs in batches]
-    student = qat.prepare(teacher, batches[0], qat.QATConfig(weight_bits=weight_bits), dynamic_shapes=dynamic,
-                          smooth_with=batches[:4]).train()
+    student = qat.prepare(teacher, batches[0], qat.QATConfig(weight_bits=weight_bits, wide_ffn=wide_ffn),
+                          dynamic_shapes=dynamic, smooth_with=batches[:4]).train()
     with torch.no_grad():
         for xs in batches:
             student(*xs)

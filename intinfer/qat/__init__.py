@@ -34,8 +34,8 @@ from ..export import QuantizedModel, _as_inputs, _qparams, _wide_qparams
 from ..export.graph import (FloatGraph, Node, _apply_act, _eval, broadcast_leading, capture, gather_rows,
                             per_token)
 from ..export.lower import (SAME_QUANT, Lowering, check_engine_limits, check_weight_bits, check_weight_bits_names,
-                            lut_table, needs_observer, node_bits, quantize_constant, split_residual_norms, wide_nodes,
-                            writes_float)
+                            lut_table, needs_observer, node_bits, quantize_constant, split_residual_norms, wide_bounds,
+                            wide_nodes, writes_float)
 from ..export.smoothing import smooth_layer_norms
 from ..quant import (activation_range, layer_scales, quantize_bias, quantize_weights, round_weights, softmax_constants,
                      weight_qmax)
@@ -55,13 +55,15 @@ class QATConfig:
     activation ranges stop moving (None: never). symmetric_activations: ranges symmetric about 0
     (zero point 128, as Q8BERT). exact_forward: training-mode values are the engine's integer
     results (gradients the float ops'), whenever the batch norms are frozen or there are none;
-    False keeps plain fake quantization (faster; training then sees float rounding)."""
+    False keeps plain fake quantization (faster; training then sees float rounding). wide_ffn:
+    as `intinfer.quantize`'s (the FFN's activation wide, read by its linear as int16)."""
     weight_bits: int | dict = 8
     averaging_constant: float = 0.01
     freeze_bn_after: int | None = None
     freeze_observers_after: int | None = None
     symmetric_activations: bool = False
     exact_forward: bool = True
+    wide_ffn: bool = False
 
 
 class _NodeState(torch.nn.Module):
@@ -126,8 +128,9 @@ class QATModel(torch.nn.Module):
         super().__init__()
         self.graph = graph
         self.config = config
-        self.wide = wide_nodes(graph)
-        check_engine_limits(graph, self.wide)
+        self.wide = wide_nodes(graph, config.wide_ffn)
+        check_engine_limits(graph, self.wide, config.weight_bits)
+        self.bounds = wide_bounds(graph, self.wide)
         self._observed_nodes = {n for n in graph.nodes if needs_observer(n) and not writes_float(graph, n)}
         # Keyed by position: a node that torch.export split in two (mean -> pool + reshape) keeps one name.
         self._keys = {n: f"{i}_{n.name}" for i, n in enumerate(graph.nodes)}
@@ -237,7 +240,7 @@ class QATModel(torch.nn.Module):
             rng[1] += c * (hi - rng[1])
         scale, zp = self._qparams(node)
         if node in self.wide:
-            return torch.fake_quantize_per_tensor_affine(v, scale, 0, -integer.WIDE_MAX, integer.WIDE_MAX)
+            return torch.fake_quantize_per_tensor_affine(v, scale, 0, -self.bounds[node], self.bounds[node])
         return torch.fake_quantize_per_tensor_affine(v, scale, zp, 0, 255)
 
     def _qparams(self, node: Node) -> tuple[float, int]:
@@ -246,7 +249,7 @@ class QATModel(torch.nn.Module):
             raise RuntimeError(f"'{node.name}' has no activation range yet: run the model in training mode on at "
                                "least one batch (a calibration pass or a training step) first")
         if node in self.wide:
-            return _wide_qparams(lo, hi)
+            return _wide_qparams(lo, hi, self.bounds[node])
         return _qparams(lo, hi, self.config.symmetric_activations)
 
     # -- evaluation: the engine's integer arithmetic -------------------------------------
@@ -329,7 +332,10 @@ class QATModel(torch.nn.Module):
                                         at["groups"])
                 return I.output_stage(acc, [I.f32(qin[0]) * I.f32(s) / I.f32(qout[0]) for s in scales], qout[1],
                                       lo, hi, axis=1)
-            acc = I.linear_accumulate(a[0], qin[1], codes, bias)
+            x = a[0]
+            if node.inputs[0] in self.wide:  # read within its bound, as FULLY_CONNECTED's input_bound
+                x = torch.clamp(x, -self.bounds[node.inputs[0]], self.bounds[node.inputs[0]])
+            acc = I.linear_accumulate(x, qin[1], codes, bias)
             if qout is None:
                 return I.float_output(acc, qin[0], scales)
             if node in self.wide:
@@ -358,8 +364,8 @@ class QATModel(torch.nn.Module):
         if op == "relu":
             return torch.clamp(a[0], *activation_range(node.act, *qin))
         if op == "lut":
-            table = torch.from_numpy(lut_table(at["fn"], qin, qout).astype(np.int64))
-            return table[a[0]]
+            table = lut_table(at["fn"], qin, qout, self.bounds.get(node))
+            return torch.from_numpy(table.astype(np.int64))[a[0]]
         if op == "gather":
             codes, scales = quantize_weights(params["weight"].numpy(), qmax=self._qmax(node))
             return I.gather(torch.from_numpy(codes.astype(np.int64)), scales, gather_rows(node, a[0]), qout,

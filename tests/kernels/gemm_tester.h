@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cmath>
 #include <cstdlib>
 #include <string>
 #include <cstdio>
@@ -248,6 +249,95 @@ class GemmTester {
   size_t tile_begin_ = 0, tile_end_ = SIZE_MAX;
   int extreme_ = 0;
   uint8_t extreme_input_ = 255;
+  uint64_t seed_ = 1;
+};
+
+// The GEMM of a wide input (gemm_s16_table): int16 activations within +-bound, dense int8 codes
+// within +-127, a bias within what a load proves (INT32_MAX - bound * 127 * k), uint8 or float
+// output; rows against an oracle computed here in int64 (the reference row is tested by it too).
+class GemmS16Tester {
+ public:
+  GemmS16Tester& m(size_t v) { m_ = v; return *this; }
+  GemmS16Tester& n(size_t v) { n_ = v; return *this; }
+  GemmS16Tester& k(size_t v) { k_ = v; return *this; }
+  GemmS16Tester& bound(int32_t v) { bound_ = v; return *this; }
+  // Row strides in elements; 0 = dense.
+  GemmS16Tester& x_stride(size_t v) { x_stride_ = v; return *this; }
+  GemmS16Tester& y_stride(size_t v) { y_stride_ = v; return *this; }
+  GemmS16Tester& output_zero_point(int32_t v) { output_zero_point_ = v; return *this; }
+  GemmS16Tester& float_output(bool v) { float_output_ = v; return *this; }
+  GemmS16Tester& tiles(size_t begin, size_t end) { tile_begin_ = begin; tile_end_ = end; return *this; }
+  // +1 / -1: every activation +bound and every code +-127 (the accumulator's extremes).
+  GemmS16Tester& extreme(int sign) { extreme_ = sign; return *this; }
+  GemmS16Tester& seed(uint64_t v) { seed_ = v; return *this; }
+
+  bool Test(const GemmRow& row) const {
+    Rng rng(seed_);
+    const size_t xs = x_stride_ ? x_stride_ : k_, ys = y_stride_ ? y_stride_ : n_;
+    std::vector<int16_t> x((m_ - 1) * xs + k_);
+    for (int16_t& v : x) v = static_cast<int16_t>(extreme_ ? bound_ : rng.uniform(-bound_, bound_));
+    std::vector<int8_t> codes(n_ * k_);
+    for (int8_t& c : codes) c = static_cast<int8_t>(extreme_ ? extreme_ * 127 : rng.uniform(-127, 127));
+    const int64_t limit = int64_t{INT32_MAX} - int64_t{bound_} * 127 * static_cast<int64_t>(k_);
+    std::vector<int32_t> bias(n_);
+    for (int32_t& b : bias) b = static_cast<int32_t>(std::clamp<int64_t>(rng.uniform(-(1 << 24), 1 << 24), -limit, limit));
+    // Shifts that bring a typical accumulator of depth k into 8 bits, some saturating.
+    const int depth_bits = static_cast<int>(std::log2(static_cast<double>(k_)));
+    std::vector<QuantizedMultiplier> multipliers;
+    std::vector<float> scales;
+    for (size_t c = 0; c < n_; ++c) {
+      if (float_output_) scales.push_back(static_cast<float>(rng.real(1e-8, 1e-4)));
+      else multipliers.push_back(rng.multiplier(-17 - depth_bits / 2, -8));
+    }
+    OutputStage out;
+    out.zero_point = output_zero_point_;
+
+    const PackedWeights packed(row.tile, codes.data(), kWeightsS8, n_, k_, bias.data(), multipliers, scales, k_);
+    const PackedView view = packed.view();
+    std::vector<uint8_t> scratch(packed.scratch_bytes());
+    const size_t tile_end = std::min(tile_end_, view.n_tiles);
+    const size_t nr = row.tile.nr ? row.tile.nr : n_;
+    const size_t c_begin = std::min(tile_begin_ * nr, n_), c_end = std::min(tile_end * nr, n_);
+    auto acc = [&](size_t r, size_t c) {
+      int64_t a = bias[c];
+      for (size_t i = 0; i < k_; ++i) a += int64_t{x[r * xs + i]} * codes[c * k_ + i];
+      if (a < INT32_MIN || a > INT32_MAX) {
+        std::printf("  oracle: accumulator %lld leaves int32\n", static_cast<long long>(a));
+        std::abort();
+      }
+      return static_cast<int32_t>(a);
+    };
+    const auto* xb = reinterpret_cast<const uint8_t*>(x.data());
+    const size_t y_size = (m_ - 1) * ys + n_;
+    std::string why;
+    bool ok;
+    if (float_output_) {
+      std::vector<float> got(y_size, -12345.678f), want(got);
+      row.run(view, out, xb, xs * sizeof(int16_t), got.data(), ys, m_, tile_begin_, tile_end, scratch.data());
+      for (size_t r = 0; r < m_; ++r)
+        for (size_t c = c_begin; c < c_end; ++c) want[r * ys + c] = static_cast<float>(acc(r, c)) * scales[c];
+      ok = same(got, want, ys, &why);
+    } else {
+      std::vector<uint8_t> got(y_size, 0xA5), want(got);
+      row.run(view, out, xb, xs * sizeof(int16_t), got.data(), ys, m_, tile_begin_, tile_end, scratch.data());
+      for (size_t r = 0; r < m_; ++r)
+        for (size_t c = c_begin; c < c_end; ++c) want[r * ys + c] = out.apply(acc(r, c), multipliers[c]);
+      ok = same(got, want, ys, &why);
+    }
+    if (!ok)
+      std::printf("  %s: m=%zu n=%zu k=%zu bound=%d x_stride=%zu y_stride=%zu z_out=%d tiles=[%zu, %zu)%s extreme=%d "
+                  "seed=%llu: %s\n",
+                  row.name, m_, n_, k_, bound_, x_stride_, y_stride_, output_zero_point_, tile_begin_, tile_end,
+                  float_output_ ? " float" : "", extreme_, static_cast<unsigned long long>(seed_), why.c_str());
+    return ok;
+  }
+
+ private:
+  size_t m_ = 1, n_ = 1, k_ = 1, x_stride_ = 0, y_stride_ = 0;
+  int32_t bound_ = 32767, output_zero_point_ = 0;
+  bool float_output_ = false;
+  size_t tile_begin_ = 0, tile_end_ = SIZE_MAX;
+  int extreme_ = 0;
   uint64_t seed_ = 1;
 };
 

@@ -290,6 +290,41 @@ void sweep_matmul(const MatMulRow& row, Cases& c) {
   }
 }
 
+// The GEMM of a wide input: row and column tails, depths, float output, column tiles, strides,
+// and the accumulator's extremes (+-bound x +-127) at the deepest reduction a load accepts.
+void sweep_gemm_s16(const GemmRow& row, Cases& c) {
+  const size_t mr = row.tile.mr, nr = row.tile.nr ? row.tile.nr : 8, ka = row.tile.k_align;
+  auto t = [&] { return GemmS16Tester().seed(c.next_seed()); };
+  for (size_t m = 1; m <= 2 * mr + 1; ++m)
+    for (size_t n = 1; n <= 3 * nr + 1; ++n)
+      if (!c(t().m(m).n(n).k(2 * ka + 1).output_zero_point(static_cast<int32_t>(m * 37 % 256)).Test(row))) return;
+  for (size_t k : gemm_depths(ka)) {
+    if (!c(t().m(2 * mr + 1).n(2 * nr + 1).k(k).bound(k > 257 ? 2047 : 32767).Test(row))) return;
+    if (!c(t().m(1).n(nr).k(k).bound(2047).Test(row))) return;
+    if (!c(t().m(mr + 1).n(nr + 3).k(k).bound(k > 257 ? 2047 : 32767).float_output(true).Test(row))) return;
+  }
+  for (int sign : {1, -1})
+    for (int32_t bound : {32767, 2752, 1}) {
+      // The deepest k a load accepts at this bound (bound * 127 * k within int32), up to 8192.
+      const size_t deepest = std::min<size_t>(static_cast<size_t>(INT32_MAX / (int64_t{bound} * 127)), 8192);
+      for (size_t k : {size_t{1}, ka + 1, deepest}) {
+        if (!c(t().m(mr + 1).n(nr + 1).k(k).bound(bound).extreme(sign).Test(row))) return;
+        if (!c(t().m(2).n(nr + 1).k(k).bound(bound).extreme(sign).float_output(true).Test(row))) return;
+      }
+    }
+  const size_t n = 3 * nr + 1, tiles = row.tile.nr ? 4 : 1;
+  for (size_t b = 0; b < tiles; ++b)
+    for (size_t e = b + 1; e <= tiles; ++e) {
+      if (!c(t().m(mr + 1).n(n).k(2 * ka + 3).tiles(b, e).Test(row))) return;
+      if (!c(t().m(mr + 2).n(n).k(2 * ka + 3).tiles(b, e).float_output(true).Test(row))) return;
+    }
+  for (size_t k : {size_t{1}, ka + 1, size_t{37}}) {
+    if (!c(t().m(2 * mr + 1).n(2 * nr + 1).k(k).x_stride(k + 5).y_stride(2 * nr + 4).Test(row))) return;
+    if (!c(t().m(2 * mr + 1).n(2 * nr + 1).k(k).x_stride(k + 1).y_stride(2 * nr + 2).float_output(true).Test(row)))
+      return;
+  }
+}
+
 // The select() rule of every table, on every path of this CPU: the first row in table order
 // whose required features the path has and which accepts; the last row is the reference, which
 // requires nothing and accepts every format its family is handed (GEMM: int8, packed int4 / int2,
@@ -352,6 +387,7 @@ bool check_select(const std::vector<Path>& paths, size_t* checks) {
   };
   weights("gemm", gemm_table(), {kWeightsS8, kWeightsS16, kWeightsS4, kWeightsS2, block_sparse_s8(4), block_sparse_s8(1)},
           {s3});
+  weights("gemm_s16", gemm_s16_table(), {kWeightsS8}, {s3});
   weights("dwconv", dwconv_table(), {kWeightsS8, kWeightsS4, kWeightsS2}, {s3, block_sparse_s8(4)});
   plain("elementwise", elementwise_table());
   plain("pool", pool_table());
@@ -408,6 +444,7 @@ int main() {
   std::printf("%s select (%zu checks)\n", select_ok ? "PASS" : "FAIL", checks);
   ++(select_ok ? totals.passed : totals.failed);
   test_table<GemmRow>("gemm", gemm_table(), cpu, sweep_gemm, totals);
+  test_table<GemmRow>("gemm_s16", gemm_s16_table(), cpu, sweep_gemm_s16, totals);
   test_table<DwconvRow>("dwconv", dwconv_table(), cpu, sweep_dwconv, totals);
   test_table<ElementwiseRow>("elementwise", elementwise_table(), cpu, sweep_elementwise, totals);
   test_table<PoolRow>("pool", pool_table(), cpu, sweep_pool, totals);

@@ -22,6 +22,9 @@ namespace intinfer {
 // - gemm_u8s8_4x16c8__neoni8mm: aarch64 + ARMv8.6 USMMLA, 2 x 8 u8 by 8 x 2 s8 blocks, exact.
 void gemm_u8s8_4x8__neon(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride, void* y,
                          size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end, void* scratch);
+// The same from int16 activations (the GEMM of a wide input, gemm_s16_table).
+void gemm_s16s8_4x8__neon(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride, void* y,
+                          size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end, void* scratch);
 #if defined(__aarch64__)
 void gemm_u8s8_4x8c16__neon(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
                             void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,

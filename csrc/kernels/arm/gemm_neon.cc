@@ -2,6 +2,7 @@
 // widened to int16 once per row tile, then per k one 16-byte weight load and eight SMLAL
 // (vmlal_lane_s16: 4 channels x one activation lane into int32) for 32 multiply-accumulates.
 // u8 x s8 products in int16 x int16 are exact; the int32 sums are proven not to overflow at load.
+// gemm_s16s8_4x8__neon: the same from int16 activations (a FULLY_CONNECTED's wide input).
 #include <arm_neon.h>
 
 #include <cstring>
@@ -27,6 +28,15 @@ void widen_rows(const uint8_t* x, size_t x_stride, size_t mr, size_t k, size_t k
       for (; i < k; ++i) o[i] = xr[i];
     }
     for (; i < k_pad; ++i) o[i] = 0;
+  }
+}
+
+// The same from int16 activations (x_stride in bytes): rows copied.
+void copy_rows_s16(const uint8_t* x, size_t x_stride, size_t mr, size_t k, size_t k_pad, int16_t* out) {
+  for (size_t r = 0; r < kGemmMR; ++r) {
+    int16_t* o = out + r * k_pad;
+    std::memset(o, 0, k_pad * sizeof(int16_t));
+    if (r < mr) std::memcpy(o, x + r * x_stride, k * sizeof(int16_t));
   }
 }
 
@@ -75,6 +85,13 @@ void gemm_u8s8_4x8__neon(const PackedView& w, const OutputStage& out, const uint
                          void* scratch) {
   gemm_4xn<kTileNR, int16_t, int16_t, widen_rows, tile_4x8>(w, out, x, x_stride, y, y_stride, rows,
                                                             tile_begin, tile_end, scratch);
+}
+
+void gemm_s16s8_4x8__neon(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
+                          void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
+                          void* scratch) {
+  gemm_4xn<kTileNR, int16_t, int16_t, copy_rows_s16, tile_4x8>(w, out, x, x_stride, y, y_stride, rows,
+                                                               tile_begin, tile_end, scratch);
 }
 
 }  // namespace intinfer

@@ -32,6 +32,14 @@ void lut_u8__ref(const uint8_t* table, const uint8_t* x, uint8_t* y, size_t n) {
   for (size_t i = 0; i < n; ++i) y[i] = table[x[i]];
 }
 
+void narrow_wide_s16__ref(const int32_t* x, int16_t* y, size_t n, int32_t bound) {
+  for (size_t i = 0; i < n; ++i) y[i] = static_cast<int16_t>(x[i] < -bound ? -bound : (x[i] > bound ? bound : x[i]));
+}
+
+void lut_wide__ref(const int32_t* table, const uint8_t* x, int32_t* y, size_t n) {
+  for (size_t i = 0; i < n; ++i) y[i] = table[x[i]];
+}
+
 void clamp_u8__ref(const uint8_t* x, uint8_t* y, size_t n, uint8_t lo, uint8_t hi) {
   for (size_t i = 0; i < n; ++i) y[i] = x[i] < lo ? lo : (x[i] > hi ? hi : x[i]);
 }

@@ -26,6 +26,13 @@ void gemm_u8s8__ref(const GemmParams& p, const uint8_t* x, const int8_t* w, cons
 void gemm_u8s8_f32__ref(const GemmParams& p, const float* scales, const uint8_t* x, const int8_t* w,
                         const int32_t* bias, float* y, size_t row_begin, size_t row_end);
 
+// The same from int16 activations (a wide input narrowed to FULLY_CONNECTED's input bound; zero
+// point 0), uint8 or real output.
+void gemm_s16s8__ref(const GemmParams& p, const int16_t* x, const int8_t* w, const int32_t* bias, uint8_t* y,
+                     size_t row_begin, size_t row_end);
+void gemm_s16s8_f32__ref(const GemmParams& p, const float* scales, const int16_t* x, const int8_t* w,
+                         const int32_t* bias, float* y, size_t row_begin, size_t row_end);
+
 // The same over int16 codes within [-255, 255] (MATMUL's b - z_b, kWeightsS16).
 void gemm_u8s16__ref(const GemmParams& p, const uint8_t* x, const int16_t* w, const int32_t* bias, uint8_t* y,
                      size_t row_begin, size_t row_end);
@@ -71,6 +78,10 @@ void requantize_u8__ref(const uint8_t* x, size_t n, int32_t in_zero_point, Quant
                         const OutputStage& out, uint8_t* y);
 
 void lut_u8__ref(const uint8_t* table, const uint8_t* x, uint8_t* y, size_t n);
+// A wide input as int16 activations: y = clamp(x, -bound, bound), bound <= 32767.
+void narrow_wide_s16__ref(const int32_t* x, int16_t* y, size_t n, int32_t bound);
+// y = table[x] into a wide output (int32 entries; the one LUT kernel with a wide output, on every path).
+void lut_wide__ref(const int32_t* table, const uint8_t* x, int32_t* y, size_t n);
 void clamp_u8__ref(const uint8_t* x, uint8_t* y, size_t n, uint8_t lo, uint8_t hi);
 
 void quantize_f32_u8__ref(const float* x, uint8_t* y, size_t n, float scale, int32_t zero_point);

@@ -1,7 +1,7 @@
 // AVX2 GEMMs for u8 activations x s8 weights, all exact: int8 codes within +-127 as int8 quads
 // multiplied by vpmaddubsw with the sign trick of maddubs_exact.h; MATMUL's int16 operand
 // prepacked as int16 pairs, activations widened to int16 once per 4-row tile, vpmaddwd +
-// vpaddd (docs/kernels.md). 4- and 2-bit codes stay packed (an eighth and a sixteenth of the
+// vpaddd (docs/kernels.md); the same with int16 activations (a FULLY_CONNECTED's wide input). 4- and 2-bit codes stay packed (an eighth and a sixteenth of the
 // int16 bytes) and are multiplied with vpmaddubsw, exact at their range.
 #include <immintrin.h>
 
@@ -34,6 +34,17 @@ struct MaddS16 : DenseGroups, Int32Partials {
   }
 
   static __m256i mac(__m256i acc, __m256i x, __m256i w) { return _mm256_add_epi32(acc, _mm256_madd_epi16(x, w)); }
+};
+
+// The same from int16 activations (x_stride in bytes): rows copied, k padded with zeros.
+struct MaddS16FromS16 : MaddS16 {
+  static void prepare(const uint8_t* x, size_t x_stride, size_t mr, size_t k, size_t k_pad, uint8_t* scratch) {
+    for (size_t r = 0; r < kGemmMR; ++r) {
+      int16_t* o = reinterpret_cast<int16_t*>(scratch) + r * k_pad;
+      std::memset(o, 0, k_pad * sizeof(int16_t));
+      if (r < mr) std::memcpy(o, x + r * x_stride, k * sizeof(int16_t));
+    }
+  }
 };
 
 // int8 codes within +-127 (weight_format.h's pairs bound) as int8 quads, activations flipped to
@@ -109,6 +120,11 @@ struct MaddubsSubByte : PrepareU8 {
 void gemm_u8s8_4x16c2__avx2(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride, void* y,
                             size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end, void* scratch) {
   gemm_4x16<MaddS16>(w, out, x, x_stride, y, y_stride, rows, tile_begin, tile_end, scratch);
+}
+
+void gemm_s16s8_4x16c2__avx2(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride, void* y,
+                             size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end, void* scratch) {
+  gemm_4x16<MaddS16FromS16>(w, out, x, x_stride, y, y_stride, rows, tile_begin, tile_end, scratch);
 }
 
 void gemm_u8s8_4x16c4__avx2(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride, void* y,

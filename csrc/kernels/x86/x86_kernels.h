@@ -14,6 +14,9 @@ namespace intinfer {
 // and AVX-VNNI vpdpbusd on int8 quads (gemm_avxvnni.cc).
 void gemm_u8s8_4x16c2__avx2(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride, void* y,
                             size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end, void* scratch);
+// The same from int16 activations (the GEMM of a wide input, gemm_s16_table).
+void gemm_s16s8_4x16c2__avx2(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride, void* y,
+                             size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end, void* scratch);
 void gemm_u8s8_4x16c4__avxvnni(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
                                void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
                                void* scratch);
