@@ -61,6 +61,23 @@ def encoded_constants_model(seed: int = 0) -> GraphBuilder:
     return g
 
 
+def wide_model(seed: int = 0) -> GraphBuilder:
+    """Wide activations end to end (docs/transformers.md): a LUT into int32 codes, a
+    FULLY_CONNECTED reading them within its input_bound into a wide output, a wide ADD, a
+    LAYER_NORM from and into wide values and one back to uint8. A seed for the fuzzers."""
+    rng = np.random.default_rng(seed)
+    g = GraphBuilder({"producer": "tests/sample_models.py"})
+    x = g.input("x", (None, 12), "uint8", 0.05, 128)
+    h = g.lut(x, np.rint(np.tanh(np.linspace(-3, 3, 256)) * 2000).astype(np.int32), 1 / 2000, 0, wide=True)
+    wq, ws = quantize_weights(rng.normal(size=(8, 12)))
+    y = g.fully_connected(h, g.constant("w", wq, scale=ws), g.constant("b", np.zeros(8, np.int32)), 0.001, None,
+                          wide=True, input_bound=2000)
+    r = g.add(y, y, 0.002, None, wide=True)
+    n = g.layer_norm(r, rng.normal(1, 0.1, 8), rng.normal(0, 0.1, 8), 5 / 32767, 0, wide=True)
+    g.output(g.layer_norm(n, np.ones(8), np.zeros(8), 0.05, 128))
+    return g
+
+
 def sample_input(batch: int = 2, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).uniform(-2.4, 2.6, size=(batch, 6, 6, 3)).astype(np.float32)
 
@@ -129,3 +146,4 @@ def write_seed_corpus(directory) -> None:
     for seed in range(4):
         (directory / f"seed{seed}.iif").write_bytes(every_op_model(seed).to_bytes())
         (directory / f"encoded{seed}.iif").write_bytes(encoded_constants_model(seed).to_bytes())
+        (directory / f"wide{seed}.iif").write_bytes(wide_model(seed).to_bytes())

@@ -12,10 +12,12 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import intinfer  # noqa: E402
-from sample_models import encoded_constants_model, every_op_model, sample_input  # noqa: E402
+from sample_models import encoded_constants_model, every_op_model, sample_input, wide_model  # noqa: E402
 
 INTERESTING = [0, 1, 0x7F, 0x80, 0xFF, 0xFFFF, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF]
 
@@ -40,13 +42,15 @@ def mutate(data: bytearray, rng: random.Random) -> bytearray:
 
 def main(seconds: float, seed: int) -> None:
     rng = random.Random(seed)
-    seeds = [bytearray(every_op_model(s).to_bytes()) for s in range(3)]
-    seeds += [bytearray(encoded_constants_model(s).to_bytes()) for s in range(2)]
-    x = sample_input(batch=1)
+    # Each seed with an input its unmutated model takes.
+    seeds = [(bytearray(every_op_model(s).to_bytes()), sample_input(batch=1)) for s in range(3)]
+    seeds += [(bytearray(encoded_constants_model(s).to_bytes()), np.full((1, 8), 7, np.uint8)) for s in range(2)]
+    seeds += [(bytearray(wide_model(s).to_bytes()), np.arange(12, dtype=np.uint8)[None] * 20) for s in range(2)]
     counts = {"loaded": 0, "refused": 0, "rejected_input": 0}
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        data = bytes(mutate(rng.choice(seeds), rng))
+        seed, x = rng.choice(seeds)
+        data = bytes(mutate(seed, rng))
         try:
             m = intinfer.load(data, num_threads=1)
         except intinfer.ModelError:
