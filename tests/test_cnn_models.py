@@ -1,5 +1,5 @@
-"""CNNs as the model libraries define them (geffnet, efficientnet-pytorch) and a ResNet-18
-written here as torchvision writes it (its wheel cannot be imported beside the CPU torch), through
+"""CNNs as the model libraries define them (geffnet, efficientnet-pytorch) and ResNet-18 / 50
+written here as torchvision writes them (its wheel cannot be imported beside the CPU torch), through
 intinfer.quantize and intinfer.qat: the exporter's float graph equals torch, the engine's int8
 output tracks the float model (cosine >= 0.98 on random-normal 32x32 inputs, the distribution it
 was calibrated on), and the engine equals intinfer.qat's eval model (and tests/oracle.py) bit for
@@ -47,21 +47,55 @@ class BasicBlock(nn.Module):
         return self.relu(out)
 
 
-class ResNet18(nn.Module):
-    """ResNet-18 (He et al. 2016) in torchvision's layout: 7x7 stem, 3x3 max pool, four stages of
-    two basic blocks, adaptive average pool, flatten, fully connected."""
+class Bottleneck(nn.Module):
+    """torchvision's ResNet-50 bottleneck (v1.5: the stride on the 3x3 conv): 1x1 down to `width`,
+    3x3, 1x1 up to 4 x width, in-place ReLUs and residual add."""
 
-    def __init__(self, num_classes=1000, width=64):
+    def __init__(self, cin, width, stride):
+        super().__init__()
+        cout = 4 * width
+        self.conv1 = nn.Conv2d(cin, width, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = nn.Conv2d(width, width, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3 = nn.Conv2d(width, cout, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(cout)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = None
+        if stride != 1 or cin != cout:
+            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+    def forward(self, x):
+        identity = x
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        if self.downsample is not None:
+            identity = self.downsample(x)
+        out += identity
+        return self.relu(out)
+
+
+class ResNet(nn.Module):
+    """ResNet (He et al. 2016) in torchvision's layout: 7x7 stem, 3x3 max pool, four stages of
+    blocks (ResNet-18: two basic blocks each; ResNet-50: 3, 4, 6, 3 bottlenecks), adaptive average
+    pool, flatten, fully connected."""
+
+    def __init__(self, bottleneck=False, blocks=(2, 2, 2, 2), num_classes=1000, width=64):
         super().__init__()
         self.conv1 = nn.Conv2d(3, width, 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, 2, 1)
         stages, cin = [], width
-        for i in range(4):
-            cout = width << i
-            stages.append(nn.Sequential(BasicBlock(cin, cout, 1 if i == 0 else 2), BasicBlock(cout, cout, 1)))
-            cin = cout
+        for i, n in enumerate(blocks):
+            w = width << i
+            layers = []
+            for j in range(n):
+                stride = 2 if i > 0 and j == 0 else 1
+                layers.append(Bottleneck(cin, w, stride) if bottleneck else BasicBlock(cin, w, stride))
+                cin = 4 * w if bottleneck else w
+            stages.append(nn.Sequential(*layers))
         self.layer1, self.layer2, self.layer3, self.layer4 = stages
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(cin, num_classes)
@@ -95,6 +129,18 @@ def efficientnet_pytorch_b0():
     return init_like_the_reference(efficientnet_pytorch.EfficientNet.from_name("efficientnet-b0", image_size=SIZE))
 
 
+def resnet50():
+    """ResNet-50 with each bottleneck's last batch-norm gamma at 0.2: with torch's unit gammas the
+    sixteen random branches add up to outputs that hardly depend on the input (spread 0.08, below
+    the test's 0.1); trained ResNets keep these gammas small (torchvision's zero_init_residual
+    starts them at 0, after Goyal et al. 2017)."""
+    model = ResNet(bottleneck=True, blocks=(3, 4, 6, 3))
+    for m in model.modules():
+        if isinstance(m, Bottleneck):
+            nn.init.constant_(m.bn3.weight, 0.2)
+    return model
+
+
 MODELS = {
     "geffnet_mobilenetv2_100": lambda: geffnet.mobilenetv2_100(),
     "geffnet_mobilenetv3_large_100": lambda: geffnet.mobilenetv3_large_100(),
@@ -103,7 +149,8 @@ MODELS = {
     "geffnet_fbnetc_100": lambda: geffnet.fbnetc_100(),
     "geffnet_efficientnet_b0": lambda: geffnet.efficientnet_b0(),
     "efficientnet_pytorch_b0": efficientnet_pytorch_b0,
-    "resnet18": lambda: ResNet18(),
+    "resnet18": lambda: ResNet(),
+    "resnet50": lambda: resnet50(),
 }
 
 
