@@ -43,6 +43,10 @@ def weight_qmax(bits: int) -> int:
     return (1 << (int(bits) - 1)) - 1
 
 
+# A wide activation (int32, zero point 0) holds values within +-WIDE_MAX (docs/quantization.md).
+WIDE_MAX = 32767
+
+
 def weight_dtype(bits: int) -> str:
     """The file dtype that holds `bits`-bit weight codes: int2 and int4 packed (2 and 3-4 bits),
     int8 for 5-8 bits (codes within [-qmax, qmax])."""

@@ -14,7 +14,7 @@ transformers = pytest.importorskip("transformers", reason="installed by scripts/
 
 import intinfer  # noqa: E402
 from intinfer import qat  # noqa: E402
-from intinfer.export import ExportError  # noqa: E402
+import oracle  # noqa: E402
 from test_qat import engine_and_oracle  # noqa: E402
 
 VOCAB = 60
@@ -260,13 +260,51 @@ def test_wide_ffn_reads_the_ffn_activation_wide(name):
         np.testing.assert_array_equal(qm(*xs).numpy(), want)
 
 
-def test_wide_ffn_refuses_a_wide_input_linear_below_8_bits():
+def test_wide_ffn_leaves_uint8_the_activation_of_a_linear_stored_below_int8():
+    """The engine multiplies a wide input by int8 codes only: an FFN whose second linear has 4-bit
+    (packed) weights keeps its activation uint8; 5-8 bits are stored as int8 and read it wide."""
     model = MODELS["bert_sdpa_mean"]().eval()
     gen = torch.Generator().manual_seed(6)
     xs = batch(model, 2, 6, gen)
-    with pytest.raises(ExportError, match=r"linear '.*' at .* reads a wide input \(wide_ffn\), which takes "
-                                          r"8-bit weights; weight_bits gives it 4"):
-        intinfer.quantize(model, xs, [xs], dynamic_shapes=dynamic(model), wide_ffn=True, weight_bits=4)
+    second = [name for name, _ in model.named_modules() if name.endswith("layer.0.output.dense")]
+    assert len(second) == 1
+    for bits, wide_luts in (({second[0]: 4}, 1), ({second[0]: 6}, 2), (5, 2)):
+        q = intinfer.quantize(model, xs, [xs], dynamic_shapes=dynamic(model), wide_ffn=True, weight_bits=bits)
+        luts = [op for op in q.builder.ops if op.type == "LUT"]
+        assert len(luts) == 2 and sum(op.outputs[0].dtype == "int32" for op in luts) == wide_luts, bits
+        np.testing.assert_array_equal(q.load().run([x.numpy() for x in xs], raw=True),
+                                      oracle.run_graph(q.builder, [x.numpy().astype(np.int32) for x in xs]))
+
+
+def test_a_split_norm_trains_one_pair_of_parameters():
+    """split_residual_norms computes a norm twice (wide for the residual add, uint8 for the
+    linears); in intinfer.qat both copies are one norm of the float model, with one pair of
+    parameters."""
+    model = MODELS["bert_sdpa_mean"]().eval()
+    xs = batch(model, 2, 6, torch.Generator().manual_seed(7))
+    qm = qat.prepare(model, xs, dynamic_shapes=dynamic(model))
+    norms = {n.name: n for n in qm.graph.nodes if n.op == "layer_norm"}
+    copies = [name for name in norms if name.endswith("_residual")]
+    assert copies
+    for name in copies:
+        copy, first = qm.states[qm._keys[norms[name]]], qm.states[qm._keys[norms[name[:-len("_residual")]]]]
+        assert copy.weight is first.weight and copy.bias is first.bias
+    params = list(qm.parameters())
+    assert len(params) == len({id(p) for p in params})
+
+
+def test_wide_ffn_stores_a_block_sparse_ffn_linear_dense_with_a_warning():
+    model = MODELS["bert_sdpa_mean"]().eval()
+    second = dict(model.named_modules())[[n for n, _ in model.named_modules() if n.endswith("layer.1.output.dense")][0]]
+    with torch.no_grad():
+        second.weight[:, 8:] = 0  # 1 x 4 blocks: 2 of 16 kept in every row
+    xs = batch(model, 2, 6, torch.Generator().manual_seed(8))
+    with pytest.warns(UserWarning, match=r"reads a wide input \(wide_ffn\).*block-sparse weights \(12% of the "
+                                         r"blocks\) are stored dense"):
+        q = intinfer.quantize(model, xs, [xs], dynamic_shapes=dynamic(model), wide_ffn=True)
+    assert all(op.inputs[1].encoding == "dense" for op in q.builder.ops if op.type == "FULLY_CONNECTED")
+    sparse = intinfer.quantize(model, xs, [xs], dynamic_shapes=dynamic(model))
+    assert any(op.inputs[1].encoding == "block_sparse" for op in sparse.builder.ops if op.type == "FULLY_CONNECTED")
 
 
 @pytest.mark.parametrize("name", ["roberta_sdpa_mean", "roberta_eager_hidden", "mpnet_eager_mean",

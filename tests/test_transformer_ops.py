@@ -553,6 +553,12 @@ def test_a_wide_input_refuses_what_could_overflow_or_is_not_int8(rng):
         load(16, 100, "int4")
     with pytest.raises(intinfer.ModelError, match=r"input_bound 0 is outside \[1, 32767\]"):
         load(16, 0)
+    b = GraphBuilder()
+    xt = b.input("x", (1, 4), "uint8", 0.01, 128)
+    b.output(b.fully_connected(xt, b.constant("w", np.ones((2, 4), np.int8), scale=np.full(2, 0.01)),
+                               b.constant("b", np.zeros(2, np.int32)), 0.1, 128, input_bound=100))
+    with pytest.raises(intinfer.ModelError, match=r"input_bound applies to a wide \(int32\) input; input .x. is not"):
+        load_graph(b)
 
 
 def test_a_wide_lut_refuses_entries_beyond_16_bits(rng):

@@ -1,8 +1,11 @@
 // The loop nest shared by every GEMM micro-kernel: rows in tiles of MR, output channels in
-// column tiles; ISA-neutral (the accumulator type is the kernel's).
+// column tiles; and the int16 rows' prepare step of the wide-input GEMMs. ISA-neutral (the
+// accumulator type is the kernel's).
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
 #include <utility>
 
 namespace intinfer {
@@ -38,6 +41,18 @@ void for_each_gemm_tile(size_t rows, size_t tile_begin, size_t tile_end, Prepare
         for (size_t r = 0; r < mr; ++r) store(r0 + r, t, acc[r]);
       }
     }
+  }
+}
+
+// The prepare step of the GEMMs of a wide input (int16 activations, row stride x_stride bytes):
+// rows [0, mr) copied with k padded to k_pad with zeros, rows mr..MR-1 all zeros, row r at
+// out + r * k_pad.
+template <size_t MR>
+void copy_rows_s16(const uint8_t* x, size_t x_stride, size_t mr, size_t k, size_t k_pad, int16_t* out) {
+  for (size_t r = 0; r < MR; ++r) {
+    int16_t* o = out + r * k_pad;
+    std::memset(o, 0, k_pad * sizeof(int16_t));
+    if (r < mr) std::memcpy(o, x + r * x_stride, k * sizeof(int16_t));
   }
 }
 

@@ -34,10 +34,11 @@ constexpr WeightFormat block_sparse_s8(uint32_t block) {
 // MATMUL's second operand minus its zero point, packed per call: int16 codes within [-255, 255].
 constexpr WeightFormat kWeightsS16{16, true, 255, WeightFormat::Scale::kPerTensor, WeightFormat::Layout::kDense, 1};
 
-// The largest |sum over `depth` products| of uint8 activations (at most 255) with codes of
-// `format`: the one accumulator bound, which a load proves below 2^31.
-constexpr int64_t max_accumulator(const WeightFormat& format, size_t depth) {
-  return int64_t{255} * format.max_abs * static_cast<int64_t>(depth);
+// The largest |sum over `depth` products| of activations of magnitude at most `input_max` (uint8:
+// 255; a FULLY_CONNECTED's wide input: its input bound) with codes of `format`: the one
+// accumulator bound, which a load proves below 2^31.
+constexpr int64_t max_accumulator(const WeightFormat& format, size_t depth, int64_t input_max = 255) {
+  return input_max * format.max_abs * static_cast<int64_t>(depth);
 }
 
 // Whether two products of an activation shifted to int8 (x - 128, within [-128, 127]) and codes

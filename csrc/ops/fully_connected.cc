@@ -20,6 +20,8 @@ class FullyConnected : public Op {
       const int64_t bound = ctx.attr_int("input_bound");
       if (bound < 1 || bound > kWideMax) ctx.fail("input_bound ", bound, " is outside [1, ", kWideMax, "]");
       input_bound_ = static_cast<int32_t>(bound);
+    } else if (ctx.desc().attrs.count("input_bound")) {
+      ctx.fail("input_bound applies to a wide (int32) input; input '", ctx.input(0).name, "' is not one");
     }
     weights_ = read_weights(ctx, ctx.input(0), w, ctx.input(2), /*float_output_ok=*/true, input_bound_);
     if (weights_.output_scales.empty()) out_ = ctx.output_stage();

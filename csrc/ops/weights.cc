@@ -65,9 +65,7 @@ QuantizedWeights read_weights(const OpContext& ctx, const TensorDesc& x, const T
   if (wide_input_bound > 0 && (sparse || bits != 8))
     ctx.fail("weights '", w.name, "' are ", sparse ? "block-sparse" : dtype_name(w.dtype),
              "; a wide input takes dense int8 weights");
-  const int64_t max_products = wide_input_bound > 0
-                                   ? int64_t{wide_input_bound} * p.format.max_abs * static_cast<int64_t>(p.depth)
-                                   : max_accumulator(p.format, p.depth);
+  const int64_t max_products = max_accumulator(p.format, p.depth, wide_input_bound > 0 ? wide_input_bound : 255);
   if (max_products > std::numeric_limits<int32_t>::max()) {
     if (wide_input_bound > 0)
       ctx.fail("reduction depth ", p.depth, " with inputs within +-", wide_input_bound,

@@ -11,11 +11,11 @@ from typing import Iterable
 import numpy as np
 import torch
 
-from ..quant import choose_qparams
+from ..quant import WIDE_MAX, choose_qparams
 from .bias_correction import BiasCorrection
 from .gptq import InputStatistics
 from .graph import ExportError, FloatGraph, Unsupported, capture, expected_shapes_match, find_unsupported
-from .lower import (WIDE_MAX, Lowering, check_engine_limits, check_weight_bits, check_weight_bits_names,
+from .lower import (Lowering, check_engine_limits, check_weight_bits, check_weight_bits_names,
                     needs_observer, split_residual_norms, wide_bounds, wide_nodes)
 from .observers import OBSERVERS, make_observer
 from .smoothing import smooth_layer_norms
@@ -101,9 +101,11 @@ def quantize(model: torch.nn.Module, example_inputs, calibration: Iterable, obse
     block-sparse, which the engine multiplies faster (docs/pruning.md); False stores every layer
     dense.
     wide_ffn: the output of an elementwise function that only linear layers read (a
-    transformer's FFN activation, GELU) is kept wide, up to 15 bits (the most the readers'
-    accumulators allow) instead of uint8, and those linears multiply it as int16 with int8
-    weights (slower kernels; all-mpnet-base-v2 needs it, docs/transformers.md).
+    transformer's FFN activation, GELU) is kept wide, within the bound its readers' int32
+    accumulators allow (+-2752 at 3072 inputs, +-5504 at 1536) instead of uint8, and those
+    linears multiply it as int16 with int8 weights (slower kernels, on ARM most; a linear whose
+    weights are stored below int8, 2-4 bits, keeps its input uint8; all-mpnet-base-v2 needs it,
+    docs/transformers.md).
 
     Memory grows with the size of a calibration batch (and of the `report_batches` kept ones),
     not with their number (docs/exporter.md, Memory). Torch runs on one thread during the call,
@@ -131,8 +133,8 @@ def quantize(model: torch.nn.Module, example_inputs, calibration: Iterable, obse
         calibration = list(calibration)  # read twice: the smoothing ranges, then the observers
         smooth_layer_norms(graph, [_as_inputs(b) for b in calibration[:report_batches]])
     split_residual_norms(graph)
-    wide = wide_nodes(graph, wide_ffn)
-    check_engine_limits(graph, wide, weight_bits)
+    wide = wide_nodes(graph, wide_ffn, weight_bits)
+    check_engine_limits(graph, wide)
     bounds = wide_bounds(graph, wide)
     # Wide values keep their outliers: 16 bits leave room for them, so their ranges are not clipped.
     observers = {n: make_observer("minmax") if n in wide else make_observer(observer, **observer_options)

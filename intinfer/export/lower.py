@@ -13,14 +13,15 @@ each side of a convolution over the sequence cost nothing.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import numpy as np
 import torch
 
 from .._schema import DTYPE_BITS
 from ..builder import GraphBuilder, Tensor
-from ..quant import (activation_range, choose_qparams, layer_scales, make_lut, quantize_bias, quantize_weights,
-                     round_weights, weight_dtype, weight_qmax)
+from ..quant import (WIDE_MAX, activation_range, choose_qparams, layer_scales, make_lut, quantize_bias,
+                     quantize_weights, round_weights, weight_dtype, weight_qmax)
 from .bias_correction import BiasCorrection
 from .gptq import gptq_layer
 from .graph import ExportError, FloatGraph, Node
@@ -99,14 +100,16 @@ def node_bits(weight_bits, node: Node) -> int:
 WIDE_OPS = {"add", "linear", "gather", "layer_norm"}
 
 
-def wide_nodes(graph: FloatGraph, wide_ffn: bool = False) -> set:
+def wide_nodes(graph: FloatGraph, wide_ffn: bool = False, weight_bits: int | dict = 8) -> set:
     """The residual stream of a transformer: values whose every reader is a layer norm or a wide
     add (the embedding sums, the residual adds, the layers that feed them and a post-norm
     encoder's norms, whose output is the next residual add's input). Their outlier channels
     would leave 8 bits no room for the rest, so they are kept wide. A value a linear layer reads
     stays 8-bit even when the linear itself writes wide (a factorized embedding: GATHER ->
     FULLY_CONNECTED -> ADD), except, with `wide_ffn`, an elementwise function's output (a LUT:
-    the FFN's GELU) that only linear layers read: those read it wide, within wide_bounds'."""
+    the FFN's GELU) that only linear layers read, all with int8-stored weights (5-8 bits of
+    `weight_bits`; the engine multiplies a wide input by int8 codes only): those read it wide,
+    within wide_bounds'."""
     wide: set = set()
     for node in reversed(graph.nodes):
         users = graph.users(node)
@@ -114,18 +117,16 @@ def wide_nodes(graph: FloatGraph, wide_ffn: bool = False) -> set:
                 all(u is not None and (u.op == "layer_norm" or (u.op == "add" and u in wide)) for u in users):
             wide.add(node)
         elif wide_ffn and node.op == "lut" and node.act is None and users and \
-                all(u is not None and u.op == "linear" and u.inputs[0] is node for u in users):
+                all(u is not None and u.op == "linear" and u.inputs[0] is node and
+                    weight_dtype(node_bits(weight_bits, u)) == "int8" for u in users):
             wide.add(node)
     return wide
-
-
-WIDE_MAX = 32767
 
 
 def wide_bounds(graph: FloatGraph, wide: set) -> dict:
     """{wide node: the bound of its values}: 32767 (16 bits), or for a value linear layers read
     the largest bound with K x 127 x bound <= 2^30 for every reader (ops/weights.cc proves the
-    int32 accumulator at load; the other 2^30 are the bias's)."""
+    int32 accumulator at load with int8's code bound 127; the other 2^30 are the bias's)."""
     bounds = {}
     for node in wide:
         depths = [u.attrs["weight"].shape[1] for u in graph.users(node) if u is not None and u.op == "linear"]
@@ -147,7 +148,8 @@ def split_residual_norms(graph: FloatGraph) -> int:
         residual = [u for u in graph.users(node) if u is not None and u.op == "add" and u in wide]
         if not residual:
             continue
-        copy = dataclasses.replace(node, name=f"{node.name}_residual", attrs=dict(node.attrs))
+        # One norm of the float model: the copy holds the same parameter tensors (intinfer.qat ties them).
+        copy = dataclasses.replace(node, name=f"{node.name}_residual", inputs=list(node.inputs), attrs=dict(node.attrs))
         graph.nodes.insert(graph.nodes.index(node) + 1, copy)
         for u in residual:
             u.inputs = [copy if i is node else i for i in u.inputs]
@@ -160,13 +162,9 @@ LAYER_NORM_MAX_WIDTH = 8192
 LAYER_NORM_MAX_WIDE_WIDTH = 1024
 
 
-def check_engine_limits(graph: FloatGraph, wide: set, weight_bits: int | dict = 8) -> None:
+def check_engine_limits(graph: FloatGraph, wide: set) -> None:
     """Refuses, at export, a graph the engine would refuse at load."""
     for node in graph.nodes:
-        if node.op == "linear" and node.inputs[0] in wide and node_bits(weight_bits, node) != 8:
-            raise ExportError(f"linear '{node.name}' at {node.source} reads a wide input (wide_ffn), which takes 8-bit "
-                              f"weights; weight_bits gives it {node_bits(weight_bits, node)} (leave wide_ffn off, or "
-                              "give this layer 8 bits)")
         if node.op != "layer_norm":
             continue
         h = node.attrs["weight"].shape[0]
@@ -300,8 +298,13 @@ class Lowering(LayoutValues):
         bits = DTYPE_BITS[dtype]
         if codes.shape[-1] * bits % 8 and codes.size != codes.shape[0] * codes.shape[-1]:
             dtype = "int8"
-        sparse = self.sparse_weights and not dense and dtype == "int8" and node.attrs.get("groups", 1) == 1 \
+        sparse = self.sparse_weights and dtype == "int8" and node.attrs.get("groups", 1) == 1 \
             and block_density(codes) <= sparse_max_density(node, codes[0].size)
+        if sparse and dense:
+            warnings.warn(f"'{node.name}' reads a wide input (wide_ffn), which the engine multiplies by dense int8 "
+                          f"weights only: its block-sparse weights ({block_density(codes):.0%} of the blocks) are "
+                          "stored dense", UserWarning, stacklevel=2)
+            sparse = False
         return self.b.constant(f"{node.name}_w", codes, dtype, scale=scales,
                                block_sparse=SPARSE_BLOCK if sparse else None)
 

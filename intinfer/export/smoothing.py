@@ -38,7 +38,8 @@ def smooth_layer_norms(graph: FloatGraph, batches: list, alpha: float = 0.5) -> 
         s = (amax[norm].clamp(min=1e-5) ** alpha / w_max.clamp(min=1e-5) ** (1 - alpha)).clamp(1e-2, 1e2)
         source = norm
         if any(u is None or u not in readers for u in graph.users(norm)):
-            source = dataclasses.replace(norm, name=f"{norm.name}_smoothed", attrs=dict(norm.attrs))
+            source = dataclasses.replace(norm, name=f"{norm.name}_smoothed", inputs=list(norm.inputs),
+                                         attrs=dict(norm.attrs))
             graph.nodes.insert(graph.nodes.index(norm) + 1, source)
         source.attrs["weight"] = norm.attrs["weight"] / s
         source.attrs["bias"] = norm.attrs["bias"] / s

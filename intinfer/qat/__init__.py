@@ -128,8 +128,8 @@ class QATModel(torch.nn.Module):
         super().__init__()
         self.graph = graph
         self.config = config
-        self.wide = wide_nodes(graph, config.wide_ffn)
-        check_engine_limits(graph, self.wide, config.weight_bits)
+        self.wide = wide_nodes(graph, config.wide_ffn, config.weight_bits)
+        check_engine_limits(graph, self.wide)
         self.bounds = wide_bounds(graph, self.wide)
         self._observed_nodes = {n for n in graph.nodes if needs_observer(n) and not writes_float(graph, n)}
         # Keyed by position: a node that torch.export split in two (mean -> pool + reshape) keeps one name.
@@ -137,6 +137,13 @@ class QATModel(torch.nn.Module):
         masks = masks or {}
         self.states = torch.nn.ModuleDict({self._keys[n]: _NodeState(n, self._observed(n), masks.get(n))
                                            for n in graph.nodes})
+        # A norm computed twice (split_residual_norms: wide for the residual add, uint8 for the
+        # linears) is one norm of the float model: its copies train one pair of parameters.
+        first: dict = {}
+        for n in graph.nodes:
+            if n.op == "layer_norm":
+                kept = first.setdefault(id(n.attrs["weight"]), self.states[self._keys[n]])
+                self.states[self._keys[n]].weight, self.states[self._keys[n]].bias = kept.weight, kept.bias
         self.register_buffer("steps", torch.zeros((), dtype=torch.int64))
         self._has_bn = any("bn" in n.attrs for n in graph.nodes)
         self._frozen: tuple | None = None  # (state versions, what _freeze computed from them)
@@ -457,6 +464,7 @@ def convert(qat_model: QATModel) -> QuantizedModel:
     cfg = qat_model.config
     lowering = Lowering(graph, qparams, {"producer": "intinfer.qat",
                                          "weight_bits": json.dumps(cfg.weight_bits, sort_keys=True),
+                                         "wide_ffn": str(bool(cfg.wide_ffn)),
                                          "training_steps": str(int(qat_model.steps))},
                         None, None, {new[n] for n in qat_model.wide}, cfg.weight_bits)
     seen = [qat_model._seen] if qat_model._seen is not None else []

@@ -14,9 +14,9 @@ import torch
 import torch.nn.functional as F
 
 from ..export.graph import by_distance
+from ..quant import WIDE_MAX
 
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
-WIDE_MAX = 32767
 
 
 def f32(v) -> float:

@@ -31,15 +31,6 @@ void widen_rows(const uint8_t* x, size_t x_stride, size_t mr, size_t k, size_t k
   }
 }
 
-// The same from int16 activations (x_stride in bytes): rows copied.
-void copy_rows_s16(const uint8_t* x, size_t x_stride, size_t mr, size_t k, size_t k_pad, int16_t* out) {
-  for (size_t r = 0; r < kGemmMR; ++r) {
-    int16_t* o = out + r * k_pad;
-    std::memset(o, 0, k_pad * sizeof(int16_t));
-    if (r < mr) std::memcpy(o, x + r * x_stride, k * sizeof(int16_t));
-  }
-}
-
 // acc[r] += w[k] * x_r[k] for the 8 channels of one k; kLane picks k within the 4-lane halves.
 template <int kLane>
 inline void mac(int32x4_t acc[kGemmMR][2], const int16_t* b, int16x4_t x0, int16x4_t x1, int16x4_t x2, int16x4_t x3) {
@@ -90,8 +81,8 @@ void gemm_u8s8_4x8__neon(const PackedView& w, const OutputStage& out, const uint
 void gemm_s16s8_4x8__neon(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
                           void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
                           void* scratch) {
-  gemm_4xn<kTileNR, int16_t, int16_t, copy_rows_s16, tile_4x8>(w, out, x, x_stride, y, y_stride, rows,
-                                                               tile_begin, tile_end, scratch);
+  gemm_4xn<kTileNR, int16_t, int16_t, copy_rows_s16<kGemmMR>, tile_4x8>(w, out, x, x_stride, y, y_stride, rows,
+                                                                        tile_begin, tile_end, scratch);
 }
 
 }  // namespace intinfer

@@ -39,11 +39,7 @@ struct MaddS16 : DenseGroups, Int32Partials {
 // The same from int16 activations (x_stride in bytes): rows copied, k padded with zeros.
 struct MaddS16FromS16 : MaddS16 {
   static void prepare(const uint8_t* x, size_t x_stride, size_t mr, size_t k, size_t k_pad, uint8_t* scratch) {
-    for (size_t r = 0; r < kGemmMR; ++r) {
-      int16_t* o = reinterpret_cast<int16_t*>(scratch) + r * k_pad;
-      std::memset(o, 0, k_pad * sizeof(int16_t));
-      if (r < mr) std::memcpy(o, x + r * x_stride, k * sizeof(int16_t));
-    }
+    copy_rows_s16<kGemmMR>(x, x_stride, mr, k, k_pad, reinterpret_cast<int16_t*>(scratch));
   }
 };
 
