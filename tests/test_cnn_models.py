@@ -23,57 +23,54 @@ from test_qat import engine_and_oracle  # noqa: E402
 SIZE = 32
 
 
-class BasicBlock(nn.Module):
-    """torchvision's ResNet basic block: in-place ReLUs and an in-place residual add."""
+class Residual(nn.Module):
+    """What torchvision's ResNet blocks share: a 1x1 downsampling shortcut where the shape
+    changes, then `out += identity` and an in-place ReLU after the block's branch."""
 
     def __init__(self, cin, cout, stride):
         super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
         self.relu = nn.ReLU(inplace=True)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
         self.downsample = None
         if stride != 1 or cin != cout:
             self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
 
     def forward(self, x):
-        identity = x
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        if self.downsample is not None:
-            identity = self.downsample(x)
+        identity = x if self.downsample is None else self.downsample(x)
+        out = self.branch(x)
         out += identity
         return self.relu(out)
 
 
-class Bottleneck(nn.Module):
-    """torchvision's ResNet-50 bottleneck (v1.5: the stride on the 3x3 conv): 1x1 down to `width`,
-    3x3, 1x1 up to 4 x width, in-place ReLUs and residual add."""
+class BasicBlock(Residual):
+    """ResNet-18's block: two 3x3 convs."""
+
+    def __init__(self, cin, cout, stride):
+        super().__init__(cin, cout, stride)
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+
+    def branch(self, x):
+        return self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
+
+
+class Bottleneck(Residual):
+    """ResNet-50's bottleneck (torchvision's v1.5: the stride on the 3x3 conv): 1x1 down to
+    `width`, 3x3, 1x1 up to 4 x width."""
 
     def __init__(self, cin, width, stride):
-        super().__init__()
-        cout = 4 * width
+        super().__init__(cin, 4 * width, stride)
         self.conv1 = nn.Conv2d(cin, width, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
         self.conv2 = nn.Conv2d(width, width, 3, stride, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(width)
-        self.conv3 = nn.Conv2d(width, cout, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(cout)
-        self.relu = nn.ReLU(inplace=True)
-        self.downsample = None
-        if stride != 1 or cin != cout:
-            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+        self.conv3 = nn.Conv2d(width, 4 * width, 1, bias=False)
+        self.bn3 = nn.BatchNorm2d(4 * width)
 
-    def forward(self, x):
-        identity = x
+    def branch(self, x):
         out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        if self.downsample is not None:
-            identity = self.downsample(x)
-        out += identity
-        return self.relu(out)
+        return self.bn3(self.conv3(self.relu(self.bn2(self.conv2(out)))))
 
 
 class ResNet(nn.Module):
