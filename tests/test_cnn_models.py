@@ -27,8 +27,8 @@ class Residual(nn.Module):
     """What torchvision's ResNet blocks share: a 1x1 downsampling shortcut where the shape
     changes, then `out += identity` and an in-place ReLU after the block's branch."""
 
-    def __init__(self, cin, cout, stride):
-        super().__init__()
+    def shortcut(self, cin, cout, stride):
+        """The block's last modules, in torchvision's order (the random initialization follows it)."""
         self.relu = nn.ReLU(inplace=True)
         self.downsample = None
         if stride != 1 or cin != cout:
@@ -45,11 +45,12 @@ class BasicBlock(Residual):
     """ResNet-18's block: two 3x3 convs."""
 
     def __init__(self, cin, cout, stride):
-        super().__init__(cin, cout, stride)
+        super().__init__()
         self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(cout)
         self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(cout)
+        self.shortcut(cin, cout, stride)
 
     def branch(self, x):
         return self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
@@ -60,13 +61,14 @@ class Bottleneck(Residual):
     `width`, 3x3, 1x1 up to 4 x width."""
 
     def __init__(self, cin, width, stride):
-        super().__init__(cin, 4 * width, stride)
+        super().__init__()
         self.conv1 = nn.Conv2d(cin, width, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(width)
         self.conv2 = nn.Conv2d(width, width, 3, stride, 1, bias=False)
         self.bn2 = nn.BatchNorm2d(width)
         self.conv3 = nn.Conv2d(width, 4 * width, 1, bias=False)
         self.bn3 = nn.BatchNorm2d(4 * width)
+        self.shortcut(cin, 4 * width, stride)
 
     def branch(self, x):
         out = self.relu(self.bn1(self.conv1(x)))
