@@ -555,8 +555,8 @@ def quantize_minilm(model: MiniLM, calibration_texts, max_seq: int = 512, batch_
     """Exports `model` (with its mean pooling) to int8 with `intinfer.quantize`, calibrated on
     `calibration_texts`; batch and sequence length (up to `max_seq`) stay dynamic; layer-norm
     outputs smoothed into the linears that read them (`smooth`); the "total" bias correction,
-    measured a little better for this model than quantize's default "weights" (docs/exporter.md). `options` pass through (observer, weight_rounding,
-    symmetric_activations, ...).
+    measured a little better for this model than quantize's default "weights" (docs/exporter.md).
+    `options` pass through (observer, weight_rounding, symmetric_activations, wide_ffn, ...).
     Returns the QuantizedModel (save it, or wrap its bytes in Int8SentenceEncoder)."""
     from .. import quantize
 

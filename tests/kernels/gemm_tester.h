@@ -280,7 +280,8 @@ class GemmS16Tester {
     for (int8_t& c : codes) c = static_cast<int8_t>(extreme_ ? extreme_ * 127 : rng.uniform(-127, 127));
     const int64_t limit = int64_t{INT32_MAX} - int64_t{bound_} * 127 * static_cast<int64_t>(k_);
     std::vector<int32_t> bias(n_);
-    for (int32_t& b : bias) b = static_cast<int32_t>(std::clamp<int64_t>(rng.uniform(-(1 << 24), 1 << 24), -limit, limit));
+    for (int32_t& b : bias)
+      b = static_cast<int32_t>(std::clamp<int64_t>(rng.uniform(-(1 << 24), 1 << 24), -limit, limit));
     // Shifts that bring a typical accumulator of depth k into 8 bits, some saturating.
     const int depth_bits = static_cast<int>(std::log2(static_cast<double>(k_)));
     std::vector<QuantizedMultiplier> multipliers;

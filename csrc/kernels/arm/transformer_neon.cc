@@ -87,7 +87,8 @@ void layer_norm_rows(const LayerNormParams& p, const LayerNormView& w, const T* 
       }
     }
     for (size_t c = full; c < p.h; ++c)
-      yr[c] = static_cast<Out>(layer_norm_output(p, hh * (static_cast<int64_t>(xr[c]) - p.input_zero_point) - sum, inv, c));
+      yr[c] = static_cast<Out>(
+          layer_norm_output(p, hh * (static_cast<int64_t>(xr[c]) - p.input_zero_point) - sum, inv, c));
   }
 }
 

@@ -41,7 +41,8 @@ void layer_norm_rows(const LayerNormParams& p, const T* x, Out* y, size_t row_be
     // t = d / sqrt(V) in Q15 = (x - mean) / std / sqrt(H).
     const int64_t inv = layer_norm_inverse(v);
     for (size_t c = 0; c < p.h; ++c)
-      yr[c] = static_cast<Out>(layer_norm_output(p, h * (static_cast<int64_t>(xr[c]) - p.input_zero_point) - sum, inv, c));
+      yr[c] = static_cast<Out>(
+          layer_norm_output(p, h * (static_cast<int64_t>(xr[c]) - p.input_zero_point) - sum, inv, c));
   }
 }
 

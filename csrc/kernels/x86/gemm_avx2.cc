@@ -1,8 +1,9 @@
 // AVX2 GEMMs for u8 activations x s8 weights, all exact: int8 codes within +-127 as int8 quads
 // multiplied by vpmaddubsw with the sign trick of maddubs_exact.h; MATMUL's int16 operand
 // prepacked as int16 pairs, activations widened to int16 once per 4-row tile, vpmaddwd +
-// vpaddd (docs/kernels.md); the same with int16 activations (a FULLY_CONNECTED's wide input). 4- and 2-bit codes stay packed (an eighth and a sixteenth of the
-// int16 bytes) and are multiplied with vpmaddubsw, exact at their range.
+// vpaddd (docs/kernels.md); the same with int16 activations (a FULLY_CONNECTED's wide input).
+// 4- and 2-bit codes stay packed (an eighth and a sixteenth of the int16 bytes) and are
+// multiplied with vpmaddubsw, exact at their range.
 #include <immintrin.h>
 
 #include <cstring>
