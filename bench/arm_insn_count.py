@@ -16,7 +16,7 @@ instructions / MAC are per MAC of the dense shape in both.
 a [M x K] by b [K x N] (b [N x K] with --transpose-b), random zero points; e.g. all-MiniLM-L6-v2's
 Q K^T and P V at 128 tokens (12 heads of 32):
 
-    python3 bench/arm_insn_count.py [--m 64 --k 1024 --n 64] [--dtype int4] [--density 0.1]
+    python3 bench/arm_insn_count.py [--m 64 --k 1024 --n 64] [--dtype int4] [--density 0.1] [--float-output]
     python3 bench/arm_insn_count.py --matmul --batch 12 --m 128 --k 32 --n 128 --transpose-b
     python3 bench/arm_insn_count.py --matmul --batch 12 --m 128 --k 128 --n 32
 """
@@ -52,9 +52,9 @@ SPARSE_BLOCK = 4  # the block the exporter writes (docs/pruning.md)
 
 
 def fc_model(path: Path, m: int, k: int, n: int, dtype: str = "int8", density: float | None = None,
-             sparse: bool = False) -> None:
+             sparse: bool = False, float_output: bool = False) -> None:
     """density: keep that share of the 1 x SPARSE_BLOCK blocks (the same draw for every call);
-    sparse: store the codes block-sparse."""
+    sparse: store the codes block-sparse; float_output: a float32 output (no requantization)."""
     rng = np.random.default_rng(0)
     b = GraphBuilder()
     x = b.input("x", (m, k), "uint8", 0.02, 128)
@@ -65,7 +65,8 @@ def fc_model(path: Path, m: int, k: int, n: int, dtype: str = "int8", density: f
         w = (w * np.repeat(keep, SPARSE_BLOCK, axis=1)).astype(np.int8)
     b.output(b.fully_connected(x, b.constant("w", w, dtype, scale=np.full(n, 0.01, np.float32),
                                              block_sparse=SPARSE_BLOCK if sparse else None),
-                               b.constant("b", np.zeros(n, np.int32), "int32"), 0.5, 128))
+                               b.constant("b", np.zeros(n, np.int32), "int32"),
+                               None if float_output else 0.5, None if float_output else 128))
     b.save(path)
 
 
@@ -110,14 +111,16 @@ def main() -> None:
                     help="weights: int8, or packed int4 / int2 (docs/mixed_precision.md)")
     ap.add_argument("--density", type=float,
                     help="int8 weights keeping this share of their 1 x 4 blocks, counted dense and block-sparse")
+    ap.add_argument("--float-output", action="store_true",
+                    help="the GEMM writes float32 (as the layers before a wide residual add do), not uint8")
     ap.add_argument("--matmul", action="store_true", help="a MATMUL of two activations instead of a GEMM")
     ap.add_argument("--batch", type=int, default=1, help="--matmul: matrices per inference")
     ap.add_argument("--transpose-b", action="store_true", help="--matmul: b is [N x K]")
     a = ap.parse_args()
     if a.density is not None and (a.dtype != "int8" or not 0 <= a.density <= 1 or a.k % SPARSE_BLOCK):
         ap.error(f"--density needs int8 weights, a density in [0, 1] and K a multiple of {SPARSE_BLOCK}")
-    if a.matmul and (a.density is not None or a.dtype != "int8"):
-        ap.error("--matmul multiplies two activations: no --dtype or --density")
+    if a.matmul and (a.density is not None or a.dtype != "int8" or a.float_output):
+        ap.error("--matmul multiplies two activations: no --dtype, --density or --float-output")
     macs = a.batch * a.m * a.k * a.n
     with tempfile.TemporaryDirectory() as tmp:
         # (suffix of the row label, model file): the same codes stored dense, then block-sparse
@@ -128,11 +131,11 @@ def main() -> None:
             what = f"MATMUL {a.batch} x {a.m}x{a.k}x{a.n}{' (b transposed)' if a.transpose_b else ''}"
         for sparse in ((False, True) if a.density is not None else () if a.matmul else (False,)):
             model = Path(tmp) / f"fc{'_sparse' if sparse else ''}.iif"
-            fc_model(model, a.m, a.k, a.n, a.dtype, a.density, sparse)
+            fc_model(model, a.m, a.k, a.n, a.dtype, a.density, sparse, a.float_output)
             models.append(("" if a.density is None else ", block-sparse" if sparse else ", dense", model))
             weights = f"{a.dtype} weights" if a.density is None else \
                 f"int8 weights keeping {a.density:.0%} of their 1 x {SPARSE_BLOCK} blocks"
-            what = f"GEMM {a.m}x{a.k}x{a.n}, {weights}"
+            what = f"GEMM {a.m}x{a.k}x{a.n}, {weights}{', float32 output' if a.float_output else ''}"
         print(f"{what} ({macs} MACs), one inference, 1 thread\n")
         print("| path | instructions / inference | instructions / MAC | hottest block (inner loop): instructions |")
         print("|---|---|---|---|")

@@ -127,6 +127,7 @@ struct MatMulSmull {
   }
 
   static int32x4_t row_sum(int32x4_t sum, int8x16_t v) { return vpadalq_s16(sum, vpaddlq_s8(v)); }
+  static size_t row_offset(size_t r, size_t k0, size_t k_pad) { return r * k_pad + k0; }
 
   static void tile(const int8_t* rows, size_t k_pad, const int8_t* b, int32x4_t acc[kGemmMR][2]) {
     tile_4x8c16<8, true>(rows, k_pad, b, acc);
