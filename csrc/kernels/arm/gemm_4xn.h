@@ -30,30 +30,17 @@ namespace {
 
 constexpr size_t kGemmMR = 4;
 
-// Rows [0, mr) of x flipped to int8 (x ^ 0x80 = x - 128), k padded to k_pad with 0, rows past mr
-// zero: row r at out + r * k_pad. The kPrepare of the ARMv8.0 kernel (SMULL).
-inline void flip_rows(const uint8_t* x, size_t x_stride, size_t mr, size_t k, size_t k_pad, int8_t* out) {
-  const uint8x16_t flip = vdupq_n_u8(0x80);
-  for (size_t r = 0; r < kGemmMR; ++r) {
-    int8_t* o = out + r * k_pad;
-    size_t i = 0;
-    if (r < mr) {
-      const uint8_t* xr = x + r * x_stride;
-      for (; i + 16 <= k; i += 16) vst1q_s8(o + i, vreinterpretq_s8_u8(veorq_u8(vld1q_u8(xr + i), flip)));
-      for (; i < k; ++i) o[i] = static_cast<int8_t>(xr[i] ^ 0x80);
-    }
-    for (; i < k_pad; ++i) o[i] = 0;
-  }
-}
-
-// Where flip_rows_x4 puts k index i of row r: per step of 16 k, the 4 rows' 16 bytes one after
-// another (64 bytes, one LD1 of four registers); a last step of 8 k (k_pad % 16 == 8) as 4 x 8.
+// The kPrepare of the kernels that multiply int8 (SDOT, SMULL): rows [0, mr) of x flipped to
+// int8 (x ^ 0x80 = x - 128), k padded to k_pad with 0, rows past mr zero, interleaved so that
+// a step's four rows load together. row_x4_offset: where k index i of row r goes; per step of 16
+// k, the 4 rows' 16 bytes one after another (64 bytes: one LD1 of four registers, or two LDP); a
+// last step of 8 k (k_pad % 16 == 8) as 4 x 8.
 inline size_t row_x4_offset(size_t r, size_t i, size_t k_pad) {
   const size_t k0 = i - i % 16;
   return 4 * k0 + r * std::min<size_t>(16, k_pad - k0) + i % 16;
 }
 
-// flip_rows in the layout of row_x4_offset (k_pad a multiple of 8): the kPrepare of the SDOT tile.
+// k_pad a multiple of 8.
 inline void flip_rows_x4(const uint8_t* x, size_t x_stride, size_t mr, size_t k, size_t k_pad, int8_t* out) {
   const uint8x16_t flip = vdupq_n_u8(0x80);
   for (size_t r = 0; r < kGemmMR; ++r) {

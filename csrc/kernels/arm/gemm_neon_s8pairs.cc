@@ -7,11 +7,11 @@
 // 8 channels are two such blocks over the same activations.
 //
 // aarch64 only (CMakeLists.txt): the 16 accumulators, 4 activations, 4 weights and their int16
-// products need more than armv7's 16 q registers. Even on aarch64 gcc's scheduling keeps all 16
-// products of a step alive and spills 4 accumulators in the loop (8 stack accesses in 67
-// instructions); -fno-schedule-insns removed them but did not change the count per
-// EfficientNet-Lite0 inference (167.5 M against 167.3 M on cortex-a53), whose K are mostly
-// 16-112: the steps outside the k loop dominate.
+// products need more than armv7's 16 q registers. Even on aarch64 gcc's first scheduling pass
+// keeps all 16 products of a step alive and spills accumulators (the float-output instance, which
+// MiniLM's residual layers use: 67 to 72 instructions a step instead of 58, depending on its
+// surroundings), so this unit is built with -fno-schedule-insns: the pass after register
+// allocation still orders the loop for in-order cores.
 #include <arm_neon.h>
 
 #include "arm_kernels.h"
@@ -65,23 +65,22 @@ inline int8x16_t channel_codes(const int8_t* b, size_t j) {
 }
 
 // Channels [kC0, kC0 + 4) of the tile for rows 0..3 over the whole padded k; kExact: products
-// widened one by one (mac16_exact), else in pairs (mac16).
+// widened one by one (mac16_exact), else in pairs (mac16). The rows are interleaved by
+// flip_rows_x4: a step's four rows are 64 consecutive bytes (two LDP).
 template <int kBits, size_t kC0, bool kExact>
 inline void block_4x4c16(const int8_t* a, size_t k_pad, const int8_t* b, int32x4_t out[kGemmMR]) {
   int32x4_t c[kGemmMR][4];
   for (size_t r = 0; r < kGemmMR; ++r)
     for (size_t j = 0; j < 4; ++j) c[r][j] = vdupq_n_s32(0);
-  for (size_t k0 = 0; k0 < k_pad; k0 += kPairsKR, b += kPairsKR * kTileNR * kBits / 8) {
-    const int8x16_t x0 = vld1q_s8(a + k0), x1 = vld1q_s8(a + k_pad + k0);
-    const int8x16_t x2 = vld1q_s8(a + 2 * k_pad + k0), x3 = vld1q_s8(a + 3 * k_pad + k0);
+  for (size_t steps = k_pad / kPairsKR; steps != 0; --steps, a += kGemmMR * kPairsKR) {
+    int8x16_t x[kGemmMR];
+    for (size_t r = 0; r < kGemmMR; ++r) x[r] = vld1q_s8(a + r * kPairsKR);
     for (size_t j = 0; j < 4; ++j) {
       const int8x16_t w = channel_codes<kBits, kC0>(b, j);
       const auto mac = kExact ? mac16_exact : mac16;
-      c[0][j] = mac(c[0][j], x0, w);
-      c[1][j] = mac(c[1][j], x1, w);
-      c[2][j] = mac(c[2][j], x2, w);
-      c[3][j] = mac(c[3][j], x3, w);
+      for (size_t r = 0; r < kGemmMR; ++r) c[r][j] = mac(c[r][j], x[r], w);
     }
+    b += kPairsKR * kTileNR * kBits / 8;
   }
   for (size_t r = 0; r < kGemmMR; ++r) out[r] = add_across4(c[r][0], c[r][1], c[r][2], c[r][3]);
 }
@@ -90,11 +89,9 @@ template <int kBits, bool kExact = false>
 inline void tile_4x8c16(const int8_t* a, size_t k_pad, const int8_t* b, int32x4_t acc[kGemmMR][2]) {
   int32x4_t lo[kGemmMR], hi[kGemmMR];
   block_4x4c16<kBits, 0, kExact>(a, k_pad, b, lo);
+  for (size_t r = 0; r < kGemmMR; ++r) acc[r][0] = lo[r];
   block_4x4c16<kBits, 4, kExact>(a, k_pad, b, hi);
-  for (size_t r = 0; r < kGemmMR; ++r) {
-    acc[r][0] = lo[r];
-    acc[r][1] = hi[r];
-  }
+  for (size_t r = 0; r < kGemmMR; ++r) acc[r][1] = hi[r];
 }
 
 // MATMUL over SMULL (matmul_neon.h): b' in the int8 tiles of the GEMM above (TileLayout{4, 8,
@@ -127,7 +124,7 @@ struct MatMulSmull {
   }
 
   static int32x4_t row_sum(int32x4_t sum, int8x16_t v) { return vpadalq_s16(sum, vpaddlq_s8(v)); }
-  static size_t row_offset(size_t r, size_t k0, size_t k_pad) { return r * k_pad + k0; }
+  static size_t row_offset(size_t r, size_t k0, size_t k_pad) { return row_x4_offset(r, k0, k_pad); }
 
   static void tile(const int8_t* rows, size_t k_pad, const int8_t* b, int32x4_t acc[kGemmMR][2]) {
     tile_4x8c16<8, true>(rows, k_pad, b, acc);
@@ -144,22 +141,22 @@ void matmul_u8_4x8c16__neon(const MatMulParams& p, const uint8_t* a, const uint8
 void gemm_u8s8_4x8c16__neon(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
                             void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
                             void* scratch) {
-  gemm_4xn<kTileNR, int8_t, int8_t, flip_rows, tile_4x8c16<8>>(w, out, x, x_stride, y, y_stride, rows, tile_begin,
-                                                               tile_end, scratch);
+  gemm_4xn<kTileNR, int8_t, int8_t, flip_rows_x4, tile_4x8c16<8>>(w, out, x, x_stride, y, y_stride, rows,
+                                                                  tile_begin, tile_end, scratch);
 }
 
 void gemm_u8s4_4x8c16__neon(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
                             void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
                             void* scratch) {
-  gemm_4xn<kTileNR, int8_t, int8_t, flip_rows, tile_4x8c16<4>>(w, out, x, x_stride, y, y_stride, rows, tile_begin,
-                                                               tile_end, scratch);
+  gemm_4xn<kTileNR, int8_t, int8_t, flip_rows_x4, tile_4x8c16<4>>(w, out, x, x_stride, y, y_stride, rows,
+                                                                  tile_begin, tile_end, scratch);
 }
 
 void gemm_u8s2_4x8c16__neon(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
                             void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
                             void* scratch) {
-  gemm_4xn<kTileNR, int8_t, int8_t, flip_rows, tile_4x8c16<2>>(w, out, x, x_stride, y, y_stride, rows, tile_begin,
-                                                               tile_end, scratch);
+  gemm_4xn<kTileNR, int8_t, int8_t, flip_rows_x4, tile_4x8c16<2>>(w, out, x, x_stride, y, y_stride, rows,
+                                                                  tile_begin, tile_end, scratch);
 }
 
 }  // namespace intinfer
