@@ -31,10 +31,9 @@ void widen_rows(const uint8_t* x, size_t x_stride, size_t mr, size_t k, size_t k
   }
 }
 
-// acc[r] += w[k] * x_r[k] for the 8 channels of one k; kLane picks k within the 4-lane halves.
+// acc[r] += w[k] * x_r[k] for the 8 channels of one k (w); kLane picks k within the 4-lane halves.
 template <int kLane>
-inline void mac(int32x4_t acc[kGemmMR][2], const int16_t* b, int16x4_t x0, int16x4_t x1, int16x4_t x2, int16x4_t x3) {
-  const int16x8_t w = vld1q_s16(b);
+inline void mac(int32x4_t acc[kGemmMR][2], int16x8_t w, int16x4_t x0, int16x4_t x1, int16x4_t x2, int16x4_t x3) {
   const int16x4_t lo = vget_low_s16(w), hi = vget_high_s16(w);
   acc[0][0] = vmlal_lane_s16(acc[0][0], lo, x0, kLane);
   acc[0][1] = vmlal_lane_s16(acc[0][1], hi, x0, kLane);
@@ -46,31 +45,52 @@ inline void mac(int32x4_t acc[kGemmMR][2], const int16_t* b, int16x4_t x0, int16
   acc[3][1] = vmlal_lane_s16(acc[3][1], hi, x3, kLane);
 }
 
-// Four consecutive k whose activations are the lanes of x0..x3.
-inline void mac4(int32x4_t acc[kGemmMR][2], const int16_t* b, int16x4_t x0, int16x4_t x1, int16x4_t x2, int16x4_t x3) {
-  mac<0>(acc, b, x0, x1, x2, x3);
-  mac<1>(acc, b + kTileNR, x0, x1, x2, x3);
-  mac<2>(acc, b + 2 * kTileNR, x0, x1, x2, x3);
-  mac<3>(acc, b + 3 * kTileNR, x0, x1, x2, x3);
+// n int16 at p, and p advanced past them behind an empty asm statement that hides its value:
+// gcc then loads with a post-increment (armv7's VLD1 has no immediate offset) instead of
+// computing an address per load, and keeps each load by its multiplies.
+template <size_t n>
+[[gnu::always_inline]] inline auto load_next(const int16_t*& p) {
+  const auto v = [&] {
+    if constexpr (n == 8)
+      return vld1q_s16(p);
+    else
+      return vld1_s16(p);
+  }();
+  p += n;
+  asm volatile("" : "+r"(p) : : "memory");
+  return v;
 }
 
 inline void tile_4x8(const int16_t* a, size_t k_pad, const int16_t* b, int32x4_t acc[kGemmMR][2]) {
   int32x4_t c[kGemmMR][2];  // local, so that the accumulators stay in registers
   for (size_t r = 0; r < kGemmMR; ++r) c[r][0] = c[r][1] = vdupq_n_s32(0);
-  for (size_t k0 = 0; k0 < k_pad; k0 += kKR, b += kKR * kTileNR) {
 #if defined(__aarch64__)
+  // Four consecutive k of the weights from w, whose activations are the lanes of x0..x3.
+  auto mac4 = [&](const int16_t* w, int16x4_t x0, int16x4_t x1, int16x4_t x2, int16x4_t x3) {
+    mac<0>(c, vld1q_s16(w), x0, x1, x2, x3);
+    mac<1>(c, vld1q_s16(w + kTileNR), x0, x1, x2, x3);
+    mac<2>(c, vld1q_s16(w + 2 * kTileNR), x0, x1, x2, x3);
+    mac<3>(c, vld1q_s16(w + 3 * kTileNR), x0, x1, x2, x3);
+  };
+  for (size_t k0 = 0; k0 < k_pad; k0 += kKR, b += kKR * kTileNR) {
     const int16x8_t x0 = vld1q_s16(a + k0), x1 = vld1q_s16(a + k_pad + k0);
     const int16x8_t x2 = vld1q_s16(a + 2 * k_pad + k0), x3 = vld1q_s16(a + 3 * k_pad + k0);
-    mac4(c, b, vget_low_s16(x0), vget_low_s16(x1), vget_low_s16(x2), vget_low_s16(x3));
-    mac4(c, b + 4 * kTileNR, vget_high_s16(x0), vget_high_s16(x1), vget_high_s16(x2), vget_high_s16(x3));
-#else
-    // armv7's 16 q registers: 8 accumulators, and the rows' 8 k as eight halves left too few,
-    // so gcc stored all 8 accumulators to the stack every step (106 instructions a step; 98 now).
-    for (size_t h = 0; h < kKR; h += 4)
-      mac4(c, b + h * kTileNR, vld1_s16(a + k0 + h), vld1_s16(a + k_pad + k0 + h), vld1_s16(a + 2 * k_pad + k0 + h),
-           vld1_s16(a + 3 * k_pad + k0 + h));
-#endif
+    mac4(b, vget_low_s16(x0), vget_low_s16(x1), vget_low_s16(x2), vget_low_s16(x3));
+    mac4(b + 4 * kTileNR, vget_high_s16(x0), vget_high_s16(x1), vget_high_s16(x2), vget_high_s16(x3));
   }
+#else
+  // armv7's 16 q registers: 8 accumulators, and the rows' 8 k as eight halves left too few, so
+  // gcc stored all 8 accumulators to the stack every step (106 instructions a step): 4 k at a
+  // time, every load a post-increment.
+  const int16_t *a0 = a, *a1 = a + k_pad, *a2 = a + 2 * k_pad, *a3 = a + 3 * k_pad;
+  for (size_t quads = k_pad / 4; quads != 0; --quads) {
+    const int16x4_t x0 = load_next<4>(a0), x1 = load_next<4>(a1), x2 = load_next<4>(a2), x3 = load_next<4>(a3);
+    mac<0>(c, load_next<8>(b), x0, x1, x2, x3);
+    mac<1>(c, load_next<8>(b), x0, x1, x2, x3);
+    mac<2>(c, load_next<8>(b), x0, x1, x2, x3);
+    mac<3>(c, load_next<8>(b), x0, x1, x2, x3);
+  }
+#endif
   for (size_t r = 0; r < kGemmMR; ++r) {
     acc[r][0] = c[r][0];
     acc[r][1] = c[r][1];

@@ -10,7 +10,7 @@
 // products need more than armv7's 16 q registers. Even on aarch64 gcc's first scheduling pass
 // keeps all 16 products of a step alive and spills accumulators (the float-output instance, which
 // MiniLM's residual layers use: 67 to 72 instructions a step instead of 58, depending on its
-// surroundings), so this unit is built with -fno-schedule-insns: the pass after register
+// surroundings), so gcc builds this unit with -fno-schedule-insns: the pass after register
 // allocation still orders the loop for in-order cores.
 #include <arm_neon.h>
 
