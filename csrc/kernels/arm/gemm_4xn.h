@@ -30,6 +30,17 @@ namespace {
 
 constexpr size_t kGemmMR = 4;
 
+// p advanced by kN elements behind an empty asm statement, which hides p's value from the
+// compiler and is a barrier no load moves across: the loads through p are then each one load
+// with a post-increment of p itself, where the source puts them. Without it gcc addresses them
+// from copies of p (armv7's VLD1 has no immediate offset: an address computed per load), or,
+// in the SDOT tile, hoists all 16 weight loads of a step and spills.
+template <size_t kN, typename T>
+[[gnu::always_inline]] inline void advance_opaque(const T*& p) {
+  p += kN;
+  asm volatile("" : "+r"(p) : : "memory");
+}
+
 // The kPrepare of the kernels that multiply int8 (SDOT, SMULL): rows [0, mr) of x flipped to
 // int8 (x ^ 0x80 = x - 128), k padded to k_pad with 0, rows past mr zero, interleaved so that
 // a step's four rows load together. row_x4_offset: where k index i of row r goes; per step of 16
@@ -44,7 +55,7 @@ inline size_t row_x4_offset(size_t r, size_t i, size_t k_pad) {
 inline void flip_rows_x4(const uint8_t* x, size_t x_stride, size_t mr, size_t k, size_t k_pad, int8_t* out) {
   const uint8x16_t flip = vdupq_n_u8(0x80);
   for (size_t r = 0; r < kGemmMR; ++r) {
-    const uint8_t* xr = x + r * x_stride;
+    const uint8_t* xr = r < mr ? x + r * x_stride : x;  // rows past mr read nothing
     const size_t valid = r < mr ? k : 0;
     size_t k0 = 0;
     for (int8_t* o = out + 16 * r; k0 + 16 <= valid; k0 += 16, o += 64)

@@ -14,7 +14,6 @@ namespace intinfer {
 namespace {
 
 constexpr size_t kTileNR = 8;  // output channels per micro-tile (two int32x4 per row)
-constexpr size_t kKR = 8;  // k per step of the inner loop (one int16x8 per row)
 
 // Rows [0, mr) of x widened to int16 with k padded to k_pad (zeros), rows past mr zeroed: row r
 // at out + r * k_pad.
@@ -45,26 +44,12 @@ inline void mac(int32x4_t acc[kGemmMR][2], int16x8_t w, int16x4_t x0, int16x4_t 
   acc[3][1] = vmlal_lane_s16(acc[3][1], hi, x3, kLane);
 }
 
-// n int16 at p, and p advanced past them behind an empty asm statement that hides its value:
-// gcc then loads with a post-increment (armv7's VLD1 has no immediate offset) instead of
-// computing an address per load, and keeps each load by its multiplies.
-template <size_t n>
-[[gnu::always_inline]] inline auto load_next(const int16_t*& p) {
-  const auto v = [&] {
-    if constexpr (n == 8)
-      return vld1q_s16(p);
-    else
-      return vld1_s16(p);
-  }();
-  p += n;
-  asm volatile("" : "+r"(p) : : "memory");
-  return v;
-}
-
 inline void tile_4x8(const int16_t* a, size_t k_pad, const int16_t* b, int32x4_t acc[kGemmMR][2]) {
   int32x4_t c[kGemmMR][2];  // local, so that the accumulators stay in registers
   for (size_t r = 0; r < kGemmMR; ++r) c[r][0] = c[r][1] = vdupq_n_s32(0);
 #if defined(__aarch64__)
+  // 8 k a step: one int16x8 per row, whose halves are the activations of 4 k each.
+  constexpr size_t kKR = 8;
   // Four consecutive k of the weights from w, whose activations are the lanes of x0..x3.
   auto mac4 = [&](const int16_t* w, int16x4_t x0, int16x4_t x1, int16x4_t x2, int16x4_t x3) {
     mac<0>(c, vld1q_s16(w), x0, x1, x2, x3);
@@ -80,15 +65,25 @@ inline void tile_4x8(const int16_t* a, size_t k_pad, const int16_t* b, int32x4_t
   }
 #else
   // armv7's 16 q registers: 8 accumulators, and the rows' 8 k as eight halves left too few, so
-  // gcc stored all 8 accumulators to the stack every step (106 instructions a step): 4 k at a
-  // time, every load a post-increment.
+  // gcc stored all 8 accumulators to the stack every step (106 instructions a step): 4 k a step
+  // (k_pad is a multiple of 8), every load one VLD1 with a post-increment (advance_opaque).
   const int16_t *a0 = a, *a1 = a + k_pad, *a2 = a + 2 * k_pad, *a3 = a + 3 * k_pad;
+  auto row = [](const int16_t*& p) {
+    const int16x4_t v = vld1_s16(p);
+    advance_opaque<4>(p);
+    return v;
+  };
+  auto weights = [&b] {
+    const int16x8_t v = vld1q_s16(b);
+    advance_opaque<kTileNR>(b);
+    return v;
+  };
   for (size_t quads = k_pad / 4; quads != 0; --quads) {
-    const int16x4_t x0 = load_next<4>(a0), x1 = load_next<4>(a1), x2 = load_next<4>(a2), x3 = load_next<4>(a3);
-    mac<0>(c, load_next<8>(b), x0, x1, x2, x3);
-    mac<1>(c, load_next<8>(b), x0, x1, x2, x3);
-    mac<2>(c, load_next<8>(b), x0, x1, x2, x3);
-    mac<3>(c, load_next<8>(b), x0, x1, x2, x3);
+    const int16x4_t x0 = row(a0), x1 = row(a1), x2 = row(a2), x3 = row(a3);
+    mac<0>(c, weights(), x0, x1, x2, x3);
+    mac<1>(c, weights(), x0, x1, x2, x3);
+    mac<2>(c, weights(), x0, x1, x2, x3);
+    mac<3>(c, weights(), x0, x1, x2, x3);
   }
 #endif
   for (size_t r = 0; r < kGemmMR; ++r) {

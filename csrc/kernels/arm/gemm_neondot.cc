@@ -1,9 +1,9 @@
 // NEON dot-product GEMM (aarch64, ARMv8.2 SDOT), 4 rows x 16 channels: per 16 k, one LD1 of the
 // four rows (flipped to int8 and interleaved once per row tile), four LD1 of four weight vectors
-// and 64 SDOT (vdotq_laneq_s32: 4 channels x 4 k x one row), 1024 multiply-accumulates in 71
-// instructions with the loop's two; int8 codes pad k to 8, not 16, and end
-// with a half step (a 24-channel layer does no third more dot products). SDOT is int8 x int8,
-// so the activation enters as a - 128 and the bias carries + 128 * sum_k w
+// (int8 codes) and 64 SDOT (vdotq_laneq_s32: 4 channels x 4 k x one row), 1024
+// multiply-accumulates in 71 instructions with the loop's two. int8 codes pad k to 8, not 16,
+// and end with a half step (a 24-channel layer does no third more dot products). SDOT is int8 x
+// int8, so the activation enters as a - 128 and the bias carries + 128 * sum_k w
 // (TileLayout::act_offset, pack.h); every sum is exact.
 // The same over 4- and 2-bit codes kept packed in sub-byte tiles: two shifts a vector unpack them.
 // And the block-sparse GEMM of gemm_sparse_neon.h over SDOT (here: the unit built with
@@ -23,7 +23,7 @@ namespace intinfer {
 namespace {
 
 constexpr size_t kTileNR = 16;  // output channels per micro-tile (four int32x4 per row)
-constexpr size_t kKR = 16;  // k per step of the inner loop (one 16-byte load per row)
+constexpr size_t kKR = 16;  // k per step of the inner loop (the four rows' 16 bytes: one LD1)
 
 // One group (16 channels x 4 k) of codes as four int8 vectors of 4 channels x 4 k. Sub-byte
 // tiles (pack.h) hold the group's 64 codes in 64 x kBits / 8 bytes, code j in byte j mod B at
@@ -76,20 +76,11 @@ inline void dot8(int32x4_t acc[kGemmMR][4], const int8_t* b, int8x8_t x0, int8x8
   }
 }
 
-// b to the next group of codes, behind an empty asm statement that hides b's value from the
-// compiler and is a barrier no load moves across: each group's codes are then loaded next to
-// their SDOTs by one LD1 with a post-increment (gcc otherwise hoists all 16 loads of a step,
-// 36 registers with the accumulators and rows, and spills, or addresses them from a copy).
-template <size_t kBytes>
-[[gnu::always_inline]] inline void next_group(const int8_t*& b) {
-  b += kBytes;
-  asm volatile("" : "+r"(b) : : "memory");
-}
-
 // Always inlined into the driver, so that the accumulators stay in registers through the output
 // stage (the int8 instance, with its half step, is otherwise left out of line: +6% instructions).
 // The rows are flipped to a - 128 once per row tile, interleaved by flip_rows_x4 so that one LD1
-// loads the four rows' 16 k: per 16 k, five LD1 of four registers and 64 SDOT.
+// loads the four rows' 16 k: per 16 k of int8 codes, five LD1 of four registers and 64 SDOT,
+// each group's LD1 next to its SDOTs (advance_opaque, gemm_4xn.h).
 template <int kBits>
 [[gnu::always_inline]] inline void tile_4x16c4(const int8_t* a, size_t k_pad, const int8_t* b,
                                                int32x4_t acc[kGemmMR][4]) {
@@ -102,13 +93,13 @@ template <int kBits>
   for (size_t steps = k_pad / kKR; steps != 0; --steps, a += kGemmMR * kKR) {
     const int8x16x4_t x = vld1q_s8_x4(a);
     dot<0, kBits>(c, b, x.val[0], x.val[1], x.val[2], x.val[3]);
-    next_group<kGroupBytes>(b);
+    advance_opaque<kGroupBytes>(b);
     dot<1, kBits>(c, b, x.val[0], x.val[1], x.val[2], x.val[3]);
-    next_group<kGroupBytes>(b);
+    advance_opaque<kGroupBytes>(b);
     dot<2, kBits>(c, b, x.val[0], x.val[1], x.val[2], x.val[3]);
-    next_group<kGroupBytes>(b);
+    advance_opaque<kGroupBytes>(b);
     dot<3, kBits>(c, b, x.val[0], x.val[1], x.val[2], x.val[3]);
-    next_group<kGroupBytes>(b);
+    advance_opaque<kGroupBytes>(b);
   }
   if constexpr (kBits == 8) {
     // int8 codes pad k to 8 only (their row's k_align, tables.cc): a last half step of 8 k.
