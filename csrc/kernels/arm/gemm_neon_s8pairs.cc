@@ -89,9 +89,11 @@ template <int kBits, bool kExact = false>
 inline void tile_4x8c16(const int8_t* a, size_t k_pad, const int8_t* b, int32x4_t acc[kGemmMR][2]) {
   int32x4_t lo[kGemmMR], hi[kGemmMR];
   block_4x4c16<kBits, 0, kExact>(a, k_pad, b, lo);
-  for (size_t r = 0; r < kGemmMR; ++r) acc[r][0] = lo[r];
   block_4x4c16<kBits, 4, kExact>(a, k_pad, b, hi);
-  for (size_t r = 0; r < kGemmMR; ++r) acc[r][1] = hi[r];
+  for (size_t r = 0; r < kGemmMR; ++r) {
+    acc[r][0] = lo[r];
+    acc[r][1] = hi[r];
+  }
 }
 
 // MATMUL over SMULL (matmul_neon.h): b' in the int8 tiles of the GEMM above (TileLayout{4, 8,
@@ -124,7 +126,6 @@ struct MatMulSmull {
   }
 
   static int32x4_t row_sum(int32x4_t sum, int8x16_t v) { return vpadalq_s16(sum, vpaddlq_s8(v)); }
-  static size_t row_offset(size_t r, size_t k0, size_t k_pad) { return row_x4_offset(r, k0, k_pad); }
 
   static void tile(const int8_t* rows, size_t k_pad, const int8_t* b, int32x4_t acc[kGemmMR][2]) {
     tile_4x8c16<8, true>(rows, k_pad, b, acc);

@@ -201,7 +201,6 @@ struct MatMulSdot {
   }
 
   static int32x4_t row_sum(int32x4_t sum, int8x16_t v) { return vdotq_s32(sum, v, vdupq_n_s8(1)); }
-  static size_t row_offset(size_t r, size_t k0, size_t k_pad) { return row_x4_offset(r, k0, k_pad); }
 
   static void tile(const int8_t* rows, size_t k_pad, const int8_t* b, int32x4_t acc[kGemmMR][4]) {
     tile_4x16c4<8>(rows, k_pad, b, acc);

@@ -12,7 +12,6 @@
 //                              b' in the tiles `tile` reads (columns past n and k past p.k 0),
 //                              col_sums[c] = sum_k b'[k][c] for every column of every tile
 //   row_sum(sum, v)            sum plus v's 16 int8 lanes, somewhere in its 4 int32 lanes
-//   row_offset(r, k0, k_pad)   where `tile` reads k k0..k0+15 of row r (k0 a multiple of 16)
 //   tile(rows, k_pad, b, acc)  acc[r][q] = columns 4q..4q+3 of row r: sum_k a' b' over k_pad
 #pragma once
 
@@ -78,7 +77,7 @@ void matmul_4xn(const MatMulParams& p, const uint8_t* a, const uint8_t* b, uint8
       int32x4_t sum = vdupq_n_s32(0);
       for (size_t k0 = 0; k0 < k_pad; k0 += kMatMulKR) {
         const int8x16_t v = src != nullptr ? load_flipped(src + k0, std::min(k - k0, kMatMulKR)) : vdupq_n_s8(0);
-        vst1q_s8(rows + Policy::row_offset(r, k0, k_pad), v);
+        vst1q_s8(rows + row_x4_offset(r, k0, k_pad), v);  // the layout of flip_rows_x4
         sum = Policy::row_sum(sum, v);
       }
       row_terms[r] = low32(-zb * vaddvq_s32(sum));
