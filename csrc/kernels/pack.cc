@@ -115,7 +115,12 @@ PackedWeights::PackedWeights(const TileLayout& layout, const void* codes, const 
   std::memcpy(bias_.data(), bias, n * sizeof(int32_t));
   if (!multipliers.empty()) {
     pack_requant(multipliers.data(), multipliers.size(), n_pad, &multiplier_, &left_shift_, &right_shift_);
-    left_shifts_ = std::any_of(left_shift_.begin(), left_shift_.end(), [](int32_t l) { return l != 0; });
+    if (std::any_of(multipliers.begin(), multipliers.end(), [](QuantizedMultiplier q) { return q.shift > 0; }))
+      shifts_ = RequantShifts::kLeft;
+    else if (std::all_of(multipliers.begin(), multipliers.end(), [](QuantizedMultiplier q) {
+               return q.shift < 0 || q.multiplier == 0;  // a zero multiplier gives 0 whatever the shift
+             }))
+      shifts_ = RequantShifts::kRight;
   } else {
     output_scales_.assign(n_pad, 0.0f);
     std::memcpy(output_scales_.data(), output_scales.data(), n * sizeof(float));
@@ -185,7 +190,7 @@ PackedView PackedWeights::view() const {
                                                                     : 8 * layout_.elem_bytes),
                     sparse ? group_start_.data() : nullptr,
                     sparse ? group_k_.data() : nullptr,
-                    left_shifts_};
+                    shifts_};
 }
 
 PackedLayerNorm::PackedLayerNorm(const LayerNormParams& p, size_t width) {

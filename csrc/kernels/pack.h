@@ -44,6 +44,13 @@ struct TileLayout {
 };
 
 // What a kernel reads: the packed codes and the per-channel output stage, padded to whole tiles.
+// The shifts a uint8 output stage's channels take (the NEON output stage is specialised on it).
+enum class RequantShifts : uint8_t {
+  kRight,        // every channel shifts right by at least 1 bit (or has a zero multiplier), none left
+  kRightOrNone,  // none shifts left, some not at all
+  kLeft,         // some channel shifts left
+};
+
 struct PackedView {
   const void* weights;
   const int32_t* bias;                     // folded, + act_offset * sum_k w
@@ -56,7 +63,7 @@ struct PackedView {
   uint8_t code_bits;                       // width of the codes at `weights`: 2, 4, 8 or 16
   const uint32_t* group_start;             // block-sparse weights (TileLayout): [n + 1]; null: dense
   const uint32_t* group_k;                 // block-sparse weights: each group's first reduction index
-  bool left_shifts;                        // some channel's left_shift is non-zero
+  RequantShifts shifts;                    // over the n channels of a uint8 output
 };
 
 class PackedWeights {
@@ -86,7 +93,7 @@ class PackedWeights {
   std::vector<int32_t> bias_, multiplier_, left_shift_, right_shift_;
   std::vector<QuantizedMultiplier> multipliers_;  // in-place (reference) layouts only
   std::vector<float> output_scales_;
-  bool left_shifts_ = false;
+  RequantShifts shifts_ = RequantShifts::kRightOrNone;
 };
 
 // LAYER_NORM's per-channel output stage (params.h) as the vector kernels load it, padded to a

@@ -7,10 +7,10 @@
 // 8 channels are two such blocks over the same activations.
 //
 // aarch64 only (CMakeLists.txt): the 16 accumulators, 4 activations, 4 weights and their int16
-// products need more than armv7's 16 q registers. Even on aarch64 gcc's first scheduling pass
-// keeps all 16 products of a step alive and spills accumulators (the float-output instance, which
-// MiniLM's residual layers use: 67 to 72 instructions a step instead of 58, depending on its
-// surroundings), so gcc builds this unit with -fno-schedule-insns: the pass after register
+// products need more than armv7's 16 q registers. The int8 loop is assembly (block_4x4c16_s8).
+// For the sub-byte instances, from intrinsics, gcc's first scheduling pass keeps all 16 products
+// of a step alive and spills accumulators, so gcc builds this unit with -fno-schedule-insns (int4
+// at 64 x 1024 x 64: 80 instructions a step, 82 with the pass): the pass after register
 // allocation still orders the loop for in-order cores.
 #include <arm_neon.h>
 
@@ -64,11 +64,62 @@ inline int8x16_t channel_codes(const int8_t* b, size_t j) {
   }
 }
 
-// Channels [kC0, kC0 + 4) of the tile for rows 0..3 over the whole padded k; kExact: products
-// widened one by one (mac16_exact), else in pairs (mac16). The rows are interleaved by
-// flip_rows_x4: a step's four rows are 64 consecutive bytes (two LDP).
+// Rows r0 and r1 (v0-v3) times channel j's 16 codes (v4-v7) into accumulators v16-v31 (row r,
+// channel j: v(16 + 4r + j)), mac16 on two int16 products at a time (%[p0], %[p1]).
+#define INTINFER_PAIRS_MAC2(r0, r1, j, acc0, acc1)               \
+  "smull %[p0].8h, v" #r0 ".8b, v" #j ".8b\n\t"                  \
+  "smull %[p1].8h, v" #r1 ".8b, v" #j ".8b\n\t"                  \
+  "smlal2 %[p0].8h, v" #r0 ".16b, v" #j ".16b\n\t"               \
+  "smlal2 %[p1].8h, v" #r1 ".16b, v" #j ".16b\n\t"               \
+  "sadalp v" #acc0 ".4s, %[p0].8h\n\t"                          \
+  "sadalp v" #acc1 ".4s, %[p1].8h\n\t"
+
+// block_4x4c16 for int8 codes in pairs (below) in assembly, `steps` >= 1 steps of 16 k: per
+// step 2 LDP of rows, 2 of weights, an ADD and 48 multiply-accumulates, 55 instructions with the
+// loop's own two. Compiled from intrinsics, the 16 accumulators, 8 operands and 2 products fit the
+// 32 registers, yet gcc spilled accumulators or weights inside the loop (58 to 72 instructions a
+// step) as soon as the code around it kept a few more values alive. The accumulators are fixed
+// registers (an asm statement takes at most 30 operands), zeroed and added across in here.
+// Writes the sums into column q of acc.
+inline void block_4x4c16_s8(const int8_t* a, size_t steps, const int8_t* b, int32x4_t acc[kGemmMR][2], size_t q) {
+  int16x8_t p0, p1;
+  asm("movi v16.4s, #0\n\t" "movi v17.4s, #0\n\t" "movi v18.4s, #0\n\t" "movi v19.4s, #0\n\t"
+      "movi v20.4s, #0\n\t" "movi v21.4s, #0\n\t" "movi v22.4s, #0\n\t" "movi v23.4s, #0\n\t"
+      "movi v24.4s, #0\n\t" "movi v25.4s, #0\n\t" "movi v26.4s, #0\n\t" "movi v27.4s, #0\n\t"
+      "movi v28.4s, #0\n\t" "movi v29.4s, #0\n\t" "movi v30.4s, #0\n\t" "movi v31.4s, #0\n"
+      "1:\n\t"
+      "ldp q0, q1, [%[a]], #32\n\t"
+      "ldp q2, q3, [%[a]], #32\n\t"
+      "ldp q4, q5, [%[b]]\n\t"
+      "ldp q6, q7, [%[b], #32]\n\t"
+      "add %[b], %[b], #128\n\t"
+      INTINFER_PAIRS_MAC2(0, 1, 4, 16, 20) INTINFER_PAIRS_MAC2(2, 3, 4, 24, 28)
+      INTINFER_PAIRS_MAC2(0, 1, 5, 17, 21) INTINFER_PAIRS_MAC2(2, 3, 5, 25, 29)
+      INTINFER_PAIRS_MAC2(0, 1, 6, 18, 22) INTINFER_PAIRS_MAC2(2, 3, 6, 26, 30)
+      INTINFER_PAIRS_MAC2(0, 1, 7, 19, 23) INTINFER_PAIRS_MAC2(2, 3, 7, 27, 31)
+      "subs %[n], %[n], #1\n\t"
+      "b.ne 1b\n\t"
+      "addp v16.4s, v16.4s, v17.4s\n\t" "addp v18.4s, v18.4s, v19.4s\n\t" "addp %[o0].4s, v16.4s, v18.4s\n\t"
+      "addp v20.4s, v20.4s, v21.4s\n\t" "addp v22.4s, v22.4s, v23.4s\n\t" "addp %[o1].4s, v20.4s, v22.4s\n\t"
+      "addp v24.4s, v24.4s, v25.4s\n\t" "addp v26.4s, v26.4s, v27.4s\n\t" "addp %[o2].4s, v24.4s, v26.4s\n\t"
+      "addp v28.4s, v28.4s, v29.4s\n\t" "addp v30.4s, v30.4s, v31.4s\n\t" "addp %[o3].4s, v28.4s, v30.4s"
+      : [o0] "=w"(acc[0][q]), [o1] "=w"(acc[1][q]), [o2] "=w"(acc[2][q]), [o3] "=w"(acc[3][q]), [p0] "=&w"(p0),
+        [p1] "=&w"(p1), [a] "+r"(a), [b] "+r"(b), [n] "+r"(steps)
+      :
+      : "cc", "memory", "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v16", "v17", "v18", "v19", "v20", "v21",
+        "v22", "v23", "v24", "v25", "v26", "v27", "v28", "v29", "v30", "v31");
+}
+#undef INTINFER_PAIRS_MAC2
+
+// Channels [kC0, kC0 + 4) of the tile for rows 0..3 over the whole padded k, into column
+// kC0 / 4 of acc; kExact: products widened one by one (mac16_exact), else in pairs (mac16). The
+// rows are interleaved by flip_rows_x4: a step's four rows are 64 consecutive bytes (two LDP).
 template <int kBits, size_t kC0, bool kExact>
-inline void block_4x4c16(const int8_t* a, size_t k_pad, const int8_t* b, int32x4_t out[kGemmMR]) {
+inline void block_4x4c16(const int8_t* a, size_t k_pad, const int8_t* b, int32x4_t acc[kGemmMR][2]) {
+  if constexpr (kBits == 8 && !kExact) {
+    block_4x4c16_s8(a, k_pad / kPairsKR, b + kC0 * kPairsKR, acc, kC0 / 4);  // k_pad >= 16: a step at least
+    return;
+  }
   int32x4_t c[kGemmMR][4];
   for (size_t r = 0; r < kGemmMR; ++r)
     for (size_t j = 0; j < 4; ++j) c[r][j] = vdupq_n_s32(0);
@@ -82,18 +133,13 @@ inline void block_4x4c16(const int8_t* a, size_t k_pad, const int8_t* b, int32x4
     }
     b += kPairsKR * kTileNR * kBits / 8;
   }
-  for (size_t r = 0; r < kGemmMR; ++r) out[r] = add_across4(c[r][0], c[r][1], c[r][2], c[r][3]);
+  for (size_t r = 0; r < kGemmMR; ++r) acc[r][kC0 / 4] = add_across4(c[r][0], c[r][1], c[r][2], c[r][3]);
 }
 
 template <int kBits, bool kExact = false>
 inline void tile_4x8c16(const int8_t* a, size_t k_pad, const int8_t* b, int32x4_t acc[kGemmMR][2]) {
-  int32x4_t lo[kGemmMR], hi[kGemmMR];
-  block_4x4c16<kBits, 0, kExact>(a, k_pad, b, lo);
-  block_4x4c16<kBits, 4, kExact>(a, k_pad, b, hi);
-  for (size_t r = 0; r < kGemmMR; ++r) {
-    acc[r][0] = lo[r];
-    acc[r][1] = hi[r];
-  }
+  block_4x4c16<kBits, 0, kExact>(a, k_pad, b, acc);
+  block_4x4c16<kBits, 4, kExact>(a, k_pad, b, acc);
 }
 
 // MATMUL over SMULL (matmul_neon.h): b' in the int8 tiles of the GEMM above (TileLayout{4, 8,

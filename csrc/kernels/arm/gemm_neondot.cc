@@ -62,51 +62,79 @@ inline void dot(int32x4_t acc[kGemmMR][4], const int8_t* b, int8x16_t x0, int8x1
   }
 }
 
-// The same for 2 k of int8 codes against the 8-byte halves x0..x3 of the rows (the last 8 k of
-// an int8 reduction padded to 8 only).
-template <int kLane>
-inline void dot8(int32x4_t acc[kGemmMR][4], const int8_t* b, int8x8_t x0, int8x8_t x1, int8x8_t x2, int8x8_t x3) {
-  int8x16_t w[4];
-  load_group<8>(b, w);
-  for (size_t j = 0; j < 4; ++j) {
-    acc[0][j] = vdotq_lane_s32(acc[0][j], w[j], x0, kLane);
-    acc[1][j] = vdotq_lane_s32(acc[1][j], w[j], x1, kLane);
-    acc[2][j] = vdotq_lane_s32(acc[2][j], w[j], x2, kLane);
-    acc[3][j] = vdotq_lane_s32(acc[3][j], w[j], x3, kLane);
-  }
+// One group of int8 codes (four weight vectors, v4-v7) against lane g of the rows v0-v3: 16 SDOT,
+// weight vector j (register w) into accumulators %[c<row><j>].
+#define INTINFER_SDOT_ROWS(j, w, g)                      \
+  "sdot %[c0" #j "].4s, v" #w ".16b, v0.4b[" #g "]\n\t" \
+  "sdot %[c1" #j "].4s, v" #w ".16b, v1.4b[" #g "]\n\t" \
+  "sdot %[c2" #j "].4s, v" #w ".16b, v2.4b[" #g "]\n\t" \
+  "sdot %[c3" #j "].4s, v" #w ".16b, v3.4b[" #g "]\n\t"
+#define INTINFER_SDOT_GROUP(g)                                                                   \
+  "ld1 {v4.16b, v5.16b, v6.16b, v7.16b}, [%[b]], #64\n\t" INTINFER_SDOT_ROWS(0, 4, g)            \
+      INTINFER_SDOT_ROWS(1, 5, g) INTINFER_SDOT_ROWS(2, 6, g) INTINFER_SDOT_ROWS(3, 7, g)
+
+// The int8 tile in assembly: the accumulators zeroed, then per step of 16 k one LD1 of the four
+// rows (v0-v3), four LD1 of a group's four weight vectors (v4-v7) and 64 SDOT, 71 instructions
+// with the loop's two; int8 codes pad k to 8 only (their row's k_align, tables.cc), so a last
+// half step of 8 k may follow (32 SDOT). From intrinsics gcc reached the same loop only with
+// every group's load pinned by an empty asm statement, and lost it again (spilling: 183
+// instructions a step in the float-output instance) when the code around it changed.
+[[gnu::always_inline]] inline void tile_4x16c4_s8(const int8_t* a, size_t k_pad, const int8_t* b,
+                                                  int32x4_t c[kGemmMR][4]) {
+  size_t steps = k_pad / kKR;
+  const size_t half = k_pad % kKR;
+  asm("movi %[c00].4s, #0\n\t" "movi %[c01].4s, #0\n\t" "movi %[c02].4s, #0\n\t" "movi %[c03].4s, #0\n\t"
+      "movi %[c10].4s, #0\n\t" "movi %[c11].4s, #0\n\t" "movi %[c12].4s, #0\n\t" "movi %[c13].4s, #0\n\t"
+      "movi %[c20].4s, #0\n\t" "movi %[c21].4s, #0\n\t" "movi %[c22].4s, #0\n\t" "movi %[c23].4s, #0\n\t"
+      "movi %[c30].4s, #0\n\t" "movi %[c31].4s, #0\n\t" "movi %[c32].4s, #0\n\t" "movi %[c33].4s, #0\n\t"
+      "cbz %[n], 2f\n"
+      "1:\n\t"
+      "ld1 {v0.16b, v1.16b, v2.16b, v3.16b}, [%[a]], #64\n\t"
+      INTINFER_SDOT_GROUP(0) INTINFER_SDOT_GROUP(1) INTINFER_SDOT_GROUP(2) INTINFER_SDOT_GROUP(3)
+      "subs %[n], %[n], #1\n\t"
+      "b.ne 1b\n"
+      "2:\n\t"
+      "cbz %[half], 3f\n\t"
+      "ld1 {v0.8b, v1.8b, v2.8b, v3.8b}, [%[a]]\n\t"
+      INTINFER_SDOT_GROUP(0) INTINFER_SDOT_GROUP(1)
+      "3:"
+      : [c00] "=&w"(c[0][0]), [c01] "=&w"(c[0][1]), [c02] "=&w"(c[0][2]), [c03] "=&w"(c[0][3]),
+        [c10] "=&w"(c[1][0]), [c11] "=&w"(c[1][1]), [c12] "=&w"(c[1][2]), [c13] "=&w"(c[1][3]),
+        [c20] "=&w"(c[2][0]), [c21] "=&w"(c[2][1]), [c22] "=&w"(c[2][2]), [c23] "=&w"(c[2][3]),
+        [c30] "=&w"(c[3][0]), [c31] "=&w"(c[3][1]), [c32] "=&w"(c[3][2]), [c33] "=&w"(c[3][3]),
+        [a] "+r"(a), [b] "+r"(b), [n] "+r"(steps)
+      : [half] "r"(half)
+      : "cc", "memory", "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7");
 }
+#undef INTINFER_SDOT_GROUP
+#undef INTINFER_SDOT_ROWS
 
 // Always inlined into the driver, so that the accumulators stay in registers through the output
-// stage (the int8 instance, with its half step, is otherwise left out of line: +6% instructions).
-// The rows are flipped to a - 128 once per row tile, interleaved by flip_rows_x4 so that one LD1
-// loads the four rows' 16 k: per 16 k of int8 codes, five LD1 of four registers and 64 SDOT,
-// each group's LD1 next to its SDOTs (advance_opaque, gemm_4xn.h).
+// stage. The rows are flipped to a - 128 once per row tile, interleaved by flip_rows_x4 so that
+// one LD1 loads the four rows' 16 k. int8 codes: tile_4x16c4_s8; the sub-byte codes' loop, from
+// intrinsics, keeps each group's load next to its SDOTs (advance_opaque, gemm_4xn.h).
 template <int kBits>
 [[gnu::always_inline]] inline void tile_4x16c4(const int8_t* a, size_t k_pad, const int8_t* b,
                                                int32x4_t acc[kGemmMR][4]) {
-  constexpr size_t kGroupBytes = 4 * kTileNR * kBits / 8;
   // Local accumulators, stored to acc once at the end: acc itself may alias the int8 weights
   // (a char type), which would make the compiler store all 16 after every SDOT.
   int32x4_t c[kGemmMR][4];
-  for (size_t r = 0; r < kGemmMR; ++r)
-    for (size_t j = 0; j < 4; ++j) c[r][j] = vdupq_n_s32(0);
-  for (size_t steps = k_pad / kKR; steps != 0; --steps, a += kGemmMR * kKR) {
-    const int8x16x4_t x = vld1q_s8_x4(a);
-    dot<0, kBits>(c, b, x.val[0], x.val[1], x.val[2], x.val[3]);
-    advance_opaque<kGroupBytes>(b);
-    dot<1, kBits>(c, b, x.val[0], x.val[1], x.val[2], x.val[3]);
-    advance_opaque<kGroupBytes>(b);
-    dot<2, kBits>(c, b, x.val[0], x.val[1], x.val[2], x.val[3]);
-    advance_opaque<kGroupBytes>(b);
-    dot<3, kBits>(c, b, x.val[0], x.val[1], x.val[2], x.val[3]);
-    advance_opaque<kGroupBytes>(b);
-  }
   if constexpr (kBits == 8) {
-    // int8 codes pad k to 8 only (their row's k_align, tables.cc): a last half step of 8 k.
-    if (k_pad % kKR != 0) {
-      const int8x8x4_t x = vld1_s8_x4(a);
-      dot8<0>(c, b, x.val[0], x.val[1], x.val[2], x.val[3]);
-      dot8<1>(c, b + kGroupBytes, x.val[0], x.val[1], x.val[2], x.val[3]);
+    tile_4x16c4_s8(a, k_pad, b, c);
+  } else {
+    constexpr size_t kGroupBytes = 4 * kTileNR * kBits / 8;
+    for (size_t r = 0; r < kGemmMR; ++r)
+      for (size_t j = 0; j < 4; ++j) c[r][j] = vdupq_n_s32(0);
+    for (size_t steps = k_pad / kKR; steps != 0; --steps, a += kGemmMR * kKR) {
+      const int8x16x4_t x = vld1q_s8_x4(a);
+      dot<0, kBits>(c, b, x.val[0], x.val[1], x.val[2], x.val[3]);
+      advance_opaque<kGroupBytes>(b);
+      dot<1, kBits>(c, b, x.val[0], x.val[1], x.val[2], x.val[3]);
+      advance_opaque<kGroupBytes>(b);
+      dot<2, kBits>(c, b, x.val[0], x.val[1], x.val[2], x.val[3]);
+      advance_opaque<kGroupBytes>(b);
+      dot<3, kBits>(c, b, x.val[0], x.val[1], x.val[2], x.val[3]);
+      advance_opaque<kGroupBytes>(b);
     }
   }
   for (size_t r = 0; r < kGemmMR; ++r)
