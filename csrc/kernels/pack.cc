@@ -10,7 +10,7 @@ namespace intinfer {
 namespace {
 
 // The `count` multipliers and shifts, padded to `padded` entries with a harmless multiplier
-// (1/2, no shift).
+// (1/2, no shift: lanes computed and never stored, whatever RequantShifts instance runs them).
 void pack_requant(const QuantizedMultiplier* multipliers, size_t count, size_t padded, std::vector<int32_t>* m,
                   std::vector<int32_t>* left, std::vector<int32_t>* right) {
   m->assign(padded, 1 << 30);

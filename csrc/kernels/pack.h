@@ -43,13 +43,15 @@ struct TileLayout {
   uint8_t code_bits = 8;    // 8 (codes of elem_bytes), or 4 / 2: sub-byte tiles (above)
 };
 
-// What a kernel reads: the packed codes and the per-channel output stage, padded to whole tiles.
-// The shifts a uint8 output stage's channels take (the NEON output stage is specialised on it).
+// The shifts a uint8 output stage's n channels take (the NEON output stage is specialised on
+// it; the padding channels past n, never stored, are left out).
 enum class RequantShifts : uint8_t {
   kRight,        // every channel shifts right by at least 1 bit (or has a zero multiplier), none left
   kRightOrNone,  // none shifts left, some not at all
   kLeft,         // some channel shifts left
 };
+
+// What a kernel reads: the packed codes and the per-channel output stage, padded to whole tiles.
 
 struct PackedView {
   const void* weights;

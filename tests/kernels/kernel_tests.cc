@@ -101,11 +101,13 @@ void sweep_gemm_codes(const GemmRow& row, Cases& c, const GemmTester& codes) {
     if (!c(t().m(2 * mr + 1).n(2 * nr + 1).k(k).x_stride(k + 1).y_stride(2 * nr + 2).float_output(true).Test(row)))
       return;
     if (!c(t().m(mr + 3).n(nr + 5).k(k).act_min(17).act_max(200).output_zero_point(100).Test(row))) return;
-    // Every channel shifting right, with and without a clamp, and none shifting (the NEON output
-    // stage has an instance for each, requant_neon.h).
+    // Every channel shifting right, with and without a clamp, none shifting and left shifts with
+    // a clamp (the NEON output stage has an instance for each, requant_neon.h).
     if (!c(t().m(mr + 3).n(nr + 5).k(k).shifts(-14, -1).output_zero_point(zp(k)).Test(row))) return;
     if (!c(t().m(mr + 3).n(nr + 5).k(k).shifts(-14, -1).act_min(3).act_max(254).Test(row))) return;
     if (!c(t().m(mr + 3).n(nr + 5).k(k).shifts(0, 0).output_zero_point(zp(k + 1)).Test(row))) return;
+    if (!c(t().m(mr + 3).n(nr + 5).k(k).shifts(0, 0).act_min(5).act_max(250).Test(row))) return;
+    if (!c(t().m(mr + 3).n(nr + 5).k(k).shifts(1, 4).act_min(5).act_max(250).Test(row))) return;
     if (!c(t().m(mr).n(nr).k(k).output_zero_point(0).Test(row))) return;
     if (!c(t().m(mr).n(nr).k(k).output_zero_point(255).Test(row))) return;
   }
@@ -179,12 +181,14 @@ void sweep_dwconv(const DwconvRow& row, Cases& c) {
           if (!c(base().pads(k[0] / 2, k[1] / 2, (k[0] - 1) / 2, (k[1] - 1) / 2).Test(row))) return;
           if (!c(base().pads(k[0] - 1, 0, 0, k[1] - 1).Test(row))) return;
           if (!c(base().pads(span_h, span_w, span_h, span_w).act(20, 230).Test(row))) return;
-          // Right shifts only (some channels by 0 bits), by at least 1 bit with and without a
-          // clamp, and left shifts only (the output stage has an instance for each).
+          // Right shifts only (some channels by 0 bits), by at least 1 bit, none, and left shifts
+          // only, with and without a clamp (the output stage has an instance for each).
           if (!c(base().pads(k[0] / 2, k[1] / 2, k[0] / 2, k[1] / 2).shifts(-14, 0).Test(row))) return;
           if (!c(base().pads(k[0] / 2, k[1] / 2, k[0] / 2, k[1] / 2).shifts(-14, -1).Test(row))) return;
           if (!c(base().pads(k[0] / 2, k[1] / 2, k[0] / 2, k[1] / 2).shifts(-14, -1).act(1, 254).Test(row)))
             return;
+          if (!c(base().pads(k[0] / 2, k[1] / 2, k[0] / 2, k[1] / 2).shifts(0, 0).act(1, 254).Test(row))) return;
+          if (!c(base().pads(k[0] / 2, k[1] / 2, k[0] / 2, k[1] / 2).shifts(1, 4).act(1, 254).Test(row))) return;
           if (!c(base().pads(k[0] / 2, k[1] / 2, k[0] / 2, k[1] / 2).shifts(1, 4).output_zero_point(128).Test(row)))
             return;
         }

@@ -21,6 +21,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "../gemm_tiles.h"
 #include "../pack.h"
@@ -94,8 +95,10 @@ inline void flip_rows_x4(const uint8_t* x, size_t x_stride, size_t mr, size_t k,
   }
 }
 
-// The GemmFn of tables.h for one policy.
-template <size_t kNR, typename Act, typename Code, auto kPrepare, auto kTile>
+// The GemmFn of tables.h for one policy; kTile1 (optional): kTile for a row tile of one row
+// (kTile1(a, k_pad, b, acc[0]): row 0 alone), which the 4-row tile would compute four times over
+// (a batch of one, a layer's last row).
+template <size_t kNR, typename Act, typename Code, auto kPrepare, auto kTile, auto kTile1 = nullptr>
 void gemm_4xn(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride, void* y,
               size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end, void* scratch) {
   constexpr size_t kQ = kNR / 4;
@@ -106,20 +109,35 @@ void gemm_4xn(const PackedView& w, const OutputStage& out, const uint8_t* x, siz
   const size_t n = w.n, k = w.k, k_pad = w.k_pad;
   // Elements of Code per tile: k_pad x kNR codes of w.code_bits (sub-byte tiles pack several a byte).
   const size_t tile_codes = k_pad * kNR * w.code_bits / (8 * sizeof(Code));
-  // finish(c, acc) after each tile (channels [c, c + kNR)), then store(r, c, acc[r]) per row.
+  // finish(c, acc, R) after each tile (channels [c, c + kNR), rows [0, R): R a std::integral_constant),
+  // then store(r, c, acc[r]) per row.
+  size_t tile_rows = kGemmMR;
   auto drive = [&](auto&& finish, auto&& store) {
     for_each_gemm_tile<kGemmMR, int32x4_t[kQ], true>(
         rows, tile_begin, tile_end,
-        [&](size_t r0, size_t mr) { kPrepare(x + r0 * x_stride, x_stride, mr, k, k_pad, a); },
+        [&](size_t r0, size_t mr) {
+          tile_rows = mr;
+          kPrepare(x + r0 * x_stride, x_stride, mr, k, k_pad, a);
+        },
         [&](size_t t, int32x4_t acc[kGemmMR][kQ]) {
+          if constexpr (!std::is_same_v<decltype(kTile1), std::nullptr_t>) {
+            if (tile_rows == 1) {
+              kTile1(a, k_pad, codes + t * tile_codes, acc[0]);
+              // Rows 1-3 are never stored; row 0's copies, so that no path reads them unset.
+              for (size_t r = 1; r < kGemmMR; ++r)
+                for (size_t j = 0; j < kQ; ++j) acc[r][j] = acc[0][j];
+              finish(t * kNR, acc, std::integral_constant<size_t, 1>{});
+              return;
+            }
+          }
           kTile(a, k_pad, codes + t * tile_codes, acc);
-          finish(t * kNR, acc);
+          finish(t * kNR, acc, std::integral_constant<size_t, kGemmMR>{});
         },
         [&](size_t r, size_t t, const int32x4_t* acc) { store(r, t * kNR, acc); });
   };
   if (w.output_scales != nullptr) {
     float* yf = static_cast<float*>(y);
-    drive([](size_t, int32x4_t(*)[kQ]) {},
+    drive([](size_t, int32x4_t(*)[kQ], auto) {},
           // Written out for kNR 8 and 16 rather than as a loop, which gcc kept rolled, spilling the
           // accumulators.
           [&](size_t r, size_t c, const int32x4_t* acc) {
@@ -132,12 +150,12 @@ void gemm_4xn(const PackedView& w, const OutputStage& out, const uint8_t* x, siz
   uint8_t* yu = static_cast<uint8_t*>(y);
   with_output_stage(w, out, [&](auto stage) {
     drive(
-        // Each 4 channels' parameters loaded once for the tile's 4 rows (rows past the last are
-        // requantized too, and not stored).
-        [stage](size_t c, int32x4_t acc[kGemmMR][kNR / 4]) {
+        // Each 4 channels' parameters loaded once for the tile's rows (rows past the last of a
+        // 4-row tile are requantized too, and not stored).
+        [stage](size_t c, int32x4_t acc[kGemmMR][kNR / 4], auto tile_rows_constant) {
           for (size_t j = 0; j < kQ; ++j) {
             const ChannelStage s = stage.channels(c + 4 * j);
-            for (size_t r = 0; r < kGemmMR; ++r) acc[r][j] = stage.apply4(acc[r][j], s);
+            for (size_t r = 0; r < decltype(tile_rows_constant)::value; ++r) acc[r][j] = stage.apply4(acc[r][j], s);
           }
         },
         // By value: the byte stores may alias whatever a reference reaches (reloaded per row).

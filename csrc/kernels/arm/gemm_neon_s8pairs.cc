@@ -64,23 +64,25 @@ inline int8x16_t channel_codes(const int8_t* b, size_t j) {
   }
 }
 
-// Rows r0 and r1 (v0-v3) times channel j's 16 codes (v4-v7) into accumulators v16-v31 (row r,
-// channel j: v(16 + 4r + j)), mac16 on two int16 products at a time (%[p0], %[p1]).
-#define INTINFER_PAIRS_MAC2(r0, r1, j, acc0, acc1)               \
-  "smull %[p0].8h, v" #r0 ".8b, v" #j ".8b\n\t"                  \
-  "smull %[p1].8h, v" #r1 ".8b, v" #j ".8b\n\t"                  \
-  "smlal2 %[p0].8h, v" #r0 ".16b, v" #j ".16b\n\t"               \
-  "smlal2 %[p1].8h, v" #r1 ".16b, v" #j ".16b\n\t"               \
+// Rows r0 and r1 (registers v0-v3) times the 16 codes of one channel (its register w, v4-v7)
+// into accumulators acc0 and acc1 (row r, channel j: v(16 + 4r + j)), mac16 on two int16
+// products at a time (%[p0], %[p1]).
+#define INTINFER_PAIRS_MAC2(r0, r1, w, acc0, acc1)               \
+  "smull %[p0].8h, v" #r0 ".8b, v" #w ".8b\n\t"                  \
+  "smull %[p1].8h, v" #r1 ".8b, v" #w ".8b\n\t"                  \
+  "smlal2 %[p0].8h, v" #r0 ".16b, v" #w ".16b\n\t"               \
+  "smlal2 %[p1].8h, v" #r1 ".16b, v" #w ".16b\n\t"               \
   "sadalp v" #acc0 ".4s, %[p0].8h\n\t"                          \
   "sadalp v" #acc1 ".4s, %[p1].8h\n\t"
 
-// block_4x4c16 for int8 codes in pairs (below) in assembly, `steps` >= 1 steps of 16 k: per
-// step 2 LDP of rows, 2 of weights, an ADD and 48 multiply-accumulates, 55 instructions with the
-// loop's own two. Compiled from intrinsics, the 16 accumulators, 8 operands and 2 products fit the
-// 32 registers, yet gcc spilled accumulators or weights inside the loop (58 to 72 instructions a
-// step) as soon as the code around it kept a few more values alive. The accumulators are fixed
-// registers (an asm statement takes at most 30 operands), zeroed and added across in here.
-// Writes the sums into column q of acc.
+// block_4x4c16 for int8 codes in pairs (below) in assembly, `steps` >= 1 steps of 16 k (the
+// row's k_align is 16 and k >= 1): per step 2 LDP of rows, 2 of weights, an ADD and 48
+// multiply-accumulate instructions (256 MACs), 55 with the loop's own two. Compiled from
+// intrinsics, the 16 accumulators, 8 operands and 2 products fit the 32 registers, yet gcc
+// spilled accumulators or weights inside the loop (58 to 72 instructions a step) as soon as the
+// code around it kept a few more values alive. The accumulators are fixed registers (an asm
+// statement takes at most 30 operands), zeroed and added across in here; the sums go to column
+// q of acc.
 inline void block_4x4c16_s8(const int8_t* a, size_t steps, const int8_t* b, int32x4_t acc[kGemmMR][2], size_t q) {
   int16x8_t p0, p1;
   asm("movi v16.4s, #0\n\t" "movi v17.4s, #0\n\t" "movi v18.4s, #0\n\t" "movi v19.4s, #0\n\t"
@@ -142,6 +144,22 @@ inline void tile_4x8c16(const int8_t* a, size_t k_pad, const int8_t* b, int32x4_
   block_4x4c16<kBits, 4, kExact>(a, k_pad, b, acc);
 }
 
+// One row: row 0 of flip_rows_x4's layout (the first 16 bytes of each 64-byte step) against the
+// tile's 8 channels, 24 multiply-accumulates and 9 loads per 16 k where tile_4x8c16 spends 96 on
+// the one row that is stored.
+template <int kBits>
+inline void tile_1x8c16(const int8_t* a, size_t k_pad, const int8_t* b, int32x4_t acc[2]) {
+  int32x4_t c[kTileNR];
+  for (size_t j = 0; j < kTileNR; ++j) c[j] = vdupq_n_s32(0);
+  for (size_t steps = k_pad / kPairsKR; steps != 0; --steps, a += kGemmMR * kPairsKR) {
+    const int8x16_t x = vld1q_s8(a);
+    for (size_t j = 0; j < kTileNR; ++j) c[j] = mac16(c[j], x, channel_codes<kBits, 0>(b, j));
+    b += kPairsKR * kTileNR * kBits / 8;
+  }
+  acc[0] = add_across4(c[0], c[1], c[2], c[3]);
+  acc[1] = add_across4(c[4], c[5], c[6], c[7]);
+}
+
 // MATMUL over SMULL (matmul_neon.h): b' in the int8 tiles of the GEMM above (TileLayout{4, 8,
 // 16, 16}: per column tile of 8 and step of 16 k, each column's 16 k in order), multiplied by
 // mac16_exact, since b' reaches -128.
@@ -188,21 +206,21 @@ void matmul_u8_4x8c16__neon(const MatMulParams& p, const uint8_t* a, const uint8
 void gemm_u8s8_4x8c16__neon(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
                             void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
                             void* scratch) {
-  gemm_4xn<kTileNR, int8_t, int8_t, flip_rows_x4, tile_4x8c16<8>>(w, out, x, x_stride, y, y_stride, rows,
+  gemm_4xn<kTileNR, int8_t, int8_t, flip_rows_x4, tile_4x8c16<8>, tile_1x8c16<8>>(w, out, x, x_stride, y, y_stride, rows,
                                                                   tile_begin, tile_end, scratch);
 }
 
 void gemm_u8s4_4x8c16__neon(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
                             void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
                             void* scratch) {
-  gemm_4xn<kTileNR, int8_t, int8_t, flip_rows_x4, tile_4x8c16<4>>(w, out, x, x_stride, y, y_stride, rows,
+  gemm_4xn<kTileNR, int8_t, int8_t, flip_rows_x4, tile_4x8c16<4>, tile_1x8c16<4>>(w, out, x, x_stride, y, y_stride, rows,
                                                                   tile_begin, tile_end, scratch);
 }
 
 void gemm_u8s2_4x8c16__neon(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
                             void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
                             void* scratch) {
-  gemm_4xn<kTileNR, int8_t, int8_t, flip_rows_x4, tile_4x8c16<2>>(w, out, x, x_stride, y, y_stride, rows,
+  gemm_4xn<kTileNR, int8_t, int8_t, flip_rows_x4, tile_4x8c16<2>, tile_1x8c16<2>>(w, out, x, x_stride, y, y_stride, rows,
                                                                   tile_begin, tile_end, scratch);
 }
 

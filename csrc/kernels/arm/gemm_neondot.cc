@@ -1,7 +1,8 @@
 // NEON dot-product GEMM (aarch64, ARMv8.2 SDOT), 4 rows x 16 channels: per 16 k, one LD1 of the
 // four rows (flipped to int8 and interleaved once per row tile), four LD1 of four weight vectors
-// (int8 codes) and 64 SDOT (vdotq_laneq_s32: 4 channels x 4 k x one row), 1024
-// multiply-accumulates in 71 instructions with the loop's two. int8 codes pad k to 8, not 16,
+// (int8 codes) and 64 SDOT (by element: 4 channels x 4 k x one row), 1024 multiply-accumulates
+// in 71 instructions with the loop's two (assembly: tile_4x16c4_s8); a row tile of one row has a
+// one-row tile (tile_1x16c4). int8 codes pad k to 8, not 16,
 // and end with a half step (a 24-channel layer does no third more dot products). SDOT is int8 x
 // int8, so the activation enters as a - 128 and the bias carries + 128 * sum_k w
 // (TileLayout::act_offset, pack.h); every sum is exact.
@@ -141,6 +142,42 @@ template <int kBits>
     for (size_t j = 0; j < 4; ++j) acc[r][j] = c[r][j];
 }
 
+// The 4 k of group kLane of one row x against 16 channels (tile_1x16c4).
+template <int kLane, int kBits>
+[[gnu::always_inline]] inline void dot1(int32x4_t c[4], const int8_t* b, int8x16_t x) {
+  int8x16_t w[4];
+  load_group<kBits>(b, w);
+  for (size_t j = 0; j < 4; ++j) c[j] = vdotq_laneq_s32(c[j], w[j], x, kLane);
+}
+
+// One row: row 0 of flip_rows_x4's layout (the first 16 bytes of each 64-byte step, 8 of a last
+// half step) against the 4-row tile's codes, 16 SDOT and 5 loads per 16 k where tile_4x16c4
+// spends 64 SDOT on the one row that is stored.
+template <int kBits>
+[[gnu::always_inline]] inline void tile_1x16c4(const int8_t* a, size_t k_pad, const int8_t* b, int32x4_t acc[4]) {
+  constexpr size_t kGroupBytes = 4 * kTileNR * kBits / 8;
+  int32x4_t c[4] = {vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0)};
+  for (size_t steps = k_pad / kKR; steps != 0; --steps, a += kGemmMR * kKR) {
+    const int8x16_t x = vld1q_s8(a);
+    dot1<0, kBits>(c, b, x);
+    advance_opaque<kGroupBytes>(b);
+    dot1<1, kBits>(c, b, x);
+    advance_opaque<kGroupBytes>(b);
+    dot1<2, kBits>(c, b, x);
+    advance_opaque<kGroupBytes>(b);
+    dot1<3, kBits>(c, b, x);
+    advance_opaque<kGroupBytes>(b);
+  }
+  if constexpr (kBits == 8) {
+    if (k_pad % kKR != 0) {  // the half step (tile_4x16c4_s8)
+      const int8x16_t x = vcombine_s8(vld1_s8(a), vdup_n_s8(0));
+      dot1<0, 8>(c, b, x);
+      dot1<1, 8>(c, b + kGroupBytes, x);
+    }
+  }
+  for (size_t j = 0; j < 4; ++j) acc[j] = c[j];
+}
+
 // The policy of gemm_sparse_neon.h: four groups a step, their 16 codes in one load and each
 // group's 4 by lane (SDOT by element); lane r of acc[v][0] + acc[v][1] = row 4v + r, two
 // accumulators so that consecutive SDOTs do not wait on each other.
@@ -245,21 +282,21 @@ void matmul_u8_4x16c4__neondot(const MatMulParams& p, const uint8_t* a, const ui
 void gemm_u8s8_4x16c4__neondot(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
                                void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
                                void* scratch) {
-  gemm_4xn<kTileNR, int8_t, int8_t, flip_rows_x4, tile_4x16c4<8>>(w, out, x, x_stride, y, y_stride, rows,
+  gemm_4xn<kTileNR, int8_t, int8_t, flip_rows_x4, tile_4x16c4<8>, tile_1x16c4<8>>(w, out, x, x_stride, y, y_stride, rows,
                                                                   tile_begin, tile_end, scratch);
 }
 
 void gemm_u8s4_4x16c4__neondot(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
                                void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
                                void* scratch) {
-  gemm_4xn<kTileNR, int8_t, int8_t, flip_rows_x4, tile_4x16c4<4>>(w, out, x, x_stride, y, y_stride, rows,
+  gemm_4xn<kTileNR, int8_t, int8_t, flip_rows_x4, tile_4x16c4<4>, tile_1x16c4<4>>(w, out, x, x_stride, y, y_stride, rows,
                                                                   tile_begin, tile_end, scratch);
 }
 
 void gemm_u8s2_4x16c4__neondot(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
                                void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
                                void* scratch) {
-  gemm_4xn<kTileNR, int8_t, int8_t, flip_rows_x4, tile_4x16c4<2>>(w, out, x, x_stride, y, y_stride, rows,
+  gemm_4xn<kTileNR, int8_t, int8_t, flip_rows_x4, tile_4x16c4<2>, tile_1x16c4<2>>(w, out, x, x_stride, y, y_stride, rows,
                                                                   tile_begin, tile_end, scratch);
 }
 

@@ -17,7 +17,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <type_traits>
 
 #include "../pack.h"
 
@@ -134,7 +133,7 @@ inline void with_output_stage(const PackedView& w, const OutputStage& out, Kerne
     case RequantShifts::kRightOrNone:
       return clamp ? run_output_stage<RequantShifts::kRightOrNone, true>(w, out, kernel)
                    : run_output_stage<RequantShifts::kRightOrNone, false>(w, out, kernel);
-    case RequantShifts::kLeft:
+    default:  // kLeft: the general instance, right for any shifts
       return clamp ? run_output_stage<RequantShifts::kLeft, true>(w, out, kernel)
                    : run_output_stage<RequantShifts::kLeft, false>(w, out, kernel);
   }
