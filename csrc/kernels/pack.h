@@ -52,7 +52,6 @@ enum class RequantShifts : uint8_t {
 };
 
 // What a kernel reads: the packed codes and the per-channel output stage, padded to whole tiles.
-
 struct PackedView {
   const void* weights;
   const int32_t* bias;                     // folded, + act_offset * sum_k w
