@@ -33,13 +33,15 @@ inline void window_taps(const ConvParams& p, const uint8_t* xb, const uint8_t* z
 // plus a per-layer offset: no bounds checks and no table to fill; a border pixel gets the table
 // of window_taps. `taps` and `offsets` hold kernel_h * kernel_w entries. pixel is instantiated
 // for both kinds of tap, so each kernel's inner loop is compiled for each.
-// With `pair` (not std::nullptr_t), two neighbouring pixels whose windows are both inside go to
-// pair(index, tap, tap_next) instead (index + 1 is the second), so that a kernel may load its
-// weights once for both.
-template <typename Pixel, typename Pair = std::nullptr_t>
+// With `run` (not std::nullptr_t), each stretch of pixels of a row whose windows are all inside
+// goes to run(index, count, origin) instead: pixels index .. index + count - 1, the first one's
+// window starting at `origin` and each next one's p.stride_w * channels bytes further (pixel k's
+// tap i is origin + k * p.stride_w * channels + offsets[i]), so that a kernel may keep a channel
+// tile's weights in registers across the stretch.
+template <typename Pixel, typename Run = std::nullptr_t>
 inline void for_each_window(const ConvParams& p, const uint8_t* x, const uint8_t* zero_row, size_t channels,
                             size_t row_begin, size_t row_end, const uint8_t** taps, size_t* offsets, Pixel pixel,
-                            Pair pair = nullptr) {
+                            Run run = nullptr) {
   for (int ky = 0; ky < p.kernel_h; ++ky)
     for (int kx = 0; kx < p.kernel_w; ++kx)
       offsets[ky * p.kernel_w + kx] =
@@ -64,12 +66,10 @@ inline void for_each_window(const ConvParams& p, const uint8_t* x, const uint8_t
       const size_t index = row * p.out_w + ox;
       if (inside && ox >= col_begin && ox < col_end) {
         const uint8_t* origin = xb + (static_cast<size_t>(iy) * p.in_w + ox * p.stride_w - p.pad_left) * channels;
-        if constexpr (!std::is_same_v<Pair, std::nullptr_t>) {
-          if (ox + 1 < col_end) {
-            pair(index, inside_tap(origin), inside_tap(origin + static_cast<size_t>(p.stride_w) * channels));
-            ++ox;
-            continue;
-          }
+        if constexpr (!std::is_same_v<Run, std::nullptr_t>) {
+          run(index, static_cast<size_t>(col_end - ox), origin);
+          ox = col_end - 1;
+          continue;
         }
         pixel(index, inside_tap(origin));
       } else {

@@ -153,27 +153,21 @@ class Conv2D : public Op {
     size_t batch = begin / (static_cast<size_t>(p.out_h) * p.out_w);
     int oy = static_cast<int>(begin / p.out_w % p.out_h), ox = static_cast<int>(begin % p.out_w);
     const size_t window_row = static_cast<size_t>(p.kernel_w) * p.in_c;
+    const size_t tap_row = static_cast<size_t>(p.dilation_h) * p.in_w * p.in_c;
+    const int span_h = (p.kernel_h - 1) * p.dilation_h;
     for (size_t b0 = begin; b0 < end; b0 += kBlock) {
       const size_t n = std::min(kBlock, end - b0);
       for (size_t i = 0; i < n; ++i) {
         uint8_t* row = cols.data() + i * k;
-        const int ix0 = ox * p.stride_w - p.pad_left;
-        // A window row inside the input is contiguous when taps are adjacent: one copy.
+        const int ix0 = ox * p.stride_w - p.pad_left, iy0 = oy * p.stride_h - p.pad_top;
+        // A window row inside the input is contiguous when taps are adjacent: one copy. Windows
+        // wholly inside (most of them) take no bounds checks.
         const bool row_inside = p.dilation_w == 1 && ix0 >= 0 && ix0 + p.kernel_w <= p.in_w;
-        for (int ky = 0; ky < p.kernel_h; ++ky) {
-          const int iy = oy * p.stride_h - p.pad_top + ky * p.dilation_h;
-          if (row_inside && iy >= 0 && iy < p.in_h) {
-            copy_bytes(row, in + ((batch * p.in_h + iy) * p.in_w + ix0) * p.in_c, window_row);
-            row += window_row;
-            continue;
-          }
-          for (int kx = 0; kx < p.kernel_w; ++kx, row += p.in_c) {
-            const int ix = ix0 + kx * p.dilation_w;
-            if (iy < 0 || iy >= p.in_h || ix < 0 || ix >= p.in_w)
-              std::memset(row, p.input_zero_point, p.in_c);
-            else
-              std::memcpy(row, in + ((batch * p.in_h + iy) * p.in_w + ix) * p.in_c, p.in_c);
-          }
+        if (row_inside && iy0 >= 0 && iy0 + span_h < p.in_h) {
+          const uint8_t* src = in + ((batch * p.in_h + iy0) * p.in_w + ix0) * p.in_c;
+          for (int ky = 0; ky < p.kernel_h; ++ky, src += tap_row, row += window_row) copy_bytes(row, src, window_row);
+        } else {
+          gather_border_window(p, in, batch, iy0, ix0, row_inside, row);
         }
         if (++ox == p.out_w) {
           ox = 0;
@@ -181,6 +175,28 @@ class Conv2D : public Op {
         }
       }
       gemm_->run(cols.data(), k, out + b0 * p.out_c, p.out_c, n);
+    }
+  }
+
+  // The window from input pixel (iy0, ix0) of image `batch` into row, the zero point where it
+  // leaves the input; row_inside: its rows lie inside horizontally, with adjacent taps.
+  static void gather_border_window(const ConvParams& p, const uint8_t* in, size_t batch, int iy0, int ix0,
+                                   bool row_inside, uint8_t* row) {
+    const size_t window_row = static_cast<size_t>(p.kernel_w) * p.in_c;
+    for (int ky = 0; ky < p.kernel_h; ++ky) {
+      const int iy = iy0 + ky * p.dilation_h;
+      if (row_inside && iy >= 0 && iy < p.in_h) {
+        copy_bytes(row, in + ((batch * p.in_h + iy) * p.in_w + ix0) * p.in_c, window_row);
+        row += window_row;
+        continue;
+      }
+      for (int kx = 0; kx < p.kernel_w; ++kx, row += p.in_c) {
+        const int ix = ix0 + kx * p.dilation_w;
+        if (iy < 0 || iy >= p.in_h || ix < 0 || ix >= p.in_w)
+          std::memset(row, p.input_zero_point, p.in_c);
+        else
+          std::memcpy(row, in + ((batch * p.in_h + iy) * p.in_w + ix) * p.in_c, p.in_c);
+      }
     }
   }
 

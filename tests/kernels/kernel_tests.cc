@@ -204,6 +204,19 @@ void sweep_dwconv(const DwconvRow& row, Cases& c) {
         if (!c(t().channels(ch).kernel(side, side).input(side, side).pads(1, 1, 1, 1).extreme(sign, input).Test(row)))
           return;
   }
+  // Rows longer than the held-weights kernels' chunk of 32 pixels and images taller than their
+  // band of 8 output rows (arm/dwconv_neon.cc), whole and in row ranges that start and end
+  // inside a band.
+  for (int side : {3, 5})
+    for (int stride : {1, 2})
+      for (int ch : {nr, 2 * nr + 3}) {
+        const DwconvTester big = DwconvTester().channels(ch).kernel(side, side).stride(stride, stride)
+                                     .input(23, 77).pads(side / 2, side / 2, side / 2, side / 2).batch(2);
+        if (!c(DwconvTester(big).seed(c.next_seed()).input_zero_point(201).Test(row))) return;
+        const size_t rows = 2 * static_cast<size_t>(big.out_h());
+        for (size_t b : {size_t{3}, rows / 2 - 2})
+          if (!c(DwconvTester(big).seed(c.next_seed()).rows(b, b + 11).Test(row))) return;
+      }
   // Output row ranges of a batch of two.
   const DwconvTester batch2 = DwconvTester().channels(nr + 1).batch(2).input(6, 5).stride(2, 1).pads(1, 1, 1, 1);
   const size_t rows = 2 * static_cast<size_t>(batch2.out_h());

@@ -5,6 +5,15 @@
 namespace intinfer {
 namespace {
 
+// Output rows of kN elements from kN input columns (column i at src + i * s): an image's 3 or 4
+// channels interleaved, a row of kN stores a step (3.3 instructions an element on aarch64 for 3
+// channels, against 5 for the column-by-column loop below).
+template <int kN, typename T>
+void interleave_columns(const T* src, int64_t s, T* y, int64_t m) {
+  for (int64_t j = 0; j < m; ++j)
+    for (int i = 0; i < kN; ++i) y[j * kN + i] = src[i * s + j];
+}
+
 // The innermost output dimension is copied in one strided loop per row, or as one block when it
 // is the input's innermost too (a permutation of whole rows: attention's head split and merge).
 // Where the input's innermost dimension becomes the output's second innermost (NCHW -> NHWC), each
@@ -22,7 +31,11 @@ void transpose_rows(const T* x, T* y, int rank, const int64_t* out_shape, const 
   int64_t offset = 0;  // of the block's first element in x
   for (int64_t b = 0; b < blocks; ++b) {
     const T* src = x + offset;
-    if (columns) {
+    if (columns && n == 3) {
+      interleave_columns<3>(src, s, y, m);
+    } else if (columns && n == 4) {
+      interleave_columns<4>(src, s, y, m);
+    } else if (columns) {
       for (int64_t i = 0; i < n; ++i) {
         const T* column = src + i * s;
         T* out = y + i;
