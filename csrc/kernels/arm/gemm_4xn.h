@@ -12,7 +12,11 @@
 //                     neutral (their products are zero or dropped)
 //   kTile(a, k_pad, b, acc)
 //                     acc[r][q] = channels 4q..4q+3 of row r over the whole (padded) k, b the
-//                     tile's codes (TileLayout{4, kNR, kr, k_align} of pack.h)
+//                     tile's codes (TileLayout{4, kNR, kr, k_align} of pack.h); or
+//   kTile(a, k_pad, b, bias, acc)
+//                     the same sums started from the tile's kNR biases (the output stage then
+//                     adds none: 16 instructions a 4 x 16 tile where the bias seeds the SDOT
+//                     accumulators); kTile1 takes the same arguments as kTile
 #pragma once
 
 #include <arm_neon.h>
@@ -102,6 +106,8 @@ template <size_t kNR, typename Act, typename Code, auto kPrepare, auto kTile, au
 void gemm_4xn(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride, void* y,
               size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end, void* scratch) {
   constexpr size_t kQ = kNR / 4;
+  constexpr bool kTileAddsBias =
+      std::is_invocable_v<decltype(kTile), const Act*, size_t, const Code*, const int32_t*, int32x4_t(*)[kQ]>;
   auto* a = static_cast<Act*>(scratch);
   // w's fields in locals (and the output stage by value, below): the output's byte stores may
   // alias anything reached through a reference, which made the compiler reload them per tile.
@@ -122,7 +128,10 @@ void gemm_4xn(const PackedView& w, const OutputStage& out, const uint8_t* x, siz
         [&](size_t t, int32x4_t acc[kGemmMR][kQ]) {
           if constexpr (!std::is_same_v<decltype(kTile1), std::nullptr_t>) {
             if (tile_rows == 1) {
-              kTile1(a, k_pad, codes + t * tile_codes, acc[0]);
+              if constexpr (kTileAddsBias)
+                kTile1(a, k_pad, codes + t * tile_codes, w.bias + t * kNR, acc[0]);
+              else
+                kTile1(a, k_pad, codes + t * tile_codes, acc[0]);
               // Rows 1-3 are never stored; row 0's copies, so that no path reads them unset.
               for (size_t r = 1; r < kGemmMR; ++r)
                 for (size_t j = 0; j < kQ; ++j) acc[r][j] = acc[0][j];
@@ -130,7 +139,10 @@ void gemm_4xn(const PackedView& w, const OutputStage& out, const uint8_t* x, siz
               return;
             }
           }
-          kTile(a, k_pad, codes + t * tile_codes, acc);
+          if constexpr (kTileAddsBias)
+            kTile(a, k_pad, codes + t * tile_codes, w.bias + t * kNR, acc);
+          else
+            kTile(a, k_pad, codes + t * tile_codes, acc);
           finish(t * kNR, acc, std::integral_constant<size_t, kGemmMR>{});
         },
         [&](size_t r, size_t t, const int32x4_t* acc) { store(r, t * kNR, acc); });
@@ -141,9 +153,10 @@ void gemm_4xn(const PackedView& w, const OutputStage& out, const uint8_t* x, siz
           // Written out for kNR 8 and 16 rather than as a loop, which gcc kept rolled, spilling the
           // accumulators.
           [&](size_t r, size_t c, const int32x4_t* acc) {
-            store_f32x8(w.bias, w.output_scales, n, yf + r * y_stride, c, acc[0], acc[1]);
+            store_f32x8<!kTileAddsBias>(w.bias, w.output_scales, n, yf + r * y_stride, c, acc[0], acc[1]);
             if constexpr (kNR == 16)
-              if (c + 8 < n) store_f32x8(w.bias, w.output_scales, n, yf + r * y_stride, c + 8, acc[2], acc[3]);
+              if (c + 8 < n)
+                store_f32x8<!kTileAddsBias>(w.bias, w.output_scales, n, yf + r * y_stride, c + 8, acc[2], acc[3]);
           });
     return;
   }
@@ -155,7 +168,8 @@ void gemm_4xn(const PackedView& w, const OutputStage& out, const uint8_t* x, siz
         [stage](size_t c, int32x4_t acc[kGemmMR][kNR / 4], auto tile_rows_constant) {
           for (size_t j = 0; j < kQ; ++j) {
             const ChannelStage s = stage.channels(c + 4 * j);
-            for (size_t r = 0; r < decltype(tile_rows_constant)::value; ++r) acc[r][j] = stage.apply4(acc[r][j], s);
+            for (size_t r = 0; r < decltype(tile_rows_constant)::value; ++r)
+              acc[r][j] = kTileAddsBias ? stage.requantize(acc[r][j], s) : stage.apply4(acc[r][j], s);
           }
         },
         // By value: the byte stores may alias whatever a reference reaches (reloaded per row).

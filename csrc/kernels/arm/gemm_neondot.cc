@@ -74,20 +74,24 @@ inline void dot(int32x4_t acc[kGemmMR][4], const int8_t* b, int8x16_t x0, int8x1
   "ld1 {v4.16b, v5.16b, v6.16b, v7.16b}, [%[b]], #64\n\t" INTINFER_SDOT_ROWS(0, 4, g)            \
       INTINFER_SDOT_ROWS(1, 5, g) INTINFER_SDOT_ROWS(2, 6, g) INTINFER_SDOT_ROWS(3, 7, g)
 
-// The int8 tile in assembly: the accumulators zeroed, then per step of 16 k one LD1 of the four
-// rows (v0-v3), four LD1 of a group's four weight vectors (v4-v7) and 64 SDOT, 71 instructions
-// with the loop's two; int8 codes pad k to 8 only (their row's k_align, tables.cc), so a last
-// half step of 8 k may follow (32 SDOT). From intrinsics gcc reached the same loop only with
+// The int8 tile in assembly: the accumulators start from the tile's 16 biases (4 loads and 12
+// copies, where the output stage would add them to every row: 16 fewer instructions a tile),
+// then per step of 16 k one LD1 of the four rows (v0-v3), four LD1 of a group's four weight
+// vectors (v4-v7) and 64 SDOT, 71 instructions with the loop's two; int8 codes pad k to 8 only
+// (their row's k_align, tables.cc), so a last half step of 8 k may follow (32 SDOT). From intrinsics gcc reached the same loop only with
 // every group's load pinned by an empty asm statement, and lost it again (spilling: 183
 // instructions a step in the float-output instance) when the code around it changed.
 [[gnu::always_inline]] inline void tile_4x16c4_s8(const int8_t* a, size_t k_pad, const int8_t* b,
-                                                  int32x4_t c[kGemmMR][4]) {
+                                                  const int32_t* bias, int32x4_t c[kGemmMR][4]) {
   size_t steps = k_pad / kKR;
   const size_t half = k_pad % kKR;
-  asm("movi %[c00].4s, #0\n\t" "movi %[c01].4s, #0\n\t" "movi %[c02].4s, #0\n\t" "movi %[c03].4s, #0\n\t"
-      "movi %[c10].4s, #0\n\t" "movi %[c11].4s, #0\n\t" "movi %[c12].4s, #0\n\t" "movi %[c13].4s, #0\n\t"
-      "movi %[c20].4s, #0\n\t" "movi %[c21].4s, #0\n\t" "movi %[c22].4s, #0\n\t" "movi %[c23].4s, #0\n\t"
-      "movi %[c30].4s, #0\n\t" "movi %[c31].4s, #0\n\t" "movi %[c32].4s, #0\n\t" "movi %[c33].4s, #0\n\t"
+  asm("ldp %q[c00], %q[c01], [%[bias]]\n\t" "ldp %q[c02], %q[c03], [%[bias], #32]\n\t"
+      "mov %[c10].16b, %[c00].16b\n\t" "mov %[c11].16b, %[c01].16b\n\t"
+      "mov %[c12].16b, %[c02].16b\n\t" "mov %[c13].16b, %[c03].16b\n\t"
+      "mov %[c20].16b, %[c00].16b\n\t" "mov %[c21].16b, %[c01].16b\n\t"
+      "mov %[c22].16b, %[c02].16b\n\t" "mov %[c23].16b, %[c03].16b\n\t"
+      "mov %[c30].16b, %[c00].16b\n\t" "mov %[c31].16b, %[c01].16b\n\t"
+      "mov %[c32].16b, %[c02].16b\n\t" "mov %[c33].16b, %[c03].16b\n\t"
       "cbz %[n], 2f\n"
       "1:\n\t"
       "ld1 {v0.16b, v1.16b, v2.16b, v3.16b}, [%[a]], #64\n\t"
@@ -104,7 +108,7 @@ inline void dot(int32x4_t acc[kGemmMR][4], const int8_t* b, int8x16_t x0, int8x1
         [c20] "=&w"(c[2][0]), [c21] "=&w"(c[2][1]), [c22] "=&w"(c[2][2]), [c23] "=&w"(c[2][3]),
         [c30] "=&w"(c[3][0]), [c31] "=&w"(c[3][1]), [c32] "=&w"(c[3][2]), [c33] "=&w"(c[3][3]),
         [a] "+r"(a), [b] "+r"(b), [n] "+r"(steps)
-      : [half] "r"(half)
+      : [half] "r"(half), [bias] "r"(bias)
       : "cc", "memory", "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7");
 }
 #undef INTINFER_SDOT_GROUP
@@ -113,19 +117,20 @@ inline void dot(int32x4_t acc[kGemmMR][4], const int8_t* b, int8x16_t x0, int8x1
 // Always inlined into the driver, so that the accumulators stay in registers through the output
 // stage. The rows are flipped to a - 128 once per row tile, interleaved by flip_rows_x4 so that
 // one LD1 loads the four rows' 16 k. int8 codes: tile_4x16c4_s8; the sub-byte codes' loop, from
-// intrinsics, keeps each group's load next to its SDOTs (advance_opaque, gemm_4xn.h).
+// intrinsics, keeps each group's load next to its SDOTs (advance_opaque, gemm_4xn.h). The sums
+// start from `bias` (the tile's 16; gemm_4xn.h).
 template <int kBits>
-[[gnu::always_inline]] inline void tile_4x16c4(const int8_t* a, size_t k_pad, const int8_t* b,
+[[gnu::always_inline]] inline void tile_4x16c4(const int8_t* a, size_t k_pad, const int8_t* b, const int32_t* bias,
                                                int32x4_t acc[kGemmMR][4]) {
   // Local accumulators, stored to acc once at the end: acc itself may alias the int8 weights
   // (a char type), which would make the compiler store all 16 after every SDOT.
   int32x4_t c[kGemmMR][4];
   if constexpr (kBits == 8) {
-    tile_4x16c4_s8(a, k_pad, b, c);
+    tile_4x16c4_s8(a, k_pad, b, bias, c);
   } else {
     constexpr size_t kGroupBytes = 4 * kTileNR * kBits / 8;
     for (size_t r = 0; r < kGemmMR; ++r)
-      for (size_t j = 0; j < 4; ++j) c[r][j] = vdupq_n_s32(0);
+      for (size_t j = 0; j < 4; ++j) c[r][j] = vld1q_s32(bias + 4 * j);
     for (size_t steps = k_pad / kKR; steps != 0; --steps, a += kGemmMR * kKR) {
       const int8x16x4_t x = vld1q_s8_x4(a);
       dot<0, kBits>(c, b, x.val[0], x.val[1], x.val[2], x.val[3]);
@@ -154,9 +159,10 @@ template <int kLane, int kBits>
 // half step) against the 4-row tile's codes, 16 SDOT and 5 loads per 16 k where tile_4x16c4
 // spends 64 SDOT on the one row that is stored.
 template <int kBits>
-[[gnu::always_inline]] inline void tile_1x16c4(const int8_t* a, size_t k_pad, const int8_t* b, int32x4_t acc[4]) {
+[[gnu::always_inline]] inline void tile_1x16c4(const int8_t* a, size_t k_pad, const int8_t* b, const int32_t* bias,
+                                               int32x4_t acc[4]) {
   constexpr size_t kGroupBytes = 4 * kTileNR * kBits / 8;
-  int32x4_t c[4] = {vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0)};
+  int32x4_t c[4] = {vld1q_s32(bias), vld1q_s32(bias + 4), vld1q_s32(bias + 8), vld1q_s32(bias + 12)};
   for (size_t steps = k_pad / kKR; steps != 0; --steps, a += kGemmMR * kKR) {
     const int8x16_t x = vld1q_s8(a);
     dot1<0, kBits>(c, b, x);
@@ -268,7 +274,8 @@ struct MatMulSdot {
   static int32x4_t row_sum(int32x4_t sum, int8x16_t v) { return vdotq_s32(sum, v, vdupq_n_s8(1)); }
 
   static void tile(const int8_t* rows, size_t k_pad, const int8_t* b, int32x4_t acc[kGemmMR][4]) {
-    tile_4x16c4<8>(rows, k_pad, b, acc);
+    static constexpr int32_t kNoBias[kTileNR] = {};
+    tile_4x16c4<8>(rows, k_pad, b, kNoBias, acc);
   }
 };
 
