@@ -165,9 +165,9 @@ class Conv2D : public Op {
         const bool row_inside = p.dilation_w == 1 && ix0 >= 0 && ix0 + p.kernel_w <= p.in_w;
         if (row_inside && iy0 >= 0 && iy0 + span_h < p.in_h) {
           const uint8_t* src = in + ((batch * p.in_h + iy0) * p.in_w + ix0) * p.in_c;
-          for (int ky = 0; ky < p.kernel_h; ++ky, src += tap_row, row += window_row) copy_bytes(row, src, window_row);
+          for (int ky = 0; ky < p.kernel_h; ++ky, row += window_row) copy_bytes(row, src + ky * tap_row, window_row);
         } else {
-          gather_border_window(p, in, batch, iy0, ix0, row_inside, row);
+          gather_border_window(p, in, batch, iy0, ix0, row_inside, window_row, row);
         }
         if (++ox == p.out_w) {
           ox = 0;
@@ -179,10 +179,10 @@ class Conv2D : public Op {
   }
 
   // The window from input pixel (iy0, ix0) of image `batch` into row, the zero point where it
-  // leaves the input; row_inside: its rows lie inside horizontally, with adjacent taps.
+  // leaves the input; row_inside: its rows (window_row bytes) lie inside horizontally, with
+  // adjacent taps.
   static void gather_border_window(const ConvParams& p, const uint8_t* in, size_t batch, int iy0, int ix0,
-                                   bool row_inside, uint8_t* row) {
-    const size_t window_row = static_cast<size_t>(p.kernel_w) * p.in_c;
+                                   bool row_inside, size_t window_row, uint8_t* row) {
     for (int ky = 0; ky < p.kernel_h; ++ky) {
       const int iy = iy0 + ky * p.dilation_h;
       if (row_inside && iy >= 0 && iy < p.in_h) {

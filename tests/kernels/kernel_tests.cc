@@ -217,6 +217,25 @@ void sweep_dwconv(const DwconvRow& row, Cases& c) {
         for (size_t b : {size_t{3}, rows / 2 - 2})
           if (!c(DwconvTester(big).seed(c.next_seed()).rows(b, b + 11).Test(row))) return;
       }
+  // The 3x3 and 5x5 windows once more: dilated rows with adjacent taps (held weights, rows
+  // apart), strides that differ by axis, outputs that read less than the padded input's width or
+  // height (the held kernels' copy clipped), and the extreme products.
+  for (int side : {3, 5})
+    for (int ch : {nr, nr + 5}) {
+      auto base = [&] { return t().channels(ch).kernel(side, side).input_zero_point(ch * 7 % 256); };
+      if (!c(base().dilation(2, 1).input(2 * side + 2, side + 6).pads(side - 1, side / 2, side - 1, side / 2)
+                 .Test(row)))
+        return;
+      if (!c(base().stride(1, 2).input(side + 4, side + 7).pads(side / 2, side / 2, side / 2, side / 2).Test(row)))
+        return;
+      if (!c(base().stride(2, 1).input(side + 5, side + 4).pads(side / 2, side / 2, side / 2, side / 2).Test(row)))
+        return;
+      if (!c(base().stride(2, 2).input(side + 6, side + 5).pads(1, 1, 1, 1).Test(row))) return;
+      if (!c(base().stride(3, 3).input(side + 4, side + 4).pads(side - 1, side - 1, 0, 0).Test(row))) return;
+      for (int sign : {1, -1})
+        for (int input : {255, 0})
+          if (!c(base().input(side + 3, side + 2).pads(1, 1, 1, 1).extreme(sign, input).Test(row))) return;
+    }
   // Output row ranges of a batch of two.
   const DwconvTester batch2 = DwconvTester().channels(nr + 1).batch(2).input(6, 5).stride(2, 1).pads(1, 1, 1, 1);
   const size_t rows = 2 * static_cast<size_t>(batch2.out_h());

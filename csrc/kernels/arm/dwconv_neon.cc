@@ -1,7 +1,8 @@
 #include <arm_neon.h>
 
 #include <algorithm>
-#include <vector>
+#include <cstring>
+#include <memory>
 
 #include "../dwconv_window.h"
 #include "arm_kernels.h"
@@ -61,10 +62,8 @@ void flip_bytes(const uint8_t* x, uint8_t* y, size_t n) {
   "saddw2 v28.4s, v28.4s, v31.8h\n"                     \
   "st1 {v25.4s-v28.4s}, [%[sums]], #64\n"
 #define INTINFER_NEXT_ROW(r) "add %[r" #r "], %[r" #r "], %[step]\n"
-#define INTINFER_HELD_CLOBBERS                                                                                      \
-  "cc", "memory", "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9", "v10", "v11", "v12", "v13", "v14",   \
-      "v15", "v16", "v17", "v18", "v19", "v20", "v21", "v22", "v23", "v24", "v25", "v26", "v27", "v28", "v29", "v30", \
-      "v31"
+// The registers both loops use besides their weights.
+#define INTINFER_HELD_CLOBBERS "cc", "memory", "v25", "v26", "v27", "v28", "v29", "v30", "v31"
 
 // The sums (bias included, before the output stage) of one 16-channel tile for `count` (> 0)
 // pixels of a 3x3 or 5x5 window with adjacent taps (dilation 1) over input already minus 128
@@ -94,7 +93,7 @@ void sums_3x3(const int8_t* weights, const int32_t* bias, const uint8_t* const* 
       "b.ne 1b\n"
       : [w] "+r"(weights), [r0] "+r"(r0), [r1] "+r"(r1), [r2] "+r"(r2), [count] "+r"(count), [sums] "+r"(sums)
       : [bias] "r"(bias), [step] "r"(step), [c0] "r"(size_t{0}), [c1] "r"(channels), [c2] "r"(2 * channels)
-      : INTINFER_HELD_CLOBBERS);
+      : INTINFER_HELD_CLOBBERS, "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8");
 }
 
 void sums_5x5(const int8_t* weights, const int32_t* bias, const uint8_t* const* rows, size_t channels, size_t step,
@@ -130,7 +129,8 @@ void sums_5x5(const int8_t* weights, const int32_t* bias, const uint8_t* const* 
         [count] "+r"(count), [sums] "+r"(sums)
       : [bias] "r"(bias), [step] "r"(step), [c0] "r"(size_t{0}), [c1] "r"(channels), [c2] "r"(2 * channels),
         [c3] "r"(3 * channels), [c4] "r"(4 * channels)
-      : INTINFER_HELD_CLOBBERS);
+      : INTINFER_HELD_CLOBBERS, "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8", "v9", "v10", "v11", "v12",
+        "v13", "v14", "v15", "v16", "v17", "v18", "v19", "v20", "v21", "v22", "v23", "v24");
 }
 #undef INTINFER_HELD_CLOBBERS
 #undef INTINFER_NEXT_ROW
@@ -140,7 +140,8 @@ void sums_5x5(const int8_t* weights, const int32_t* bias, const uint8_t* const* 
 #endif
 
 // kTaps > 0: a window of that many taps (3x3, 5x5), whose tap loop is unrolled; 0: any.
-// kFlipped: the input (and zero_row) hold x - 128 as int8 already (see dwconv_5x5_held).
+// kFlipped: the input holds x - 128 as int8 already and has no padding (`zero_row` unused, null;
+// see dwconv_held).
 // `stage` by value and the weights' pointers in locals: the output's byte stores may alias
 // anything reached through a reference, which made the compiler reload them for every tile.
 template <size_t kTaps, bool kFlipped, typename Stage>
@@ -215,55 +216,55 @@ void dwconv_16c1(const PackedView& w, const ConvParams& p, const Stage stage, co
                          });
   };
   const size_t step = static_cast<size_t>(p.stride_w) * c_count;
-  // 3x3 windows two pixels at a time (5x5 pairs spill: EfficientNet-Lite0's 5x5 layers took
-  // 12.4 M instructions one pixel at a time, 14.3 M in pairs; its 3x3 ones 11.1 M and 10.2 M).
-  auto pairs = [&](size_t index, size_t count, const uint8_t* origin) {
-    for (; count >= 2; count -= 2, index += 2, origin += 2 * step) {
-      uint8_t* const out[2] = {y + index * c_count, y + (index + 1) * c_count};
-      for (size_t c = 0; c + kC <= c_count; c += kC)
-        tile(std::integral_constant<size_t, 2>{}, c, kC, out,
-             [&](size_t px, size_t i) { return origin + px * step + offsets[i] + c; });
-      partial_tile(index, origin);
-      partial_tile(index + 1, origin + step);
-    }
-    if (count) pixel(index, [origin, &offsets](size_t i) { return origin + offsets[i]; });
-  };
+  if constexpr (kFlipped) {
 #if defined(__aarch64__)
-  // 3x3 and 5x5 windows with adjacent taps on flipped input (dwconv_held), on aarch64: channel
-  // tiles outer, each tile's weights held in registers for the whole stretch (sums_3x3,
-  // sums_5x5), the output stage after it.
-  auto held = [&](size_t index, size_t count, const uint8_t* origin) {
-    constexpr size_t kSide = kTaps == 9 ? 3 : 5;
-    constexpr size_t kChunk = 32;
-    int32_t sums[kChunk][kC];
-    for (size_t c = 0; c + kC <= c_count; c += kC) {
-      ChannelStage s[4];
-      for (size_t q = 0; q < 4; ++q) s[q] = stage.channels(c + 4 * q);
-      for (size_t k0 = 0; k0 < count; k0 += kChunk) {
-        const size_t n = count - k0 < kChunk ? count - k0 : kChunk;
-        const uint8_t* first = origin + k0 * step + c;
-        const uint8_t* rows[kSide];
-        for (size_t ky = 0; ky < kSide; ++ky) rows[ky] = first + offsets[ky * kSide];
-        (kSide == 3 ? sums_3x3 : sums_5x5)(weights + c * kTaps, bias + c, rows, c_count, step, n, sums);
-        for (size_t k = 0; k < n; ++k) {
-          int32x4_t acc[4];
-          for (size_t q = 0; q < 4; ++q) acc[q] = stage.requantize(vld1q_s32(sums[k] + 4 * q), s[q]);
-          vst1q_u8(y + (index + k0 + k) * c_count + c, stage.narrow16(acc[0], acc[1], acc[2], acc[3]));
+    static_assert(kTaps == 9 || kTaps == 25);
+    // 3x3 and 5x5 windows with adjacent taps on flipped input (dwconv_held), on aarch64: channel
+    // tiles outer, each tile's weights held in registers for the whole stretch (sums_3x3,
+    // sums_5x5), the output stage after it.
+    auto held = [&](size_t index, size_t count, const uint8_t* origin) {
+      constexpr size_t kSide = kTaps == 9 ? 3 : 5;
+      constexpr size_t kChunk = 32;
+      int32_t sums[kChunk][kC];
+      for (size_t c = 0; c + kC <= c_count; c += kC) {
+        ChannelStage s[4];
+        for (size_t q = 0; q < 4; ++q) s[q] = stage.channels(c + 4 * q);
+        for (size_t k0 = 0; k0 < count; k0 += kChunk) {
+          const size_t n = count - k0 < kChunk ? count - k0 : kChunk;
+          const uint8_t* first = origin + k0 * step + c;
+          const uint8_t* rows[kSide];
+          for (size_t ky = 0; ky < kSide; ++ky) rows[ky] = first + offsets[ky * kSide];
+          (kSide == 3 ? sums_3x3 : sums_5x5)(weights + c * kTaps, bias + c, rows, c_count, step, n, sums);
+          for (size_t k = 0; k < n; ++k) {
+            int32x4_t acc[4];
+            for (size_t q = 0; q < 4; ++q) acc[q] = stage.requantize(vld1q_s32(sums[k] + 4 * q), s[q]);
+            vst1q_u8(y + (index + k0 + k) * c_count + c, stage.narrow16(acc[0], acc[1], acc[2], acc[3]));
+          }
         }
       }
-    }
-    for (size_t k = 0; k < count; ++k) partial_tile(index + k, origin + k * step);
-  };
-  if constexpr (kFlipped) {
-    static_assert(kTaps == 9 || kTaps == 25);
+      for (size_t k = 0; k < count; ++k) partial_tile(index + k, origin + k * step);
+    };
     for_each_window(p, x, zero_row, c_count, row_begin, row_end, taps, offsets, pixel, held);
-    return;
-  }
 #endif
-  if constexpr (kTaps == 9)
+  } else if constexpr (kTaps == 9) {
+    // 3x3 windows two pixels at a time where the held weights do not run (armv7, dilated rows;
+    // 5x5 pairs spill: EfficientNet-Lite0's 5x5 layers took 12.4 M instructions on aarch64 one
+    // pixel at a time, 14.3 M in pairs; its 3x3 ones 11.1 M and 10.2 M).
+    auto pairs = [&](size_t index, size_t count, const uint8_t* origin) {
+      for (; count >= 2; count -= 2, index += 2, origin += 2 * step) {
+        uint8_t* const out[2] = {y + index * c_count, y + (index + 1) * c_count};
+        for (size_t c = 0; c + kC <= c_count; c += kC)
+          tile(std::integral_constant<size_t, 2>{}, c, kC, out,
+               [&](size_t px, size_t i) { return origin + px * step + offsets[i] + c; });
+        partial_tile(index, origin);
+        partial_tile(index + 1, origin + step);
+      }
+      if (count) pixel(index, [origin, &offsets](size_t i) { return origin + offsets[i]; });
+    };
     for_each_window(p, x, zero_row, c_count, row_begin, row_end, taps, offsets, pixel, pairs);
-  else
+  } else {
     for_each_window(p, x, zero_row, c_count, row_begin, row_end, taps, offsets, pixel);
+  }
 }
 
 #if defined(__aarch64__)
@@ -275,7 +276,7 @@ void dwconv_16c1(const PackedView& w, const ConvParams& p, const Stage stage, co
 // (for stride 2, whose input is 4 times its output, 8).
 template <size_t kTaps, typename Stage>
 void dwconv_held(const PackedView& w, const ConvParams& p, const Stage stage, const uint8_t* x,
-                     const uint8_t* zero_row, uint8_t* y, size_t row_begin, size_t row_end) {
+                 const uint8_t* zero_row, uint8_t* y, size_t row_begin, size_t row_end) {
   constexpr int kBand = 8;  // output rows a band
   const size_t c_count = w.n;
   const int span_h = (p.kernel_h - 1) * p.dilation_h;
@@ -283,23 +284,25 @@ void dwconv_held(const PackedView& w, const ConvParams& p, const Stage stage, co
   const int width = (p.out_w - 1) * p.stride_w + p.kernel_w;
   const int first = std::min(p.pad_left, width), last = std::min(std::max(p.pad_left + p.in_w, first), width);
   const size_t row_bytes = static_cast<size_t>(width) * c_count;
-  std::vector<uint8_t> band_x(static_cast<size_t>((kBand - 1) * p.stride_h + span_h + 1) * row_bytes);
-  const uint8_t pad = zero_row[0] ^ 0x80;
+  const size_t most_rows = std::min<size_t>(kBand, row_end - row_begin);
+  const std::unique_ptr<uint8_t[]> band_x(new uint8_t[((most_rows - 1) * p.stride_h + span_h + 1) * row_bytes]);
+  const uint8_t pad = zero_row[0] ^ 0x80;  // zero_row holds the input zero point in every channel
   for (size_t row = row_begin; row < row_end;) {
     const size_t b = row / p.out_h;
     const int oy0 = static_cast<int>(row % p.out_h);
     const int rows = static_cast<int>(std::min<size_t>({row_end - row, kBand, static_cast<size_t>(p.out_h - oy0)}));
     const int band_h = (rows - 1) * p.stride_h + span_h + 1;
     for (int r = 0; r < band_h; ++r) {
-      uint8_t* const d = band_x.data() + r * row_bytes;
+      uint8_t* const d = band_x.get() + r * row_bytes;
       const int iy = oy0 * p.stride_h - p.pad_top + r;
       if (iy < 0 || iy >= p.in_h) {
         std::memset(d, pad, row_bytes);
         continue;
       }
       std::memset(d, pad, first * c_count);
-      flip_bytes(x + ((b * p.in_h + iy) * p.in_w + (first - p.pad_left)) * c_count, d + first * c_count,
-                 (last - first) * c_count);
+      if (last > first)
+        flip_bytes(x + ((b * p.in_h + iy) * p.in_w + (first - p.pad_left)) * c_count, d + first * c_count,
+                   (last - first) * c_count);
       std::memset(d + last * c_count, pad, (width - last) * c_count);
     }
     // The band as an image without padding (no window reads the zero row).
@@ -308,7 +311,7 @@ void dwconv_held(const PackedView& w, const ConvParams& p, const Stage stage, co
     band.in_w = width;
     band.pad_top = band.pad_left = 0;
     band.out_h = rows;
-    dwconv_16c1<kTaps, true>(w, band, stage, band_x.data(), nullptr, y + row * p.out_w * c_count, 0, rows);
+    dwconv_16c1<kTaps, true>(w, band, stage, band_x.get(), nullptr, y + row * p.out_w * c_count, 0, rows);
     row += rows;
   }
 }

@@ -100,7 +100,8 @@ inline void flip_rows_x4(const uint8_t* x, size_t x_stride, size_t mr, size_t k,
 }
 
 // The GemmFn of tables.h for one policy; kTile1 (optional): kTile for a row tile of one row
-// (kTile1(a, k_pad, b, acc[0]): row 0 alone), which the 4-row tile would compute four times over
+// (kTile1(a, k_pad, b, acc[0]), with `bias` as kTile: row 0 alone), which the 4-row tile would
+// compute four times over
 // (a batch of one, a layer's last row).
 template <size_t kNR, typename Act, typename Code, auto kPrepare, auto kTile, auto kTile1 = nullptr>
 void gemm_4xn(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride, void* y,
@@ -169,7 +170,10 @@ void gemm_4xn(const PackedView& w, const OutputStage& out, const uint8_t* x, siz
           for (size_t j = 0; j < kQ; ++j) {
             const ChannelStage s = stage.channels(c + 4 * j);
             for (size_t r = 0; r < decltype(tile_rows_constant)::value; ++r)
-              acc[r][j] = kTileAddsBias ? stage.requantize(acc[r][j], s) : stage.apply4(acc[r][j], s);
+              if constexpr (kTileAddsBias)
+                acc[r][j] = stage.requantize(acc[r][j], s);
+              else
+                acc[r][j] = stage.apply4(acc[r][j], s);
           }
         },
         // By value: the byte stores may alias whatever a reference reaches (reloaded per row).

@@ -66,14 +66,26 @@ inline int8x16_t channel_codes(const int8_t* b, size_t j) {
 
 // Rows r0 and r1 (registers v0-v3) times the 16 codes of one channel (its register w, v4-v7)
 // into accumulators acc0 and acc1 (row r, channel j: v(16 + 4r + j)), mac16 on two int16
-// products at a time (%[p0], %[p1]).
-#define INTINFER_PAIRS_MAC2(r0, r1, w, acc0, acc1)               \
+// products at a time (%[p0], %[p1]); `add` is sadalp (accumulate) or saddlp (the first step:
+// the accumulators start from its sums).
+#define INTINFER_PAIRS_MAC2(add, r0, r1, w, acc0, acc1)          \
   "smull %[p0].8h, v" #r0 ".8b, v" #w ".8b\n\t"                  \
   "smull %[p1].8h, v" #r1 ".8b, v" #w ".8b\n\t"                  \
   "smlal2 %[p0].8h, v" #r0 ".16b, v" #w ".16b\n\t"               \
   "smlal2 %[p1].8h, v" #r1 ".16b, v" #w ".16b\n\t"               \
-  "sadalp v" #acc0 ".4s, %[p0].8h\n\t"                          \
-  "sadalp v" #acc1 ".4s, %[p1].8h\n\t"
+  #add " v" #acc0 ".4s, %[p0].8h\n\t"                           \
+  #add " v" #acc1 ".4s, %[p1].8h\n\t"
+// One step of 16 k: the four rows and four channels' codes loaded, then 8 MAC2.
+#define INTINFER_PAIRS_STEP(add)                                                                           \
+  "ldp q0, q1, [%[a]], #32\n\t"                                                                            \
+  "ldp q2, q3, [%[a]], #32\n\t"                                                                            \
+  "ldp q4, q5, [%[b]]\n\t"                                                                                 \
+  "ldp q6, q7, [%[b], #32]\n\t"                                                                            \
+  "add %[b], %[b], #128\n\t"                                                                               \
+  INTINFER_PAIRS_MAC2(add, 0, 1, 4, 16, 20) INTINFER_PAIRS_MAC2(add, 2, 3, 4, 24, 28)                      \
+  INTINFER_PAIRS_MAC2(add, 0, 1, 5, 17, 21) INTINFER_PAIRS_MAC2(add, 2, 3, 5, 25, 29)                      \
+  INTINFER_PAIRS_MAC2(add, 0, 1, 6, 18, 22) INTINFER_PAIRS_MAC2(add, 2, 3, 6, 26, 30)                      \
+  INTINFER_PAIRS_MAC2(add, 0, 1, 7, 19, 23) INTINFER_PAIRS_MAC2(add, 2, 3, 7, 27, 31)
 
 // block_4x4c16 for int8 codes in pairs (below) in assembly, `steps` >= 1 steps of 16 k (the
 // row's k_align is 16 and k >= 1): per step 2 LDP of rows, 2 of weights, an ADD and 48
@@ -81,26 +93,18 @@ inline int8x16_t channel_codes(const int8_t* b, size_t j) {
 // intrinsics, the 16 accumulators, 8 operands and 2 products fit the 32 registers, yet gcc
 // spilled accumulators or weights inside the loop (58 to 72 instructions a step) as soon as the
 // code around it kept a few more values alive. The accumulators are fixed registers (an asm
-// statement takes at most 30 operands), zeroed and added across in here; the sums go to column
-// q of acc.
+// statement takes at most 30 operands), started by the first step's SADDLP (16 MOVI fewer than
+// zeroing them) and added across in here; the sums go to column q of acc.
 inline void block_4x4c16_s8(const int8_t* a, size_t steps, const int8_t* b, int32x4_t acc[kGemmMR][2], size_t q) {
   int16x8_t p0, p1;
-  asm("movi v16.4s, #0\n\t" "movi v17.4s, #0\n\t" "movi v18.4s, #0\n\t" "movi v19.4s, #0\n\t"
-      "movi v20.4s, #0\n\t" "movi v21.4s, #0\n\t" "movi v22.4s, #0\n\t" "movi v23.4s, #0\n\t"
-      "movi v24.4s, #0\n\t" "movi v25.4s, #0\n\t" "movi v26.4s, #0\n\t" "movi v27.4s, #0\n\t"
-      "movi v28.4s, #0\n\t" "movi v29.4s, #0\n\t" "movi v30.4s, #0\n\t" "movi v31.4s, #0\n"
-      "1:\n\t"
-      "ldp q0, q1, [%[a]], #32\n\t"
-      "ldp q2, q3, [%[a]], #32\n\t"
-      "ldp q4, q5, [%[b]]\n\t"
-      "ldp q6, q7, [%[b], #32]\n\t"
-      "add %[b], %[b], #128\n\t"
-      INTINFER_PAIRS_MAC2(0, 1, 4, 16, 20) INTINFER_PAIRS_MAC2(2, 3, 4, 24, 28)
-      INTINFER_PAIRS_MAC2(0, 1, 5, 17, 21) INTINFER_PAIRS_MAC2(2, 3, 5, 25, 29)
-      INTINFER_PAIRS_MAC2(0, 1, 6, 18, 22) INTINFER_PAIRS_MAC2(2, 3, 6, 26, 30)
-      INTINFER_PAIRS_MAC2(0, 1, 7, 19, 23) INTINFER_PAIRS_MAC2(2, 3, 7, 27, 31)
+  asm(INTINFER_PAIRS_STEP(saddlp)
       "subs %[n], %[n], #1\n\t"
-      "b.ne 1b\n\t"
+      "b.eq 2f\n"
+      "1:\n\t"
+      INTINFER_PAIRS_STEP(sadalp)
+      "subs %[n], %[n], #1\n\t"
+      "b.ne 1b\n"
+      "2:\n\t"
       "addp v16.4s, v16.4s, v17.4s\n\t" "addp v18.4s, v18.4s, v19.4s\n\t" "addp %[o0].4s, v16.4s, v18.4s\n\t"
       "addp v20.4s, v20.4s, v21.4s\n\t" "addp v22.4s, v22.4s, v23.4s\n\t" "addp %[o1].4s, v20.4s, v22.4s\n\t"
       "addp v24.4s, v24.4s, v25.4s\n\t" "addp v26.4s, v26.4s, v27.4s\n\t" "addp %[o2].4s, v24.4s, v26.4s\n\t"
@@ -111,6 +115,7 @@ inline void block_4x4c16_s8(const int8_t* a, size_t steps, const int8_t* b, int3
       : "cc", "memory", "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v16", "v17", "v18", "v19", "v20", "v21",
         "v22", "v23", "v24", "v25", "v26", "v27", "v28", "v29", "v30", "v31");
 }
+#undef INTINFER_PAIRS_STEP
 #undef INTINFER_PAIRS_MAC2
 
 // Channels [kC0, kC0 + 4) of the tile for rows 0..3 over the whole padded k, into column

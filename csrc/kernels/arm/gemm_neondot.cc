@@ -74,13 +74,14 @@ inline void dot(int32x4_t acc[kGemmMR][4], const int8_t* b, int8x16_t x0, int8x1
   "ld1 {v4.16b, v5.16b, v6.16b, v7.16b}, [%[b]], #64\n\t" INTINFER_SDOT_ROWS(0, 4, g)            \
       INTINFER_SDOT_ROWS(1, 5, g) INTINFER_SDOT_ROWS(2, 6, g) INTINFER_SDOT_ROWS(3, 7, g)
 
-// The int8 tile in assembly: the accumulators start from the tile's 16 biases (4 loads and 12
-// copies, where the output stage would add them to every row: 16 fewer instructions a tile),
+// The int8 tile in assembly: the accumulators start from the tile's 16 biases (2 LDP and 12 MOV
+// where 16 MOVI zeroed them, and the output stage adds no bias: 16 ADD fewer a tile),
 // then per step of 16 k one LD1 of the four rows (v0-v3), four LD1 of a group's four weight
 // vectors (v4-v7) and 64 SDOT, 71 instructions with the loop's two; int8 codes pad k to 8 only
-// (their row's k_align, tables.cc), so a last half step of 8 k may follow (32 SDOT). From intrinsics gcc reached the same loop only with
-// every group's load pinned by an empty asm statement, and lost it again (spilling: 183
-// instructions a step in the float-output instance) when the code around it changed.
+// (their row's k_align, tables.cc), so a last half step of 8 k may follow (32 SDOT). From
+// intrinsics gcc reached the same loop only with every group's load pinned by an empty asm
+// statement, and lost it again (spilling: 183 instructions a step in the float-output instance)
+// when the code around it changed.
 [[gnu::always_inline]] inline void tile_4x16c4_s8(const int8_t* a, size_t k_pad, const int8_t* b,
                                                   const int32_t* bias, int32x4_t c[kGemmMR][4]) {
   size_t steps = k_pad / kKR;

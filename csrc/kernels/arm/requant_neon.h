@@ -166,7 +166,7 @@ static inline void store_u8x16(uint8_t* dst, uint8x16_t v, size_t valid) {
 // FMUL round as the scalar conversion and product do, and keep subnormals); on armv7, and for
 // the last channels of a layer, in scalar code (32-bit NEON flushes subnormal products to zero).
 template <bool kAddBias = true>
-inline void store_f32x8(const int32_t* bias, const float* scales, size_t n, float* y, size_t c, int32x4_t acc0,
+static inline void store_f32x8(const int32_t* bias, const float* scales, size_t n, float* y, size_t c, int32x4_t acc0,
                         int32x4_t acc1) {
   const int32x4_t sum0 = kAddBias ? vaddq_s32(acc0, vld1q_s32(bias + c)) : acc0;
   const int32x4_t sum1 = kAddBias ? vaddq_s32(acc1, vld1q_s32(bias + c + 4)) : acc1;

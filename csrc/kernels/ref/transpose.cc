@@ -18,7 +18,8 @@ void interleave_columns(const T* src, int64_t s, T* y, int64_t m) {
 // is the input's innermost too (a permutation of whole rows: attention's head split and merge).
 // Where the input's innermost dimension becomes the output's second innermost (NCHW -> NHWC), each
 // block of the last two output dimensions is moved column by column instead: contiguous reads, and
-// one loop per column rather than per row of a few elements (3 channels a row for an image).
+// one loop per column rather than per row of a few elements; an image's 3 or 4 channels a row at
+// a time (interleave_columns).
 template <typename T>
 void transpose_rows(const T* x, T* y, int rank, const int64_t* out_shape, const int64_t* step) {
   const bool columns = rank >= 2 && step[rank - 2] == 1 && step[rank - 1] != 1;
