@@ -62,6 +62,14 @@ void flip_bytes(const uint8_t* x, uint8_t* y, size_t n) {
   "saddw2 v28.4s, v28.4s, v31.8h\n"                     \
   "st1 {v25.4s-v28.4s}, [%[sums]], #64\n"
 #define INTINFER_NEXT_ROW(r) "add %[r" #r "], %[r" #r "], %[step]\n"
+// The loop over the stretch's pixels: each starts from the bias, runs the window's taps and
+// moves its rows' pointers to the next pixel.
+#define INTINFER_HELD_LOOP(taps, next_rows) \
+  "1:\n"                                    \
+  "ld1 {v25.4s-v28.4s}, [%[bias]]\n"        \
+  taps next_rows                            \
+  "subs %[count], %[count], #1\n"           \
+  "b.ne 1b\n"
 // The registers both loops use besides their weights.
 #define INTINFER_HELD_CLOBBERS "cc", "memory", "v25", "v26", "v27", "v28", "v29", "v30", "v31"
 
@@ -81,16 +89,12 @@ void sums_3x3(const int8_t* weights, const int32_t* bias, const uint8_t* const* 
       "ld1 {v0.16b-v3.16b}, [%[w]], #64\n"
       "ld1 {v4.16b-v7.16b}, [%[w]], #64\n"
       "ld1 {v8.16b}, [%[w]]\n"
-      "1:\n"
-      "ld1 {v25.4s-v28.4s}, [%[bias]]\n"
-      INTINFER_TAP_PAIR(0, 0, 0, 0, 1, 1)
-      INTINFER_TAP_PAIR(0, 2, 2, 1, 0, 3)
-      INTINFER_TAP_PAIR(1, 1, 4, 1, 2, 5)
-      INTINFER_TAP_PAIR(2, 0, 6, 2, 1, 7)
-      INTINFER_TAP_LAST(2, 2, 8)
-      INTINFER_NEXT_ROW(0) INTINFER_NEXT_ROW(1) INTINFER_NEXT_ROW(2)
-      "subs %[count], %[count], #1\n"
-      "b.ne 1b\n"
+      INTINFER_HELD_LOOP(INTINFER_TAP_PAIR(0, 0, 0, 0, 1, 1)
+                         INTINFER_TAP_PAIR(0, 2, 2, 1, 0, 3)
+                         INTINFER_TAP_PAIR(1, 1, 4, 1, 2, 5)
+                         INTINFER_TAP_PAIR(2, 0, 6, 2, 1, 7)
+                         INTINFER_TAP_LAST(2, 2, 8),
+                         INTINFER_NEXT_ROW(0) INTINFER_NEXT_ROW(1) INTINFER_NEXT_ROW(2))
       : [w] "+r"(weights), [r0] "+r"(r0), [r1] "+r"(r1), [r2] "+r"(r2), [count] "+r"(count), [sums] "+r"(sums)
       : [bias] "r"(bias), [step] "r"(step), [c0] "r"(size_t{0}), [c1] "r"(channels), [c2] "r"(2 * channels)
       : INTINFER_HELD_CLOBBERS, "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v8");
@@ -107,24 +111,21 @@ void sums_5x5(const int8_t* weights, const int32_t* bias, const uint8_t* const* 
       "ld1 {v16.16b-v19.16b}, [%[w]], #64\n"
       "ld1 {v20.16b-v23.16b}, [%[w]], #64\n"
       "ld1 {v24.16b}, [%[w]]\n"
-      "1:\n"
-      "ld1 {v25.4s-v28.4s}, [%[bias]]\n"
-      INTINFER_TAP_PAIR(0, 0, 0, 0, 1, 1)
-      INTINFER_TAP_PAIR(0, 2, 2, 0, 3, 3)
-      INTINFER_TAP_PAIR(0, 4, 4, 1, 0, 5)
-      INTINFER_TAP_PAIR(1, 1, 6, 1, 2, 7)
-      INTINFER_TAP_PAIR(1, 3, 8, 1, 4, 9)
-      INTINFER_TAP_PAIR(2, 0, 10, 2, 1, 11)
-      INTINFER_TAP_PAIR(2, 2, 12, 2, 3, 13)
-      INTINFER_TAP_PAIR(2, 4, 14, 3, 0, 15)
-      INTINFER_TAP_PAIR(3, 1, 16, 3, 2, 17)
-      INTINFER_TAP_PAIR(3, 3, 18, 3, 4, 19)
-      INTINFER_TAP_PAIR(4, 0, 20, 4, 1, 21)
-      INTINFER_TAP_PAIR(4, 2, 22, 4, 3, 23)
-      INTINFER_TAP_LAST(4, 4, 24)
-      INTINFER_NEXT_ROW(0) INTINFER_NEXT_ROW(1) INTINFER_NEXT_ROW(2) INTINFER_NEXT_ROW(3) INTINFER_NEXT_ROW(4)
-      "subs %[count], %[count], #1\n"
-      "b.ne 1b\n"
+      INTINFER_HELD_LOOP(INTINFER_TAP_PAIR(0, 0, 0, 0, 1, 1)
+                         INTINFER_TAP_PAIR(0, 2, 2, 0, 3, 3)
+                         INTINFER_TAP_PAIR(0, 4, 4, 1, 0, 5)
+                         INTINFER_TAP_PAIR(1, 1, 6, 1, 2, 7)
+                         INTINFER_TAP_PAIR(1, 3, 8, 1, 4, 9)
+                         INTINFER_TAP_PAIR(2, 0, 10, 2, 1, 11)
+                         INTINFER_TAP_PAIR(2, 2, 12, 2, 3, 13)
+                         INTINFER_TAP_PAIR(2, 4, 14, 3, 0, 15)
+                         INTINFER_TAP_PAIR(3, 1, 16, 3, 2, 17)
+                         INTINFER_TAP_PAIR(3, 3, 18, 3, 4, 19)
+                         INTINFER_TAP_PAIR(4, 0, 20, 4, 1, 21)
+                         INTINFER_TAP_PAIR(4, 2, 22, 4, 3, 23)
+                         INTINFER_TAP_LAST(4, 4, 24),
+                         INTINFER_NEXT_ROW(0) INTINFER_NEXT_ROW(1) INTINFER_NEXT_ROW(2) INTINFER_NEXT_ROW(3)
+                         INTINFER_NEXT_ROW(4))
       : [w] "+r"(weights), [r0] "+r"(r0), [r1] "+r"(r1), [r2] "+r"(r2), [r3] "+r"(r3), [r4] "+r"(r4),
         [count] "+r"(count), [sums] "+r"(sums)
       : [bias] "r"(bias), [step] "r"(step), [c0] "r"(size_t{0}), [c1] "r"(channels), [c2] "r"(2 * channels),
@@ -133,6 +134,7 @@ void sums_5x5(const int8_t* weights, const int32_t* bias, const uint8_t* const* 
         "v13", "v14", "v15", "v16", "v17", "v18", "v19", "v20", "v21", "v22", "v23", "v24");
 }
 #undef INTINFER_HELD_CLOBBERS
+#undef INTINFER_HELD_LOOP
 #undef INTINFER_NEXT_ROW
 #undef INTINFER_TAP_LAST
 #undef INTINFER_TAP_PAIR

@@ -101,8 +101,7 @@ inline void flip_rows_x4(const uint8_t* x, size_t x_stride, size_t mr, size_t k,
 
 // The GemmFn of tables.h for one policy; kTile1 (optional): kTile for a row tile of one row
 // (kTile1(a, k_pad, b, acc[0]), with `bias` as kTile: row 0 alone), which the 4-row tile would
-// compute four times over
-// (a batch of one, a layer's last row).
+// compute four times over (a batch of one, a layer's last row).
 template <size_t kNR, typename Act, typename Code, auto kPrepare, auto kTile, auto kTile1 = nullptr>
 void gemm_4xn(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride, void* y,
               size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end, void* scratch) {

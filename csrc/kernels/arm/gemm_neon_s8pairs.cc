@@ -211,22 +211,22 @@ void matmul_u8_4x8c16__neon(const MatMulParams& p, const uint8_t* a, const uint8
 void gemm_u8s8_4x8c16__neon(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
                             void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
                             void* scratch) {
-  gemm_4xn<kTileNR, int8_t, int8_t, flip_rows_x4, tile_4x8c16<8>, tile_1x8c16<8>>(w, out, x, x_stride, y, y_stride, rows,
-                                                                  tile_begin, tile_end, scratch);
+  gemm_4xn<kTileNR, int8_t, int8_t, flip_rows_x4, tile_4x8c16<8>, tile_1x8c16<8>>(
+      w, out, x, x_stride, y, y_stride, rows, tile_begin, tile_end, scratch);
 }
 
 void gemm_u8s4_4x8c16__neon(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
                             void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
                             void* scratch) {
-  gemm_4xn<kTileNR, int8_t, int8_t, flip_rows_x4, tile_4x8c16<4>, tile_1x8c16<4>>(w, out, x, x_stride, y, y_stride, rows,
-                                                                  tile_begin, tile_end, scratch);
+  gemm_4xn<kTileNR, int8_t, int8_t, flip_rows_x4, tile_4x8c16<4>, tile_1x8c16<4>>(
+      w, out, x, x_stride, y, y_stride, rows, tile_begin, tile_end, scratch);
 }
 
 void gemm_u8s2_4x8c16__neon(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
                             void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
                             void* scratch) {
-  gemm_4xn<kTileNR, int8_t, int8_t, flip_rows_x4, tile_4x8c16<2>, tile_1x8c16<2>>(w, out, x, x_stride, y, y_stride, rows,
-                                                                  tile_begin, tile_end, scratch);
+  gemm_4xn<kTileNR, int8_t, int8_t, flip_rows_x4, tile_4x8c16<2>, tile_1x8c16<2>>(
+      w, out, x, x_stride, y, y_stride, rows, tile_begin, tile_end, scratch);
 }
 
 }  // namespace intinfer

@@ -2,10 +2,10 @@
 // four rows (flipped to int8 and interleaved once per row tile), four LD1 of four weight vectors
 // (int8 codes) and 64 SDOT (by element: 4 channels x 4 k x one row), 1024 multiply-accumulates
 // in 71 instructions with the loop's two (assembly: tile_4x16c4_s8); a row tile of one row has a
-// one-row tile (tile_1x16c4). int8 codes pad k to 8, not 16,
-// and end with a half step (a 24-channel layer does no third more dot products). SDOT is int8 x
-// int8, so the activation enters as a - 128 and the bias carries + 128 * sum_k w
-// (TileLayout::act_offset, pack.h); every sum is exact.
+// one-row tile (tile_1x16c4). int8 codes pad k to 8, not 16, and end with a half step (a
+// 24-channel layer does no third more dot products). SDOT is int8 x int8, so the activation
+// enters as a - 128 and the bias carries + 128 * sum_k w (TileLayout::act_offset, pack.h); every
+// sum is exact.
 // The same over 4- and 2-bit codes kept packed in sub-byte tiles: two shifts a vector unpack them.
 // And the block-sparse GEMM of gemm_sparse_neon.h over SDOT (here: the unit built with
 // +dotprod): a group's 4 codes are exactly one SDOT lane's 4 products, so 4 rows' quads of a
@@ -290,22 +290,22 @@ void matmul_u8_4x16c4__neondot(const MatMulParams& p, const uint8_t* a, const ui
 void gemm_u8s8_4x16c4__neondot(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
                                void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
                                void* scratch) {
-  gemm_4xn<kTileNR, int8_t, int8_t, flip_rows_x4, tile_4x16c4<8>, tile_1x16c4<8>>(w, out, x, x_stride, y, y_stride, rows,
-                                                                  tile_begin, tile_end, scratch);
+  gemm_4xn<kTileNR, int8_t, int8_t, flip_rows_x4, tile_4x16c4<8>, tile_1x16c4<8>>(
+      w, out, x, x_stride, y, y_stride, rows, tile_begin, tile_end, scratch);
 }
 
 void gemm_u8s4_4x16c4__neondot(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
                                void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
                                void* scratch) {
-  gemm_4xn<kTileNR, int8_t, int8_t, flip_rows_x4, tile_4x16c4<4>, tile_1x16c4<4>>(w, out, x, x_stride, y, y_stride, rows,
-                                                                  tile_begin, tile_end, scratch);
+  gemm_4xn<kTileNR, int8_t, int8_t, flip_rows_x4, tile_4x16c4<4>, tile_1x16c4<4>>(
+      w, out, x, x_stride, y, y_stride, rows, tile_begin, tile_end, scratch);
 }
 
 void gemm_u8s2_4x16c4__neondot(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
                                void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
                                void* scratch) {
-  gemm_4xn<kTileNR, int8_t, int8_t, flip_rows_x4, tile_4x16c4<2>, tile_1x16c4<2>>(w, out, x, x_stride, y, y_stride, rows,
-                                                                  tile_begin, tile_end, scratch);
+  gemm_4xn<kTileNR, int8_t, int8_t, flip_rows_x4, tile_4x16c4<2>, tile_1x16c4<2>>(
+      w, out, x, x_stride, y, y_stride, rows, tile_begin, tile_end, scratch);
 }
 
 void gemm_u8bs8_8x1c4__neondot(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,

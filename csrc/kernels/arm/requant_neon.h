@@ -162,12 +162,12 @@ static inline void store_u8x16(uint8_t* dst, uint8x16_t v, size_t valid) {
 
 // Real-valued outputs of 8 channels [c, c + 8): float(acc + bias) * scale, as the reference
 // (float(acc) * scale where kAddBias is false: acc holds the bias already); only channels below
-// n are stored. On aarch64 a whole group of 8 in vector code (SCVTF and
-// FMUL round as the scalar conversion and product do, and keep subnormals); on armv7, and for
-// the last channels of a layer, in scalar code (32-bit NEON flushes subnormal products to zero).
+// n are stored. On aarch64 a whole group of 8 in vector code (SCVTF and FMUL round as the scalar
+// conversion and product do, and keep subnormals); on armv7, and for the last channels of a
+// layer, in scalar code (32-bit NEON flushes subnormal products to zero).
 template <bool kAddBias = true>
 static inline void store_f32x8(const int32_t* bias, const float* scales, size_t n, float* y, size_t c, int32x4_t acc0,
-                        int32x4_t acc1) {
+                               int32x4_t acc1) {
   const int32x4_t sum0 = kAddBias ? vaddq_s32(acc0, vld1q_s32(bias + c)) : acc0;
   const int32x4_t sum1 = kAddBias ? vaddq_s32(acc1, vld1q_s32(bias + c + 4)) : acc1;
 #if defined(__aarch64__)
