@@ -1,6 +1,7 @@
-// The loop nest shared by every GEMM micro-kernel: rows in tiles of MR, output channels in
-// column tiles; and the int16 rows' prepare step of the wide-input GEMMs. ISA-neutral (the
-// accumulator type is the kernel's).
+// The loop nest of the x86 GEMMs and the NEON MATMUL: rows in tiles of MR, output channels in
+// column tiles (the NEON GEMMs write it out with the tile's stores together: arm/gemm_4xn.h);
+// and the int16 rows' prepare step of the wide-input GEMMs. ISA-neutral (the accumulator type is
+// the kernel's).
 #pragma once
 
 #include <cstddef>

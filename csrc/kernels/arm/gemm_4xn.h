@@ -27,7 +27,6 @@
 #include <cstring>
 #include <type_traits>
 
-#include "../gemm_tiles.h"
 #include "../pack.h"
 #include "requant_neon.h"
 
@@ -99,64 +98,85 @@ inline void flip_rows_x4(const uint8_t* x, size_t x_stride, size_t mr, size_t k,
   }
 }
 
+// f(std::integral_constant<size_t, R>) for R = 0 .. kRows - 1, written out: accumulators indexed
+// by constants stay in registers.
+template <size_t kRows, typename F, size_t... R>
+[[gnu::always_inline]] inline void for_rows(F&& f, std::index_sequence<R...>) {
+  (f(std::integral_constant<size_t, R>{}), ...);
+}
+template <size_t kRows, typename F>
+[[gnu::always_inline]] inline void for_rows(F&& f) {
+  for_rows<kRows>(f, std::make_index_sequence<kRows>{});
+}
+
 // The GemmFn of tables.h for one policy; kTile1 (optional): kTile for a row tile of one row
 // (kTile1(a, k_pad, b, acc[0]), with `bias` as kTile: row 0 alone), which the 4-row tile would
 // compute four times over (a batch of one, a layer's last row).
+//
+// The loop nest is gemm_tiles.h's, written out here so that a tile's accumulators are local to
+// its iteration and its rows are stored together: the output pointer and the tile's width worked
+// out once a tile, the four rows of a whole tile stored without a test each. Through
+// for_each_gemm_tile's per-row store callback, gcc kept the pairs kernel's accumulators on the
+// stack between the tile and the stores and recomputed each row's address (about 50 instructions
+// a 4 x 8 tile more). A last row tile of one row, where kTile1 exists, has a nest of its own.
 template <size_t kNR, typename Act, typename Code, auto kPrepare, auto kTile, auto kTile1 = nullptr>
 void gemm_4xn(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride, void* y,
               size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end, void* scratch) {
   constexpr size_t kQ = kNR / 4;
   constexpr bool kTileAddsBias =
       std::is_invocable_v<decltype(kTile), const Act*, size_t, const Code*, const int32_t*, int32x4_t(*)[kQ]>;
+  constexpr bool kHasTile1 = !std::is_same_v<decltype(kTile1), std::nullptr_t>;
   auto* a = static_cast<Act*>(scratch);
   // w's fields in locals (and the output stage by value, below): the output's byte stores may
   // alias anything reached through a reference, which made the compiler reload them per tile.
   const auto* codes = static_cast<const Code*>(w.weights);
+  const int32_t* bias = w.bias;
   const size_t n = w.n, k = w.k, k_pad = w.k_pad;
   // Elements of Code per tile: k_pad x kNR codes of w.code_bits (sub-byte tiles pack several a byte).
   const size_t tile_codes = k_pad * kNR * w.code_bits / (8 * sizeof(Code));
-  // finish(c, acc, R) after each tile (channels [c, c + kNR), rows [0, R): R a std::integral_constant),
-  // then store(r, c, acc[r]) per row.
-  size_t tile_rows = kGemmMR;
+  const size_t rows4 = kHasTile1 && rows % kGemmMR == 1 ? rows - 1 : rows;  // rows of the 4-row tiles
+  // Per tile: finish(c, acc, R) (channels [c, c + kNR), rows [0, R): R a std::integral_constant,
+  // 1 or 4), then store(r0, mr, c, acc, R): rows [r0, r0 + mr) of the output.
   auto drive = [&](auto&& finish, auto&& store) {
-    for_each_gemm_tile<kGemmMR, int32x4_t[kQ], true>(
-        rows, tile_begin, tile_end,
-        [&](size_t r0, size_t mr) {
-          tile_rows = mr;
-          kPrepare(x + r0 * x_stride, x_stride, mr, k, k_pad, a);
-        },
-        [&](size_t t, int32x4_t acc[kGemmMR][kQ]) {
-          if constexpr (!std::is_same_v<decltype(kTile1), std::nullptr_t>) {
-            if (tile_rows == 1) {
-              if constexpr (kTileAddsBias)
-                kTile1(a, k_pad, codes + t * tile_codes, w.bias + t * kNR, acc[0]);
-              else
-                kTile1(a, k_pad, codes + t * tile_codes, acc[0]);
-              // Rows 1-3 are never stored; row 0's copies, so that no path reads them unset.
-              for (size_t r = 1; r < kGemmMR; ++r)
-                for (size_t j = 0; j < kQ; ++j) acc[r][j] = acc[0][j];
-              finish(t * kNR, acc, std::integral_constant<size_t, 1>{});
-              return;
-            }
-          }
-          if constexpr (kTileAddsBias)
-            kTile(a, k_pad, codes + t * tile_codes, w.bias + t * kNR, acc);
+    // By value: the closures of drive and of the output stage's kernel are reached through a
+    // pointer (run_output_stage is out of line), so a capture by reference was reloaded per tile.
+    auto nest = [=](auto tile_rows, size_t first, size_t last) {
+      constexpr size_t kRows = decltype(tile_rows)::value;
+      for (size_t r0 = first; r0 < last; r0 += kRows) {
+        const size_t mr = std::min(kRows, last - r0);
+        kPrepare(x + r0 * x_stride, x_stride, mr, k, k_pad, a);
+        for (size_t t = tile_begin; t < tile_end; ++t) {
+          int32x4_t acc[kRows][kQ];
+          if constexpr (kRows == 1 && kTileAddsBias)
+            kTile1(a, k_pad, codes + t * tile_codes, bias + t * kNR, acc[0]);
+          else if constexpr (kRows == 1)
+            kTile1(a, k_pad, codes + t * tile_codes, acc[0]);
+          else if constexpr (kTileAddsBias)
+            kTile(a, k_pad, codes + t * tile_codes, bias + t * kNR, acc);
           else
             kTile(a, k_pad, codes + t * tile_codes, acc);
-          finish(t * kNR, acc, std::integral_constant<size_t, kGemmMR>{});
-        },
-        [&](size_t r, size_t t, const int32x4_t* acc) { store(r, t * kNR, acc); });
+          finish(t * kNR, acc, tile_rows);
+          store(r0, mr, t * kNR, acc, tile_rows);
+        }
+      }
+    };
+    nest(std::integral_constant<size_t, kGemmMR>{}, 0, rows4);
+    if constexpr (kHasTile1)
+      if (rows4 < rows) nest(std::integral_constant<size_t, 1>{}, rows4, rows);
   };
   if (w.output_scales != nullptr) {
     float* yf = static_cast<float*>(y);
-    drive([](size_t, int32x4_t(*)[kQ], auto) {},
-          // Written out for kNR 8 and 16 rather than as a loop, which gcc kept rolled, spilling the
-          // accumulators.
-          [&](size_t r, size_t c, const int32x4_t* acc) {
-            store_f32x8<!kTileAddsBias>(w.bias, w.output_scales, n, yf + r * y_stride, c, acc[0], acc[1]);
-            if constexpr (kNR == 16)
-              if (c + 8 < n)
-                store_f32x8<!kTileAddsBias>(w.bias, w.output_scales, n, yf + r * y_stride, c + 8, acc[2], acc[3]);
+    drive([](size_t, auto, auto) {},
+          [&](size_t r0, size_t mr, size_t c, auto acc, auto tile_rows) {
+            for_rows<decltype(tile_rows)::value>([&](auto r) {
+              if (r < mr) {
+                float* row = yf + (r0 + r) * y_stride;
+                store_f32x8<!kTileAddsBias>(bias, w.output_scales, n, row, c, acc[r][0], acc[r][1]);
+                if constexpr (kNR == 16)
+                  if (c + 8 < n)
+                    store_f32x8<!kTileAddsBias>(bias, w.output_scales, n, row, c + 8, acc[r][2], acc[r][3]);
+              }
+            });
           });
     return;
   }
@@ -165,23 +185,41 @@ void gemm_4xn(const PackedView& w, const OutputStage& out, const uint8_t* x, siz
     drive(
         // Each 4 channels' parameters loaded once for the tile's rows (rows past the last of a
         // 4-row tile are requantized too, and not stored).
-        [stage](size_t c, int32x4_t acc[kGemmMR][kNR / 4], auto tile_rows_constant) {
+        [stage](size_t c, auto acc, auto tile_rows) {
           for (size_t j = 0; j < kQ; ++j) {
             const ChannelStage s = stage.channels(c + 4 * j);
-            for (size_t r = 0; r < decltype(tile_rows_constant)::value; ++r)
+            for_rows<decltype(tile_rows)::value>([&](auto r) {
               if constexpr (kTileAddsBias)
                 acc[r][j] = stage.requantize(acc[r][j], s);
               else
                 acc[r][j] = stage.apply4(acc[r][j], s);
+            });
           }
         },
         // By value: the byte stores may alias whatever a reference reaches (reloaded per row).
-        [stage, yu, y_stride, n](size_t r, size_t c, const int32x4_t* q) {
-          const size_t valid = n - c;
-          if constexpr (kNR == 16)
-            store_u8x16(yu + r * y_stride + c, stage.narrow16(q[0], q[1], q[2], q[3]), valid);
-          else
-            store_u8x8(yu + r * y_stride + c, stage.narrow8(q[0], q[1]), valid < 8 ? valid : 8);
+        [stage, yu, y_stride, n](size_t r0, size_t mr, size_t c, auto acc, auto tile_rows) {
+          constexpr size_t kRows = decltype(tile_rows)::value;
+          auto narrow = [&](size_t r) {
+            if constexpr (kNR == 16)
+              return stage.narrow16(acc[r][0], acc[r][1], acc[r][2], acc[r][3]);
+            else
+              return stage.narrow8(acc[r][0], acc[r][1]);
+          };
+          auto store_row = [&](uint8_t* dst, auto v, size_t valid) {
+            if constexpr (kNR == 16)
+              store_u8x16(dst, v, valid);
+            else
+              store_u8x8(dst, v, valid);
+          };
+          uint8_t* row = yu + r0 * y_stride + c;
+          const size_t valid = std::min(n - c, kNR);
+          if (mr == kRows && valid == kNR) {  // a whole tile: every layer's but its edges
+            for_rows<kRows>([&](auto r) { store_row(row + r * y_stride, narrow(r), kNR); });
+            return;
+          }
+          for_rows<kRows>([&](auto r) {
+            if (r < mr) store_row(row + r * y_stride, narrow(r), valid);
+          });
         });
   });
 }

@@ -7,6 +7,7 @@
 
 #include <cstring>
 
+#include "../gemm_tiles.h"
 #include "arm_kernels.h"
 #include "gemm_4xn.h"
 

@@ -75,46 +75,66 @@ inline int8x16_t channel_codes(const int8_t* b, size_t j) {
   "smlal2 %[p1].8h, v" #r1 ".16b, v" #w ".16b\n\t"               \
   #add " v" #acc0 ".4s, %[p0].8h\n\t"                           \
   #add " v" #acc1 ".4s, %[p1].8h\n\t"
-// One step of 16 k: the four rows and four channels' codes loaded, then 8 MAC2.
+// One step of 16 k of the channels at %[b]: the four rows and four channels' codes loaded (%[b]
+// moves on by the step's 128 bytes of 8 channels), then 8 MAC2.
 #define INTINFER_PAIRS_STEP(add)                                                                           \
   "ldp q0, q1, [%[a]], #32\n\t"                                                                            \
   "ldp q2, q3, [%[a]], #32\n\t"                                                                            \
-  "ldp q4, q5, [%[b]]\n\t"                                                                                 \
-  "ldp q6, q7, [%[b], #32]\n\t"                                                                            \
-  "add %[b], %[b], #128\n\t"                                                                               \
+  "ldp q4, q5, [%[b]], #32\n\t"                                                                            \
+  "ldp q6, q7, [%[b]], #96\n\t"                                                                            \
   INTINFER_PAIRS_MAC2(add, 0, 1, 4, 16, 20) INTINFER_PAIRS_MAC2(add, 2, 3, 4, 24, 28)                      \
   INTINFER_PAIRS_MAC2(add, 0, 1, 5, 17, 21) INTINFER_PAIRS_MAC2(add, 2, 3, 5, 25, 29)                      \
   INTINFER_PAIRS_MAC2(add, 0, 1, 6, 18, 22) INTINFER_PAIRS_MAC2(add, 2, 3, 6, 26, 30)                      \
   INTINFER_PAIRS_MAC2(add, 0, 1, 7, 19, 23) INTINFER_PAIRS_MAC2(add, 2, 3, 7, 27, 31)
+// A 4 x 4 block over all steps: the rows from %[a], the codes from %[b] (both moved past the
+// block), the sums started by the first step's SADDLP (no zeroing), then each row's 4 accumulators
+// added across into registers o0-o3 (labels L and L1: the two blocks of a tile use 1/2 and 3/4).
+#define INTINFER_PAIRS_BLOCK(L, L1, o0, o1, o2, o3)                                                        \
+  "mov %[n], %[steps]\n\t"                                                                                 \
+  INTINFER_PAIRS_STEP(saddlp)                                                                              \
+  "subs %[n], %[n], #1\n\t"                                                                                \
+  "b.eq " #L1 "f\n"                                                                                        \
+  #L ":\n\t"                                                                                               \
+  INTINFER_PAIRS_STEP(sadalp)                                                                              \
+  "subs %[n], %[n], #1\n\t"                                                                                \
+  "b.ne " #L "b\n"                                                                                         \
+  #L1 ":\n\t"                                                                                              \
+  "addp v16.4s, v16.4s, v17.4s\n\t" "addp v18.4s, v18.4s, v19.4s\n\t" "addp " o0 ".4s, v16.4s, v18.4s\n\t"    \
+  "addp v20.4s, v20.4s, v21.4s\n\t" "addp v22.4s, v22.4s, v23.4s\n\t" "addp " o1 ".4s, v20.4s, v22.4s\n\t"    \
+  "addp v24.4s, v24.4s, v25.4s\n\t" "addp v26.4s, v26.4s, v27.4s\n\t" "addp " o2 ".4s, v24.4s, v26.4s\n\t"    \
+  "addp v28.4s, v28.4s, v29.4s\n\t" "addp v30.4s, v30.4s, v31.4s\n\t" "addp " o3 ".4s, v28.4s, v30.4s\n\t"
 
-// block_4x4c16 for int8 codes in pairs (below) in assembly, `steps` >= 1 steps of 16 k (the
-// row's k_align is 16 and k >= 1): per step 2 LDP of rows, 2 of weights, an ADD and 48
-// multiply-accumulate instructions (256 MACs), 55 with the loop's own two. Compiled from
-// intrinsics, the 16 accumulators, 8 operands and 2 products fit the 32 registers, yet gcc
-// spilled accumulators or weights inside the loop (58 to 72 instructions a step) as soon as the
-// code around it kept a few more values alive. The accumulators are fixed registers (an asm
-// statement takes at most 30 operands), started by the first step's SADDLP (16 MOVI fewer than
-// zeroing them) and added across in here; the sums go to column q of acc.
-inline void block_4x4c16_s8(const int8_t* a, size_t steps, const int8_t* b, int32x4_t acc[kGemmMR][2], size_t q) {
+// tile_4x8c16 for int8 codes in pairs (below) in assembly, `steps` >= 1 steps of 16 k (the
+// row's k_align is 16 and k >= 1): two 4 x 4 blocks (channels 0-3, then 4-7) over the same rows,
+// each per step 2 LDP of rows, 2 of weights and 48 multiply-accumulate instructions (256 MACs),
+// 54 with the loop's own two. Compiled from intrinsics, the 16 accumulators, 8 operands and 2
+// products fit the 32 registers, yet gcc spilled accumulators or weights inside the loop (58 to
+// 72 instructions a step) as soon as the code around it kept a few more values alive. The
+// accumulators are fixed registers (an asm statement takes at most 30 operands). One statement
+// for the whole tile: the first block's sums move to registers the second leaves alone, the
+// second's stay where its reduction leaves them (v16, v20, v24, v28: outputs bound to those
+// registers). With a statement per block, gcc kept the tile's sums in memory between the blocks
+// and through the output stage (about 20 stack accesses a tile).
+[[gnu::always_inline]] inline void tile_4x8c16_s8(const int8_t* a, size_t steps, const int8_t* b,
+                                                  int32x4_t acc[kGemmMR][2]) {
+  register int32x4_t s0 asm("v16"), s1 asm("v20"), s2 asm("v24"), s3 asm("v28");
+  int32x4_t f0, f1, f2, f3;
   int16x8_t p0, p1;
-  asm(INTINFER_PAIRS_STEP(saddlp)
-      "subs %[n], %[n], #1\n\t"
-      "b.eq 2f\n"
-      "1:\n\t"
-      INTINFER_PAIRS_STEP(sadalp)
-      "subs %[n], %[n], #1\n\t"
-      "b.ne 1b\n"
-      "2:\n\t"
-      "addp v16.4s, v16.4s, v17.4s\n\t" "addp v18.4s, v18.4s, v19.4s\n\t" "addp %[o0].4s, v16.4s, v18.4s\n\t"
-      "addp v20.4s, v20.4s, v21.4s\n\t" "addp v22.4s, v22.4s, v23.4s\n\t" "addp %[o1].4s, v20.4s, v22.4s\n\t"
-      "addp v24.4s, v24.4s, v25.4s\n\t" "addp v26.4s, v26.4s, v27.4s\n\t" "addp %[o2].4s, v24.4s, v26.4s\n\t"
-      "addp v28.4s, v28.4s, v29.4s\n\t" "addp v30.4s, v30.4s, v31.4s\n\t" "addp %[o3].4s, v28.4s, v30.4s"
-      : [o0] "=w"(acc[0][q]), [o1] "=w"(acc[1][q]), [o2] "=w"(acc[2][q]), [o3] "=w"(acc[3][q]), [p0] "=&w"(p0),
-        [p1] "=&w"(p1), [a] "+r"(a), [b] "+r"(b), [n] "+r"(steps)
-      :
-      : "cc", "memory", "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v16", "v17", "v18", "v19", "v20", "v21",
-        "v22", "v23", "v24", "v25", "v26", "v27", "v28", "v29", "v30", "v31");
+  size_t n;
+  asm(INTINFER_PAIRS_BLOCK(1, 2, "%[f0]", "%[f1]", "%[f2]", "%[f3]")
+      "sub %[a], %[a], %[steps], lsl #6\n\t"   // back to the first row step
+      "sub %[b], %[b], %[steps], lsl #7\n\t"   // and the tile's codes, channels 4-7
+      "add %[b], %[b], #64\n\t"
+      INTINFER_PAIRS_BLOCK(3, 4, "v16", "v20", "v24", "v28")
+      : [s0] "=w"(s0), [s1] "=w"(s1), [s2] "=w"(s2), [s3] "=w"(s3), [f0] "=&w"(f0), [f1] "=&w"(f1),
+        [f2] "=&w"(f2), [f3] "=&w"(f3), [p0] "=&w"(p0), [p1] "=&w"(p1), [a] "+r"(a), [b] "+r"(b), [n] "=&r"(n)
+      : [steps] "r"(steps)
+      : "cc", "memory", "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v17", "v18", "v19", "v21", "v22",
+        "v23", "v25", "v26", "v27", "v29", "v30", "v31");
+  acc[0][0] = f0, acc[1][0] = f1, acc[2][0] = f2, acc[3][0] = f3;
+  acc[0][1] = s0, acc[1][1] = s1, acc[2][1] = s2, acc[3][1] = s3;
 }
+#undef INTINFER_PAIRS_BLOCK
 #undef INTINFER_PAIRS_STEP
 #undef INTINFER_PAIRS_MAC2
 
@@ -123,10 +143,6 @@ inline void block_4x4c16_s8(const int8_t* a, size_t steps, const int8_t* b, int3
 // rows are interleaved by flip_rows_x4: a step's four rows are 64 consecutive bytes (two LDP).
 template <int kBits, size_t kC0, bool kExact>
 inline void block_4x4c16(const int8_t* a, size_t k_pad, const int8_t* b, int32x4_t acc[kGemmMR][2]) {
-  if constexpr (kBits == 8 && !kExact) {
-    block_4x4c16_s8(a, k_pad / kPairsKR, b + kC0 * kPairsKR, acc, kC0 / 4);  // k_pad >= 16: a step at least
-    return;
-  }
   int32x4_t c[kGemmMR][4];
   for (size_t r = 0; r < kGemmMR; ++r)
     for (size_t j = 0; j < 4; ++j) c[r][j] = vdupq_n_s32(0);
@@ -144,7 +160,12 @@ inline void block_4x4c16(const int8_t* a, size_t k_pad, const int8_t* b, int32x4
 }
 
 template <int kBits, bool kExact = false>
-inline void tile_4x8c16(const int8_t* a, size_t k_pad, const int8_t* b, int32x4_t acc[kGemmMR][2]) {
+[[gnu::always_inline]] inline void tile_4x8c16(const int8_t* a, size_t k_pad, const int8_t* b,
+                                               int32x4_t acc[kGemmMR][2]) {
+  if constexpr (kBits == 8 && !kExact) {
+    tile_4x8c16_s8(a, k_pad / kPairsKR, b, acc);  // k_pad >= 16: a step at least
+    return;
+  }
   block_4x4c16<kBits, 0, kExact>(a, k_pad, b, acc);
   block_4x4c16<kBits, 4, kExact>(a, k_pad, b, acc);
 }
@@ -153,7 +174,7 @@ inline void tile_4x8c16(const int8_t* a, size_t k_pad, const int8_t* b, int32x4_
 // tile's 8 channels, 24 multiply-accumulates and 9 loads per 16 k where tile_4x8c16 spends 96 on
 // the one row that is stored.
 template <int kBits>
-inline void tile_1x8c16(const int8_t* a, size_t k_pad, const int8_t* b, int32x4_t acc[2]) {
+[[gnu::always_inline]] inline void tile_1x8c16(const int8_t* a, size_t k_pad, const int8_t* b, int32x4_t acc[2]) {
   int32x4_t c[kTileNR];
   for (size_t j = 0; j < kTileNR; ++j) c[j] = vdupq_n_s32(0);
   for (size_t steps = k_pad / kPairsKR; steps != 0; --steps, a += kGemmMR * kPairsKR) {

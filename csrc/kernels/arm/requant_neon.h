@@ -19,6 +19,7 @@
 #include <cstdint>
 
 #include "../pack.h"
+#include "widen_neon.h"
 
 namespace intinfer {
 namespace {
@@ -139,15 +140,27 @@ inline void with_output_stage(const PackedView& w, const OutputStage& out, Kerne
   }
 }
 
-// Stores the first `valid` (<= 8) bytes of v.
+// Stores the first `valid` (<= 8) bytes of v. A part of 8 goes out as 4, 2 and 1 bytes from the
+// low lanes (store4_u8 and the like), not by a byte loop: gcc turned that loop into a call to
+// memcpy, and no vector register but the low halves of v8-v15 survives a call, so a GEMM tile's
+// accumulators lived on the stack through the output stage of every tile, whole or not.
 static inline void store_u8x8(uint8_t* dst, uint8x8_t v, size_t valid) {
   if (valid == 8) {
     vst1_u8(dst, v);
     return;
   }
-  uint8_t tmp[8];
-  vst1_u8(tmp, v);
-  for (size_t i = 0; i < valid; ++i) dst[i] = tmp[i];
+  if (valid & 4) {
+    store4_u8(dst, v);
+    dst += 4;
+    v = vext_u8(v, v, 4);
+  }
+  if (valid & 2) {
+    const uint16_t bytes = vget_lane_u16(vreinterpret_u16_u8(v), 0);
+    std::memcpy(dst, &bytes, sizeof bytes);
+    dst += 2;
+    v = vext_u8(v, v, 2);
+  }
+  if (valid & 1) vst1_lane_u8(dst, v, 0);
 }
 
 // Stores the first `valid` (<= 16) bytes of v.
