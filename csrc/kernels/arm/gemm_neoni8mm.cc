@@ -15,16 +15,17 @@ namespace {
 constexpr size_t kTileNR = 16;  // output channels per micro-tile (eight channel pairs)
 constexpr size_t kKR = 8;   // k per USMMLA
 
-// Rows [0, mr) of x as two row pairs: for each group of 8 k, 8 bytes of the even row then 8 of
-// the odd one ([pair][k_pad / 8][16]); padding and rows past mr are 0.
+// Rows [0, mr) of x as two row pairs: for each group of 8 k, 8 bytes of row 0, 8 of row 1, 8 of
+// row 2 and 8 of row 3 ([k_pad / 8][pair][16]: a step's two pairs are one LDP); padding and rows
+// past mr are 0.
 void interleave_rows(const uint8_t* x, size_t x_stride, size_t mr, size_t k, size_t k_pad, uint8_t* out) {
   std::memset(out, 0, kGemmMR * k_pad);
   for (size_t r = 0; r < mr; ++r) {
     const uint8_t* xr = x + r * x_stride;
-    uint8_t* o = out + (r / 2) * 2 * k_pad + (r % 2) * kKR;
+    uint8_t* o = out + r * kKR;
     size_t i = 0;
-    for (; i + kKR <= k; i += kKR) std::memcpy(o + 2 * i, xr + i, kKR);
-    for (; i < k; ++i) o[i / kKR * 2 * kKR + i % kKR] = xr[i];
+    for (; i + kKR <= k; i += kKR) std::memcpy(o + kGemmMR * i, xr + i, kKR);
+    for (; i < k; ++i) o[i / kKR * kGemmMR * kKR + i % kKR] = xr[i];
   }
 }
 
@@ -33,9 +34,11 @@ inline void tile_4x16c8(const uint8_t* a, size_t k_pad, const int8_t* b, int32x4
   int32x4_t c[2][8];  // local, so that the accumulators stay in registers
   for (size_t p = 0; p < 2; ++p)
     for (size_t j = 0; j < 8; ++j) c[p][j] = vdupq_n_s32(0);
-  const uint8_t* a1 = a + 2 * k_pad;
-  for (size_t k0 = 0; k0 < k_pad; k0 += kKR, b += kKR * kTileNR) {
-    const uint8x16_t x0 = vld1q_u8(a + 2 * k0), x1 = vld1q_u8(a1 + 2 * k0);
+  // The two pairs of a step adjacent (interleave_rows), a pointer advanced and a step count: with
+  // the pairs k_pad apart and offsets from a, gcc kept the second pair's offset and the loop's end
+  // on the stack and reloaded both every step (28 instructions a step; now 25).
+  for (size_t steps = k_pad / kKR; steps != 0; --steps, a += kGemmMR * kKR, b += kKR * kTileNR) {
+    const uint8x16_t x0 = vld1q_u8(a), x1 = vld1q_u8(a + 2 * kKR);
     for (size_t j = 0; j < 8; ++j) {
       const int8x16_t w = vld1q_s8(b + 16 * j);
       c[0][j] = vusmmlaq_s32(c[0][j], x0, w);
