@@ -135,9 +135,9 @@ void gemm_4xn(const PackedView& w, const OutputStage& out, const uint8_t* x, siz
   // Elements of Code per tile: k_pad x kNR codes of w.code_bits (sub-byte tiles pack several a byte).
   const size_t tile_codes = k_pad * kNR * w.code_bits / (8 * sizeof(Code));
   const size_t rows4 = kHasTile1 && rows % kGemmMR == 1 ? rows - 1 : rows;  // rows of the 4-row tiles
-  // Per tile: finish(c, acc, R) (channels [c, c + kNR), rows [0, R): R a std::integral_constant,
-  // 1 or 4), then store(r0, mr, c, acc, R): rows [r0, r0 + mr) of the output.
-  auto drive = [&](auto&& finish, auto&& store) {
+  // Per tile: output(r0, mr, c, acc, R): rows [r0, r0 + mr) of the output, channels [c, c + kNR), from
+  // acc's first R rows (R a std::integral_constant, 1 or 4).
+  auto drive = [&](auto&& output) {
     // By value: the closures of drive and of the output stage's kernel are reached through a
     // pointer (run_output_stage is out of line), so a capture by reference was reloaded per tile.
     auto nest = [=](auto tile_rows, size_t first, size_t last) {
@@ -155,8 +155,7 @@ void gemm_4xn(const PackedView& w, const OutputStage& out, const uint8_t* x, siz
             kTile(a, k_pad, codes + t * tile_codes, bias + t * kNR, acc);
           else
             kTile(a, k_pad, codes + t * tile_codes, acc);
-          finish(t * kNR, acc, tile_rows);
-          store(r0, mr, t * kNR, acc, tile_rows);
+          output(r0, mr, t * kNR, acc, tile_rows);
         }
       }
     };
@@ -166,61 +165,57 @@ void gemm_4xn(const PackedView& w, const OutputStage& out, const uint8_t* x, siz
   };
   if (w.output_scales != nullptr) {
     float* yf = static_cast<float*>(y);
-    drive([](size_t, auto, auto) {},
-          [&](size_t r0, size_t mr, size_t c, auto acc, auto tile_rows) {
-            for_rows<decltype(tile_rows)::value>([&](auto r) {
-              if (r < mr) {
-                float* row = yf + (r0 + r) * y_stride;
-                store_f32x8<!kTileAddsBias>(bias, w.output_scales, n, row, c, acc[r][0], acc[r][1]);
-                if constexpr (kNR == 16)
-                  if (c + 8 < n)
-                    store_f32x8<!kTileAddsBias>(bias, w.output_scales, n, row, c + 8, acc[r][2], acc[r][3]);
-              }
-            });
-          });
+    drive([&](size_t r0, size_t mr, size_t c, auto acc, auto tile_rows) {
+      for_rows<decltype(tile_rows)::value>([&](auto r) {
+        if (r < mr) {
+          float* row = yf + (r0 + r) * y_stride;
+          store_f32x8<!kTileAddsBias>(bias, w.output_scales, n, row, c, acc[r][0], acc[r][1]);
+          if constexpr (kNR == 16)
+            if (c + 8 < n) store_f32x8<!kTileAddsBias>(bias, w.output_scales, n, row, c + 8, acc[r][2], acc[r][3]);
+        }
+      });
+    });
     return;
   }
   uint8_t* yu = static_cast<uint8_t*>(y);
   with_output_stage(w, out, [&](auto stage) {
-    drive(
-        // Each 4 channels' parameters loaded once for the tile's rows (rows past the last of a
-        // 4-row tile are requantized too, and not stored).
-        [stage](size_t c, auto acc, auto tile_rows) {
-          for (size_t j = 0; j < kQ; ++j) {
-            const ChannelStage s = stage.channels(c + 4 * j);
-            for_rows<decltype(tile_rows)::value>([&](auto r) {
-              if constexpr (kTileAddsBias)
-                acc[r][j] = stage.requantize(acc[r][j], s);
-              else
-                acc[r][j] = stage.apply4(acc[r][j], s);
-            });
-          }
-        },
-        // By value: the byte stores may alias whatever a reference reaches (reloaded per row).
-        [stage, yu, y_stride, n](size_t r0, size_t mr, size_t c, auto acc, auto tile_rows) {
-          constexpr size_t kRows = decltype(tile_rows)::value;
-          auto narrow = [&](size_t r) {
-            if constexpr (kNR == 16)
-              return stage.narrow16(acc[r][0], acc[r][1], acc[r][2], acc[r][3]);
-            else
-              return stage.narrow8(acc[r][0], acc[r][1]);
-          };
-          auto store_row = [&](uint8_t* dst, auto v, size_t valid) {
-            if constexpr (kNR == 16)
-              store_u8x16(dst, v, valid);
-            else
-              store_u8x8(dst, v, valid);
-          };
-          uint8_t* row = yu + r0 * y_stride + c;
-          const size_t valid = std::min(n - c, kNR);
-          if (mr == kRows && valid == kNR) {  // a whole tile: every layer's but its edges
-            for_rows<kRows>([&](auto r) { store_row(row + r * y_stride, narrow(r), kNR); });
-            return;
-          }
-          for_rows<kRows>([&](auto r) {
-            if (r < mr) store_row(row + r * y_stride, narrow(r), valid);
-          });
+    // By value: the byte stores may alias whatever a reference reaches (reloaded per row).
+    drive([stage, yu, y_stride, n](size_t r0, size_t mr, size_t c, auto acc, auto tile_rows) {
+      constexpr size_t kRows = decltype(tile_rows)::value;
+      uint8_t* row = yu + r0 * y_stride + c;
+      const size_t valid = std::min(n - c, kNR);
+      const bool whole = mr == kRows && valid == kNR;  // every tile of a layer but its edges
+#if defined(__aarch64__)
+      if constexpr (kNR == 8 && kRows == kGemmMR && !kTileAddsBias && decltype(stage)::kRightNoClamp)
+        if (whole)
+          return store_4x8_right(acc, stage.bias + c, stage.multiplier + c, stage.right_shift + c, stage.zero_point,
+                                 row, y_stride);
+#endif
+      // Each 4 channels' parameters loaded once for the tile's rows (rows past the last of a
+      // 4-row tile are requantized too, and not stored).
+      for (size_t j = 0; j < kQ; ++j) {
+        const ChannelStage s = stage.channels(c + 4 * j);
+        for_rows<kRows>([&](auto r) {
+          if constexpr (kTileAddsBias)
+            acc[r][j] = stage.requantize(acc[r][j], s);
+          else
+            acc[r][j] = stage.apply4(acc[r][j], s);
         });
+      }
+      auto store_row = [&](size_t r, size_t count) {
+        if constexpr (kNR == 16)
+          store_u8x16(row + r * y_stride, stage.narrow16(acc[r][0], acc[r][1], acc[r][2], acc[r][3]), count);
+        else
+          store_u8x8(row + r * y_stride, stage.narrow8(acc[r][0], acc[r][1]), count);
+      };
+      if (whole) {
+        for_rows<kRows>([&](auto r) { store_row(r, kNR); });
+        return;
+      }
+      for_rows<kRows>([&](auto r) {
+        if (r < mr) store_row(r, valid);
+      });
+    });
   });
 }
 

@@ -67,25 +67,33 @@ inline void tile_4x8(const int16_t* a, size_t k_pad, const int16_t* b, int32x4_t
 #else
   // armv7's 16 q registers: 8 accumulators, and the rows' 8 k as eight halves left too few, so
   // gcc stored all 8 accumulators to the stack every step (106 instructions a step): 4 k a step
-  // (k_pad is a multiple of 8), every load one VLD1 with a post-increment (advance_opaque).
+  // (k_pad is a multiple of 8), every load one VLD1 with a post-increment. In assembly: from
+  // intrinsics (loads pinned by advance_opaque) the loop was 42 instructions a step, but gcc
+  // spilled its counter and a row pointer inside it as soon as the driver kept a few more values
+  // alive across the tile (armv7 has 13 general registers); the statement takes its 6 where it
+  // starts.
   const int16_t *a0 = a, *a1 = a + k_pad, *a2 = a + 2 * k_pad, *a3 = a + 3 * k_pad;
-  auto row = [](const int16_t*& p) {
-    const int16x4_t v = vld1_s16(p);
-    advance_opaque<4>(p);
-    return v;
-  };
-  auto weights = [&b] {
-    const int16x8_t v = vld1q_s16(b);
-    advance_opaque<kTileNR>(b);
-    return v;
-  };
-  for (size_t quads = k_pad / 4; quads != 0; --quads) {
-    const int16x4_t x0 = row(a0), x1 = row(a1), x2 = row(a2), x3 = row(a3);
-    mac<0>(c, weights(), x0, x1, x2, x3);
-    mac<1>(c, weights(), x0, x1, x2, x3);
-    mac<2>(c, weights(), x0, x1, x2, x3);
-    mac<3>(c, weights(), x0, x1, x2, x3);
-  }
+  size_t quads = k_pad / 4;
+#define INTINFER_MAC4(w0, w1, lane)                                                                   \
+  "vmlal.s16 %q[c00], " #w0 ", d4[" #lane "]\n\t" "vmlal.s16 %q[c01], " #w1 ", d4[" #lane "]\n\t"         \
+  "vmlal.s16 %q[c10], " #w0 ", d5[" #lane "]\n\t" "vmlal.s16 %q[c11], " #w1 ", d5[" #lane "]\n\t"         \
+  "vmlal.s16 %q[c20], " #w0 ", d6[" #lane "]\n\t" "vmlal.s16 %q[c21], " #w1 ", d6[" #lane "]\n\t"         \
+  "vmlal.s16 %q[c30], " #w0 ", d7[" #lane "]\n\t" "vmlal.s16 %q[c31], " #w1 ", d7[" #lane "]\n\t"
+  asm("1:\n\t"
+      "vld1.16 {d4}, [%[a0]]!\n\t" "vld1.16 {d5}, [%[a1]]!\n\t"
+      "vld1.16 {d6}, [%[a2]]!\n\t" "vld1.16 {d7}, [%[a3]]!\n\t"
+      "vld1.16 {d0-d1}, [%[b]]!\n\t" INTINFER_MAC4(d0, d1, 0)
+      "vld1.16 {d2-d3}, [%[b]]!\n\t" INTINFER_MAC4(d2, d3, 1)
+      "vld1.16 {d0-d1}, [%[b]]!\n\t" INTINFER_MAC4(d0, d1, 2)
+      "vld1.16 {d2-d3}, [%[b]]!\n\t" INTINFER_MAC4(d2, d3, 3)
+      "subs %[n], %[n], #1\n\t"
+      "bne 1b"
+      : [c00] "+w"(c[0][0]), [c01] "+w"(c[0][1]), [c10] "+w"(c[1][0]), [c11] "+w"(c[1][1]),
+        [c20] "+w"(c[2][0]), [c21] "+w"(c[2][1]), [c30] "+w"(c[3][0]), [c31] "+w"(c[3][1]),
+        [a0] "+r"(a0), [a1] "+r"(a1), [a2] "+r"(a2), [a3] "+r"(a3), [b] "+r"(b), [n] "+r"(quads)
+      :
+      : "cc", "memory", "d0", "d1", "d2", "d3", "d4", "d5", "d6", "d7");
+#undef INTINFER_MAC4
 #endif
   for (size_t r = 0; r < kGemmMR; ++r) {
     acc[r][0] = c[r][0];
