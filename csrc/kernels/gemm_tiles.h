@@ -24,9 +24,10 @@ inline void store_rows(Store& store, size_t r0, size_t mr, size_t t, RowAcc* acc
 }
 
 // kUnrolledStores: the rows' stores written out (store_rows) or a loop. Measured on
-// EfficientNet-Lite0 (instructions per inference): written out, NEON's 32 vector registers hold
-// a 4 x 16 tile's accumulators through the output stage (cortex-a76 108.1 -> 104.1 M, cortex-a53
-// 186.5 -> 180.6 M under qemu); AVX2's 16 spill (x86 142.3 -> 161.5 M, callgrind), so it loops.
+// EfficientNet-Lite0 (instructions per inference) when the NEON GEMMs ran this nest: written out,
+// NEON's 32 vector registers hold a 4 x 16 tile's accumulators through the output stage
+// (cortex-a76 108.1 -> 104.1 M, cortex-a53 186.5 -> 180.6 M under qemu); AVX2's 16 spill (x86
+// 142.3 -> 161.5 M, callgrind), so it loops. The NEON MATMUL writes them out.
 template <size_t MR, typename RowAcc, bool kUnrolledStores, typename Prepare, typename Tile, typename Store>
 void for_each_gemm_tile(size_t rows, size_t tile_begin, size_t tile_end, Prepare&& prepare, Tile&& tile,
                         Store&& store) {

@@ -26,6 +26,7 @@
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
+#include <utility>
 
 #include "../pack.h"
 #include "requant_neon.h"
@@ -38,8 +39,8 @@ constexpr size_t kGemmMR = 4;
 // p advanced by kN elements behind an empty asm statement, which hides p's value from the
 // compiler and is a barrier no load moves across: the loads through p are then each one load
 // with a post-increment of p itself, where the source puts them. Without it gcc addresses them
-// from copies of p (armv7's VLD1 has no immediate offset: an address computed per load), or,
-// in the SDOT tile, hoists all 16 weight loads of a step and spills.
+// from copies of p, or, in the SDOT tile, hoists all 16 weight loads of a step and spills (used
+// by the SDOT sub-byte tiles; the int8 loops and armv7's are assembly).
 template <size_t kN, typename T>
 [[gnu::always_inline]] inline void advance_opaque(const T*& p) {
   p += kN;

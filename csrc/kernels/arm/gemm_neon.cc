@@ -31,6 +31,7 @@ void widen_rows(const uint8_t* x, size_t x_stride, size_t mr, size_t k, size_t k
   }
 }
 
+#if defined(__aarch64__)
 // acc[r] += w[k] * x_r[k] for the 8 channels of one k (w); kLane picks k within the 4-lane halves.
 template <int kLane>
 inline void mac(int32x4_t acc[kGemmMR][2], int16x8_t w, int16x4_t x0, int16x4_t x1, int16x4_t x2, int16x4_t x3) {
@@ -44,6 +45,7 @@ inline void mac(int32x4_t acc[kGemmMR][2], int16x8_t w, int16x4_t x0, int16x4_t 
   acc[3][0] = vmlal_lane_s16(acc[3][0], lo, x3, kLane);
   acc[3][1] = vmlal_lane_s16(acc[3][1], hi, x3, kLane);
 }
+#endif
 
 inline void tile_4x8(const int16_t* a, size_t k_pad, const int16_t* b, int32x4_t acc[kGemmMR][2]) {
   int32x4_t c[kGemmMR][2];  // local, so that the accumulators stay in registers
@@ -73,7 +75,7 @@ inline void tile_4x8(const int16_t* a, size_t k_pad, const int16_t* b, int32x4_t
   // alive across the tile (armv7 has 13 general registers); the statement takes its 6 where it
   // starts.
   const int16_t *a0 = a, *a1 = a + k_pad, *a2 = a + 2 * k_pad, *a3 = a + 3 * k_pad;
-  size_t quads = k_pad / 4;
+  size_t quads = k_pad / 4;  // >= 2: k_pad is a multiple of 8 and k >= 1 (format.cc: dimensions >= 1)
 #define INTINFER_MAC4(w0, w1, lane)                                                                   \
   "vmlal.s16 %q[c00], " #w0 ", d4[" #lane "]\n\t" "vmlal.s16 %q[c01], " #w1 ", d4[" #lane "]\n\t"         \
   "vmlal.s16 %q[c10], " #w0 ", d5[" #lane "]\n\t" "vmlal.s16 %q[c11], " #w1 ", d5[" #lane "]\n\t"         \

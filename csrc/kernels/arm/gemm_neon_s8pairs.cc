@@ -7,7 +7,7 @@
 // 8 channels are two such blocks over the same activations.
 //
 // aarch64 only (CMakeLists.txt): the 16 accumulators, 4 activations, 4 weights and their int16
-// products need more than armv7's 16 q registers. The int8 loop is assembly (block_4x4c16_s8).
+// products need more than armv7's 16 q registers. The int8 tile is assembly (tile_4x8c16_s8).
 // For the sub-byte instances, from intrinsics, gcc's first scheduling pass keeps all 16 products
 // of a step alive and spills accumulators, so gcc builds this unit with -fno-schedule-insns (int4
 // at 64 x 1024 x 64: 80 instructions a step, 82 with the pass): the pass after register
