@@ -15,15 +15,20 @@ namespace {
 // RowAcc is one row's accumulators (e.g. __m256i[2] or int32x4_t[4]). prepare(r0, mr) readies
 // rows [r0, r0 + mr) for the micro-kernel; tile(t, acc) computes the accumulators of column tile
 // t for those rows; store(row, t, acc[r]) writes one row.
-// store(r0 + r, t, acc[r]) for r < mr, written out for each r of MR: with constant indices the
-// compiler can keep the accumulators in registers from the micro-kernel through the output
-// stage (a loop over a run-time mr indexes the array, which then lives in memory).
-template <typename Store, typename RowAcc, size_t... R>
-inline void store_rows(Store& store, size_t r0, size_t mr, size_t t, RowAcc* acc, std::index_sequence<R...>) {
-  ((R < mr ? store(r0 + R, t, acc[R]) : void()), ...);
+// f(std::integral_constant<size_t, R>) for R = 0 .. kRows - 1, written out: with constant
+// indices the compiler can keep a tile's accumulators in registers from the micro-kernel through
+// the output stage (a loop over a run-time row count indexes the array, which then lives in
+// memory).
+template <size_t kRows, typename F, size_t... R>
+[[gnu::always_inline]] inline void for_rows(F&& f, std::index_sequence<R...>) {
+  (f(std::integral_constant<size_t, R>{}), ...);
+}
+template <size_t kRows, typename F>
+[[gnu::always_inline]] inline void for_rows(F&& f) {
+  for_rows<kRows>(f, std::make_index_sequence<kRows>{});
 }
 
-// kUnrolledStores: the rows' stores written out (store_rows) or a loop. Measured on
+// kUnrolledStores: the rows' stores written out (for_rows) or a loop. Measured on
 // EfficientNet-Lite0 (instructions per inference) when the NEON GEMMs ran this nest: written out,
 // NEON's 32 vector registers hold a 4 x 16 tile's accumulators through the output stage
 // (cortex-a76 108.1 -> 104.1 M, cortex-a53 186.5 -> 180.6 M under qemu); AVX2's 16 spill (x86
@@ -38,7 +43,9 @@ void for_each_gemm_tile(size_t rows, size_t tile_begin, size_t tile_end, Prepare
     for (size_t t = tile_begin; t < tile_end; ++t) {
       tile(t, acc);
       if constexpr (kUnrolledStores) {
-        store_rows(store, r0, mr, t, acc, std::make_index_sequence<MR>{});
+        for_rows<MR>([&](auto r) {
+          if (r < mr) store(r0 + r, t, acc[r]);
+        });
       } else {
         for (size_t r = 0; r < mr; ++r) store(r0 + r, t, acc[r]);
       }

@@ -26,8 +26,8 @@
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
-#include <utility>
 
+#include "../gemm_tiles.h"
 #include "../pack.h"
 #include "requant_neon.h"
 
@@ -97,17 +97,6 @@ inline void flip_rows_x4(const uint8_t* x, size_t x_stride, size_t mr, size_t k,
         vst1_u8(o, vget_low_u8(v));
     }
   }
-}
-
-// f(std::integral_constant<size_t, R>) for R = 0 .. kRows - 1, written out: accumulators indexed
-// by constants stay in registers.
-template <size_t kRows, typename F, size_t... R>
-[[gnu::always_inline]] inline void for_rows(F&& f, std::index_sequence<R...>) {
-  (f(std::integral_constant<size_t, R>{}), ...);
-}
-template <size_t kRows, typename F>
-[[gnu::always_inline]] inline void for_rows(F&& f) {
-  for_rows<kRows>(f, std::make_index_sequence<kRows>{});
 }
 
 // The GemmFn of tables.h for one policy; kTile1 (optional): kTile for a row tile of one row
