@@ -61,31 +61,72 @@ void mul_u8__neon(const MulParams& p, const uint8_t* a, size_t a_step, const uin
   }, [&](size_t i, size_t rest) { mul_u8__ref(p, a + i * a_step, a_step, b + i * b_step, b_step, y + i, rest); });
 }
 
-// 4 operand values as int32 from element i: uint8 or int32, consecutive or (step 0) repeated.
-inline int32x4_t load4_any(const void* p, bool wide, size_t step, size_t i) {
-  if (wide) {
-    const int32_t* v = static_cast<const int32_t*>(p);
-    return step == 0 ? vdupq_n_s32(*v) : vld1q_s32(v + i);
-  }
-  const uint8_t* v = static_cast<const uint8_t*>(p);
-  return step == 0 ? vdupq_n_s32(*v) : widen4_u8(v + i);
+namespace {
+
+// An ADD_WIDE operand: int32 or uint8 values, one per element, or one value for every element
+// (step 0).
+enum class Operand { kWide, kU8, kRepeated };
+
+// The 4 values from element i of an operand with one per element, as int32.
+template <Operand kKind>
+inline int32x4_t load4(const void* p, size_t i) {
+  if constexpr (kKind == Operand::kWide)
+    return vld1q_s32(static_cast<const int32_t*>(p) + i);
+  else
+    return widen4_u8(static_cast<const uint8_t*>(p) + i);
 }
 
-void add_wide__neon(const AddWideParams& p, const void* a, size_t a_step, const void* b, size_t b_step, int32_t* y,
+// add_wide__neon for one pair of operand kinds, so the loop tests neither an operand's type nor
+// its step; a repeated operand is requantized once.
+template <Operand kA, Operand kB>
+void add_wide_kinds(const AddWideParams& p, const void* a, size_t a_step, const void* b, size_t b_step, int32_t* y,
                     size_t n) {
   const Multiplier ma(p.a_multiplier), mb(p.b_multiplier), mo(p.out_multiplier);
   const int32x4_t za = vdupq_n_s32(p.a_zero_point), zb = vdupq_n_s32(p.b_zero_point);
   const int32x4_t lo = vdupq_n_s32(-kWideMax), hi = vdupq_n_s32(kWideMax);
+  auto scaled = [](const Multiplier& m, int32x4_t v, int32x4_t z) {
+    return m.apply(vshlq_n_s32(vsubq_s32(v, z), AddWideParams::kLeftShift));
+  };
+  auto repeated = [](const void* v, bool wide) {
+    return vdupq_n_s32(wide ? *static_cast<const int32_t*>(v) : *static_cast<const uint8_t*>(v));
+  };
+  const int32x4_t a_once = kA == Operand::kRepeated ? scaled(ma, repeated(a, p.a_wide), za) : vdupq_n_s32(0);
+  const int32x4_t b_once = kB == Operand::kRepeated ? scaled(mb, repeated(b, p.b_wide), zb) : vdupq_n_s32(0);
   for_each_block<4>(n, [&](size_t i) {
-    const int32x4_t av = vshlq_n_s32(vsubq_s32(load4_any(a, p.a_wide, a_step, i), za), AddWideParams::kLeftShift);
-    const int32x4_t bv = vshlq_n_s32(vsubq_s32(load4_any(b, p.b_wide, b_step, i), zb), AddWideParams::kLeftShift);
-    const int32x4_t sum = mo.apply(vaddq_s32(ma.apply(av), mb.apply(bv)));
-    vst1q_s32(y + i, vminq_s32(vmaxq_s32(sum, lo), hi));
+    int32x4_t av = a_once, bv = b_once;
+    if constexpr (kA != Operand::kRepeated) av = scaled(ma, load4<kA>(a, i), za);
+    if constexpr (kB != Operand::kRepeated) bv = scaled(mb, load4<kB>(b, i), zb);
+    vst1q_s32(y + i, vminq_s32(vmaxq_s32(mo.apply(vaddq_s32(av, bv)), lo), hi));
   }, [&](size_t i, size_t rest) {
     const size_t a_size = p.a_wide ? 4 : 1, b_size = p.b_wide ? 4 : 1;
     add_wide__ref(p, static_cast<const uint8_t*>(a) + i * a_step * a_size, a_step,
                   static_cast<const uint8_t*>(b) + i * b_step * b_size, b_step, y + i, rest);
   });
+}
+
+Operand operand_kind(bool wide, size_t step) {
+  return step == 0 ? Operand::kRepeated : (wide ? Operand::kWide : Operand::kU8);
+}
+
+template <Operand kA>
+void add_wide_b(const AddWideParams& p, const void* a, size_t a_step, const void* b, size_t b_step, int32_t* y,
+                size_t n) {
+  switch (operand_kind(p.b_wide, b_step)) {
+    case Operand::kWide: return add_wide_kinds<kA, Operand::kWide>(p, a, a_step, b, b_step, y, n);
+    case Operand::kU8: return add_wide_kinds<kA, Operand::kU8>(p, a, a_step, b, b_step, y, n);
+    default: return add_wide_kinds<kA, Operand::kRepeated>(p, a, a_step, b, b_step, y, n);
+  }
+}
+
+}  // namespace
+
+void add_wide__neon(const AddWideParams& p, const void* a, size_t a_step, const void* b, size_t b_step, int32_t* y,
+                    size_t n) {
+  switch (operand_kind(p.a_wide, a_step)) {
+    case Operand::kWide: return add_wide_b<Operand::kWide>(p, a, a_step, b, b_step, y, n);
+    case Operand::kU8: return add_wide_b<Operand::kU8>(p, a, a_step, b, b_step, y, n);
+    default: return add_wide_b<Operand::kRepeated>(p, a, a_step, b, b_step, y, n);
+  }
 }
 
 #if defined(__aarch64__)
