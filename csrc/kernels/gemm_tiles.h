@@ -1,7 +1,7 @@
-// The loop nest of the x86 GEMMs and the NEON MATMUL: rows in tiles of MR, output channels in
-// column tiles (the NEON GEMMs write it out with the tile's stores together: arm/gemm_4xn.h);
-// and the int16 rows' prepare step of the wide-input GEMMs. ISA-neutral (the accumulator type is
-// the kernel's).
+// The loop nest of the x86 GEMMs: rows in tiles of MR, output channels in column tiles (the NEON
+// GEMM and MATMUL drivers write their own, with a tile's stores together: arm/gemm_4xn.h,
+// arm/matmul_neon.h); for_rows; and the int16 rows' prepare step of the wide-input GEMMs.
+// ISA-neutral (the accumulator type is the kernel's).
 #pragma once
 
 #include <cstddef>
@@ -12,9 +12,6 @@
 namespace intinfer {
 namespace {
 
-// RowAcc is one row's accumulators (e.g. __m256i[2] or int32x4_t[4]). prepare(r0, mr) readies
-// rows [r0, r0 + mr) for the micro-kernel; tile(t, acc) computes the accumulators of column tile
-// t for those rows; store(row, t, acc[r]) writes one row.
 // f(std::integral_constant<size_t, R>) for R = 0 .. kRows - 1, written out: with constant
 // indices the compiler can keep a tile's accumulators in registers from the micro-kernel through
 // the output stage (a loop over a run-time row count indexes the array, which then lives in
@@ -28,12 +25,16 @@ template <size_t kRows, typename F>
   for_rows<kRows>(f, std::make_index_sequence<kRows>{});
 }
 
-// kUnrolledStores: the rows' stores written out (for_rows) or a loop. Measured on
-// EfficientNet-Lite0 (instructions per inference) when the NEON GEMMs ran this nest: written out,
-// NEON's 32 vector registers hold a 4 x 16 tile's accumulators through the output stage
-// (cortex-a76 108.1 -> 104.1 M, cortex-a53 186.5 -> 180.6 M under qemu); AVX2's 16 spill (x86
-// 142.3 -> 161.5 M, callgrind), so it loops. The NEON MATMUL writes them out.
-template <size_t MR, typename RowAcc, bool kUnrolledStores, typename Prepare, typename Tile, typename Store>
+// RowAcc is one row's accumulators (e.g. __m256i[2] or int32x4_t[4]). prepare(r0, mr) readies
+// rows [r0, r0 + mr) for the micro-kernel; tile(t, acc) computes the accumulators of column tile
+// t for those rows; store(row, t, acc[r]) writes one row.
+// The rows' stores are a loop: AVX2's 16 vector registers cannot hold a tile's accumulators
+// through the output stage, and with the stores written out (for_rows) they spilled (x86
+// EfficientNet-Lite0 142.3 -> 161.5 M instructions, callgrind). The NEON GEMM and MATMUL drivers
+// (arm/gemm_4xn.h, arm/matmul_neon.h) write their own nests, stores written out: NEON's 32
+// registers hold a 4 x 16 tile's accumulators (cortex-a76 108.1 -> 104.1 M, cortex-a53
+// 186.5 -> 180.6 M under qemu, when the NEON GEMMs ran this nest).
+template <size_t MR, typename RowAcc, typename Prepare, typename Tile, typename Store>
 void for_each_gemm_tile(size_t rows, size_t tile_begin, size_t tile_end, Prepare&& prepare, Tile&& tile,
                         Store&& store) {
   RowAcc acc[MR];
@@ -42,13 +43,7 @@ void for_each_gemm_tile(size_t rows, size_t tile_begin, size_t tile_end, Prepare
     prepare(r0, mr);
     for (size_t t = tile_begin; t < tile_end; ++t) {
       tile(t, acc);
-      if constexpr (kUnrolledStores) {
-        for_rows<MR>([&](auto r) {
-          if (r < mr) store(r0 + r, t, acc[r]);
-        });
-      } else {
-        for (size_t r = 0; r < mr; ++r) store(r0 + r, t, acc[r]);
-      }
+      for (size_t r = 0; r < mr; ++r) store(r0 + r, t, acc[r]);
     }
   }
 }

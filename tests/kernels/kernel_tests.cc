@@ -328,8 +328,10 @@ void sweep_matmul(const MatMulRow& row, Cases& c) {
       if (!c(t().m(7).n(33).k(k).transpose_b(tb).Test(row))) return;
     for (size_t b = 0; b < 9; ++b)
       if (!c(t().m(9).n(17).k(32).range(b, b + 1 + b % 5).transpose_b(tb).Test(row))) return;
+    // b = 1: b' = -127, the largest products (128 x 127) of tiles without -128, which the SMULL
+    // row multiplies in pairs.
     for (int a_value : {0, 255})
-      for (int b_value : {0, 255})
+      for (int b_value : {0, 1, 255})
         for (size_t k : {size_t{1}, size_t{300}, kMaxDepthMatMul})
           if (!c(t().m(5).n(17).k(k).extreme(a_value, b_value).transpose_b(tb).Test(row))) return;
   }

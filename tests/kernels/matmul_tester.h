@@ -1,8 +1,8 @@
 // The MATMUL tester: one matrix product of uint8 operands with their zero points (b [k, n] or,
 // transposed, [n, k]), a random multiplier (above 1 too: a left shift), output zero point and
 // activation range, rows [begin, end) of the kernel call, against matmul_u8__ref; the
-// accumulator's extremes (every a and b at 0 or 255 against zero points at the other end, to the
-// deepest reduction MATMUL accepts) with a multiplier that brings them into range.
+// accumulator's extremes (every a and b at one value, such as 0 or 255, against zero points at the
+// other end, to the deepest reduction MATMUL accepts) with a multiplier that brings them into range.
 #pragma once
 
 #include <algorithm>

@@ -65,9 +65,10 @@ inline int8x16_t channel_codes(const int8_t* b, size_t j) {
 }
 
 // Rows r0 and r1 (registers v0-v3) times the 16 codes of one channel (its register w, v4-v7)
-// into accumulators acc0 and acc1 (row r, channel j: v(16 + 4r + j)), mac16 on two int16
-// products at a time (%[p0], %[p1]); `add` is sadalp (accumulate) or saddlp (the first step:
-// the accumulators start from its sums).
+// into accumulators acc0 and acc1 (row r, channel j: v(16 + 4r + j)), two int16 products at a
+// time (%[p0], %[p1]); `add` is sadalp (accumulate) or saddlp (the first step: the accumulators
+// start from its sums). MAC2: k and k + 8 summed in int16 (mac16); MAC2_EXACT: each product
+// widened on its own (mac16_exact).
 #define INTINFER_PAIRS_MAC2(add, r0, r1, w, acc0, acc1)          \
   "smull %[p0].8h, v" #r0 ".8b, v" #w ".8b\n\t"                  \
   "smull %[p1].8h, v" #r1 ".8b, v" #w ".8b\n\t"                  \
@@ -75,28 +76,40 @@ inline int8x16_t channel_codes(const int8_t* b, size_t j) {
   "smlal2 %[p1].8h, v" #r1 ".16b, v" #w ".16b\n\t"               \
   #add " v" #acc0 ".4s, %[p0].8h\n\t"                           \
   #add " v" #acc1 ".4s, %[p1].8h\n\t"
-// One step of 16 k of the channels at %[b]: the four rows and four channels' codes loaded (%[b]
-// moves on by the step's 128 bytes of 8 channels), then 8 MAC2.
-#define INTINFER_PAIRS_STEP(add)                                                                           \
-  "ldp q0, q1, [%[a]], #32\n\t"                                                                            \
-  "ldp q2, q3, [%[a]], #32\n\t"                                                                            \
-  "ldp q4, q5, [%[b]], #32\n\t"                                                                            \
-  "ldp q6, q7, [%[b]], #96\n\t"                                                                            \
-  INTINFER_PAIRS_MAC2(add, 0, 1, 4, 16, 20) INTINFER_PAIRS_MAC2(add, 2, 3, 4, 24, 28)                      \
-  INTINFER_PAIRS_MAC2(add, 0, 1, 5, 17, 21) INTINFER_PAIRS_MAC2(add, 2, 3, 5, 25, 29)                      \
-  INTINFER_PAIRS_MAC2(add, 0, 1, 6, 18, 22) INTINFER_PAIRS_MAC2(add, 2, 3, 6, 26, 30)                      \
-  INTINFER_PAIRS_MAC2(add, 0, 1, 7, 19, 23) INTINFER_PAIRS_MAC2(add, 2, 3, 7, 27, 31)
+#define INTINFER_PAIRS_MAC2_EXACT(add, r0, r1, w, acc0, acc1)    \
+  "smull %[p0].8h, v" #r0 ".8b, v" #w ".8b\n\t"                  \
+  "smull %[p1].8h, v" #r1 ".8b, v" #w ".8b\n\t"                  \
+  #add " v" #acc0 ".4s, %[p0].8h\n\t"                           \
+  #add " v" #acc1 ".4s, %[p1].8h\n\t"                           \
+  "smull2 %[p0].8h, v" #r0 ".16b, v" #w ".16b\n\t"               \
+  "smull2 %[p1].8h, v" #r1 ".16b, v" #w ".16b\n\t"               \
+  "sadalp v" #acc0 ".4s, %[p0].8h\n\t"                          \
+  "sadalp v" #acc1 ".4s, %[p1].8h\n\t"
+// One step of 16 k of the channels at %[b]: the four rows and four channels' codes loaded, one LD1
+// each (%[b] moves on by the step's 128 bytes of 8 channels, %[step_b]), then 8 MAC2 (`mac2`).
+#define INTINFER_PAIRS_STEP(mac2, add)                                                             \
+  "ld1 {v0.16b, v1.16b, v2.16b, v3.16b}, [%[a]], #64\n\t"                                          \
+  "ld1 {v4.16b, v5.16b, v6.16b, v7.16b}, [%[b]], %[step_b]\n\t"                                    \
+  mac2(add, 0, 1, 4, 16, 20) mac2(add, 2, 3, 4, 24, 28) mac2(add, 0, 1, 5, 17, 21)                 \
+  mac2(add, 2, 3, 5, 25, 29) mac2(add, 0, 1, 6, 18, 22) mac2(add, 2, 3, 6, 26, 30)                 \
+  mac2(add, 0, 1, 7, 19, 23) mac2(add, 2, 3, 7, 27, 31)
 // A 4 x 4 block over all steps: the rows from %[a], the codes from %[b] (both moved past the
-// block), the sums started by the first step's SADDLP (no zeroing), then each row's 4 accumulators
-// added across into registers o0-o3 (labels L and L1: the two blocks of a tile use 1/2 and 3/4).
-#define INTINFER_PAIRS_BLOCK(L, L1, o0, o1, o2, o3)                                                        \
+// block), the sums started by the first step's SADDLP (no zeroing), an odd step after it on its
+// own, then the rest two steps a loop iteration; each row's 4 accumulators added across into
+// registers o0-o3 at the end (labels L and L1: the two blocks of a tile use 1/2 and 3/4).
+#define INTINFER_PAIRS_BLOCK(mac2, L, L1, o0, o1, o2, o3)                                                    \
   "mov %[n], %[steps]\n\t"                                                                                 \
-  INTINFER_PAIRS_STEP(saddlp)                                                                              \
+  INTINFER_PAIRS_STEP(mac2, saddlp)                                                                        \
+  "subs %[n], %[n], #1\n\t"                                                                                \
+  "b.eq " #L1 "f\n\t"                                                                                      \
+  "tbz %[n], #0, " #L "f\n\t"                                                                              \
+  INTINFER_PAIRS_STEP(mac2, sadalp)                                                                        \
   "subs %[n], %[n], #1\n\t"                                                                                \
   "b.eq " #L1 "f\n"                                                                                        \
   #L ":\n\t"                                                                                               \
-  INTINFER_PAIRS_STEP(sadalp)                                                                              \
-  "subs %[n], %[n], #1\n\t"                                                                                \
+  INTINFER_PAIRS_STEP(mac2, sadalp)                                                                        \
+  INTINFER_PAIRS_STEP(mac2, sadalp)                                                                        \
+  "subs %[n], %[n], #2\n\t"                                                                                \
   "b.ne " #L "b\n"                                                                                         \
   #L1 ":\n\t"                                                                                              \
   "addp v16.4s, v16.4s, v17.4s\n\t" "addp v18.4s, v18.4s, v19.4s\n\t" "addp " o0 ".4s, v16.4s, v18.4s\n\t"    \
@@ -104,38 +117,46 @@ inline int8x16_t channel_codes(const int8_t* b, size_t j) {
   "addp v24.4s, v24.4s, v25.4s\n\t" "addp v26.4s, v26.4s, v27.4s\n\t" "addp " o2 ".4s, v24.4s, v26.4s\n\t"    \
   "addp v28.4s, v28.4s, v29.4s\n\t" "addp v30.4s, v30.4s, v31.4s\n\t" "addp " o3 ".4s, v28.4s, v30.4s\n\t"
 
-// tile_4x8c16 for int8 codes in pairs (below) in assembly, `steps` >= 1 steps of 16 k (the
-// row's k_align is 16 and k >= 1): two 4 x 4 blocks (channels 0-3, then 4-7) over the same rows,
-// each per step 2 LDP of rows, 2 of weights and 48 multiply-accumulate instructions (256 MACs),
-// 54 with the loop's own two. Compiled from intrinsics, the 16 accumulators, 8 operands and 2
-// products fit the 32 registers, yet gcc spilled accumulators or weights inside the loop (58 to
-// 72 instructions a step) as soon as the code around it kept a few more values alive. The
-// accumulators are fixed registers (an asm statement takes at most 30 operands). One statement
-// for the whole tile: the first block's sums move to registers the second leaves alone, the
-// second's stay where its reduction leaves them (v16, v20, v24, v28: outputs bound to those
-// registers). With a statement per block, gcc kept the tile's sums in memory between the blocks
-// and through the output stage (about 20 stack accesses a tile).
+// tile_4x8c16 for int8 codes in assembly, `steps` >= 1 steps of 16 k (the row's k_align is 16
+// and k >= 1): two 4 x 4 blocks (channels 0-3, then 4-7) over the same rows, each per step an
+// LD1 of the rows, one of the weights and 48 multiply-accumulate instructions in pairs (256
+// MACs; 64 for kExact), 49 with the loop's own two a pair of steps. Compiled from intrinsics,
+// the 16 accumulators, 8 operands and 2 products fit the 32 registers, yet gcc spilled
+// accumulators or weights inside the loop (58 to 72 instructions a step) as soon as the code
+// around it kept a few more values alive. The accumulators are fixed registers (an asm statement
+// takes at most 30 operands). One statement for the whole tile: the first block's sums move to
+// registers the second leaves alone, the second's stay where its reduction leaves them (v16, v20,
+// v24, v28: outputs bound to those registers). With a statement per block, gcc kept the tile's
+// sums in memory between the blocks and through the output stage (about 20 stack accesses a tile).
+#define INTINFER_PAIRS_TILE(mac2)                                                                             \
+  asm(INTINFER_PAIRS_BLOCK(mac2, 1, 2, "%[f0]", "%[f1]", "%[f2]", "%[f3]")                                     \
+      "sub %[a], %[a], %[steps], lsl #6\n\t" /* back to the first row step */                                  \
+      "sub %[b], %[b], %[steps], lsl #7\n\t" /* and the tile's codes, channels 4-7 */                          \
+      "add %[b], %[b], #64\n\t"                                                                                \
+      INTINFER_PAIRS_BLOCK(mac2, 3, 4, "v16", "v20", "v24", "v28")                                             \
+      : [s0] "=w"(s0), [s1] "=w"(s1), [s2] "=w"(s2), [s3] "=w"(s3), [f0] "=&w"(f0), [f1] "=&w"(f1),            \
+        [f2] "=&w"(f2), [f3] "=&w"(f3), [p0] "=&w"(p0), [p1] "=&w"(p1), [a] "+r"(a), [b] "+r"(b), [n] "=&r"(n) \
+      : [steps] "r"(steps), [step_b] "r"(kPairsKR * kTileNR)                                                   \
+      : "cc", "memory", "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v17", "v18", "v19", "v21", "v22",     \
+        "v23", "v25", "v26", "v27", "v29", "v30", "v31")
+template <bool kExact>
 [[gnu::always_inline]] inline void tile_4x8c16_s8(const int8_t* a, size_t steps, const int8_t* b,
                                                   int32x4_t acc[kGemmMR][2]) {
   register int32x4_t s0 asm("v16"), s1 asm("v20"), s2 asm("v24"), s3 asm("v28");
   int32x4_t f0, f1, f2, f3;
   int16x8_t p0, p1;
   size_t n;
-  asm(INTINFER_PAIRS_BLOCK(1, 2, "%[f0]", "%[f1]", "%[f2]", "%[f3]")
-      "sub %[a], %[a], %[steps], lsl #6\n\t"   // back to the first row step
-      "sub %[b], %[b], %[steps], lsl #7\n\t"   // and the tile's codes, channels 4-7
-      "add %[b], %[b], #64\n\t"
-      INTINFER_PAIRS_BLOCK(3, 4, "v16", "v20", "v24", "v28")
-      : [s0] "=w"(s0), [s1] "=w"(s1), [s2] "=w"(s2), [s3] "=w"(s3), [f0] "=&w"(f0), [f1] "=&w"(f1),
-        [f2] "=&w"(f2), [f3] "=&w"(f3), [p0] "=&w"(p0), [p1] "=&w"(p1), [a] "+r"(a), [b] "+r"(b), [n] "=&r"(n)
-      : [steps] "r"(steps)
-      : "cc", "memory", "v0", "v1", "v2", "v3", "v4", "v5", "v6", "v7", "v17", "v18", "v19", "v21", "v22",
-        "v23", "v25", "v26", "v27", "v29", "v30", "v31");
+  if constexpr (kExact)
+    INTINFER_PAIRS_TILE(INTINFER_PAIRS_MAC2_EXACT);
+  else
+    INTINFER_PAIRS_TILE(INTINFER_PAIRS_MAC2);
   acc[0][0] = f0, acc[1][0] = f1, acc[2][0] = f2, acc[3][0] = f3;
   acc[0][1] = s0, acc[1][1] = s1, acc[2][1] = s2, acc[3][1] = s3;
 }
+#undef INTINFER_PAIRS_TILE
 #undef INTINFER_PAIRS_BLOCK
 #undef INTINFER_PAIRS_STEP
+#undef INTINFER_PAIRS_MAC2_EXACT
 #undef INTINFER_PAIRS_MAC2
 
 // Channels [kC0, kC0 + 4) of the tile for rows 0..3 over the whole padded k, into column
@@ -162,8 +183,8 @@ inline void block_4x4c16(const int8_t* a, size_t k_pad, const int8_t* b, int32x4
 template <int kBits, bool kExact = false>
 [[gnu::always_inline]] inline void tile_4x8c16(const int8_t* a, size_t k_pad, const int8_t* b,
                                                int32x4_t acc[kGemmMR][2]) {
-  if constexpr (kBits == 8 && !kExact) {
-    tile_4x8c16_s8(a, k_pad / kPairsKR, b, acc);  // k_pad >= 16: a step at least
+  if constexpr (kBits == 8) {
+    tile_4x8c16_s8<kExact>(a, k_pad / kPairsKR, b, acc);  // k_pad >= 16: a step at least
     return;
   }
   block_4x4c16<kBits, 0, kExact>(a, k_pad, b, acc);
@@ -187,13 +208,18 @@ template <int kBits>
 }
 
 // MATMUL over SMULL (matmul_neon.h): b' in the int8 tiles of the GEMM above (TileLayout{4, 8,
-// 16, 16}: per column tile of 8 and step of 16 k, each column's 16 k in order), multiplied by
-// mac16_exact, since b' reaches -128.
+// 16, 16}: per column tile of 8 and step of 16 k, each column's 16 k in order). b' reaches -128,
+// which the pairs' bound leaves out: a tile that holds a -128 (its kind 1) is multiplied by
+// mac16_exact; any other is exact in pairs (|a'| <= 128, |b'| <= 127), which most tiles of an
+// attention's keys and values are (all-MiniLM-L6-v2: 97%).
 struct MatMulSmull {
   static constexpr size_t kNR = kTileNR;
 
-  static void pack(const MatMulParams& p, const uint8_t* b, size_t k_pad, int8_t* packed, int32_t* col_sums) {
+  static void pack(const MatMulParams& p, const uint8_t* b, size_t k_pad, int8_t* packed, int32_t* col_sums,
+                   uint8_t* kinds) {
     const size_t n_tiles = (p.n + kTileNR - 1) / kTileNR;
+    const int8x16_t lowest = vdupq_n_s8(-128);
+    uint8x16_t seen = vdupq_n_u8(0);  // lanes that met -128 in the tile so far
     for (size_t c = 0; c < n_tiles * kTileNR; ++c) {
       int32x4_t sum = vdupq_n_s32(0);
       int8_t* out = packed + (c / kTileNR) * kTileNR * k_pad + (c % kTileNR) * kMatMulKR;
@@ -210,15 +236,24 @@ struct MatMulSmull {
         }
         vst1q_s8(out, v);
         sum = row_sum(sum, v);
+        seen = vorrq_u8(seen, vceqq_s8(v, lowest));
       }
       col_sums[c] = vaddvq_s32(sum);
+      if (c % kTileNR == kTileNR - 1) {
+        kinds[c / kTileNR] = vmaxvq_u8(seen) != 0;
+        seen = vdupq_n_u8(0);
+      }
     }
   }
 
   static int32x4_t row_sum(int32x4_t sum, int8x16_t v) { return vpadalq_s16(sum, vpaddlq_s8(v)); }
 
-  static void tile(const int8_t* rows, size_t k_pad, const int8_t* b, int32x4_t acc[kGemmMR][2]) {
-    tile_4x8c16<8, true>(rows, k_pad, b, acc);
+  [[gnu::always_inline]] static void tile(const int8_t* rows, size_t k_pad, const int8_t* b, uint8_t kind,
+                                          int32x4_t acc[kGemmMR][2]) {
+    if (kind != 0)
+      tile_4x8c16<8, true>(rows, k_pad, b, acc);
+    else
+      tile_4x8c16<8>(rows, k_pad, b, acc);
   }
 };
 

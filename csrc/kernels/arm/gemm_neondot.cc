@@ -216,7 +216,8 @@ struct MatMulSdot {
   // b - 128 as the int8 tiles tile_4x16c4<8> reads (TileLayout{4, 16, 4, ...}): per column tile of
   // 16 and step of 16 k, groups q = 0..3 (k 4q..4q+3) of four vectors (columns 4j..4j+3, their 4 k
   // each); columns past n and k past p.k are 0. col_sums[c] = sum_k (b[k][c] - 128).
-  static void pack(const MatMulParams& p, const uint8_t* b, size_t k_pad, int8_t* packed, int32_t* col_sums) {
+  static void pack(const MatMulParams& p, const uint8_t* b, size_t k_pad, int8_t* packed, int32_t* col_sums,
+                   uint8_t* /* kinds: one kind of tile */) {
     const size_t n_tiles = (p.n + kTileNR - 1) / kTileNR;
     const int8x16_t ones = vdupq_n_s8(1);
     for (size_t t = 0; t < n_tiles; ++t) {
@@ -274,7 +275,7 @@ struct MatMulSdot {
 
   static int32x4_t row_sum(int32x4_t sum, int8x16_t v) { return vdotq_s32(sum, v, vdupq_n_s8(1)); }
 
-  static void tile(const int8_t* rows, size_t k_pad, const int8_t* b, int32x4_t acc[kGemmMR][4]) {
+  static void tile(const int8_t* rows, size_t k_pad, const int8_t* b, uint8_t /* kind */, int32x4_t acc[kGemmMR][4]) {
     static constexpr int32_t kNoBias[kTileNR] = {};
     tile_4x16c4<8>(rows, k_pad, b, kNoBias, acc);
   }

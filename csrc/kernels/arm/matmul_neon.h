@@ -8,11 +8,13 @@
 //
 // The policy:
 //   kNR                        columns per tile (kNR / 4 int32x4 accumulators per row)
-//   pack(p, b, k_pad, packed, col_sums)
+//   pack(p, b, k_pad, packed, col_sums, kinds)
 //                              b' in the tiles `tile` reads (columns past n and k past p.k 0),
-//                              col_sums[c] = sum_k b'[k][c] for every column of every tile
+//                              col_sums[c] = sum_k b'[k][c] for every column of every tile, and
+//                              a byte per tile that the policy's `tile` reads back (its kind)
 //   row_sum(sum, v)            sum plus v's 16 int8 lanes, somewhere in its 4 int32 lanes
-//   tile(rows, k_pad, b, acc)  acc[r][q] = columns 4q..4q+3 of row r: sum_k a' b' over k_pad
+//   tile(rows, k_pad, b, kind, acc)
+//                              acc[r][q] = columns 4q..4q+3 of row r: sum_k a' b' over k_pad
 #pragma once
 
 #include <arm_neon.h>
@@ -54,11 +56,12 @@ void matmul_4xn(const MatMulParams& p, const uint8_t* a, const uint8_t* b, uint8
   // In locals: the output's byte stores may alias p's fields, which the compiler would reload.
   const size_t n = p.n, k = p.k;
   const size_t k_pad = (k + kMatMulKR - 1) / kMatMulKR * kMatMulKR, n_tiles = (n + kNR - 1) / kNR;
-  // matmul_scratch_bytes' layout: the tiles, an int32 per column, 4 rows.
+  // matmul_scratch_bytes' layout: the tiles, an int32 per column, 4 rows, a byte per tile.
   auto* packed = static_cast<int8_t*>(scratch);
   auto* col_terms = reinterpret_cast<int32_t*>(packed + n_tiles * kNR * k_pad);
   auto* rows = reinterpret_cast<int8_t*>(col_terms + n_tiles * kNR);
-  Policy::pack(p, b, k_pad, packed, col_terms);
+  uint8_t* kinds = reinterpret_cast<uint8_t*>(rows + kGemmMR * k_pad);
+  Policy::pack(p, b, k_pad, packed, col_terms, kinds);
   const int64_t za = p.a_zero_point - 128, zb = p.b_zero_point - 128;
   for (size_t c = 0; c < n_tiles * kNR; ++c)
     col_terms[c] = low32(static_cast<int64_t>(k) * za * zb - za * col_terms[c]);
@@ -85,24 +88,43 @@ void matmul_4xn(const MatMulParams& p, const uint8_t* a, const uint8_t* b, uint8
   };
   auto store = [&](size_t r, size_t t, const int32x4_t* acc) {
     const size_t c0 = t * kNR, valid = std::min(n - c0, kNR);
-    const int32x4_t row_term = vdupq_n_s32(row_terms[(r - row_begin) % kGemmMR]);
+    const int32x4_t row_term = vdupq_n_s32(row_terms[r % kGemmMR]);
     int16x4_t v[kQ];
     for (size_t j = 0; j < kQ; ++j) {
       int32x4_t sum = vaddq_s32(vaddq_s32(acc[j], row_term), vld1q_s32(col_terms + c0 + 4 * j));
       if constexpr (kLeft) sum = vqshlq_s32(sum, left);
       v[j] = vqmovn_s32(vaddq_s32(requantize_right_neon(sum, multiplier, neg_right), zero_point));
     }
-    uint8_t* dst = y + r * n + c0;
+    uint8_t* dst = y + (row_begin + r) * n + c0;
     const uint8x8_t low = vqmovun_s16(vcombine_s16(v[0], v[1]));
     if constexpr (kQ == 4)
       store_u8x16(dst, vminq_u8(vmaxq_u8(vcombine_u8(low, vqmovun_s16(vcombine_s16(v[2], v[3]))), lo), hi), valid);
     else
       store_u8x8(dst, vmin_u8(vmax_u8(low, vget_low_u8(lo)), vget_low_u8(hi)), valid);
   };
-  for_each_gemm_tile<kGemmMR, int32x4_t[kQ], true>(
-      row_end - row_begin, 0, n_tiles, prepare,
-      [&](size_t t, int32x4_t acc[kGemmMR][kQ]) { Policy::tile(rows, k_pad, packed + t * kNR * k_pad, acc); },
-      [&](size_t r, size_t t, const int32x4_t* acc) { store(row_begin + r, t, acc); });
+  // store_4x8_right_rows's case: 8-column tiles, a right shift and the full range.
+  const bool right_full = kNR == 8 && !kLeft && p.multiplier.shift < 0 && p.out.act_min == 0 && p.out.act_max == 255;
+  const int16x8_t zero_point16 = vdupq_n_s16(static_cast<int16_t>(p.out.zero_point));
+  const size_t rows_total = row_end - row_begin;
+  for (size_t r0 = 0; r0 < rows_total; r0 += kGemmMR) {
+    const size_t mr = std::min(kGemmMR, rows_total - r0);
+    prepare(r0, mr);
+    for (size_t t = 0; t < n_tiles; ++t) {
+      int32x4_t acc[kGemmMR][kQ];
+      Policy::tile(rows, k_pad, packed + t * kNR * k_pad, kinds[t], acc);
+#if defined(__aarch64__)
+      if constexpr (kQ == 2)
+        if (right_full && mr == kGemmMR && (t + 1) * kNR <= n) {
+          store_4x8_right_rows(acc, row_terms, col_terms + t * kNR, multiplier, neg_right, zero_point16,
+                               y + (row_begin + r0) * n + t * kNR, n);
+          continue;
+        }
+#endif
+      for_rows<kGemmMR>([&](auto r) {
+        if (r < mr) store(r0 + r, t, acc[r]);
+      });
+    }
+  }
 }
 
 template <typename Policy>

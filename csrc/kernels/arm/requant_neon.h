@@ -154,6 +154,31 @@ inline void store_4x8_right(const int32x4_t acc[4][2], const int32_t* bias, cons
                  [stride] "r"(y_stride)
                : "memory");
 }
+
+// A whole 4 x 8 tile of a MATMUL (matmul_neon.h) with one multiplier that shifts right (neg_right
+// < 0) and no clamp: row r of acc plus its row term (row_terms[r]) and the columns' terms, then
+// store_4x8_right's instructions (the column terms in its bias): 68 instructions, about half what
+// the general per-row path compiled to.
+inline void store_4x8_right_rows(const int32x4_t acc[4][2], const int32_t* row_terms, const int32_t* col_terms,
+                                 int32x4_t multiplier, int32x4_t neg_right, int16x8_t zero_point, uint8_t* y,
+                                 size_t y_stride) {
+  int32x4_t t0, t1, b0, b1;
+#define INTINFER_ROW_TERM(x0, x1)                                                                          \
+  "ld1r {%[t1].4s}, [%[rows]], #4\n\t"                                                                     \
+  "add %[t0].4s, %[" #x0 "].4s, %[t1].4s\n\t" "add %[t1].4s, %[" #x1 "].4s, %[t1].4s\n\t"
+  asm volatile("ldp %q[b0], %q[b1], [%[cols]]\n\t"
+               INTINFER_ROW_TERM(a00, a01) INTINFER_STORE_ROW(t0, t1) "add %[y], %[y], %[stride]\n\t"
+               INTINFER_ROW_TERM(a10, a11) INTINFER_STORE_ROW(t0, t1) "add %[y], %[y], %[stride]\n\t"
+               INTINFER_ROW_TERM(a20, a21) INTINFER_STORE_ROW(t0, t1) "add %[y], %[y], %[stride]\n\t"
+               INTINFER_ROW_TERM(a30, a31) INTINFER_STORE_ROW(t0, t1)
+               : [t0] "=&w"(t0), [t1] "=&w"(t1), [b0] "=&w"(b0), [b1] "=&w"(b1), [y] "+r"(y), [rows] "+r"(row_terms)
+               : [a00] "w"(acc[0][0]), [a01] "w"(acc[0][1]), [a10] "w"(acc[1][0]), [a11] "w"(acc[1][1]),
+                 [a20] "w"(acc[2][0]), [a21] "w"(acc[2][1]), [a30] "w"(acc[3][0]), [a31] "w"(acc[3][1]),
+                 [m0] "w"(multiplier), [m1] "w"(multiplier), [r0] "w"(neg_right), [r1] "w"(neg_right),
+                 [zp] "w"(zero_point), [cols] "r"(col_terms), [stride] "r"(y_stride)
+               : "memory");
+#undef INTINFER_ROW_TERM
+}
 #undef INTINFER_STORE_ROW
 #endif
 

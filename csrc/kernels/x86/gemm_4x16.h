@@ -156,7 +156,7 @@ void gemm_4x16(const PackedView& w, const OutputStage& out, const uint8_t* x, si
   const size_t groups = w.k_pad / Mac::kKr;
   bool one_row = false;
   auto drive = [&](auto&& store) {
-    for_each_gemm_tile<kGemmMR, __m256i[2], false>(
+    for_each_gemm_tile<kGemmMR, __m256i[2]>(
         rows, tile_begin, tile_end,
         [&](size_t r0, size_t mr) {
           Mac::prepare(x + r0 * x_stride, x_stride, mr, w.k, w.k_pad, scratch);
