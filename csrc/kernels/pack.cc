@@ -103,6 +103,16 @@ void pack_sparse(const TileLayout& layout, const BlockSparseRows& src, size_t n,
 
 }  // namespace
 
+RequantShifts requant_shifts(const QuantizedMultiplier* multipliers, size_t count) {
+  const QuantizedMultiplier* end = multipliers + count;
+  if (std::any_of(multipliers, end, [](QuantizedMultiplier q) { return q.shift > 0; })) return RequantShifts::kLeft;
+  if (std::all_of(multipliers, end, [](QuantizedMultiplier q) {
+        return q.shift < 0 || q.multiplier == 0;  // a zero multiplier gives 0 whatever the shift
+      }))
+    return RequantShifts::kRight;
+  return RequantShifts::kRightOrNone;
+}
+
 PackedWeights::PackedWeights(const TileLayout& layout, const void* codes, const WeightFormat& format, size_t n,
                              size_t k, const int32_t* bias, const std::vector<QuantizedMultiplier>& multipliers,
                              const std::vector<float>& output_scales, size_t row_length)
@@ -115,12 +125,7 @@ PackedWeights::PackedWeights(const TileLayout& layout, const void* codes, const 
   std::memcpy(bias_.data(), bias, n * sizeof(int32_t));
   if (!multipliers.empty()) {
     pack_requant(multipliers.data(), multipliers.size(), n_pad, &multiplier_, &left_shift_, &right_shift_);
-    if (std::any_of(multipliers.begin(), multipliers.end(), [](QuantizedMultiplier q) { return q.shift > 0; }))
-      shifts_ = RequantShifts::kLeft;
-    else if (std::all_of(multipliers.begin(), multipliers.end(), [](QuantizedMultiplier q) {
-               return q.shift < 0 || q.multiplier == 0;  // a zero multiplier gives 0 whatever the shift
-             }))
-      shifts_ = RequantShifts::kRight;
+    shifts_ = requant_shifts(multipliers.data(), multipliers.size());
   } else {
     output_scales_.assign(n_pad, 0.0f);
     std::memcpy(output_scales_.data(), output_scales.data(), n * sizeof(float));
@@ -196,6 +201,7 @@ PackedView PackedWeights::view() const {
 PackedLayerNorm::PackedLayerNorm(const LayerNormParams& p, size_t width) {
   const size_t padded = (p.h + width - 1) / width * width;
   pack_requant(p.multipliers, p.h, padded, &multiplier_, &left_shift_, &right_shift_);
+  shifts_ = requant_shifts(p.multipliers, p.h);
   sign_.assign(padded, 0);
   offset_.assign(padded, 0);
   bias_.assign(padded, 0);
@@ -207,8 +213,8 @@ PackedLayerNorm::PackedLayerNorm(const LayerNormParams& p, size_t width) {
 }
 
 LayerNormView PackedLayerNorm::view() const {
-  return LayerNormView{multiplier_.data(), left_shift_.data(), right_shift_.data(),
-                       sign_.data(),       offset_.data(),     bias_.data()};
+  return LayerNormView{multiplier_.data(), left_shift_.data(), right_shift_.data(), sign_.data(),
+                       offset_.data(),     bias_.data(),       shifts_};
 }
 
 }  // namespace intinfer

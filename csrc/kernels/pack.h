@@ -51,6 +51,9 @@ enum class RequantShifts : uint8_t {
   kLeft,         // some channel shifts left
 };
 
+// The shifts of `count` multipliers.
+RequantShifts requant_shifts(const QuantizedMultiplier* multipliers, size_t count);
+
 // What a kernel reads: the packed codes and the per-channel output stage, padded to whole tiles.
 struct PackedView {
   const void* weights;
@@ -101,6 +104,7 @@ class PackedWeights {
 // multiple of `width` channels.
 struct LayerNormView {
   const int32_t *multiplier, *left_shift, *right_shift, *sign, *offset, *bias;
+  RequantShifts shifts;  // of the h channels
 };
 class PackedLayerNorm {
  public:
@@ -109,6 +113,7 @@ class PackedLayerNorm {
 
  private:
   std::vector<int32_t> multiplier_, left_shift_, right_shift_, sign_, offset_, bias_;
+  RequantShifts shifts_;
 };
 
 }  // namespace intinfer

@@ -303,12 +303,21 @@ void sweep_transformer(const TransformerRow& row, Cases& c) {
         if (!c(t().h(h).rows(5).Test(row))) return;
       for (size_t b = 0; b < 6; ++b)
         if (!c(t().h(37).rows(8).range(b, b + 1 + b % 3).Test(row))) return;
+      // Each output stage a vector kernel specialises: the multipliers' shifts, a clamp.
+      for (double top : {0.0, 0.75, 3.0})
+        for (bool clamped : {false, true})
+          for (size_t h : {size_t{1}, size_t{8}, size_t{12}, size_t{37}, size_t{384}})
+            if (!wide_output || !clamped)
+              if (!c(t().h(h).rows(5).clamped(clamped).top_multiplier(top).Test(row))) return;
     }
   for (size_t n = 1; n <= 70; ++n)
     for (bool masked : {false, true})
       if (!c(SoftmaxTester().n(n).rows(5).masked(masked).seed(c.next_seed()).Test(row))) return;
   for (size_t n : {128, 384})
     if (!c(SoftmaxTester().n(n).rows(4).masked(n == 384).seed(c.next_seed()).Test(row))) return;
+  for (size_t n : {1, 8, 17, 128})
+    for (bool masked : {false, true})
+      if (!c(SoftmaxTester().n(n).rows(5).masked(masked).peaked(true).seed(c.next_seed()).Test(row))) return;
   for (int bits : {8, 4, 2})
     for (size_t h : {size_t{1}, size_t{7}, size_t{8}, size_t{9}, size_t{16}, size_t{37}, size_t{384}})
       if (!c(GatherTester().h(h).bits(bits).seed(c.next_seed()).Test(row))) return;

@@ -7,6 +7,7 @@
 // multipliers with left and right shifts, ids that repeat and skip rows.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <string>
@@ -27,6 +28,11 @@ class LayerNormTester {
   LayerNormTester& range(size_t begin, size_t end) { begin_ = begin; end_ = end; return *this; }
   LayerNormTester& wide(bool v) { wide_ = v; return *this; }
   LayerNormTester& wide_output(bool v) { wide_output_ = v; return *this; }
+  // A uint8 output's activation range narrower than [0, 255].
+  LayerNormTester& clamped(bool v) { clamped_ = v; return *this; }
+  // The output scale chosen so that the largest channel multiplier is v: 0.75, channels without a
+  // shift (RequantShifts::kRightOrNone); 3, shifts left (kLeft). 0: a random scale.
+  LayerNormTester& top_multiplier(double v) { top_multiplier_ = v; return *this; }
   LayerNormTester& seed(uint64_t v) { seed_ = v; return *this; }
 
   bool Test(const TransformerRow& row) const {
@@ -35,26 +41,34 @@ class LayerNormTester {
     std::vector<int8_t> signs;
     std::vector<int32_t> offsets, biases;
     // A wide output's steps are finer: multipliers above 1 (left shifts) and clamping at +-kWideMax.
-    const double s_out = wide_output_ ? rng.real(0.0001, 0.01) : rng.real(0.01, 0.1);
+    double s_out = wide_output_ ? rng.real(0.0001, 0.01) : rng.real(0.01, 0.1);
     const double root_h = std::sqrt(static_cast<double>(h_));
     constexpr double kMaxOffset = 2147483648.0 - 65536.0;
+    std::vector<float> g(h_), b(h_);
     for (size_t c = 0; c < h_; ++c) {
       const int kind = rng.uniform(0, 9);
-      const float g = kind == 0 ? 0.0f : (kind == 1 ? 1e-12f : static_cast<float>(rng.real(-2, 2)));
-      const float b = static_cast<float>(rng.real(-1, 1));
-      const double gamma = std::fabs(static_cast<double>(g));
+      g[c] = kind == 0 ? 0.0f : (kind == 1 ? 1e-12f : static_cast<float>(rng.real(-2, 2)));
+      b[c] = static_cast<float>(rng.real(-1, 1));
+    }
+    const double top_gamma = std::fabs(static_cast<double>(*std::max_element(
+        g.begin(), g.end(), [](float x, float y) { return std::fabs(x) < std::fabs(y); })));
+    if (top_multiplier_ > 0 && top_gamma > 0)
+      s_out = top_gamma * root_h / (std::ldexp(1.0, LayerNormParams::kFractionBits) * top_multiplier_);
+    for (size_t c = 0; c < h_; ++c) {
+      const double gamma = std::fabs(static_cast<double>(g[c]));
       const double real = gamma * root_h / (std::ldexp(1.0, LayerNormParams::kFractionBits) * s_out);
       const double offset =
           gamma == 0 ? 0.0
-                     : std::round(std::ldexp(static_cast<double>(b), LayerNormParams::kFractionBits) / (gamma * root_h));
+                     : std::round(std::ldexp(static_cast<double>(b[c]), LayerNormParams::kFractionBits) / (gamma * root_h));
       const bool flat = gamma == 0 || std::fabs(offset) > kMaxOffset || real < std::ldexp(1.0, -31);
-      signs.push_back(static_cast<int8_t>(flat ? 0 : (g > 0 ? 1 : -1)));
+      signs.push_back(static_cast<int8_t>(flat ? 0 : (g[c] > 0 ? 1 : -1)));
       multipliers.push_back(Rng::of(flat ? 0.0 : real));
       offsets.push_back(static_cast<int32_t>(flat ? 0.0 : offset));
-      const double bias = flat ? std::round(b / s_out) : 0.0;
+      const double bias = flat ? std::round(b[c] / s_out) : 0.0;
       biases.push_back(static_cast<int32_t>(std::fmax(-(1 << 24), std::fmin(1 << 24, bias))));
     }
-    const OutputStage out = wide_output_ ? OutputStage{0, -kWideMax, kWideMax} : OutputStage{rng.uniform(0, 255)};
+    OutputStage out = wide_output_ ? OutputStage{0, -kWideMax, kWideMax} : OutputStage{rng.uniform(0, 255)};
+    if (!wide_output_ && clamped_) out.act_min = rng.uniform(1, 100), out.act_max = rng.uniform(155, 254);
     const int32_t zero_point = wide_ ? 0 : rng.uniform(0, 255);
     const LayerNormParams p{h_, zero_point, multipliers.data(), signs.data(), offsets.data(), biases.data(), out,
                             wide_output_};
@@ -79,8 +93,9 @@ class LayerNormTester {
     const bool ok = wide_output_ ? Compare<int32_t>(row, p, packed, x8, x32, begin, end, &why)
                                  : Compare<uint8_t>(row, p, packed, x8, x32, begin, end, &why);
     if (ok) return true;
-    std::printf("  %s layer_norm_%s->%s: h=%zu rows=%zu range=[%zu, %zu) seed=%llu: %s\n", row.name,
-                wide_ ? "wide" : "u8", wide_output_ ? "wide" : "u8", h_, rows_, begin_, end_,
+    std::printf("  %s layer_norm_%s->%s%s top multiplier %g: h=%zu rows=%zu range=[%zu, %zu) seed=%llu: %s\n",
+                row.name, wide_ ? "wide" : "u8", wide_output_ ? "wide" : "u8", clamped_ ? " clamped" : "",
+                top_multiplier_, h_, rows_, begin_, end_,
                 static_cast<unsigned long long>(seed_), why.c_str());
     return false;
   }
@@ -103,7 +118,8 @@ class LayerNormTester {
   }
 
   size_t h_ = 1, rows_ = 4, begin_ = 0, end_ = SIZE_MAX;
-  bool wide_ = false, wide_output_ = false;
+  bool wide_ = false, wide_output_ = false, clamped_ = false;
+  double top_multiplier_ = 0;
   uint64_t seed_ = 1;
 };
 
@@ -112,18 +128,25 @@ class SoftmaxTester {
   SoftmaxTester& n(size_t v) { n_ = v; return *this; }
   SoftmaxTester& rows(size_t v) { rows_ = v; return *this; }
   SoftmaxTester& masked(bool v) { masked_ = v; return *this; }
+  // Every row's logits 0 but one at 255, with a scale that takes table[255] to 0: the row's
+  // exponentials sum to table[0] = 2^16 exactly, the largest reciprocal of the sum (2^16).
+  SoftmaxTester& peaked(bool v) { peaked_ = v; return *this; }
   SoftmaxTester& seed(uint64_t v) { seed_ = v; return *this; }
 
   bool Test(const TransformerRow& row) const {
     Rng rng(seed_);
     // The exporter's table: round(2^16 * exp(-d * s_in)), decreasing from 2^16.
-    const double s_in = rng.real(0.005, 0.5);
+    const double s_in = peaked_ ? rng.real(0.1, 0.5) : rng.real(0.005, 0.5);
     int32_t table[256];
     for (int d = 0; d < 256; ++d)
       table[d] = static_cast<int32_t>(std::lround(std::ldexp(std::exp(-d * s_in), SoftmaxParams::kExpBits)));
     const SoftmaxParams p{n_, table, 256};
     std::vector<uint8_t> x(rows_ * n_), mask(rows_ * n_);
     rng.fill_u8(x);
+    if (peaked_) {
+      std::fill(x.begin(), x.end(), uint8_t{0});
+      for (size_t r = 0; r < rows_; ++r) x[r * n_ + (r * 7) % n_] = 255;
+    }
     std::vector<const uint8_t*> row_mask(rows_);
     for (size_t r = 0; r < rows_; ++r) {
       // Row 1 attends to nothing (written as zeros), row 2 to everything, the others at random.
@@ -147,14 +170,14 @@ class SoftmaxTester {
       return false;
     }
     if (same(got, want, n_, &why)) return true;
-    std::printf("  %s softmax: n=%zu rows=%zu%s seed=%llu: %s\n", row.name, n_, rows_, masked_ ? " masked" : "",
-                static_cast<unsigned long long>(seed_), why.c_str());
+    std::printf("  %s softmax: n=%zu rows=%zu%s%s seed=%llu: %s\n", row.name, n_, rows_, masked_ ? " masked" : "",
+                peaked_ ? " peaked" : "", static_cast<unsigned long long>(seed_), why.c_str());
     return false;
   }
 
  private:
   size_t n_ = 1, rows_ = 4;
-  bool masked_ = false;
+  bool masked_ = false, peaked_ = false;
   uint64_t seed_ = 1;
 };
 

@@ -36,6 +36,18 @@ static inline int32x4_t requantize_neon(int32x4_t x, int32x4_t multiplier, int32
   return requantize_right_neon(vqshlq_s32(x, left), multiplier, neg_right);
 }
 
+// requantize_neon for multipliers whose shifts are kShifts (RequantShifts, pack.h): kLeft shifts
+// left first (SQSHL); kRight, every lane shifting right (or multiplying by 0, which leaves 0 to
+// shift), moves every negative value down by one with one SSRA of its own sign, where
+// kRightOrNone needs the AND with -right that leaves a lane without a shift alone.
+template <RequantShifts kShifts>
+inline int32x4_t requantize_shifts_neon(int32x4_t x, int32x4_t multiplier, int32x4_t left, int32x4_t neg_right) {
+  if constexpr (kShifts == RequantShifts::kLeft) x = vqshlq_s32(x, left);
+  if constexpr (kShifts != RequantShifts::kRight) return requantize_right_neon(x, multiplier, neg_right);
+  x = vqrdmulhq_s32(x, multiplier);
+  return vrshlq_s32(vsraq_n_s32(x, x, 31), neg_right);
+}
+
 // One QuantizedMultiplier for every lane: requantize() of 4 lanes.
 struct Multiplier {
   int32x4_t m, left, neg_right;
@@ -54,10 +66,7 @@ struct ChannelStage {
 // Bias, requantization, zero point and clamp of uint8 outputs with per-channel multipliers,
 // specialised on what the layer needs (a 4x16 GEMM tile's 64 outputs take 32 fewer
 // instructions with neither a left shift, a channel without a right shift, nor a clamp):
-// - kShifts (PackedView::shifts): kLeft shifts left first (SQSHL); kRight, every channel shifting
-//   right (or multiplying by 0, which leaves 0 to shift), moves every negative value down by one
-//   with one SSRA of its own sign, where kRightOrNone needs the AND with -right that leaves a
-//   channel without a shift alone.
+// - kShifts (PackedView::shifts): requantize_shifts_neon.
 // - kClamp: the activation's range is narrower than [0, 255]; the saturating narrowing gives
 //   [0, 255] alone.
 // - The zero point is added after the narrowing to int16, with saturation: one add for 8 outputs
@@ -86,10 +95,7 @@ struct OutputStageNeon {
 
   // x (bias included) requantized: int32, before the zero point.
   int32x4_t requantize(int32x4_t x, const ChannelStage& s) const {
-    if constexpr (kShifts == RequantShifts::kLeft) x = vqshlq_s32(x, s.left);
-    if constexpr (kShifts != RequantShifts::kRight) return requantize_right_neon(x, s.multiplier, s.neg_right);
-    x = vqrdmulhq_s32(x, s.multiplier);
-    return vrshlq_s32(vsraq_n_s32(x, x, 31), s.neg_right);
+    return requantize_shifts_neon<kShifts>(x, s.multiplier, s.left, s.neg_right);
   }
 
   int32x4_t apply4(int32x4_t acc, const ChannelStage& s) const { return requantize(vaddq_s32(acc, s.bias), s); }
