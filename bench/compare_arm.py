@@ -17,9 +17,10 @@ activations, s8 per-channel weights, calibrated on the inputs intinfer calibrate
 MiniLM, quantize_dynamic. MiniLM's inputs: ids drawn from [1000, 30000) by
 np.random.default_rng(0), an all-ones mask, zero token types, the same for every engine.
 
-intinfer's split by op type is the share of qemu's wall time per op (`intinfer-bench --profile`
-under qemu, no plugin, median of 5 runs after one warm-up) applied to the counted total: an
-estimate, not a count. --write-docs replaces the `arm-compare` section of docs/arm-performance.md.
+intinfer's split by op type is counted: `intinfer-bench --mark-ops` calls getppid() before each op
+and after the last, the same plugin records the count at each marker, and each op's instructions
+(one run) are summed by op type. --write-docs replaces the `arm-compare` section of
+docs/arm-performance.md.
 """
 
 from __future__ import annotations
@@ -50,7 +51,6 @@ MODELS = ("effnet", "minilm")
 CPUS = ("cortex-a76", "cortex-a53")
 SEQS = (16, 128)
 ORT_RUNS = 3  # timed runs between run_ort.py's markers
-PROFILE_RUNS = 5
 INTINFER = "intinfer int8"
 IDS = (1000, 30000)  # MiniLM token ids: [low, high)
 NICE = ["nice", "-n", "10"]
@@ -65,7 +65,7 @@ class Case:
     onnx: dict
     onnx_input: Path
     counts: dict = field(default_factory=dict)  # (row label, cpu) -> instructions per inference
-    profiles: dict = field(default_factory=dict)  # cpu -> (kernel path, {op type: ms})
+    splits: dict = field(default_factory=dict)  # cpu -> (kernel path, {op type: instructions})
 
 
 # -- parsing the tools' output ---------------------------------------------------------------------
@@ -88,14 +88,19 @@ def parse_marks(text: str, runs: int) -> float:
     return (marks[1] - marks[0]) / runs
 
 
-def parse_profile(text: str) -> tuple:
-    """(kernel path, {op type: ms}) from `intinfer-bench --profile`'s `kernels:` and `by op type:`
-    lines."""
-    isa = re.search(r"^kernels: (\S+),", text, re.M)
-    by_type = re.search(r"^by op type:(.*)$", text, re.M)
-    if not isa or not by_type:
-        raise ValueError(f"no profile in intinfer-bench's output:\n{text}")
-    return isa.group(1), {t: float(ms) for t, ms in re.findall(r"(\S+) ([\d.]+) ms \([\d.]+%\)", by_type.group(1))}
+def parse_op_marks(marks: str, bench_out: str) -> tuple:
+    """(kernel path, {op type: instructions}) of one run of `intinfer-bench --mark-ops`: the
+    plugin's `MARK k total` lines (one before each op, one after the last) and the bench's
+    `kernels:` and `op INDEX TYPE NAME` lines."""
+    isa = re.search(r"^kernels: (\S+),", bench_out, re.M)
+    types = {int(i): t for i, t in re.findall(r"^op (\d+) (\S+)", bench_out, re.M)}
+    marks = {int(k): int(v) for k, v in re.findall(r"^MARK (\d+) (\d+)$", marks, re.M)}
+    if not isa or not types or sorted(marks) != list(range(len(types) + 1)):
+        raise ValueError(f"{len(marks)} markers for {len(types)} ops: not one run of intinfer-bench --mark-ops")
+    by_type: dict = {}
+    for i, t in types.items():
+        by_type[t] = by_type.get(t, 0) + marks[i + 1] - marks[i]
+    return isa.group(1), by_type
 
 
 # -- tables ------------------------------------------------------------------------------------------
@@ -118,25 +123,24 @@ def count_table(counts: dict, rows: list, cpus: list) -> str:
     return md_table(headers, out)
 
 
-def split_table(profiles: dict, totals: dict, cpus: list) -> str:
-    """Per op type and cpu: its share of qemu's wall time, and that share of the counted total in
-    millions (an estimate). Op types by their largest share first."""
-    cpus = [c for c in cpus if c in profiles]
+def split_table(splits: dict, cpus: list) -> str:
+    """Per op type and cpu: its instructions in millions and its share of all ops'. Op types by
+    their largest share first."""
+    cpus = [c for c in cpus if c in splits]
     shares = {}
     for c in cpus:
-        ms = profiles[c][1]
-        total = sum(ms.values()) or 1.0
-        shares[c] = {t: v / total for t, v in ms.items()}
+        counts = splits[c][1]
+        total = sum(counts.values()) or 1
+        shares[c] = {t: v / total for t, v in counts.items()}
     types = sorted({t for c in cpus for t in shares[c]}, key=lambda t: -max(shares[c].get(t, 0) for c in cpus))
     headers = ["op type"]
     for c in cpus:
-        headers += [f"{c} ({profiles[c][0]}): time share", f"{c}: ~M"]
+        headers += [f"{c} ({splits[c][0]}): M", f"{c}: share"]
     rows = []
     for t in types:
         row = [t]
         for c in cpus:
-            s = shares[c].get(t, 0.0)
-            row += [f"{s:.1%}", "-" if totals.get(c) is None else f"{s * totals[c] / 1e6:.1f}"]
+            row += [fmt_m(splits[c][1].get(t, 0)), f"{shares[c].get(t, 0.0):.1%}"]
         rows.append(row)
     return md_table(headers, rows)
 
@@ -186,10 +190,14 @@ def count_ort(tools: Path, root: Path, cpu: str, model: Path, feed: Path, out: P
     return parse_marks(out.read_text(), ORT_RUNS)
 
 
-def profile_intinfer(root: Path, bench: Path, cpu: str, model: Path, inputs: list, runs: int) -> tuple:
+def split_intinfer(root: Path, bench: Path, cpu: str, model: Path, inputs: list, work: Path) -> tuple:
+    """parse_op_marks of one run under the plugin."""
     inputs = [a for p in inputs for a in ("--input", str(p))]
-    return parse_profile(_run(["qemu-aarch64", "-cpu", cpu, "-L", str(root / "cpuroot" / cpu), str(bench), str(model),
-                               *inputs, "--threads", "1", "--warmup", "1", "--runs", str(runs), "--profile"]))
+    marks = work / "ops.cnt"
+    out = _run(["qemu-aarch64", "-cpu", cpu, "-L", str(root / "cpuroot" / cpu),
+                "-plugin", f"{root / 'plugin' / 'libicount.so'},out={marks}", str(bench), str(model), *inputs,
+                "--threads", "1", "--warmup", "0", "--runs", "1", "--mark-ops"])
+    return parse_op_marks(marks.read_text(), out)
 
 
 def host_line() -> str:
@@ -318,13 +326,13 @@ def minilm_cases(work: Path, seqs) -> list:
 
 # -- the run -----------------------------------------------------------------------------------------
 
-def measure(case: Case, cpus: list, tools: Path, root: Path, bench: Path, work: Path, profile_runs: int) -> None:
+def measure(case: Case, cpus: list, tools: Path, root: Path, bench: Path, work: Path) -> None:
     for cpu in cpus:
         t = time.perf_counter()
         try:
             case.counts[(INTINFER, cpu)] = count_intinfer(tools, root, bench, cpu, case.iif, case.inputs)
-            case.profiles[cpu] = profile_intinfer(root, bench, cpu, case.iif, case.inputs, profile_runs)
-        except RuntimeError as e:
+            case.splits[cpu] = split_intinfer(root, bench, cpu, case.iif, case.inputs, work)
+        except (RuntimeError, ValueError) as e:
             log(f"  {case.title}, {cpu}, intinfer: {e}")
         for row, model in case.onnx.items():
             try:
@@ -339,7 +347,7 @@ def _wrap(text: str) -> str:
     return textwrap.fill(text, 100, break_long_words=False, break_on_hyphens=False)
 
 
-def report(cases: list, cpus: list, root: Path, minutes: float, profile_runs: int) -> str:
+def report(cases: list, cpus: list, root: Path, minutes: float) -> str:
     lines = ["## intinfer against ONNX Runtime on emulated cores: `bench/compare_arm.py`", "",
              "Regenerated by one command (after `bash ../shared/tools/arm-peers/setup.sh build/arm-peers` once):",
              "", "    python3 bench/compare_arm.py --write-docs", "",
@@ -357,16 +365,15 @@ def report(cases: list, cpus: list, root: Path, minutes: float, profile_runs: in
                    "`np.random.default_rng(0)`, all-ones mask, zero token types. LiteRT is left out (its int8 file "
                    "needs a TFLite conversion this script does not make; the tools' README.md has "
                    "EfficientNet-Lite0 figures from one)."), "",
-             _wrap("intinfer by op type (the second table of each model): each op type's share of qemu's wall time "
-                   f"under `intinfer-bench --profile` (median of {profile_runs} runs after a warm-up, no plugin), "
-                   "and that share of the counted total (~M): an estimate, not a count. The types are "
-                   "intinfer-bench's: CONV2D holds the stem, the depthwise and the 1x1 convolutions. In brackets: "
-                   "the kernel path intinfer picked on that core.")]
+             _wrap("intinfer by op type (the second table of each model): instructions counted between markers, "
+                   "`intinfer-bench --mark-ops` calling getppid() before each op and after the last (one run), "
+                   "summed by op type, and each type's share of all ops' (the run's input and output copies are "
+                   "outside). The types are intinfer-bench's: CONV2D holds the stem, the depthwise and the 1x1 "
+                   "convolutions. In brackets: the kernel path intinfer picked on that core.")]
     for case in cases:
         lines += ["", f"### {case.title}", "", count_table(case.counts, [INTINFER, *case.onnx], cpus)]
-        if case.profiles:
-            totals = {c: case.counts.get((INTINFER, c)) for c in cpus}
-            lines += ["", split_table(case.profiles, totals, cpus)]
+        if case.splits:
+            lines += ["", split_table(case.splits, cpus)]
     return "\n".join(lines)
 
 
@@ -400,10 +407,9 @@ def main() -> None:
     bench = build_bench()
     cases = ([effnet_case(a.work_dir)] if "effnet" in models else []) + \
         (minilm_cases(a.work_dir, a.seq) if "minilm" in models else [])
-    profile_runs = 2 if a.quick else PROFILE_RUNS
     for case in cases:
-        measure(case, cpus, tools, root, bench, a.work_dir, profile_runs)
-    body = report(cases, cpus, root, (time.perf_counter() - start) / 60, profile_runs)
+        measure(case, cpus, tools, root, bench, a.work_dir)
+    body = report(cases, cpus, root, (time.perf_counter() - start) / 60)
     print(body)
     if a.write_docs:
         write_docs(body)

@@ -77,3 +77,14 @@ def test_errors_are_clear(bench_tool, tmp_path):
     np.save(tmp_path / "x.npy", np.zeros((1, 6, 6), np.float32))
     out = run(bench_tool, model, "--input", tmp_path / "x.npy", check=False)
     assert out.returncode == 1 and "input 'image': expected shape [?, 6, 6, 3]" in out.stderr
+
+
+def test_op_markers_list_the_ops_in_model_order(bench_tool, tmp_path):
+    """--mark-ops (markers for qemu's instruction counter, bench/compare_arm.py) lists every op as
+    `op INDEX TYPE NAME`, in the order the summary gives them."""
+    model = tmp_path / "m.iif"
+    every_op_model().save(model)
+    out = run(bench_tool, model, "--runs", 2, "--warmup", 0, "--mark-ops")
+    listed = re.findall(r"^op (\d+) (\S+) (\S+)$", out.stdout, re.M)
+    summary = re.findall(r"^\s*(\d+)\s+([A-Z_0-9]+)\s+(\S+)", intinfer.load(model).summary(), re.M)
+    assert listed == summary and len(listed) > 5

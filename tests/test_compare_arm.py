@@ -22,15 +22,19 @@ MARK 1 1737000000
 EXIT 1800000000
 """
 
-PROFILE = """model: m.iif
-kernels: neondot, threads: 1, inputs: [1, 3, 224, 224]
-runs: 5 (after 1 warm-up)
-latency ms: min 545.170  median 550.728  mean 547.949  p90 550.728
+OP_MARKS = """MARK 0 1000
+MARK 1 1600
+MARK 2 1700
+MARK 3 2000
+EXIT 2500
+"""
 
-#    op               name                                     ms   share     GOPS
-5    CONV2D           batch_norm_3                         42.168    7.7%      0.9
-by op type:  ADD 7.500 ms (1.4%)  CONV2D 520.000 ms (95.4%)  QUANTIZE 12.000 ms (2.2%)  RESHAPE 0.001 ms (0.0%)
-sum of op medians: 539.501 ms
+OPS = """model: m.iif
+kernels: neondot, threads: 1, inputs: [1, 3, 224, 224]
+runs: 1 (after 0 warm-up)
+op 0 CONV2D stem
+op 1 ADD add
+op 2 CONV2D head
 """
 
 
@@ -46,12 +50,14 @@ def test_the_marker_count_is_per_run():
         compare_arm.parse_marks("MARK 0 5\nEXIT 9\n", 3)
 
 
-def test_the_profile_gives_the_kernel_path_and_the_time_per_op_type():
-    isa, ms = compare_arm.parse_profile(PROFILE)
+def test_the_op_markers_give_the_kernel_path_and_the_count_per_op_type():
+    isa, counts = compare_arm.parse_op_marks(OP_MARKS, OPS)
     assert isa == "neondot"
-    assert ms == {"ADD": 7.5, "CONV2D": 520.0, "QUANTIZE": 12.0, "RESHAPE": 0.001}
-    with pytest.raises(ValueError, match="no profile"):
-        compare_arm.parse_profile("model: m.iif\n")
+    assert counts == {"CONV2D": 600 + 300, "ADD": 100}
+    with pytest.raises(ValueError, match="3 markers for 3 ops"):  # a marker short: not one whole run
+        compare_arm.parse_op_marks("MARK 0 1\nMARK 1 2\nMARK 2 3\n", OPS)
+    with pytest.raises(ValueError, match="not one run"):
+        compare_arm.parse_op_marks(OP_MARKS, "model: m.iif\n")
 
 
 def test_the_count_table_gives_millions_and_intinfers_ratio():
@@ -62,11 +68,11 @@ def test_the_count_table_gives_millions_and_intinfers_ratio():
     assert lines[3] == "| ort | 80.00 | - | 1.30 | - |"  # a failed count stays a dash
 
 
-def test_the_split_table_applies_the_time_shares_to_the_count():
-    profiles = {"a76": ("neondot", {"CONV2D": 3.0, "ADD": 1.0}), "a53": ("neon", {"CONV2D": 1.0, "ADD": 1.0})}
-    lines = compare_arm.split_table(profiles, {"a76": 100e6, "a53": None}, ["a76", "a53"]).splitlines()
-    assert lines[0] == "| op type | a76 (neondot): time share | a76: ~M | a53 (neon): time share | a53: ~M |"
-    assert lines[2:] == ["| CONV2D | 75.0% | 75.0 | 50.0% | - |", "| ADD | 25.0% | 25.0 | 50.0% | - |"]
+def test_the_split_table_gives_each_op_types_count_and_share():
+    splits = {"a76": ("neondot", {"CONV2D": 75e6, "ADD": 25e6}), "a53": ("neon", {"CONV2D": 1e6, "ADD": 1e6})}
+    lines = compare_arm.split_table(splits, ["a76", "a53", "max"]).splitlines()
+    assert lines[0] == "| op type | a76 (neondot): M | a76: share | a53 (neon): M | a53: share |"
+    assert lines[2:] == ["| CONV2D | 75.00 | 75.0% | 1.00 | 50.0% |", "| ADD | 25.00 | 25.0% | 1.00 | 50.0% |"]
 
 
 def test_the_docs_section_is_replaced_and_the_rest_kept(tmp_path):
@@ -98,7 +104,7 @@ def _tools_or_skip():
     return root, tools
 
 
-def test_intinfer_is_counted_and_profiled_under_qemu(tmp_path):
+def test_intinfer_is_counted_and_split_under_qemu(tmp_path):
     import arm_insn_count
 
     root, tools = _tools_or_skip()
@@ -108,8 +114,9 @@ def test_intinfer_is_counted_and_profiled_under_qemu(tmp_path):
     np.save(x, np.random.default_rng(0).integers(0, 256, (4, 256), dtype=np.uint8))
     count = compare_arm.count_intinfer(tools, root, bench, "cortex-a76", model, [x])
     assert 4 * 256 * 32 / 16 < count < 1e6  # at most 16 MACs per instruction (SDOT), and not the whole process
-    isa, ms = compare_arm.profile_intinfer(root, bench, "cortex-a76", model, [x], 2)
-    assert isa == "neondot" and "FULLY_CONNECTED" in ms
+    isa, split = compare_arm.split_intinfer(root, bench, "cortex-a76", model, [x], tmp_path)
+    assert isa == "neondot" and list(split) == ["FULLY_CONNECTED"]
+    assert count / 2 < split["FULLY_CONNECTED"] < count  # the inference less the run's plan lookup and copies
 
 
 def test_onnx_runtime_is_counted_between_its_markers(tmp_path):

@@ -395,7 +395,8 @@ std::vector<Shape> Model::output_shapes(const std::vector<Shape>& input_shapes) 
 
 Session::Session(std::shared_ptr<const Model> model) : model_(std::move(model)) {}
 
-std::vector<HostTensor> Session::run(const std::vector<HostTensor>& inputs, std::vector<double>* op_seconds) {
+std::vector<HostTensor> Session::run(const std::vector<HostTensor>& inputs, std::vector<double>* op_seconds,
+                                     const std::function<void(size_t)>& at_op) {
   const Model::Impl& m = model_->impl();
   if (inputs.size() != m.inputs.size())
     throw InputError("the model takes " + std::to_string(m.inputs.size()) + " inputs, got " + std::to_string(inputs.size()));
@@ -423,6 +424,7 @@ std::vector<HostTensor> Session::run(const std::vector<HostTensor>& inputs, std:
   ExecContext ctx;
   ctx.pool = m.pool.get();
   for (size_t s = 0; s < m.ops.size(); ++s) {
+    if (at_op) at_op(s);
     const OpDesc& od = m.desc.ops[s];
     ctx.inputs.clear();
     ctx.input_shapes.clear();
@@ -444,6 +446,7 @@ std::vector<HostTensor> Session::run(const std::vector<HostTensor>& inputs, std:
     m.ops[s]->run(ctx);
     op_seconds->push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }
+  if (at_op) at_op(m.ops.size());
 
   std::vector<HostTensor> outputs;
   for (uint32_t t : m.desc.outputs) {

@@ -2,6 +2,7 @@
 // (min / median / mean / p90), peak memory and, with --profile, the time of every op.
 // In the manner of TFLite's benchmark_model; no Python needed, so it runs on phones and boards.
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
@@ -9,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <random>
 #include <string>
@@ -31,7 +33,10 @@ const char* kUsage =
     "  --input FILE.npy  an input, in model input order (repeat for several inputs)\n"
     "  --output-dir DIR  write each output as DIR/<output name>.npy (after the last run;\n"
     "                    DIR and its parents are made when missing)\n"
-    "  --profile         per-op table: median time, share of the total, GOPS of convs and GEMMs\n";
+    "  --profile         per-op table: median time, share of the total, GOPS of convs and GEMMs\n"
+    "  --mark-ops        a getppid() call before each op of every run and after its last (markers\n"
+    "                    for the instruction counter of ../shared/tools/arm-peers), then one line\n"
+    "                    `op INDEX TYPE NAME` per op\n";
 
 struct Args {
   std::string model;
@@ -39,6 +44,7 @@ struct Args {
   std::vector<std::string> inputs;
   std::string output_dir;
   bool profile = false;
+  bool mark_ops = false;
 };
 
 [[noreturn]] void usage_error(const std::string& why) {
@@ -69,6 +75,7 @@ Args parse(int argc, char** argv) {
     else if (s == "--input") a.inputs.push_back(value());
     else if (s == "--output-dir") a.output_dir = value();
     else if (s == "--profile") a.profile = true;
+    else if (s == "--mark-ops") a.mark_ops = true;
     else if (s == "--help" || s == "-h") { std::fputs(kUsage, stdout); std::exit(0); }
     else if (!s.empty() && s[0] != '-' && a.model.empty()) a.model = s;
     else usage_error("unknown argument '" + s + "'");
@@ -166,14 +173,16 @@ int main(int argc, char** argv) {
     std::vector<Shape> shapes;
     for (const HostTensor& t : inputs) shapes.push_back(t.shape);
     Session session(model);
+    std::function<void(size_t)> mark;
+    if (a.mark_ops) mark = [](size_t) { getppid(); };
     std::vector<HostTensor> outputs;
-    for (int i = 0; i < a.warmup; ++i) outputs = session.run(inputs);
+    for (int i = 0; i < a.warmup; ++i) outputs = session.run(inputs, nullptr, mark);
     std::vector<double> seconds;
     std::vector<std::vector<double>> op_seconds;
     for (int i = 0; i < a.runs; ++i) {
       std::vector<double> ops;
       const auto start = std::chrono::steady_clock::now();
-      outputs = session.run(inputs, a.profile ? &ops : nullptr);
+      outputs = session.run(inputs, a.profile ? &ops : nullptr, mark);
       seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
       if (a.profile) op_seconds.push_back(std::move(ops));
     }
@@ -190,6 +199,10 @@ int main(int argc, char** argv) {
     std::printf("peak memory (max RSS): %.1f MiB; activation arena %.2f MiB\n", ru.ru_maxrss / 1024.0,
                 mem.arena_bytes / 1048576.0);
     if (a.profile) print_profile(*model, shapes, op_seconds);
+    if (a.mark_ops) {
+      const std::vector<OpInfo> ops = model->ops();
+      for (size_t i = 0; i < ops.size(); ++i) std::printf("op %zu %s %s\n", i, ops[i].type.c_str(), ops[i].name.c_str());
+    }
     if (!a.output_dir.empty()) {
       for (size_t i = 0; i < outputs.size(); ++i) {
         const std::string path = a.output_dir + "/" + model->outputs()[i].name + ".npy";

@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -105,8 +106,11 @@ class AlignedBuffer;
 class Session {
  public:
   explicit Session(std::shared_ptr<const Model> model);
-  // `op_seconds`, when given, receives the wall time of each op in model order.
-  std::vector<HostTensor> run(const std::vector<HostTensor>& inputs, std::vector<double>* op_seconds = nullptr);
+  // `op_seconds`, when given, receives the wall time of each op in model order. `at_op`, when
+  // given, is called with each op's index before the op runs and with the op count after the last
+  // (intinfer-bench --mark-ops: markers for an instruction counter).
+  std::vector<HostTensor> run(const std::vector<HostTensor>& inputs, std::vector<double>* op_seconds = nullptr,
+                              const std::function<void(size_t)>& at_op = nullptr);
 
  private:
   std::shared_ptr<const Model> model_;
