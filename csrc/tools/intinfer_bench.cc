@@ -201,7 +201,8 @@ int main(int argc, char** argv) {
     if (a.profile) print_profile(*model, shapes, op_seconds);
     if (a.mark_ops) {
       const std::vector<OpInfo> ops = model->ops();
-      for (size_t i = 0; i < ops.size(); ++i) std::printf("op %zu %s %s\n", i, ops[i].type.c_str(), ops[i].name.c_str());
+      for (size_t i = 0; i < ops.size(); ++i)
+        std::printf("op %zu %s %s\n", i, ops[i].type.c_str(), ops[i].name.c_str());
     }
     if (!a.output_dir.empty()) {
       for (size_t i = 0; i < outputs.size(); ++i) {

@@ -343,6 +343,11 @@ void sweep_matmul(const MatMulRow& row, Cases& c) {
       for (int b_value : {0, 1, 255})
         for (size_t k : {size_t{1}, size_t{300}, kMaxDepthMatMul})
           if (!c(t().m(5).n(17).k(k).extreme(a_value, b_value).transpose_b(tb).Test(row))) return;
+    // b' = -128 in one column of a middle tile, of the last (partial) one, or of none.
+    for (size_t n : {17, 33})
+      for (const auto& columns : {std::vector<size_t>{9}, std::vector<size_t>{n - 1}, std::vector<size_t>{}})
+        for (size_t k : {32, 300})
+          if (!c(t().m(6).n(n).k(k).lowest_columns(columns).transpose_b(tb).Test(row))) return;
   }
 }
 

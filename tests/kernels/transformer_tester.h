@@ -50,6 +50,8 @@ class LayerNormTester {
       g[c] = kind == 0 ? 0.0f : (kind == 1 ? 1e-12f : static_cast<float>(rng.real(-2, 2)));
       b[c] = static_cast<float>(rng.real(-1, 1));
     }
+    // Channel 0 not flat where the scale is chosen: the largest multiplier is then top_multiplier_.
+    if (top_multiplier_ > 0 && std::fabs(g[0]) < 1e-6f) g[0] = 1.0f;
     const double top_gamma = std::fabs(static_cast<double>(*std::max_element(
         g.begin(), g.end(), [](float x, float y) { return std::fabs(x) < std::fabs(y); })));
     if (top_multiplier_ > 0 && top_gamma > 0)
@@ -57,9 +59,8 @@ class LayerNormTester {
     for (size_t c = 0; c < h_; ++c) {
       const double gamma = std::fabs(static_cast<double>(g[c]));
       const double real = gamma * root_h / (std::ldexp(1.0, LayerNormParams::kFractionBits) * s_out);
-      const double offset =
-          gamma == 0 ? 0.0
-                     : std::round(std::ldexp(static_cast<double>(b[c]), LayerNormParams::kFractionBits) / (gamma * root_h));
+      const double scaled_b = std::ldexp(static_cast<double>(b[c]), LayerNormParams::kFractionBits);
+      const double offset = gamma == 0 ? 0.0 : std::round(scaled_b / (gamma * root_h));
       const bool flat = gamma == 0 || std::fabs(offset) > kMaxOffset || real < std::ldexp(1.0, -31);
       signs.push_back(static_cast<int8_t>(flat ? 0 : (g[c] > 0 ? 1 : -1)));
       multipliers.push_back(Rng::of(flat ? 0.0 : real));

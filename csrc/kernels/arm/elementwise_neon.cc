@@ -122,6 +122,7 @@ void add_wide_b(const AddWideParams& p, const void* a, size_t a_step, const void
 
 void add_wide__neon(const AddWideParams& p, const void* a, size_t a_step, const void* b, size_t b_step, int32_t* y,
                     size_t n) {
+  if (n == 0) return;  // a repeated operand is read before the loop
   switch (operand_kind(p.a_wide, a_step)) {
     case Operand::kWide: return add_wide_b<Operand::kWide>(p, a, a_step, b, b_step, y, n);
     case Operand::kU8: return add_wide_b<Operand::kU8>(p, a, a_step, b, b_step, y, n);

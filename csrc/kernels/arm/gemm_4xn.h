@@ -103,14 +103,14 @@ inline void flip_rows_x4(const uint8_t* x, size_t x_stride, size_t mr, size_t k,
 // (kTile1(a, k_pad, b, acc[0]), with `bias` as kTile: row 0 alone), which the 4-row tile would
 // compute four times over (a batch of one, a layer's last row).
 //
-// The loop nest is gemm_tiles.h's, written out here so that a tile's accumulators are local to
-// its iteration and its rows are stored together: the output pointer and the tile's width worked
-// out once a tile, the four rows of a whole tile stored without a test each (on aarch64, a whole
-// 4 x 8 tile of the commonest output stage by store_4x8_right, requant_neon.h). Through
-// for_each_gemm_tile's per-row store callback, gcc kept the pairs kernel's accumulators on the
-// stack between the tile and the stores and recomputed each row's address. A last row tile of
-// one row, where kTile1 exists, has a nest of its own. EfficientNet-Lite0 on cortex-a53 (qemu,
-// docs/arm-performance.md): 123.08 -> 116.47 M instructions.
+// The loop nest is the one gemm_tiles.h gives the x86 GEMMs, written out here so that a tile's
+// accumulators are local to its iteration and its rows are stored together: the output pointer and
+// the tile's width worked out once a tile, the four rows of a whole tile stored without a test each
+// (on aarch64, a whole 4 x 8 tile of the commonest output stage by store_4x8_right,
+// requant_neon.h). Through for_each_gemm_tile's per-row store callback, gcc kept the pairs kernel's
+// accumulators on the stack between the tile and the stores and recomputed each row's address. A
+// last row tile of one row, where kTile1 exists, has a nest of its own. EfficientNet-Lite0 on
+// cortex-a53 (qemu, docs/arm-performance.md): 123.08 -> 116.47 M instructions.
 template <size_t kNR, typename Act, typename Code, auto kPrepare, auto kTile, auto kTile1 = nullptr>
 void gemm_4xn(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride, void* y,
               size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end, void* scratch) {

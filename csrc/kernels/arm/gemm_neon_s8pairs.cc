@@ -30,13 +30,6 @@ inline int32x4_t mac16(int32x4_t acc, int8x16_t x, int8x16_t w) {
   return vpadalq_s16(acc, vmlal_high_s8(vmull_s8(vget_low_s8(x), vget_low_s8(w)), x, w));
 }
 
-// acc + the products of x * w over 16 k, each widened on its own (SMULL, SMULL2, two SADALP):
-// exact for any int8 operands, such as MATMUL's b - 128, down to -128, which the pairs' bound
-// leaves out.
-inline int32x4_t mac16_exact(int32x4_t acc, int8x16_t x, int8x16_t w) {
-  return vpadalq_s16(vpadalq_s16(acc, vmull_s8(vget_low_s8(x), vget_low_s8(w))), vmull_high_s8(x, w));
-}
-
 // (sum of a's lanes, of b's, of c's, of d's).
 inline int32x4_t add_across4(int32x4_t a, int32x4_t b, int32x4_t c, int32x4_t d) {
   return vpaddq_s32(vpaddq_s32(a, b), vpaddq_s32(c, d));
@@ -68,7 +61,8 @@ inline int8x16_t channel_codes(const int8_t* b, size_t j) {
 // into accumulators acc0 and acc1 (row r, channel j: v(16 + 4r + j)), two int16 products at a
 // time (%[p0], %[p1]); `add` is sadalp (accumulate) or saddlp (the first step: the accumulators
 // start from its sums). MAC2: k and k + 8 summed in int16 (mac16); MAC2_EXACT: each product
-// widened on its own (mac16_exact).
+// widened on its own (SMULL, SMULL2, two SADALP), exact for any int8 operands, such as MATMUL's
+// b - 128 down to -128, which the pairs' bound leaves out.
 #define INTINFER_PAIRS_MAC2(add, r0, r1, w, acc0, acc1)          \
   "smull %[p0].8h, v" #r0 ".8b, v" #w ".8b\n\t"                  \
   "smull %[p1].8h, v" #r1 ".8b, v" #w ".8b\n\t"                  \
@@ -119,8 +113,8 @@ inline int8x16_t channel_codes(const int8_t* b, size_t j) {
 
 // tile_4x8c16 for int8 codes in assembly, `steps` >= 1 steps of 16 k (the row's k_align is 16
 // and k >= 1): two 4 x 4 blocks (channels 0-3, then 4-7) over the same rows, each per step an
-// LD1 of the rows, one of the weights and 48 multiply-accumulate instructions in pairs (256
-// MACs; 64 for kExact), 49 with the loop's own two a pair of steps. Compiled from intrinsics,
+// LD1 of the rows, one of the weights and 48 multiply-accumulate instructions (64 for kExact)
+// for 256 MACs: 51 a step with the loop's two a pair of steps. Compiled from intrinsics,
 // the 16 accumulators, 8 operands and 2 products fit the 32 registers, yet gcc spilled
 // accumulators or weights inside the loop (58 to 72 instructions a step) as soon as the code
 // around it kept a few more values alive. The accumulators are fixed registers (an asm statement
@@ -160,9 +154,9 @@ template <bool kExact>
 #undef INTINFER_PAIRS_MAC2
 
 // Channels [kC0, kC0 + 4) of the tile for rows 0..3 over the whole padded k, into column
-// kC0 / 4 of acc; kExact: products widened one by one (mac16_exact), else in pairs (mac16). The
-// rows are interleaved by flip_rows_x4: a step's four rows are 64 consecutive bytes (two LDP).
-template <int kBits, size_t kC0, bool kExact>
+// kC0 / 4 of acc, for sub-byte codes. The rows are interleaved by flip_rows_x4: a step's four
+// rows are 64 consecutive bytes.
+template <int kBits, size_t kC0>
 inline void block_4x4c16(const int8_t* a, size_t k_pad, const int8_t* b, int32x4_t acc[kGemmMR][2]) {
   int32x4_t c[kGemmMR][4];
   for (size_t r = 0; r < kGemmMR; ++r)
@@ -172,23 +166,24 @@ inline void block_4x4c16(const int8_t* a, size_t k_pad, const int8_t* b, int32x4
     for (size_t r = 0; r < kGemmMR; ++r) x[r] = vld1q_s8(a + r * kPairsKR);
     for (size_t j = 0; j < 4; ++j) {
       const int8x16_t w = channel_codes<kBits, kC0>(b, j);
-      const auto mac = kExact ? mac16_exact : mac16;
-      for (size_t r = 0; r < kGemmMR; ++r) c[r][j] = mac(c[r][j], x[r], w);
+      for (size_t r = 0; r < kGemmMR; ++r) c[r][j] = mac16(c[r][j], x[r], w);
     }
     b += kPairsKR * kTileNR * kBits / 8;
   }
   for (size_t r = 0; r < kGemmMR; ++r) acc[r][kC0 / 4] = add_across4(c[r][0], c[r][1], c[r][2], c[r][3]);
 }
 
+// kExact (int8 codes only): each product widened on its own.
 template <int kBits, bool kExact = false>
 [[gnu::always_inline]] inline void tile_4x8c16(const int8_t* a, size_t k_pad, const int8_t* b,
                                                int32x4_t acc[kGemmMR][2]) {
+  static_assert(kBits == 8 || !kExact, "the exact products are the int8 tile's");
   if constexpr (kBits == 8) {
     tile_4x8c16_s8<kExact>(a, k_pad / kPairsKR, b, acc);  // k_pad >= 16: a step at least
-    return;
+  } else {
+    block_4x4c16<kBits, 0>(a, k_pad, b, acc);
+    block_4x4c16<kBits, 4>(a, k_pad, b, acc);
   }
-  block_4x4c16<kBits, 0, kExact>(a, k_pad, b, acc);
-  block_4x4c16<kBits, 4, kExact>(a, k_pad, b, acc);
 }
 
 // One row: row 0 of flip_rows_x4's layout (the first 16 bytes of each 64-byte step) against the

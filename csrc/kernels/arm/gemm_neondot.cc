@@ -217,8 +217,9 @@ struct MatMulSdot {
   // 16 and step of 16 k, groups q = 0..3 (k 4q..4q+3) of four vectors (columns 4j..4j+3, their 4 k
   // each); columns past n and k past p.k are 0. col_sums[c] = sum_k (b[k][c] - 128).
   static void pack(const MatMulParams& p, const uint8_t* b, size_t k_pad, int8_t* packed, int32_t* col_sums,
-                   uint8_t* /* kinds: one kind of tile */) {
+                   uint8_t* kinds) {
     const size_t n_tiles = (p.n + kTileNR - 1) / kTileNR;
+    std::fill(kinds, kinds + n_tiles, uint8_t{0});  // one kind of tile
     const int8x16_t ones = vdupq_n_s8(1);
     for (size_t t = 0; t < n_tiles; ++t) {
       const size_t c0 = t * kTileNR;
