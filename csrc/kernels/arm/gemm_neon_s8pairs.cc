@@ -204,8 +204,8 @@ template <int kBits>
 
 // MATMUL over SMULL (matmul_neon.h): b' in the int8 tiles of the GEMM above (TileLayout{4, 8,
 // 16, 16}: per column tile of 8 and step of 16 k, each column's 16 k in order). b' reaches -128,
-// which the pairs' bound leaves out: a tile that holds a -128 (its kind 1) is multiplied by
-// mac16_exact; any other is exact in pairs (|a'| <= 128, |b'| <= 127), which most tiles of an
+// which the pairs' bound leaves out: a tile that holds a -128 (its kind 1) has each product
+// widened on its own; any other is exact in pairs (|a'| <= 128, |b'| <= 127), which most tiles of an
 // attention's keys and values are (all-MiniLM-L6-v2: 97%).
 struct MatMulSmull {
   static constexpr size_t kNR = kTileNR;

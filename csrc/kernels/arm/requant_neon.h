@@ -48,6 +48,15 @@ inline int32x4_t requantize_shifts_neon(int32x4_t x, int32x4_t multiplier, int32
   return vrshlq_s32(vsraq_n_s32(x, x, 31), neg_right);
 }
 
+// q0 and q1 (requantized, before the zero point) plus the zero point, narrowed to 8 bytes with
+// saturation. The zero point is added after the narrowing to int16, with saturation: one add for 8
+// outputs (two in int32), and exact: z is in [0, 255], so where q saturates to int16 (|q| > 32767)
+// or q + z does, the true q + z lies outside [0, 255] on the same side, where the narrowing to
+// uint8 saturates it to the same bound.
+inline uint8x8_t narrow8_plus_zero_point(int32x4_t q0, int32x4_t q1, int16x8_t zero_point) {
+  return vqmovun_s16(vqaddq_s16(vcombine_s16(vqmovn_s32(q0), vqmovn_s32(q1)), zero_point));
+}
+
 // One QuantizedMultiplier for every lane: requantize() of 4 lanes.
 struct Multiplier {
   int32x4_t m, left, neg_right;
@@ -69,10 +78,7 @@ struct ChannelStage {
 // - kShifts (PackedView::shifts): requantize_shifts_neon.
 // - kClamp: the activation's range is narrower than [0, 255]; the saturating narrowing gives
 //   [0, 255] alone.
-// - The zero point is added after the narrowing to int16, with saturation: one add for 8 outputs
-//   rather than 4, and exact: z is in [0, 255], so where q saturates to int16 (|q| > 32767) or
-//   q + z does, the true q + z lies outside [0, 255] on the same side, where the narrowing to
-//   uint8 saturates it to the same bound.
+// - The zero point is added after the narrowing to int16 (narrow8_plus_zero_point).
 template <RequantShifts kShifts, bool kClamp>
 struct OutputStageNeon {
   const int32_t* bias;
@@ -103,14 +109,13 @@ struct OutputStageNeon {
   // Requantized lanes plus the zero point, narrowed to bytes (above) and clamped: act_min >= 0
   // and act_max <= 255, so clamping after the narrowing gives what clamping the int32 would.
   uint8x8_t narrow8(int32x4_t q0, int32x4_t q1) const {
-    const uint8x8_t v = vqmovun_s16(vqaddq_s16(vcombine_s16(vqmovn_s32(q0), vqmovn_s32(q1)), zero_point));
+    const uint8x8_t v = narrow8_plus_zero_point(q0, q1, zero_point);
     if constexpr (!kClamp) return v;
     return vmin_u8(vmax_u8(v, vget_low_u8(lo)), vget_low_u8(hi));
   }
   uint8x16_t narrow16(int32x4_t q0, int32x4_t q1, int32x4_t q2, int32x4_t q3) const {
-    const int16x8_t a = vqaddq_s16(vcombine_s16(vqmovn_s32(q0), vqmovn_s32(q1)), zero_point);
-    const int16x8_t b = vqaddq_s16(vcombine_s16(vqmovn_s32(q2), vqmovn_s32(q3)), zero_point);
-    const uint8x16_t v = vcombine_u8(vqmovun_s16(a), vqmovun_s16(b));
+    const uint8x16_t v =
+        vcombine_u8(narrow8_plus_zero_point(q0, q1, zero_point), narrow8_plus_zero_point(q2, q3, zero_point));
     if constexpr (!kClamp) return v;
     return vminq_u8(vmaxq_u8(v, lo), hi);
   }

@@ -97,17 +97,15 @@ void layer_norm_rows(const LayerNormParams& p, const LayerNormView& w, const T* 
       }
     };
     // 8 channels a step; uint8 outputs narrowed together, the zero point added after the
-    // narrowing to int16 and the range clamped on the bytes (kClamp: narrower than [0, 255]), as
-    // OutputStageNeon does (exact for a zero point in [0, 255]): 6.1 instructions a channel
-    // against 7.5 four at a time (cortex-a53).
+    // narrowing to int16 (narrow8_plus_zero_point) and the range clamped on the bytes (clamp:
+    // narrower than [0, 255]): 6.1 instructions a channel against 7.5 four at a time (cortex-a53).
     auto output8 = [&](size_t c, auto clamp) {
       if constexpr (std::is_same_v<Out, int32_t>) {
         output4(c);
         output4(c + 4);
       } else {
-        const int16x8_t q = vcombine_s16(vqmovn_s32(vaddq_s32(requantized4(c), vld1q_s32(bias + c))),
-                                         vqmovn_s32(vaddq_s32(requantized4(c + 4), vld1q_s32(bias + c + 4))));
-        uint8x8_t v = vqmovun_s16(vqaddq_s16(q, out_zp16));
+        uint8x8_t v = narrow8_plus_zero_point(vaddq_s32(requantized4(c), vld1q_s32(bias + c)),
+                                              vaddq_s32(requantized4(c + 4), vld1q_s32(bias + c + 4)), out_zp16);
         if constexpr (decltype(clamp)::value) v = vmin_u8(vmax_u8(v, lo8), hi8);
         vst1_u8(yr + c, v);
       }
