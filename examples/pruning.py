@@ -176,7 +176,7 @@ class MiniLMStudy:
             t = self.tok.encode(texts)
             inputs = [t[k] for k in ("input_ids", "attention_mask", "token_type_ids")]
             latency[label] = median_ms(lambda: enc.engine.run(inputs), self.args.runs)
-        sparse = sum(t.encoding == "block_sparse" for t in q.builder.tensors)
+        sparse = sum(t.block_sparse for t in q.builder.tensors)
         row = dict(model="all-MiniLM-L6-v2", config=name, weight_bytes=enc.engine.memory()["weight_bytes"],
                    sparse_layers=int(sparse), cosine_mean=float(cos.mean()), cosine_min=float(cos.min()),
                    spearman_human=spearman(pair_cos, self.human), spearman_fp32=spearman(pair_cos, self.fp32_pairs),
@@ -270,7 +270,7 @@ class EfficientNetStudy:
         a = agreement(self.ref, got)
         x = self.held_out[:1].numpy()
         ms = median_ms(lambda: engine.run(x), self.args.runs)
-        sparse = sum(t.encoding == "block_sparse" for t in q.builder.tensors)
+        sparse = sum(t.block_sparse for t in q.builder.tensors)
         row = dict(model="EfficientNet-Lite0", config=name, weight_bytes=engine.memory()["weight_bytes"],
                    sparse_layers=int(sparse), top1=a["top1"], cosine_mean=a["cosine_mean"], ms_1=ms, seconds=seconds)
         self.rows.append(row)

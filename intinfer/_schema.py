@@ -11,12 +11,12 @@ DTYPE_BITS = {"float32": 32, "uint8": 8, "int8": 8, "int32": 32, "int4": 4, "int
 NUMPY_DTYPES = {"float32": np.float32, "uint8": np.uint8, "int8": np.int8, "int32": np.int32}
 ZERO_POINT_RANGES = {"float32": (0, 0), "uint8": (0, 255), "int8": (-128, 127), "int32": (0, 0), "int4": (0, 0), "int2": (0, 0)}
 VALUE_RANGES = {"uint8": (0, 255), "int8": (-128, 127), "int4": (-7, 7), "int2": (-1, 1)}
-DTYPE_ENCODINGS = {"float32": ('dense',), "uint8": ('dense',), "int8": ('dense', 'block_sparse',), "int32": ('dense',), "int4": ('packed',), "int2": ('packed',)}
+DTYPE_ENCODINGS = {"float32": ('dense',), "uint8": ('dense',), "int8": ('dense', 'block_sparse', 'block_bitmap',), "int32": ('dense',), "int4": ('packed',), "int2": ('packed',)}
 
-ENCODINGS = {"dense": 0, "packed": 1, "block_sparse": 2}
-ENCODING_FEATURES = {"packed": "packed-subbyte", "block_sparse": "block-sparse"}
+ENCODINGS = {"dense": 0, "packed": 1, "block_sparse": 2, "block_bitmap": 3}
+ENCODING_FEATURES = {"packed": "packed-subbyte", "block_sparse": "block-sparse", "block_bitmap": "block-bitmap"}
 # Bit numbers of the header's required-features field.
-FEATURES = {"packed-subbyte": 0, "block-sparse": 1}
+FEATURES = {"packed-subbyte": 0, "block-sparse": 1, "block-bitmap": 2}
 
 ATTR_TYPES = {"int": 1, "float": 2, "ints": 3, "floats": 4}
 OP_TYPES = {

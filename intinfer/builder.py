@@ -42,7 +42,12 @@ class Tensor:
     axis: int = 0
     data: np.ndarray | None = None  # constants: the values (int8 for the sub-byte dtypes)
     encoding: str = "dense"
-    block_size: int = 0  # block_sparse: the length of a block along the last axis
+    block_size: int = 0  # block_sparse, block_bitmap: the length of a block along the last axis
+
+    @property
+    def block_sparse(self) -> bool:
+        """Stored in a block-sparse encoding (either index)."""
+        return self.encoding in SPARSE_INDEXES.values()
 
     @property
     def scale(self) -> float:
@@ -94,24 +99,48 @@ def pack_subbyte(values: np.ndarray, bits: int) -> bytes:
     return (padded.reshape(rows.shape[0], -1, per_byte) << shifts).sum(-1).astype(np.uint8).tobytes()
 
 
-def block_sparse_bytes(values: np.ndarray, block: int) -> bytes:
-    """u32 block size, u32 block count, u32 row starts (rows + 1), u32 block columns, the blocks:
-    the nonzero 1 x block blocks of each row of the last axis, in row-major order."""
+# The two indexes of block-sparse constants (docs/format.md, Block-sparse constants).
+SPARSE_INDEXES = {"columns": "block_sparse", "bitmap": "block_bitmap"}
+
+
+def stored_blocks(values: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:
+    """The 1 x block blocks of each row of the last axis ([rows, K / block, block]) and which of
+    them hold a nonzero value ([rows, K / block]): the ones a block-sparse constant stores."""
     rows = np.asarray(values).reshape(-1, values.shape[-1])
     blocks = rows.reshape(rows.shape[0], -1, block)
-    keep = np.any(blocks != 0, axis=-1)
-    starts = np.concatenate([[0], np.cumsum(keep.sum(-1))])
-    columns = np.nonzero(keep)[1]
-    return b"".join([np.array([block, keep.sum()], "<u4").tobytes(), starts.astype("<u4").tobytes(),
-                     columns.astype("<u4").tobytes(), blocks[keep].astype(values.dtype).tobytes()])
+    return blocks, np.any(blocks != 0, axis=-1)
+
+
+def smaller_sparse_index(values: np.ndarray, block: int) -> str:
+    """The index ("columns" or "bitmap") that stores `values` in fewer bytes: a u32 column a
+    stored block and a u32 start a row, or a bit a block position; the bitmap on a tie."""
+    _, keep = stored_blocks(values, block)
+    rows, positions = keep.shape
+    return "bitmap" if rows * -(-positions // 8) <= 4 * (rows + 1) + 4 * int(keep.sum()) else "columns"
+
+
+def block_sparse_bytes(values: np.ndarray, block: int, index: str) -> bytes:
+    """u32 block size, u32 block count, the index, the blocks: the nonzero 1 x block blocks of
+    each row of the last axis, in row-major order. Index "columns" (block_sparse): u32 row starts
+    (rows + 1), u32 block columns; "bitmap" (block_bitmap): each row's block positions, a bit
+    each, low bit first, in whole bytes."""
+    blocks, keep = stored_blocks(values, block)
+    if index == "bitmap":
+        index_bytes = np.packbits(keep, axis=1, bitorder="little").tobytes()
+    else:
+        starts = np.concatenate([[0], np.cumsum(keep.sum(-1))])
+        index_bytes = starts.astype("<u4").tobytes() + np.nonzero(keep)[1].astype("<u4").tobytes()
+    return b"".join([np.array([block, keep.sum()], "<u4").tobytes(), index_bytes,
+                     blocks[keep].astype(values.dtype).tobytes()])
 
 
 def tensor_bytes(t: Tensor) -> bytes:
     """A constant's data in its encoding."""
     if t.encoding == "packed":
         return pack_subbyte(t.data, DTYPE_BITS[t.dtype])
-    if t.encoding == "block_sparse":
-        return block_sparse_bytes(t.data, t.block_size)
+    if t.encoding in SPARSE_INDEXES.values():
+        index = {e: i for i, e in SPARSE_INDEXES.items()}[t.encoding]
+        return block_sparse_bytes(t.data, t.block_size, index)
     return t.data.astype(t.data.dtype.newbyteorder("<"), copy=False).tobytes()
 
 
@@ -161,9 +190,10 @@ class GraphBuilder:
         return t
 
     def constant(self, name: str, data: np.ndarray, dtype: str | None = None, scale=None, zero_point=None,
-                 axis: int = 0, block_sparse: int | None = None) -> Tensor:
+                 axis: int = 0, block_sparse: int | None = None, sparse_index: str | None = None) -> Tensor:
         """dtype "int4" / "int2": the values are packed two / four to a byte (docs/format.md).
-        block_sparse=B (int8): stored as 1 x B blocks of the last axis, all-zero blocks left out."""
+        block_sparse=B (int8): stored as 1 x B blocks of the last axis, all-zero blocks left out,
+        found by the index `sparse_index` ("columns" or "bitmap"; None: the smaller)."""
         if dtype is not None and dtype not in DTYPES:
             raise ValueError(f"constant '{name}': unknown dtype '{dtype}'")
         if dtype is not None and dtype not in NUMPY_DTYPES:
@@ -181,12 +211,17 @@ class GraphBuilder:
                 raise ValueError(f"constant '{name}': unsupported dtype {arr.dtype}")
             encoding = "dense"
         if block_sparse is not None:
-            if "block_sparse" not in DTYPE_ENCODINGS[dtype] or arr.ndim == 0 or block_sparse < 1 \
+            if not set(SPARSE_INDEXES.values()) <= set(DTYPE_ENCODINGS[dtype]) or arr.ndim == 0 or block_sparse < 1 \
                     or arr.shape[-1] % block_sparse:
                 raise ValueError(f"constant '{name}': block_sparse={block_sparse} needs a dtype that allows it "
                                  f"({[d for d, e in DTYPE_ENCODINGS.items() if 'block_sparse' in e]}) and a block "
                                  f"size dividing the last dimension {arr.shape[-1:]}")
-            encoding = "block_sparse"
+            if sparse_index not in (None, *SPARSE_INDEXES):
+                raise ValueError(f"constant '{name}': sparse_index={sparse_index!r}, expected one of "
+                                 f"{list(SPARSE_INDEXES)} or None")
+            encoding = SPARSE_INDEXES[sparse_index or smaller_sparse_index(arr, block_sparse)]
+        elif sparse_index is not None:
+            raise ValueError(f"constant '{name}': sparse_index={sparse_index!r} without block_sparse")
         scales, zps = self._qparams(scale, zero_point)
         return self._add(Tensor(self._fresh(name), dtype, KIND_CONSTANT, arr.shape, scales, zps, axis, arr, encoding,
                                 block_sparse or 0))

@@ -80,7 +80,7 @@ def load_schema() -> dict:
             raise SystemExit(f"{SCHEMA}: dtype {d['name']} names an unknown encoding")
         if (d["bits"] < 8) != (d["encodings"] == ["packed"]) or 8 % d["bits"] and d["bits"] < 8:
             raise SystemExit(f"{SCHEMA}: dtype {d['name']}: sub-byte dtypes (bits dividing 8) are packed, others not")
-        if "block_sparse" in d["encodings"] and (d["bits"] != 8 or not d["values"]):
+        if {"block_sparse", "block_bitmap"} & set(d["encodings"]) and (d["bits"] != 8 or not d["values"]):
             raise SystemExit(f"{SCHEMA}: dtype {d['name']}: block-sparse values are bytes with a value range")
     for e in s["encodings"]:
         if e["feature"] is not None and e["feature"] not in features:

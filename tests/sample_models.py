@@ -45,7 +45,7 @@ def every_op_model(seed: int = 0) -> GraphBuilder:
 
 
 def encoded_constants_model(seed: int = 0) -> GraphBuilder:
-    """Packed int4 and int2 and block-sparse int8 weights (docs/format.md, Encodings), each read
+    """Packed int4 and int2 and block-sparse int8 weights (both indexes; docs/format.md, Encodings), each read
     by a FULLY_CONNECTED of the one [?, 8] uint8 input: files the reader must validate, and that
     run. Seeds for the fuzzers."""
     rng = np.random.default_rng(seed)
@@ -54,7 +54,8 @@ def encoded_constants_model(seed: int = 0) -> GraphBuilder:
     sparse = rng.integers(-127, 128, (4, 8)) * (rng.random((4, 2, 1)) < 0.5).repeat(4, -1).reshape(4, 8)
     weights = [g.constant("w4", rng.integers(-7, 8, (3, 8)), "int4", scale=[0.01] * 3),
                g.constant("w2", rng.integers(-1, 2, (2, 8)), "int2", scale=[0.01] * 2),
-               g.constant("ws", sparse, "int8", scale=[0.01] * 4, block_sparse=4)]
+               g.constant("ws", sparse, "int8", scale=[0.01] * 4, block_sparse=4, sparse_index="columns"),
+               g.constant("wb", sparse, "int8", scale=[0.01] * 4, block_sparse=4, sparse_index="bitmap")]
     for w in weights:
         n = w.shape[0]
         g.output(g.fully_connected(x, w, g.constant("b", np.zeros(n, np.int32)), 0.1, 0))

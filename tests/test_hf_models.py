@@ -304,7 +304,7 @@ def test_wide_ffn_stores_a_block_sparse_ffn_linear_dense_with_a_warning():
         q = intinfer.quantize(model, xs, [xs], dynamic_shapes=dynamic(model), wide_ffn=True)
     assert all(op.inputs[1].encoding == "dense" for op in q.builder.ops if op.type == "FULLY_CONNECTED")
     sparse = intinfer.quantize(model, xs, [xs], dynamic_shapes=dynamic(model))
-    assert any(op.inputs[1].encoding == "block_sparse" for op in sparse.builder.ops if op.type == "FULLY_CONNECTED")
+    assert any(op.inputs[1].block_sparse for op in sparse.builder.ops if op.type == "FULLY_CONNECTED")
 
 
 @pytest.mark.parametrize("name", ["roberta_sdpa_mean", "roberta_eager_hidden", "mpnet_eager_mean",

@@ -363,17 +363,22 @@ W2_BYTES = bytes([0b01_00_11_01, 0b00_00_00_11, 0b01_01_00_00, 0b00_00_00_01])
 WS = np.array([[0, 0, 0, 0, 1, -2, 3, -4], [5, 0, 0, 0, 0, 0, 0, 0]])
 # Blocks of 4 along the last axis: row 0 keeps block column 1, row 1 block column 0.
 WS_BYTES = struct.pack("<2I3I2I", 4, 2, 0, 1, 2, 1, 0) + bytes([1, 0xFE, 3, 0xFC, 5, 0, 0, 0])
-ENCODED = {"int4": (W4, W4_BYTES, 1), "int2": (W2, W2_BYTES, 1), "sparse": (WS, WS_BYTES, 2)}
+# The same blocks with a bitmap: row 0 keeps block 1 (bit 1), row 1 block 0 (bit 0).
+WB_BYTES = struct.pack("<2I", 4, 2) + bytes([0b10, 0b01]) + bytes([1, 0xFE, 3, 0xFC, 5, 0, 0, 0])
+ENCODED = {"int4": (W4, W4_BYTES, 1), "int2": (W2, W2_BYTES, 1), "sparse": (WS, WS_BYTES, 2),
+           "bitmap": (WS, WB_BYTES, 4)}
+SPARSE_INDEX = {"sparse": "columns", "bitmap": "bitmap"}
 
 
 def encoded_fc(kind: str) -> GraphBuilder:
-    """One FULLY_CONNECTED whose weights (the first constant) are packed or block-sparse."""
+    """One FULLY_CONNECTED whose weights (the first constant) are packed or block-sparse (either
+    index)."""
     w, _, _ = ENCODED[kind]
     g = GraphBuilder()
     x = g.input("x", (1, w.shape[1]), "uint8", 0.1, 0)
     scales = [0.01] * w.shape[0]
-    wt = (g.constant("w", w, "int8", scale=scales, block_sparse=4) if kind == "sparse"
-          else g.constant("w", w, kind, scale=scales))
+    wt = (g.constant("w", w, "int8", scale=scales, block_sparse=4, sparse_index=SPARSE_INDEX[kind])
+          if kind in SPARSE_INDEX else g.constant("w", w, kind, scale=scales))
     g.output(g.fully_connected(x, wt, g.constant("b", np.zeros(w.shape[0], np.int32)), 0.1, 0))
     return g
 
@@ -397,7 +402,7 @@ def data_size_field(data: bytes, name: bytes, rank: int, qcount: int) -> int:
     return record_of(data, name) + 4 + 4 * rank + 4 + 4 + 8 * qcount + 8
 
 
-@pytest.mark.parametrize("kind", ["int4", "int2", "sparse"])
+@pytest.mark.parametrize("kind", list(ENCODED))
 def test_encoded_constant_has_the_specified_bytes_and_is_read_by_its_op(kind):
     """FULLY_CONNECTED reads packed and block-sparse weights (tests/test_packed_weights.py,
     tests/test_sparse_weights.py)."""
@@ -413,13 +418,14 @@ def test_encoded_constant_has_the_specified_bytes_and_is_read_by_its_op(kind):
     assert_same(intinfer.load(data).run(x, raw=True), oracle.run_graph(encoded_fc(kind), x))
 
 
-def test_a_block_sparse_constant_an_op_does_not_read_is_refused():
+@pytest.mark.parametrize("index,encoding", [("columns", "block_sparse"), ("bitmap", "block_bitmap")])
+def test_a_block_sparse_constant_an_op_does_not_read_is_refused(index, encoding):
     """GATHER reads dense and packed tables, not block-sparse ones: refused naming the op."""
     g = GraphBuilder()
     ids = g.input("ids", (None,), "int32")
-    table = g.constant("table", np.eye(4, 8, dtype=np.int8), scale=[0.1] * 4, block_sparse=4)
+    table = g.constant("table", np.eye(4, 8, dtype=np.int8), scale=[0.1] * 4, block_sparse=4, sparse_index=index)
     g.output(g.gather(table, ids, 0.02, 128))
-    refused(g.to_bytes(), r"op 'gather_0' \(GATHER\): input 0 'table' is int8 in the block_sparse encoding, which "
+    refused(g.to_bytes(), rf"op 'gather_0' \(GATHER\): input 0 'table' is int8 in the {encoding} encoding, which "
                           r"this op does not read")
 
 
@@ -428,7 +434,7 @@ def test_sparse_size_follows_the_block_count():
     w[0, 4:8] = 1
     w[2, 0] = w[2, 11] = -1
     g = GraphBuilder()
-    t = g.constant("w", w, block_sparse=4)
+    t = g.constant("w", w, block_sparse=4, sparse_index="columns")
     x = g.input("x", (1, 12), "uint8", 0.1, 0)
     g.output(g.fully_connected(x, t, g.constant("b", np.zeros(3, np.int32)), 0.1, 0))
     data = g.to_bytes()
@@ -436,7 +442,24 @@ def test_sparse_size_follows_the_block_count():
     assert header_u64(data, data_size_field(data, b"w", 2, 0)) == 8 + 4 * (rows + 1) + 4 * blocks + blocks * block
 
 
-@pytest.mark.parametrize("kind", ["int4", "int2", "sparse"])
+def test_bitmap_size_follows_the_rows_and_the_block_count():
+    """A bit a block position, each row in whole bytes: 9 positions take 2 bytes a row."""
+    w = np.zeros((3, 36), np.int8)
+    w[0, 32:36] = 1
+    w[2, 0] = -1
+    g = GraphBuilder()
+    t = g.constant("w", w, scale=[0.01] * 3, block_sparse=4, sparse_index="bitmap")
+    x = g.input("x", (1, 36), "uint8", 0.1, 0)
+    g.output(g.fully_connected(x, t, g.constant("b", np.zeros(3, np.int32)), 0.1, 0))
+    data = g.to_bytes()
+    start = header_u64(data, 32)
+    assert data[start + 8:start + 14] == bytes([0, 0b1, 0, 0, 0b1, 0])
+    assert header_u64(data, data_size_field(data, b"w", 2, 3)) == 8 + 3 * 2 + 2 * 4
+    x = np.arange(36, dtype=np.uint8)[None] * 7
+    assert_same(intinfer.load(data).run(x, raw=True), oracle.run_graph(g, x))
+
+
+@pytest.mark.parametrize("kind", list(ENCODED))
 @pytest.mark.parametrize("delta", [-1, 1])
 def test_wrong_encoded_size_is_refused_naming_the_tensor(kind, delta):
     data = encoded_fc(kind).to_bytes()
@@ -451,7 +474,10 @@ def test_wrong_encoded_size_is_refused_naming_the_tensor(kind, delta):
     ("int4", 2, "int4 constants may not use the block_sparse encoding"),
     ("int2", 2, "int2 constants may not use the block_sparse encoding"),
     ("sparse", 1, "int8 constants may not use the packed encoding"),
-    ("int4", 3, "unknown encoding 3"),
+    ("int4", 3, "int4 constants may not use the block_bitmap encoding"),
+    ("int4", 4, "unknown encoding 4"),
+    ("sparse", 3, "uses the block_bitmap encoding, but the header does not declare feature 'block-bitmap'"),
+    ("bitmap", 2, "uses the block_sparse encoding, but the header does not declare feature 'block-sparse'"),
     ("sparse", 0xFF, "unknown encoding 255"),
 ])
 def test_mutated_encoding_is_refused(kind, code, match):
@@ -475,10 +501,12 @@ def test_only_constants_are_encoded_or_sub_byte(dtype):
 @pytest.mark.parametrize("kind,features,match", [
     ("int4", 0, "tensor 1 \\('w'\\) uses the packed encoding, but the header does not declare feature 'packed-subbyte'"),
     ("sparse", 1, "does not declare feature 'block-sparse'"),
+    ("bitmap", 2, "does not declare feature 'block-bitmap'"),
     ("int4", 3, "the header declares feature 'block-sparse', which no tensor uses"),
+    ("sparse", 6, "the header declares feature 'block-bitmap', which no tensor uses"),
     ("int4", 1 | 1 << 31, "needs feature bit 31, which this reader \\(format 1.1\\) does not know \\(it reads "
-                          "packed-subbyte, block-sparse\\): the file is newer, upgrade intinfer"),
-    ("sparse", 1 << 2 | 1 << 9, "needs feature bit 2,"),
+                          "packed-subbyte, block-sparse, block-bitmap\\): the file is newer, upgrade intinfer"),
+    ("sparse", 1 << 3 | 1 << 9, "needs feature bit 3,"),
 ])
 def test_required_features_must_match_the_file(kind, features, match):
     refused(patched(encoded_fc(kind).to_bytes(), 12, struct.pack("<I", features)), match)
@@ -524,7 +552,22 @@ def test_sparse_indices_are_checked(monkeypatch, raw, match):
     refused(with_w_bytes(monkeypatch, "sparse", raw), rf"tensor 1 \('w'\) .*{match}")
 
 
-@pytest.mark.parametrize("kind", ["int4", "sparse"])
+@pytest.mark.parametrize("raw,match", [
+    (WB_BYTES[:-4], "holds 14 bytes, .* needs 18"),                              # truncated blocks
+    (WB_BYTES[:9], "holds 9 bytes, .* needs 18"),                                # truncated bitmap
+    (b"\x04\0\0\0\x02", "holds 5 bytes, less than the 8-byte block-sparse header"),
+    (struct.pack("<2I", 3, 2) + bytes([2, 1]) + VALUES[:6], "block size 3, which does not divide its last dimension 8"),
+    (struct.pack("<2I", 4, 5) + bytes([3, 3]) + bytes(20), "5 blocks, more than its 4 block positions"),
+    (struct.pack("<2I", 4, 2) + bytes([3, 1]) + VALUES, "has 3 bitmap bits set, expected its 2 blocks"),
+    (struct.pack("<2I", 4, 2) + bytes([0, 1]) + VALUES, "has 1 bitmap bits set, expected its 2 blocks"),
+    (struct.pack("<2I", 4, 2) + bytes([0b110, 0]) + VALUES, "has bitmap bit 2 set in row 0, past its 2 blocks"),
+    (struct.pack("<2I", 4, 2) + bytes([0b10, 0x80]) + VALUES, "has bitmap bit 7 set in row 1, past its 2 blocks"),
+])
+def test_bitmap_indices_are_checked(monkeypatch, raw, match):
+    refused(with_w_bytes(monkeypatch, "bitmap", raw), rf"tensor 1 \('w'\) .*{match}")
+
+
+@pytest.mark.parametrize("kind", ["int4", "sparse", "bitmap"])
 def test_every_truncation_of_an_encoded_file_is_refused(kind):
     data = encoded_fc(kind).to_bytes()
     for n in range(len(data)):
@@ -543,6 +586,8 @@ def test_plain_files_stay_version_1_0():
     (dict(data=np.array([0.5]), dtype="int4"), "int4 needs integers"),
     (dict(data=np.zeros((2, 4), np.uint8), block_sparse=4), "block_sparse=4 needs a dtype that allows it"),
     (dict(data=np.zeros((2, 6), np.int8), block_sparse=4), "a block size dividing the last dimension"),
+    (dict(data=np.zeros((2, 8), np.int8), block_sparse=4, sparse_index="csr"), "sparse_index='csr', expected one of"),
+    (dict(data=np.zeros((2, 8), np.int8), sparse_index="bitmap"), "sparse_index='bitmap' without block_sparse"),
     (dict(data=np.zeros(2), dtype="int5"), "unknown dtype 'int5'"),
 ])
 def test_builder_refuses_what_it_cannot_encode(kwargs, match):

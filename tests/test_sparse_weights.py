@@ -1,7 +1,8 @@
-"""Block-sparse int8 weights (docs/format.md, block_sparse encoding; docs/pruning.md): read by
-FULLY_CONNECTED and ungrouped CONV2D, on every kernel path and thread count bit for bit against
-tests/oracle.py (which multiplies the dense codes) and against the same layer stored dense; the
-bytes they save; the exporter's choice of encoding; and the clear refusals."""
+"""Block-sparse int8 weights (docs/format.md, the block_sparse and block_bitmap encodings;
+docs/pruning.md): read by FULLY_CONNECTED and ungrouped CONV2D with either index, on every kernel
+path and thread count bit for bit against tests/oracle.py (which multiplies the dense codes) and
+against the same layer stored dense; the bytes they save and the index the writer picks; the
+exporter's choice of encoding; and the clear refusals."""
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ import torch
 import intinfer
 import oracle
 from conftest import ISAS, assert_same, check_graph, load_graph
-from intinfer.builder import GraphBuilder
+from intinfer.builder import SPARSE_INDEXES, GraphBuilder
 from intinfer.export.lower import SPARSE_BLOCK, SPARSE_MAX_DENSITY, block_density
 from intinfer.quant import quantize_bias
 
@@ -23,12 +24,12 @@ def sparse_codes(rng, shape, block, density):
     return codes * np.repeat(keep, block, axis=-1)
 
 
-def fc_graph(rng, codes, block, output="uint8", rows=None):
+def fc_graph(rng, codes, block, output="uint8", rows=None, index=None):
     n, k = codes.shape
     g = GraphBuilder()
     x = g.input("x", (rows, k), "uint8", 0.05, 131)
     w_scales = rng.uniform(0.002, 0.02, n)
-    w = g.constant("w", codes, "int8", scale=w_scales, block_sparse=block)
+    w = g.constant("w", codes, "int8", scale=w_scales, block_sparse=block, sparse_index=index if block else None)
     b = g.constant("b", quantize_bias(rng.normal(size=n), 0.05, w_scales))
     if output == "float":
         y = g.fully_connected(x, w, b, None, None)
@@ -40,14 +41,16 @@ def fc_graph(rng, codes, block, output="uint8", rows=None):
     return g
 
 
+@pytest.mark.parametrize("index", list(SPARSE_INDEXES))
 @pytest.mark.parametrize("block", [1, 2, 4, 8])
 @pytest.mark.parametrize("density", [0.0, 0.1, 0.5, 1.0])
-@pytest.mark.parametrize("n,k,rows", [(1, 8, 1), (17, 16, 3), (40, 64, 1), (33, 96, 9), (24, 256, 20)])
-def test_fully_connected_reads_block_sparse_weights(rng, block, density, n, k, rows):
+@pytest.mark.parametrize("n,k,rows", [(1, 8, 1), (17, 16, 3), (40, 64, 1), (33, 96, 9), (24, 256, 20), (5, 72, 2)])
+def test_fully_connected_reads_block_sparse_weights(rng, index, block, density, n, k, rows):
     """Blocks of every kernel grouping, none to all kept, one row (the one-row kernel), passes of
-    4 and 8 rows with tails, channel tails: every path equals the oracle at 1 and 2 threads."""
+    4 and 8 rows with tails, channel tails, bitmap rows of whole bytes and with a partial last
+    byte (72 / 8 = 9 positions): every path equals the oracle at 1 and 2 threads, either index."""
     x = rng.integers(0, 256, (rows, k), dtype=np.uint8)
-    check_graph(fc_graph(rng, sparse_codes(rng, (n, k), block, density), block), x, threads=(1, 2))
+    check_graph(fc_graph(rng, sparse_codes(rng, (n, k), block, density), block, index=index), x, threads=(1, 2))
 
 
 @pytest.mark.parametrize("output", ["float", "wide"])
@@ -63,30 +66,32 @@ def test_sparse_and_dense_storage_of_the_same_codes_give_the_same_bytes(rng):
     codes = sparse_codes(rng, (70, 192), 4, 0.2)
     x = rng.integers(0, 256, (11, 192), dtype=np.uint8)
     for isa in ISAS:
-        got = [load_graph(fc_graph(np.random.default_rng(1), codes, block), isa=isa).run(x, raw=True)
-               for block in (None, 4)]
+        got = [load_graph(fc_graph(np.random.default_rng(1), codes, block, index=index), isa=isa).run(x, raw=True)
+               for block, index in ((None, None), (4, "columns"), (4, "bitmap"))]
         assert_same(got[0], got[1])
+        assert_same(got[0], got[2])
 
 
-def conv_graph(rng, codes, block, stride=1, padding=0):
+def conv_graph(rng, codes, block, stride=1, padding=0, index=None):
     cout, kh, kw, cin = codes.shape
     g = GraphBuilder()
     x = g.input("x", (None, 7, 6, cin), "uint8", 0.04, 17)
     w_scales = rng.uniform(0.002, 0.02, cout)
-    w = g.constant("w", codes, "int8", scale=w_scales, block_sparse=block)
+    w = g.constant("w", codes, "int8", scale=w_scales, block_sparse=block, sparse_index=index)
     b = g.constant("b", quantize_bias(rng.normal(size=cout), 0.04, w_scales))
     g.output(g.conv2d(x, w, b, 0.3 * np.sqrt(kh * kw * cin), 100, stride=stride, padding=padding))
     return g
 
 
+@pytest.mark.parametrize("index", list(SPARSE_INDEXES))
 @pytest.mark.parametrize("cin,block", [(8, 4), (12, 4), (16, 8), (6, 1)])
 @pytest.mark.parametrize("kernel,stride,padding", [((1, 1), 1, 0), ((3, 3), 1, 1), ((3, 3), 2, 1), ((1, 1), 2, 0)])
-def test_conv2d_reads_block_sparse_weights(rng, cin, block, kernel, stride, padding):
+def test_conv2d_reads_block_sparse_weights(rng, index, cin, block, kernel, stride, padding):
     """Pointwise (the GEMM on the input as it is) and im2col, whose channels are KH x KW rows of
-    the encoding each: every path equals the oracle."""
+    the encoding each: every path equals the oracle, either index."""
     x = rng.integers(0, 256, (2, 7, 6, cin), dtype=np.uint8)
     codes = sparse_codes(rng, (21, *kernel, cin), block, 0.3)
-    check_graph(conv_graph(rng, codes, block, stride=stride, padding=padding), x, threads=(1, 2))
+    check_graph(conv_graph(rng, codes, block, stride=stride, padding=padding, index=index), x, threads=(1, 2))
 
 
 def test_grouped_conv_with_sparse_weights_is_refused(rng):
@@ -107,18 +112,20 @@ def test_sparse_codes_out_of_range_are_refused(rng):
         load_graph(fc_graph(rng, codes, 4))
 
 
-def test_sparse_weights_take_their_bytes_in_the_file_and_in_memory(rng):
-    """A 1024 x 1024 layer at 10% of its 1 x 4 blocks: the file holds the kept blocks, their
-    column indices and the row starts; the kernels hold 4 bytes a kept group (int8) and its index
-    on the AVX2 and NEON paths, one byte and an index a non-zero code on the reference path."""
+@pytest.mark.parametrize("index", list(SPARSE_INDEXES))
+def test_sparse_weights_take_their_bytes_in_the_file_and_in_memory(rng, index):
+    """A 1024 x 1024 layer at 10% of its 1 x 4 blocks: the file holds the kept blocks and their
+    index (a column each and the row starts, or a bit a block position); the kernels hold 4 bytes
+    a kept group (int8) and its index on the AVX2 and NEON paths, one byte and an index a
+    non-zero code on the reference path."""
     codes = sparse_codes(rng, (1024, 1024), 4, 0.1)
     kept = int(np.any(codes.reshape(-1, 4) != 0, axis=1).sum())
     dense = GraphBuilder()
     x = dense.input("x", (1, 1024), "uint8", 0.05, 128)
     dense.output(dense.fully_connected(x, dense.constant("w", codes, "int8", scale=[0.01] * 1024),
                                        dense.constant("b", np.zeros(1024, np.int32)), 0.5, 128))
-    sparse = fc_graph(rng, codes, 4)
-    encoding = 8 + 4 * 1025 + 4 * kept + 4 * kept
+    sparse = fc_graph(rng, codes, 4, index=index)
+    encoding = 8 + (4 * 1025 + 4 * kept if index == "columns" else 1024 * 256 // 8) + 4 * kept
     assert load_graph(sparse).memory()["weight_bytes"] == encoding + 1024 * 4
     saved = len(dense.to_bytes()) - len(sparse.to_bytes())
     assert abs(saved - (1024 * 1024 - encoding)) < 64  # the data section's alignment
@@ -128,6 +135,17 @@ def test_sparse_weights_take_their_bytes_in_the_file_and_in_memory(rng):
         held = load_graph(sparse, isa=isa).memory()["kernel_weight_bytes"]
         codes_held = nonzero * 5 if isa == "ref" else kept * 8
         assert codes_held <= held <= codes_held + 4 * 1028 + 2 * stage + 64, (isa, held)
+
+
+@pytest.mark.parametrize("density,index", [(0.0, "columns"), (0.01, "columns"), (0.05, "bitmap"), (0.5, "bitmap")])
+def test_the_writer_stores_the_smaller_index(rng, density, index):
+    """Unasked, the writer picks the index that takes fewer bytes: a 64 x 1024 layer's bitmap is 32
+    bytes a row, its columns 4 bytes a kept block and 4 a row (3.1% of the blocks is the break)."""
+    codes = sparse_codes(rng, (64, 1024), 4, density)
+    graphs = {i: fc_graph(rng, codes, 4, index=i) for i in (None, *SPARSE_INDEXES)}
+    assert graphs[None].tensors[1].encoding == SPARSE_INDEXES[index]
+    sizes = {i: len(g.to_bytes()) for i, g in graphs.items()}
+    assert sizes[None] == sizes[index] == min(sizes.values()), sizes
 
 
 def test_the_sparse_gemm_benchmark_runs_quick(tmp_path):
@@ -183,7 +201,7 @@ def test_the_exporter_stores_sparse_layers_block_sparse(density):
     encodings = {t.shape[0]: t.encoding for t in files[True].builder.tensors if t.name.endswith("_w")}
     expected = {n for n, limit in ((16, SPARSE_MAX_DENSITY["rows, K < 96"]), (64, SPARSE_MAX_DENSITY["one row"]))
                 if density <= limit}
-    assert {n for n, e in encodings.items() if e == "block_sparse"} == expected, encodings
+    assert {n for n, e in encodings.items() if e in SPARSE_INDEXES.values()} == expected, encodings
     assert all(t.encoding == "dense" for t in files[False].builder.tensors)
     x = torch.randn(5, 8, 4, 4)
     feeds = [x.numpy()]

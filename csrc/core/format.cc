@@ -124,18 +124,34 @@ void check_packed(const TensorDesc& t, const std::string& where) {
   }
 }
 
-// Block-sparse data (docs/format.md): u32 block size B, u32 block count n, u32 row_start[rows + 1],
-// u32 block_column[n], then n blocks of B elements. Returns the byte count this layout needs,
-// after checking that the fixed part is there; the caller compares it with the data size.
+// Block-sparse data (docs/format.md): u32 block size B, u32 block count n, the index, then n
+// blocks of B elements. The index is u32 row_start[rows + 1] and u32 block_column[n]
+// (block_sparse), or ceil(K / B / 8) bitmap bytes a row (block_bitmap). Returns the byte count
+// this layout needs, after checking that the fixed part is there; the caller compares it with
+// the data size.
 uint64_t block_sparse_bytes(const TensorDesc& t, uint64_t bytes, const std::string& where) {
   const Rows rows = rows_of(t);
   if (bytes < 8) fail(where, " holds ", bytes, " bytes, less than the 8-byte block-sparse header");
   const uint32_t block = u32_at(t.data), blocks = u32_at(t.data + 4);
   if (block == 0 || rows.length % block != 0)
     fail(where, " has block size ", block, ", which does not divide its last dimension ", rows.length);
-  if (blocks > rows.count * (rows.length / block))
-    fail(where, " has ", blocks, " blocks, more than its ", rows.count * (rows.length / block), " block positions");
-  return 8 + 4 * (rows.count + 1) + 4 * uint64_t{blocks} + uint64_t{blocks} * block * (dtype_schema(t.dtype).bits / 8);
+  const uint64_t positions = rows.length / block;
+  if (blocks > rows.count * positions)
+    fail(where, " has ", blocks, " blocks, more than its ", rows.count * positions, " block positions");
+  const uint64_t index = t.encoding == Encoding::kBlockBitmap ? rows.count * ((positions + 7) / 8)
+                                                              : 4 * (rows.count + 1) + 4 * uint64_t{blocks};
+  return 8 + index + uint64_t{blocks} * block * (dtype_schema(t.dtype).bits / 8);
+}
+
+// The stored blocks' elements, within the dtype's value range.
+void check_block_values(const TensorDesc& t, const uint8_t* values, uint64_t count, uint32_t block,
+                        const std::string& where) {
+  const DTypeSchema& d = dtype_schema(t.dtype);
+  for (uint64_t i = 0; i < count; ++i) {
+    const int32_t v = d.value_min < 0 ? static_cast<int8_t>(values[i]) : values[i];
+    if (v < d.value_min || v > d.value_max)
+      fail(where, " holds ", v, " in block ", i / block, ", outside [", d.value_min, ", ", d.value_max, "]");
+  }
 }
 
 void check_block_sparse(const TensorDesc& t, const std::string& where) {
@@ -158,13 +174,26 @@ void check_block_sparse(const TensorDesc& t, const std::string& where) {
   if (u32_at(row_start + 4 * rows.count) != blocks)
     fail(where, " has row_start[", rows.count, "] = ", u32_at(row_start + 4 * rows.count), ", expected its ", blocks,
          " blocks");
-  const DTypeSchema& d = dtype_schema(t.dtype);
-  const uint8_t* values = column + 4 * uint64_t{blocks};
-  for (uint64_t i = 0; i < uint64_t{blocks} * block; ++i) {
-    const int32_t v = d.value_min < 0 ? static_cast<int8_t>(values[i]) : values[i];
-    if (v < d.value_min || v > d.value_max)
-      fail(where, " holds ", v, " in block ", i / block, ", outside [", d.value_min, ", ", d.value_max, "]");
+  check_block_values(t, column + 4 * uint64_t{blocks}, uint64_t{blocks} * block, block, where);
+}
+
+// A bitmap row's bits past its last block position are zero (one tensor, one encoding), and the
+// bits set are the header's block count.
+void check_block_bitmap(const TensorDesc& t, const std::string& where) {
+  const Rows rows = rows_of(t);
+  const uint32_t block = u32_at(t.data), blocks = u32_at(t.data + 4);
+  const uint64_t positions = rows.length / block, row_bytes = (positions + 7) / 8;
+  const uint8_t* map = t.data + 8;
+  uint64_t set = 0;
+  for (uint64_t r = 0; r < rows.count; ++r) {
+    for (uint64_t j = 0; j < row_bytes * 8; ++j) {
+      if (!((map[r * row_bytes + j / 8] >> (j % 8)) & 1)) continue;
+      if (j >= positions) fail(where, " has bitmap bit ", j, " set in row ", r, ", past its ", positions, " blocks");
+      ++set;
+    }
   }
+  if (set != blocks) fail(where, " has ", set, " bitmap bits set, expected its ", blocks, " blocks");
+  check_block_values(t, map + rows.count * row_bytes, uint64_t{blocks} * block, block, where);
 }
 
 // `features`: the header's required features; each one a tensor uses is added to `used`.
@@ -247,13 +276,15 @@ TensorDesc read_tensor(Reader& r, size_t index, const uint8_t* data_section, uin
         expected = rows.count * ((rows.length + per_byte - 1) / per_byte);
         break;
       }
-      case Encoding::kBlockSparse: expected = block_sparse_bytes(t, bytes, where()); break;
+      case Encoding::kBlockSparse:
+      case Encoding::kBlockBitmap: expected = block_sparse_bytes(t, bytes, where()); break;
     }
     if (bytes != expected)
       fail(where(), " holds ", bytes, " bytes, its shape ", shape_str(t.shape), " as ", dts.name, " in the ", enc.name,
            " encoding needs ", expected);
     if (t.encoding == Encoding::kPacked) check_packed(t, where());
     if (t.encoding == Encoding::kBlockSparse) check_block_sparse(t, where());
+    if (t.encoding == Encoding::kBlockBitmap) check_block_bitmap(t, where());
   } else if (off != 0 || bytes != 0) {
     fail(where(), " is not a constant but has data");
   }

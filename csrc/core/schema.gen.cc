@@ -9,7 +9,7 @@ const DTypeSchema kDTypeTable[] = {
     {"?", 0, 0, 0, false, 0, 0, 0},
     {"float32", 32, 0, 0, false, 0, 0, (1u << 0)},
     {"uint8", 8, 0, 255, true, 0, 255, (1u << 0)},
-    {"int8", 8, -128, 127, true, -128, 127, (1u << 0) | (1u << 2)},
+    {"int8", 8, -128, 127, true, -128, 127, (1u << 0) | (1u << 2) | (1u << 3)},
     {"int32", 32, 0, 0, false, 0, 0, (1u << 0)},
     {"int4", 4, 0, 0, true, -7, 7, (1u << 1)},
     {"int2", 2, 0, 0, true, -1, 1, (1u << 1)},
@@ -19,6 +19,7 @@ const EncodingSchema kEncodingTable[] = {
     {"dense", 0},
     {"packed", kFeaturePackedSubbyte},
     {"block_sparse", kFeatureBlockSparse},
+    {"block_bitmap", kFeatureBlockBitmap},
 };
 
 const int64_t kConv2dStridesDefault[] = {1, 1};
@@ -173,6 +174,7 @@ const char* const kAttrTypeNames[][2] = {
 const FeatureSchema kFeatures[kNumFeatures] = {
     {"packed-subbyte", kFeaturePackedSubbyte},
     {"block-sparse", kFeatureBlockSparse},
+    {"block-bitmap", kFeatureBlockBitmap},
 };
 
 const DTypeSchema& dtype_schema(DType t) { return kDTypeTable[static_cast<size_t>(t)]; }

@@ -42,13 +42,15 @@ enum class Encoding : uint8_t {
   kDense = 0,
   kPacked = 1,
   kBlockSparse = 2,
+  kBlockBitmap = 3,
 };
-constexpr uint8_t kMaxEncoding = 2;
+constexpr uint8_t kMaxEncoding = 3;
 
 // Bits of the header's required-features field.
 constexpr uint32_t kFeaturePackedSubbyte = uint32_t{1} << 0;
 constexpr uint32_t kFeatureBlockSparse = uint32_t{1} << 1;
-constexpr uint32_t kKnownFeatures = kFeaturePackedSubbyte | kFeatureBlockSparse;
+constexpr uint32_t kFeatureBlockBitmap = uint32_t{1} << 2;
+constexpr uint32_t kKnownFeatures = kFeaturePackedSubbyte | kFeatureBlockSparse | kFeatureBlockBitmap;
 
 // Attribute value types (the attribute record's type byte).
 constexpr uint8_t kAttrInt = 1;
@@ -103,7 +105,7 @@ const char* attr_type_name(uint8_t type);
 // How an error says what the type should be: 'an int', 'a list of floats'.
 const char* attr_type_phrase(uint8_t type);
 
-constexpr size_t kNumFeatures = 2;
+constexpr size_t kNumFeatures = 3;
 extern const FeatureSchema kFeatures[kNumFeatures];
 
 }  // namespace intinfer

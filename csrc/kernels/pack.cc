@@ -133,8 +133,8 @@ PackedWeights::PackedWeights(const TileLayout& layout, const void* codes, const 
   if (layout.nr == 0) multipliers_ = multipliers;  // the reference kernels take them as they are
   std::vector<int64_t> sums(n);
   if (format.layout == WeightFormat::Layout::kBlockSparse) {
-    pack_sparse(layout, BlockSparseRows(codes, n, k, row_length == 0 ? k : row_length), n, &group_start_, &group_k_,
-                &codes_, sums.data());
+    const BlockSparseRows rows(codes, format.block_index, n, k, row_length == 0 ? k : row_length);
+    pack_sparse(layout, rows, n, &group_start_, &group_k_, &codes_, sums.data());
   } else if (layout.nr == 0) {
     return;
   } else if (format.bits == 16) {

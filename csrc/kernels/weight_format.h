@@ -11,6 +11,9 @@ namespace intinfer {
 struct WeightFormat {
   enum class Scale : uint8_t { kPerTensor, kPerChannel };
   enum class Layout : uint8_t { kDense, kBlockSparse };
+  // How the file says which blocks are stored (docs/format.md): a column per block (block_sparse)
+  // or a bit per block position (block_bitmap). Only the packer reads it; kernels see groups.
+  enum class BlockIndex : uint8_t { kColumns, kBitmap };
 
   uint8_t bits = 8;         // element width: 8; 4 or 2 (packed sub-byte); 16 for MATMUL's per-call operand
   bool is_signed = true;
@@ -18,6 +21,7 @@ struct WeightFormat {
   Scale scale = Scale::kPerChannel;
   Layout layout = Layout::kDense;
   uint32_t block_k = 1;     // block-sparse: stored blocks of 1 x block_k along the reduction
+  BlockIndex block_index = BlockIndex::kColumns;
 };
 
 // int8 per-channel symmetric weights of CONV2D and FULLY_CONNECTED.
@@ -26,10 +30,11 @@ constexpr WeightFormat kWeightsS8{};
 // [-7, 7] and [-1, 1].
 constexpr WeightFormat kWeightsS4{4, true, 7, WeightFormat::Scale::kPerChannel, WeightFormat::Layout::kDense, 1};
 constexpr WeightFormat kWeightsS2{2, true, 1, WeightFormat::Scale::kPerChannel, WeightFormat::Layout::kDense, 1};
-// int8 weights in the file's block_sparse encoding (docs/format.md; sparse.h): blocks of 1 x
-// `block` codes along the reduction, the others zero.
-constexpr WeightFormat block_sparse_s8(uint32_t block) {
-  return {8, true, 127, WeightFormat::Scale::kPerChannel, WeightFormat::Layout::kBlockSparse, block};
+// int8 weights in the file's block_sparse or block_bitmap encoding (docs/format.md; sparse.h):
+// blocks of 1 x `block` codes along the reduction, the others zero.
+constexpr WeightFormat block_sparse_s8(uint32_t block,
+                                       WeightFormat::BlockIndex index = WeightFormat::BlockIndex::kColumns) {
+  return {8, true, 127, WeightFormat::Scale::kPerChannel, WeightFormat::Layout::kBlockSparse, block, index};
 }
 // MATMUL's second operand minus its zero point, packed per call: int16 codes within [-255, 255].
 constexpr WeightFormat kWeightsS16{16, true, 255, WeightFormat::Scale::kPerTensor, WeightFormat::Layout::kDense, 1};

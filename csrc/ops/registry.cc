@@ -11,8 +11,9 @@ std::unique_ptr<Op> create_op(const OpContext& ctx) {
     const TensorDesc& t = ctx.input(i);
     const bool weights = i == 1 && (type == OpType::kConv2D || type == OpType::kFullyConnected);
     const bool reads_packed = weights || (i == 0 && type == OpType::kGather);
+    const bool block_sparse = t.encoding == Encoding::kBlockSparse || t.encoding == Encoding::kBlockBitmap;
     if (t.encoding != Encoding::kDense && !(t.encoding == Encoding::kPacked && reads_packed) &&
-        !(t.encoding == Encoding::kBlockSparse && weights))
+        !(block_sparse && weights))
       ctx.fail("input ", i, " '", t.name, "' is ", dtype_name(t.dtype), " in the ", encoding_schema(t.encoding).name,
                " encoding, which this op does not read");
   }

@@ -44,9 +44,11 @@ QuantizedWeights read_weights(const OpContext& ctx, const TensorDesc& x, const T
   p.depth = static_cast<size_t>(w.numel()) / p.channels;
   const size_t row = static_cast<size_t>(w.shape.back());
   p.row_length = row;
-  const bool sparse = w.encoding == Encoding::kBlockSparse;
-  const BlockSparseRows blocks(w.data, p.channels, p.depth, row);
-  p.format = sparse ? block_sparse_s8(static_cast<uint32_t>(blocks.block()))
+  const bool sparse = w.encoding == Encoding::kBlockSparse || w.encoding == Encoding::kBlockBitmap;
+  const WeightFormat::BlockIndex index =
+      w.encoding == Encoding::kBlockBitmap ? WeightFormat::BlockIndex::kBitmap : WeightFormat::BlockIndex::kColumns;
+  const BlockSparseRows blocks(w.data, index, p.channels, p.depth, row);
+  p.format = sparse ? block_sparse_s8(static_cast<uint32_t>(blocks.block()), index)
              : bits == 4 ? kWeightsS4 : bits == 2 ? kWeightsS2 : kWeightsS8;
   // The packed encoding pads each row of the last dimension to whole bytes; the kernels read a
   // channel's codes as one row, so a channel of several rows must leave no padding between them.

@@ -18,7 +18,7 @@ struct QuantizedWeights {
   WeightFormat format;
   // [channels][depth] in `format`, in the mapped file: int8, or packed int4 / int2 with each
   // channel's codes one row of Codes<bits>::row_bytes(depth) bytes (codes.h), or block-sparse
-  // int8 (sparse.h) in rows of the last dimension, `row_length` codes each.
+  // int8 (sparse.h, either index) in rows of the last dimension, `row_length` codes each.
   const void* codes = nullptr;
   size_t channels = 0;
   size_t depth = 0;  // weights per channel
@@ -30,7 +30,7 @@ struct QuantizedWeights {
   // Bytes the weights and biases take in the file.
   size_t bytes() const {
     const size_t code_bytes = format.layout == WeightFormat::Layout::kBlockSparse
-                                  ? BlockSparseRows(codes, channels, depth, row_length).bytes()
+                                  ? BlockSparseRows(codes, format.block_index, channels, depth, row_length).bytes()
                                   : channels * code_row_bytes(depth, format.bits);
     return code_bytes + bias.size() * sizeof(int32_t);
   }

@@ -51,17 +51,20 @@ class GemmTester {
   // int8 codes in the file's block-sparse encoding (docs/format.md): each block of `block` codes
   // along rows of `row_length` (0: k; a channel is k / row_length rows, as a conv's OHWI) kept
   // with probability `density`, the others zero; a block or row length that does not divide k
-  // falls back to 1 and k.
-  GemmTester& sparse(size_t block, double density, size_t row_length = 0) {
+  // falls back to 1 and k. `bitmap`: the block_bitmap encoding's index, else block_sparse's.
+  GemmTester& sparse(size_t block, double density, size_t row_length = 0, bool bitmap = false) {
     block_ = block;
     density_ = density;
     row_length_ = row_length;
+    bitmap_ = bitmap;
     return *this;
   }
   GemmTester& seed(uint64_t v) { seed_ = v; return *this; }
 
   WeightFormat format() const {
-    if (block_) return block_sparse_s8(static_cast<uint32_t>(k_ % block_ == 0 ? block_ : 1));
+    if (block_)
+      return block_sparse_s8(static_cast<uint32_t>(k_ % block_ == 0 ? block_ : 1),
+                             bitmap_ ? WeightFormat::BlockIndex::kBitmap : WeightFormat::BlockIndex::kColumns);
     return s16_ ? kWeightsS16 : bits_ == 4 ? kWeightsS4 : bits_ == 2 ? kWeightsS2 : kWeightsS8;
   }
 
@@ -182,9 +185,9 @@ class GemmTester {
   std::string describe() const {
     char buf[320];
     std::snprintf(buf, sizeof buf,
-                  "m=%zu n=%zu k=%zu bits=%d sparse=%zu/%.2f/%zu x_stride=%zu y_stride=%zu z_in=%d z_out=%d act=[%d, %d] tiles=[%zu, %s)%s%s%s "
+                  "m=%zu n=%zu k=%zu bits=%d sparse=%zu/%.2f/%zu%s x_stride=%zu y_stride=%zu z_in=%d z_out=%d act=[%d, %d] tiles=[%zu, %s)%s%s%s "
                   "extreme=%d/%d seed=%llu",
-                  m_, n_, k_, s16_ ? 16 : bits_, block_, density_, row_length_, x_stride_, y_stride_, input_zero_point_, output_zero_point_, act_min_, act_max_,
+                  m_, n_, k_, s16_ ? 16 : bits_, block_, density_, row_length_, bitmap_ ? "/bitmap" : "", x_stride_, y_stride_, input_zero_point_, output_zero_point_, act_min_, act_max_,
                   tile_begin_, tile_end_ == SIZE_MAX ? "end" : std::to_string(tile_end_).c_str(), float_output_ ? " float" : "", s16_ ? " s16" : "",
                   shifts_set_ ? (" shifts=[" + std::to_string(shift_lo_) + ", " + std::to_string(shift_hi_) + "]").c_str()
                               : "",
@@ -194,18 +197,20 @@ class GemmTester {
 
  private:
   // Zeroes the blocks of `codes` ([n][k], rows of row_length) that are dropped and returns the
-  // block-sparse encoding of what is left, written from docs/format.md: u32 B, u32 blocks, u32
-  // row_start[rows + 1], u32 block_column[blocks], the kept blocks' int8 codes. A kept block may
-  // hold zeros only (the format allows it).
+  // block-sparse encoding of what is left, written from docs/format.md: u32 B, u32 blocks, the
+  // index (u32 row_start[rows + 1] and u32 block_column[blocks], or with bitmap_ a bit a block
+  // position, each row in whole bytes, low bit first), the kept blocks' int8 codes. A kept block
+  // may hold zeros only (the format allows it).
   std::vector<uint8_t> encode_sparse(std::vector<int16_t>& codes, size_t block, size_t row_length, Rng& rng) const {
-    const size_t rows = n_ * k_ / row_length, per_row = row_length / block;
+    const size_t rows = n_ * k_ / row_length, per_row = row_length / block, map_bytes = (per_row + 7) / 8;
     std::vector<uint32_t> starts{0}, columns;
-    std::vector<uint8_t> values;
+    std::vector<uint8_t> values, map(rows * map_bytes, 0);
     for (size_t r = 0; r < rows; ++r) {
       for (size_t j = 0; j < per_row; ++j) {
         int16_t* b = codes.data() + r * row_length + j * block;
         if (rng.real(0, 1) < density_) {
           columns.push_back(static_cast<uint32_t>(j));
+          map[r * map_bytes + j / 8] |= static_cast<uint8_t>(1u << (j % 8));
           for (size_t i = 0; i < block; ++i) values.push_back(static_cast<uint8_t>(b[i]));
         } else {
           std::fill(b, b + block, int16_t{0});
@@ -219,8 +224,12 @@ class GemmTester {
     };
     put(static_cast<uint32_t>(block));
     put(static_cast<uint32_t>(columns.size()));
-    for (uint32_t v : starts) put(v);
-    for (uint32_t v : columns) put(v);
+    if (bitmap_) {
+      out.insert(out.end(), map.begin(), map.end());
+    } else {
+      for (uint32_t v : starts) put(v);
+      for (uint32_t v : columns) put(v);
+    }
     out.insert(out.end(), values.begin(), values.end());
     return out;
   }
@@ -245,7 +254,7 @@ class GemmTester {
   int shift_lo_ = 0, shift_hi_ = 0, bits_ = 8;
   size_t block_ = 0, row_length_ = 0;
   double density_ = 1;
-  bool shifts_set_ = false, float_output_ = false, s16_ = false;
+  bool shifts_set_ = false, float_output_ = false, s16_ = false, bitmap_ = false;
   size_t tile_begin_ = 0, tile_end_ = SIZE_MAX;
   int extreme_ = 0;
   uint8_t extreme_input_ = 255;

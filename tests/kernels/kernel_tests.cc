@@ -120,23 +120,29 @@ void sweep_gemm(const GemmRow& row, Cases& c) {
       if (c.failed) return;
     }
   // Block-sparse int8: the full sweep at the kernels' block and unstructured; other blocks,
-  // densities (none kept, all kept) and a conv's channel of several rows on row and depth tails.
+  // densities (none kept, all kept) and a conv's channel of several rows on row and depth tails;
+  // both indexes of the file (the packer reads either into the same groups).
   if (row.accepts(block_sparse_s8(4), 1)) {
-    for (const GemmTester& codes : {GemmTester().sparse(4, 0.3), GemmTester().sparse(1, 0.1)}) {
+    for (const GemmTester& codes : {GemmTester().sparse(4, 0.3), GemmTester().sparse(1, 0.1),
+                                    GemmTester().sparse(4, 0.2, 0, true)}) {
       sweep_gemm_codes(row, c, codes);
       if (c.failed) return;
     }
     const size_t mr = row.tile.mr, nr = row.tile.nr ? row.tile.nr : 8;
     auto zp = [&](size_t i) { return static_cast<int32_t>((i * 37 + 11) % 256); };
-    for (size_t block : {2, 4, 8, 16})
-      for (double density : {0.0, 0.05, 0.5, 1.0})
-        for (size_t m : {size_t{1}, size_t{3}, mr, 2 * mr + 3})
-          for (size_t k : {block, 3 * block, 48 * block}) {
-            auto t = [&] { return GemmTester().sparse(block, density, k % 3 ? 0 : k / 3).seed(c.next_seed()); };
-            if (!c(t().m(m).n(2 * nr + 3).k(k).input_zero_point(zp(m + k)).output_zero_point(zp(k)).Test(row))) return;
-            if (!c(t().m(m).n(nr + 9).k(k).float_output(true).input_zero_point(zp(k + 1)).Test(row))) return;
-            if (row.tile.nr && !c(t().m(m).n(2 * nr + 1).k(k).tiles(1, 2).Test(row))) return;
-          }
+    for (bool bitmap : {false, true})
+      for (size_t block : {2, 4, 8, 16})
+        for (double density : {0.0, 0.05, 0.5, 1.0})
+          for (size_t m : {size_t{1}, size_t{3}, mr, 2 * mr + 3})
+            for (size_t k : {block, 3 * block, 48 * block}) {
+              auto t = [&] {
+                return GemmTester().sparse(block, density, k % 3 ? 0 : k / 3, bitmap).seed(c.next_seed());
+              };
+              if (!c(t().m(m).n(2 * nr + 3).k(k).input_zero_point(zp(m + k)).output_zero_point(zp(k)).Test(row)))
+                return;
+              if (!c(t().m(m).n(nr + 9).k(k).float_output(true).input_zero_point(zp(k + 1)).Test(row))) return;
+              if (row.tile.nr && !c(t().m(m).n(2 * nr + 1).k(k).tiles(1, 2).Test(row))) return;
+            }
   }
   // MATMUL's int16 codes b - z_b, where the row takes them (the reference row does).
   if (!row.accepts(kWeightsS16, kMaxDepthS16)) return;
