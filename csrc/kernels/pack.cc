@@ -46,14 +46,15 @@ void pack_codes(const TileLayout& layout, const Src* codes, size_t n, size_t k, 
   }
 }
 
-// Each group of nr x kr packed int8 codes into its sub-byte form (TileLayout): code j of a group
-// in byte j mod B at bits (j / B) x bits.
-std::vector<uint8_t> compress_groups(const std::vector<uint8_t>& codes, size_t group, int bits) {
+// Each group of nr x kr packed int8 codes into its sub-byte form (TileLayout): code j of a group,
+// plus `offset`, in byte j mod B at bits (j / B) x bits.
+std::vector<uint8_t> compress_groups(const std::vector<uint8_t>& codes, size_t group, int bits, uint8_t offset) {
   const size_t bytes = group * bits / 8, mask = (1u << bits) - 1;
   std::vector<uint8_t> out(codes.size() / group * bytes, 0);
   for (size_t g = 0; g < codes.size() / group; ++g)
     for (size_t j = 0; j < group; ++j)
-      out[g * bytes + j % bytes] |= static_cast<uint8_t>((codes[g * group + j] & mask) << (j / bytes * bits));
+      out[g * bytes + j % bytes] |=
+          static_cast<uint8_t>(((codes[g * group + j] + offset) & mask) << (j / bytes * bits));
   return out;
 }
 
@@ -158,7 +159,7 @@ PackedWeights::PackedWeights(const TileLayout& layout, const void* codes, const 
     if (layout.code_bits < 8) {
       codes_.assign(n_tiles_ * nr * k_pad_, 0);
       pack_codes(layout, src, n, k, k_pad_, reinterpret_cast<int8_t*>(codes_.data()), sums.data());
-      codes_ = compress_groups(codes_, size_t{nr} * layout.kr, layout.code_bits);
+      codes_ = compress_groups(codes_, size_t{nr} * layout.kr, layout.code_bits, layout.code_offset);
     } else {
       codes_.assign(n_tiles_ * nr * k_pad_ * layout.elem_bytes, 0);
       pack_codes_to(layout, src, n, k, k_pad_, codes_.data(), sums.data());

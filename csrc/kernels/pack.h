@@ -21,9 +21,10 @@ namespace intinfer {
 //
 // Sub-byte tiles (code_bits 4 or 2; elem_bytes 1): each group's G = nr x kr codes, laid out as
 // above, are compressed into B = G x code_bits / 8 bytes, code j of the group in byte j mod B at
-// bits (j / B) x code_bits, two's complement: a kernel loads B bytes and gets its codes in order
-// by masking and shifting whole vectors (for the 16 x 4 groups of G = 64 at 4 bits: the low
-// nibbles of 32 bytes are codes 0-31, the high nibbles 32-63).
+// bits (j / B) x code_bits, two's complement, or with code_offset the unsigned c + code_offset: a
+// kernel loads B bytes and gets its codes in order by masking and shifting whole vectors (for the
+// 16 x 4 groups of G = 64 at 4 bits: the low nibbles of 32 bytes are codes 0-31, the high nibbles
+// 32-63).
 //
 // Block-sparse weights (WeightFormat::Layout::kBlockSparse) are regrouped, whatever the file's
 // block, into groups of kr consecutive reduction indices starting at multiples of kr, kept where
@@ -41,6 +42,7 @@ struct TileLayout {
   int32_t act_offset = 0;   // the kernel multiplies x - act_offset (SDOT: x - 128): bias += act_offset * sum_k w
   const uint8_t* lane_order = nullptr;
   uint8_t code_bits = 8;    // 8 (codes of elem_bytes), or 4 / 2: sub-byte tiles (above)
+  uint8_t code_offset = 0;  // sub-byte tiles: each code c stored as c + code_offset (0: two's complement)
 };
 
 // The shifts a uint8 output stage's n channels take (the NEON output stage is specialised on

@@ -8,7 +8,7 @@
 //   prepare(x, x_stride, mr, k, k_pad, out)
 //                     rows [0, mr) of x as the micro-kernel reads them, k padded to k_pad with
 //                     zeros; rows mr..3 all zeros (row r at out + r * k_pad * kElemBytes);
-//                     PrepareU8 for uint8 quads
+//                     PrepareU8 for uint8 quads, PrepareFlippedU8 for x - 128
 //   mac(p, x, w)      p + the kKr-term dot products of one broadcast group x with 8 channels,
 //                     into a partial sum p
 //   kBlock, flush(acc, p)
@@ -18,6 +18,12 @@
 //   kGroupBytes, load(b, w0, w1)
 //                     the bytes of one group of packed weights, and its codes as mac() takes
 //                     them, channels 0-7 and 8-15 (DenseGroups: two 32-byte loads)
+// and optionally:
+//   kCodeOffset       the codes are stored as c + kCodeOffset (TileLayout code_offset) and
+//                     multiplied by the flipped activations x - 128; the driver subtracts
+//                     kCodeOffset * sum_k (x - 128) from each row's accumulators
+//   kRowChains = 4    the one-row kernel sums four chains of groups (a mac that accumulates in
+//                     place, vpdpbusd, is a chain as slow as its latency)
 // Weights: PackedWeights with TileLayout{4, 16, kKr, kKr, ...}: per group, 16 channels x kKr
 // codes, 64 bytes for the dense policies (vpmaddwd: 2 x int16, vpdpbusd: 4 x int8), 32 and 16
 // for 4- and 2-bit codes unpacked in registers (sub-byte tiles, pack.h).
@@ -28,6 +34,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "../gemm_tiles.h"
 #include "../pack.h"
@@ -63,6 +70,68 @@ struct PrepareU8 {
       std::memset(o, 0, k_pad);
       if (r < mr) std::memcpy(o, x + r * x_stride, k);
     }
+  }
+};
+
+// A policy's optional members (above), with their defaults.
+template <typename Mac, typename = void>
+struct CodeOffset : std::integral_constant<int32_t, 0> {};
+template <typename Mac>
+struct CodeOffset<Mac, std::void_t<decltype(Mac::kCodeOffset)>> : std::integral_constant<int32_t, Mac::kCodeOffset> {};
+template <typename Mac, typename = void>
+struct RowChains : std::integral_constant<size_t, 1> {};
+template <typename Mac>
+struct RowChains<Mac, std::void_t<decltype(Mac::kRowChains)>> : std::integral_constant<size_t, Mac::kRowChains> {};
+
+// kOffset * sum_k (x[k] - 128) over one row of k uint8 activations: the row term of codes stored
+// with an offset (exact in int32: k < 2^24 at the accumulator bound).
+inline int32_t offset_row_term(const uint8_t* x, size_t k, int32_t offset) {
+  __m256i sums = _mm256_setzero_si256();
+  size_t i = 0;
+  for (; i + 32 <= k; i += 32)
+    sums = _mm256_add_epi64(sums, _mm256_sad_epu8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i)),
+                                                  _mm256_setzero_si256()));
+  alignas(32) int64_t lanes[4];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), sums);
+  int64_t sum = lanes[0] + lanes[1] + lanes[2] + lanes[3];
+  for (; i < k; ++i) sum += x[i];
+  return static_cast<int32_t>(offset * (sum - 128 * static_cast<int64_t>(k)));
+}
+
+// Activations flipped to int8 quads x - 128 (TileLayout act_offset 128: the packer adds 128 *
+// sum(w) to the bias): rows [0, mr) of x, k padded with zeros (x' = 0), rows mr..3 all zeros.
+struct PrepareFlippedU8 {
+  static constexpr size_t kElemBytes = 1;
+  static void prepare(const uint8_t* x, size_t x_stride, size_t mr, size_t k, size_t k_pad, uint8_t* scratch) {
+    const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
+    for (size_t r = 0; r < kGemmMR; ++r) {
+      uint8_t* o = scratch + r * k_pad;
+      size_t i = 0;
+      if (r < mr) {
+        const uint8_t* xr = x + r * x_stride;
+        for (; i + 32 <= k; i += 32)
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + i),
+                              _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr + i)), flip));
+        for (; i < k; ++i) o[i] = xr[i] ^ 0x80;
+      }
+      for (; i < k_pad; ++i) o[i] = 0;
+    }
+  }
+};
+
+// 4-bit codes stored as u = c + 8 in [1, 15] (TileLayout code_offset 8; pack.h's sub-byte tiles,
+// 16 channels x 4 k a group, 32 bytes: the low nibbles are codes 0-31, the high ones 32-63), the
+// unsigned operand of the multiply against the flipped activations x' (PrepareFlippedU8):
+// sum u x' = sum c x' + 8 sum x', so the driver subtracts kCodeOffset * sum x' of each row, and
+// sum c x' = sum c x - 128 sum c is the flip's (bias). A mask and a shift give u: no table lookup.
+struct OffsetS4Groups {
+  static constexpr size_t kGroupBytes = 32;
+  static constexpr int32_t kCodeOffset = 8;
+  static void load(const uint8_t* b, __m256i& w0, __m256i& w1) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b));
+    const __m256i nibble = _mm256_set1_epi8(0x0F);
+    w0 = _mm256_and_si256(v, nibble);
+    w1 = _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble);
   }
 };
 
@@ -136,7 +205,24 @@ inline void gemm_micro_row(const uint8_t* a, size_t groups, const uint8_t* b, __
     else
       c0 = Mac::flush(c0, p0), c1 = Mac::flush(c1, p1);
   };
-  if constexpr (Mac::kBlock == 1) {
+  if constexpr (RowChains<Mac>::value == 4) {
+    // The multiply adds into its accumulator itself (vpdpbusd), a chain as slow as its latency:
+    // four chains, a group each in turn, keep the multiplier busy (the four-row tile has eight).
+    __m256i lo[4] = {c0, c0, c0, c0}, hi[4] = {c0, c0, c0, c0};  // channels 0-7, 8-15
+    auto step = [&](size_t g, size_t chain) {
+      __m256i w0, w1;
+      Mac::load(b + g * Mac::kGroupBytes, w0, w1);
+      const __m256i x = _mm256_set1_epi32(a0[g]);
+      lo[chain] = Mac::mac(lo[chain], x, w0);
+      hi[chain] = Mac::mac(hi[chain], x, w1);
+    };
+    size_t g = 0;
+    for (; g + 4 <= groups; g += 4)
+      for (size_t j = 0; j < 4; ++j) step(g + j, j);
+    for (; g < groups; ++g) step(g, 0);
+    c0 = _mm256_add_epi32(_mm256_add_epi32(lo[0], lo[1]), _mm256_add_epi32(lo[2], lo[3]));
+    c1 = _mm256_add_epi32(_mm256_add_epi32(hi[0], hi[1]), _mm256_add_epi32(hi[2], hi[3]));
+  } else if constexpr (Mac::kBlock == 1) {
     block(0, groups, c0, c1);
   } else {
     const __m256i z = _mm256_setzero_si256();
@@ -154,13 +240,17 @@ void gemm_4x16(const PackedView& w, const OutputStage& out, const uint8_t* x, si
   uint8_t* scratch = static_cast<uint8_t*>(scratch_bytes);
   const uint8_t* codes = static_cast<const uint8_t*>(w.weights);
   const size_t groups = w.k_pad / Mac::kKr;
+  constexpr int32_t kOffset = CodeOffset<Mac>::value;
   bool one_row = false;
+  int32_t row_term[kGemmMR] = {};
   auto drive = [&](auto&& store) {
     for_each_gemm_tile<kGemmMR, __m256i[2]>(
         rows, tile_begin, tile_end,
         [&](size_t r0, size_t mr) {
           Mac::prepare(x + r0 * x_stride, x_stride, mr, w.k, w.k_pad, scratch);
           one_row = mr == 1;
+          if constexpr (kOffset != 0)
+            for (size_t r = 0; r < mr; ++r) row_term[r] = offset_row_term(x + (r0 + r) * x_stride, w.k, kOffset);
         },
         [&](size_t t, __m256i acc[kGemmMR][2]) {
           const uint8_t* b = codes + t * groups * Mac::kGroupBytes;
@@ -169,7 +259,14 @@ void gemm_4x16(const PackedView& w, const OutputStage& out, const uint8_t* x, si
           else
             gemm_micro_tile<Mac>(scratch, groups, b, acc);
         },
-        [&](size_t r, size_t t, const __m256i* acc) { store(r, t * kGemmNR, acc[0], acc[1]); });
+        [&](size_t r, size_t t, const __m256i* acc) {
+          if constexpr (kOffset != 0) {
+            const __m256i term = _mm256_set1_epi32(row_term[r % kGemmMR]);
+            store(r, t * kGemmNR, _mm256_sub_epi32(acc[0], term), _mm256_sub_epi32(acc[1], term));
+          } else {
+            store(r, t * kGemmNR, acc[0], acc[1]);
+          }
+        });
   };
   if (w.output_scales != nullptr) {
     float* yf = static_cast<float*>(y);

@@ -24,9 +24,15 @@ void gemm_u8s8_4x16c4__avxvnni(const PackedView& w, const OutputStage& out, cons
 // gemm_avx2.cc): TileLayout{4, 16, 4, 4, 1, 128}.
 void gemm_u8s8_4x16c4__avx2(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride, void* y,
                             size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end, void* scratch);
+// The same over 4-bit codes stored as c + 8 (sub-byte tiles, pack.h), against activations
+// flipped to x - 128: TileLayout{4, 16, 4, 4, 1, 128, nullptr, 4, 8}.
+void gemm_u8s4_4x16c4__avxvnni(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
+                               void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
+                               void* scratch);
 // The AVX2 GEMM over 4- and 2-bit codes in sub-byte tiles (pack.h) of int8 quads, unpacked in
-// registers and multiplied by vpmaddubsw (exact for codes within +-7): TileLayout{4, 16, 4, 4, 1,
-// 0, nullptr, 4 or 2}.
+// registers and multiplied by vpmaddubsw (exact for codes within +-7): 4-bit codes stored as
+// c + 8 and multiplied as they are by activations flipped to x - 128, TileLayout{4, 16, 4, 4, 1,
+// 128, nullptr, 4, 8}; 2-bit codes looked up by vpshufb, TileLayout{4, 16, 4, 4, 1, 0, nullptr, 2}.
 void gemm_u8s4_4x16c4__avx2(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride, void* y,
                             size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end, void* scratch);
 void gemm_u8s2_4x16c4__avx2(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride, void* y,
