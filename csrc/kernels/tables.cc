@@ -122,6 +122,8 @@ const GemmRow kGemmRows[] = {
      gemm_u8s8_4x16c4__avxvnni},
     {"gemm_u8s4_4x16c4__avxvnni", kFeatureAvx2 | kFeatureAvxVnni, dense_bits<4>, {4, 16, 4, 4, 1, 128, nullptr, 4, 8},
      gemm_u8s4_4x16c4__avxvnni},
+    {"gemm_u8s2_4x16c4__avxvnni", kFeatureAvx2 | kFeatureAvxVnni, dense_bits<2>, {4, 16, 4, 4, 1, 128, nullptr, 2, 1},
+     gemm_u8s2_4x16c4__avxvnni},
     {"gemm_u8s8_4x16c4__avx2", kFeatureAvx2, dense_s8_pairs, {4, 16, 4, 4, 1, 128, nullptr}, gemm_u8s8_4x16c4__avx2},
     {"gemm_u8s8_4x16c2__avx2", kFeatureAvx2, dense_s8_or_s16, {4, 16, 2, 2, 2, 0, nullptr}, gemm_u8s8_4x16c2__avx2},
     {"gemm_u8bs8_8x1c4__avx2", kFeatureAvx2, sparse_s8_pairs, {8, 16, 4, 4, 1, 128, nullptr},

@@ -24,9 +24,12 @@ void gemm_u8s8_4x16c4__avxvnni(const PackedView& w, const OutputStage& out, cons
 // gemm_avx2.cc): TileLayout{4, 16, 4, 4, 1, 128}.
 void gemm_u8s8_4x16c4__avx2(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride, void* y,
                             size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end, void* scratch);
-// The same over 4-bit codes stored as c + 8 (sub-byte tiles, pack.h), against activations
-// flipped to x - 128: TileLayout{4, 16, 4, 4, 1, 128, nullptr, 4, 8}.
+// The same over 4- and 2-bit codes stored as c + 8 and c + 1 (sub-byte tiles, pack.h), against
+// activations flipped to x - 128: TileLayout{4, 16, 4, 4, 1, 128, nullptr, 4, 8} and {..., 2, 1}.
 void gemm_u8s4_4x16c4__avxvnni(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
+                               void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
+                               void* scratch);
+void gemm_u8s2_4x16c4__avxvnni(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
                                void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
                                void* scratch);
 // The AVX2 GEMM over 4- and 2-bit codes in sub-byte tiles (pack.h) of int8 quads, unpacked in
