@@ -558,6 +558,7 @@ def test_sparse_indices_are_checked(monkeypatch, raw, match):
     (b"\x04\0\0\0\x02", "holds 5 bytes, less than the 8-byte block-sparse header"),
     (struct.pack("<2I", 3, 2) + bytes([2, 1]) + VALUES[:6], "block size 3, which does not divide its last dimension 8"),
     (struct.pack("<2I", 4, 5) + bytes([3, 3]) + bytes(20), "5 blocks, more than its 4 block positions"),
+    (struct.pack("<2I", 0, 2) + bytes([2, 1]) + VALUES, "block size 0"),
     (struct.pack("<2I", 4, 2) + bytes([3, 1]) + VALUES, "has 3 bitmap bits set, expected its 2 blocks"),
     (struct.pack("<2I", 4, 2) + bytes([0, 1]) + VALUES, "has 1 bitmap bits set, expected its 2 blocks"),
     (struct.pack("<2I", 4, 2) + bytes([0b110, 0]) + VALUES, "has bitmap bit 2 set in row 0, past its 2 blocks"),

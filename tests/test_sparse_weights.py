@@ -53,11 +53,27 @@ def test_fully_connected_reads_block_sparse_weights(rng, index, block, density, 
     check_graph(fc_graph(rng, sparse_codes(rng, (n, k), block, density), block, index=index), x, threads=(1, 2))
 
 
+@pytest.mark.parametrize("index", list(SPARSE_INDEXES))
 @pytest.mark.parametrize("output", ["float", "wide"])
 @pytest.mark.parametrize("rows", [1, 6])
-def test_fully_connected_sparse_float_and_wide_outputs(rng, output, rows):
+def test_fully_connected_sparse_float_and_wide_outputs(rng, index, output, rows):
     x = rng.integers(0, 256, (rows, 48), dtype=np.uint8)
-    check_graph(fc_graph(rng, sparse_codes(rng, (19, 48), 4, 0.3), 4, output), x, threads=(1, 2))
+    check_graph(fc_graph(rng, sparse_codes(rng, (19, 48), 4, 0.3), 4, output, index=index), x, threads=(1, 2))
+
+
+@pytest.mark.parametrize("index", list(SPARSE_INDEXES))
+def test_a_wide_input_with_sparse_weights_is_refused(rng, index):
+    """A FULLY_CONNECTED that reads a wide input multiplies dense int8 weights only."""
+    g = GraphBuilder()
+    x = g.input("x", (None, 8), "uint8", 0.05, 128)
+    h = g.fully_connected(x, g.constant("w0", np.eye(16, 8, dtype=np.int8), scale=[0.01] * 16),
+                          g.constant("b0", np.zeros(16, np.int32)), 0.01, 0, wide=True)
+    w = g.constant("w", sparse_codes(rng, (4, 16), 4, 0.5), "int8", scale=[0.01] * 4, block_sparse=4,
+                   sparse_index=index)
+    g.output(g.fully_connected(h, w, g.constant("b", np.zeros(4, np.int32)), 0.5, 128, input_bound=1000))
+    with pytest.raises(intinfer.ModelError, match=r"weights 'w' are block-sparse; a wide input takes dense int8 "
+                                                  r"weights"):
+        load_graph(g)
 
 
 def test_sparse_and_dense_storage_of_the_same_codes_give_the_same_bytes(rng):
@@ -94,22 +110,25 @@ def test_conv2d_reads_block_sparse_weights(rng, index, cin, block, kernel, strid
     check_graph(conv_graph(rng, codes, block, stride=stride, padding=padding, index=index), x, threads=(1, 2))
 
 
-def test_grouped_conv_with_sparse_weights_is_refused(rng):
+@pytest.mark.parametrize("index", list(SPARSE_INDEXES))
+def test_grouped_conv_with_sparse_weights_is_refused(rng, index):
     g = GraphBuilder()
     x = g.input("x", (None, 5, 5, 8), "uint8", 0.04, 17)
-    w = g.constant("w", sparse_codes(rng, (8, 3, 3, 4), 4, 0.5), "int8", scale=[0.01] * 8, block_sparse=4)
+    w = g.constant("w", sparse_codes(rng, (8, 3, 3, 4), 4, 0.5), "int8", scale=[0.01] * 8, block_sparse=4,
+                   sparse_index=index)
     g.output(g.conv2d(x, w, g.constant("b", np.zeros(8, np.int32)), 0.5, 100, padding=1, groups=2))
     with pytest.raises(intinfer.ModelError, match=r"weights 'w' are block-sparse, which the engine reads for "
                                                   r"ungrouped convs only \(groups = 2\)"):
         load_graph(g)
 
 
-def test_sparse_codes_out_of_range_are_refused(rng):
+@pytest.mark.parametrize("index", list(SPARSE_INDEXES))
+def test_sparse_codes_out_of_range_are_refused(rng, index):
     """-128 is an int8 but no symmetric weight code: refused naming the tensor, as for dense."""
     codes = sparse_codes(rng, (4, 16), 4, 1.0)
     codes[2, 5] = -128
     with pytest.raises(intinfer.ModelError, match=r"weights 'w' hold -128 \(the range is \[-127, 127\]\)"):
-        load_graph(fc_graph(rng, codes, 4))
+        load_graph(fc_graph(rng, codes, 4, index=index))
 
 
 @pytest.mark.parametrize("index", list(SPARSE_INDEXES))
@@ -140,7 +159,7 @@ def test_sparse_weights_take_their_bytes_in_the_file_and_in_memory(rng, index):
 @pytest.mark.parametrize("density,index", [(0.0, "columns"), (0.01, "columns"), (0.05, "bitmap"), (0.5, "bitmap")])
 def test_the_writer_stores_the_smaller_index(rng, density, index):
     """Unasked, the writer picks the index that takes fewer bytes: a 64 x 1024 layer's bitmap is 32
-    bytes a row, its columns 4 bytes a kept block and 4 a row (3.1% of the blocks is the break)."""
+    bytes a row, its columns 4 bytes a kept block and 4 a row (2.7% of the blocks is the break)."""
     codes = sparse_codes(rng, (64, 1024), 4, density)
     graphs = {i: fc_graph(rng, codes, 4, index=i) for i in (None, *SPARSE_INDEXES)}
     assert graphs[None].tensors[1].encoding == SPARSE_INDEXES[index]

@@ -12,7 +12,8 @@ struct WeightFormat {
   enum class Scale : uint8_t { kPerTensor, kPerChannel };
   enum class Layout : uint8_t { kDense, kBlockSparse };
   // How the file says which blocks are stored (docs/format.md): a column per block (block_sparse)
-  // or a bit per block position (block_bitmap). Only the packer reads it; kernels see groups.
+  // or a bit per block position (block_bitmap). The packer and the weights' byte count read it;
+  // kernels see the packer's groups.
   enum class BlockIndex : uint8_t { kColumns, kBitmap };
 
   uint8_t bits = 8;         // element width: 8; 4 or 2 (packed sub-byte); 16 for MATMUL's per-call operand

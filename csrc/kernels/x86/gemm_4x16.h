@@ -84,7 +84,8 @@ template <typename Mac>
 struct RowChains<Mac, std::void_t<decltype(Mac::kRowChains)>> : std::integral_constant<size_t, Mac::kRowChains> {};
 
 // kOffset * sum_k (x[k] - 128) over one row of k uint8 activations: the row term of codes stored
-// with an offset (exact in int32: k < 2^24 at the accumulator bound).
+// with an offset (within int32: the load's accumulator bound keeps k below 2^31 / (255 x 7) for
+// int4, 2^31 / 255 for int2, and the term below 8 x 128 x k, 128 x k).
 inline int32_t offset_row_term(const uint8_t* x, size_t k, int32_t offset) {
   __m256i sums = _mm256_setzero_si256();
   size_t i = 0;
@@ -205,7 +206,9 @@ inline void gemm_micro_row(const uint8_t* a, size_t groups, const uint8_t* b, __
     else
       c0 = Mac::flush(c0, p0), c1 = Mac::flush(c1, p1);
   };
+  static_assert(RowChains<Mac>::value == 1 || RowChains<Mac>::value == 4, "one chain or four");
   if constexpr (RowChains<Mac>::value == 4) {
+    static_assert(Mac::kBlock == 1, "the chains are int32 accumulators: no partial sums to flush");
     // The multiply adds into its accumulator itself (vpdpbusd), a chain as slow as its latency:
     // four chains, a group each in turn, keep the multiplier busy (the four-row tile has eight).
     __m256i lo[4] = {c0, c0, c0, c0}, hi[4] = {c0, c0, c0, c0};  // channels 0-7, 8-15

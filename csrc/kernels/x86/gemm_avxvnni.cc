@@ -4,7 +4,7 @@
 // of the int16 packing) and a broadcast of 4 activation bytes feeds 16 channels per pair of
 // instructions. Same tile (4 x 16), same output stage, same results. 4- and 2-bit codes stored
 // with an offset (c + 8, c + 1: unsigned) against activations flipped to x - 128, as gemm_avx2.cc
-// takes int4, four products a lane exact in int32 as well.
+// takes int4: four products a lane, every add modulo 2^32, the final sum the exact one.
 #include <immintrin.h>
 
 #include "gemm_4x16.h"
