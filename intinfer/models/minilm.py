@@ -566,16 +566,20 @@ def quantize_minilm(model: MiniLM, calibration_texts, max_seq: int = 512, batch_
 
 
 def qat_minilm(model: MiniLM, texts, epochs: int = 3, lr: float = 1e-5, max_seq: int = 512, batch_size: int = 8,
-               seed: int = 0, log=None, weight_bits: int | dict = 8, wide_ffn: bool = False):
+               seed: int = 0, log=None, weight_bits: int | dict = 8, wide_ffn: bool = False,
+               lr_schedule: str = "constant"):
     """Quantization-aware distillation (intinfer.qat) of `model` with its mean pooling: the
     int8 model learns to give the fp32 model's sentence embeddings on `texts` (loss 1 - cosine),
     seeing the engine's own integer values in every forward pass. One pass over the texts sets
     the activation ranges first. `log(epoch, loss)` is called after each epoch. weight_bits: as
     `intinfer.quantize` takes it (module paths under the pooled wrapper: "bert.layers.0.query").
-    wide_ffn: as `intinfer.quantize`'s (the FFN activation kept wide).
+    wide_ffn: as `intinfer.quantize`'s (the FFN activation kept wide). lr_schedule: "constant",
+    or "cosine" (annealed from `lr` to 0 over all the steps, torch's CosineAnnealingLR).
     Returns the QuantizedModel (save it, or wrap its bytes in Int8SentenceEncoder)."""
     from .. import qat
 
+    if lr_schedule not in ("constant", "cosine"):
+        raise ValueError(f"lr_schedule={lr_schedule!r}: expected 'constant' or 'cosine'")
     batches, dynamic = _export_batches(model, texts, batch_size, max_seq, "training")
     teacher = PooledEncoder(model).eval()
     with torch.no_grad():
@@ -586,6 +590,7 @@ def qat_minilm(model: MiniLM, texts, epochs: int = 3, lr: float = 1e-5, max_seq:
         for xs in batches:
             student(*xs)
     opt = torch.optim.Adam(student.parameters(), lr=lr)
+    annealed = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs * len(batches)) if lr_schedule == "cosine" else None
     order = torch.Generator().manual_seed(seed)
     for epoch in range(epochs):
         total = 0.0
@@ -594,6 +599,8 @@ def qat_minilm(model: MiniLM, texts, epochs: int = 3, lr: float = 1e-5, max_seq:
             opt.zero_grad()
             loss.backward()
             opt.step()
+            if annealed is not None:
+                annealed.step()
             total += loss.item()
         if log is not None:
             log(epoch, total / len(batches))
