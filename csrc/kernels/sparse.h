@@ -41,8 +41,6 @@ class BlockSparseRows {
 
   size_t block() const { return u32(0); }
   size_t blocks() const { return u32(4); }
-  // Bytes of the encoding.
-  size_t bytes() const { return 8 + index_bytes() + blocks() * block(); }
 
   // f(k, values) for each stored block of channel c, in order: k is the block's first reduction
   // index within the channel, `values` its B codes.

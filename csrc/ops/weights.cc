@@ -76,6 +76,7 @@ QuantizedWeights read_weights(const OpContext& ctx, const TensorDesc& x, const T
   }
 
   p.codes = w.data;
+  p.code_bytes = w.data_bytes;
   std::vector<int32_t> bias(p.channels);
   std::memcpy(bias.data(), b.data, p.channels * sizeof(int32_t));
   const int32_t z_in = x.zero_points[0];

@@ -4,8 +4,6 @@
 
 #include <vector>
 
-#include "../kernels/codes.h"
-#include "../kernels/sparse.h"
 #include "../kernels/weight_format.h"
 #include "op.h"
 
@@ -20,6 +18,7 @@ struct QuantizedWeights {
   // channel's codes one row of Codes<bits>::row_bytes(depth) bytes (codes.h), or block-sparse
   // int8 (sparse.h, either index) in rows of the last dimension, `row_length` codes each.
   const void* codes = nullptr;
+  size_t code_bytes = 0;  // of `codes`, as the file stores them (the reader checked the size)
   size_t channels = 0;
   size_t depth = 0;  // weights per channel
   size_t row_length = 0;
@@ -28,12 +27,7 @@ struct QuantizedWeights {
   std::vector<float> output_scales;              // float32 output: s_in * s_w[c]
 
   // Bytes the weights and biases take in the file.
-  size_t bytes() const {
-    const size_t code_bytes = format.layout == WeightFormat::Layout::kBlockSparse
-                                  ? BlockSparseRows(codes, format.block_index, channels, depth, row_length).bytes()
-                                  : channels * code_row_bytes(depth, format.bits);
-    return code_bytes + bias.size() * sizeof(int32_t);
-  }
+  size_t bytes() const { return code_bytes + bias.size() * sizeof(int32_t); }
 };
 
 // With `float_output_ok`, a float32 output gets the accumulator scaled to real values instead.
