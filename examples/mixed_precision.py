@@ -185,7 +185,7 @@ def main(argv=None) -> int:
     sens = layer_sensitivity(model, calibration, args.sensitivity, layers[:2] if args.quick else layers)
     print(f"sensitivity of {len(sens.layers)} layers: {time.perf_counter() - t0:.0f} s", flush=True)
     if args.latency:
-        return latency_rows(model, sens, run, layers, args.threads, fp32_bytes / 6, args.quick)
+        return latency_rows(model, sens, run, params, args.threads, fp32_bytes / 6, args.quick)
     if args.quick:
         run("uniform 8", {}, 8)
         run("Hessian, 2 layers at 4", allocate_bits(model, sens, sum(params[r.name] for r in sens.layers) / 2,
@@ -193,7 +193,7 @@ def main(argv=None) -> int:
         return 0
     run("uniform 8", {}, 8)
     run("uniform 4, tables 8", {n: 4 for n in layers}, 8)
-    fixed = run("uniform 4, tables 4", {n: 4 for n in layers}, 4)[2]["weight_bytes"] - sum(params.values()) / 2
+    fixed = unallocated_bytes(run("uniform 4, tables 4", {n: 4 for n in layers}, 4)[2], params)
     run("uniform 2, tables 4", {n: 2 for n in layers}, 4)
     first_last = {n: 8 if n.startswith(("layers.0.", "layers.5.")) else 4 for n in layers}
     fl_budget = sum(params[n] * b / 8 for n, b in first_last.items())
@@ -202,8 +202,7 @@ def main(argv=None) -> int:
     run("Hessian at the first/last size, tables 4", hessian, 4)
     run("random at the first/last size, tables 4", random_bits(hessian, params, 0), 4)
     for times in (6, 8, 10):
-        # Linear layers' budget: the weight bytes at `times`, less those no allocation of them
-        # changes (`fixed`: the 4-bit tables, the biases).
+        # Linear layers' budget: the weight bytes at `times`, less those no allocation changes.
         hessian = allocate_bits(model, sens, fp32_bytes / times - fixed)
         run(f"Hessian {times}x, tables 4", hessian, 4)
         run(f"random {times}x, tables 4", random_bits(hessian, params, times), 4)
@@ -219,18 +218,25 @@ def main(argv=None) -> int:
     return 0
 
 
-def latency_rows(model, sens: Sensitivity, run, layers: list, threads: int, size_6x: float, quick: bool) -> int:
-    """Each Linear layer's engine time at 8, 4 and 2 bits from uniform files (tables 4; with
-    --quick at 8 and 4), then Hessian allocations within 90% and 80% of the 8-bit layers' time
-    (with --quick 90% only), and at the 6x size (`size_6x` weight bytes) with 90%."""
+def unallocated_bytes(uniform4: dict, params: dict) -> float:
+    """The weight bytes no allocation of the Linear layers (`params`: their parameter counts)
+    changes, the 4-bit tables and the biases: a uniform-4 file's (tables 4) less its linears'
+    codes."""
+    return uniform4["weight_bytes"] - sum(params.values()) / 2
+
+
+def latency_rows(model, sens: Sensitivity, run, params: dict, threads: int, size_6x: float, quick: bool) -> int:
+    """Each Linear layer's (`params`: their parameter counts) engine time at 8, 4 and 2 bits from
+    uniform files (tables 4; with --quick at 8 and 4), then Hessian allocations within 90% and 80%
+    of the 8-bit layers' time (with --quick 90% only), and at the 6x size (`size_6x` weight bytes)
+    with 90%."""
     widths = (8, 4) if quick else (8, 4, 2)
-    modules = dict(model.named_modules())
     times = {}
     for bits in widths:
-        q, inputs, row = run(f"uniform {bits}, tables 4", {n: bits for n in layers}, 4)
+        q, inputs, row = run(f"uniform {bits}, tables 4", dict.fromkeys(params, bits), 4)
         times[bits] = {n.removeprefix("bert."): ms for n, ms in q.layer_times(inputs, 50, threads).items()}
-        if bits == 4:  # the weight bytes no allocation of the linears changes: the tables, the biases
-            fixed = row["weight_bytes"] - sum(modules[n].weight.numel() for n in layers) / 2
+        if bits == 4:
+            fixed = unallocated_bytes(row, params)
     latencies = {r.name: {b: times[b][r.name] for b in widths} for r in sens.layers}
     int8_ms = sum(t[8] for t in latencies.values())
     fastest_ms = sum(min(t.values()) for t in latencies.values())
