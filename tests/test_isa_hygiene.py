@@ -1,5 +1,5 @@
 """ISA hygiene (docs/kernels.md, ruy's rule against ODR violations): an object compiled with ISA
-flags (-mavx2, -mavxvnni, -march=armv8.2-a+dotprod/+i8mm) defines no weak or unique symbol (an
+flags (-mavx2, -mavxvnni, -mavx512vnni, -march=armv8.2-a+dotprod/+i8mm) defines no weak or unique symbol (an
 inline function, a template instance, std:: container code: the linker keeps one copy of each
 for every caller, and if it keeps the ISA-flagged one, a baseline path on an older CPU executes
 AVX2 or SDOT and dies of SIGILL), and exports nothing but its kernel entry points, whose names
@@ -48,8 +48,9 @@ def test_x86_isa_objects_export_only_kernel_entry_points():
     objects = isa_objects(build, "x86")
     if not objects:
         pytest.skip("not an x86 build: no AVX2 objects")
-    assert {o.name for o in objects} >= {"gemm_avx2.cc.o", "gemm_avxvnni.cc.o", "dwconv_avx2.cc.o"}, objects
-    assert set(objects.values()) == {"avx2", "avxvnni"}, objects
+    assert {o.name for o in objects} >= {"gemm_avx2.cc.o", "gemm_avxvnni.cc.o", "gemm_avx512vnni.cc.o",
+                                         "dwconv_avx2.cc.o"}, objects
+    assert set(objects.values()) == {"avx2", "avxvnni", "avx512vnni"}, objects
     bad = {obj.name: v for obj, isa in objects.items() if (v := isa_violations(obj, isa))}
     assert not bad, bad
 

@@ -20,7 +20,8 @@ REFERENCE_ROWS = {"select", "gemm/gemm_u8s8__ref", "dwconv/conv2d_u8s8__ref", "e
                   "transformer/ref", "matmul/matmul_u8__ref"}
 
 # /proc/cpuinfo flags -> the tester's feature names (csrc/core/cpu.cc detects the same).
-CPUINFO_FEATURES = {"avx2": {"avx2", "fma"}, "avxvnni": {"avx_vnni"}, "neon": {"asimd"}, "neondot": {"asimddp"},
+CPUINFO_FEATURES = {"avx2": {"avx2", "fma"}, "avxvnni": {"avx_vnni"},
+                    "avx512vnni": {"avx512f", "avx512bw", "avx512vl", "avx512_vnni"}, "neon": {"asimd"}, "neondot": {"asimddp"},
                     "neoni8mm": {"i8mm"}}
 
 
@@ -43,7 +44,8 @@ def run_tester(command: list) -> tuple:
 
 def test_kernel_tables_native():
     """Every row whose features this CPU has runs and passes; the others (on this project's
-    Zen 3 host: the AVX-VNNI GEMM) are skipped, and only for a feature the CPU lacks."""
+    AVX2-only Zen 3 host: the AVX-VNNI and AVX-512 VNNI GEMMs) are skipped, and only for a feature
+    the CPU lacks."""
     exe = build_native_tool("intinfer-kernel-tests")
     passed, skipped = run_tester([str(exe)])
     text = Path("/proc/cpuinfo").read_text()

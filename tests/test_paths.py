@@ -25,6 +25,6 @@ def test_each_path_can_be_forced(path):
 
 
 def test_a_path_this_cpu_lacks_is_refused_with_the_list():
-    missing = next(p for p in ("avx2", "avxvnni", "neon", "neondot", "neoni8mm") if p not in intinfer.available_paths())
+    missing = next(p for p in ("avx2", "avxvnni", "avx512vnni", "neon", "neondot", "neoni8mm") if p not in intinfer.available_paths())
     with pytest.raises(intinfer.ModelError, match=f"INTINFER_ISA='{missing}' is not a path .*\\(available: ref"):
         load_graph(tiny(), isa=missing)

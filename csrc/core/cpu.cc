@@ -33,6 +33,17 @@ bool cpu_has_avxvnni() {
 #endif
 }
 
+// AVX-512 F, BW, VL and VNNI, with the OS saving the zmm and mask registers (the compiler's
+// check reads XCR0 too).
+bool cpu_has_avx512vnni() {
+#if defined(INTINFER_HAVE_AVX2)
+  return cpu_has_avx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+#else
+  return false;
+#endif
+}
+
 // NEON: always on aarch64 (part of ARMv8-A); on 32-bit ARM the build requires it (-mfpu=neon),
 // so the kernels run only where the kernel reports it.
 bool cpu_has_neon() {
@@ -68,6 +79,7 @@ constexpr Path kPaths[] = {
     {"ref", 0},
     {"avx2", kFeatureAvx2},
     {"avxvnni", kFeatureAvx2 | kFeatureAvxVnni},
+    {"avx512vnni", kFeatureAvx2 | kFeatureAvx512Vnni},
     {"neon", kFeatureNeon},
     {"neondot", kFeatureNeon | kFeatureNeonDot},
     {"neoni8mm", kFeatureNeon | kFeatureNeonDot | kFeatureNeonI8mm},
@@ -77,6 +89,7 @@ Features detect_features() {
   Features f = 0;
   if (cpu_has_avx2()) f |= kFeatureAvx2;
   if (cpu_has_avxvnni()) f |= kFeatureAvxVnni;
+  if (cpu_has_avx512vnni()) f |= kFeatureAvx512Vnni;
   if (cpu_has_neon()) f |= kFeatureNeon;
   if (cpu_has_neondot()) f |= kFeatureNeonDot;
   if (cpu_has_neoni8mm()) f |= kFeatureNeonI8mm;

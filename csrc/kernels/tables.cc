@@ -118,6 +118,12 @@ void gemm_s16__ref(const PackedView& w, const OutputStage& out, const uint8_t* x
 
 const GemmRow kGemmRows[] = {
 #if defined(INTINFER_HAVE_AVX2)
+    {"gemm_u8s8_8x16c4__avx512vnni", kFeatureAvx2 | kFeatureAvx512Vnni, dense_s8, {8, 16, 4, 4, 1, 0, nullptr},
+     gemm_u8s8_8x16c4__avx512vnni},
+    {"gemm_u8s4_8x16c4__avx512vnni", kFeatureAvx2 | kFeatureAvx512Vnni, dense_bits<4>,
+     {8, 16, 4, 4, 1, 128, nullptr, 4, 8}, gemm_u8s4_8x16c4__avx512vnni},
+    {"gemm_u8s2_8x16c4__avx512vnni", kFeatureAvx2 | kFeatureAvx512Vnni, dense_bits<2>,
+     {8, 16, 4, 4, 1, 128, nullptr, 2, 1}, gemm_u8s2_8x16c4__avx512vnni},
     {"gemm_u8s8_4x16c4__avxvnni", kFeatureAvx2 | kFeatureAvxVnni, dense_s8, {4, 16, 4, 4, 1, 0, nullptr},
      gemm_u8s8_4x16c4__avxvnni},
     {"gemm_u8s4_4x16c4__avxvnni", kFeatureAvx2 | kFeatureAvxVnni, dense_bits<4>, {4, 16, 4, 4, 1, 128, nullptr, 4, 8},

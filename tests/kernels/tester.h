@@ -77,6 +77,7 @@ inline std::string feature_names(Features f) {
     const char* name;
   } kNames[] = {{kFeatureAvx2, "avx2"},
                 {kFeatureAvxVnni, "avxvnni"},
+                {kFeatureAvx512Vnni, "avx512vnni"},
                 {kFeatureNeon, "neon"},
                 {kFeatureNeonDot, "neondot"},
                 {kFeatureNeonI8mm, "neoni8mm"}};

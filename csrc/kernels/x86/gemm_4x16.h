@@ -33,11 +33,11 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <type_traits>
 
 #include "../gemm_tiles.h"
 #include "../pack.h"
+#include "gemm_rows_x86.h"
 #include "requant_avx2.h"
 
 namespace intinfer {
@@ -65,11 +65,7 @@ struct Int32Partials {
 struct PrepareU8 {
   static constexpr size_t kElemBytes = 1;
   static void prepare(const uint8_t* x, size_t x_stride, size_t mr, size_t k, size_t k_pad, uint8_t* scratch) {
-    for (size_t r = 0; r < kGemmMR; ++r) {
-      uint8_t* o = scratch + r * k_pad;
-      std::memset(o, 0, k_pad);
-      if (r < mr) std::memcpy(o, x + r * x_stride, k);
-    }
+    copy_rows_u8(x, x_stride, mr, kGemmMR, k, k_pad, scratch);
   }
 };
 
@@ -83,40 +79,12 @@ struct RowChains : std::integral_constant<size_t, 1> {};
 template <typename Mac>
 struct RowChains<Mac, std::void_t<decltype(Mac::kRowChains)>> : std::integral_constant<size_t, Mac::kRowChains> {};
 
-// kOffset * sum_k (x[k] - 128) over one row of k uint8 activations: the row term of codes stored
-// with an offset (within int32: the load's accumulator bound keeps k below 2^31 / (255 x 7) for
-// int4, 2^31 / 255 for int2, and the term below 8 x 128 x k, 128 x k).
-inline int32_t offset_row_term(const uint8_t* x, size_t k, int32_t offset) {
-  __m256i sums = _mm256_setzero_si256();
-  size_t i = 0;
-  for (; i + 32 <= k; i += 32)
-    sums = _mm256_add_epi64(sums, _mm256_sad_epu8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + i)),
-                                                  _mm256_setzero_si256()));
-  alignas(32) int64_t lanes[4];
-  _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), sums);
-  int64_t sum = lanes[0] + lanes[1] + lanes[2] + lanes[3];
-  for (; i < k; ++i) sum += x[i];
-  return static_cast<int32_t>(offset * (sum - 128 * static_cast<int64_t>(k)));
-}
-
 // Activations flipped to int8 quads x - 128 (TileLayout act_offset 128: the packer adds 128 *
 // sum(w) to the bias): rows [0, mr) of x, k padded with zeros (x' = 0), rows mr..3 all zeros.
 struct PrepareFlippedU8 {
   static constexpr size_t kElemBytes = 1;
   static void prepare(const uint8_t* x, size_t x_stride, size_t mr, size_t k, size_t k_pad, uint8_t* scratch) {
-    const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
-    for (size_t r = 0; r < kGemmMR; ++r) {
-      uint8_t* o = scratch + r * k_pad;
-      size_t i = 0;
-      if (r < mr) {
-        const uint8_t* xr = x + r * x_stride;
-        for (; i + 32 <= k; i += 32)
-          _mm256_storeu_si256(reinterpret_cast<__m256i*>(o + i),
-                              _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xr + i)), flip));
-        for (; i < k; ++i) o[i] = xr[i] ^ 0x80;
-      }
-      for (; i < k_pad; ++i) o[i] = 0;
-    }
+    flip_rows_u8(x, x_stride, mr, kGemmMR, k, k_pad, scratch);
   }
 };
 

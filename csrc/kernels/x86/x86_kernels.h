@@ -32,6 +32,19 @@ void gemm_u8s4_4x16c4__avxvnni(const PackedView& w, const OutputStage& out, cons
 void gemm_u8s2_4x16c4__avxvnni(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
                                void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
                                void* scratch);
+// AVX-512 VNNI: 512-bit vpdpbusd on the avxvnni tiles (gemm_avx512vnni.cc), 8 rows x 16 channels,
+// two column tiles a step: int8, TileLayout{8, 16, 4, 4, 1, 0}; 4- and 2-bit codes stored as c + 8
+// and c + 1 against activations flipped to x - 128, TileLayout{8, 16, 4, 4, 1, 128, nullptr, 4, 8}
+// and {..., 2, 1}.
+void gemm_u8s8_8x16c4__avx512vnni(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
+                                  void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
+                                  void* scratch);
+void gemm_u8s4_8x16c4__avx512vnni(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
+                                  void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
+                                  void* scratch);
+void gemm_u8s2_8x16c4__avx512vnni(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
+                                  void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
+                                  void* scratch);
 // The AVX2 GEMM over 4- and 2-bit codes in sub-byte tiles (pack.h) of int8 quads, unpacked in
 // registers and multiplied by vpmaddubsw (exact for codes within +-7): 4-bit codes stored as
 // c + 8 and multiplied as they are by activations flipped to x - 128, TileLayout{4, 16, 4, 4, 1,

@@ -1,0 +1,231 @@
+// The GEMM on AVX-512 VNNI: 512-bit vpdpbusd, 64 exact u8 x s8 products a step (twice the
+// 256-bit AVX-VNNI's 32 wherever the core runs 512 bits at full width: intinfer-peak's two vpdpbusd
+// lines), 32 vector registers and mask stores. The weights are the avxvnni tiles (16 channels x 4
+// k a group, pack.h): one group of int8 codes is one zmm, channel c in int32 lane c. The tile is
+// 8 rows x 16 channels and the driver takes two column tiles at a time, so a step of 4 k is 2
+// weight loads, 8 broadcasts and 16 vpdpbusd into 16 accumulators (the 4 x 16 tile of 256 bits:
+// 2 loads, 4 broadcasts, 8 vpdpbusd of half the width). One row (a batch-1 GEMV) runs four chains
+// of accumulators a tile, as the 256-bit kernel does.
+//
+// 4- and 2-bit codes are stored as c + 8 and c + 1 (TileLayout code_offset, unsigned) and
+// multiplied by the activations flipped to x - 128, as in gemm_avxvnni.cc; a group (32 or 16
+// bytes) is broadcast to every 256- or 128-bit lane and each lane shifts its own field down.
+#include <immintrin.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "../pack.h"
+#include "gemm_rows_x86.h"
+#include "x86_kernels.h"
+
+namespace intinfer {
+namespace {
+
+constexpr size_t kMR = 8;
+constexpr size_t kNR = 16;
+
+// A policy: kGroupBytes (one group of 16 channels x 4 codes), load() its codes as vpdpbusd takes
+// them, kCodeOffset (codes stored as c + kCodeOffset, against flipped activations; 0: int8 codes
+// against x itself) and mac().
+struct DenseS8 {
+  static constexpr size_t kGroupBytes = 64;
+  static constexpr int32_t kCodeOffset = 0;
+  static __m512i load(const uint8_t* b) { return _mm512_loadu_si512(b); }
+  static __m512i mac(__m512i acc, __m512i x, __m512i w) { return _mm512_dpbusd_epi32(acc, x, w); }
+};
+
+// 32 bytes: the low nibbles are channels 0-7, the high ones 8-15 (pack.h's sub-byte tiles).
+struct OffsetS4 {
+  static constexpr size_t kGroupBytes = 32;
+  static constexpr int32_t kCodeOffset = 8;
+  static __m512i load(const uint8_t* b) {
+    const __m512i v = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b)));
+    // The upper 256 bits' 16 words shift by 4: their high nibbles come down.
+    return _mm512_and_si512(_mm512_mask_srli_epi16(v, 0xFFFF0000u, v, 4), _mm512_set1_epi8(0x0F));
+  }
+  static __m512i mac(__m512i acc, __m512i x, __m512i w) { return _mm512_dpbusd_epi32(acc, w, x); }
+};
+
+// 16 bytes: bits 0-1 of each byte are channels 0-3, bits 2-3 4-7, bits 4-5 8-11, bits 6-7 12-15.
+struct OffsetS2 {
+  static constexpr size_t kGroupBytes = 16;
+  static constexpr int32_t kCodeOffset = 1;
+  static __m512i load(const uint8_t* b) {
+    const __m512i v = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b)));
+    // 128-bit lane j shifts its words by 2j.
+    const __m512i shifts = _mm512_set_epi64(6 * 0x0001000100010001ll, 6 * 0x0001000100010001ll,
+                                            4 * 0x0001000100010001ll, 4 * 0x0001000100010001ll,
+                                            2 * 0x0001000100010001ll, 2 * 0x0001000100010001ll, 0, 0);
+    return _mm512_and_si512(_mm512_srlv_epi16(v, shifts), _mm512_set1_epi8(3));
+  }
+  static __m512i mac(__m512i acc, __m512i x, __m512i w) { return _mm512_dpbusd_epi32(acc, w, x); }
+};
+
+// requantize() (ref/requant.h) of 16 int32 lanes, bit-exact: requant_avx2.h's steps on 512 bits,
+// with mask registers for the overflow blend and the rounding.
+inline __m512i requantize_avx512(__m512i x, __m512i multiplier, __m512i left, __m512i right, bool with_left_shift) {
+  if (with_left_shift) {
+    const __m512i shifted = _mm512_sllv_epi32(x, left);
+    const __mmask16 overflow = _mm512_cmpneq_epi32_mask(_mm512_srav_epi32(shifted, left), x);
+    const __m512i saturated = _mm512_xor_si512(_mm512_set1_epi32(INT32_MAX), _mm512_srai_epi32(x, 31));
+    x = _mm512_mask_blend_epi32(overflow, shifted, saturated);
+  }
+  // SRDHM: floor((x * m + 2^30) / 2^31) from the 64-bit products of the even and odd lanes.
+  const __m512i nudge = _mm512_set1_epi64(int64_t{1} << 30);
+  const __m512i even = _mm512_srli_epi64(_mm512_add_epi64(_mm512_mul_epi32(x, multiplier), nudge), 31);
+  // Bits 31-62 of the odd products, moved to the high half of their 64-bit lanes by a shift left by 1.
+  const __m512i odd = _mm512_slli_epi64(
+      _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), _mm512_srli_epi64(multiplier, 32)), nudge), 1);
+  const __m512i high = _mm512_mask_blend_epi32(0xAAAA, even, odd);
+  // Rounding divide by 2^right, ties away from zero.
+  const __m512i mask = _mm512_sub_epi32(_mm512_sllv_epi32(_mm512_set1_epi32(1), right), _mm512_set1_epi32(1));
+  const __m512i remainder = _mm512_and_si512(high, mask);
+  const __m512i threshold = _mm512_add_epi32(_mm512_srli_epi32(mask, 1), _mm512_srli_epi32(high, 31));
+  const __m512i quotient = _mm512_srav_epi32(high, right);
+  return _mm512_mask_add_epi32(quotient, _mm512_cmpgt_epi32_mask(remainder, threshold), quotient,
+                               _mm512_set1_epi32(1));
+}
+
+// The per-channel output stage of 16 channels [c, c + 16): bias, requantization, zero point,
+// clamp, narrowed to bytes and stored where the channel is below n.
+struct OutputStage512 {
+  const PackedView& w;
+  __m512i zero_point, lo, hi;
+  bool any_left_shift;
+
+  OutputStage512(const PackedView& view, const OutputStage& out)
+      : w(view), zero_point(_mm512_set1_epi32(out.zero_point)), lo(_mm512_set1_epi32(out.act_min)),
+        hi(_mm512_set1_epi32(out.act_max)), any_left_shift(view.shifts == RequantShifts::kLeft) {}
+
+  void store(uint8_t* y, __m512i acc, size_t c, __mmask16 valid) const {
+    acc = _mm512_add_epi32(acc, _mm512_loadu_si512(w.bias + c));
+    acc = requantize_avx512(acc, _mm512_loadu_si512(w.multiplier + c), _mm512_loadu_si512(w.left_shift + c),
+                            _mm512_loadu_si512(w.right_shift + c), any_left_shift);
+    acc = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(acc, zero_point), lo), hi);
+    _mm_mask_storeu_epi8(y + c, valid, _mm512_cvtepi32_epi8(acc));  // within [0, 255]: the narrowing only drops zeros
+  }
+};
+
+// float(acc + bias) * scale of 16 channels [c, c + 16), stored where the channel is below n (one
+// conversion and one multiply, as the reference).
+inline void store_f32(const PackedView& w, float* y, __m512i acc, size_t c, __mmask16 valid) {
+  const __m512 v = _mm512_cvtepi32_ps(_mm512_add_epi32(acc, _mm512_loadu_si512(w.bias + c)));
+  _mm512_mask_storeu_ps(y + c, valid, _mm512_mul_ps(v, _mm512_loadu_ps(w.output_scales + c)));
+}
+
+// acc[r][j] = the dot products of row r of a (kMR prepared rows of `groups` int32 quads) with
+// column tile j of b (kTiles tiles, tile_bytes apart).
+template <typename Mac, size_t kTiles>
+[[gnu::always_inline]] inline void micro_tile(const uint8_t* a, size_t groups, const uint8_t* b, size_t tile_bytes,
+                                              __m512i acc[kMR][2]) {
+  const int32_t* x = reinterpret_cast<const int32_t*>(a);
+  __m512i c[kMR][kTiles];
+#pragma GCC unroll 16
+  for (size_t i = 0; i < kMR * kTiles; ++i) c[i / kTiles][i % kTiles] = _mm512_setzero_si512();
+  for (size_t g = 0; g < groups; ++g) {
+    __m512i wv[kTiles];
+#pragma GCC unroll 2
+    for (size_t j = 0; j < kTiles; ++j) wv[j] = Mac::load(b + j * tile_bytes + g * Mac::kGroupBytes);
+#pragma GCC unroll 8
+    for (size_t r = 0; r < kMR; ++r) {
+      const __m512i xr = _mm512_set1_epi32(x[r * groups + g]);
+#pragma GCC unroll 2
+      for (size_t j = 0; j < kTiles; ++j) c[r][j] = Mac::mac(c[r][j], xr, wv[j]);
+    }
+  }
+#pragma GCC unroll 16
+  for (size_t i = 0; i < kMR * kTiles; ++i) acc[i / kTiles][i % kTiles] = c[i / kTiles][i % kTiles];
+}
+
+// The same for one row: four chains of accumulators a tile, a group each in turn (vpdpbusd adds
+// into its accumulator, a chain as slow as its latency).
+template <typename Mac, size_t kTiles>
+[[gnu::always_inline]] inline void micro_row(const uint8_t* a, size_t groups, const uint8_t* b, size_t tile_bytes,
+                                             __m512i acc[kMR][2]) {
+  const int32_t* x = reinterpret_cast<const int32_t*>(a);
+  constexpr size_t kChains = 4;
+  __m512i c[kChains][kTiles];
+#pragma GCC unroll 8
+  for (size_t i = 0; i < kChains * kTiles; ++i) c[i / kTiles][i % kTiles] = _mm512_setzero_si512();
+  auto step = [&](size_t g, size_t chain) {
+    const __m512i xg = _mm512_set1_epi32(x[g]);
+#pragma GCC unroll 2
+    for (size_t j = 0; j < kTiles; ++j)
+      c[chain][j] = Mac::mac(c[chain][j], xg, Mac::load(b + j * tile_bytes + g * Mac::kGroupBytes));
+  };
+  size_t g = 0;
+  for (; g + kChains <= groups; g += kChains) {
+#pragma GCC unroll 4
+    for (size_t i = 0; i < kChains; ++i) step(g + i, i);
+  }
+  for (; g < groups; ++g) step(g, 0);
+#pragma GCC unroll 2
+  for (size_t j = 0; j < kTiles; ++j)
+    acc[0][j] = _mm512_add_epi32(_mm512_add_epi32(c[0][j], c[1][j]), _mm512_add_epi32(c[2][j], c[3][j]));
+}
+
+// The GemmFn of tables.h for one policy: rows in tiles of 8, column tiles two at a time.
+template <typename Mac>
+void gemm_8x16(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride, void* y,
+               size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end, void* scratch_bytes) {
+  uint8_t* scratch = static_cast<uint8_t*>(scratch_bytes);
+  const uint8_t* codes = static_cast<const uint8_t*>(w.weights);
+  const size_t groups = w.k_pad / 4;
+  const size_t tile_bytes = groups * Mac::kGroupBytes;
+  const OutputStage512 stage(w, out);
+  __m512i acc[kMR][2];
+  int32_t row_term[kMR] = {};
+  for (size_t r0 = 0; r0 < rows; r0 += kMR) {
+    const size_t mr = rows - r0 < kMR ? rows - r0 : kMR;
+    if constexpr (Mac::kCodeOffset != 0) {
+      flip_rows_u8(x + r0 * x_stride, x_stride, mr, kMR, w.k, w.k_pad, scratch);
+      for (size_t r = 0; r < mr; ++r) row_term[r] = offset_row_term(x + (r0 + r) * x_stride, w.k, Mac::kCodeOffset);
+    } else {
+      copy_rows_u8(x + r0 * x_stride, x_stride, mr, kMR, w.k, w.k_pad, scratch);
+    }
+    for (size_t t = tile_begin; t < tile_end; t += 2) {
+      const uint8_t* b = codes + t * tile_bytes;
+      const size_t tiles = tile_end - t >= 2 ? 2 : 1;
+      if (mr == 1)
+        tiles == 2 ? micro_row<Mac, 2>(scratch, groups, b, tile_bytes, acc)
+                   : micro_row<Mac, 1>(scratch, groups, b, tile_bytes, acc);
+      else
+        tiles == 2 ? micro_tile<Mac, 2>(scratch, groups, b, tile_bytes, acc)
+                   : micro_tile<Mac, 1>(scratch, groups, b, tile_bytes, acc);
+      for (size_t j = 0; j < tiles; ++j) {
+        const size_t c = (t + j) * kNR;
+        const __mmask16 valid = w.n - c >= kNR ? __mmask16{0xFFFF} : static_cast<__mmask16>((1u << (w.n - c)) - 1);
+        for (size_t r = 0; r < mr; ++r) {
+          const __m512i a = _mm512_sub_epi32(acc[r][j], _mm512_set1_epi32(row_term[r]));
+          if (w.output_scales != nullptr)
+            store_f32(w, static_cast<float*>(y) + (r0 + r) * y_stride, a, c, valid);
+          else
+            stage.store(static_cast<uint8_t*>(y) + (r0 + r) * y_stride, a, c, valid);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void gemm_u8s8_8x16c4__avx512vnni(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
+                                  void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
+                                  void* scratch) {
+  gemm_8x16<DenseS8>(w, out, x, x_stride, y, y_stride, rows, tile_begin, tile_end, scratch);
+}
+
+void gemm_u8s4_8x16c4__avx512vnni(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
+                                  void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
+                                  void* scratch) {
+  gemm_8x16<OffsetS4>(w, out, x, x_stride, y, y_stride, rows, tile_begin, tile_end, scratch);
+}
+
+void gemm_u8s2_8x16c4__avx512vnni(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
+                                  void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
+                                  void* scratch) {
+  gemm_8x16<OffsetS2>(w, out, x, x_stride, y, y_stride, rows, tile_begin, tile_end, scratch);
+}
+
+}  // namespace intinfer
