@@ -112,11 +112,11 @@ struct MatMulParams {
 };
 
 // Scratch of one call of a MATMUL kernel (MatMulFn, tables.h), for any row of the family: b
-// packed as int8 in tiles of 16 columns, an int32 per column, 4 rows of a, k padded to 16, and a
-// byte per 8 columns (a flag per column tile of the 8-column kernels).
+// packed as int8 in tiles of 16 columns, an int32 per column, 8 rows of a (4 on ARM), k padded to
+// 16, and a byte per 8 columns (a flag per column tile of the 8-column kernels).
 inline size_t matmul_scratch_bytes(size_t k, size_t n) {
   const size_t k16 = (k + 15) / 16 * 16, n16 = (n + 15) / 16 * 16;
-  return n16 * k16 + 4 * n16 + 4 * k16 + n16 / 8;
+  return n16 * k16 + 4 * n16 + 8 * k16 + n16 / 8;
 }
 
 }  // namespace intinfer

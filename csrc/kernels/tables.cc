@@ -227,6 +227,9 @@ const TransformerRow kTransformerRows[] = {
 };
 
 const MatMulRow kMatMulRows[] = {
+#if defined(INTINFER_HAVE_AVX2)
+    {"matmul_u8_8x16c4__avx512vnni", kFeatureAvx2 | kFeatureAvx512Vnni, matmul_u8_8x16c4__avx512vnni},
+#endif
 #if defined(INTINFER_HAVE_NEONDOT)
     {"matmul_u8_4x16c4__neondot", kFeatureNeon | kFeatureNeonDot, matmul_u8_4x16c4__neondot},
 #endif

@@ -87,23 +87,36 @@ inline __m512i requantize_avx512(__m512i x, __m512i multiplier, __m512i left, __
                                _mm512_set1_epi32(1));
 }
 
+// Requantized lanes to bytes: zero point, clamp, narrowing, stored where `valid` says.
+struct Narrow512 {
+  __m512i zero_point, lo, hi;
+
+  explicit Narrow512(const OutputStage& out)
+      : zero_point(_mm512_set1_epi32(out.zero_point)), lo(_mm512_set1_epi32(out.act_min)),
+        hi(_mm512_set1_epi32(out.act_max)) {}
+
+  void store(uint8_t* y, __m512i v, __mmask16 valid) const {
+    v = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(v, zero_point), lo), hi);
+    _mm_mask_storeu_epi8(y, valid, _mm512_cvtepi32_epi8(v));  // within [0, 255]: the narrowing only drops zeros
+  }
+};
+
 // The per-channel output stage of 16 channels [c, c + 16): bias, requantization, zero point,
 // clamp, narrowed to bytes and stored where the channel is below n.
 struct OutputStage512 {
   const PackedView& w;
-  __m512i zero_point, lo, hi;
+  Narrow512 narrow;
   bool any_left_shift;
 
   OutputStage512(const PackedView& view, const OutputStage& out)
-      : w(view), zero_point(_mm512_set1_epi32(out.zero_point)), lo(_mm512_set1_epi32(out.act_min)),
-        hi(_mm512_set1_epi32(out.act_max)), any_left_shift(view.shifts == RequantShifts::kLeft) {}
+      : w(view), narrow(out), any_left_shift(view.shifts == RequantShifts::kLeft) {}
 
   void store(uint8_t* y, __m512i acc, size_t c, __mmask16 valid) const {
     acc = _mm512_add_epi32(acc, _mm512_loadu_si512(w.bias + c));
-    acc = requantize_avx512(acc, _mm512_loadu_si512(w.multiplier + c), _mm512_loadu_si512(w.left_shift + c),
-                            _mm512_loadu_si512(w.right_shift + c), any_left_shift);
-    acc = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(acc, zero_point), lo), hi);
-    _mm_mask_storeu_epi8(y + c, valid, _mm512_cvtepi32_epi8(acc));  // within [0, 255]: the narrowing only drops zeros
+    narrow.store(y + c, requantize_avx512(acc, _mm512_loadu_si512(w.multiplier + c),
+                                          _mm512_loadu_si512(w.left_shift + c), _mm512_loadu_si512(w.right_shift + c),
+                                          any_left_shift),
+                 valid);
   }
 };
 
@@ -112,6 +125,11 @@ struct OutputStage512 {
 inline void store_f32(const PackedView& w, float* y, __m512i acc, size_t c, __mmask16 valid) {
   const __m512 v = _mm512_cvtepi32_ps(_mm512_add_epi32(acc, _mm512_loadu_si512(w.bias + c)));
   _mm512_mask_storeu_ps(y + c, valid, _mm512_mul_ps(v, _mm512_loadu_ps(w.output_scales + c)));
+}
+
+// The mask of the first min(count, 16) lanes.
+inline __mmask16 lanes_below(size_t count) {
+  return count >= kNR ? __mmask16{0xFFFF} : static_cast<__mmask16>((1u << count) - 1);
 }
 
 // acc[r][j] = the dot products of row r of a (kMR prepared rows of `groups` int32 quads) with
@@ -195,13 +213,112 @@ void gemm_8x16(const PackedView& w, const OutputStage& out, const uint8_t* x, si
                    : micro_tile<Mac, 1>(scratch, groups, b, tile_bytes, acc);
       for (size_t j = 0; j < tiles; ++j) {
         const size_t c = (t + j) * kNR;
-        const __mmask16 valid = w.n - c >= kNR ? __mmask16{0xFFFF} : static_cast<__mmask16>((1u << (w.n - c)) - 1);
+        const __mmask16 valid = lanes_below(w.n - c);
         for (size_t r = 0; r < mr; ++r) {
           const __m512i a = _mm512_sub_epi32(acc[r][j], _mm512_set1_epi32(row_term[r]));
           if (w.output_scales != nullptr)
             store_f32(w, static_cast<float*>(y) + (r0 + r) * y_stride, a, c, valid);
           else
             stage.store(static_cast<uint8_t*>(y) + (r0 + r) * y_stride, a, c, valid);
+        }
+      }
+    }
+  }
+}
+
+// MATMUL's b flipped to b' = b - 128 (int8) in the int8 GEMM's tiles: tile t, group g (k 4g ..
+// 4g + 3), column c, code j at packed[(t * groups + g) * 64 + 4c + j]; zeros past n and k.
+// Whole groups of whole tiles are vectors: 16 dwords k bytes apart (b transposed, [n, k]) or four
+// rows of 16 columns interleaved into quads ([k, n]); the rest byte by byte.
+inline void pack_matmul_b(const MatMulParams& p, const uint8_t* b, size_t groups, size_t n_tiles, uint8_t* packed) {
+  const size_t k = p.k, n = p.n;
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  const __m512i column_offsets =
+      _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                         _mm512_set1_epi32(static_cast<int32_t>(k)));
+  for (size_t t = 0; t < n_tiles; ++t) {
+    const size_t c0 = t * kNR;
+    for (size_t g = 0; g < groups; ++g) {
+      uint8_t* dst = packed + (t * groups + g) * 64;
+      const size_t k0 = 4 * g;
+      if (c0 + kNR <= n && k0 + 4 <= k) {
+        __m512i v;
+        if (p.transpose_b) {
+          v = _mm512_i32gather_epi32(column_offsets, b + c0 * k + k0, 1);
+        } else {
+          auto row = [&](size_t i) { return _mm_loadu_si128(reinterpret_cast<const __m128i*>(b + (k0 + i) * n + c0)); };
+          const __m128i r0 = row(0), r1 = row(1), r2 = row(2), r3 = row(3);
+          const __m128i lo01 = _mm_unpacklo_epi8(r0, r1), hi01 = _mm_unpackhi_epi8(r0, r1);
+          const __m128i lo23 = _mm_unpacklo_epi8(r2, r3), hi23 = _mm_unpackhi_epi8(r2, r3);
+          // Columns 0-3, 4-7, 8-11, 12-15 as quads of k.
+          const __m256i q01 = _mm256_set_m128i(_mm_unpackhi_epi16(lo01, lo23), _mm_unpacklo_epi16(lo01, lo23));
+          const __m256i q23 = _mm256_set_m128i(_mm_unpackhi_epi16(hi01, hi23), _mm_unpacklo_epi16(hi01, hi23));
+          v = _mm512_inserti64x4(_mm512_castsi256_si512(q01), q23, 1);
+        }
+        _mm512_storeu_si512(dst, _mm512_xor_si512(v, flip));
+        continue;
+      }
+      for (size_t c = 0; c < kNR; ++c)
+        for (size_t j = 0; j < 4; ++j) {
+          const size_t col = c0 + c, kk = k0 + j;
+          const uint8_t v = p.transpose_b ? b[col * k + kk] : b[kk * n + col];
+          dst[4 * c + j] = col < n && kk < k ? static_cast<uint8_t>(v ^ 0x80) : 0;
+        }
+    }
+  }
+}
+
+// MATMUL (MatMulFn): sum_k (a - z_a)(b - z_b), with b' = b - 128 and z_b' = z_b - 128, is
+//   sum_k a b'  -  z_b' sum_k a  -  z_a sum_k b'  +  k z_a z_b':
+// the int8 GEMM's tiles of a (uint8 as it is) by b' (packed per call), a term per row and one per
+// column, each exact modulo 2^32 and their sum within int32 (MATMUL's depth limit, ops/matmul.cc).
+void matmul_8x16(const MatMulParams& p, const uint8_t* a, const uint8_t* b, uint8_t* y, size_t row_begin,
+                 size_t row_end, void* scratch) {
+  const size_t k = p.k, n = p.n, k_pad = (k + 3) / 4 * 4, groups = k_pad / 4, n_tiles = (n + kNR - 1) / kNR;
+  const size_t tile_bytes = groups * DenseS8::kGroupBytes;
+  // matmul_scratch_bytes' layout: the tiles, an int32 per column, 8 rows.
+  auto* packed = static_cast<uint8_t*>(scratch);
+  auto* col_terms = reinterpret_cast<int32_t*>(packed + n_tiles * tile_bytes);
+  auto* rows = reinterpret_cast<uint8_t*>(col_terms + n_tiles * kNR);
+  pack_matmul_b(p, b, groups, n_tiles, packed);
+  const uint32_t za = static_cast<uint32_t>(p.a_zero_point), zb = static_cast<uint32_t>(p.b_zero_point - 128);
+  const __m512i ones = _mm512_set1_epi8(1);
+  const __m512i constant = _mm512_set1_epi32(static_cast<int32_t>(static_cast<uint32_t>(k) * za * zb));
+  for (size_t t = 0; t < n_tiles; ++t) {
+    __m512i sum = _mm512_setzero_si512();  // sum_k b' of the tile's 16 columns
+    for (size_t g = 0; g < groups; ++g)
+      sum = _mm512_dpbusd_epi32(sum, ones, _mm512_loadu_si512(packed + t * tile_bytes + g * DenseS8::kGroupBytes));
+    _mm512_storeu_si512(col_terms + t * kNR,
+                        _mm512_sub_epi32(constant, _mm512_mullo_epi32(sum, _mm512_set1_epi32(static_cast<int32_t>(za)))));
+  }
+  const bool left = p.multiplier.shift > 0;
+  const __m512i multiplier = _mm512_set1_epi32(p.multiplier.multiplier);
+  const __m512i left_shift = _mm512_set1_epi32(left ? p.multiplier.shift : 0);
+  const __m512i right_shift = _mm512_set1_epi32(left ? 0 : -p.multiplier.shift);
+  const Narrow512 narrow(p.out);
+  __m512i acc[kMR][2];
+  int32_t row_terms[kMR];
+  for (size_t r0 = row_begin; r0 < row_end; r0 += kMR) {
+    const size_t mr = row_end - r0 < kMR ? row_end - r0 : kMR;
+    copy_rows_u8(a + r0 * k, k, mr, kMR, k, k_pad, rows);
+    for (size_t r = 0; r < mr; ++r)
+      row_terms[r] = static_cast<int32_t>(0u - zb * static_cast<uint32_t>(row_sum_u8(a + (r0 + r) * k, k)));
+    for (size_t t = 0; t < n_tiles; t += 2) {
+      const uint8_t* bt = packed + t * tile_bytes;
+      const size_t tiles = n_tiles - t >= 2 ? 2 : 1;
+      if (mr == 1)
+        tiles == 2 ? micro_row<DenseS8, 2>(rows, groups, bt, tile_bytes, acc)
+                   : micro_row<DenseS8, 1>(rows, groups, bt, tile_bytes, acc);
+      else
+        tiles == 2 ? micro_tile<DenseS8, 2>(rows, groups, bt, tile_bytes, acc)
+                   : micro_tile<DenseS8, 1>(rows, groups, bt, tile_bytes, acc);
+      for (size_t j = 0; j < tiles; ++j) {
+        const size_t c = (t + j) * kNR;
+        const __m512i col = _mm512_loadu_si512(col_terms + c);
+        for (size_t r = 0; r < mr; ++r) {
+          const __m512i v = _mm512_add_epi32(_mm512_add_epi32(acc[r][j], col), _mm512_set1_epi32(row_terms[r]));
+          narrow.store(y + (r0 + r) * n + c, requantize_avx512(v, multiplier, left_shift, right_shift, left),
+                       lanes_below(n - c));
         }
       }
     }
@@ -226,6 +343,11 @@ void gemm_u8s2_8x16c4__avx512vnni(const PackedView& w, const OutputStage& out, c
                                   void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
                                   void* scratch) {
   gemm_8x16<OffsetS2>(w, out, x, x_stride, y, y_stride, rows, tile_begin, tile_end, scratch);
+}
+
+void matmul_u8_8x16c4__avx512vnni(const MatMulParams& p, const uint8_t* a, const uint8_t* b, uint8_t* y,
+                                  size_t row_begin, size_t row_end, void* scratch) {
+  matmul_8x16(p, a, b, y, row_begin, row_end, scratch);
 }
 
 }  // namespace intinfer

@@ -42,10 +42,8 @@ inline void flip_rows_u8(const uint8_t* x, size_t x_stride, size_t mr, size_t ti
   }
 }
 
-// kOffset * sum_k (x[k] - 128) over one row of k uint8 activations: the row term of codes stored
-// with an offset (within int32: the load's accumulator bound keeps k below 2^31 / (255 x 7) for
-// int4, 2^31 / 255 for int2, and the term below 8 x 128 x k, 128 x k).
-inline int32_t offset_row_term(const uint8_t* x, size_t k, int32_t offset) {
+// sum_k x[k] over one row of k uint8 activations.
+inline int64_t row_sum_u8(const uint8_t* x, size_t k) {
   __m256i sums = _mm256_setzero_si256();
   size_t i = 0;
   for (; i + 32 <= k; i += 32)
@@ -55,7 +53,14 @@ inline int32_t offset_row_term(const uint8_t* x, size_t k, int32_t offset) {
   _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), sums);
   int64_t sum = lanes[0] + lanes[1] + lanes[2] + lanes[3];
   for (; i < k; ++i) sum += x[i];
-  return static_cast<int32_t>(offset * (sum - 128 * static_cast<int64_t>(k)));
+  return sum;
+}
+
+// kOffset * sum_k (x[k] - 128) over one row of k uint8 activations: the row term of codes stored
+// with an offset (within int32: the load's accumulator bound keeps k below 2^31 / (255 x 7) for
+// int4, 2^31 / 255 for int2, and the term below 8 x 128 x k, 128 x k).
+inline int32_t offset_row_term(const uint8_t* x, size_t k, int32_t offset) {
+  return static_cast<int32_t>(offset * (row_sum_u8(x, k) - 128 * static_cast<int64_t>(k)));
 }
 
 }  // namespace

@@ -45,6 +45,10 @@ void gemm_u8s4_8x16c4__avx512vnni(const PackedView& w, const OutputStage& out, c
 void gemm_u8s2_8x16c4__avx512vnni(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
                                   void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
                                   void* scratch);
+// MATMUL (MatMulFn) on the same micro-kernels: b flipped to int8 and packed per call, a term per
+// row and one per column for the zero points.
+void matmul_u8_8x16c4__avx512vnni(const MatMulParams& p, const uint8_t* a, const uint8_t* b, uint8_t* y,
+                                  size_t row_begin, size_t row_end, void* scratch);
 // The AVX2 GEMM over 4- and 2-bit codes in sub-byte tiles (pack.h) of int8 quads, unpacked in
 // registers and multiplied by vpmaddubsw (exact for codes within +-7): 4-bit codes stored as
 // c + 8 and multiplied as they are by activations flipped to x - 128, TileLayout{4, 16, 4, 4, 1,
