@@ -180,6 +180,8 @@ const GemmRow kGemmS16Rows[] = {
 
 const DwconvRow kDwconvRows[] = {
 #if defined(INTINFER_HAVE_AVX2)
+    {"dwconv_u8s8_32c2__avx512vnni", kFeatureAvx2 | kFeatureAvx512Vnni, dense_s8_taps<kDwconvAvx512MaxTaps>,
+     {1, 32, 2, 2, 2, 0, kDwconvAvx512LaneOrder}, dwconv_u8s8_32c2__avx512vnni},
     {"dwconv_u8s8_16c2__avx2", kFeatureAvx2, dense_s8_taps<kDwconvAvx2MaxTaps>,
      {1, 16, 2, 2, 2, 0, kDwconvAvx2LaneOrder}, dwconv_u8s8_16c2__avx2},
 #endif

@@ -151,8 +151,9 @@ class GemmTester {
     const size_t nr = row.tile.nr ? row.tile.nr : n_;
     const size_t c_begin = std::min(tile_begin_ * nr, n_), c_end = std::min(tile_end * nr, n_);
 
-    // Outputs in a buffer whose unwritten elements (stride gaps, other tiles) keep a sentinel.
-    const size_t y_size = (m_ - 1) * ys + n_;
+    // Outputs in a buffer whose unwritten elements (stride gaps, other tiles, 64 past the last
+    // row's last channel) keep a sentinel.
+    const size_t y_size = (m_ - 1) * ys + n_ + 64;
     std::string why;
     bool ok;
     if (float_output_) {

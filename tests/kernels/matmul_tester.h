@@ -66,12 +66,12 @@ class MatMulTester {
     p.out.act_min = rng.chance(0.3) ? rng.uniform(0, 100) : 0;
     p.out.act_max = rng.chance(0.3) ? rng.uniform(155, 255) : 255;
     const size_t end = std::min(end_, m_), begin = std::min(begin_, end);
-    std::vector<uint8_t> want(m_ * n_, 0xA5);
+    std::vector<uint8_t> want(m_ * n_ + 64, 0xA5);  // 64 sentinel bytes past the output
     matmul_u8__ref(p, a.data(), b.data(), want.data(), begin, end, nullptr);
     // Scratch filled two ways: a kernel must neither rely on it starting at 0 nor leave a part of
     // its own layout unwritten (a tile's kind read from the fill).
     for (uint8_t fill : {uint8_t{0x5A}, uint8_t{0}}) {
-      std::vector<uint8_t> got(m_ * n_, 0xA5), scratch(matmul_scratch_bytes(k_, n_), fill);
+      std::vector<uint8_t> got(m_ * n_ + 64, 0xA5), scratch(matmul_scratch_bytes(k_, n_), fill);
       row.run(p, a.data(), b.data(), got.data(), begin, end, scratch.data());
       std::string why;
       if (same(got, want, n_, &why)) continue;

@@ -17,6 +17,7 @@
 
 #include "../pack.h"
 #include "gemm_rows_x86.h"
+#include "requant_avx512.h"
 #include "x86_kernels.h"
 
 namespace intinfer {
@@ -60,64 +61,6 @@ struct OffsetS2 {
     return _mm512_and_si512(_mm512_srlv_epi16(v, shifts), _mm512_set1_epi8(3));
   }
   static __m512i mac(__m512i acc, __m512i x, __m512i w) { return _mm512_dpbusd_epi32(acc, w, x); }
-};
-
-// requantize() (ref/requant.h) of 16 int32 lanes, bit-exact: requant_avx2.h's steps on 512 bits,
-// with mask registers for the overflow blend and the rounding.
-inline __m512i requantize_avx512(__m512i x, __m512i multiplier, __m512i left, __m512i right, bool with_left_shift) {
-  if (with_left_shift) {
-    const __m512i shifted = _mm512_sllv_epi32(x, left);
-    const __mmask16 overflow = _mm512_cmpneq_epi32_mask(_mm512_srav_epi32(shifted, left), x);
-    const __m512i saturated = _mm512_xor_si512(_mm512_set1_epi32(INT32_MAX), _mm512_srai_epi32(x, 31));
-    x = _mm512_mask_blend_epi32(overflow, shifted, saturated);
-  }
-  // SRDHM: floor((x * m + 2^30) / 2^31) from the 64-bit products of the even and odd lanes.
-  const __m512i nudge = _mm512_set1_epi64(int64_t{1} << 30);
-  const __m512i even = _mm512_srli_epi64(_mm512_add_epi64(_mm512_mul_epi32(x, multiplier), nudge), 31);
-  // Bits 31-62 of the odd products, moved to the high half of their 64-bit lanes by a shift left by 1.
-  const __m512i odd = _mm512_slli_epi64(
-      _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), _mm512_srli_epi64(multiplier, 32)), nudge), 1);
-  const __m512i high = _mm512_mask_blend_epi32(0xAAAA, even, odd);
-  // Rounding divide by 2^right, ties away from zero.
-  const __m512i mask = _mm512_sub_epi32(_mm512_sllv_epi32(_mm512_set1_epi32(1), right), _mm512_set1_epi32(1));
-  const __m512i remainder = _mm512_and_si512(high, mask);
-  const __m512i threshold = _mm512_add_epi32(_mm512_srli_epi32(mask, 1), _mm512_srli_epi32(high, 31));
-  const __m512i quotient = _mm512_srav_epi32(high, right);
-  return _mm512_mask_add_epi32(quotient, _mm512_cmpgt_epi32_mask(remainder, threshold), quotient,
-                               _mm512_set1_epi32(1));
-}
-
-// Requantized lanes to bytes: zero point, clamp, narrowing, stored where `valid` says.
-struct Narrow512 {
-  __m512i zero_point, lo, hi;
-
-  explicit Narrow512(const OutputStage& out)
-      : zero_point(_mm512_set1_epi32(out.zero_point)), lo(_mm512_set1_epi32(out.act_min)),
-        hi(_mm512_set1_epi32(out.act_max)) {}
-
-  void store(uint8_t* y, __m512i v, __mmask16 valid) const {
-    v = _mm512_min_epi32(_mm512_max_epi32(_mm512_add_epi32(v, zero_point), lo), hi);
-    _mm_mask_storeu_epi8(y, valid, _mm512_cvtepi32_epi8(v));  // within [0, 255]: the narrowing only drops zeros
-  }
-};
-
-// The per-channel output stage of 16 channels [c, c + 16): bias, requantization, zero point,
-// clamp, narrowed to bytes and stored where the channel is below n.
-struct OutputStage512 {
-  const PackedView& w;
-  Narrow512 narrow;
-  bool any_left_shift;
-
-  OutputStage512(const PackedView& view, const OutputStage& out)
-      : w(view), narrow(out), any_left_shift(view.shifts == RequantShifts::kLeft) {}
-
-  void store(uint8_t* y, __m512i acc, size_t c, __mmask16 valid) const {
-    acc = _mm512_add_epi32(acc, _mm512_loadu_si512(w.bias + c));
-    narrow.store(y + c, requantize_avx512(acc, _mm512_loadu_si512(w.multiplier + c),
-                                          _mm512_loadu_si512(w.left_shift + c), _mm512_loadu_si512(w.right_shift + c),
-                                          any_left_shift),
-                 valid);
-  }
 };
 
 // float(acc + bias) * scale of 16 channels [c, c + 16), stored where the channel is below n (one

@@ -73,6 +73,14 @@ constexpr uint8_t kDwconvAvx2LaneOrder[16] = {0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6,
 void dwconv_u8s8_16c2__avx2(const PackedView& w, const ConvParams& p, const uint8_t* x, const uint8_t* zero_row,
                             uint8_t* y, size_t row_begin, size_t row_end);
 
+// The same on 32 channels with 512-bit vectors (dwconv_avx512vnni.cc): weights as int16 pairs of
+// taps in kDwconvAvx512LaneOrder (what vpunpck{l,h}wd produce on 512 bits).
+constexpr size_t kDwconvAvx512MaxTaps = 64;
+constexpr uint8_t kDwconvAvx512LaneOrder[32] = {0,  1,  2,  3,  16, 17, 18, 19, 4,  5,  6,  7,  20, 21, 22, 23,
+                                                8,  9,  10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31};
+void dwconv_u8s8_32c2__avx512vnni(const PackedView& w, const ConvParams& p, const uint8_t* x, const uint8_t* zero_row,
+                                  uint8_t* y, size_t row_begin, size_t row_end);
+
 // Elementwise (same signatures as the reference).
 void add_u8__avx2(const AddParams& p, const uint8_t* a, size_t a_step, const uint8_t* b, size_t b_step, uint8_t* y,
                   size_t n);
