@@ -7,7 +7,8 @@ and 2 threads; plus each engine's embedding cosine with fp32 on tests/data/sente
 
 Every engine computes the same thing: token ids, mask and types in, the mean-pooled embedding
 out (intinfer's MASKED_MEAN; the others the same PyTorch/ONNX graph). Timings: each round times
-every engine and length once, the engines in rotating order, one measurement = the median of
+every engine and length once, the engines in rotating order and each after a pause of PAUSE_S
+seconds (so that no other engine's threads still spin), one measurement = the median of
 `--runs` calls after warm-up; the table gives the median over rounds. The thread count is set
 per engine (torch.set_num_threads, ORT intra-op threads, intinfer num_threads) and the two
 counts run in separate processes. Writes the `minilm` section of docs/benchmarks.md.
@@ -20,6 +21,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 import warnings
 from pathlib import Path
 
@@ -31,6 +33,10 @@ from _common import command_line, log, machine_line, md_table, median_ms, now, u
 REPO = Path(__file__).resolve().parent.parent
 LENGTHS = (16, 64, 128)
 PRESETS = {"full": dict(rounds=5, runs=20), "quick": dict(rounds=2, runs=5)}
+# Seconds of sleep before each engine's measurements: ONNX Runtime's and torch's pool threads
+# spin for a while after a call, and on two cores a spinning neighbour takes the core of another
+# engine's second thread (the 2-thread seq-16 figure of intinfer, 0.54 ms alone, read 1.30 ms).
+PAUSE_S = 0.25
 ENGINES = ["intinfer int8", "torch fp32", "torch int8 dynamic", "ONNX Runtime fp32", "ONNX Runtime int8 dynamic"]
 
 
@@ -103,6 +109,7 @@ def worker(threads: int, rounds: int, runs: int, tmp: Path) -> None:
     for r in range(rounds):
         log(f"  {threads} thread(s), round {r + 1}/{rounds}")
         for e in names[r % len(names):] + names[: r % len(names)]:
+            time.sleep(PAUSE_S)  # the previous engine's threads stop spinning first
             for s in LENGTHS:
                 results[(e, s)].append(median_ms(lambda: engines[e](*inputs[s]), runs))
     for (e, s), v in results.items():

@@ -150,10 +150,51 @@ def test_sparse_weights_take_their_bytes_in_the_file_and_in_memory(rng, index):
     assert abs(saved - (1024 * 1024 - encoding)) < 64  # the data section's alignment
     nonzero = int(np.count_nonzero(codes))
     stage = 1024 * 4 * 4  # bias, multiplier, two shifts (padded to whole tiles: at most 2x)
+    density = kept / (1024 * 1024 // 4)
     for isa in ISAS:
         held = load_graph(sparse, isa=isa).memory()["kernel_weight_bytes"]
-        codes_held = nonzero * 5 if isa == "ref" else kept * 8
-        assert codes_held <= held <= codes_held + 4 * 1028 + 2 * stage + 64, (isa, held)
+        one_row, _, deep = intinfer._core.sparse_crossover(isa)
+        if density <= min(one_row, deep):
+            codes_held = nonzero * 5 if isa == "ref" else kept * 8
+            assert codes_held <= held <= codes_held + 4 * 1028 + 2 * stage + 64, (isa, held)
+        else:  # densified at load: this path's dense kernel is faster at this density
+            assert 1024 * 1024 <= held <= 1024 * 1024 + 2 * stage, (isa, held)
+
+
+@pytest.mark.parametrize("index", list(SPARSE_INDEXES))
+@pytest.mark.parametrize("cin", [32, 256])
+def test_each_path_picks_sparse_or_dense_kernels_by_its_crossover(rng, index, cin):
+    """A 1x1 conv's block-sparse weights run on the path's block-sparse kernel at or below the
+    crossover its dense int8 row states for the conv's depth (intinfer._core.sparse_crossover),
+    and are densified at load above it: the kernels hold a kept group's 8 bytes in one case and
+    the whole [cout, cin] in the other; both equal the oracle on every path."""
+    cout = 64
+    for density in (0.04, 0.5):
+        codes = sparse_codes(rng, (cout, 1, 1, cin), 4, density)
+        kept = int(np.any(codes.reshape(-1, 4) != 0, axis=1).sum())
+        real_density = kept / (cout * cin // 4)
+        g = conv_graph(rng, codes, 4, index=index)
+        check_graph(g, rng.integers(0, 256, (1, 7, 6, cin), dtype=np.uint8), threads=(1,))
+        for isa in ISAS:
+            if isa == "ref":
+                continue
+            _, shallow, deep = intinfer._core.sparse_crossover(isa)
+            held = load_graph(g, isa=isa).memory()["kernel_weight_bytes"]
+            stage = 2 * cout * 4 * 4  # the output stage, padded to whole tiles: at most 2x
+            if real_density <= (shallow if cin < 96 else deep):
+                assert kept * 8 <= held <= kept * 8 + 4 * (cout + 1) + 32 * 8 + stage, (isa, density, held)
+            else:
+                assert cout * cin <= held <= cout * cin + stage, (isa, density, held)
+
+
+def test_the_sparse_crossovers_of_the_paths():
+    """Every path states its crossovers as shares in [0, 1]; the reference always reads the
+    sparse weights (its kernels read either form); an unknown path is refused."""
+    for isa in ISAS:
+        assert all(0 <= x <= 1 for x in intinfer._core.sparse_crossover(isa)), isa
+    assert intinfer._core.sparse_crossover("ref") == (1, 1, 1)
+    with pytest.raises(ValueError, match="'nonesuch' is not a kernel path"):
+        intinfer._core.sparse_crossover("nonesuch")
 
 
 @pytest.mark.parametrize("density,index", [(0.0, "columns"), (0.01, "columns"), (0.05, "bitmap"), (0.5, "bitmap")])

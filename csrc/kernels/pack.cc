@@ -93,8 +93,8 @@ void pack_sparse(const TileLayout& layout, const BlockSparseRows& src, size_t n,
     start->push_back(static_cast<uint32_t>(first->size()));
     sums[c] = sum;
   }
-  first->resize(first->size() + 3, 0);
-  values.resize(values.size() + 3 * kr, 0);  // a kernel may load four groups from any group
+  first->resize(first->size() + 7, 0);
+  values.resize(values.size() + 7 * kr, 0);  // a kernel may load eight groups from any group
   codes->assign(values.size() * layout.elem_bytes, 0);
   if (layout.elem_bytes == 2)
     std::memcpy(codes->data(), values.data(), codes->size());

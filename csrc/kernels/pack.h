@@ -30,7 +30,7 @@ namespace intinfer {
 // block, into groups of kr consecutive reduction indices starting at multiples of kr, kept where
 // a code is non-zero: channel c's groups are [group_start[c], group_start[c + 1]), group g starts
 // at reduction index group_k[g] and holds kr codes of elem_bytes (zeros where the file has none);
-// three groups of zero codes at index 0 follow the last, so that a kernel may load four groups
+// seven groups of zero codes at index 0 follow the last, so that a kernel may load eight groups
 // from any group.
 // The reference rows (nr = 0) read them too, with kr = 1: one entry per non-zero code.
 struct TileLayout {

@@ -116,21 +116,35 @@ void gemm_s16__ref(const PackedView& w, const OutputStage& out, const uint8_t* x
   }
 }
 
+#if defined(INTINFER_HAVE_AVX2)
+// The block-sparse rows' crossovers against each path's dense int8 row (tables.h): the largest
+// density of bench/sparse_gemm.py's grid (5, 10, 20, 30, 50%) at which the sparse row was faster on
+// every shape of its kind, 0 where it never was. AVX2: an AVX2-only Zen 3 (the exporter's
+// SPARSE_MAX_DENSITY came from the same runs); the VNNI paths: an AMD EPYC (Zen 5) with both,
+// 2026-12-07, docs/pruning.md.
+constexpr SparseCrossover kCrossoverAvx2{0.1f, 0.25f, 0.4f};
+constexpr SparseCrossover kCrossoverAvxVnni{0.05f, 0.0f, 0.1f};
+constexpr SparseCrossover kCrossoverAvx512Vnni{0.0f, 0.0f, 0.05f};
+#endif
+
 const GemmRow kGemmRows[] = {
 #if defined(INTINFER_HAVE_AVX2)
     {"gemm_u8s8_8x16c4__avx512vnni", kFeatureAvx2 | kFeatureAvx512Vnni, dense_s8, {8, 16, 4, 4, 1, 0, nullptr},
-     gemm_u8s8_8x16c4__avx512vnni},
+     gemm_u8s8_8x16c4__avx512vnni, kCrossoverAvx512Vnni},
     {"gemm_u8s4_8x16c4__avx512vnni", kFeatureAvx2 | kFeatureAvx512Vnni, dense_bits<4>,
      {8, 16, 4, 4, 1, 128, nullptr, 4, 8}, gemm_u8s4_8x16c4__avx512vnni},
     {"gemm_u8s2_8x16c4__avx512vnni", kFeatureAvx2 | kFeatureAvx512Vnni, dense_bits<2>,
      {8, 16, 4, 4, 1, 128, nullptr, 2, 1}, gemm_u8s2_8x16c4__avx512vnni},
+    {"gemm_u8bs8_16x1c4__avx512vnni", kFeatureAvx2 | kFeatureAvx512Vnni, sparse_s8, {16, 16, 4, 4, 1, 0, nullptr},
+     gemm_u8bs8_16x1c4__avx512vnni},
     {"gemm_u8s8_4x16c4__avxvnni", kFeatureAvx2 | kFeatureAvxVnni, dense_s8, {4, 16, 4, 4, 1, 0, nullptr},
-     gemm_u8s8_4x16c4__avxvnni},
+     gemm_u8s8_4x16c4__avxvnni, kCrossoverAvxVnni},
     {"gemm_u8s4_4x16c4__avxvnni", kFeatureAvx2 | kFeatureAvxVnni, dense_bits<4>, {4, 16, 4, 4, 1, 128, nullptr, 4, 8},
      gemm_u8s4_4x16c4__avxvnni},
     {"gemm_u8s2_4x16c4__avxvnni", kFeatureAvx2 | kFeatureAvxVnni, dense_bits<2>, {4, 16, 4, 4, 1, 128, nullptr, 2, 1},
      gemm_u8s2_4x16c4__avxvnni},
-    {"gemm_u8s8_4x16c4__avx2", kFeatureAvx2, dense_s8_pairs, {4, 16, 4, 4, 1, 128, nullptr}, gemm_u8s8_4x16c4__avx2},
+    {"gemm_u8s8_4x16c4__avx2", kFeatureAvx2, dense_s8_pairs, {4, 16, 4, 4, 1, 128, nullptr}, gemm_u8s8_4x16c4__avx2,
+     kCrossoverAvx2},
     {"gemm_u8s8_4x16c2__avx2", kFeatureAvx2, dense_s8_or_s16, {4, 16, 2, 2, 2, 0, nullptr}, gemm_u8s8_4x16c2__avx2},
     {"gemm_u8bs8_8x1c4__avx2", kFeatureAvx2, sparse_s8_pairs, {8, 16, 4, 4, 1, 128, nullptr},
      gemm_u8bs8_8x1c4__avx2},

@@ -32,8 +32,19 @@ using DwconvFn = void (*)(const PackedView& w, const ConvParams& p, const uint8_
 using MatMulFn = void (*)(const MatMulParams& p, const uint8_t* a, const uint8_t* b, uint8_t* y, size_t row_begin,
                           size_t row_end, void* scratch);
 
+// The densest block-sparse weights (the share of their blocks stored) that the block-sparse GEMM
+// row of a path multiplies faster than the path's dense int8 row, measured by
+// bench/sparse_gemm.py for a layer of one row per sample (FULLY_CONNECTED on [batch, K]), and of
+// several rows (tokens, pixels) with a reduction below 96 and from 96. 1: the sparse row always.
+struct SparseCrossover {
+  float one_row = 1, shallow = 1, deep = 1;
+  float at(size_t depth, bool one_row_layer) const { return one_row_layer ? one_row : depth < 96 ? shallow : deep; }
+};
+
 // A row of a family with weights: `accepts` the weight format and the reduction depth (k of a
 // GEMM, taps of a depthwise conv); `tile` is how the packer lays the weights out for `run`.
+// Dense int8 GEMM rows give the crossover of their path's block-sparse row: denser weights are
+// read densified and run on the dense row (gemm.h).
 template <typename Fn>
 struct WeightKernelRow {
   const char* name;
@@ -41,6 +52,7 @@ struct WeightKernelRow {
   bool (*accepts)(const WeightFormat& format, size_t depth);
   TileLayout tile;
   Fn run;
+  SparseCrossover sparse_crossover{};
 };
 using GemmRow = WeightKernelRow<GemmFn>;
 using DwconvRow = WeightKernelRow<DwconvFn>;

@@ -50,7 +50,7 @@ class Conv2D : public Op {
                groups, "): store this layer dense");
     if (groups == 1) {
       const GemmRow& row = select(gemm_table(), ctx.features(), weights_.format, weights_.depth);
-      if (!is_reference(row) || sparse) gemm_ = std::make_unique<Gemm>(row, weights_, p_.out);
+      if (!is_reference(row) || sparse) gemm_ = make_gemm(gemm_table(), ctx.features(), weights_, p_.out, false);
       pointwise_ = p_.kernel_h == 1 && p_.kernel_w == 1 && p_.stride_h == 1 && p_.stride_w == 1 && p_.pad_top == 0 &&
                    p_.pad_left == 0 && pad_bottom_ == 0 && pad_right_ == 0;
     } else if (cin_per_group_ == 1 && groups == p_.out_c) {

@@ -27,9 +27,8 @@ class FullyConnected : public Op {
     if (weights_.output_scales.empty()) out_ = ctx.output_stage();
     if (OpContext::is_wide(ctx.output(0))) wide_scale_ = ctx.output(0).scales[0];
     elementwise_ = &select(elementwise_table(), ctx.features());
-    gemm_ = std::make_unique<Gemm>(select(input_bound_ > 0 ? gemm_s16_table() : gemm_table(), ctx.features(),
-                                          weights_.format, weights_.depth),
-                                   weights_, out_);
+    gemm_ = make_gemm(input_bound_ > 0 ? gemm_s16_table() : gemm_table(), ctx.features(), weights_, out_,
+                      /*one_row=*/true);
   }
 
   std::vector<Shape> infer(const std::vector<Shape>& in) const override {

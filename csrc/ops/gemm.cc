@@ -1,12 +1,17 @@
 #include "gemm.h"
 
+#include <algorithm>
+#include <cstring>
 #include <vector>
+
+#include "../kernels/sparse.h"
 
 namespace intinfer {
 
-Gemm::Gemm(const GemmRow& row, const QuantizedWeights& w, const OutputStage& out)
+Gemm::Gemm(const GemmRow& row, const QuantizedWeights& w, const WeightFormat& format, const void* codes,
+           const OutputStage& out)
     : row_(row),
-      packed_(row_.tile, w.codes, w.format, w.channels, w.depth, w.bias.data(), w.multipliers, w.output_scales,
+      packed_(row_.tile, codes, format, w.channels, w.depth, w.bias.data(), w.multipliers, w.output_scales,
               w.row_length),
       view_(packed_.view()),
       out_(out) {}
@@ -16,6 +21,28 @@ void Gemm::run(const uint8_t* x, size_t x_stride, void* y, size_t y_stride, size
   block_end = block_end < column_blocks() ? block_end : column_blocks();
   std::vector<uint8_t> scratch(packed_.scratch_bytes());
   row_.run(view_, out_, x, x_stride, y, y_stride, rows, block_begin, block_end, scratch.data());
+}
+
+std::unique_ptr<Gemm> make_gemm(KernelTable<GemmRow> table, Features features, const QuantizedWeights& w,
+                                const OutputStage& out, bool one_row) {
+  const GemmRow& row = select(table, features, w.format, w.depth);
+  if (w.format.layout != WeightFormat::Layout::kBlockSparse) return std::make_unique<Gemm>(row, w, out);
+  WeightFormat dense_format = w.format;
+  dense_format.layout = WeightFormat::Layout::kDense;
+  const GemmRow& dense = select(table, features, dense_format, w.depth);
+  const SparseCrossover& x = dense.sparse_crossover;
+  const float crossover = one_row ? std::min(x.at(w.depth, true), x.at(w.depth, false)) : x.at(w.depth, false);
+  const BlockSparseRows blocks(w.codes, w.format.block_index, w.channels, w.depth, w.row_length);
+  const double density = static_cast<double>(blocks.blocks() * blocks.block()) / static_cast<double>(w.channels * w.depth);
+  // The densified copy lives only while the dense row packs it (a row that read weights in place,
+  // nr = 0, states no crossover below 1).
+  if (density <= crossover || dense.tile.nr == 0) return std::make_unique<Gemm>(row, w, out);
+  std::vector<int8_t> codes(w.channels * w.depth, 0);
+  for (size_t c = 0; c < w.channels; ++c)
+    blocks.for_each(c, [&](size_t k, const int8_t* values) {
+      std::memcpy(codes.data() + c * w.depth + k, values, blocks.block());
+    });
+  return std::make_unique<Gemm>(dense, w, dense_format, codes.data(), out);
 }
 
 }  // namespace intinfer

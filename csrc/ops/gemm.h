@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 
 #include "../kernels/tables.h"
 #include "weights.h"
@@ -12,7 +13,12 @@ namespace intinfer {
 
 class Gemm {
  public:
-  Gemm(const GemmRow& row, const QuantizedWeights& weights, const OutputStage& out);
+  Gemm(const GemmRow& row, const QuantizedWeights& weights, const OutputStage& out)
+      : Gemm(row, weights, weights.format, weights.codes, out) {}
+  // The weights' `codes` in `format` instead of their own (a densified copy, packed here and not
+  // kept: `row` packs its weights).
+  Gemm(const GemmRow& row, const QuantizedWeights& weights, const WeightFormat& format, const void* codes,
+       const OutputStage& out);
 
   // Rows [0, rows) of x (row stride x_stride) into y (row stride y_stride elements), for the
   // output channels of column blocks [block_begin, block_end) (all by default); the output is
@@ -33,5 +39,13 @@ class Gemm {
   PackedView view_;
   OutputStage out_;
 };
+
+// The GEMM of `weights` on `features`: the row of `table` for their format, except that
+// block-sparse weights denser than the crossover of the path's dense int8 row
+// (WeightKernelRow::sparse_crossover) are densified and run on that row, where they are faster.
+// `one_row`: the layer may multiply one row per sample (a FULLY_CONNECTED, whose input's rank
+// the op does not know at load), so the lower of the one-row and the several-rows crossovers.
+std::unique_ptr<Gemm> make_gemm(KernelTable<GemmRow> table, Features features, const QuantizedWeights& weights,
+                                const OutputStage& out, bool one_row);
 
 }  // namespace intinfer

@@ -4,8 +4,11 @@
 #include <pybind11/stl.h>
 
 #include <cstring>
+#include <tuple>
 
+#include "../core/cpu.h"
 #include "../kernels/ref/kernels.h"
+#include "../kernels/tables.h"
 #include "intinfer/model.h"
 
 namespace py = pybind11;
@@ -73,6 +76,18 @@ PYBIND11_MODULE(_core, m) {
         "The most threads a model may be loaded with: 4 x the CPUs this process may run on.");
   m.def("available_paths", &available_paths,
         "The kernel paths (INTINFER_ISA names) this build can run on this CPU, reference first.");
+  m.def(
+      "sparse_crossover",
+      [](const std::string& name) {
+        for (const Path& p : supported_paths())
+          if (name == p.name) {
+            const SparseCrossover x = select(gemm_table(), p.features, kWeightsS8, 64).sparse_crossover;
+            return std::make_tuple(x.one_row, x.shallow, x.deep);
+          }
+        throw py::value_error("'" + name + "' is not a kernel path of this CPU");
+      },
+      "(one row, several rows with K < 96, from 96): the densest block-sparse weights that path runs on its "
+      "block-sparse kernel; denser ones are densified at load (docs/pruning.md).");
 
   py::class_<Options>(m, "Options")
       .def(py::init<>())

@@ -46,7 +46,10 @@ FIXED_QUANT = {"softmax"}
 # bench/sparse_gemm.py (docs/benchmarks.md, sparse-gemm), by the rows the layer multiplies for
 # one sample: one (a linear layer on a [batch, features] input: the kernel's one-row form,
 # which gathers), or several (tokens, pixels), where a deeper reduction leaves the per-channel
-# costs less to amortize.
+# costs less to amortize. They were measured on AVX2; the VNNI paths' dense kernels are faster
+# and their crossovers lower, so the engine densifies at load what its path runs faster dense
+# (tables.h SparseCrossover, intinfer._core.sparse_crossover; docs/pruning.md): the file keeps
+# the sparse bytes either way.
 SPARSE_BLOCK = 4
 SPARSE_MAX_DENSITY = {"one row": 0.1, "rows, K < 96": 0.25, "rows": 0.4}
 

@@ -460,6 +460,13 @@ bool check_select(const std::vector<Path>& paths, size_t* checks) {
   plain("pool", pool_table());
   plain("transformer", transformer_table());
   plain("matmul", matmul_table());
+  // A crossover below 1 (tables.h: block-sparse weights densified at load) only on rows that
+  // pack their weights, as make_gemm's densified copy is gone once packed.
+  for (const GemmRow& row : gemm_table()) {
+    const SparseCrossover& x = row.sparse_crossover;
+    expect(row.tile.nr > 0 || (x.one_row == 1 && x.shallow == 1 && x.deep == 1),
+           std::string("gemm: ") + row.name + " reads its weights in place but states a sparse crossover");
+  }
   // Every optimized path has an optimized GEMM for int8 weights (else it would not be a path).
   for (const Path& path : paths)
     if (path.features != 0)

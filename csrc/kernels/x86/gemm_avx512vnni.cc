@@ -63,18 +63,6 @@ struct OffsetS2 {
   static __m512i mac(__m512i acc, __m512i x, __m512i w) { return _mm512_dpbusd_epi32(acc, w, x); }
 };
 
-// float(acc + bias) * scale of 16 channels [c, c + 16), stored where the channel is below n (one
-// conversion and one multiply, as the reference).
-inline void store_f32(const PackedView& w, float* y, __m512i acc, size_t c, __mmask16 valid) {
-  const __m512 v = _mm512_cvtepi32_ps(_mm512_add_epi32(acc, _mm512_loadu_si512(w.bias + c)));
-  _mm512_mask_storeu_ps(y + c, valid, _mm512_mul_ps(v, _mm512_loadu_ps(w.output_scales + c)));
-}
-
-// The mask of the first min(count, 16) lanes.
-inline __mmask16 lanes_below(size_t count) {
-  return count >= kNR ? __mmask16{0xFFFF} : static_cast<__mmask16>((1u << count) - 1);
-}
-
 // acc[r][j] = the dot products of row r of a (kMR prepared rows of `groups` int32 quads) with
 // column tile j of b (kTiles tiles, tile_bytes apart).
 template <typename Mac, size_t kTiles>

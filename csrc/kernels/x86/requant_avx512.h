@@ -1,6 +1,7 @@
 // The output stage of the AVX-512 kernels: requantize() (ref/requant.h) of 16 int32 lanes,
-// bit-exact, and the per-channel stage of a PackedView. Internal linkage, included only by units
-// built with the AVX-512 flags (gemm_avx512vnni.cc, dwconv_avx512vnni.cc).
+// bit-exact, the per-channel stage of a PackedView, float outputs and lane masks. Internal
+// linkage, included only by units built with the AVX-512 flags (gemm_avx512vnni.cc,
+// gemm_sparse_avx512vnni.cc, dwconv_avx512vnni.cc).
 #pragma once
 
 #include <immintrin.h>
@@ -71,6 +72,18 @@ struct OutputStage512 {
                  valid);
   }
 };
+
+// The mask of the first min(count, 16) lanes.
+inline __mmask16 lanes_below(size_t count) {
+  return count >= 16 ? __mmask16{0xFFFF} : static_cast<__mmask16>((1u << count) - 1);
+}
+
+// float(acc + bias) * scale of 16 channels [c, c + 16), stored where the channel is below n (one
+// conversion and one multiply, as the reference).
+inline void store_f32(const PackedView& w, float* y, __m512i acc, size_t c, __mmask16 valid) {
+  const __m512 v = _mm512_cvtepi32_ps(_mm512_add_epi32(acc, _mm512_loadu_si512(w.bias + c)));
+  _mm512_mask_storeu_ps(y + c, valid, _mm512_mul_ps(v, _mm512_loadu_ps(w.output_scales + c)));
+}
 
 }  // namespace
 }  // namespace intinfer
