@@ -145,13 +145,14 @@ void gemm_8x16(const PackedView& w, const OutputStage& out, const uint8_t* x, si
       for (size_t j = 0; j < tiles; ++j) {
         const size_t c = (t + j) * kNR;
         const __mmask16 valid = lanes_below(w.n - c);
-        for (size_t r = 0; r < mr; ++r) {
-          const __m512i a = _mm512_sub_epi32(acc[r][j], _mm512_set1_epi32(row_term[r]));
-          if (w.output_scales != nullptr)
-            store_f32(w, static_cast<float*>(y) + (r0 + r) * y_stride, a, c, valid);
-          else
-            stage.store(static_cast<uint8_t*>(y) + (r0 + r) * y_stride, a, c, valid);
+        auto row_acc = [&](size_t r) { return _mm512_sub_epi32(acc[r][j], _mm512_set1_epi32(row_term[r])); };
+        if (w.output_scales != nullptr) {
+          for (size_t r = 0; r < mr; ++r) store_f32(w, static_cast<float*>(y) + (r0 + r) * y_stride, row_acc(r), c, valid);
+          continue;
         }
+        const OutputStage512::Channels channels = stage.at(c);
+        for (size_t r = 0; r < mr; ++r)
+          stage.store(static_cast<uint8_t*>(y) + (r0 + r) * y_stride + c, row_acc(r), channels, valid);
       }
     }
   }
@@ -223,9 +224,8 @@ void matmul_8x16(const MatMulParams& p, const uint8_t* a, const uint8_t* b, uint
                         _mm512_sub_epi32(constant, _mm512_mullo_epi32(sum, _mm512_set1_epi32(static_cast<int32_t>(za)))));
   }
   const bool left = p.multiplier.shift > 0;
-  const __m512i multiplier = _mm512_set1_epi32(p.multiplier.multiplier);
-  const __m512i left_shift = _mm512_set1_epi32(left ? p.multiplier.shift : 0);
-  const __m512i right_shift = _mm512_set1_epi32(left ? 0 : -p.multiplier.shift);
+  const Requant512 requant(_mm512_set1_epi32(p.multiplier.multiplier), _mm512_set1_epi32(left ? p.multiplier.shift : 0),
+                           _mm512_set1_epi32(left ? 0 : -p.multiplier.shift), left);
   const Narrow512 narrow(p.out);
   __m512i acc[kMR][2];
   int32_t row_terms[kMR];
@@ -248,8 +248,7 @@ void matmul_8x16(const MatMulParams& p, const uint8_t* a, const uint8_t* b, uint
         const __m512i col = _mm512_loadu_si512(col_terms + c);
         for (size_t r = 0; r < mr; ++r) {
           const __m512i v = _mm512_add_epi32(_mm512_add_epi32(acc[r][j], col), _mm512_set1_epi32(row_terms[r]));
-          narrow.store(y + (r0 + r) * n + c, requantize_avx512(v, multiplier, left_shift, right_shift, left),
-                       lanes_below(n - c));
+          narrow.store(y + (r0 + r) * n + c, requant.apply(v), lanes_below(n - c));
         }
       }
     }

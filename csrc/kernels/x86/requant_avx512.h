@@ -15,30 +15,41 @@
 namespace intinfer {
 namespace {
 
-// requantize() of 16 int32 lanes, bit-exact: requant_avx2.h's steps on 512 bits,
-// with mask registers for the overflow blend and the rounding.
-inline __m512i requantize_avx512(__m512i x, __m512i multiplier, __m512i left, __m512i right, bool with_left_shift) {
-  if (with_left_shift) {
-    const __m512i shifted = _mm512_sllv_epi32(x, left);
-    const __mmask16 overflow = _mm512_cmpneq_epi32_mask(_mm512_srav_epi32(shifted, left), x);
-    const __m512i saturated = _mm512_xor_si512(_mm512_set1_epi32(INT32_MAX), _mm512_srai_epi32(x, 31));
-    x = _mm512_mask_blend_epi32(overflow, shifted, saturated);
+// requantize() of 16 int32 lanes, bit-exact: requant_avx2.h's steps on 512 bits, with mask
+// registers for the overflow blend and the rounding. The multipliers and shifts are prepared once
+// (the odd lanes' multipliers, the right shift's remainder mask and half of it) for the rows of a
+// tile that share them.
+struct Requant512 {
+  __m512i multiplier, multiplier_odd, left, right, remainder_mask, half_mask;
+  bool with_left_shift;
+
+  Requant512(__m512i m, __m512i l, __m512i r, bool any_left_shift)
+      : multiplier(m), multiplier_odd(_mm512_srli_epi64(m, 32)), left(l), right(r),
+        remainder_mask(_mm512_sub_epi32(_mm512_sllv_epi32(_mm512_set1_epi32(1), r), _mm512_set1_epi32(1))),
+        half_mask(_mm512_srli_epi32(remainder_mask, 1)), with_left_shift(any_left_shift) {}
+
+  __m512i apply(__m512i x) const {
+    if (with_left_shift) {
+      const __m512i shifted = _mm512_sllv_epi32(x, left);
+      const __mmask16 overflow = _mm512_cmpneq_epi32_mask(_mm512_srav_epi32(shifted, left), x);
+      const __m512i saturated = _mm512_xor_si512(_mm512_set1_epi32(INT32_MAX), _mm512_srai_epi32(x, 31));
+      x = _mm512_mask_blend_epi32(overflow, shifted, saturated);
+    }
+    // SRDHM: floor((x * m + 2^30) / 2^31) from the 64-bit products of the even and odd lanes.
+    const __m512i nudge = _mm512_set1_epi64(int64_t{1} << 30);
+    const __m512i even = _mm512_srli_epi64(_mm512_add_epi64(_mm512_mul_epi32(x, multiplier), nudge), 31);
+    // Bits 31-62 of the odd products, moved to the high half of their 64-bit lanes by a shift left by 1.
+    const __m512i odd = _mm512_slli_epi64(
+        _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), multiplier_odd), nudge), 1);
+    const __m512i high = _mm512_mask_blend_epi32(0xAAAA, even, odd);
+    // Rounding divide by 2^right, ties away from zero.
+    const __m512i remainder = _mm512_and_si512(high, remainder_mask);
+    const __m512i threshold = _mm512_add_epi32(half_mask, _mm512_srli_epi32(high, 31));
+    const __m512i quotient = _mm512_srav_epi32(high, right);
+    return _mm512_mask_add_epi32(quotient, _mm512_cmpgt_epi32_mask(remainder, threshold), quotient,
+                                 _mm512_set1_epi32(1));
   }
-  // SRDHM: floor((x * m + 2^30) / 2^31) from the 64-bit products of the even and odd lanes.
-  const __m512i nudge = _mm512_set1_epi64(int64_t{1} << 30);
-  const __m512i even = _mm512_srli_epi64(_mm512_add_epi64(_mm512_mul_epi32(x, multiplier), nudge), 31);
-  // Bits 31-62 of the odd products, moved to the high half of their 64-bit lanes by a shift left by 1.
-  const __m512i odd = _mm512_slli_epi64(
-      _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), _mm512_srli_epi64(multiplier, 32)), nudge), 1);
-  const __m512i high = _mm512_mask_blend_epi32(0xAAAA, even, odd);
-  // Rounding divide by 2^right, ties away from zero.
-  const __m512i mask = _mm512_sub_epi32(_mm512_sllv_epi32(_mm512_set1_epi32(1), right), _mm512_set1_epi32(1));
-  const __m512i remainder = _mm512_and_si512(high, mask);
-  const __m512i threshold = _mm512_add_epi32(_mm512_srli_epi32(mask, 1), _mm512_srli_epi32(high, 31));
-  const __m512i quotient = _mm512_srav_epi32(high, right);
-  return _mm512_mask_add_epi32(quotient, _mm512_cmpgt_epi32_mask(remainder, threshold), quotient,
-                               _mm512_set1_epi32(1));
-}
+};
 
 // Requantized lanes to bytes: zero point, clamp, narrowing, stored where `valid` says.
 struct Narrow512 {
@@ -54,23 +65,32 @@ struct Narrow512 {
   }
 };
 
-// The per-channel output stage of 16 channels [c, c + 16): bias, requantization, zero point,
-// clamp, narrowed to bytes and stored where the channel is below n.
+// The per-channel output stage of 16 channels: bias, requantization, zero point, clamp, narrowed
+// to bytes and stored where the channel is below n.
 struct OutputStage512 {
   const PackedView& w;
   Narrow512 narrow;
   bool any_left_shift;
 
+  // Channels [c, c + 16) prepared for rows of them.
+  struct Channels {
+    __m512i bias;
+    Requant512 requant;
+  };
+
   OutputStage512(const PackedView& view, const OutputStage& out)
       : w(view), narrow(out), any_left_shift(view.shifts == RequantShifts::kLeft) {}
 
-  void store(uint8_t* y, __m512i acc, size_t c, __mmask16 valid) const {
-    acc = _mm512_add_epi32(acc, _mm512_loadu_si512(w.bias + c));
-    narrow.store(y + c, requantize_avx512(acc, _mm512_loadu_si512(w.multiplier + c),
-                                          _mm512_loadu_si512(w.left_shift + c), _mm512_loadu_si512(w.right_shift + c),
-                                          any_left_shift),
-                 valid);
+  Channels at(size_t c) const {
+    return {_mm512_loadu_si512(w.bias + c),
+            Requant512(_mm512_loadu_si512(w.multiplier + c), _mm512_loadu_si512(w.left_shift + c),
+                       _mm512_loadu_si512(w.right_shift + c), any_left_shift)};
   }
+  // y: the first of the 16 channels.
+  void store(uint8_t* y, __m512i acc, const Channels& ch, __mmask16 valid) const {
+    narrow.store(y, ch.requant.apply(_mm512_add_epi32(acc, ch.bias)), valid);
+  }
+  void store(uint8_t* y, __m512i acc, size_t c, __mmask16 valid) const { store(y + c, acc, at(c), valid); }
 };
 
 // The mask of the first min(count, 16) lanes.
