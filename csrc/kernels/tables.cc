@@ -235,7 +235,7 @@ const PoolRow kPoolRows[] = {
 const TransformerRow kTransformerRows[] = {
 #if defined(INTINFER_HAVE_AVX2)
     {"avx512vnni", kFeatureAvx2 | kFeatureAvx512Vnni, 16, layer_norm_u8__avx512vnni, layer_norm_wide__avx512vnni,
-     softmax_u8__avx2, gather_rows_wide__avx2},
+     softmax_u8__avx512vnni, gather_rows_wide__avx2},
     {"avx2", kFeatureAvx2, 8, layer_norm_u8__avx2, layer_norm_wide__avx2, softmax_u8__avx2, gather_rows_wide__avx2},
 #endif
 #if defined(INTINFER_HAVE_NEON)

@@ -111,11 +111,15 @@ void layer_norm_u8__avx2(const LayerNormParams& p, const LayerNormView& w, const
                          size_t row_begin, size_t row_end);
 void layer_norm_wide__avx2(const LayerNormParams& p, const LayerNormView& w, const int32_t* x, void* y,
                            size_t row_begin, size_t row_end);
-// The same LAYER_NORMs on 16 channels a step (transformer_avx512vnni.cc), output stage packed to 16.
+// The same LAYER_NORMs on 16 channels a step (transformer_avx512vnni.cc), output stage packed to 16,
+// and SOFTMAX 16 a step.
 void layer_norm_u8__avx512vnni(const LayerNormParams& p, const LayerNormView& w, const uint8_t* x, void* y,
                                size_t row_begin, size_t row_end);
 void layer_norm_wide__avx512vnni(const LayerNormParams& p, const LayerNormView& w, const int32_t* x, void* y,
                                  size_t row_begin, size_t row_end);
+// `scratch` holds p.n int32.
+void softmax_u8__avx512vnni(const SoftmaxParams& p, const uint8_t* x, const uint8_t* const* mask, uint8_t* y,
+                            size_t row_begin, size_t row_end, int32_t* scratch);
 // GATHER into a wide output: int8 rows 8 channels a step (other widths: the reference).
 void gather_rows_wide__avx2(int bits, const void* table, size_t h, const QuantizedMultiplier* row_multipliers,
                             const int32_t* rows, size_t n_rows, int32_t* y);
