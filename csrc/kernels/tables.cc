@@ -208,6 +208,8 @@ const DwconvRow kDwconvRows[] = {
 
 const ElementwiseRow kElementwiseRows[] = {
 #if defined(INTINFER_HAVE_AVX2)
+    {"avx512vnni", kFeatureAvx2 | kFeatureAvx512Vnni, add_u8__avx512vnni, mul_u8__avx2, quantize_f32_u8__avx2,
+     dequantize_u8_f32__avx2, lut_u8__avx2, add_wide__avx512vnni, wide_from_f32__avx2},
     {"avx2", kFeatureAvx2, add_u8__avx2, mul_u8__avx2, quantize_f32_u8__avx2, dequantize_u8_f32__avx2, lut_u8__avx2,
      add_wide__avx2, wide_from_f32__avx2},
 #endif

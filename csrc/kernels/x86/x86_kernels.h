@@ -102,6 +102,12 @@ void dequantize_u8_f32__avx2(const uint8_t* x, float* y, size_t n, float scale, 
 // nibble of x selects its chunk.
 void lut_u8__avx2(const uint8_t* table, const uint8_t* x, uint8_t* y, size_t n);
 
+// ADD on 16 lanes a step (elementwise_avx512vnni.cc).
+void add_u8__avx512vnni(const AddParams& p, const uint8_t* a, size_t a_step, const uint8_t* b, size_t b_step,
+                        uint8_t* y, size_t n);
+void add_wide__avx512vnni(const AddWideParams& p, const void* a, size_t a_step, const void* b, size_t b_step,
+                          int32_t* y, size_t n);
+
 // Pooling.
 void avg_pool_u8__avx2(const PoolParams& p, const uint8_t* x, uint8_t* y, size_t row_begin, size_t row_end);
 void max_pool_u8__avx2(const PoolParams& p, const uint8_t* x, uint8_t* y, size_t row_begin, size_t row_end);
