@@ -9,6 +9,7 @@
 #include "params.h"
 
 namespace intinfer {
+namespace {
 
 // floor(sqrt(v)), exact for every uint64.
 inline uint64_t isqrt(uint64_t v) {
@@ -67,4 +68,5 @@ inline uint8_t softmax_output(uint64_t e, uint64_t inv) {
   return static_cast<uint8_t>(q > 255 ? 255 : q);
 }
 
+}  // namespace
 }  // namespace intinfer

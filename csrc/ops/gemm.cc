@@ -23,6 +23,28 @@ void Gemm::run(const uint8_t* x, size_t x_stride, void* y, size_t y_stride, size
   row_.run(view_, out_, x, x_stride, y, y_stride, rows, block_begin, block_end, scratch.data());
 }
 
+namespace {
+
+// The share of the weights' groups of 4 reduction indices (the kernels' groups, and the 1 x 4
+// blocks of bench/sparse_gemm.py, where the crossovers were measured) that hold a non-zero code,
+// whatever the file's block.
+double group_density(const BlockSparseRows& blocks, size_t channels, size_t depth) {
+  const size_t groups = (depth + 3) / 4, block = blocks.block();
+  std::vector<uint8_t> used(groups);
+  size_t count = 0;
+  for (size_t c = 0; c < channels; ++c) {
+    std::fill(used.begin(), used.end(), uint8_t{0});
+    blocks.for_each(c, [&](size_t k, const int8_t* values) {
+      for (size_t i = 0; i < block; ++i)
+        if (values[i] != 0) used[(k + i) / 4] = 1;
+    });
+    count += static_cast<size_t>(std::count(used.begin(), used.end(), uint8_t{1}));
+  }
+  return static_cast<double>(count) / static_cast<double>(channels * groups);
+}
+
+}  // namespace
+
 std::unique_ptr<Gemm> make_gemm(KernelTable<GemmRow> table, Features features, const QuantizedWeights& w,
                                 const OutputStage& out, bool one_row) {
   const GemmRow& row = select(table, features, w.format, w.depth);
@@ -33,7 +55,7 @@ std::unique_ptr<Gemm> make_gemm(KernelTable<GemmRow> table, Features features, c
   const SparseCrossover& x = dense.sparse_crossover;
   const float crossover = one_row ? std::min(x.at(w.depth, true), x.at(w.depth, false)) : x.at(w.depth, false);
   const BlockSparseRows blocks(w.codes, w.format.block_index, w.channels, w.depth, w.row_length);
-  const double density = static_cast<double>(blocks.blocks() * blocks.block()) / static_cast<double>(w.channels * w.depth);
+  const double density = group_density(blocks, w.channels, w.depth);
   // The densified copy lives only while the dense row packs it (a row that read weights in place,
   // nr = 0, states no crossover below 1).
   if (density <= crossover || dense.tile.nr == 0) return std::make_unique<Gemm>(row, w, out);

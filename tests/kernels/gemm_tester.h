@@ -146,7 +146,8 @@ class GemmTester {
                                                  : codes8.data();
     const PackedWeights packed(row.tile, packed_codes, format, n_, k_, bias.data(), multipliers, scales, row_length);
     const PackedView view = packed.view();
-    std::vector<uint8_t> scratch(packed.scratch_bytes());
+    // Scratch that does not start at 0: a kernel must write what it reads there.
+    std::vector<uint8_t> scratch(packed.scratch_bytes(), 0x5A);
     const size_t tile_end = std::min(tile_end_, view.n_tiles);
     const size_t nr = row.tile.nr ? row.tile.nr : n_;
     const size_t c_begin = std::min(tile_begin_ * nr, n_), c_end = std::min(tile_end * nr, n_);
@@ -305,7 +306,8 @@ class GemmS16Tester {
 
     const PackedWeights packed(row.tile, codes.data(), kWeightsS8, n_, k_, bias.data(), multipliers, scales, k_);
     const PackedView view = packed.view();
-    std::vector<uint8_t> scratch(packed.scratch_bytes());
+    // Scratch that does not start at 0: a kernel must write what it reads there.
+    std::vector<uint8_t> scratch(packed.scratch_bytes(), 0x5A);
     const size_t tile_end = std::min(tile_end_, view.n_tiles);
     const size_t nr = row.tile.nr ? row.tile.nr : n_;
     const size_t c_begin = std::min(tile_begin_ * nr, n_), c_end = std::min(tile_end * nr, n_);

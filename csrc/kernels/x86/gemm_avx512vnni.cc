@@ -114,6 +114,17 @@ template <typename Mac, size_t kTiles>
     acc[0][j] = _mm512_add_epi32(_mm512_add_epi32(c[0][j], c[1][j]), _mm512_add_epi32(c[2][j], c[3][j]));
 }
 
+// acc for `tiles` (1 or 2) column tiles from b and mr prepared rows of a: the one-row kernel for
+// one row, the 8-row tile otherwise.
+template <typename Mac>
+inline void micro(const uint8_t* a, size_t groups, const uint8_t* b, size_t tile_bytes, size_t mr, size_t tiles,
+                  __m512i acc[kMR][2]) {
+  if (mr == 1)
+    tiles == 2 ? micro_row<Mac, 2>(a, groups, b, tile_bytes, acc) : micro_row<Mac, 1>(a, groups, b, tile_bytes, acc);
+  else
+    tiles == 2 ? micro_tile<Mac, 2>(a, groups, b, tile_bytes, acc) : micro_tile<Mac, 1>(a, groups, b, tile_bytes, acc);
+}
+
 // The GemmFn of tables.h for one policy: rows in tiles of 8, column tiles two at a time.
 template <typename Mac>
 void gemm_8x16(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride, void* y,
@@ -134,14 +145,8 @@ void gemm_8x16(const PackedView& w, const OutputStage& out, const uint8_t* x, si
       copy_rows_u8(x + r0 * x_stride, x_stride, mr, kMR, w.k, w.k_pad, scratch);
     }
     for (size_t t = tile_begin; t < tile_end; t += 2) {
-      const uint8_t* b = codes + t * tile_bytes;
       const size_t tiles = tile_end - t >= 2 ? 2 : 1;
-      if (mr == 1)
-        tiles == 2 ? micro_row<Mac, 2>(scratch, groups, b, tile_bytes, acc)
-                   : micro_row<Mac, 1>(scratch, groups, b, tile_bytes, acc);
-      else
-        tiles == 2 ? micro_tile<Mac, 2>(scratch, groups, b, tile_bytes, acc)
-                   : micro_tile<Mac, 1>(scratch, groups, b, tile_bytes, acc);
+      micro<Mac>(scratch, groups, codes + t * tile_bytes, tile_bytes, mr, tiles, acc);
       for (size_t j = 0; j < tiles; ++j) {
         const size_t c = (t + j) * kNR;
         const __mmask16 valid = lanes_below(w.n - c);
@@ -193,8 +198,8 @@ inline void pack_matmul_b(const MatMulParams& p, const uint8_t* b, size_t groups
       for (size_t c = 0; c < kNR; ++c)
         for (size_t j = 0; j < 4; ++j) {
           const size_t col = c0 + c, kk = k0 + j;
-          const uint8_t v = p.transpose_b ? b[col * k + kk] : b[kk * n + col];
-          dst[4 * c + j] = col < n && kk < k ? static_cast<uint8_t>(v ^ 0x80) : 0;
+          dst[4 * c + j] = col < n && kk < k ? static_cast<uint8_t>((p.transpose_b ? b[col * k + kk] : b[kk * n + col]) ^ 0x80)
+                                             : 0;
         }
     }
   }
@@ -235,14 +240,8 @@ void matmul_8x16(const MatMulParams& p, const uint8_t* a, const uint8_t* b, uint
     for (size_t r = 0; r < mr; ++r)
       row_terms[r] = static_cast<int32_t>(0u - zb * static_cast<uint32_t>(row_sum_u8(a + (r0 + r) * k, k)));
     for (size_t t = 0; t < n_tiles; t += 2) {
-      const uint8_t* bt = packed + t * tile_bytes;
       const size_t tiles = n_tiles - t >= 2 ? 2 : 1;
-      if (mr == 1)
-        tiles == 2 ? micro_row<DenseS8, 2>(rows, groups, bt, tile_bytes, acc)
-                   : micro_row<DenseS8, 1>(rows, groups, bt, tile_bytes, acc);
-      else
-        tiles == 2 ? micro_tile<DenseS8, 2>(rows, groups, bt, tile_bytes, acc)
-                   : micro_tile<DenseS8, 1>(rows, groups, bt, tile_bytes, acc);
+      micro<DenseS8>(rows, groups, packed + t * tile_bytes, tile_bytes, mr, tiles, acc);
       for (size_t j = 0; j < tiles; ++j) {
         const size_t c = (t + j) * kNR;
         const __m512i col = _mm512_loadu_si512(col_terms + c);

@@ -1,6 +1,7 @@
 // The activation rows of the x86 GEMMs as their micro-kernels read them (the prepare step of
 // gemm_4x16.h's policies and of the AVX-512 GEMM), and the row term of codes stored with an
-// offset. AVX2 code with internal linkage, included only by ISA-flagged units (gemm_4x16.h).
+// offset. AVX2 code with internal linkage, included only by ISA-flagged units (gemm_4x16.h,
+// gemm_avx512vnni.cc).
 #pragma once
 
 #include <immintrin.h>

@@ -11,7 +11,6 @@
 #include <immintrin.h>
 
 #include <cstring>
-#include <utility>
 
 #include "requant_avx512.h"
 #include "x86_kernels.h"
@@ -37,24 +36,20 @@ void prepare_quads(const uint8_t* x, size_t x_stride, size_t rows, size_t k, siz
 
 // Channel c of the 16 prepared rows: lane r is row r's sum of products (two chains of groups).
 inline __m512i channel_rows(const PackedView& w, const uint8_t* codes, const uint8_t* prep, size_t c) {
-  __m512i a0 = _mm512_setzero_si512(), a1 = a0;
-  auto group = [&](uint32_t g) {
+  // acc + group g's four codes (broadcast) times the 16 rows' quads of its reduction indices.
+  auto mac = [&](__m512i acc, uint32_t g) {
     int32_t quad;
     std::memcpy(&quad, codes + g * kQuad, sizeof quad);
-    return std::make_pair(_mm512_loadu_si512(prep + w.group_k[g] * kRows), _mm512_set1_epi32(quad));
+    return _mm512_dpbusd_epi32(acc, _mm512_loadu_si512(prep + w.group_k[g] * kRows), _mm512_set1_epi32(quad));
   };
+  __m512i a0 = _mm512_setzero_si512(), a1 = a0;
   uint32_t g = w.group_start[c];
   const uint32_t end = w.group_start[c + 1];
   for (; g + 2 <= end; g += 2) {
-    const auto [x0, q0] = group(g);
-    const auto [x1, q1] = group(g + 1);
-    a0 = _mm512_dpbusd_epi32(a0, x0, q0);
-    a1 = _mm512_dpbusd_epi32(a1, x1, q1);
+    a0 = mac(a0, g);
+    a1 = mac(a1, g + 1);
   }
-  if (g < end) {
-    const auto [x0, q0] = group(g);
-    a0 = _mm512_dpbusd_epi32(a0, x0, q0);
-  }
+  if (g < end) a0 = mac(a0, g);
   return _mm512_add_epi32(a0, a1);
 }
 

@@ -1,7 +1,6 @@
 // The output stage of the AVX-512 kernels: requantize() (ref/requant.h) of 16 int32 lanes,
 // bit-exact, the per-channel stage of a PackedView, float outputs and lane masks. Internal
-// linkage, included only by units built with the AVX-512 flags (gemm_avx512vnni.cc,
-// gemm_sparse_avx512vnni.cc, dwconv_avx512vnni.cc).
+// linkage, included only by units built with the AVX-512 flags (the x86/*_avx512vnni.cc kernels).
 #pragma once
 
 #include <immintrin.h>
@@ -14,6 +13,17 @@
 
 namespace intinfer {
 namespace {
+
+// SRDHM of 16 lanes: the low 32 bits of floor((x * m + 2^30) / 2^31), from the 64-bit products of
+// the even lanes and of the odd ones (m_odd: m's odd lanes moved to the even ones, m >> 32 in 64-bit
+// lanes); exact where the result fits int32.
+inline __m512i mul_shift31_avx512(__m512i x, __m512i m, __m512i m_odd) {
+  const __m512i nudge = _mm512_set1_epi64(int64_t{1} << 30);
+  const __m512i even = _mm512_srli_epi64(_mm512_add_epi64(_mm512_mul_epi32(x, m), nudge), 31);
+  // Bits 31-62 of the odd products, moved to the high half of their 64-bit lanes by a shift left by 1.
+  const __m512i odd = _mm512_slli_epi64(_mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), m_odd), nudge), 1);
+  return _mm512_mask_blend_epi32(0xAAAA, even, odd);
+}
 
 // requantize() of 16 int32 lanes, bit-exact: requant_avx2.h's steps on 512 bits, with mask
 // registers for the overflow blend and the rounding. The multipliers and shifts are prepared once
@@ -35,13 +45,7 @@ struct Requant512 {
       const __m512i saturated = _mm512_xor_si512(_mm512_set1_epi32(INT32_MAX), _mm512_srai_epi32(x, 31));
       x = _mm512_mask_blend_epi32(overflow, shifted, saturated);
     }
-    // SRDHM: floor((x * m + 2^30) / 2^31) from the 64-bit products of the even and odd lanes.
-    const __m512i nudge = _mm512_set1_epi64(int64_t{1} << 30);
-    const __m512i even = _mm512_srli_epi64(_mm512_add_epi64(_mm512_mul_epi32(x, multiplier), nudge), 31);
-    // Bits 31-62 of the odd products, moved to the high half of their 64-bit lanes by a shift left by 1.
-    const __m512i odd = _mm512_slli_epi64(
-        _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(x, 32), multiplier_odd), nudge), 1);
-    const __m512i high = _mm512_mask_blend_epi32(0xAAAA, even, odd);
+    const __m512i high = mul_shift31_avx512(x, multiplier, multiplier_odd);
     // Rounding divide by 2^right, ties away from zero.
     const __m512i remainder = _mm512_and_si512(high, remainder_mask);
     const __m512i threshold = _mm512_add_epi32(half_mask, _mm512_srli_epi32(high, 31));

@@ -28,7 +28,6 @@ void layer_norm_rows(const LayerNormParams& p, const LayerNormView& w, const T* 
   const __m512i zp = _mm512_set1_epi32(p.input_zero_point), h = _mm512_set1_epi32(static_cast<int32_t>(p.h));
   const __m512i out_zp = _mm512_set1_epi32(p.out.zero_point);
   const __m512i lo = _mm512_set1_epi32(p.out.act_min), hi = _mm512_set1_epi32(p.out.act_max);
-  const __m512i nudge = _mm512_set1_epi64(int64_t{1} << 30);
   auto mask = [&](size_t c) { return lanes_below(p.h - c); };
   for (size_t r = row_begin; r < row_end; ++r) {
     const T* xr = x + r * p.h;
@@ -55,10 +54,7 @@ void layer_norm_rows(const LayerNormParams& p, const LayerNormView& w, const T* 
     for (size_t c = 0; c < p.h; c += 16) {
       const __mmask16 m = mask(c);
       const __m512i d = _mm512_sub_epi32(_mm512_mullo_epi32(h, load16(xr + c, m, zp)), vsum);
-      const __m512i even = _mm512_srli_epi64(_mm512_add_epi64(_mm512_mul_epi32(d, inv_lo), nudge), 31);
-      const __m512i odd = _mm512_slli_epi64(
-          _mm512_add_epi64(_mm512_mul_epi32(_mm512_srli_epi64(d, 32), _mm512_srli_epi64(inv_lo, 32)), nudge), 1);
-      const __m512i t = _mm512_add_epi32(_mm512_mullo_epi32(d, inv_hi), _mm512_mask_blend_epi32(0xAAAA, even, odd));
+      const __m512i t = _mm512_add_epi32(_mm512_mullo_epi32(d, inv_hi), mul_shift31_avx512(d, inv_lo, inv_lo));
       auto at = [c](const int32_t* a) { return _mm512_loadu_si512(a + c); };
       const Requant512 requant(at(w.multiplier), at(w.left_shift), at(w.right_shift), true);
       __m512i q = requant.apply(_mm512_add_epi32(_mm512_mullo_epi32(t, at(w.sign)), at(w.offset)));

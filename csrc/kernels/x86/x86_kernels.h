@@ -67,7 +67,7 @@ void gemm_u8bs8_8x1c4__avx2(const PackedView& w, const OutputStage& out, const u
 
 // The same on AVX-512 VNNI (gemm_sparse_avx512vnni.cc): uint8 activations as they are by the int8
 // codes, 512-bit vpdpbusd, passes of 16 rows (a group of a channel multiplies all 16 rows' quads
-// at once) or one row (the groups' quads gathered 16 at a time). TileLayout{16, 16, 4, 4, 1, 0}.
+// at once), or one row (eight groups of a channel a step by vpmaddwd). TileLayout{16, 16, 4, 4, 1, 0}.
 void gemm_u8bs8_16x1c4__avx512vnni(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
                                    void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
                                    void* scratch);
