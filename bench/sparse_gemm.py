@@ -10,8 +10,10 @@ random share d of their 1 x 4 blocks (the block the exporter writes, docs/prunin
 zero, and the same codes are timed dense and block-sparse: one-op models timed by the engine's
 own per-op time (`Model.profile`), interleaved in rotating order; a measurement is the median of
 `--runs` calls; the table gives the median over `--rounds` rounds and dense's time over sparse's.
-The density where the ratio crosses 1 is what the exporter's choice (`SPARSE_MAX_DENSITY` in
-intinfer/export/lower.py) is set from.
+The density where the ratio crosses 1 is what each path's crossover (csrc/kernels/tables.cc,
+SparseCrossover: denser weights are densified at load) and the exporter's choice
+(`SPARSE_MAX_DENSITY` in intinfer/export/lower.py, from the AVX2 path) are set from; the sparse
+kernels run here whatever the crossover (INTINFER_SPARSE_KERNELS=always).
 
 Prints markdown to stdout and writes the `sparse-gemm` section of docs/benchmarks.md (not with
 --quick, which runs two small shapes, for CI).
@@ -25,6 +27,9 @@ import sys
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# The sparse kernels even where the path's crossover would densify the weights at load: this is
+# what measures the crossovers (docs/pruning.md).
+os.environ["INTINFER_SPARSE_KERNELS"] = "always"
 
 import numpy as np  # noqa: E402
 

@@ -187,6 +187,24 @@ def test_each_path_picks_sparse_or_dense_kernels_by_its_crossover(rng, index, ci
                 assert cout * cin <= held <= cout * cin + stage, (isa, density, held)
 
 
+def test_sparse_kernels_can_be_kept_and_a_wrong_setting_is_refused(rng, monkeypatch):
+    """INTINFER_SPARSE_KERNELS=always keeps a layer at 30% of its blocks (above the VNNI paths'
+    crossovers) on the sparse kernel of every path (the kernels hold its kept groups, not
+    [cout, cin]) with the same bytes out; another value is refused at load, naming it."""
+    codes = sparse_codes(rng, (64, 1, 1, 256), 4, 0.3)
+    kept = int(np.any(codes.reshape(-1, 4) != 0, axis=1).sum())
+    g = conv_graph(rng, codes, 4)
+    monkeypatch.setenv("INTINFER_SPARSE_KERNELS", "always")
+    check_graph(g, rng.integers(0, 256, (1, 7, 6, 256), dtype=np.uint8), threads=(1,))
+    for isa in ISAS:
+        if isa != "ref":
+            assert load_graph(g, isa=isa).memory()["kernel_weight_bytes"] < 64 * 256, isa
+    assert kept * 8 < 64 * 256
+    monkeypatch.setenv("INTINFER_SPARSE_KERNELS", "sometimes")
+    with pytest.raises(intinfer.ModelError, match="INTINFER_SPARSE_KERNELS='sometimes' is not understood"):
+        load_graph(g)
+
+
 def test_the_sparse_crossovers_of_the_paths():
     """Every path states its crossovers as shares in [0, 1]; the reference always reads the
     sparse weights (its kernels read either form); an unknown path is refused."""

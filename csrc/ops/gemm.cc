@@ -1,10 +1,13 @@
 #include "gemm.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "../kernels/sparse.h"
+#include "intinfer/model.h"
 
 namespace intinfer {
 
@@ -43,12 +46,23 @@ double group_density(const BlockSparseRows& blocks, size_t channels, size_t dept
   return static_cast<double>(count) / static_cast<double>(channels * groups);
 }
 
+// INTINFER_SPARSE_KERNELS=always keeps block-sparse weights on the sparse row whatever the
+// crossover (bench/sparse_gemm.py measures the crossovers so); unset or empty: the crossover.
+bool sparse_kernels_always() {
+  const char* v = std::getenv("INTINFER_SPARSE_KERNELS");
+  if (v == nullptr || *v == '\0') return false;
+  if (std::string(v) == "always") return true;
+  throw ModelError("INTINFER_SPARSE_KERNELS='" + std::string(v) +
+                   "' is not understood: 'always', or unset for each path's crossover");
+}
+
 }  // namespace
 
 std::unique_ptr<Gemm> make_gemm(KernelTable<GemmRow> table, Features features, const QuantizedWeights& w,
                                 const OutputStage& out, bool one_row) {
   const GemmRow& row = select(table, features, w.format, w.depth);
-  if (w.format.layout != WeightFormat::Layout::kBlockSparse) return std::make_unique<Gemm>(row, w, out);
+  if (w.format.layout != WeightFormat::Layout::kBlockSparse || sparse_kernels_always())
+    return std::make_unique<Gemm>(row, w, out);
   WeightFormat dense_format = w.format;
   dense_format.layout = WeightFormat::Layout::kDense;
   const GemmRow& dense = select(table, features, dense_format, w.depth);
