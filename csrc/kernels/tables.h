@@ -38,7 +38,12 @@ using MatMulFn = void (*)(const MatMulParams& p, const uint8_t* a, const uint8_t
 // several rows (tokens, pixels) with a reduction below 96 and from 96. 1: the sparse row always.
 struct SparseCrossover {
   float one_row = 1, shallow = 1, deep = 1;
-  float at(size_t depth, bool one_row_layer) const { return one_row_layer ? one_row : depth < 96 ? shallow : deep; }
+  // A layer's crossover at `depth`; one that may multiply a single row per sample takes the lower
+  // of the one-row and the several-rows crossovers.
+  float at(size_t depth, bool may_be_one_row) const {
+    const float rows = depth < 96 ? shallow : deep;
+    return may_be_one_row && one_row < rows ? one_row : rows;
+  }
 };
 
 // A row of a family with weights: `accepts` the weight format and the reduction depth (k of a

@@ -66,8 +66,7 @@ std::unique_ptr<Gemm> make_gemm(KernelTable<GemmRow> table, Features features, c
   WeightFormat dense_format = w.format;
   dense_format.layout = WeightFormat::Layout::kDense;
   const GemmRow& dense = select(table, features, dense_format, w.depth);
-  const SparseCrossover& x = dense.sparse_crossover;
-  const float crossover = one_row ? std::min(x.at(w.depth, true), x.at(w.depth, false)) : x.at(w.depth, false);
+  const float crossover = dense.sparse_crossover.at(w.depth, one_row);
   const BlockSparseRows blocks(w.codes, w.format.block_index, w.channels, w.depth, w.row_length);
   const double density = group_density(blocks, w.channels, w.depth);
   // The densified copy lives only while the dense row packs it (a row that read weights in place,

@@ -11,12 +11,6 @@
 namespace intinfer {
 namespace {
 
-// One QuantizedMultiplier for every lane.
-Requant512 splat(QuantizedMultiplier q) {
-  return Requant512(_mm512_set1_epi32(q.multiplier), _mm512_set1_epi32(q.shift > 0 ? q.shift : 0),
-                    _mm512_set1_epi32(q.shift > 0 ? 0 : -q.shift), q.shift > 0);
-}
-
 // 16 operand values as int32: uint8 or int32 elements, consecutive or (step 0) one repeated.
 inline __m512i load16(const uint8_t* p, bool wide, size_t step) {
   if (wide) {
@@ -33,7 +27,7 @@ struct Operands {
   Requant512 ma, mb;
   __m512i za, zb;
   explicit Operands(const Params& p)
-      : ma(splat(p.a_multiplier)), mb(splat(p.b_multiplier)), za(_mm512_set1_epi32(p.a_zero_point)),
+      : ma(p.a_multiplier), mb(p.b_multiplier), za(_mm512_set1_epi32(p.a_zero_point)),
         zb(_mm512_set1_epi32(p.b_zero_point)) {}
   __m512i sum(__m512i a, __m512i b) const {
     return _mm512_add_epi32(ma.apply(_mm512_slli_epi32(_mm512_sub_epi32(a, za), Params::kLeftShift)),
@@ -46,7 +40,7 @@ struct Operands {
 void add_u8__avx512vnni(const AddParams& p, const uint8_t* a, size_t a_step, const uint8_t* b, size_t b_step,
                         uint8_t* y, size_t n) {
   const Operands<AddParams> in(p);
-  const Requant512 mo = splat(p.out_multiplier);
+  const Requant512 mo(p.out_multiplier);
   const Narrow512 narrow(p.out);
   for_each_block<16>(n, [&](size_t i) {
     const __m512i sum = in.sum(load16(a + i * a_step, false, a_step), load16(b + i * b_step, false, b_step));
@@ -57,7 +51,7 @@ void add_u8__avx512vnni(const AddParams& p, const uint8_t* a, size_t a_step, con
 void add_wide__avx512vnni(const AddWideParams& p, const void* a, size_t a_step, const void* b, size_t b_step,
                           int32_t* y, size_t n) {
   const Operands<AddWideParams> in(p);
-  const Requant512 mo = splat(p.out_multiplier);
+  const Requant512 mo(p.out_multiplier);
   const __m512i lo = _mm512_set1_epi32(-kWideMax), hi = _mm512_set1_epi32(kWideMax);
   const size_t a_size = p.a_wide ? 4 : 1, b_size = p.b_wide ? 4 : 1;
   const uint8_t *ab = static_cast<const uint8_t*>(a), *bb = static_cast<const uint8_t*>(b);

@@ -134,6 +134,7 @@ void gemm_8x16(const PackedView& w, const OutputStage& out, const uint8_t* x, si
   const size_t groups = w.k_pad / 4;
   const size_t tile_bytes = groups * Mac::kGroupBytes;
   const OutputStage512 stage(w, out);
+  const size_t y_row_bytes = y_stride * (w.output_scales != nullptr ? sizeof(float) : 1);
   __m512i acc[kMR][2];
   int32_t row_term[kMR] = {};
   for (size_t r0 = 0; r0 < rows; r0 += kMR) {
@@ -149,15 +150,12 @@ void gemm_8x16(const PackedView& w, const OutputStage& out, const uint8_t* x, si
       micro<Mac>(scratch, groups, codes + t * tile_bytes, tile_bytes, mr, tiles, acc);
       for (size_t j = 0; j < tiles; ++j) {
         const size_t c = (t + j) * kNR;
-        const __mmask16 valid = lanes_below(w.n - c);
-        auto row_acc = [&](size_t r) { return _mm512_sub_epi32(acc[r][j], _mm512_set1_epi32(row_term[r])); };
-        if (w.output_scales != nullptr) {
-          for (size_t r = 0; r < mr; ++r) store_f32(w, static_cast<float*>(y) + (r0 + r) * y_stride, row_acc(r), c, valid);
-          continue;
-        }
-        const OutputStage512::Channels channels = stage.at(c);
-        for (size_t r = 0; r < mr; ++r)
-          stage.store(static_cast<uint8_t*>(y) + (r0 + r) * y_stride + c, row_acc(r), channels, valid);
+        auto row_acc = [&](size_t r) {
+          if constexpr (Mac::kCodeOffset != 0) return _mm512_sub_epi32(acc[r][j], _mm512_set1_epi32(row_term[r]));
+          return acc[r][j];
+        };
+        stage.store_rows(mr, row_acc, c, lanes_below(w.n - c), static_cast<uint8_t*>(y) + r0 * y_row_bytes,
+                         y_row_bytes);
       }
     }
   }
@@ -205,12 +203,32 @@ inline void pack_matmul_b(const MatMulParams& p, const uint8_t* b, size_t groups
   }
 }
 
+}  // namespace
+
+void gemm_u8s8_8x16c4__avx512vnni(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
+                                  void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
+                                  void* scratch) {
+  gemm_8x16<DenseS8>(w, out, x, x_stride, y, y_stride, rows, tile_begin, tile_end, scratch);
+}
+
+void gemm_u8s4_8x16c4__avx512vnni(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
+                                  void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
+                                  void* scratch) {
+  gemm_8x16<OffsetS4>(w, out, x, x_stride, y, y_stride, rows, tile_begin, tile_end, scratch);
+}
+
+void gemm_u8s2_8x16c4__avx512vnni(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
+                                  void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
+                                  void* scratch) {
+  gemm_8x16<OffsetS2>(w, out, x, x_stride, y, y_stride, rows, tile_begin, tile_end, scratch);
+}
+
 // MATMUL (MatMulFn): sum_k (a - z_a)(b - z_b), with b' = b - 128 and z_b' = z_b - 128, is
 //   sum_k a b'  -  z_b' sum_k a  -  z_a sum_k b'  +  k z_a z_b':
 // the int8 GEMM's tiles of a (uint8 as it is) by b' (packed per call), a term per row and one per
 // column, each exact modulo 2^32 and their sum within int32 (MATMUL's depth limit, ops/matmul.cc).
-void matmul_8x16(const MatMulParams& p, const uint8_t* a, const uint8_t* b, uint8_t* y, size_t row_begin,
-                 size_t row_end, void* scratch) {
+void matmul_u8_8x16c4__avx512vnni(const MatMulParams& p, const uint8_t* a, const uint8_t* b, uint8_t* y,
+                                  size_t row_begin, size_t row_end, void* scratch) {
   const size_t k = p.k, n = p.n, k_pad = (k + 3) / 4 * 4, groups = k_pad / 4, n_tiles = (n + kNR - 1) / kNR;
   const size_t tile_bytes = groups * DenseS8::kGroupBytes;
   // matmul_scratch_bytes' layout: the tiles, an int32 per column, 8 rows.
@@ -228,9 +246,7 @@ void matmul_8x16(const MatMulParams& p, const uint8_t* a, const uint8_t* b, uint
     _mm512_storeu_si512(col_terms + t * kNR,
                         _mm512_sub_epi32(constant, _mm512_mullo_epi32(sum, _mm512_set1_epi32(static_cast<int32_t>(za)))));
   }
-  const bool left = p.multiplier.shift > 0;
-  const Requant512 requant(_mm512_set1_epi32(p.multiplier.multiplier), _mm512_set1_epi32(left ? p.multiplier.shift : 0),
-                           _mm512_set1_epi32(left ? 0 : -p.multiplier.shift), left);
+  const Requant512 requant(p.multiplier);
   const Narrow512 narrow(p.out);
   __m512i acc[kMR][2];
   int32_t row_terms[kMR];
@@ -252,31 +268,6 @@ void matmul_8x16(const MatMulParams& p, const uint8_t* a, const uint8_t* b, uint
       }
     }
   }
-}
-
-}  // namespace
-
-void gemm_u8s8_8x16c4__avx512vnni(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
-                                  void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
-                                  void* scratch) {
-  gemm_8x16<DenseS8>(w, out, x, x_stride, y, y_stride, rows, tile_begin, tile_end, scratch);
-}
-
-void gemm_u8s4_8x16c4__avx512vnni(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
-                                  void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
-                                  void* scratch) {
-  gemm_8x16<OffsetS4>(w, out, x, x_stride, y, y_stride, rows, tile_begin, tile_end, scratch);
-}
-
-void gemm_u8s2_8x16c4__avx512vnni(const PackedView& w, const OutputStage& out, const uint8_t* x, size_t x_stride,
-                                  void* y, size_t y_stride, size_t rows, size_t tile_begin, size_t tile_end,
-                                  void* scratch) {
-  gemm_8x16<OffsetS2>(w, out, x, x_stride, y, y_stride, rows, tile_begin, tile_end, scratch);
-}
-
-void matmul_u8_8x16c4__avx512vnni(const MatMulParams& p, const uint8_t* a, const uint8_t* b, uint8_t* y,
-                                  size_t row_begin, size_t row_end, void* scratch) {
-  matmul_8x16(p, a, b, y, row_begin, row_end, scratch);
 }
 
 }  // namespace intinfer

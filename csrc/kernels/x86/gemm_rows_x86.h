@@ -1,7 +1,7 @@
 // The activation rows of the x86 GEMMs as their micro-kernels read them (the prepare step of
 // gemm_4x16.h's policies and of the AVX-512 GEMM), and the row term of codes stored with an
-// offset. AVX2 code with internal linkage, included only by ISA-flagged units (gemm_4x16.h,
-// gemm_avx512vnni.cc).
+// offset, and the rows' quads of the block-sparse GEMMs. AVX2 code with internal linkage, included
+// only by ISA-flagged units (gemm_4x16.h and the x86 GEMM units).
 #pragma once
 
 #include <immintrin.h>
@@ -40,6 +40,29 @@ inline void flip_rows_u8(const uint8_t* x, size_t x_stride, size_t mr, size_t ti
       for (; i < k; ++i) o[i] = xr[i] ^ 0x80;
     }
     for (; i < k_pad; ++i) o[i] = 0;
+  }
+}
+
+// Rows [0, rows) of x as quads for R rows a pass, the layout of the block-sparse GEMMs: group q
+// of row r at (q * R + r) * 4, each byte x ^ flip (0x80: x - 128 as int8 bits; 0: x as it is);
+// zeros past k and in rows rows..R-1.
+template <size_t R>
+void quads_by_group(const uint8_t* x, size_t x_stride, size_t rows, size_t k, size_t k_pad, uint8_t flip,
+                    uint8_t* prep) {
+  constexpr size_t kQuad = 4;
+  const uint32_t flip4 = flip * 0x01010101u;
+  if (rows < R || k < k_pad) std::memset(prep, 0, k_pad * R);
+  for (size_t r = 0; r < rows; ++r) {
+    const uint8_t* xr = x + r * x_stride;
+    uint8_t* d = prep + r * kQuad;
+    size_t i = 0;
+    for (; i + kQuad <= k; i += kQuad, d += R * kQuad) {
+      uint32_t v;
+      std::memcpy(&v, xr + i, sizeof v);
+      v ^= flip4;
+      std::memcpy(d, &v, sizeof v);
+    }
+    for (; i < k; ++i) prep[(i / kQuad * R + r) * kQuad + i % kQuad] = xr[i] ^ flip;
   }
 }
 

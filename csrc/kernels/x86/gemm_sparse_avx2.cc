@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "gemm_rows_x86.h"
 #include "maddubs_exact.h"
 #include "requant_avx2.h"
 #include "x86_kernels.h"
@@ -24,30 +25,6 @@ namespace intinfer {
 namespace {
 
 constexpr size_t kQuad = 4;  // reduction indices a group
-
-// Four bytes of x flipped to x - 128 (as int8 bits).
-inline uint32_t flipped_quad(const uint8_t* x) {
-  uint32_t v;
-  std::memcpy(&v, x, sizeof v);
-  return v ^ 0x80808080u;
-}
-
-// Rows [0, rows) of x flipped, as quads for R rows a pass: group q of row r at (q * R + r) * 4,
-// zeros past k and in rows rows..R-1.
-template <size_t R>
-void prepare_quads(const uint8_t* x, size_t x_stride, size_t rows, size_t k, size_t k_pad, uint8_t* prep) {
-  if (rows < R || k < k_pad) std::memset(prep, 0, k_pad * R);
-  for (size_t r = 0; r < rows; ++r) {
-    const uint8_t* xr = x + r * x_stride;
-    uint8_t* d = prep + r * kQuad;
-    size_t i = 0;
-    for (; i + kQuad <= k; i += kQuad, d += R * kQuad) {
-      const uint32_t v = flipped_quad(xr + i);
-      std::memcpy(d, &v, sizeof v);
-    }
-    for (; i < k; ++i) prep[(i / kQuad * R + r) * kQuad + i % kQuad] = xr[i] ^ 0x80;
-  }
-}
 
 // Channel c of R <= 8 rows: lane r of the result is row r's sum of products (lanes past R: 0).
 template <size_t R>
@@ -113,7 +90,7 @@ template <size_t R>
 void gemm_rows(const PackedView& w, const OutputStageAvx2& stage, const uint8_t* x, size_t x_stride, void* y,
                size_t y_row_bytes, size_t rows, size_t c_begin, size_t c_end, uint8_t* prep) {
   const auto* codes = static_cast<const uint8_t*>(w.weights);
-  prepare_quads<R>(x, x_stride, rows, w.k, w.k_pad, prep);
+  quads_by_group<R>(x, x_stride, rows, w.k, w.k_pad, 0x80, prep);  // flipped to x - 128
   for (size_t c = c_begin; c < c_end; c += 8) {
     const size_t valid = std::min<size_t>(8, c_end - c);
     __m256i per_channel[8], per_row[8];

@@ -12,6 +12,7 @@
 
 #include <cstring>
 
+#include "gemm_rows_x86.h"
 #include "requant_avx512.h"
 #include "x86_kernels.h"
 
@@ -21,18 +22,6 @@ namespace {
 constexpr size_t kQuad = 4;   // reduction indices a group
 constexpr size_t kRows = 16;  // rows a pass (lanes of a vector)
 constexpr size_t kTile = 16;  // channels a column tile
-
-// Rows [0, rows) of x as quads: group q of row r at (q * 16 + r) * 4; zeros past k and in rows
-// rows..15.
-void prepare_quads(const uint8_t* x, size_t x_stride, size_t rows, size_t k, size_t k_pad, uint8_t* prep) {
-  if (rows < kRows || k < k_pad) std::memset(prep, 0, k_pad * kRows);
-  for (size_t r = 0; r < rows; ++r) {
-    const uint8_t* xr = x + r * x_stride;
-    size_t i = 0;
-    for (; i + kQuad <= k; i += kQuad) std::memcpy(prep + (i * kRows + r * kQuad), xr + i, kQuad);
-    for (; i < k; ++i) prep[(i / kQuad * kRows + r) * kQuad + i % kQuad] = xr[i];
-  }
-}
 
 // Channel c of the 16 prepared rows: lane r is row r's sum of products (two chains of groups).
 inline __m512i channel_rows(const PackedView& w, const uint8_t* codes, const uint8_t* prep, size_t c) {
@@ -79,28 +68,18 @@ void transpose16x16(const __m512i v[16], __m512i out[16]) {
   }
 }
 
-// Row sums of 16 channels [c, c + 16) into the output row y, where `valid` says.
-inline void store_channels(const PackedView& w, const OutputStage512& stage, __m512i acc, size_t c, __mmask16 valid,
-                           void* y) {
-  if (w.output_scales != nullptr)
-    store_f32(w, static_cast<float*>(y), acc, c, valid);
-  else
-    stage.store(static_cast<uint8_t*>(y), acc, c, valid);
-}
-
 // A pass of rows [0, rows <= 16) over the channels [c_begin, c_end); output rows y_row_bytes apart.
 void gemm_rows(const PackedView& w, const OutputStage512& stage, const uint8_t* x, size_t x_stride, void* y,
                size_t y_row_bytes, size_t rows, size_t c_begin, size_t c_end, uint8_t* prep) {
   const auto* codes = static_cast<const uint8_t*>(w.weights);
-  prepare_quads(x, x_stride, rows, w.k, w.k_pad, prep);
+  quads_by_group<kRows>(x, x_stride, rows, w.k, w.k_pad, 0, prep);
   for (size_t c = c_begin; c < c_end; c += kTile) {
     const size_t valid = c_end - c < kTile ? c_end - c : kTile;
     __m512i per_channel[16], per_row[16];
     for (size_t i = 0; i < kTile; ++i)
       per_channel[i] = i < valid ? channel_rows(w, codes, prep, c + i) : _mm512_setzero_si512();
     transpose16x16(per_channel, per_row);
-    for (size_t r = 0; r < rows; ++r)
-      store_channels(w, stage, per_row[r], c, lanes_below(valid), static_cast<uint8_t*>(y) + r * y_row_bytes);
+    stage.store_rows(rows, [&](size_t r) { return per_row[r]; }, c, lanes_below(valid), y, y_row_bytes);
   }
 }
 
@@ -138,7 +117,8 @@ void gemm_one_row(const PackedView& w, const OutputStage512& stage, const uint8_
     const size_t valid = c_end - c < kTile ? c_end - c : kTile;
     alignas(64) int32_t sums[kTile] = {};
     for (size_t i = 0; i < valid; ++i) sums[i] = _mm512_reduce_add_epi32(channel_one_row(w, codes, a, c + i));
-    store_channels(w, stage, _mm512_load_si512(sums), c, lanes_below(valid), y);
+    const __m512i acc = _mm512_load_si512(sums);
+    stage.store_rows(1, [&](size_t) { return acc; }, c, lanes_below(valid), y, 0);
   }
 }
 

@@ -1,5 +1,5 @@
 // The output stage of the AVX-512 kernels: requantize() (ref/requant.h) of 16 int32 lanes,
-// bit-exact, the per-channel stage of a PackedView, float outputs and lane masks. Internal
+// bit-exact, the per-channel stage of a PackedView (uint8 or float outputs) and lane masks. Internal
 // linkage, included only by units built with the AVX-512 flags (the x86/*_avx512vnni.cc kernels).
 #pragma once
 
@@ -37,6 +37,10 @@ struct Requant512 {
       : multiplier(m), multiplier_odd(_mm512_srli_epi64(m, 32)), left(l), right(r),
         remainder_mask(_mm512_sub_epi32(_mm512_sllv_epi32(_mm512_set1_epi32(1), r), _mm512_set1_epi32(1))),
         half_mask(_mm512_srli_epi32(remainder_mask, 1)), with_left_shift(any_left_shift) {}
+  // One QuantizedMultiplier for every lane (requant_avx2.h's Multiplier).
+  explicit Requant512(QuantizedMultiplier q)
+      : Requant512(_mm512_set1_epi32(q.multiplier), _mm512_set1_epi32(q.shift > 0 ? q.shift : 0),
+                   _mm512_set1_epi32(q.shift > 0 ? 0 : -q.shift), q.shift > 0) {}
 
   __m512i apply(__m512i x) const {
     if (with_left_shift) {
@@ -95,18 +99,30 @@ struct OutputStage512 {
     narrow.store(y, ch.requant.apply(_mm512_add_epi32(acc, ch.bias)), valid);
   }
   void store(uint8_t* y, __m512i acc, size_t c, __mmask16 valid) const { store(y + c, acc, at(c), valid); }
+
+  // Channels [c, c + 16) of output rows [0, rows), row r's accumulators acc(r), into y (rows
+  // y_row_bytes apart), where `valid` says: float(acc + bias) * scale where the view has output
+  // scales (one conversion and one multiply, as the reference), else the stage, prepared once for
+  // the rows.
+  template <typename Acc>
+  void store_rows(size_t rows, Acc&& acc, size_t c, __mmask16 valid, void* y, size_t y_row_bytes) const {
+    uint8_t* y8 = static_cast<uint8_t*>(y);
+    if (w.output_scales != nullptr) {
+      const __m512i bias = _mm512_loadu_si512(w.bias + c);
+      const __m512 scale = _mm512_loadu_ps(w.output_scales + c);
+      for (size_t r = 0; r < rows; ++r)
+        _mm512_mask_storeu_ps(reinterpret_cast<float*>(y8 + r * y_row_bytes) + c, valid,
+                              _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(acc(r), bias)), scale));
+      return;
+    }
+    const Channels channels = at(c);
+    for (size_t r = 0; r < rows; ++r) store(y8 + r * y_row_bytes + c, acc(r), channels, valid);
+  }
 };
 
 // The mask of the first min(count, 16) lanes.
 inline __mmask16 lanes_below(size_t count) {
   return count >= 16 ? __mmask16{0xFFFF} : static_cast<__mmask16>((1u << count) - 1);
-}
-
-// float(acc + bias) * scale of 16 channels [c, c + 16), stored where the channel is below n (one
-// conversion and one multiply, as the reference).
-inline void store_f32(const PackedView& w, float* y, __m512i acc, size_t c, __mmask16 valid) {
-  const __m512 v = _mm512_cvtepi32_ps(_mm512_add_epi32(acc, _mm512_loadu_si512(w.bias + c)));
-  _mm512_mask_storeu_ps(y + c, valid, _mm512_mul_ps(v, _mm512_loadu_ps(w.output_scales + c)));
 }
 
 }  // namespace
