@@ -1,11 +1,13 @@
 """Pruning that pays in the engine, measured on real models (docs/pruning.md): all-MiniLM-L6-v2 with
-25% / 50% of its attention heads removed and with 50 / 70 / 90% of the 1 x 4 blocks of its FFN and
-attention projections pruned, and EfficientNet-Lite0 with channel pruning and with sparse 1x1
+25% / 50% of its attention heads removed, with 50% / 70% of its feed-forward units removed, with
+50 / 70 / 90% of the 1 x 4 blocks of its FFN and attention projections pruned and with 70% of the
+blocks of its FFN alone, and EfficientNet-Lite0 with channel pruning and with sparse 1x1
 convolutions; each pruned model fine-tuned by distillation from the unpruned float model (no
 labels), quantized to int8 by intinfer.quantize, written to a .iif file and run by the engine.
 
     python examples/pruning.py [--configs heads50,blocks70,...] [--epochs 2] [--threads 1] [--json r.json] [--plot p.png]
-    python examples/pruning.py --quick       # three configurations, one epoch on tiny data, for CI
+    python examples/pruning.py --quick       # four configurations, one epoch on tiny data, for CI
+    python examples/pruning.py --orderings   # which heads / units to remove, before fine-tuning
 
 MiniLM: distillation text is Debian's `fortunes` package (/usr/share/games/fortunes, thousands of
 quotations; the calibration sentences of tests/data when it is not installed); the loss is
@@ -13,11 +15,13 @@ quotations; the calibration sentences of tests/data when it is not installed); t
 of tests/data/sentences.txt (cosine of the int8 engine's embedding with fp32's) and the 42
 pairs of tests/data/similarity_pairs.tsv (Spearman of the pair cosines with the human scores and
 with fp32's pair cosines). Heads: Michel et al.'s importance (intinfer.prune.head_importance),
-removed globally. Blocks: iterative magnitude pruning of the 36 linear layers of the encoder
-(intinfer.prune.iterative_prune: a round on the cubic schedule per epoch, up to three, a
-distillation epoch after each), masks kept through the fine-tuning. Liu et al.'s check: the 50%-heads architecture
-fine-tuned from its pruned weights against the same architecture trained from a fresh
-initialisation on the same budget.
+removed globally. Feed-forward units: the same importance of each unit's activation
+(intinfer.prune.ffn_importance), removed globally, the FFN matrices shrinking physically.
+Blocks: iterative magnitude pruning of the 36 linear layers of the encoder, or of the 12 FFN
+linears (ffnblocks70) (intinfer.prune.iterative_prune: a round on the cubic schedule per epoch, up
+to three, a distillation epoch after each), masks kept through the fine-tuning. Liu et al.'s
+check: the 50%-heads architecture fine-tuned from its pruned weights against the same
+architecture trained from a fresh initialisation on the same budget.
 
 EfficientNet-Lite0: unlabeled crops of the scikit-image pictures (the example
 efficientnet_lite0.py's), distillation by the KL divergence of softened logits (T = 2), batch
@@ -47,8 +51,8 @@ import torch.nn.functional as F
 import intinfer
 from intinfer.models import Int8SentenceEncoder, MiniLM, quantize_minilm
 from intinfer.models.minilm import PooledEncoder
-from intinfer.prune import channel_importance, head_importance, iterative_prune, prune_channels_by_importance, \
-    prune_heads_by_importance
+from intinfer.prune import (channel_importance, ffn_importance, head_importance, iterative_prune,
+                            prune_channels_by_importance, prune_ffn_by_importance, prune_heads_by_importance)
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from efficientnet_lite0 import CALIBRATION_PICTURES, HELD_OUT_PICTURES, agreement, crops, load_model  # noqa: E402
@@ -57,10 +61,12 @@ from minilm import median_ms  # noqa: E402
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 FORTUNES = Path("/usr/share/games/fortunes")
 MAX_SEQ = 64
-# The configurations, MiniLM's then EfficientNet-Lite0's, and those --quick runs (one epoch, tiny data).
-CONFIGS = ("heads25", "heads50", "fresh50", "blocks50", "blocks70", "blocks90", "channels25", "channels50",
-           "pointwise70", "pointwise90")
-QUICK = ["heads25", "blocks70", "channels25"]
+# The configurations, MiniLM's and EfficientNet-Lite0's, and those --quick runs (one epoch, tiny data).
+MINILM_CONFIGS = ("heads25", "heads50", "fresh50", "ffn50", "ffn70", "blocks50", "blocks70", "blocks90",
+                  "ffnblocks70")
+CNN_CONFIGS = ("channels25", "channels50", "pointwise70", "pointwise90")
+CONFIGS = MINILM_CONFIGS + CNN_CONFIGS
+QUICK = ["heads25", "ffn70", "blocks70", "channels25"]
 
 
 # -- data ----------------------------------------------------------------------------------------
@@ -201,14 +207,24 @@ class MiniLMStudy:
         how = "from a fresh init" if fresh else "fine-tuned"
         self.measure(f"{n} of 72 heads removed ({fraction:.0%}), {how} {epochs} ep", s, time.perf_counter() - t)
 
-    def blocks(self, sparsity: float, epochs: int) -> None:
+    def units(self, fraction: float, epochs: int) -> None:
         t = time.perf_counter()
         s = self.student()
-        layers = [n for n, m in s.named_modules() if n.startswith("layers.") and isinstance(m, torch.nn.Linear)]
+        removed = prune_ffn_by_importance(s, ffn_importance(s, self.train[:8]), fraction=fraction)
+        distill_encoder(s, self.train, self.targets, epochs, self.args.lr)
+        n, total = sum(len(v) for v in removed.values()), 1536 * len(s.layers)
+        self.measure(f"{n} of {total} FFN units removed ({fraction:.0%}), fine-tuned {epochs} ep", s,
+                     time.perf_counter() - t)
+
+    def blocks(self, sparsity: float, epochs: int, ffn_only: bool = False) -> None:
+        t = time.perf_counter()
+        s = self.student()
+        layers = [n for n, m in s.named_modules() if n.startswith("layers.") and isinstance(m, torch.nn.Linear)
+                  and (not ffn_only or n.split(".")[-1] in ("ffn_in", "ffn_out"))]
         prune_in_blocks(s, sparsity, layers, epochs,
                         lambda m, ep, mk: distill_encoder(m, self.train, self.targets, ep, self.args.lr, mk))
-        self.measure(f"{sparsity:.0%} of 1x4 blocks pruned in the encoder, {epochs} ep", s,
-                     time.perf_counter() - t)
+        where = "the FFN" if ffn_only else "the encoder"
+        self.measure(f"{sparsity:.0%} of 1x4 blocks pruned in {where}, {epochs} ep", s, time.perf_counter() - t)
 
     def run(self) -> list:
         e = self.args.epochs
@@ -219,8 +235,10 @@ class MiniLMStudy:
         print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         self.measure("int8, dense (unpruned)", self.student(), 0.0)
         configs = {"heads25": lambda: self.heads(0.25, e), "heads50": lambda: self.heads(0.5, e),
-                   "fresh50": lambda: self.heads(0.5, e, fresh=True), "blocks50": lambda: self.blocks(0.5, e),
-                   "blocks70": lambda: self.blocks(0.7, e), "blocks90": lambda: self.blocks(0.9, e)}
+                   "fresh50": lambda: self.heads(0.5, e, fresh=True), "ffn50": lambda: self.units(0.5, e),
+                   "ffn70": lambda: self.units(0.7, e), "blocks50": lambda: self.blocks(0.5, e),
+                   "blocks70": lambda: self.blocks(0.7, e), "blocks90": lambda: self.blocks(0.9, e),
+                   "ffnblocks70": lambda: self.blocks(0.7, e, ffn_only=True)}
         for name in self.args.configs:
             if name in configs:
                 configs[name]()
@@ -315,6 +333,38 @@ class EfficientNetStudy:
         return self.rows
 
 
+def orderings(quick: bool) -> None:
+    """Which heads and FFN units to remove, before any fine-tuning: Michel et al.'s importance
+    (global and per layer) against the reverse order and random scores (3 draws), on the float
+    all-MiniLM-L6-v2; importance from the 84 pair sentences, embedding cosine with the unpruned
+    model on the held-out sentences."""
+    teacher = MiniLM.from_pretrained().eval()
+    a, b, _ = pairs()
+    batches = token_batches(teacher.tokenizer, list(a) + list(b), 16)
+    held = held_out_sentences()[:8 if quick else None]
+    reference = teacher.embed(held)
+
+    def cosine(scores, prune_by, per_layer: bool, fraction: float) -> np.ndarray:
+        model = copy.deepcopy(teacher)
+        prune_by(model, scores, fraction=fraction, per_layer=per_layer)
+        return (model.embed(held) * reference).sum(1)
+
+    for what, score, prune_by in (("heads", head_importance, prune_heads_by_importance),
+                                  ("FFN units", ffn_importance, prune_ffn_by_importance)):
+        importance = score(PooledEncoder(teacher), batches)
+        print(f"\n| {what} removed | by importance, global | by importance, per layer | reverse | random (3 draws) |")
+        print("|---|---|---|---|---|")
+        for fraction in (0.5,) if quick else (0.25, 0.5, 0.7):
+            cells = [f"{fraction:.0%}"]
+            for scores, per_layer in ((importance, False), (importance, True), (-importance, False)):
+                c = cosine(scores, prune_by, per_layer, fraction)
+                cells.append(f"{c.mean():.3f} (min {c.min():.3f})")
+            draws = [cosine(torch.rand(importance.shape, generator=torch.Generator().manual_seed(seed)), prune_by,
+                            False, fraction).mean() for seed in range(3)]
+            cells.append(", ".join(f"{d:.3f}" for d in draws))
+            print("| " + " | ".join(cells) + " |", flush=True)
+
+
 def plot(rows: list, path: str) -> None:
     """Quality against latency relative to each model's dense int8 row."""
     import matplotlib
@@ -342,7 +392,7 @@ def plot(rows: list, path: str) -> None:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--quick", action="store_true", help="three configurations, one epoch on tiny data, for CI")
+    ap.add_argument("--quick", action="store_true", help="four configurations, one epoch on tiny data, for CI")
     ap.add_argument("--configs", default=",".join(CONFIGS),
                     help=f"the configurations to run, of {','.join(CONFIGS)} (each model's dense int8 row always runs)")
     ap.add_argument("--epochs", type=int, default=2, help="distillation epochs a configuration")
@@ -354,7 +404,13 @@ def main(argv=None) -> int:
     ap.add_argument("--runs", type=int, default=20, help="timed runs a latency")
     ap.add_argument("--json", help="write the rows there")
     ap.add_argument("--plot", help="write the quality / speed-up plot (PNG) there")
+    ap.add_argument("--orderings", action="store_true",
+                    help="instead of the configurations: MiniLM's heads and FFN units removed by importance, in "
+                         "reverse and at random, without fine-tuning")
     args = ap.parse_args(argv)
+    if args.orderings:
+        orderings(args.quick)
+        return 0
     args.configs = QUICK if args.quick else args.configs.split(",")
     unknown = set(args.configs) - set(CONFIGS)
     if unknown:
@@ -363,9 +419,9 @@ def main(argv=None) -> int:
         args.runs, args.epochs = 3, 1
     torch.manual_seed(0)
     rows = []
-    if set(args.configs) & set(CONFIGS[:6]):
+    if set(args.configs) & set(MINILM_CONFIGS):
         rows += MiniLMStudy(args).run()
-    if set(args.configs) & set(CONFIGS[6:]):
+    if set(args.configs) & set(CNN_CONFIGS):
         rows += EfficientNetStudy(args).run()
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))

@@ -16,7 +16,7 @@ import oracle  # noqa: E402
 from conftest import assert_same  # noqa: E402
 from intinfer import distill as D  # noqa: E402
 from intinfer.models.minilm import MiniLM, PooledEncoder, WordPieceTokenizer  # noqa: E402
-from intinfer.prune import magnitude_prune  # noqa: E402
+from intinfer.prune import magnitude_prune, prune_ffn_units, prune_heads  # noqa: E402
 from sample_models import tiny_bert, token_batch  # noqa: E402
 
 
@@ -283,6 +283,12 @@ def test_narrow_slices_the_teachers_weights():
         D.narrow(teacher, 16, intermediate=65)
     with pytest.raises(TypeError, match="MiniLM"):
         D.narrow(nn.Linear(2, 2), 1)
+    for prune, match in ((lambda m: prune_heads(m, {0: [0]}), r"\[3, 4\] heads"),
+                         (lambda m: prune_ffn_units(m, {1: [0]}), r"\[63, 64\] feed-forward units")):
+        pruned = copy.deepcopy(teacher)
+        prune(pruned)
+        with pytest.raises(ValueError, match=match):
+            D.narrow(pruned, 16)
 
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat", "dog", "sat", "on", "mat", "a", ".", "##s",

@@ -1,5 +1,5 @@
 """intinfer.prune's structured pruning (intinfer/prune/structured.py) on tiny random models:
-attention heads of MiniLM and output channels of CNNs removed physically. Each pruned model
+attention heads and feed-forward units of MiniLM and output channels of CNNs removed physically. Each pruned model
 equals the unpruned one with the removed parts gated to zero (an oracle written here, by hooks
 or scaled weights, not by the library's gates), shrinks by the expected shapes and parameters,
 and exports to an .iif that the engine runs bit for bit as tests/oracle.py says."""
@@ -15,9 +15,9 @@ nn = torch.nn
 import intinfer  # noqa: E402
 import oracle  # noqa: E402
 from conftest import assert_same  # noqa: E402
-from intinfer.prune import (channel_importance, head_importance, prune_channels,  # noqa: E402
-                            prune_channels_by_importance, prune_channels_by_norm, prune_heads,
-                            prune_heads_by_importance)
+from intinfer.prune import (channel_importance, ffn_importance, head_importance, prune_channels,  # noqa: E402
+                            prune_channels_by_importance, prune_channels_by_norm, prune_ffn_by_importance,
+                            prune_ffn_units, prune_heads, prune_heads_by_importance)
 from sample_models import tiny_bert, token_batch  # noqa: E402
 
 
@@ -44,42 +44,55 @@ def _batches(n: int = 3, seed: int = 0):
     return [token_batch(3, 9, gen) for _ in range(n)]
 
 
-def _with_heads_gated(model, gates: dict):
-    """A copy of the pooled MiniLM in which head h of layer l has its output multiplied by
-    gates[l][h] (a hook on the context attn_out reads)."""
+def _gated(model, gates: dict, reader: str, width, expand=lambda scale, layer: scale):
+    """A copy of the pooled MiniLM in which part j of what layer l's `reader` module reads (a head,
+    `expand`ed to its head_dim columns, or a feed-forward unit; width(layer) parts) is multiplied
+    by gates[l][j], by a hook."""
     gated = copy.deepcopy(model)
     for l, layer in enumerate(gated.bert.layers):
-        scale = torch.ones(layer.heads, dtype=torch.float64)
-        for h, g in gates.get(l, {}).items():
-            scale[h] = g
+        scale = torch.ones(width(layer), dtype=torch.float64)
+        for j, g in gates.get(l, {}).items():
+            scale[j] = g
 
-        def hook(module, args, scale=scale, d=layer.head_dim):
-            return (args[0] * scale.repeat_interleave(d).to(args[0].dtype),)
+        def hook(module, args, scale=expand(scale, layer)):
+            return (args[0] * scale.to(args[0].dtype),)
 
-        layer.attn_out.register_forward_pre_hook(hook)
+        getattr(layer, reader).register_forward_pre_hook(hook)
     return gated
 
 
+def _with_heads_gated(model, gates: dict):
+    return _gated(model, gates, "attn_out", lambda layer: layer.heads,
+                  lambda scale, layer: scale.repeat_interleave(layer.head_dim))
+
+
+def _with_units_gated(model, gates: dict):
+    return _gated(model, gates, "ffn_out", lambda layer: layer.ffn_out.in_features)
+
+
+def _tanh_loss(seed: int):
+    weights = torch.randn(32, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return lambda output, batch: (torch.tanh(output) * weights).sum(1)
+
+
+def _central_difference(model, with_gated, loss_fn, batches, layer: int, part: int, eps: float = 1e-6):
+    """The mean over the examples of |dL_b/dxi| for part `part` of `layer`, by central
+    differences (float64) of each example's loss with that part scaled by 1 +- eps."""
+    up, down = with_gated(model, {layer: {part: 1 + eps}}), with_gated(model, {layer: {part: 1 - eps}})
+    with torch.no_grad():
+        grads = torch.cat([(loss_fn(up(*b), b) - loss_fn(down(*b), b)) / (2 * eps) for b in batches])
+    return grads.abs().mean()
+
+
 def test_head_importance_is_the_mean_absolute_gate_gradient_per_example():
-    """Against central differences (float64) of each example's loss with one head's output scaled
-    by 1 +- eps: the mean over all examples of |dL_b/dxi|, not |dL/dxi| of batch sums."""
+    """Against central differences of each example's loss with one head's output scaled: the mean
+    over all examples of |dL_b/dxi|, not |dL/dxi| of batch sums."""
     model = tiny_bert(seed=1).double()
-    weights = torch.randn(32, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
-
-    def loss_fn(output, batch):
-        return (torch.tanh(output) * weights).sum(1)
-
-    batches = _batches(2)
+    loss_fn, batches = _tanh_loss(3), _batches(2)
     got = head_importance(model, batches, loss_fn, normalize=False)
     assert got.shape == (2, 4)
-    eps = 1e-6
-    want = torch.zeros(2, 4, dtype=torch.float64)
-    with torch.no_grad():
-        for l in range(2):
-            for h in range(4):
-                up, down = _with_heads_gated(model, {l: {h: 1 + eps}}), _with_heads_gated(model, {l: {h: 1 - eps}})
-                grads = torch.cat([(loss_fn(up(*b), b) - loss_fn(down(*b), b)) / (2 * eps) for b in batches])
-                want[l, h] = grads.abs().mean()
+    want = torch.tensor([[_central_difference(model, _with_heads_gated, loss_fn, batches, l, h) for h in range(4)]
+                         for l in range(2)], dtype=torch.float64)
     assert want.min() > 0
     torch.testing.assert_close(got.double(), want, rtol=1e-4, atol=1e-9)
 
@@ -180,9 +193,24 @@ def test_importance_of_a_pruned_model_is_nan_past_a_layers_heads():
     assert sum(layer.heads for layer in model.bert.layers) == 5
 
 
-def test_pruned_encoder_exports_and_runs_in_the_engine():
-    """Michel-style: importance on data, the lowest quarter of the heads removed globally, then
-    intinfer.quantize with a dynamic batch and sequence; one layer left with a single head."""
+def _heads_down_to_one(model, calib):
+    """Michel-style: the lowest quarter of the heads removed globally, then layer 0 left with one."""
+    prune_heads_by_importance(model, head_importance(model, calib), fraction=0.25)
+    prune_heads(model, {0: list(range(1, model.bert.layers[0].heads))})
+    assert model.bert.layers[0].heads == 1 and sum(layer.heads for layer in model.bert.layers) < 6
+
+
+def _units_and_heads(model, calib):
+    """Half of the feed-forward units by importance, then a quarter of the heads."""
+    prune_ffn_by_importance(model, ffn_importance(model, calib), fraction=0.5)
+    prune_heads_by_importance(model, head_importance(model, calib), fraction=0.25)
+    assert sum(layer.ffn_in.out_features for layer in model.bert.layers) == 64
+
+
+@pytest.mark.parametrize("prune", [_heads_down_to_one, _units_and_heads])
+def test_pruned_encoder_exports_and_runs_in_the_engine(prune):
+    """Pruned on data, then intinfer.quantize with a dynamic batch and sequence: the file smaller
+    than the unpruned model's, the engine bit for bit as the oracle, close to the float model."""
     batch, seq = torch.export.Dim("batch", max=64), torch.export.Dim("seq", max=16)
     calib = _batches(3, seed=7)
 
@@ -191,9 +219,7 @@ def test_pruned_encoder_exports_and_runs_in_the_engine():
 
     model = tiny_bert(seed=3)
     dense = engine_file(model).to_bytes()
-    prune_heads_by_importance(model, head_importance(model, calib), fraction=0.25)
-    prune_heads(model, {0: list(range(1, model.bert.layers[0].heads))})
-    assert model.bert.layers[0].heads == 1 and sum(layer.heads for layer in model.bert.layers) < 6
+    prune(model, calib)
     q = engine_file(model)
     assert len(q.to_bytes()) < len(dense)
     xs = [x.numpy() for x in token_batch(2, 11, torch.Generator().manual_seed(9))]
@@ -202,6 +228,78 @@ def test_pruned_encoder_exports_and_runs_in_the_engine():
     with torch.no_grad():
         ref = model(*(torch.from_numpy(x) for x in xs)).numpy()
     assert np.abs(got - ref).max() < 0.1 * np.abs(ref).max()
+
+
+# ----------------------------------------------------------------------------------------------
+# Feed-forward units
+# ----------------------------------------------------------------------------------------------
+
+def test_unit_importance_is_the_mean_absolute_gate_gradient_per_example():
+    """Against central differences of each example's loss with one unit's activation scaled, for
+    a sample of units of both layers."""
+    model = tiny_bert(seed=4).double()
+    loss_fn, batches = _tanh_loss(6), _batches(2)
+    got = ffn_importance(model, batches, loss_fn, normalize=False)
+    assert got.shape == (2, 64)
+    for l, u in ((0, 0), (0, 17), (0, 63), (1, 5), (1, 40)):
+        want = _central_difference(model, _with_units_gated, loss_fn, batches, l, u)
+        assert want > 0
+        torch.testing.assert_close(got[l, u].double(), want, rtol=1e-4, atol=1e-9)
+    normalized = ffn_importance(model.float(), batches)
+    torch.testing.assert_close(normalized.norm(dim=1), torch.ones(2))
+
+
+def test_pruned_units_equal_the_model_with_those_units_gated_to_zero():
+    model = tiny_bert(seed=5)
+    before = _params(model)
+    drop = {0: [0, 9, 63], 1: list(range(10, 40))}
+    oracle_model = _with_units_gated(model, {l: {u: 0.0 for u in us} for l, us in drop.items()})
+    prune_ffn_units(model, drop)
+    layers = model.bert.layers
+    assert layers[0].ffn_in.weight.shape == (61, 32) and layers[0].ffn_in.bias.shape == (61,)
+    assert layers[0].ffn_out.weight.shape == (32, 61) and layers[1].ffn_out.in_features == 34
+    assert layers[1].ffn_in.out_features == 34 and layers[0].ffn_out.bias.shape == (32,)
+    # Per unit removed: a row of ffn_in (hidden + 1 with its bias) and a column of ffn_out.
+    assert before - _params(model) == 33 * (32 + 1 + 32)
+    with torch.no_grad():
+        for b in _batches(2, seed=5):
+            torch.testing.assert_close(model(*b), oracle_model(*b), rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("units, message", [
+    ({0: list(range(64))}, "layer 0: pruning all 64 of its feed-forward units would leave it no feed-forward block"),
+    ({1: [64]}, "layer 1 .feed-forward units.: index 64 is out of range"),
+    ({1: [2, 2]}, "layer 1 .feed-forward units.: index 2 is listed twice"),
+    ({2: [0]}, "layer 2 does not exist"),
+    ({0: [0], 1: list(range(64))}, "layer 1: pruning all 64"),
+])
+def test_prune_ffn_units_refuses_bad_requests_and_leaves_the_model_as_it_was(units, message):
+    model = tiny_bert()
+    state = _state(model)
+    with pytest.raises(ValueError, match=message):
+        prune_ffn_units(model, units)
+    assert _same_state(model, state) and [layer.ffn_in.out_features for layer in model.bert.layers] == [64, 64]
+    with pytest.raises(TypeError, match="feed-forward unit pruning works on intinfer.models.MiniLM"):
+        ffn_importance(nn.Linear(2, 2), [torch.zeros(2, 2)])
+
+
+def test_unit_selection_global_and_per_layer_and_after_pruning():
+    importance = torch.arange(128, dtype=torch.float32).reshape(2, 64)
+    importance[1, :8] = -1.0  # layer 1's first 8 units are the least important of all
+    model = tiny_bert()
+    assert prune_ffn_by_importance(model, importance, count=10) == {0: [0, 1], 1: list(range(8))}
+    assert [layer.ffn_in.out_features for layer in model.bert.layers] == [62, 56]
+    importance = ffn_importance(model, _batches())
+    assert importance.shape == (2, 62)
+    assert torch.isnan(importance[1, 56:]).all() and torch.isfinite(importance[0]).all()
+    removed = prune_ffn_by_importance(model, importance, fraction=0.5, per_layer=True)
+    assert sum(len(u) for u in removed.values()) == 59
+    assert [layer.ffn_in.out_features for layer in model.bert.layers] == [31, 28]
+    with pytest.raises(ValueError, match="at most 57 can go"):
+        prune_ffn_by_importance(model, ffn_importance(model, _batches()), count=58)
+    with pytest.raises(ValueError, match=r"importance has shape \(2, 64\); the model's feed-forward units need "
+                                         r"\(2, 31\)"):
+        prune_ffn_by_importance(model, torch.zeros(2, 64), count=1)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -72,8 +72,12 @@ def _config(model) -> dict:
     heads = {layer.heads for layer in model.layers}
     if len(heads) != 1:
         raise ValueError(f"the layers have {sorted(heads)} heads: narrow or shrink a model before pruning its heads")
+    units = {layer.ffn_in.out_features for layer in model.layers}
+    if len(units) != 1:
+        raise ValueError(f"the layers have {sorted(units)} feed-forward units: narrow or shrink a model before "
+                         "pruning its units")
     return dict(model.embedding_config(), hidden=model.hidden, layers=len(model.layers), heads=heads.pop(),
-                intermediate=model.layers[0].ffn_in.out_features)
+                intermediate=units.pop())
 
 
 @torch.no_grad()

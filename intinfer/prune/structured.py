@@ -1,12 +1,14 @@
-"""Structured pruning that removes weights physically (docs/pruning.md): attention heads of
-intinfer.models.MiniLM (Michel et al. 2019) and output channels of convolutions (Li et al. 2017),
-leaving a smaller dense model that exports, quantizes and runs like any other.
+"""Structured pruning that removes weights physically (docs/pruning.md): attention heads and
+feed-forward units of intinfer.models.MiniLM (Michel et al. 2019) and output channels of
+convolutions (Li et al. 2017), leaving a smaller dense model that exports, quantizes and runs
+like any other.
 
-Gradient importance is the expected |dL/dxi| of a gate xi that multiplies a head's output, or a
-channel where the next layer reads it, taken at xi = 1 for each example (Michel et al.; for
-channels the first-order Taylor criterion of Molchanov et al. 2017). Without labels the loss is
-contrastive distillation from the unpruned model (`_distillation`): 1 - cosine with the unpruned
-model's own output has a zero gradient at xi = 1, where the two outputs are equal.
+Gradient importance is the expected |dL/dxi| of a gate xi that multiplies a head's output, a
+feed-forward unit's activation, or a channel where the next layer reads it, taken at xi = 1 for
+each example (Michel et al.; for channels the first-order Taylor criterion of Molchanov et al.
+2017). Without labels the loss is contrastive distillation from the unpruned model
+(`_distillation`): 1 - cosine with the unpruned model's own output has a zero gradient at xi = 1,
+where the two outputs are equal.
 """
 
 from __future__ import annotations
@@ -186,16 +188,86 @@ _MPNET_REASON = (
     "with fewer heads would need its own rows of it, which MPNetSelfAttention.forward cannot take")
 
 
-def _encoder(model: torch.nn.Module) -> MiniLM:
+def _encoder(model: torch.nn.Module, what: str = "head") -> MiniLM:
     found = [m for m in model.modules() if isinstance(m, MiniLM)]
     if len(found) == 1:
         return found[0]
     if found:
         raise TypeError(f"{type(model).__name__} holds {len(found)} MiniLM encoders: pass the one to prune")
-    if any(type(m).__name__ == "MPNetSelfAttention" for m in model.modules()):
+    if what == "head" and any(type(m).__name__ == "MPNetSelfAttention" for m in model.modules()):
         raise TypeError(f"head pruning works on intinfer.models.MiniLM; {_MPNET_REASON}")
-    raise TypeError(f"head pruning works on intinfer.models.MiniLM (or a module holding one, such as "
+    raise TypeError(f"{what} pruning works on intinfer.models.MiniLM (or a module holding one, such as "
                     f"PooledEncoder); {type(model).__name__} holds none")
+
+
+def _score_table(scores, normalize: bool) -> torch.Tensor:
+    """Per-layer score vectors as one [layers, widest] table, NaN past a layer's own width; each
+    layer's scores divided by their L2 norm when `normalize`."""
+    scores = list(scores)
+    out = torch.full((len(scores), max(s.numel() for s in scores)), float("nan"))
+    for i, s in enumerate(scores):
+        out[i, : s.numel()] = s / s.norm().clamp_min(1e-20) if normalize else s
+    return out
+
+
+def _layer_request(layers: list, request: dict, count, noun: str, emptied: str, weights: tuple) -> dict:
+    """{layer index: sorted indices to remove} from a request {layer: [indices]} for `noun`s
+    ("heads", "feed-forward units"), count(layer) of them a layer, every part checked before
+    anything changes: a layer or index out of range, an index listed twice, or all of a layer's
+    (`emptied`: what the layer would be left without) raise ValueError naming the layer; the
+    `weights` (module names) of a changed layer must be plain parameters."""
+    plan = {}
+    for layer, drop in request.items():
+        try:
+            i = operator.index(layer)
+        except TypeError:
+            raise ValueError(f"layer {layer!r} is not a layer index") from None
+        if not 0 <= i < len(layers):
+            raise ValueError(f"layer {i} does not exist: the model has layers 0..{len(layers) - 1}")
+        n = count(layers[i])
+        drop = _indices(drop, n, f"layer {i} ({noun})")
+        if len(drop) == n:
+            raise ValueError(f"layer {i}: pruning all {n} of its {noun} would leave it no {emptied}; keep at least one")
+        for name in weights:
+            _check_plain(getattr(layers[i], name), f"layers.{i}.{name}")
+        if drop:
+            plan[i] = drop
+    return plan
+
+
+def _least_important_in_layers(importance, counts: list, fraction, count, per_layer: bool, noun: str,
+                               emptied: str) -> dict:
+    """{layer: sorted indices} of the lowest `importance` scores ([layers, widest]; layer i has
+    counts[i] of them): `count`, or round(fraction * all). Global: over all layers, each keeping its
+    best one; per_layer: that many (a fraction of the layer's own) from every layer."""
+    importance = torch.as_tensor(importance, dtype=torch.float64)
+    if tuple(importance.shape) != (len(counts), max(counts)):
+        raise ValueError(f"importance has shape {tuple(importance.shape)}; the model's {noun} need "
+                         f"({len(counts)}, {max(counts)}) (layers, {noun}): compute it on the model as it is now")
+    for i, c in enumerate(counts):
+        if not torch.isfinite(importance[i, :c]).all():
+            raise ValueError(f"importance of layer {i} is not finite over its {c} {noun}")
+    if per_layer:
+        chosen = {}
+        for i, c in enumerate(counts):
+            k = _count(fraction, count, c)
+            if k >= c:
+                raise ValueError(f"layer {i}: pruning {k} of its {c} {noun} would leave it no {emptied}; "
+                                 "keep at least one")
+            order = sorted(range(c), key=lambda j: (importance[i, j].item(), j))
+            if k:
+                chosen[i] = sorted(order[:k])
+        return chosen
+    k = _count(fraction, count, sum(counts))
+    best = [int(importance[i, :c].argmax()) for i, c in enumerate(counts)]
+    candidates = sorted((importance[i, j].item(), i, j) for i, c in enumerate(counts) for j in range(c) if j != best[i])
+    if k > len(candidates):
+        raise ValueError(f"cannot prune {k} of {sum(counts)} {noun}: each of the {len(counts)} layers keeps "
+                         f"at least one, so at most {len(candidates)} can go")
+    chosen = {}
+    for _, i, j in candidates[:k]:
+        chosen.setdefault(i, []).append(j)
+    return {i: sorted(chosen[i]) for i in sorted(chosen)}
 
 
 def _gate_heads(x: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
@@ -222,11 +294,7 @@ def head_importance(model: torch.nn.Module, batches, loss_fn=None, normalize: bo
     layers = list(encoder.layers)
     sites = {f"layers.{i}.attn_out": (layer.heads, [(layer.attn_out, _gate_heads)]) for i, layer in enumerate(layers)}
     with _eval(model):
-        scores = _gate_importance(model, batches, loss_fn, sites)
-    out = torch.full((len(layers), max(layer.heads for layer in layers)), float("nan"))
-    for i, s in enumerate(scores.values()):
-        out[i, : s.numel()] = s / s.norm().clamp_min(1e-20) if normalize else s
-    return out
+        return _score_table(_gate_importance(model, batches, loss_fn, sites).values(), normalize)
 
 
 def prune_heads(model: torch.nn.Module, heads: dict) -> None:
@@ -235,25 +303,9 @@ def prune_heads(model: torch.nn.Module, heads: dict) -> None:
     (weight and bias), attn_out its input columns, and the layer's `heads` shrinks. The whole
     request is checked first: a layer or head out of range, a head listed twice or all heads of a
     layer raise ValueError naming the layer, and the model is left as it was."""
-    encoder = _encoder(model)
-    layers = list(encoder.layers)
-    plan = {}
-    for layer, drop in heads.items():
-        try:
-            i = operator.index(layer)
-        except TypeError:
-            raise ValueError(f"layer {layer!r} is not a layer index") from None
-        if not 0 <= i < len(layers):
-            raise ValueError(f"layer {i} does not exist: the model has layers 0..{len(layers) - 1}")
-        count = layers[i].heads
-        drop = _indices(drop, count, f"layer {i} (heads)")
-        if len(drop) == count:
-            raise ValueError(f"layer {i}: pruning all {count} of its heads would leave it no attention; "
-                             "keep at least one")
-        for name in ("query", "key", "value", "attn_out"):
-            _check_plain(getattr(layers[i], name), f"layers.{i}.{name}")
-        if drop:
-            plan[i] = drop
+    layers = list(_encoder(model).layers)
+    plan = _layer_request(layers, heads, lambda layer: layer.heads, "heads", "attention",
+                          ("query", "key", "value", "attn_out"))
     for i, drop in plan.items():
         layer = layers[i]
         keep = [h for h in range(layer.heads) if h not in drop]
@@ -278,39 +330,65 @@ def prune_heads_by_importance(model: torch.nn.Module, importance, fraction: floa
     layer it would empty.
 
     Returns {layer: [heads removed]}, numbered as before pruning."""
-    encoder = _encoder(model)
-    counts = [layer.heads for layer in encoder.layers]
-    importance = torch.as_tensor(importance, dtype=torch.float64)
-    if tuple(importance.shape) != (len(counts), max(counts)):
-        raise ValueError(f"importance has shape {tuple(importance.shape)}; the model's heads need "
-                         f"({len(counts)}, {max(counts)}) (layers, heads): compute it on the model as it is now")
-    for i, c in enumerate(counts):
-        if not torch.isfinite(importance[i, :c]).all():
-            raise ValueError(f"importance of layer {i} is not finite over its {c} heads")
-    if per_layer:
-        heads = {}
-        for i, c in enumerate(counts):
-            k = _count(fraction, count, c)
-            if k >= c:
-                raise ValueError(f"layer {i}: pruning {k} of its {c} heads would leave it no attention; "
-                                 "keep at least one")
-            order = sorted(range(c), key=lambda h: (importance[i, h].item(), h))
-            if k:
-                heads[i] = sorted(order[:k])
-    else:
-        k = _count(fraction, count, sum(counts))
-        best = [int(importance[i, :c].argmax()) for i, c in enumerate(counts)]
-        candidates = sorted((importance[i, h].item(), i, h) for i, c in enumerate(counts) for h in range(c)
-                            if h != best[i])
-        if k > len(candidates):
-            raise ValueError(f"cannot prune {k} of {sum(counts)} heads: each of the {len(counts)} layers keeps "
-                             f"at least one, so at most {len(candidates)} can go")
-        heads = {}
-        for _, i, h in candidates[:k]:
-            heads.setdefault(i, []).append(h)
-        heads = {i: sorted(heads[i]) for i in sorted(heads)}
+    counts = [layer.heads for layer in _encoder(model).layers]
+    heads = _least_important_in_layers(importance, counts, fraction, count, per_layer, "heads", "attention")
     prune_heads(model, heads)
     return heads
+
+
+# ----------------------------------------------------------------------------------------------
+# Feed-forward units (MiniLM)
+# ----------------------------------------------------------------------------------------------
+
+def _gate_units(x: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
+    # x [B, S, units], the activations ffn_out reads.
+    return x * gate[:, None, :]
+
+
+def ffn_importance(model: torch.nn.Module, batches, loss_fn=None, normalize: bool = True) -> torch.Tensor:
+    """The importance of every feed-forward unit (a row of ffn_in and the column of ffn_out that
+    reads its GELU): the mean over the examples of |dL/dxi| for a gate xi multiplying the unit's
+    activation, at xi = 1, the model in eval mode (head_importance's criterion, a unit for a head).
+    Arguments as head_importance's. Returns float32 [layers, units]; where layers have been
+    pruned to fewer units than others, the slots past a layer's units are NaN."""
+    layers = list(_encoder(model, "feed-forward unit").layers)
+    sites = {f"layers.{i}.ffn_out": (layer.ffn_out.in_features, [(layer.ffn_out, _gate_units)])
+             for i, layer in enumerate(layers)}
+    with _eval(model):
+        return _score_table(_gate_importance(model, batches, loss_fn, sites).values(), normalize)
+
+
+def prune_ffn_units(model: torch.nn.Module, units: dict) -> None:
+    """Removes feed-forward units physically, in place: {layer index: [unit indices]} (numbered
+    0..units-1 within the layer as it is now). ffn_in loses the units' output rows (weight and
+    bias), ffn_out their input columns: the layer's feed-forward block multiplies fewer units, in
+    every engine path. The whole request is checked first, as prune_heads does: a layer or unit out
+    of range, a unit listed twice or all units of a layer raise ValueError naming the layer, and
+    the model is left as it was."""
+    layers = list(_encoder(model, "feed-forward unit").layers)
+    plan = _layer_request(layers, units, lambda layer: layer.ffn_in.out_features, "feed-forward units",
+                          "feed-forward block", ("ffn_in", "ffn_out"))
+    for i, drop in plan.items():
+        layer = layers[i]
+        keep = torch.tensor([u for u in range(layer.ffn_in.out_features) if u not in drop])
+        _select(layer.ffn_in, "weight", keep, 0)
+        _select(layer.ffn_in, "bias", keep, 0)
+        layer.ffn_in.out_features = keep.numel()
+        _select(layer.ffn_out, "weight", keep, 1)
+        layer.ffn_out.in_features = keep.numel()
+
+
+def prune_ffn_by_importance(model: torch.nn.Module, importance, fraction: float | None = None,
+                            count: int | None = None, per_layer: bool = False) -> dict:
+    """Removes the least important feed-forward units (`importance` from ffn_importance, [layers,
+    units]): `count` units, or round(fraction * units); global (each layer keeps its most important
+    unit) or per_layer, as prune_heads_by_importance. Returns {layer: [units removed]}, numbered as
+    before pruning."""
+    counts = [layer.ffn_in.out_features for layer in _encoder(model, "feed-forward unit").layers]
+    units = _least_important_in_layers(importance, counts, fraction, count, per_layer, "feed-forward units",
+                             "feed-forward block")
+    prune_ffn_units(model, units)
+    return units
 
 
 # ----------------------------------------------------------------------------------------------
