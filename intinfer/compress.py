@@ -243,8 +243,12 @@ class EncoderTask:
         return np.concatenate(out)
 
     def _quality(self, run, model) -> dict:
+        """cosine: only where the model's embedding is as wide as the teacher's (a published
+        student of another width is judged by the pairs alone)."""
         emb = self._embed(run, model, self.held_out)
-        q = {"cosine": float((emb * self.reference["held_out"]).sum(1).mean())}
+        q = {}
+        if emb.shape[1] == self.reference["held_out"].shape[1]:
+            q["cosine"] = float((emb * self.reference["held_out"]).sum(1).mean())
         if self.pairs is not None:
             a, b = (self._embed(run, model, list(s)) for s in self.pairs[:2])
             sims = (a * b).sum(1)

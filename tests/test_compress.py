@@ -99,6 +99,27 @@ def test_the_qat_file_is_what_the_qat_model_computes():
     _assert_engine_is_the_qat_model(result, task.batches(result.model)[:3])
 
 
+def test_a_model_of_another_width_is_judged_by_the_pairs_alone():
+    """A published student narrower than the teacher (all-MiniLM-L6-v2 against all-mpnet-base-v2
+    in the study): no cosine across widths; the pairs' Spearman correlations as numpy computes
+    them from the two models' own similarities."""
+    from scipy.stats import spearmanr
+
+    teacher, task = _teacher(), _task()
+    task.prepare(teacher)
+    narrow = D.narrow(teacher, 16)
+    quality, _ = task.evaluate_float(narrow)
+    assert "cosine" not in quality and "cosine" in task.evaluate_float(teacher)[0]
+
+    def sims(model):
+        a, b = (model.embed(list(s)) for s in task.pairs[:2])
+        return (a * b).sum(1)
+
+    want = sims(narrow)
+    assert quality["spearman_teacher"] == pytest.approx(spearmanr(want, sims(teacher)).statistic, abs=1e-6)
+    assert quality["spearman_human"] == pytest.approx(spearmanr(want, task.pairs[2]).statistic, abs=1e-6)
+
+
 def test_a_transformers_teacher_through_every_stage():
     """MPNet (relative position bias) with its tokenizers.Tokenizer: a 2-layer student with a
     shrunk, factorized vocabulary, pruned and QAT-quantized; the engine computes what the QAT
