@@ -10,7 +10,9 @@ labels), quantized to int8 by intinfer.quantize, written to a .iif file and run 
     python examples/pruning.py --orderings   # which heads / units to remove, before fine-tuning
 
 MiniLM: distillation text is Debian's `fortunes` package (/usr/share/games/fortunes, thousands of
-quotations; the calibration sentences of tests/data when it is not installed); the loss is
+quotations; the calibration sentences of tests/data when it is not installed), or with --corpus
+wordnet the usage examples of Debian's wordnet-base (short everyday English, closer to the
+held-out sentences), or half of each (--corpus both); the loss is
 1 - cosine of the sentence embedding with the unpruned fp32 model's. Held out: the 56 sentences
 of tests/data/sentences.txt (cosine of the int8 engine's embedding with fp32's) and the 42
 pairs of tests/data/similarity_pairs.tsv (Spearman of the pair cosines with the human scores and
@@ -40,6 +42,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -60,6 +63,8 @@ from minilm import median_ms  # noqa: E402
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 FORTUNES = Path("/usr/share/games/fortunes")
+WORDNET = Path("/usr/share/wordnet")
+CORPORA = ("fortunes", "wordnet", "both")
 MAX_SEQ = 64
 # The configurations, MiniLM's and EfficientNet-Lite0's, and those --quick runs (one epoch, tiny data).
 MINILM_CONFIGS = ("heads25", "heads50", "fresh50", "ffn50", "ffn70", "blocks50", "blocks70", "blocks90",
@@ -94,6 +99,35 @@ def training_text(count: int, seed: int = 0) -> list:
     quotes = sorted(set(quotes))
     np.random.default_rng(seed).shuffle(quotes)
     return quotes[:count]
+
+
+def wordnet_examples(count: int, seed: int = 0) -> list:
+    """`count` usage examples of Debian's wordnet-base (the quoted sentences and phrases of
+    WordNet's glosses, 15-200 characters: about 44,000 of short everyday English), shuffled."""
+    files = sorted(WORDNET.glob("data.*"))
+    if not files:
+        raise FileNotFoundError(f"no WordNet data files in {WORDNET}: install Debian's wordnet-base "
+                                "(scripts/setup.sh does)")
+    examples = set()
+    for f in files:
+        for line in f.read_text(encoding="latin-1").splitlines():
+            if "|" in line and not line.startswith(" "):  # a synset; the licence lines start with spaces
+                examples.update(re.findall(r'"([^"]{15,200})"', line.split("|", 1)[1]))
+    examples = sorted(examples)
+    np.random.default_rng(seed).shuffle(examples)
+    return examples[:count]
+
+
+def corpus_text(corpus: str, count: int, seed: int = 0) -> list:
+    """`count` distillation texts of `corpus`: Debian's fortunes, WordNet's usage examples, or
+    half of each ("both"), shuffled."""
+    if corpus == "fortunes":
+        return training_text(count, seed)
+    if corpus == "wordnet":
+        return wordnet_examples(count, seed)
+    texts = training_text(count // 2, seed) + wordnet_examples(count - count // 2, seed)
+    np.random.default_rng(seed).shuffle(texts)
+    return texts
 
 
 def held_out_sentences() -> list:
@@ -150,7 +184,7 @@ class MiniLMStudy:
         self.teacher = MiniLM.from_pretrained().eval()
         self.tok = self.teacher.tokenizer
         count = 16 if args.quick else args.texts
-        self.train = token_batches(self.tok, training_text(count), 16)
+        self.train = token_batches(self.tok, corpus_text(args.corpus, count), 16)
         with torch.no_grad():
             pooled = PooledEncoder(self.teacher).eval()
             self.targets = [pooled(*b) for b in self.train]
@@ -396,7 +430,10 @@ def main(argv=None) -> int:
     ap.add_argument("--configs", default=",".join(CONFIGS),
                     help=f"the configurations to run, of {','.join(CONFIGS)} (each model's dense int8 row always runs)")
     ap.add_argument("--epochs", type=int, default=2, help="distillation epochs a configuration")
-    ap.add_argument("--texts", type=int, default=512, help="MiniLM distillation quotations")
+    ap.add_argument("--texts", type=int, default=512, help="MiniLM distillation texts")
+    ap.add_argument("--corpus", default="fortunes", choices=CORPORA,
+                    help="MiniLM distillation text: Debian's fortunes, WordNet's usage examples (wordnet-base), "
+                         "or both")
     ap.add_argument("--crops", type=int, default=128, help="EfficientNet distillation crops")
     ap.add_argument("--lr", type=float, default=5e-5, help="MiniLM distillation learning rate")
     ap.add_argument("--lr-cnn", type=float, default=1e-4, help="EfficientNet distillation learning rate")

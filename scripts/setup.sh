@@ -8,8 +8,8 @@ SUDO=""
 [ "$(id -u)" = 0 ] || SUDO="sudo"
 # clang + its runtime: the libFuzzer/ASan build of the model reader (tests/test_fuzz.py).
 # Cross compilers + qemu-user: the ARM builds and their tests under emulation (tests/test_arm.py).
-# fortunes: unlabeled English text for the distillation in examples/pruning.py.
-APT_PACKAGES="clang libclang-rt-14-dev g++-aarch64-linux-gnu g++-arm-linux-gnueabihf qemu-user fortunes"
+# fortunes, wordnet-base: unlabeled English text for the distillation in examples/pruning.py.
+APT_PACKAGES="clang libclang-rt-14-dev g++-aarch64-linux-gnu g++-arm-linux-gnueabihf qemu-user fortunes wordnet-base"
 missing=""
 for p in $APT_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then

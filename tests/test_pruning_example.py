@@ -41,3 +41,23 @@ def test_pruning_example_orderings_quick(capsys):
     for _, importance, per_layer, reverse, random in rows:
         assert float(importance.split()[0]) > float(reverse.split()[0])
         assert len(random.split(",")) == 3
+
+
+def test_wordnet_usage_examples_are_distinct_sentences_apart_from_the_held_out_ones():
+    """--corpus wordnet reads the quoted usage examples of WordNet's glosses (Debian's
+    wordnet-base): whole examples, each once, none of the held-out sentences or pairs."""
+    from conftest import load_example
+
+    pruning = load_example("pruning")
+    if not pruning.WORDNET.is_dir():
+        pytest.skip("Debian's wordnet-base is installed by scripts/setup.sh")
+    every = pruning.wordnet_examples(10 ** 6)
+    assert len(every) > 40_000 and len(set(every)) == len(every)
+    assert all(15 <= len(e) <= 200 and '"' not in e for e in every)
+    assert "she is majoring in linguistics" in {e.lower() for e in every}
+    a, b, _ = pruning.pairs()
+    assert not set(every) & (set(pruning.held_out_sentences()) | set(a) | set(b))
+    seeded = pruning.wordnet_examples(100, seed=3)
+    assert seeded == pruning.wordnet_examples(100, seed=3) != pruning.wordnet_examples(100)
+    both = pruning.corpus_text("both", 100)
+    assert len(both) == 100 and len(set(both) & set(every)) == 50
