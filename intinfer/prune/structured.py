@@ -17,6 +17,7 @@ import contextlib
 import functools
 import math
 import operator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -210,64 +211,88 @@ def _score_table(scores, normalize: bool) -> torch.Tensor:
     return out
 
 
-def _layer_request(layers: list, request: dict, count, noun: str, emptied: str, weights: tuple) -> dict:
-    """{layer index: sorted indices to remove} from a request {layer: [indices]} for `noun`s
-    ("heads", "feed-forward units"), count(layer) of them a layer, every part checked before
-    anything changes: a layer or index out of range, an index listed twice, or all of a layer's
-    (`emptied`: what the layer would be left without) raise ValueError naming the layer; the
-    `weights` (module names) of a changed layer must be plain parameters."""
-    plan = {}
-    for layer, drop in request.items():
-        try:
-            i = operator.index(layer)
-        except TypeError:
-            raise ValueError(f"layer {layer!r} is not a layer index") from None
-        if not 0 <= i < len(layers):
-            raise ValueError(f"layer {i} does not exist: the model has layers 0..{len(layers) - 1}")
-        n = count(layers[i])
-        drop = _indices(drop, n, f"layer {i} ({noun})")
-        if len(drop) == n:
-            raise ValueError(f"layer {i}: pruning all {n} of its {noun} would leave it no {emptied}; keep at least one")
-        for name in weights:
-            _check_plain(getattr(layers[i], name), f"layers.{i}.{name}")
-        if drop:
-            plan[i] = drop
-    return plan
+@dataclass(frozen=True)
+class _Parts:
+    """One kind of part of a MiniLM layer that structured pruning removes: what the messages call
+    it (`kind`, plural `noun`, and what a layer left with none would lack), how many a layer has,
+    the modules whose weights change (plain parameters required), and the gate site the importance
+    reads: the first input of `reader`, multiplied per part by `gate`."""
+    kind: str
+    noun: str
+    emptied: str
+    count: Callable
+    weights: tuple
+    reader: str
+    gate: Callable
 
+    def layers(self, model: torch.nn.Module) -> list:
+        return list(_encoder(model, self.kind).layers)
 
-def _least_important_in_layers(importance, counts: list, fraction, count, per_layer: bool, noun: str,
-                               emptied: str) -> dict:
-    """{layer: sorted indices} of the lowest `importance` scores ([layers, widest]; layer i has
-    counts[i] of them): `count`, or round(fraction * all). Global: over all layers, each keeping its
-    best one; per_layer: that many (a fraction of the layer's own) from every layer."""
-    importance = torch.as_tensor(importance, dtype=torch.float64)
-    if tuple(importance.shape) != (len(counts), max(counts)):
-        raise ValueError(f"importance has shape {tuple(importance.shape)}; the model's {noun} need "
-                         f"({len(counts)}, {max(counts)}) (layers, {noun}): compute it on the model as it is now")
-    for i, c in enumerate(counts):
-        if not torch.isfinite(importance[i, :c]).all():
-            raise ValueError(f"importance of layer {i} is not finite over its {c} {noun}")
-    if per_layer:
-        chosen = {}
-        for i, c in enumerate(counts):
-            k = _count(fraction, count, c)
-            if k >= c:
-                raise ValueError(f"layer {i}: pruning {k} of its {c} {noun} would leave it no {emptied}; "
+    def importance(self, model: torch.nn.Module, batches, loss_fn, normalize: bool) -> torch.Tensor:
+        sites = {f"layers.{i}.{self.reader}": (self.count(layer), [(getattr(layer, self.reader), self.gate)])
+                 for i, layer in enumerate(self.layers(model))}
+        with _eval(model):
+            return _score_table(_gate_importance(model, batches, loss_fn, sites).values(), normalize)
+
+    def request(self, layers: list, request: dict) -> dict:
+        """{layer index: sorted indices to remove} from a request {layer: [indices]}, every part
+        checked before anything changes: a layer or index out of range, an index listed twice, or
+        all of a layer's raise ValueError naming the layer; the weights of a changed layer must be
+        plain parameters."""
+        plan = {}
+        for layer, drop in request.items():
+            try:
+                i = operator.index(layer)
+            except TypeError:
+                raise ValueError(f"layer {layer!r} is not a layer index") from None
+            if not 0 <= i < len(layers):
+                raise ValueError(f"layer {i} does not exist: the model has layers 0..{len(layers) - 1}")
+            n = self.count(layers[i])
+            drop = _indices(drop, n, f"layer {i} ({self.noun})")
+            if len(drop) == n:
+                raise ValueError(f"layer {i}: pruning all {n} of its {self.noun} would leave it no {self.emptied}; "
                                  "keep at least one")
-            order = sorted(range(c), key=lambda j: (importance[i, j].item(), j))
-            if k:
-                chosen[i] = sorted(order[:k])
-        return chosen
-    k = _count(fraction, count, sum(counts))
-    best = [int(importance[i, :c].argmax()) for i, c in enumerate(counts)]
-    candidates = sorted((importance[i, j].item(), i, j) for i, c in enumerate(counts) for j in range(c) if j != best[i])
-    if k > len(candidates):
-        raise ValueError(f"cannot prune {k} of {sum(counts)} {noun}: each of the {len(counts)} layers keeps "
-                         f"at least one, so at most {len(candidates)} can go")
-    chosen = {}
-    for _, i, j in candidates[:k]:
-        chosen.setdefault(i, []).append(j)
-    return {i: sorted(chosen[i]) for i in sorted(chosen)}
+            for name in self.weights:
+                _check_plain(getattr(layers[i], name), f"layers.{i}.{name}")
+            if drop:
+                plan[i] = drop
+        return plan
+
+    def least_important(self, model: torch.nn.Module, importance, fraction, count, per_layer: bool) -> dict:
+        """{layer: sorted indices} of the lowest `importance` scores ([layers, widest]): `count`, or
+        round(fraction * all). Global: over all layers, each keeping its best one; per_layer: that
+        many (a fraction of the layer's own) from every layer."""
+        counts = [self.count(layer) for layer in self.layers(model)]
+        importance = torch.as_tensor(importance, dtype=torch.float64)
+        if tuple(importance.shape) != (len(counts), max(counts)):
+            raise ValueError(f"importance has shape {tuple(importance.shape)}; the model's {self.noun} need "
+                             f"({len(counts)}, {max(counts)}) (layers, {self.noun}): compute it on the model as it "
+                             "is now")
+        for i, c in enumerate(counts):
+            if not torch.isfinite(importance[i, :c]).all():
+                raise ValueError(f"importance of layer {i} is not finite over its {c} {self.noun}")
+        if per_layer:
+            chosen = {}
+            for i, c in enumerate(counts):
+                k = _count(fraction, count, c)
+                if k >= c:
+                    raise ValueError(f"layer {i}: pruning {k} of its {c} {self.noun} would leave it no "
+                                     f"{self.emptied}; keep at least one")
+                order = sorted(range(c), key=lambda j: (importance[i, j].item(), j))
+                if k:
+                    chosen[i] = sorted(order[:k])
+            return chosen
+        k = _count(fraction, count, sum(counts))
+        best = [int(importance[i, :c].argmax()) for i, c in enumerate(counts)]
+        candidates = sorted((importance[i, j].item(), i, j) for i, c in enumerate(counts) for j in range(c)
+                            if j != best[i])
+        if k > len(candidates):
+            raise ValueError(f"cannot prune {k} of {sum(counts)} {self.noun}: each of the {len(counts)} layers "
+                             f"keeps at least one, so at most {len(candidates)} can go")
+        chosen = {}
+        for _, i, j in candidates[:k]:
+            chosen.setdefault(i, []).append(j)
+        return {i: sorted(chosen[i]) for i in sorted(chosen)}
 
 
 def _gate_heads(x: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
@@ -275,6 +300,10 @@ def _gate_heads(x: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
     b, s, width = x.shape
     heads = gate.shape[1]
     return (x.reshape(b, s, heads, width // heads) * gate[:, None, :, None]).reshape(b, s, width)
+
+
+_HEADS = _Parts("head", "heads", "attention", lambda layer: layer.heads, ("query", "key", "value", "attn_out"),
+                "attn_out", _gate_heads)
 
 
 def head_importance(model: torch.nn.Module, batches, loss_fn=None, normalize: bool = True) -> torch.Tensor:
@@ -290,11 +319,7 @@ def head_importance(model: torch.nn.Module, batches, loss_fn=None, normalize: bo
 
     Returns float32 [layers, heads]; where layers have been pruned to fewer heads than others, the
     slots past a layer's heads are NaN."""
-    encoder = _encoder(model)
-    layers = list(encoder.layers)
-    sites = {f"layers.{i}.attn_out": (layer.heads, [(layer.attn_out, _gate_heads)]) for i, layer in enumerate(layers)}
-    with _eval(model):
-        return _score_table(_gate_importance(model, batches, loss_fn, sites).values(), normalize)
+    return _HEADS.importance(model, batches, loss_fn, normalize)
 
 
 def prune_heads(model: torch.nn.Module, heads: dict) -> None:
@@ -303,9 +328,8 @@ def prune_heads(model: torch.nn.Module, heads: dict) -> None:
     (weight and bias), attn_out its input columns, and the layer's `heads` shrinks. The whole
     request is checked first: a layer or head out of range, a head listed twice or all heads of a
     layer raise ValueError naming the layer, and the model is left as it was."""
-    layers = list(_encoder(model).layers)
-    plan = _layer_request(layers, heads, lambda layer: layer.heads, "heads", "attention",
-                          ("query", "key", "value", "attn_out"))
+    layers = _HEADS.layers(model)
+    plan = _HEADS.request(layers, heads)
     for i, drop in plan.items():
         layer = layers[i]
         keep = [h for h in range(layer.heads) if h not in drop]
@@ -330,8 +354,7 @@ def prune_heads_by_importance(model: torch.nn.Module, importance, fraction: floa
     layer it would empty.
 
     Returns {layer: [heads removed]}, numbered as before pruning."""
-    counts = [layer.heads for layer in _encoder(model).layers]
-    heads = _least_important_in_layers(importance, counts, fraction, count, per_layer, "heads", "attention")
+    heads = _HEADS.least_important(model, importance, fraction, count, per_layer)
     prune_heads(model, heads)
     return heads
 
@@ -345,17 +368,17 @@ def _gate_units(x: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
     return x * gate[:, None, :]
 
 
+_UNITS = _Parts("feed-forward unit", "feed-forward units", "feed-forward block",
+                lambda layer: layer.ffn_in.out_features, ("ffn_in", "ffn_out"), "ffn_out", _gate_units)
+
+
 def ffn_importance(model: torch.nn.Module, batches, loss_fn=None, normalize: bool = True) -> torch.Tensor:
     """The importance of every feed-forward unit (a row of ffn_in and the column of ffn_out that
     reads its GELU): the mean over the examples of |dL/dxi| for a gate xi multiplying the unit's
     activation, at xi = 1, the model in eval mode (head_importance's criterion, a unit for a head).
     Arguments as head_importance's. Returns float32 [layers, units]; where layers have been
     pruned to fewer units than others, the slots past a layer's units are NaN."""
-    layers = list(_encoder(model, "feed-forward unit").layers)
-    sites = {f"layers.{i}.ffn_out": (layer.ffn_out.in_features, [(layer.ffn_out, _gate_units)])
-             for i, layer in enumerate(layers)}
-    with _eval(model):
-        return _score_table(_gate_importance(model, batches, loss_fn, sites).values(), normalize)
+    return _UNITS.importance(model, batches, loss_fn, normalize)
 
 
 def prune_ffn_units(model: torch.nn.Module, units: dict) -> None:
@@ -365,9 +388,8 @@ def prune_ffn_units(model: torch.nn.Module, units: dict) -> None:
     every engine path. The whole request is checked first, as prune_heads does: a layer or unit out
     of range, a unit listed twice or all units of a layer raise ValueError naming the layer, and
     the model is left as it was."""
-    layers = list(_encoder(model, "feed-forward unit").layers)
-    plan = _layer_request(layers, units, lambda layer: layer.ffn_in.out_features, "feed-forward units",
-                          "feed-forward block", ("ffn_in", "ffn_out"))
+    layers = _UNITS.layers(model)
+    plan = _UNITS.request(layers, units)
     for i, drop in plan.items():
         layer = layers[i]
         keep = torch.tensor([u for u in range(layer.ffn_in.out_features) if u not in drop])
@@ -384,9 +406,7 @@ def prune_ffn_by_importance(model: torch.nn.Module, importance, fraction: float 
     units]): `count` units, or round(fraction * units); global (each layer keeps its most important
     unit) or per_layer, as prune_heads_by_importance. Returns {layer: [units removed]}, numbered as
     before pruning."""
-    counts = [layer.ffn_in.out_features for layer in _encoder(model, "feed-forward unit").layers]
-    units = _least_important_in_layers(importance, counts, fraction, count, per_layer, "feed-forward units",
-                             "feed-forward block")
+    units = _UNITS.least_important(model, importance, fraction, count, per_layer)
     prune_ffn_units(model, units)
     return units
 
