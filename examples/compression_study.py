@@ -141,48 +141,41 @@ def encoder_study(args) -> list:
     names = args.configs or (QUICK_ENCODER if args.quick else None)
     rows = run_configs(TEACHERS[args.teacher], teacher, task, configs, names)
     if args.teacher == "mpnet" and (args.configs is None or REFERENCE in args.configs):
-        rows += reference_rows(teacher, task, rows, args.quick)
+        rows += reference_rows(teacher, task, not rows, args.quick)
     return rows
 
 
 REFERENCE = "reference"
 
 
-def reference_rows(teacher, task, rows: list, quick: bool) -> list:
+def reference_rows(teacher, task, with_teacher: bool, quick: bool) -> list:
     """The published reference point against the all-mpnet-base-v2 teacher: all-MiniLM-L6-v2
     (distilled and trained by its authors, 4.8x fewer parameters) in fp32 on torch, then its int8
     and 4-bit files (post-training, `quantize_minilm`; 4-bit: every linear and both tables) on the
-    engine. Its embedding is 384 wide against the teacher's 768, so the pairs alone judge it
-    (EncoderTask reports no cosine across widths)."""
+    engine; first the teacher's own record `with_teacher`. Its embedding is 384 wide against the
+    teacher's 768, so the pairs alone judge it (EncoderTask reports no cosine across widths)."""
     from intinfer.models import MiniLM, quantize_minilm
 
-    if not rows:
-        task.prepare(teacher)
-        quality, latency = task.evaluate_float(teacher)
-        rows = [{"model": TEACHERS["mpnet"], "config": "teacher", "target": "1x", "stage": "teacher (fp32, torch)",
-                 "bytes": 4 * D.parameter_count(teacher), "ratio": 1.0, "latency_ms": latency, "seconds": 0.0,
-                 **quality}]
-    else:
-        rows = []
     teacher_bytes = 4 * D.parameter_count(teacher)
     student = MiniLM.from_pretrained().eval()
-    quality, latency = task.evaluate_float(student)
-    rows.append({"model": TEACHERS["mpnet"], "config": REFERENCE, "target": "4.8x", "stage": "all-MiniLM-L6-v2 fp32",
-                 "bytes": 4 * D.parameter_count(student), "ratio": teacher_bytes / (4 * D.parameter_count(student)),
-                 "latency_ms": latency, "seconds": 0.0, **quality})
+    parameters = D.parameter_count(student)
+    points = []
+    if with_teacher:
+        task.prepare(teacher)
+        points.append(("teacher", "1x", C.Record("teacher (fp32, torch)", D.parameter_count(teacher), teacher_bytes,
+                                                 1.0, *task.evaluate_float(teacher), 0.0)))
+    points.append((REFERENCE, "4.8x", C.Record("all-MiniLM-L6-v2 fp32", parameters, 4 * parameters,
+                                               teacher_bytes / (4 * parameters), *task.evaluate_float(student), 0.0)))
     calibration = held_out_sentences()[:8] if quick else [s for pair in pairs()[:2] for s in pair]
     four = {f"bert.{n}": 4 for n, m in student.named_modules() if isinstance(m, (torch.nn.Linear, torch.nn.Embedding))}
     for bits, widths in ((8, 8), (4, four)):
         data = quantize_minilm(student, calibration, max_seq=128, weight_bits=widths).to_bytes()
-        quality, latency = task.evaluate_engine(intinfer.load(data, num_threads=task.num_threads), student)
-        rows.append({"model": TEACHERS["mpnet"], "config": f"{REFERENCE}-int{bits}", "target": "-",
-                     "stage": f"all-MiniLM-L6-v2 int{bits} PTQ", "bytes": len(data), "ratio": teacher_bytes / len(data),
-                     "latency_ms": latency, "seconds": 0.0, **quality})
-    for r in rows:
-        print(f"  {r['stage']}: {r['bytes']:,} bytes ({r['ratio']:.1f}x), "
-              + ", ".join(f"{k} {r[k]:.4f}" for k in ("cosine", "spearman_teacher", "spearman_human") if k in r)
-              + f", {r['latency_ms']:.2f} ms", flush=True)
-    return rows
+        engine = intinfer.load(data, num_threads=task.num_threads)
+        points.append((f"{REFERENCE}-int{bits}", "-", C.Record(f"all-MiniLM-L6-v2 int{bits} PTQ", parameters, len(data),
+                                                               teacher_bytes / len(data),
+                                                               *task.evaluate_engine(engine, student), 0.0)))
+    print(f"\n{TEACHERS['mpnet']}, {REFERENCE}:\n{C.Result([r for _, _, r in points]).table()}", flush=True)
+    return [_row(TEACHERS["mpnet"], config, target, record) for config, target, record in points]
 
 
 # -- the digits study ----------------------------------------------------------------------------

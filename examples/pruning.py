@@ -244,9 +244,10 @@ class MiniLMStudy:
     def units(self, fraction: float, epochs: int) -> None:
         t = time.perf_counter()
         s = self.student()
+        total = sum(layer.ffn_in.out_features for layer in s.layers)
         removed = prune_ffn_by_importance(s, ffn_importance(s, self.train[:8]), fraction=fraction)
         distill_encoder(s, self.train, self.targets, epochs, self.args.lr)
-        n, total = sum(len(v) for v in removed.values()), 1536 * len(s.layers)
+        n = sum(len(v) for v in removed.values())
         self.measure(f"{n} of {total} FFN units removed ({fraction:.0%}), fine-tuned {epochs} ep", s,
                      time.perf_counter() - t)
 
