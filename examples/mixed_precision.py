@@ -5,6 +5,7 @@ weights, and at the same sizes the same widths dealt out at random (seeded) and 
 last layers 8-bit, the rest 4" rule (docs/mixed_precision.md, the tables).
 
     python examples/mixed_precision.py [--sensitivity s.json] [--qat-epochs 4] [--qat-texts 2000] [--plot pareto.png]
+    python examples/mixed_precision.py --qat-only --qat-points 8x --qat-epochs 2 --qat-texts 8192 --qat-corpus wordnet
     python examples/mixed_precision.py --latency [--sensitivity s.json]   # under a latency budget
     python examples/mixed_precision.py --group-ranges    # one weight range per group of output rows
     python examples/mixed_precision.py --quick [--latency]   # a few rows, sensitivity of 2 layers, for CI
@@ -16,11 +17,13 @@ from FILE when present and writes it there otherwise (about 23 s a layer on one 
 Calibration: the 168 sentences of the similarity pairs; evaluation: the 56 held-out sentences of
 tests/data/sentences.txt (cosine of the sentence embeddings with fp32's). Embedding tables: 8-bit
 where the budget allows, 4-bit below (Q-BERT keeps them at 8: both are measured at uniform 4).
-With --qat-epochs N, the uniform-4 and Hessian-6x points are also distilled from fp32 by
-quantization-aware training at their widths (qat_minilm, lr 1e-4 annealed to 0 on a cosine, on
-the calibration sentences and --qat-texts M quotations of Debian's fortunes, examples/pruning.py's
-reader: about 35 s an epoch with none, 7 minutes with 2,000). --plot
-draws cosine against size ratio for every row (the Pareto plot of docs/mixed_precision.md).
+With --qat-epochs N, the uniform-4, Hessian-6x and Hessian-8x points are also distilled from fp32
+by quantization-aware training at their widths (qat_minilm, lr 1e-4 annealed to 0 on a cosine, on
+the calibration sentences and --qat-texts M texts of --qat-corpus: Debian's fortunes quotations,
+or WordNet's usage examples, examples/pruning.py's readers; about 35 s an epoch with none, 7
+minutes with 2,000 quotations; --qat-points picks some of them); --qat-only runs those rows alone
+(and the uniform-4 PTQ file that sets the budgets); with --quick, the Hessian row is distilled.
+--plot draws cosine against size ratio for every row (the Pareto plot of docs/mixed_precision.md).
 --latency runs instead the rows under a latency budget (HAWQ-V3's): the uniform 8-, 4- and 2-bit
 files give each Linear layer's engine time at each width (`QuantizedModel.layer_times`, the
 median of 50 runs on one held-out sentence), then `allocate_bits(..., latency_budget=...)` keeps
@@ -61,10 +64,14 @@ from intinfer.hessian import LayerSensitivity, Sensitivity, allocate_bits
 from intinfer.models import Int8SentenceEncoder, MiniLM, qat_minilm, quantize_minilm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pruning import FORTUNES, training_text  # noqa: E402
+from pruning import FORTUNES, WORDNET, corpus_text  # noqa: E402
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 TABLES = ("word_embeddings", "position_embeddings", "token_type_embeddings")
+# MiniLM's QAT text (--qat-corpus): what the rows' labels call it, and the directories it reads.
+QAT_CORPORA = {"fortunes": ("quotations", [FORTUNES]), "wordnet": ("WordNet examples", [WORDNET]),
+               "both": ("quotations and WordNet examples", [FORTUNES, WORDNET])}
+QAT_POINTS = ("uniform4", "6x", "8x")  # MiniLM's points --qat-epochs distils
 QAT_CROPS = 256  # EfficientNet-Lite0's distillation: new crops of the calibration pictures
 
 
@@ -124,19 +131,43 @@ def main(argv=None) -> int:
     ap.add_argument("--sensitivity", help="read (or compute and write) the sensitivity JSON here")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--quick", action="store_true", help="2 rows, 2 layers' sensitivity: seconds, for CI")
-    ap.add_argument("--qat-epochs", type=int, default=0, help="also distil two points by QAT for N epochs (0: no)")
+    ap.add_argument("--qat-epochs", type=int, default=0,
+                    help="also distil the --qat-points by QAT for N epochs (0: no)")
     ap.add_argument("--qat-texts", type=int, default=0,
-                    help="fortunes quotations the QAT distils on besides the calibration sentences (MiniLM)")
+                    help="texts of --qat-corpus the QAT distils on besides the calibration sentences (MiniLM)")
+    ap.add_argument("--qat-corpus", choices=list(QAT_CORPORA),
+                    help="Debian's fortunes quotations (the default), WordNet's usage examples (wordnet-base) or "
+                         "half of each (MiniLM)")
+    ap.add_argument("--qat-only", action="store_true",
+                    help="only the QAT rows (and the uniform-4 file for the budgets; MiniLM)")
+    ap.add_argument("--qat-points",
+                    help=f"the points QAT distils, of {','.join(QAT_POINTS)} (the default: all; MiniLM)")
     ap.add_argument("--plot", help="write the cosine / size-ratio plot (PNG) there")
     ap.add_argument("--latency", action="store_true", help="the rows under a latency budget instead")
     ap.add_argument("--group-ranges", action="store_true", help="the group-wise weight ranges' rows instead")
     args = ap.parse_args(argv)
-    if args.qat_texts and not FORTUNES.is_dir():
-        ap.error(f"--qat-texts reads Debian's fortunes quotations, and {FORTUNES} is missing (apt install fortunes)")
+    if args.qat_epochs < 0 or args.qat_texts < 0:
+        ap.error("--qat-epochs and --qat-texts count epochs and texts: 0 or more")
     if args.model == "effnet":
-        if args.latency or args.group_ranges or args.qat_texts:
-            ap.error("--latency, --group-ranges and --qat-texts are for all-MiniLM-L6-v2 (--model minilm)")
+        if args.latency or args.group_ranges or args.qat_texts or args.qat_only or args.qat_points or args.qat_corpus:
+            ap.error("--latency, --group-ranges, --qat-texts, --qat-corpus, --qat-only and --qat-points are for "
+                     "all-MiniLM-L6-v2 (--model minilm)")
         return effnet_main(args)
+    if (args.qat_texts or args.qat_only or args.qat_points or args.qat_corpus) and not args.qat_epochs:
+        ap.error("--qat-texts, --qat-corpus, --qat-only and --qat-points need --qat-epochs N (N >= 1)")
+    if args.quick and (args.qat_only or args.qat_points):
+        ap.error("--quick distils its own Hessian row; --qat-only and --qat-points are for the full study")
+    if args.qat_only and (args.latency or args.group_ranges):
+        ap.error("--qat-only is the QAT rows of the size study; not with --latency or --group-ranges")
+    args.qat_corpus = args.qat_corpus or "fortunes"
+    noun, sources = QAT_CORPORA[args.qat_corpus]
+    missing = [str(path) for path in sources if not any(path.glob("*"))] if args.qat_texts else []
+    if missing:
+        ap.error(f"--qat-corpus {args.qat_corpus} reads {', '.join(missing)}, missing or empty here (scripts/setup.sh "
+                 "installs Debian's fortunes and wordnet-base)")
+    args.qat_points = args.qat_points.split(",") if args.qat_points else list(QAT_POINTS)
+    if not set(args.qat_points) <= set(QAT_POINTS):
+        ap.error(f"--qat-points {','.join(args.qat_points)}: choose from {','.join(QAT_POINTS)}")
 
     model = MiniLM.from_pretrained()
     calibration, held_out = sentences()
@@ -146,7 +177,9 @@ def main(argv=None) -> int:
     fp32_bytes = 4 * sum(p.numel() for p in model.parameters())
     fp32_embeddings = model.embed(held_out)
     with_prefix = lambda bits: {f"bert.{n}": b for n, b in bits.items()}  # noqa: E731 (PooledEncoder's paths)
-    qat_texts = calibration + (training_text(args.qat_texts) if args.qat_texts else [])
+    extra = corpus_text(args.qat_corpus, args.qat_texts) if args.qat_texts else []
+    qat_texts = calibration + extra
+    qat = f"QAT {args.qat_epochs} epochs" + (f" (+ {len(extra)} {noun})" if extra else "")
 
     rows = []
 
@@ -188,30 +221,35 @@ def main(argv=None) -> int:
         return latency_rows(model, sens, run, params, args.threads, fp32_bytes / 6, args.quick)
     if args.quick:
         run("uniform 8", {}, 8)
-        run("Hessian, 2 layers at 4", allocate_bits(model, sens, sum(params[r.name] for r in sens.layers) / 2,
-                                                    choices=(4, 8)), 8)
+        two = allocate_bits(model, sens, sum(params[r.name] for r in sens.layers) / 2, choices=(4, 8))
+        run("Hessian, 2 layers at 4", two, 8)
+        if args.qat_epochs:
+            run(f"Hessian, 2 layers at 4, {qat}", two, 8, args.qat_epochs)
         return 0
-    run("uniform 8", {}, 8)
-    run("uniform 4, tables 8", {n: 4 for n in layers}, 8)
-    fixed = unallocated_bytes(run("uniform 4, tables 4", {n: 4 for n in layers}, 4)[2], params)
-    run("uniform 2, tables 4", {n: 2 for n in layers}, 4)
-    first_last = {n: 8 if n.startswith(("layers.0.", "layers.5.")) else 4 for n in layers}
-    fl_budget = sum(params[n] * b / 8 for n, b in first_last.items())
-    run("first/last 8, rest 4, tables 4", first_last, 4)
-    hessian = allocate_bits(model, sens, fl_budget)
-    run("Hessian at the first/last size, tables 4", hessian, 4)
-    run("random at the first/last size, tables 4", random_bits(hessian, params, 0), 4)
-    for times in (6, 8, 10):
-        # Linear layers' budget: the weight bytes at `times`, less those no allocation changes.
-        hessian = allocate_bits(model, sens, fp32_bytes / times - fixed)
-        run(f"Hessian {times}x, tables 4", hessian, 4)
-        run(f"random {times}x, tables 4", random_bits(hessian, params, times), 4)
-    if args.qat_epochs:
-        quotes = len(qat_texts) - len(calibration)
-        qat = f"QAT {args.qat_epochs} epochs" + (f" (+ {quotes} quotations)" if quotes else "")
-        run(f"uniform 4, tables 4, {qat}", {n: 4 for n in layers}, 4, args.qat_epochs)
-        run(f"Hessian 6x, tables 4, {qat}",
-            allocate_bits(model, sens, fp32_bytes / 6 - fixed), 4, args.qat_epochs)
+    uniform4 = dict.fromkeys(layers, 4)
+    if not args.qat_only:
+        run("uniform 8", {}, 8)
+        run("uniform 4, tables 8", uniform4, 8)
+    fixed = unallocated_bytes(run("uniform 4, tables 4", uniform4, 4)[2], params)
+    # The Linear layers' budget at `times`: the weight bytes at that ratio, less those no allocation changes.
+    hessian_at = lambda times: allocate_bits(model, sens, fp32_bytes / times - fixed)  # noqa: E731
+    if not args.qat_only:
+        run("uniform 2, tables 4", dict.fromkeys(layers, 2), 4)
+        first_last = {n: 8 if n.startswith(("layers.0.", "layers.5.")) else 4 for n in layers}
+        fl_budget = sum(params[n] * b / 8 for n, b in first_last.items())
+        run("first/last 8, rest 4, tables 4", first_last, 4)
+        hessian = allocate_bits(model, sens, fl_budget)
+        run("Hessian at the first/last size, tables 4", hessian, 4)
+        run("random at the first/last size, tables 4", random_bits(hessian, params, 0), 4)
+        for times in (6, 8, 10):
+            hessian = hessian_at(times)
+            run(f"Hessian {times}x, tables 4", hessian, 4)
+            run(f"random {times}x, tables 4", random_bits(hessian, params, times), 4)
+    for point in args.qat_points if args.qat_epochs else []:
+        if point == "uniform4":
+            run(f"uniform 4, tables 4, {qat}", uniform4, 4, args.qat_epochs)
+        else:
+            run(f"Hessian {point}, tables 4, {qat}", hessian_at(int(point[:-1])), 4, args.qat_epochs)
     if args.plot:
         plot(rows, args.plot, "cosine_mean", "held-out embedding cosine with fp32 (mean)", (0.98, 0.97),
              "all-MiniLM-L6-v2, mixed 2/4/8-bit weights (every point a real .iif run by intinfer)")

