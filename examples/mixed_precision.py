@@ -64,13 +64,12 @@ from intinfer.hessian import LayerSensitivity, Sensitivity, allocate_bits
 from intinfer.models import Int8SentenceEncoder, MiniLM, qat_minilm, quantize_minilm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from pruning import FORTUNES, WORDNET, corpus_text  # noqa: E402
+from pruning import CORPORA, corpus_text  # noqa: E402
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 TABLES = ("word_embeddings", "position_embeddings", "token_type_embeddings")
-# MiniLM's QAT text (--qat-corpus): what the rows' labels call it, and the directories it reads.
-QAT_CORPORA = {"fortunes": ("quotations", [FORTUNES]), "wordnet": ("WordNet examples", [WORDNET]),
-               "both": ("quotations and WordNet examples", [FORTUNES, WORDNET])}
+# What the rows' labels call MiniLM's QAT text (--qat-corpus, one of examples/pruning.py's CORPORA).
+QAT_TEXT_NOUNS = {"fortunes": "quotations", "wordnet": "WordNet examples", "both": "quotations and WordNet examples"}
 QAT_POINTS = ("uniform4", "6x", "8x")  # MiniLM's points --qat-epochs distils
 QAT_CROPS = 256  # EfficientNet-Lite0's distillation: new crops of the calibration pictures
 
@@ -135,7 +134,7 @@ def main(argv=None) -> int:
                     help="also distil the --qat-points by QAT for N epochs (0: no)")
     ap.add_argument("--qat-texts", type=int, default=0,
                     help="texts of --qat-corpus the QAT distils on besides the calibration sentences (MiniLM)")
-    ap.add_argument("--qat-corpus", choices=list(QAT_CORPORA),
+    ap.add_argument("--qat-corpus", choices=list(CORPORA),
                     help="Debian's fortunes quotations (the default), WordNet's usage examples (wordnet-base) or "
                          "half of each (MiniLM)")
     ap.add_argument("--qat-only", action="store_true",
@@ -160,8 +159,7 @@ def main(argv=None) -> int:
     if args.qat_only and (args.latency or args.group_ranges):
         ap.error("--qat-only is the QAT rows of the size study; not with --latency or --group-ranges")
     args.qat_corpus = args.qat_corpus or "fortunes"
-    noun, sources = QAT_CORPORA[args.qat_corpus]
-    missing = [str(path) for path in sources if not any(path.glob("*"))] if args.qat_texts else []
+    missing = [str(path) for path in CORPORA[args.qat_corpus] if not any(path.glob("*"))] if args.qat_texts else []
     if missing:
         ap.error(f"--qat-corpus {args.qat_corpus} reads {', '.join(missing)}, missing or empty here (scripts/setup.sh "
                  "installs Debian's fortunes and wordnet-base)")
@@ -179,7 +177,7 @@ def main(argv=None) -> int:
     with_prefix = lambda bits: {f"bert.{n}": b for n, b in bits.items()}  # noqa: E731 (PooledEncoder's paths)
     extra = corpus_text(args.qat_corpus, args.qat_texts) if args.qat_texts else []
     qat_texts = calibration + extra
-    qat = f"QAT {args.qat_epochs} epochs" + (f" (+ {len(extra)} {noun})" if extra else "")
+    qat = f"QAT {args.qat_epochs} epochs" + (f" (+ {len(extra)} {QAT_TEXT_NOUNS[args.qat_corpus]})" if extra else "")
 
     rows = []
 

@@ -64,7 +64,8 @@ from minilm import median_ms  # noqa: E402
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 FORTUNES = Path("/usr/share/games/fortunes")
 WORDNET = Path("/usr/share/wordnet")
-CORPORA = ("fortunes", "wordnet", "both")
+# The distillation corpora (--corpus) and the directories each reads.
+CORPORA = {"fortunes": (FORTUNES,), "wordnet": (WORDNET,), "both": (FORTUNES, WORDNET)}
 MAX_SEQ = 64
 # The configurations, MiniLM's and EfficientNet-Lite0's, and those --quick runs (one epoch, tiny data).
 MINILM_CONFIGS = ("heads25", "heads50", "fresh50", "ffn50", "ffn70", "blocks50", "blocks70", "blocks90",
@@ -432,7 +433,7 @@ def main(argv=None) -> int:
                     help=f"the configurations to run, of {','.join(CONFIGS)} (each model's dense int8 row always runs)")
     ap.add_argument("--epochs", type=int, default=2, help="distillation epochs a configuration")
     ap.add_argument("--texts", type=int, default=512, help="MiniLM distillation texts")
-    ap.add_argument("--corpus", default="fortunes", choices=CORPORA,
+    ap.add_argument("--corpus", default="fortunes", choices=list(CORPORA),
                     help="MiniLM distillation text: Debian's fortunes, WordNet's usage examples (wordnet-base), "
                          "or both")
     ap.add_argument("--crops", type=int, default=128, help="EfficientNet distillation crops")

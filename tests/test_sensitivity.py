@@ -254,7 +254,7 @@ def test_mixed_precision_example_quick_qat(capsys):
     from conftest import load_example
 
     example = load_example("mixed_precision")
-    if not any(example.WORDNET.glob("data.*")):
+    if not any(load_example("pruning").WORDNET.glob("data.*")):
         pytest.skip("Debian's wordnet-base is installed by scripts/setup.sh")
     argv = ["--quick", "--qat-epochs", "1", "--qat-texts", "16", "--qat-corpus", "wordnet"]
     assert example.main(argv) == 0
@@ -281,7 +281,7 @@ def test_mixed_precision_example_refuses_options(argv, message, capsys, monkeypa
     from conftest import load_example
 
     example = load_example("mixed_precision")
-    monkeypatch.setitem(example.QAT_CORPORA, "wordnet", ("WordNet examples", [tmp_path]))
+    monkeypatch.setitem(example.CORPORA, "wordnet", (tmp_path,))
     with pytest.raises(SystemExit):
         example.main(argv)
     assert message in capsys.readouterr().err
