@@ -239,8 +239,8 @@ def _probe(name, kind, weight, model, batches, references, loss_fn, iterations, 
 
 def perturbation(weight: torch.Tensor, bits: int) -> float:
     """|W - Q_b(W)|^2 under the exporter's per-output-channel symmetric rounding to nearest at
-    `bits` (quant.py: codes within +-weight_qmax(bits), scale max |row| / that; no bias here to
-    raise a scale)."""
+    `bits` (quant.py: codes within +-weight_qmax(bits), scales as channel_scales: max |row| / that,
+    the least-squares ternary scale at 2 bits; no bias here to raise a scale)."""
     w = weight.detach().double().reshape(weight.shape[0], -1).numpy()
     qmax = weight_qmax(bits)
     scales = layer_scales(w, np.zeros(w.shape[0]), 1.0, qmax).astype(np.float64)[:, None]

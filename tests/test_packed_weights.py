@@ -11,7 +11,7 @@ import intinfer
 import oracle
 from conftest import ISAS, assert_same, check_graph, load_graph
 from intinfer.builder import GraphBuilder
-from intinfer.quant import quantize_bias
+from intinfer.quant import channel_scales, layer_scales, quantize_bias, quantize_weights, round_weights
 
 BITS = {"int4": 7, "int2": 1}
 
@@ -152,6 +152,33 @@ class Bag(torch.nn.Module):
 
     def forward(self, ids):
         return torch.relu(self.fc(self.emb(ids)))
+
+
+def test_two_bit_scales_are_the_least_squares_ternary_ones(rng):
+    """At 2 bits each row's scale is the one whose codes {-s, 0, s} come closest to the row in
+    squared error: against every one of the 728 nonzero ternary code vectors of a 6-weight row, each
+    with its own least-squares scale, rounding to nearest with channel_scales' scale reaches the
+    least error. The exporter's scales (layer_scales) and QAT's fake quantization use it; wider
+    widths keep max |row| / qmax; a row of zeros gets 0 (quantize_weights: scale 1)."""
+    from intinfer.qat import _fake_quant_weight
+
+    codes = np.array(np.meshgrid(*[[-1, 0, 1]] * 6)).reshape(6, -1).T.astype(np.float64)
+    codes = codes[np.any(codes != 0, axis=1)]
+    rows = np.concatenate([rng.standard_normal((40, 6)), rng.standard_t(2, (40, 6)), np.ones((1, 6)),
+                           np.array([[5.0, 0, 0, 0, 0, 0], [5.0, 0, 0, 0, 0, -0.1]])])
+    scales = channel_scales(rows, 1)
+    for row, s in zip(rows, scales):
+        least = min(np.sum((row - c @ row / (c @ c) * c) ** 2) for c in codes)
+        got = np.sum((row - round_weights(row[None], np.array([s]), 1)[0] * s) ** 2)
+        assert got <= least + 1e-12 and s <= np.abs(row).max()
+    assert channel_scales(np.array([[-3.0]]), 1).tolist() == [3.0]
+    np.testing.assert_array_equal(layer_scales(rows, np.zeros(len(rows)), 1.0, 1), scales.astype(np.float32))
+    fake = _fake_quant_weight(torch.from_numpy(rows).float(), 1).double().numpy()
+    codes = round_weights(rows.astype(np.float32), scales.astype(np.float32), 1)
+    np.testing.assert_allclose(fake, codes * scales.astype(np.float32)[:, None], rtol=1e-6)
+    np.testing.assert_array_equal(channel_scales(rows, 7), np.abs(rows).max(1) / 7)
+    assert channel_scales(np.zeros((2, 6)), 1).tolist() == [0.0, 0.0]
+    assert quantize_weights(np.zeros((2, 6)), qmax=1)[1].tolist() == [1.0, 1.0]
 
 
 @pytest.mark.parametrize("bits", [{"emb": 4, "fc": 2}, {"emb": 2}, 4])

@@ -37,8 +37,8 @@ from ..export.lower import (SAME_QUANT, Lowering, check_engine_limits, check_wei
                             lut_table, needs_observer, node_bits, quantize_constant, split_residual_norms, wide_bounds,
                             wide_nodes, writes_float)
 from ..export.smoothing import smooth_layer_norms
-from ..quant import (activation_range, layer_scales, quantize_bias, quantize_weights, round_weights, softmax_constants,
-                     weight_qmax)
+from ..quant import (activation_range, channel_scales, layer_scales, quantize_bias, quantize_weights, round_weights,
+                     softmax_constants, weight_qmax)
 from . import integer
 
 __all__ = ["QATConfig", "QATModel", "prepare", "convert"]
@@ -115,8 +115,8 @@ class _NodeState(torch.nn.Module):
 
 def _fake_quant_weight(w: torch.Tensor, qmax: int) -> torch.Tensor:
     """Per-output-channel symmetric fake quantization with a straight-through gradient."""
-    amax = w.detach().reshape(w.shape[0], -1).abs().amax(1)
-    scale = torch.where(amax > 0, amax / qmax, torch.ones_like(amax)).float()
+    scale = torch.from_numpy(channel_scales(w.detach().reshape(w.shape[0], -1).double().numpy(), qmax))
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale)).float()
     return torch.fake_quantize_per_channel_affine(w, scale, torch.zeros_like(scale, dtype=torch.int32), 0, -qmax, qmax)
 
 
