@@ -28,9 +28,11 @@ def channel_scales(rows: np.ndarray, qmax: int) -> np.ndarray:
     C_k^2 / k (C_k the sum of the k largest |w|); rounding to nearest with that s picks those k
     again (it can only lower the error, which is already the least). docs/exporter.md, Weight
     widths."""
-    a = np.abs(np.asarray(rows, np.float64).reshape(len(rows), -1))
-    if qmax != 1 or a.shape[1] == 0:
-        return a.max(axis=1, initial=0.0) / qmax
+    rows = np.asarray(rows)
+    rows = rows.reshape(len(rows), -1)
+    if qmax != 1 or rows.shape[1] == 0:  # the largest |w| is exact in the rows' own dtype: no float64 copy
+        return np.abs(rows).max(axis=1, initial=0).astype(np.float64) / qmax
+    a = np.abs(rows.astype(np.float64))
     top = np.cumsum(-np.sort(-a, axis=1), axis=1)  # C_k, k = 1..K
     k = np.argmax(top * top / np.arange(1, a.shape[1] + 1), axis=1)
     return top[np.arange(len(a)), k] / (k + 1)

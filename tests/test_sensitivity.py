@@ -254,7 +254,7 @@ def test_mixed_precision_example_quick_qat(capsys):
     from conftest import load_example
 
     example = load_example("mixed_precision")
-    if not any(load_example("pruning").WORDNET.glob("data.*")):
+    if not any(path.glob("data.*") for path in example.CORPORA["wordnet"]):
         pytest.skip("Debian's wordnet-base is installed by scripts/setup.sh")
     argv = ["--quick", "--qat-epochs", "1", "--qat-texts", "16", "--qat-corpus", "wordnet"]
     assert example.main(argv) == 0

@@ -115,7 +115,7 @@ class _NodeState(torch.nn.Module):
 
 def _fake_quant_weight(w: torch.Tensor, qmax: int) -> torch.Tensor:
     """Per-output-channel symmetric fake quantization with a straight-through gradient."""
-    scale = torch.from_numpy(channel_scales(w.detach().reshape(w.shape[0], -1).double().numpy(), qmax))
+    scale = torch.from_numpy(channel_scales(w.detach().reshape(w.shape[0], -1).numpy(), qmax))
     scale = torch.where(scale > 0, scale, torch.ones_like(scale)).float()
     return torch.fake_quantize_per_channel_affine(w, scale, torch.zeros_like(scale, dtype=torch.int32), 0, -qmax, qmax)
 
